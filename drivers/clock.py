@@ -1,0 +1,54 @@
+"""The one clock everything waits on: wall time on hardware, virtual time in dry runs.
+
+Both run under trio; a dry run passes ``trio.testing.MockClock(autojump_threshold=0)``, which
+jumps to the next deadline whenever every task waits, so a 1200 h run takes seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import trio
+import trio.testing
+
+
+class Clock(ABC):
+    """Seconds since the run's time origin, and the UTC epoch second of that origin."""
+
+    origin_utc: float
+
+    @abstractmethod
+    def now(self) -> float: ...
+
+    @abstractmethod
+    async def sleep_until(self, t: float) -> None: ...
+
+    def utc(self, t: float) -> float:
+        return self.origin_utc + t
+
+
+class TrioClock(Clock):
+    """Reads trio's clock; call :meth:`start` inside ``trio.run``."""
+
+    def __init__(self, virtual: bool, origin_utc: float | None = None, offset_s: float = 0.0):
+        self.virtual = virtual
+        self.origin_utc = time.time() if origin_utc is None else origin_utc
+        self._offset = offset_s   # a resumed run continues its time base
+        self._t0: float | None = None
+
+    def trio_clock(self) -> trio.abc.Clock | None:
+        return trio.testing.MockClock(autojump_threshold=0) if self.virtual else None
+
+    def start(self) -> None:
+        self._t0 = trio.current_time()
+
+    def now(self) -> float:
+        if self._t0 is None:
+            raise RuntimeError("TrioClock.start() must be called inside trio.run first")
+        return trio.current_time() - self._t0 + self._offset
+
+    async def sleep_until(self, t: float) -> None:
+        if self._t0 is None:
+            raise RuntimeError("TrioClock.start() must be called inside trio.run first")
+        await trio.sleep_until(self._t0 + t - self._offset)

@@ -1,0 +1,162 @@
+"""The hardware abstraction layer: what the sequencer may ask of an instrument.
+
+Instruments run a step on their own where the real ones do (a VSP-300 runs a technique with its
+limits in firmware, a cycler runs its schedule): the shape is start -> poll -> stop. Where an
+instrument has no autonomy (an SMU) its driver ends steps itself behind the same interface.
+
+Methods are synchronous: real drivers block on I/O and the sequencer calls them from a worker
+thread (``blocking_io``); in-process simulators answer at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from drivers.errors import CapabilityError
+from drivers.points import Readout
+from drivers.techniques import Impedance, Technique
+
+
+@dataclass(frozen=True)
+class ChannelCapabilities:
+    """Limits of one channel, read from the instrument where it can say (``channel_info``)."""
+
+    max_current_A: float
+    min_voltage_V: float
+    max_voltage_V: float
+    eis_min_Hz: float | None = None   # None: the channel cannot do impedance
+    eis_max_Hz: float | None = None
+    techniques: frozenset[str] = field(default_factory=frozenset)
+
+    def check(self, technique: Technique) -> None:
+        """Raise :class:`CapabilityError` for what the real channel would refuse."""
+        name = type(technique).__name__
+        if self.techniques and name not in self.techniques:
+            raise CapabilityError(f"{name} is not available on this channel"
+                                  f" (it offers {', '.join(sorted(self.techniques))})")
+        current = getattr(technique, "current_A", None)
+        if current is not None and abs(current) > self.max_current_A:
+            raise CapabilityError(f"current {current:.4g} A exceeds the channel's range of"
+                                  f" +-{self.max_current_A:g} A")
+        for attr in ("voltage_V", "until_voltage_V"):
+            v = getattr(technique, attr, None)
+            if v is not None and not self.min_voltage_V <= v <= self.max_voltage_V:
+                raise CapabilityError(f"{attr} {v:g} V is outside the channel's control range"
+                                      f" {self.min_voltage_V:g}..{self.max_voltage_V:g} V")
+        if isinstance(technique, Impedance):
+            if self.eis_min_Hz is None or self.eis_max_Hz is None:
+                raise CapabilityError("this channel cannot measure impedance")
+            for f in (technique.f_start_Hz, technique.f_end_Hz):
+                if not self.eis_min_Hz <= f <= self.eis_max_Hz:
+                    raise CapabilityError(f"frequency {f:g} Hz is outside the channel's EIS range"
+                                          f" {self.eis_min_Hz:g}..{self.eis_max_Hz:g} Hz")
+
+
+class Channel(ABC):
+    """One independent output of a potentiostat or cycler."""
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> ChannelCapabilities: ...
+
+    @abstractmethod
+    def start(self, technique: Technique) -> None:
+        """Check the technique against the channel and start it; refuse before any output."""
+
+    @abstractmethod
+    def poll(self) -> Readout:
+        """Points recorded since the last poll, and the channel's state."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Output off (open circuit / high impedance). Safe to call at any time, repeatedly."""
+
+
+class MultiChannelInstrument(ABC):
+    """A potentiostat or cycler: explicit open/close, no I/O in the constructor."""
+
+    blocking_io: bool = True
+    model: str = "instrument"
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Turn every output off and release the link."""
+
+    @property
+    @abstractmethod
+    def channel_count(self) -> int: ...
+
+    @abstractmethod
+    def channel(self, index: int) -> Channel:
+        """Channel by 0-based index; :class:`CapabilityError` if there is no such channel."""
+
+    def __enter__(self) -> MultiChannelInstrument:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Potentiostat(MultiChannelInstrument):
+    """Channels that can also measure impedance (VSP-300 style)."""
+
+
+class Cycler(MultiChannelInstrument):
+    """Many galvanostatic/potentiostatic channels, usually without impedance."""
+
+
+class ChamberMode(StrEnum):
+    OFF = "off"
+    STANDBY = "standby"
+    CONSTANT = "constant"
+
+
+@dataclass(frozen=True)
+class ChamberReading:
+    temperature_C: float
+    setpoint_C: float
+    mode: ChamberMode
+    alarms: tuple[str, ...] = ()
+
+
+class Chamber(ABC):
+    """A temperature chamber holding one or more cells."""
+
+    blocking_io: bool = True
+    min_C: float = -40.0
+    max_C: float = 100.0
+
+    @abstractmethod
+    def open(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def set_temperature_C(self, setpoint_C: float) -> None:
+        """Run at constant temperature; :class:`CapabilityError` outside the chamber's range."""
+
+    @abstractmethod
+    def read(self) -> ChamberReading: ...
+
+    @abstractmethod
+    def standby(self) -> None:
+        """The safe state: stop heating and cooling."""
+
+    def check_setpoint(self, setpoint_C: float) -> None:
+        if not self.min_C <= setpoint_C <= self.max_C:
+            raise CapabilityError(f"setpoint {setpoint_C:g} degC is outside the chamber's range"
+                                  f" {self.min_C:g}..{self.max_C:g} degC")
+
+    def __enter__(self) -> Chamber:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,119 @@
+"""Cells as a lab describes them: what they are made of and their geometry."""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, model_validator
+
+from protocols.types import (
+    FROZEN,
+    HOUR_S,
+    Area,
+    ArealMass,
+    Identifier,
+    Length,
+    PositiveCurrent,
+    SpecificCapacity,
+    Temperature,
+    Voltage,
+)
+
+
+class CellKind(StrEnum):
+    BLOCKING = "blocking"          # SS|electrolyte|SS, for conductivity
+    SYMMETRIC_LI = "symmetric_li"  # Li|electrolyte|Li
+    LI_CU = "li_cu"                # Li|electrolyte|Cu, plating efficiency
+    FULL_CELL = "full_cell"        # cathode|electrolyte|Li
+
+
+def _disc_area(area: float | None, diameter: float | None, where: str) -> float:
+    if (area is None) == (diameter is None):
+        raise ValueError(f"give exactly one of {where}area or {where}diameter")
+    return area if area is not None else math.pi * (diameter / 2) ** 2
+
+
+class Cathode(BaseModel):
+    """The cathode disc of a full cell; its mass and specific capacity define 1C."""
+
+    model_config = FROZEN
+    material: str = Field(min_length=1, max_length=64)
+    loading: ArealMass
+    area: Area | None = None
+    diameter: Length | None = None
+    specific_capacity: SpecificCapacity
+
+    @model_validator(mode="after")
+    def _one_geometry(self) -> Cathode:
+        _disc_area(self.area, self.diameter, "")
+        return self
+
+    @property
+    def area_m2(self) -> float:
+        return _disc_area(self.area, self.diameter, "")
+
+    @property
+    def active_mass_kg(self) -> float:
+        return self.loading * self.area_m2
+
+    @property
+    def capacity_Ah(self) -> float:
+        """Nominal 1C capacity: specific capacity (A s/kg) x active mass, in Ah."""
+        return self.specific_capacity * self.active_mass_kg / HOUR_S
+
+
+class Limits(BaseModel):
+    """Safety limits checked on every point, independent of how steps end."""
+
+    model_config = FROZEN
+    max_voltage: Voltage | None = None
+    min_voltage: Voltage | None = None
+    max_current: PositiveCurrent | None = None
+    max_temperature: Temperature | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        if (self.max_voltage is not None and self.min_voltage is not None
+                and self.min_voltage >= self.max_voltage):
+            raise ValueError("min_voltage must be below max_voltage")
+        return self
+
+
+class Cell(BaseModel):
+    """One cell on the bench. ``thickness`` and area/diameter describe the electrolyte membrane."""
+
+    model_config = FROZEN
+    id: Identifier
+    kind: CellKind
+    electrolyte: str = Field(min_length=1, max_length=64)
+    thickness: Length
+    area: Area | None = None
+    diameter: Length | None = None
+    cathode: Cathode | None = None
+    anode: str = "Li"
+    limits: Limits = Limits()
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _geometry_and_cathode(self) -> Cell:
+        _disc_area(self.area, self.diameter, "")
+        if self.kind is CellKind.FULL_CELL and self.cathode is None:
+            raise ValueError("a full_cell needs a cathode (material, loading, diameter or area,"
+                             " specific_capacity)")
+        if self.kind is not CellKind.FULL_CELL and self.cathode is not None:
+            raise ValueError(f"a {self.kind.value} cell has no cathode; remove the cathode block")
+        return self
+
+    @property
+    def membrane_area_m2(self) -> float:
+        return _disc_area(self.area, self.diameter, "")
+
+    @property
+    def electrode_area_m2(self) -> float:
+        """The area a current density refers to: the cathode for full cells, else the membrane."""
+        return self.cathode.area_m2 if self.cathode else self.membrane_area_m2
+
+    @property
+    def capacity_Ah(self) -> float | None:
+        return self.cathode.capacity_Ah if self.cathode else None

@@ -1,0 +1,39 @@
+"""What every step shares: frozen, no unknown keys, where it runs in a loop, how it resumes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from protocols.types import FROZEN, Duration, PositiveCurrent, PositiveVoltage
+
+DEFAULT_RECORD_EVERY_S = 10.0
+
+#: After an interruption: run the remaining time, start the step again, or go to the next step.
+#: Unset, the executor continues time-based steps and restarts limit-terminated ones.
+ResumePolicy = Literal["continue", "restart", "skip"]
+
+
+class StepBase(BaseModel):
+    model_config = FROZEN
+    label: str = Field(default="", max_length=200)
+    every: int | None = Field(default=None, ge=1, le=100_000,
+                              description="inside a loop: run on iterations 1, 1+N, 1+2N, ...")
+    on_resume: ResumePolicy | None = None
+
+
+class RecordingStep(StepBase):
+    """A step that records a time series. A point is kept every ``record_every`` and, where
+    given, whenever V moved by ``record_dV`` or I by ``record_dI`` (as EC-Lab does)."""
+
+    record_every: Duration = DEFAULT_RECORD_EVERY_S
+    record_dV: PositiveVoltage | None = None
+    record_dI: PositiveCurrent | None = None
+
+    @model_validator(mode="after")
+    def _sensible_recording(self) -> RecordingStep:
+        duration = getattr(self, "duration", None)
+        if duration is not None and self.record_every > duration:
+            raise ValueError("record_every is longer than the step's duration")
+        return self

@@ -1,0 +1,106 @@
+"""Annotated field types: a string with a unit in the file, an SI float in the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from protocols.units import _EXAMPLES, CRate, UnitError, parse_c_rate, parse_quantity
+
+HOUR_S = 3600.0
+
+
+def _quantity(dimension: str, *, positive: bool = False, nonnegative: bool = False) -> Any:
+    def validate(value: object) -> float:
+        si = parse_quantity(value, dimension)
+        if positive and si <= 0:
+            raise UnitError(f"must be greater than zero, got {value!r}")
+        if nonnegative and si < 0:
+            raise UnitError(f"must not be negative, got {value!r}")
+        return si
+
+    schema = {"type": "string", "examples": [_EXAMPLES[dimension]],
+              "description": f"{dimension.replace('_', ' ')} with its unit"}
+    return Annotated[float, BeforeValidator(validate), WithJsonSchema(schema)]
+
+
+Duration = _quantity("time", positive=True)
+Frequency = _quantity("frequency", positive=True)
+Voltage = _quantity("voltage")
+PositiveVoltage = _quantity("voltage", positive=True)
+Length = _quantity("length", positive=True)
+Area = _quantity("area", positive=True)
+Temperature = _quantity("temperature", positive=True)  # kelvin, so > 0 K
+TemperatureDifference = _quantity("temperature_difference", positive=True)
+ArealMass = _quantity("areal_mass", positive=True)
+SpecificCapacity = _quantity("specific_capacity", positive=True)
+PositiveCurrent = _quantity("current", positive=True)
+PositiveCurrentDensity = _quantity("current_density", positive=True)
+ScanRate = _quantity("scan_rate", positive=True)
+Fraction = _quantity("fraction", positive=True)
+
+
+@dataclass(frozen=True)
+class CurrentSetpoint:
+    """A current as written: absolute (A), per area (A/m^2) or a C-rate, resolved per cell."""
+
+    kind: Literal["current", "density", "c_rate"]
+    value: float  # A, A/m^2 or multiples of 1C
+
+    def to_amps(self, area_m2: float, capacity_Ah: float | None) -> float:
+        if self.kind == "current":
+            return self.value
+        if self.kind == "density":
+            return self.value * area_m2
+        if capacity_Ah is None:
+            raise ValueError("a C-rate needs a cell with a cathode capacity")
+        return self.value * capacity_Ah
+
+    def __str__(self) -> str:
+        if self.kind == "c_rate":
+            return str(CRate(self.value))
+        if self.kind == "density":
+            return f"{self.value / 10:g} mA/cm^2"
+        return f"{self.value * 1e3:g} mA"
+
+
+def _current_setpoint(value: object) -> CurrentSetpoint:
+    if isinstance(value, CurrentSetpoint):
+        return value
+    if isinstance(value, str):
+        rate = parse_c_rate(value)
+        if rate is not None:
+            return CurrentSetpoint("c_rate", rate.rate)
+        try:
+            density = parse_quantity(value, "current_density")
+        except UnitError:
+            density = None
+        if density is not None:
+            if density <= 0:
+                raise UnitError(f"must be greater than zero, got {value!r}")
+            return CurrentSetpoint("density", density)
+    try:
+        amps = parse_quantity(value, "current")
+    except UnitError as exc:
+        raise UnitError(
+            f"expected a current ('0.43 mA'), a current density ('0.35 mA/cm^2') or a C-rate"
+            f" ('0.1C', 'C/10'), got {value!r}"
+        ) from exc
+    if amps <= 0:
+        raise UnitError(f"must be greater than zero (the step's direction gives the sign),"
+                        f" got {value!r}")
+    return CurrentSetpoint("current", amps)
+
+
+CurrentLike = Annotated[
+    CurrentSetpoint,
+    BeforeValidator(_current_setpoint),
+    WithJsonSchema({"type": "string", "examples": ["0.43 mA", "0.35 mA/cm^2", "0.1C", "C/10"],
+                    "description": "a current, a current density or a C-rate"}),
+]
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+FROZEN = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)

@@ -1,0 +1,1 @@
+"""The executor, the run store, resume, safety and the ``cellseq`` command line."""

@@ -1,0 +1,147 @@
+"""The ``cellseq`` command line. A user error exits 2 with a message and no traceback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from drivers.errors import CellseqError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Validate, plan, run and analyse electrochemistry test campaigns.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+USER_ERROR = 2
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(USER_ERROR)
+
+
+def _user_errors(exc: CellseqError) -> NoReturn:
+    _fail(str(exc))
+
+
+ProtocolArg = Annotated[Path, typer.Argument(help="Protocol file (YAML).", show_default=False)]
+RunDirArg = Annotated[Path, typer.Argument(help="Run directory.", show_default=False)]
+
+
+@app.command()
+def validate(protocol: ProtocolArg) -> None:
+    """Check a protocol file: schema, units, references, and the plan on a simulated station."""
+    from sequencer.runner import prepare
+
+    try:
+        plan = prepare(protocol)
+    except CellseqError as exc:
+        _user_errors(exc)
+    c = plan.campaign
+    out.print(f"{protocol}: valid: campaign {c.campaign!r}, {len(c.cells)} cells,"
+              f" {len(c.experiments)} experiments")
+
+
+@app.command()
+def run(
+    protocol: ProtocolArg,
+    sim: Annotated[bool, typer.Option("--sim", help="Dry run on simulated instruments.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="New run directory.")] = None,
+) -> None:
+    """Run a protocol; with --sim on simulators in virtual time."""
+    from sequencer.runner import run_simulated
+    from sequencer.summary import print_summary
+
+    if not sim:
+        _fail("no station given: use --sim for a dry run on simulators (hardware stations come"
+              " with station files)")
+    if out_dir is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
+    try:
+        outcome = run_simulated(protocol, out_dir, seed)
+    except CellseqError as exc:
+        _user_errors(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; every output is off. Run directory: {out_dir}")
+        raise typer.Exit(130) from None
+    print_summary(out, outcome.run_dir, wall_s=outcome.wall_s)
+    if outcome.faulted:
+        err.print(f"cells that faulted: {', '.join(outcome.faulted)} (see run.log)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    run_dir: RunDirArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show each cell's state, step, cycle and last values."""
+    from sequencer.status import run_status
+
+    try:
+        st = run_status(run_dir)
+    except CellseqError as exc:
+        _user_errors(exc)
+    if as_json:
+        out.print_json(json.dumps(st))
+        return
+    out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {st['mode']}, seed {st['seed']},"
+              f" status [bold]{st['status']}[/]")
+    table = Table("cell", "state", "experiment", "step", "kind", "cycle", "points",
+                  "last V", "last I (mA)")
+    for c in st["cells"]:
+        last = c["last"] or {}
+        table.add_row(c["cell"], c["state"], str(c["experiment"] or "-"), str(c["step"]),
+                      str(c["step_kind"] or "-"), str(c["cycle"]), str(c["points"]),
+                      f"{last['voltage_V']:.4f}" if "voltage_V" in last else "-",
+                      f"{last['current_A'] * 1e3:.4f}" if "current_A" in last else "-")
+    out.print(table)
+
+
+@app.command()
+def export(
+    run_dir: RunDirArg,
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    to: Annotated[Path | None, typer.Option("--to", help="Output folder.")] = None,
+) -> None:
+    """Write each cell's data with Battery Data Format column names."""
+    from sequencer.export import FORMATS, export_run
+
+    if fmt not in FORMATS:
+        _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    try:
+        paths = export_run(run_dir, fmt, to)
+    except CellseqError as exc:
+        _user_errors(exc)
+    except ImportError as exc:
+        _fail(f"{fmt} export needs an extra package: {exc}")
+    for p in paths:
+        out.print(str(p))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of protocol files, for editors."""
+    from protocols import Campaign
+
+    out.print_json(json.dumps(Campaign.model_json_schema()))
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Cumulative charge and energy, integrated from the points themselves (trapezoid rule).
+
+Kept in the sequencer, not in drivers: every instrument gets the same book-keeping, and the
+counters are part of a cell's checkpoint so a resumed run continues them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass
+class Counters:
+    charge_Ah: float = 0.0
+    discharge_Ah: float = 0.0
+    charge_Wh: float = 0.0
+    discharge_Wh: float = 0.0
+
+    def accumulate(self, t: np.ndarray, v: np.ndarray, i: np.ndarray,
+                   previous: tuple[float, float, float] | None) -> dict[str, np.ndarray]:
+        """Counter values at each point; ``previous`` is the step's last (t, V, I) so far."""
+        if previous is not None:
+            t = np.concatenate(([previous[0]], t))
+            v = np.concatenate(([previous[1]], v))
+            i = np.concatenate(([previous[2]], i))
+        dt = np.diff(t) / SECONDS_PER_HOUR
+        dq = 0.5 * (i[1:] + i[:-1]) * dt
+        de = 0.5 * (v[1:] * i[1:] + v[:-1] * i[:-1]) * dt
+        out = {}
+        for name, inc, start in (
+            ("charge_Ah", np.maximum(dq, 0), self.charge_Ah),
+            ("discharge_Ah", np.maximum(-dq, 0), self.discharge_Ah),
+            ("charge_Wh", np.maximum(de, 0), self.charge_Wh),
+            ("discharge_Wh", np.maximum(-de, 0), self.discharge_Wh),
+        ):
+            series = start + np.cumsum(inc)
+            if previous is None:
+                series = np.concatenate(([start], series))
+            out[name] = series
+            if len(series):
+                setattr(self, name, float(series[-1]))
+        return out
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)

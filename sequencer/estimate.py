@@ -1,0 +1,76 @@
+"""How long steps will take, for the plan and for ``cellseq status``.
+
+An estimate, not a promise: limit-terminated steps are taken at the time the cell's nominal
+capacity allows at their current (or their time limit, if shorter); loops that may end early
+count every iteration, so the plan's end times are upper bounds for them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from drivers.techniques import (
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    OpenCircuit,
+    Technique,
+    VoltageSweep,
+)
+from protocols.steps import Loop, SetTemperature, Step
+
+#: A soak usually takes the hold plus the time the air and the cell need to get there.
+SOAK_APPROACH_S = 1800.0
+#: A CV hold to a current threshold usually lasts about this long.
+CV_HOLD_TYPICAL_S = 3600.0
+
+
+def technique_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
+    if isinstance(technique, Impedance):
+        return float(technique.point_durations_s().sum())
+    if isinstance(technique, OpenCircuit):
+        return technique.duration_s
+    if isinstance(technique, ConstantCurrent):
+        if technique.until_voltage_V is not None and capacity_Ah:
+            return min(technique.duration_s, capacity_Ah / abs(technique.current_A) * 3600)
+        return technique.duration_s
+    if isinstance(technique, ConstantVoltage):
+        if technique.until_abs_current_A is not None:
+            return min(technique.duration_s, CV_HOLD_TYPICAL_S)
+        return technique.duration_s
+    if isinstance(technique, VoltageSweep):
+        return sweep_duration_s(technique, start_V=technique.start_V or 0.0)
+    raise TypeError(f"no estimate for {type(technique).__name__}")
+
+
+def sweep_duration_s(sweep: VoltageSweep, start_V: float) -> float:
+    points = [start_V, *sweep.vertices_V]
+    one = sum(abs(b - a) for a, b in itertools.pairwise(points))
+    if sweep.cycles > 1 and len(sweep.vertices_V) > 1:
+        loop = [*sweep.vertices_V, sweep.vertices_V[0]]
+        one += (sweep.cycles - 1) * sum(abs(b - a) for a, b in itertools.pairwise(loop))
+    return one / sweep.scan_rate_V_s
+
+
+def experiment_estimate_s(steps: tuple[Step, ...] | list[Step],
+                          techniques: dict[tuple[str, int], Technique], cell: str,
+                          capacity_Ah: float | None = None) -> float:
+    total = 0.0
+    for step in steps:
+        if isinstance(step, SetTemperature):
+            total += step.hold + SOAK_APPROACH_S
+        elif isinstance(step, Loop):
+            total += _loop_estimate(step, techniques, cell, capacity_Ah)
+        else:
+            total += technique_estimate_s(techniques[(cell, id(step))], capacity_Ah)
+    return total
+
+
+def _loop_estimate(loop: Loop, techniques: dict[tuple[str, int], Technique], cell: str,
+                   capacity_Ah: float | None) -> float:
+    total = 0.0
+    for step in loop.steps:
+        runs = loop.count if step.every is None else math.ceil(loop.count / step.every)
+        total += runs * experiment_estimate_s([step], techniques, cell, capacity_Ah)
+    return total

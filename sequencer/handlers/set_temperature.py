@@ -1,0 +1,52 @@
+"""Set the chamber and wait until it is stable, as labs do it: |PV - SV| within the tolerance
+for the hold time, the timer restarting on any excursion, and a hard timeout."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.clock import Clock
+from drivers.interfaces import Chamber, ChamberReading
+from protocols.steps import SetTemperature
+from protocols.units import kelvin_to_celsius
+
+#: How often the chamber is read while soaking.
+SOAK_POLL_S = 30.0
+
+
+class SoakTimeout(Exception):
+    """The chamber did not settle within the step's timeout."""
+
+
+@dataclass(frozen=True)
+class SoakResult:
+    settled_after_s: float
+    last: ChamberReading
+
+
+Call = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def soak(chamber: Chamber, step: SetTemperature, clock: Clock, call: Call) -> SoakResult:
+    """``call`` runs a chamber method (in a worker thread for blocking drivers)."""
+    target = kelvin_to_celsius(step.target)
+    await call(lambda: chamber.set_temperature_C(target))
+    start = clock.now()
+    inside_since: float | None = None
+    while True:
+        reading: ChamberReading = await call(chamber.read)
+        now = clock.now()
+        if abs(reading.temperature_C - target) <= step.tolerance:
+            inside_since = now if inside_since is None else inside_since
+            if now - inside_since >= step.hold:
+                return SoakResult(now - start, reading)
+        else:
+            inside_since = None
+        if now - start >= step.timeout:
+            raise SoakTimeout(
+                f"chamber did not hold {target:g} +- {step.tolerance:g} degC for"
+                f" {step.hold / 60:g} min within {step.timeout / 3600:g} h"
+                f" (last reading {reading.temperature_C:g} degC)")
+        await clock.sleep_until(now + SOAK_POLL_S)

@@ -1,0 +1,30 @@
+"""The run journal: every event goes to the store and, as a plain line, to ``run.log``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from drivers.clock import Clock
+from sequencer.store import RunStore
+
+LOG_NAME = "run.log"
+
+
+class Journal:
+    def __init__(self, store: RunStore, run_dir: Path, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+        self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
+
+    def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
+        t = self._clock.now()
+        utc = self._clock.utc(t)
+        self._store.event(t, utc, cell, kind, message, data)
+        stamp = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
+        who = f" [{cell}]" if cell else ""
+        self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
+        self._log.flush()
+
+    def close(self) -> None:
+        self._log.close()

@@ -1,0 +1,178 @@
+"""The plan: experiments bound to station resources, every technique built and checked up front.
+
+Nothing touches an instrument until the plan exists, so a C-rate that exceeds a channel's range
+or a frequency outside the EIS window is refused before the first command is sent.
+
+Compound steps (plating/stripping, CCD ramp, GITT, CC-CV, temperature sweeps) are expanded here
+into loops of primitive steps; every expanded step keeps the document position of the step it
+came from. Experiments hold resources (their cells' channels and chambers) and are scheduled in
+file order: each starts when the last earlier experiment sharing a resource with it has ended,
+so experiments on disjoint resources run in parallel. The executor follows the same rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from drivers.errors import CapabilityError
+from drivers.techniques import Technique
+from protocols import Campaign, Problem, ProtocolError
+from protocols.steps import CHAMBER_STEPS, Loop, SetTemperature, Step, TemperatureSweep, walk
+from protocols.units import kelvin_to_celsius
+from sequencer.estimate import experiment_estimate_s
+from sequencer.handlers import EXPANSIONS, technique_for
+from sequencer.instruments import chamber_range_C, channel_capabilities
+from sequencer.station import Station
+
+
+@dataclass(frozen=True)
+class PlannedExperiment:
+    index: int
+    name: str
+    cells: tuple[str, ...]
+    steps: tuple[Step, ...]                       # expanded: primitives, loops, set_temperature
+    chamber: str | None
+    resources: tuple[str, ...]
+    doc_index: dict[int, int]                     # id(expanded step) -> position in the file
+    doc_steps: tuple[Step, ...]                   # the steps as written
+    techniques: dict[tuple[str, int], Technique]  # (cell, id(step)) -> technique
+    estimate_s: float = 0.0
+    start_s: float = 0.0
+    after: tuple[int, ...] = ()                   # experiments that must end first
+
+    def index_of(self, step: Step) -> int:
+        return self.doc_index[id(step)]
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.estimate_s
+
+
+@dataclass(frozen=True)
+class Plan:
+    campaign: Campaign
+    station: Station
+    experiments: tuple[PlannedExperiment, ...]
+    makespan_s: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "experiments": [
+                {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
+                 "start_s": e.start_s, "end_s": e.end_s,
+                 "steps": [{"index": i, "kind": s.kind, "label": s.label}
+                           for i, s in enumerate(walk(list(e.doc_steps)))]}
+                for e in self.experiments],
+            "makespan_s": self.makespan_s,
+        }
+
+
+def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
+    """Bind, expand, check and schedule; raise :class:`ProtocolError` listing every problem."""
+    problems: list[Problem] = []
+    planned: list[PlannedExperiment] = []
+    for i, exp in enumerate(campaign.experiments):
+        where = f"experiments[{i}] ({exp.name})"
+        missing = [c for c in exp.cells if c not in station.cells]
+        if missing:
+            problems.append(Problem(source, None, where, f"cells {', '.join(missing)} have no"
+                                    f" instrument channel in station {station.station!r}"))
+            continue
+        written = list(walk(exp.steps))
+        positions = {id(s): k for k, s in enumerate(written)}
+        doc_index: dict[int, int] = {}
+        steps = _expand(exp.steps, positions, doc_index, None)
+        chambers = {station.chamber_of(c) for c in exp.cells}
+        chamber = next(iter(chambers)) if len(chambers) == 1 else None
+        uses_chamber = any(isinstance(s, CHAMBER_STEPS) for s in exp.steps)
+        if uses_chamber and None in chambers:
+            problems.append(Problem(source, None, where, "has temperature steps, but not every"
+                                    " cell is in a chamber"))
+        elif uses_chamber and len(chambers) > 1:
+            problems.append(Problem(source, None, where, "its cells sit in different chambers"
+                                    f" ({', '.join(sorted(map(str, chambers)))}) but share one"
+                                    " temperature schedule"))
+        techniques: dict[tuple[str, int], Technique] = {}
+        for step in _walk(steps):
+            k = doc_index[id(step)]
+            at = f"{where}.steps[{k}] ({written[k].kind})"
+            if isinstance(step, SetTemperature):
+                if chamber is None:
+                    continue
+                target = kelvin_to_celsius(step.target)
+                lo, hi = chamber_range_C(station, chamber)
+                if not lo <= target <= hi:
+                    _add(problems, Problem(source, None, at, f"target {target:g} degC is outside"
+                                           f" the chamber's range {lo:g}..{hi:g} degC"))
+                continue
+            if isinstance(step, Loop):
+                continue
+            for cell_id in exp.cells:
+                if (cell_id, id(step)) in techniques:
+                    continue
+                try:
+                    tech = technique_for(step, campaign.cell(cell_id))
+                    channel_capabilities(station, cell_id).check(tech)
+                except (ValueError, CapabilityError) as exc:
+                    _add(problems, Problem(source, None, at, f"cell {cell_id}: {exc}"))
+                    continue
+                techniques[(cell_id, id(step))] = tech
+        resources = sorted({f"{station.cells[c].instrument}/ch{station.cells[c].channel}"
+                            for c in exp.cells} | {str(c) for c in chambers if c})
+        planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
+                                         tuple(resources), doc_index, tuple(exp.steps),
+                                         techniques))
+    if problems:
+        raise ProtocolError(problems)
+    return _schedule(campaign, station, planned)
+
+
+def _add(problems: list[Problem], problem: Problem) -> None:
+    if problem not in problems:
+        problems.append(problem)
+
+
+def _expand(steps: list[Step], positions: dict[int, int], doc_index: dict[int, int],
+            inherited: int | None) -> list[Step]:
+    """Expanded copies of ``steps``. Written steps keep their own document position; steps
+    generated by a compound step inherit the compound's."""
+    out: list[Step] = []
+    for step in steps:
+        k = inherited if inherited is not None else positions[id(step)]
+        if isinstance(step, TemperatureSweep):
+            body = _expand(step.steps, positions, doc_index, inherited)
+            for soak in step.setpoints():
+                doc_index[id(soak)] = k
+                out.append(soak)
+                out.extend(body)
+        elif type(step) in EXPANSIONS:
+            out.extend(_expand(EXPANSIONS[type(step)](step), positions, doc_index, k))
+        else:
+            if isinstance(step, Loop):
+                body = _expand(step.steps, positions, doc_index, inherited)
+                step = Loop.model_construct(**{**dict(step), "steps": body})
+            doc_index[id(step)] = k
+            out.append(step)
+    return out
+
+
+def _walk(steps: tuple[Step, ...] | list[Step]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        if isinstance(step, Loop):
+            yield from _walk(step.steps)
+
+
+def _schedule(campaign: Campaign, station: Station,
+              planned: list[PlannedExperiment]) -> Plan:
+    done: list[PlannedExperiment] = []
+    for exp in planned:
+        estimate = max(experiment_estimate_s(exp.steps, exp.techniques, c,
+                                             campaign.cell(c).capacity_Ah) for c in exp.cells)
+        before = [p for p in done if set(p.resources) & set(exp.resources)]
+        start = max((p.end_s for p in before), default=0.0)
+        done.append(replace(exp, estimate_s=estimate, start_s=start,
+                            after=tuple(p.index for p in before)))
+    makespan = max((e.end_s for e in done), default=0.0)
+    return Plan(campaign, station, tuple(done), makespan)

@@ -1,0 +1,141 @@
+"""Set up a run directory and run a campaign in it.
+
+A run directory holds: ``run.sqlite`` (data, journal, checkpoints), a byte-for-byte copy of the
+protocol file, ``station.yaml``, ``manifest.json`` (protocol hash, station, versions, seed) and
+``run.log``. Validation and planning finish before the directory or any instrument is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import trio
+import yaml
+
+from drivers.clock import TrioClock
+from drivers.errors import CellseqError
+from protocols import load_campaign
+from protocols.cells import Cell
+from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
+from sequencer.instruments import build_simulated
+from sequencer.journal import Journal
+from sequencer.plan import Plan, build_plan
+from sequencer.station import simulated_station
+from sequencer.store import RunStore
+
+MANIFEST = "manifest.json"
+STATION_COPY = "station.yaml"
+_PACKAGES = ("cellseq", "numpy", "pandas", "pydantic", "pint", "trio", "pyyaml")
+
+
+class RunDirError(CellseqError):
+    """The run directory cannot be used for a new run."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_dir: Path
+    plan: Plan
+    wall_s: float
+    faulted: list[str]
+
+
+def prepare(protocol: Path) -> Plan:
+    """Load, validate and plan on a simulated station; raises ProtocolError."""
+    campaign = load_campaign(protocol)
+    return build_plan(campaign, simulated_station(campaign), protocol.name)
+
+
+def run_simulated(protocol: Path, run_dir: Path, seed: int) -> RunOutcome:
+    plan = prepare(protocol)
+    _claim_run_dir(run_dir)
+    shutil.copyfile(protocol, run_dir / protocol.name)
+    (run_dir / STATION_COPY).write_text(
+        yaml.safe_dump(plan.station.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    clock = TrioClock(virtual=True)
+    manifest = {
+        "protocol": {"file": protocol.name,
+                     "sha256": hashlib.sha256(protocol.read_bytes()).hexdigest()},
+        "campaign": plan.campaign.campaign,
+        "mode": "simulated",
+        "seed": seed,
+        "station": plan.station.model_dump(mode="json"),
+        "started_utc": clock.origin_utc,
+        "versions": _versions(),
+    }
+    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    store = RunStore.create(run_dir, durable=False)
+    with store.transaction():
+        store.set_meta("manifest", manifest)
+        store.set_meta("cells", {c.id: _cell_info(c) for c in plan.campaign.cells})
+        store.set_meta("experiments", [{"name": e.name, "cells": list(e.cells)}
+                                       for e in plan.experiments])
+        store.set_meta("status", "running")
+    journal = Journal(store, run_dir, clock)
+    wall = time.perf_counter()
+    status = "aborted"
+    try:
+        async def main() -> None:
+            clock.start()
+            instruments = build_simulated(plan.station, plan.campaign, clock, seed)
+            executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S)
+            await executor.run()
+
+        trio.run(main, clock=clock.trio_clock())
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        with store.transaction():
+            store.set_meta("status", status)
+        journal.close()
+        store.close()
+    faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
+    return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
+
+
+def _cell_info(cell: Cell) -> dict[str, object]:
+    """What the analysis needs to know of a cell, stored with the run so it reads only the store."""
+    info: dict[str, object] = {"kind": cell.kind.value, "electrolyte": cell.electrolyte,
+                               "thickness_m": cell.thickness, "area_m2": cell.membrane_area_m2,
+                               "electrode_area_m2": cell.electrode_area_m2}
+    if cell.cathode is not None:
+        info.update(cathode=cell.cathode.material, active_mass_kg=cell.cathode.active_mass_kg,
+                    capacity_Ah=cell.cathode.capacity_Ah)
+    return info
+
+
+def _states(run_dir: Path) -> list[dict]:
+    store = RunStore.open(run_dir)
+    try:
+        return store.cell_states()
+    finally:
+        store.close()
+
+
+def _claim_run_dir(run_dir: Path) -> None:
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": sys.platform}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+__all__ = ["HARDWARE_POLL_S", "RunDirError", "RunOutcome", "prepare", "run_simulated"]

@@ -1,0 +1,50 @@
+"""Per-cell safety limits, checked on every point independently of how a step ends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.points import Points
+from protocols.cells import Limits
+from protocols.units import kelvin_to_celsius
+
+
+@dataclass(frozen=True)
+class Trip:
+    quantity: str
+    value: float
+    limit: float
+    time_s: float   # within the technique
+
+    def __str__(self) -> str:
+        unit = {"voltage": "V", "current": "A", "temperature": "degC"}[self.quantity]
+        return (f"{self.quantity} {self.value:.5g} {unit} beyond the limit {self.limit:.5g} {unit}"
+                f" at {self.time_s:.1f} s into the step")
+
+
+def check(limits: Limits, points: Points) -> Trip | None:
+    """The first point that breaks a limit, or None."""
+    candidates: list[tuple[int, Trip]] = []
+
+    def first(mask: np.ndarray, quantity: str, values: np.ndarray, limit: float) -> None:
+        idx = np.flatnonzero(mask)
+        if idx.size:
+            k = int(idx[0])
+            candidates.append((k, Trip(quantity, float(values[k]), limit,
+                                       float(points.time_s[k]))))
+
+    if len(points) == 0:
+        return None
+    v, i = points.voltage_V, points.current_A
+    if limits.max_voltage is not None:
+        first(v > limits.max_voltage, "voltage", v, limits.max_voltage)
+    if limits.min_voltage is not None:
+        first(v < limits.min_voltage, "voltage", v, limits.min_voltage)
+    if limits.max_current is not None:
+        first(np.abs(i) > limits.max_current, "current", i, limits.max_current)
+    if limits.max_temperature is not None and points.temperature_C is not None:
+        t_max = kelvin_to_celsius(limits.max_temperature)
+        first(points.temperature_C > t_max, "temperature", points.temperature_C, t_max)
+    return min(candidates, key=lambda c: c[0])[1] if candidates else None

@@ -1,0 +1,250 @@
+"""The run store: data, journal and per-cell checkpoints in one SQLite database (WAL mode).
+
+Points are stored as column chunks, one row per poll batch with every column packed into one
+float64 BLOB, which writes about ten times faster than a row per point. A chunk and the cell's
+checkpoint commit in the same transaction, so what a crash leaves behind is always consistent:
+resume never duplicates or loses a committed point.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drivers.errors import CellseqError
+
+DB_NAME = "run.sqlite"
+SCHEMA_VERSION = 1
+
+SERIES_COLUMNS = ("test_time_s", "step_time_s", "utc_s", "voltage_V", "current_A",
+                  "temperature_C", "charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
+SPECTRUM_COLUMNS = (*SERIES_COLUMNS, "frequency_Hz", "z_real_ohm", "z_imag_ohm")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    id INTEGER PRIMARY KEY, cell TEXT NOT NULL, experiment TEXT NOT NULL,
+    step_count INTEGER NOT NULL, step_index INTEGER NOT NULL, kind TEXT NOT NULL,
+    cycle INTEGER NOT NULL, started_t REAL NOT NULL, ended_t REAL, end_reason TEXT,
+    params TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS steps_cell ON steps (cell, step_count);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY, cell TEXT NOT NULL, step_id INTEGER NOT NULL,
+    step_count INTEGER NOT NULL, step_index INTEGER NOT NULL, cycle INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('series', 'spectrum')), n INTEGER NOT NULL,
+    t_first REAL NOT NULL, t_last REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS chunks_cell ON chunks (cell, kind, id);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, t REAL NOT NULL, utc REAL NOT NULL, cell TEXT,
+    kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS cell_state (
+    cell TEXT PRIMARY KEY, state TEXT NOT NULL, experiment TEXT, step_count INTEGER,
+    step_index INTEGER, step_kind TEXT, cycle INTEGER, step_started_t REAL,
+    step_estimate_s REAL, checkpoint TEXT NOT NULL DEFAULT '{}', last TEXT NOT NULL DEFAULT '{}',
+    updated_t REAL NOT NULL);
+"""
+
+
+class StoreError(CellseqError):
+    """The run directory holds no readable run store."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    cell: str
+    step_count: int
+    step_index: int
+    cycle: int
+    kind: str
+    columns: dict[str, np.ndarray]
+
+
+class RunStore:
+    """Open with :meth:`create` (a new run) or :meth:`open` (read, or resume)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._in_tx = False
+
+    @classmethod
+    def create(cls, run_dir: Path, durable: bool = True) -> RunStore:
+        """``durable`` syncs every commit to disk (hardware runs: a power cut loses nothing
+        committed); dry runs may skip it."""
+        path = Path(run_dir) / DB_NAME
+        if path.exists():
+            raise StoreError(f"{path} already exists; a run directory holds one run")
+        store = cls(_connect(path, readonly=False, durable=durable), path)
+        store._conn.executescript(_SCHEMA)
+        with store.transaction():
+            store.set_meta("schema_version", SCHEMA_VERSION)
+        return store
+
+    @classmethod
+    def open(cls, run_dir: Path, readonly: bool = True, durable: bool = True) -> RunStore:
+        path = Path(run_dir) / DB_NAME
+        if not path.is_file():
+            raise StoreError(f"{run_dir} is not a cellseq run directory (no {DB_NAME})")
+        try:
+            conn = _connect(path, readonly=readonly, durable=durable)
+            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} cannot be read as a run store: {exc}") from None
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything written inside commits together or not at all."""
+        if self._in_tx:
+            yield
+            return
+        self._in_tx = True
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_tx = False
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def begin_step(self, cell: str, experiment: str, step_count: int, step_index: int, kind: str,
+                   cycle: int, started_t: float, params: dict[str, Any]) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO steps (cell, experiment, step_count, step_index, kind, cycle, started_t,"
+            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cell, experiment, step_count, step_index, kind, cycle, started_t,
+             json.dumps(params)))
+        return int(cur.lastrowid)
+
+    def end_step(self, step_id: int, ended_t: float, end_reason: str) -> None:
+        self._conn.execute("UPDATE steps SET ended_t = ?, end_reason = ? WHERE id = ?",
+                           (ended_t, end_reason, step_id))
+
+    def append(self, step_id: int, chunk: Chunk) -> None:
+        names = SPECTRUM_COLUMNS if chunk.kind == "spectrum" else SERIES_COLUMNS
+        n = len(chunk.columns["test_time_s"])
+        if n == 0:
+            return
+        block = np.empty((len(names), n), dtype="<f8")
+        for i, name in enumerate(names):
+            block[i] = chunk.columns[name]
+        t = chunk.columns["test_time_s"]
+        self._conn.execute(
+            "INSERT INTO chunks (cell, step_id, step_count, step_index, cycle, kind, n, t_first,"
+            " t_last, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind, n,
+             float(t[0]), float(t[-1]), block.tobytes()))
+
+    def event(self, t: float, utc: float, cell: str | None, kind: str, message: str,
+              data: dict[str, Any] | None = None) -> None:
+        self._conn.execute(
+            "INSERT INTO events (t, utc, cell, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (t, utc, cell, kind, message, json.dumps(data or {})))
+
+    def set_cell_state(self, cell: str, state: str, t: float, **fields: Any) -> None:
+        row = {"cell": cell, "state": state, "updated_t": t}
+        for key in ("experiment", "step_count", "step_index", "step_kind", "cycle",
+                    "step_started_t", "step_estimate_s"):
+            if key in fields:
+                row[key] = fields[key]
+        for key in ("checkpoint", "last"):
+            if key in fields:
+                row[key] = json.dumps(fields[key])
+        cols = ", ".join(row)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "cell")
+        self._conn.execute(
+            f"INSERT INTO cell_state ({cols}) VALUES ({', '.join('?' * len(row))})"
+            f" ON CONFLICT(cell) DO UPDATE SET {updates}", tuple(row.values()))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+
+    def cells(self) -> list[str]:
+        rows = self._conn.execute("SELECT cell FROM cell_state ORDER BY cell").fetchall()
+        return [r[0] for r in rows]
+
+    def cell_states(self) -> list[dict[str, Any]]:
+        cur = self._conn.execute("SELECT * FROM cell_state ORDER BY cell")
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            rec["checkpoint"] = json.loads(rec["checkpoint"])
+            rec["last"] = json.loads(rec["last"])
+            out.append(rec)
+        return out
+
+    def steps(self, cell: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT * FROM steps", ()
+        if cell is not None:
+            sql, args = sql + " WHERE cell = ?", (cell,)
+        cur = self._conn.execute(sql + " ORDER BY id", args)
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        for r in rows:
+            r["params"] = json.loads(r["params"])
+        return rows
+
+    def events(self, cell: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT t, utc, cell, kind, message, data FROM events", ()
+        if cell is not None:
+            sql, args = sql + " WHERE cell = ?", (cell,)
+        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [{"t": t, "utc": u, "cell": c, "kind": k, "message": m, "data": json.loads(d)}
+                for t, u, c, k, m, d in rows]
+
+    def point_count(self, cell: str | None = None) -> int:
+        sql, args = "SELECT COALESCE(SUM(n), 0) FROM chunks", ()
+        if cell is not None:
+            sql, args = sql + " WHERE cell = ?", (cell,)
+        return int(self._conn.execute(sql, args).fetchone()[0])
+
+    def read(self, cell: str, kind: str = "series") -> dict[str, np.ndarray]:
+        """All points of one cell and kind as columns, with step_count/step_index/cycle."""
+        names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+        rows = self._conn.execute(
+            "SELECT step_count, step_index, cycle, n, data FROM chunks"
+            " WHERE cell = ? AND kind = ? ORDER BY id", (cell, kind)).fetchall()
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in (*names, "step_count",
+                                                                "step_index", "cycle")}
+        for step_count, step_index, cycle, n, data in rows:
+            block = np.frombuffer(data, dtype="<f8").reshape(len(names), n)
+            for i, name in enumerate(names):
+                parts[name].append(block[i])
+            parts["step_count"].append(np.full(n, step_count, dtype=np.int64))
+            parts["step_index"].append(np.full(n, step_index, dtype=np.int64))
+            parts["cycle"].append(np.full(n, cycle, dtype=np.int64))
+        return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+
+
+def _connect(path: Path, readonly: bool, durable: bool = True) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 5000")
+        return conn
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn

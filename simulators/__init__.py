@@ -1,0 +1,1 @@
+"""Simulated cells and instruments: physics models behind the driver interfaces."""

@@ -1,0 +1,48 @@
+"""What a simulated cell offers the simulated instruments.
+
+A cell model is deterministic physics: the instrument that measures it adds measurement noise.
+A technique becomes a :class:`Segment` whose voltage and current can be evaluated at any array of
+times in one vectorised call, so a poll costs one call however many points it holds.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+
+TimeSeriesTechnique = OpenCircuit | ConstantCurrent | ConstantVoltage
+
+
+class Segment(ABC):
+    """A cell's response to one time-series technique, from its start (t = 0)."""
+
+    #: when the segment ends by itself (limit reached) or by the technique's time limit, in s
+    duration_s: float
+    #: "duration" (time limit), "voltage" (until_voltage reached), "current" (until current)
+    end_reason: str
+
+    @abstractmethod
+    def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(voltage_V, current_A) at times 0 <= t <= duration_s, noise-free."""
+
+    @abstractmethod
+    def finish(self, elapsed_s: float) -> None:
+        """Commit the cell's state (charge, history) after ``elapsed_s`` of this segment; called
+        once, with elapsed_s <= duration_s (less when the step was stopped early)."""
+
+
+class CellModel(ABC):
+    """A simulated cell of one kind and material set, at the temperature it is given."""
+
+    @abstractmethod
+    def ocv_V(self, temperature_C: float) -> float: ...
+
+    @abstractmethod
+    def begin(self, technique: TimeSeriesTechnique, temperature_C: float) -> Segment: ...
+
+    @abstractmethod
+    def impedance(self, frequency_Hz: np.ndarray, temperature_C: float) -> np.ndarray:
+        """Complex impedance (Ohm, Z = Re + j Im) at the cell's present state."""

@@ -1,0 +1,147 @@
+"""One simulated channel: runs a technique on a simulated cell, buffering points between polls.
+
+The cell's response to a whole technique is known when it starts (a :class:`Segment`), so a poll
+evaluates every point due since the last poll in one vectorised call, and the channel can say
+when the technique will end: the sequencer sleeps until then instead of polling on a tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from drivers.clock import Clock
+from drivers.errors import DriverError
+from drivers.interfaces import Channel, ChannelCapabilities
+from drivers.points import ChannelState, Points, Readout
+from drivers.techniques import ConstantVoltage, Impedance, Technique
+from simulators.cells.base import CellModel, Segment
+from simulators.instruments import firmware
+
+
+class SimChannel(Channel):
+    def __init__(self, name: str, clock: Clock, capabilities: ChannelCapabilities,
+                 rng: np.random.Generator, voltage_noise_V: float = 50e-6,
+                 current_noise_rel: float = 1e-4, current_noise_A: float = 1e-9,
+                 eis_noise_rel: float = 1e-3) -> None:
+        self.name = name
+        self._clock, self._caps = clock, capabilities
+        # One stream per measured quantity, each drawn in point order: the noise of a point
+        # does not depend on how the points were split into polls.
+        self._rng_v, self._rng_i, self._rng_zr, self._rng_zi = rng.spawn(4)
+        self._v_noise = voltage_noise_V
+        self._i_rel, self._i_abs = current_noise_rel, current_noise_A
+        self._z_rel = eis_noise_rel
+        self._cell: CellModel | None = None
+        self._temperature: Callable[[np.ndarray], np.ndarray] | None = None
+        self._state = ChannelState.IDLE
+        self._segment: Segment | None = None
+        self._spectrum: Points | None = None
+        self._t_start = 0.0
+        self._duration = 0.0
+        self._end_reason = ""
+        self._times: np.ndarray = np.empty(0)  # record times of the running technique
+        self._emitted = 0
+
+    def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Put a simulated cell on this channel, in an environment of the given temperature."""
+        self._cell, self._temperature = cell, temperature_C
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return self._caps
+
+    def start(self, technique: Technique) -> None:
+        if self._state is ChannelState.RUNNING:
+            raise DriverError(f"{self.name}: a technique is already running; stop it first")
+        if self._cell is None or self._temperature is None:
+            raise DriverError(f"{self.name}: no cell is connected to this channel")
+        self._caps.check(technique)
+        now = self._clock.now()
+        temperature = float(self._temperature(np.array([now]))[0])
+        self._t_start, self._emitted = now, 0
+        if isinstance(technique, Impedance):
+            self._start_impedance(technique, temperature)
+        else:
+            if isinstance(technique, ConstantVoltage) and technique.vs_ocv:
+                technique = replace(technique, vs_ocv=False, voltage_V=technique.voltage_V
+                                    + self._cell.ocv_V(temperature))
+            try:
+                seg = self._cell.begin(technique, temperature)
+            except NotImplementedError as exc:
+                raise DriverError(f"{self.name}: the simulated cell cannot run"
+                                  f" {type(technique).__name__}: {exc}") from None
+            self._segment, self._spectrum = seg, None
+            self._duration, self._end_reason = seg.duration_s, seg.end_reason
+            early = firmware.extra_end(technique, seg)
+            if early is not None and early[0] < self._duration:
+                self._duration, self._end_reason = early
+            self._times = firmware.record_times(technique, seg, self._duration)
+        self._state = ChannelState.RUNNING
+
+    def _start_impedance(self, technique: Impedance, temperature: float) -> None:
+        assert self._cell is not None
+        f = technique.frequencies_Hz()
+        z = self._cell.impedance(f, temperature)
+        times = np.cumsum(technique.point_durations_s())
+        scale = self._z_rel * np.abs(z)
+        ocv = self._cell.ocv_V(temperature)
+        n = len(f)
+        self._spectrum = Points(
+            time_s=times,
+            voltage_V=ocv + self._rng_v.normal(0, self._v_noise, n),
+            current_A=self._rng_i.normal(0, self._i_abs, n),
+            frequency_Hz=f,
+            z_real_ohm=z.real + self._rng_zr.normal(0, 1, n) * scale,
+            z_imag_ohm=z.imag + self._rng_zi.normal(0, 1, n) * scale,
+            temperature_C=np.asarray(self._temperature(self._t_start + times), dtype=float),
+        )
+        self._segment, self._times = None, times
+        self._duration, self._end_reason = float(times[-1]), "completed"
+
+    def poll(self) -> Readout:
+        if self._state is not ChannelState.RUNNING:
+            return Readout(Points.empty(), self._state, self._end_reason or None)
+        now = self._clock.now()
+        elapsed = now - self._t_start
+        # compare absolute times: the executor wakes at exactly t_start + duration
+        done = now >= self._t_start + self._duration
+        upto = len(self._times) if done else int(np.searchsorted(self._times, elapsed, "right"))
+        points = self._points(self._emitted, upto)
+        self._emitted = upto
+        if done:
+            self._finish(self._duration)
+            return Readout(points, ChannelState.DONE, self._end_reason)
+        return Readout(points, ChannelState.RUNNING,
+                       next_event_s=self._t_start + self._duration)
+
+    def stop(self) -> None:
+        if self._state is ChannelState.RUNNING:
+            self._finish(min(self._clock.now() - self._t_start, self._duration))
+            self._end_reason = "stopped"
+        self._state = ChannelState.IDLE
+
+    def _finish(self, elapsed: float) -> None:
+        if self._segment is not None:
+            self._segment.finish(elapsed)
+        self._segment = None
+        self._state = ChannelState.DONE
+
+    def _points(self, lo: int, hi: int) -> Points:
+        if hi <= lo:
+            return Points.empty()
+        if self._spectrum is not None:
+            return self._spectrum.select(np.arange(lo, hi))
+        assert self._segment is not None and self._temperature is not None
+        t = self._times[lo:hi]
+        v, i = self._segment.sample(t)
+        n = len(t)
+        return Points(
+            time_s=t,
+            voltage_V=v + self._rng_v.normal(0, self._v_noise, n),
+            current_A=i + self._rng_i.normal(0, 1, n) * (self._i_rel * np.abs(i) + self._i_abs),
+            temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
+        )
+

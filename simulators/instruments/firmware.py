@@ -1,0 +1,66 @@
+"""What a channel's firmware adds to a cell's response: extra end criteria and recording rules.
+
+The cell model says when a technique ends on its own limit; the instrument also watches for a
+short circuit (|V| collapsing), a steady current (chronoamperometry) and records by dt, dV and
+dI as EC-Lab does. All of it is evaluated on a fine time grid in one vectorised pass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from drivers.techniques import ConstantCurrent, ConstantVoltage, Technique
+from simulators.cells.base import Segment
+
+#: Resolution of the firmware's checks: about one second, coarser for very long steps.
+MAX_GRID_POINTS = 200_000
+
+
+def fine_grid(duration_s: float, record_dt_s: float) -> np.ndarray:
+    step = max(min(1.0, record_dt_s), duration_s / MAX_GRID_POINTS)
+    return np.append(np.arange(0.0, duration_s, step), duration_s)
+
+
+def extra_end(technique: Technique, segment: Segment) -> tuple[float, str] | None:
+    """The first time a firmware criterion ends the technique before the cell's own end."""
+    if isinstance(technique, ConstantCurrent) and technique.short_below_V is not None:
+        t = fine_grid(segment.duration_s, technique.record_dt_s)
+        v, _ = segment.sample(t)
+        hit = np.flatnonzero((t >= technique.settle_s) & (np.abs(v) < technique.short_below_V))
+        if hit.size:
+            return float(t[hit[0]]), "short"
+    if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
+        window = technique.steady_window_s or 0.0
+        t = fine_grid(segment.duration_s, technique.record_dt_s)
+        t = t[t >= window]
+        if t.size:
+            _, i_now = segment.sample(t)
+            _, i_then = segment.sample(t - window)
+            steady = np.abs(i_now - i_then) <= technique.steady_rel * np.abs(i_now)
+            hit = np.flatnonzero(steady)
+            if hit.size:
+                return float(t[hit[0]]), "steady"
+    return None
+
+
+def record_times(technique: Technique, segment: Segment, duration_s: float) -> np.ndarray:
+    """0, dt, 2 dt, ..., the end itself, and the moments V moved by dV or I by dI."""
+    dt = technique.record_dt_s
+    n = math.floor(duration_s / dt + 1e-9) + 1
+    times = np.arange(n) * dt
+    if duration_s - times[-1] > 1e-9:
+        times = np.append(times, duration_s)
+    dv = getattr(technique, "record_dV_V", None)
+    di = getattr(technique, "record_dI_A", None)
+    if dv or di:
+        grid = fine_grid(duration_s, dt)
+        v, i = segment.sample(grid)
+        extra = []
+        for values, delta in ((v, dv), (i, di)):
+            if delta:
+                level = np.floor(values / delta)
+                extra.append(grid[1:][np.diff(level) != 0])
+        times = np.unique(np.concatenate([times, *extra]))
+    return times

@@ -1,0 +1,85 @@
+"""The command line as a user meets it: exit codes, messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from sequencer.cli import app
+
+from .conftest import QUICKSTART, ROOT
+
+runner = CliRunner()
+
+
+def cellseq(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_validate_quickstart():
+    result = cellseq("validate", QUICKSTART)
+    assert result.exit_code == 0, result.output
+    assert "valid: campaign 'quickstart', 2 cells, 2 experiments" in result.output
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("campaign: t\ncells: [\n", "t.yaml:3: invalid YAML"),
+    ("campaign: t\n", "t.yaml:1: missing required field 'cells'"),
+    ("campaign: t\nbogus: 1\n", "t.yaml:2: bogus: unknown key 'bogus'"),
+])
+@pytest.mark.parametrize("verb", ["validate", "run"])
+def test_bad_protocols_exit_2_with_file_and_line(tmp_path, text, expected, verb):
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    args = [verb, path] + (["--sim", "--out", tmp_path / "run"] if verb == "run" else [])
+    result = cellseq(*args)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()   # nothing created, nothing run
+
+
+def test_missing_file_exits_2():
+    result = cellseq("validate", "no/such/file.yaml")
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_run_needs_a_station(tmp_path):
+    result = cellseq("run", QUICKSTART, "--out", tmp_path / "r")
+    assert result.exit_code == 2 and "use --sim" in result.output
+
+
+def test_status_of_a_folder_that_is_not_a_run(tmp_path):
+    result = cellseq("status", tmp_path)
+    assert result.exit_code == 2 and "is not a cellseq run directory" in result.output
+
+
+def test_bad_option_values_exit_2(tmp_path):
+    assert cellseq("run", QUICKSTART, "--sim", "--seed", "-3").exit_code == 2
+    assert cellseq("export", tmp_path, "--format", "xlsx").exit_code == 2
+
+
+def test_schema_is_json_with_every_step_kind():
+    result = cellseq("schema")
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    kinds = {d["properties"]["kind"]["const"] for name, d in schema["$defs"].items()
+             if "kind" in d.get("properties", {}) and "const" in d["properties"]["kind"]}
+    assert {"set_temperature", "rest", "peis", "constant_current", "constant_voltage",
+            "loop"} <= kinds
+
+
+def test_the_installed_entry_point_reports_errors_without_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("campaign: t\ncells:\n  - id: x\n    kind: blocking\n    electrolyte: A\n"
+                    "    thickness: 3 mA\n    diameter: 16 mm\nexperiments: []\n")
+    proc = subprocess.run([sys.executable, "-m", "sequencer", "validate", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert proc.returncode == 2
+    assert "bad.yaml:6: cells[0].thickness: expected a length, got '3 mA' (a current)" in \
+        proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

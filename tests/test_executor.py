@@ -1,0 +1,197 @@
+"""The executor on simulated instruments with closed-form cells, in virtual time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trio
+
+from drivers.clock import TrioClock
+from drivers.points import ChannelState
+from protocols import load_campaign
+from sequencer.executor import SIMULATED_POLL_S, Executor
+from sequencer.instruments import Instruments
+from sequencer.journal import Journal
+from sequencer.plan import build_plan
+from sequencer.station import simulated_station
+from sequencer.store import RunStore
+from simulators.lab import SimLab
+
+from .fakes import ResistorCell
+
+HEAD = """
+campaign: t
+cells:
+  - id: a
+    kind: symmetric_li
+    electrolyte: AIOSE
+    thickness: 300 um
+    diameter: 16 mm
+    limits: {max_voltage: 3.5 V}
+  - id: b
+    kind: symmetric_li
+    electrolyte: AIOSE
+    thickness: 300 um
+    diameter: 16 mm
+experiments:
+"""
+
+
+def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
+        cells: dict | None = None, fail_at: float | None = None):
+    campaign = load_campaign(write_yaml(HEAD + experiments))
+    station = simulated_station(campaign)
+    plan = build_plan(campaign, station, "t.yaml")
+    store = RunStore.create(tmp_path, durable=False)
+    clock = TrioClock(virtual=True, origin_utc=1.7e9)
+    journal = Journal(store, tmp_path, clock)
+    models = cells or {cid: ResistorCell() for cid in station.cells}
+    holder = {}
+
+    async def main():
+        clock.start()
+        lab = SimLab(clock, seed=1)
+        inst = Instruments()
+        for name, cfg in station.instruments.items():
+            if cfg.driver == "sim.chamber":
+                inst.chambers[name] = lab.add_chamber(name)
+                inst.chambers[name].tau_s = chamber_tau_s
+            elif cfg.driver == "sim.potentiostat":
+                inst.channels[name] = lab.add_potentiostat(name, cfg.channels)
+            else:
+                inst.channels[name] = lab.add_cycler(name, cfg.channels)
+        for cid, p in station.cells.items():
+            lab.place(models[cid], p.instrument, p.channel, p.chamber)
+        holder["inst"] = inst
+        ex = Executor(plan, inst, store, journal, clock, SIMULATED_POLL_S)
+        holder["ex"] = ex
+        if fail_at is None:
+            await ex.run()
+        else:
+            with trio.move_on_after(fail_at):
+                await ex.run()
+
+    trio.run(main, clock=clock.trio_clock())
+    journal.close()
+    return store, holder
+
+
+def test_cells_run_concurrently_with_continuous_counters(tmp_path, write_yaml):
+    store, holder = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a, b]
+    steps:
+      - kind: rest
+        duration: 10 min
+        record_every: 1 min
+      - kind: loop
+        count: 2
+        steps:
+          - kind: constant_current
+            direction: charge
+            current: 1 mA
+            duration: 1 h
+            record_every: 5 min
+          - kind: constant_current
+            direction: discharge
+            current: 1 mA
+            duration: 1 h
+            record_every: 5 min
+""", cells={"a": ResistorCell(k_V_per_C=0.01), "b": ResistorCell(k_V_per_C=0.01)})
+    for cell in ("a", "b"):
+        d = store.read(cell)
+        t = d["test_time_s"]
+        assert np.all(np.diff(t) >= 0)
+        assert t[0] == 0 and t[-1] == pytest.approx(600 + 4 * 3600)   # concurrent, not queued
+        assert list(np.unique(d["cycle"])) == [0, 1, 2]
+        assert d["charge_Ah"][-1] == pytest.approx(2e-3, rel=1e-3)
+        assert d["discharge_Ah"][-1] == pytest.approx(2e-3, rel=1e-3)
+        steps = store.steps(cell)
+        assert [s["kind"] for s in steps] == ["rest"] + ["constant_current"] * 4
+        assert all(s["end_reason"] == "duration" for s in steps)
+    states = {s["cell"]: s["state"] for s in store.cell_states()}
+    assert states == {"a": "completed", "b": "completed"}
+    for inst in holder["inst"].channels.values():
+        for k in range(inst.channel_count):
+            assert inst.channel(k).poll().state is ChannelState.IDLE
+
+
+def test_a_safety_trip_stops_only_that_cell(tmp_path, write_yaml):
+    # a: OCV 3 V + 1 V/C; charging at 1 mA crosses its 3.5 V limit after ~490 s
+    store, _ = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a, b]
+    steps:
+      - kind: constant_current
+        direction: charge
+        current: 1 mA
+        duration: 1 h
+        record_every: 10 s
+""")
+    a = store.read("a")
+    # the offending point is the last one kept: nothing recorded after the output went off
+    assert np.all(a["voltage_V"][:-1] <= 3.5) and a["voltage_V"][-1] > 3.5
+    assert a["test_time_s"][-1] == pytest.approx(490, abs=10)
+    trip = [e for e in store.events("a") if e["kind"] == "safety_trip"]
+    assert len(trip) == 1 and trip[0]["data"]["limit"] == 3.5
+    assert trip[0]["data"]["value"] == a["voltage_V"][-1]
+    states = {s["cell"]: s["state"] for s in store.cell_states()}
+    assert states == {"a": "faulted", "b": "completed"}
+    assert store.read("b")["test_time_s"][-1] == pytest.approx(3600)
+
+
+def test_soak_waits_for_stability_then_all_cells_go_on(tmp_path, write_yaml):
+    store, _ = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a, b]
+    steps:
+      - kind: set_temperature
+        target: 60 degC
+        tolerance: 0.5 K
+        hold: 10 min
+        timeout: 5 h
+      - kind: rest
+        duration: 10 min
+""", chamber_tau_s=600)
+    # from 22 degC with tau 600 s: within 0.5 K after 600 ln(38/0.5) = 2598 s, then 10 min hold
+    for cell in ("a", "b"):
+        d = store.read(cell)
+        assert d["test_time_s"][0] == pytest.approx(2598 + 600, abs=60)
+        assert d["temperature_C"][0] == pytest.approx(60, abs=0.5)
+    assert any(e["kind"] == "soak_settled" for e in store.events())
+
+
+def test_soak_timeout_faults_the_cells_with_a_reason(tmp_path, write_yaml):
+    store, _ = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a]
+    steps:
+      - kind: set_temperature
+        target: 60 degC
+        hold: 10 min
+        timeout: 1 h
+      - kind: rest
+        duration: 10 min
+""", chamber_tau_s=20000)
+    assert store.point_count("a") == 0
+    (failed,) = [e for e in store.events() if e["kind"] == "soak_failed"]
+    assert failed["message"].startswith("chamber did not hold 60 +- 0.5 degC for 10 min within 1 h")
+    assert {s["cell"]: s["state"] for s in store.cell_states()}["a"] == "faulted"
+
+
+def test_an_interrupted_run_turns_every_output_off(tmp_path, write_yaml):
+    store, holder = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a, b]
+    steps:
+      - kind: constant_current
+        direction: discharge
+        current: 1 mA
+        duration: 10 h
+""", fail_at=3600.0)
+    for inst in holder["inst"].channels.values():
+        for k in range(inst.channel_count):
+            assert inst.channel(k).poll().state is ChannelState.IDLE
+    states = {s["cell"]: s["state"] for s in store.cell_states()}
+    assert states == {"a": "aborted", "b": "aborted"}
+    assert any(e["kind"] == "run_aborted" for e in store.events())

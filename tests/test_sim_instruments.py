@@ -1,0 +1,116 @@
+"""The simulated channel and chamber: buffering, timing, refusals, determinism."""
+
+import numpy as np
+import pytest
+
+from drivers.errors import CapabilityError, DriverError
+from drivers.points import ChannelState
+from drivers.techniques import ConstantCurrent, ConstantVoltage, Impedance, OpenCircuit
+from simulators.clock import ManualClock
+from simulators.instruments import VSP300_CAPABILITIES, SimChamber, SimChannel, SimPotentiostat
+
+from .fakes import ResistorCell
+
+
+def channel(seed: int = 0, cell: ResistorCell | None = None) -> tuple[SimChannel, ManualClock]:
+    clock = ManualClock()
+    ch = SimChannel("vsp/ch0", clock, VSP300_CAPABILITIES, np.random.default_rng(seed))
+    ch.connect(cell or ResistorCell(), lambda t: np.full(np.shape(t), 25.0))
+    return ch, clock
+
+
+def test_points_are_buffered_between_polls_and_none_lost():
+    ch, clock = channel()
+    ch.start(OpenCircuit(duration_s=100.0, record_dt_s=10.0))
+    clock.advance(35)
+    first = ch.poll()
+    assert first.state is ChannelState.RUNNING
+    assert list(first.points.time_s) == [0, 10, 20, 30]
+    assert first.next_event_s == 100.0
+    clock.advance(1000)
+    rest = ch.poll()
+    assert rest.state is ChannelState.DONE and rest.end_reason == "duration"
+    assert list(rest.points.time_s) == [40, 50, 60, 70, 80, 90, 100]
+
+
+def test_cc_ends_at_the_voltage_limit_with_the_end_point_recorded():
+    cell = ResistorCell(v0=3.0, k_V_per_C=1.0, r_ohm=10.0)
+    ch, clock = channel(cell=cell)
+    # V = 3 + 0.01 t + 0.1: reaches 3.6 V at t = 50 s
+    ch.start(ConstantCurrent(current_A=0.01, duration_s=1000, record_dt_s=7,
+                             until_voltage_V=3.6))
+    clock.advance(2000)
+    r = ch.poll()
+    assert r.end_reason == "voltage"
+    assert r.points.time_s[-1] == pytest.approx(50.0)
+    assert r.points.voltage_V[-1] == pytest.approx(3.6, abs=1e-3)
+    assert cell.charge_C == pytest.approx(0.5)
+
+
+def test_same_seed_same_noise_regardless_of_poll_pattern():
+    a, ca = channel(seed=7)
+    b, cb = channel(seed=7)
+    for ch in (a, b):
+        ch.start(OpenCircuit(duration_s=100, record_dt_s=1))
+    ca.advance(100)
+    whole = a.poll().points.voltage_V
+    parts = []
+    for _ in range(10):
+        cb.advance(10)
+        parts.append(b.poll().points.voltage_V)
+    assert np.array_equal(whole, np.concatenate(parts))
+
+
+def test_impedance_sweep_takes_time_and_spans_the_range():
+    ch, clock = channel()
+    ch.start(Impedance(3e6, 0.1, 0.01, 10))
+    r = ch.poll()
+    assert len(r.points) == 0 and r.next_event_s > 60   # the 0.1 Hz points take tens of s
+    clock.advance(r.next_event_s)
+    r = ch.poll()
+    assert r.state is ChannelState.DONE
+    f = r.points.frequency_Hz
+    assert len(f) == 76 and f[0] == pytest.approx(3e6) and f[-1] == pytest.approx(0.1)
+    assert np.all(np.diff(r.points.time_s) > 0)
+    assert r.points.z_real_ohm[0] == pytest.approx(10.0, rel=0.01)
+
+
+@pytest.mark.parametrize(("technique", "match"), [
+    (ConstantCurrent(current_A=0.6, duration_s=1, record_dt_s=1), r"exceeds the channel's range"),
+    (Impedance(1e7, 0.1, 0.01, 10), r"outside the channel's EIS range"),
+    (ConstantVoltage(voltage_V=12, duration_s=1, record_dt_s=1), r"outside the channel's control"),
+])
+def test_the_channel_refuses_what_a_vsp300_refuses(technique, match):
+    ch, _ = channel()
+    with pytest.raises(CapabilityError, match=match):
+        ch.start(technique)
+    assert ch.poll().state is ChannelState.IDLE
+
+
+def test_no_second_technique_while_running_and_stop_turns_off():
+    ch, _clock = channel()
+    ch.start(OpenCircuit(duration_s=100, record_dt_s=1))
+    with pytest.raises(DriverError, match="already running"):
+        ch.start(OpenCircuit(duration_s=100, record_dt_s=1))
+    ch.stop()
+    ch.stop()  # idempotent
+    assert ch.poll().state is ChannelState.IDLE
+
+
+def test_potentiostat_channel_index_is_checked():
+    clock = ManualClock()
+    pot = SimPotentiostat("VSP-300", [SimChannel("c0", clock, VSP300_CAPABILITIES,
+                                                  np.random.default_rng(0))])
+    with pytest.raises(CapabilityError, match=r"channels 0..0, not 3"):
+        pot.channel(3)
+
+
+def test_chamber_first_order_lag():
+    clock = ManualClock()
+    chamber = SimChamber(clock, np.random.default_rng(0), tau_s=600, ambient_C=22, noise_K=0)
+    chamber.set_temperature_C(60)
+    clock.advance(600)
+    expected = 60 + (22 - 60) * np.exp(-1)
+    assert chamber.read().temperature_C == pytest.approx(expected, abs=0.01)
+    with pytest.raises(CapabilityError, match="outside the chamber's range"):
+        chamber.set_temperature_C(150)

@@ -1,0 +1,71 @@
+"""The run store: chunks round-trip, transactions are atomic, readers see committed data."""
+
+import numpy as np
+import pytest
+
+from sequencer.counters import Counters
+from sequencer.store import SERIES_COLUMNS, Chunk, RunStore, StoreError
+
+
+def series(n: int, t0: float = 0.0) -> dict[str, np.ndarray]:
+    cols = {name: np.arange(n, dtype=float) + k for k, name in enumerate(SERIES_COLUMNS)}
+    cols["test_time_s"] = t0 + np.arange(n, dtype=float)
+    return cols
+
+
+def test_chunks_round_trip(tmp_path):
+    store = RunStore.create(tmp_path)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(5)))
+        store.append(sid, Chunk("c1", 2, 3, 1, "series", series(3, t0=5)))
+        store.set_cell_state("c1", "running", 8.0)
+    data = store.read("c1")
+    assert list(data["test_time_s"]) == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert list(data["cycle"]) == [0] * 5 + [1] * 3
+    assert list(data["step_index"]) == [0] * 5 + [3] * 3
+    assert np.array_equal(data["voltage_V"][:5], np.arange(5) + 3.0)
+    assert store.point_count() == 8
+    store.close()
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    store = RunStore.create(tmp_path)
+    with pytest.raises(RuntimeError), store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(5)))
+        raise RuntimeError("crash between writes")
+    assert store.point_count() == 0 and store.steps() == []
+
+
+def test_a_reader_sees_only_committed_data(tmp_path):
+    writer = RunStore.create(tmp_path)
+    reader = RunStore.open(tmp_path)
+    with writer.transaction():
+        sid = writer.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        writer.append(sid, Chunk("c1", 1, 0, 0, "series", series(4)))
+        assert reader.point_count() == 0
+    assert reader.point_count() == 4
+
+
+def test_not_a_run_directory(tmp_path):
+    with pytest.raises(StoreError, match="is not a cellseq run directory"):
+        RunStore.open(tmp_path)
+    (tmp_path / "run.sqlite").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StoreError, match="cannot be read as a run store"):
+        RunStore.open(tmp_path)
+
+
+def test_counters_integrate_charge_and_energy_across_polls():
+    c = Counters()
+    t = np.arange(0.0, 3601.0, 60.0)           # one hour at 1 mA, 4 V
+    i, v = np.full_like(t, 1e-3), np.full_like(t, 4.0)
+    whole = Counters().accumulate(t, v, i, None)
+    first = c.accumulate(t[:30], v[:30], i[:30], None)
+    second = c.accumulate(t[30:], v[30:], i[30:], (t[29], v[29], i[29]))
+    joined = np.concatenate([first["charge_Ah"], second["charge_Ah"]])
+    assert np.allclose(joined, whole["charge_Ah"])
+    assert c.charge_Ah == pytest.approx(1e-3) and c.charge_Wh == pytest.approx(4e-3)
+    assert c.discharge_Ah == 0
+    c.accumulate(t, v, -i, None)
+    assert c.discharge_Ah == pytest.approx(1e-3) and c.charge_Ah == pytest.approx(1e-3)
