@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from protocols.cells import Cell
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk
-from protocols.types import FROZEN, CurrentSetpoint, Identifier
+from protocols.types import FROZEN, Identifier
 
 
 class Experiment(BaseModel):
@@ -34,41 +34,28 @@ class Experiment(BaseModel):
         return self
 
 
-class Campaign(BaseModel):
+class CampaignFile(BaseModel):
+    """One protocol file as written. ``include`` names other protocol files (relative to this
+    one) whose cells and experiments join this campaign."""
+
     model_config = FROZEN
     campaign: Identifier
     description: str = ""
-    cells: list[Cell] = Field(min_length=1)
-    experiments: list[Experiment] = Field(min_length=1)
+    include: list[str] = Field(default_factory=list, max_length=100)
+    cells: list[Cell] = Field(default_factory=list)
+    experiments: list[Experiment] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _references_resolve(self) -> Campaign:
-        ids = [c.id for c in self.cells]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"cell ids must be unique; repeated: {', '.join(dupes)}")
-        names = [e.name for e in self.experiments]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"experiment names must be unique; repeated: {', '.join(dupes)}")
-        cells = {c.id: c for c in self.cells}
-        for i, exp in enumerate(self.experiments):
-            for cid in exp.cells:
-                if cid not in cells:
-                    raise ValueError(f"experiments[{i}] ({exp.name}) uses cell {cid!r}, which is"
-                                     f" not among the cells ({', '.join(ids)})")
-            for step in walk(exp.steps):
-                for cid in exp.cells:
-                    if _uses_c_rate(step) and cells[cid].capacity_Ah is None:
-                        raise ValueError(
-                            f"experiments[{i}] ({exp.name}): a {step.kind} step gives a C-rate,"
-                            f" but cell {cid!r} ({cells[cid].kind.value}) has no cathode capacity")
-        return self
+
+class Campaign(BaseModel):
+    """The whole campaign, with includes merged and cross-references checked
+    (:mod:`protocols.checks`)."""
+
+    model_config = FROZEN
+    campaign: Identifier
+    description: str = ""
+    cells: list[Cell]
+    experiments: list[Experiment]
+    sources: list[str] = Field(default_factory=list)
 
     def cell(self, cell_id: str) -> Cell:
         return next(c for c in self.cells if c.id == cell_id)
-
-
-def _uses_c_rate(step: Step) -> bool:
-    return any(isinstance(v, CurrentSetpoint) and v.kind == "c_rate"
-               for v in vars(step).values())

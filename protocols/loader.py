@@ -6,30 +6,97 @@ expanded node count are bounded (so alias bombs fail fast), and nothing in a fil
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from protocols.campaign import Campaign
+from protocols.campaign import Campaign, CampaignFile
+from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_INCLUDE_DEPTH = 10
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def load_campaign(path: str | Path) -> Campaign:
-    """Read and validate a protocol file; raise :class:`ProtocolError` listing every problem."""
-    return load_model(path, Campaign)
+    """Read and validate a protocol file and the files it includes; raise
+    :class:`ProtocolError` listing every problem, each with its file, line and field."""
+    path = Path(path)
+    cells: list[Placed] = []
+    experiments: list[Placed] = []
+    problems: list[Problem] = []
+    sources: list[str] = []
+    top = _load_tree(path, [], cells, experiments, problems, sources)
+    if top is None or problems:
+        raise ProtocolError(problems)
+    problems = list(dict.fromkeys(check_campaign(path.name, cells, experiments)))
+    if problems:
+        raise ProtocolError(problems)
+    return Campaign.model_construct(
+        campaign=top.campaign, description=top.description,
+        cells=[p.item for p in cells], experiments=[p.item for p in experiments],
+        sources=sources)
 
 
-def load_model(path: str | Path, model: type[M]) -> M:
+def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: list[Placed],
+               problems: list[Problem], sources: list[str]) -> CampaignFile | None:
+    """Load ``path`` and, depth first, what it includes; collect problems instead of stopping."""
+    name = path.name
+    try:
+        data, root = read_yaml(path)
+        doc = validate(data, root, CampaignFile, name)
+    except ProtocolError as exc:
+        problems.extend(exc.problems)
+        return None
+    sources.append(name)
+
+    def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
+        return _locate(root, loc)
+
+    cells.extend(Placed(c, name, i, locate) for i, c in enumerate(doc.cells))
+    experiments.extend(Placed(e, name, i, locate) for i, e in enumerate(doc.experiments))
+    for k, ref in enumerate(doc.include):
+        line, field = _locate(root, ("include", k))
+        child = (path.parent / ref).resolve()
+        if child in (*stack, path.resolve()):
+            chain = " -> ".join(p.name for p in (*stack, path.resolve(), child))
+            problems.append(Problem(name, line, field, f"include cycle: {chain}"))
+            continue
+        if len(stack) >= MAX_INCLUDE_DEPTH:
+            problems.append(Problem(name, line, field, f"includes nest deeper than"
+                                    f" {MAX_INCLUDE_DEPTH} files"))
+            continue
+        if not child.is_file():
+            problems.append(Problem(name, line, field, f"included file {ref!r} does not exist"))
+            continue
+        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources)
+    return doc
+
+
+#: Checks a validated model beyond its schema: yields (field location, message) pairs.
+Check = Callable[[Any], Iterable[tuple[tuple[Any, ...], str]]]
+
+
+def load_model(path: str | Path, model: type[M], check: Check | None = None) -> M:
+    """Read and validate a YAML file as ``model``; ``check`` adds cross-field rules whose
+    problems are located in the file like schema errors."""
     path = Path(path)
     data, root = read_yaml(path)
-    return validate(data, root, model, path.name)
+    result = validate(data, root, model, path.name)
+    if check is not None:
+        problems = []
+        for loc, message in check(result):
+            line, field = _locate(root, loc)
+            problems.append(Problem(path.name, line, field, message))
+        if problems:
+            raise ProtocolError(problems)
+    return result
 
 
 def read_yaml(path: Path) -> tuple[Any, yaml.Node]:

@@ -41,18 +41,50 @@ def validate(protocol: ProtocolArg) -> None:
     from sequencer.runner import prepare
 
     try:
-        plan = prepare(protocol)
+        checked = prepare(protocol)
     except CellseqError as exc:
         _user_errors(exc)
-    c = plan.campaign
+    c = checked.campaign
     out.print(f"{protocol}: valid: campaign {c.campaign!r}, {len(c.cells)} cells,"
               f" {len(c.experiments)} experiments")
+
+
+StationOpt = Annotated[Path | None, typer.Option(
+    "--station", help="Station file: instruments, channels and chambers of the cells.")]
+
+
+@app.command()
+def plan(
+    protocol: ProtocolArg,
+    station: StationOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """When each experiment starts and ends, given the station's resources."""
+    from sequencer.runner import prepare
+
+    try:
+        p = prepare(protocol, station)
+    except CellseqError as exc:
+        _user_errors(exc)
+    if as_json:
+        out.print_json(json.dumps(p.to_json()))
+        return
+    table = Table("experiment", "cells", "resources", "start (h)", "end (h)", "duration (h)",
+                  title=f"{p.campaign.campaign}: plan on station {p.station.station!r}")
+    for e in p.experiments:
+        table.add_row(e.name, ", ".join(e.cells), ", ".join(e.resources),
+                      f"{e.start_s / 3600:.1f}", f"{e.end_s / 3600:.1f}",
+                      f"{e.estimate_s / 3600:.1f}")
+    out.print(table)
+    out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days);"
+              " loops that may end early are counted in full")
 
 
 @app.command()
 def run(
     protocol: ProtocolArg,
     sim: Annotated[bool, typer.Option("--sim", help="Dry run on simulated instruments.")] = False,
+    station: StationOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="New run directory.")] = None,
 ) -> None:
@@ -60,14 +92,13 @@ def run(
     from sequencer.runner import run_simulated
     from sequencer.summary import print_summary
 
-    if not sim:
-        _fail("no station given: use --sim for a dry run on simulators (hardware stations come"
-              " with station files)")
+    if not sim and station is None:
+        _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
     try:
-        outcome = run_simulated(protocol, out_dir, seed)
+        outcome = run_simulated(protocol, out_dir, seed, station)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:

@@ -28,7 +28,7 @@ from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_simulated
 from sequencer.journal import Journal
 from sequencer.plan import Plan, build_plan
-from sequencer.station import simulated_station
+from sequencer.station import load_station, simulated_station
 from sequencer.store import RunStore
 
 MANIFEST = "manifest.json"
@@ -48,14 +48,17 @@ class RunOutcome:
     faulted: list[str]
 
 
-def prepare(protocol: Path) -> Plan:
-    """Load, validate and plan on a simulated station; raises ProtocolError."""
+def prepare(protocol: Path, station: Path | None = None) -> Plan:
+    """Load, validate and plan, on the given station or a simulated one; raises
+    ProtocolError."""
     campaign = load_campaign(protocol)
-    return build_plan(campaign, simulated_station(campaign), protocol.name)
+    bench = load_station(station) if station else simulated_station(campaign)
+    return build_plan(campaign, bench, protocol.name)
 
 
-def run_simulated(protocol: Path, run_dir: Path, seed: int) -> RunOutcome:
-    plan = prepare(protocol)
+def run_simulated(protocol: Path, run_dir: Path, seed: int,
+                  station: Path | None = None) -> RunOutcome:
+    plan = prepare(protocol, station)
     _claim_run_dir(run_dir)
     shutil.copyfile(protocol, run_dir / protocol.name)
     (run_dir / STATION_COPY).write_text(

@@ -7,12 +7,22 @@ protocol alone with :func:`simulated_station`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocols import Campaign
-from protocols.steps import PEIS, SetTemperature, walk
+from protocols import Campaign, load_model
+from protocols.steps import (
+    CHAMBER_STEPS,
+    GEIS,
+    PEIS,
+    Chronoamperometry,
+    CyclicVoltammetry,
+    LinearSweep,
+    walk,
+)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,59 +59,80 @@ class Station(BaseModel):
     instruments: dict[str, InstrumentConfig] = Field(min_length=1)
     cells: dict[str, Placement] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _placements_resolve(self) -> Station:
-        taken: dict[tuple[str, int], str] = {}
-        for cell, p in self.cells.items():
-            inst = self.instruments.get(p.instrument)
-            if inst is None or inst.driver not in CHANNEL_DRIVERS:
-                raise ValueError(f"cells.{cell}: {p.instrument!r} is not a potentiostat or cycler"
-                                 " of this station")
-            assert inst.channels is not None
-            if p.channel >= inst.channels:
-                raise ValueError(f"cells.{cell}: {p.instrument} has channels 0..{inst.channels - 1}"
-                                 f", not {p.channel}")
-            if (p.instrument, p.channel) in taken:
-                raise ValueError(f"cells.{cell}: {p.instrument} channel {p.channel} is already"
-                                 f" used by {taken[(p.instrument, p.channel)]}")
-            taken[(p.instrument, p.channel)] = cell
-            if p.chamber is not None:
-                ch = self.instruments.get(p.chamber)
-                if ch is None or ch.driver not in CHAMBER_DRIVERS:
-                    raise ValueError(f"cells.{cell}: {p.chamber!r} is not a chamber of this"
-                                     " station")
-        return self
-
     def chamber_of(self, cell: str) -> str | None:
         return self.cells[cell].chamber
 
 
+def station_problems(station: Station) -> Iterator[tuple[tuple[object, ...], str]]:
+    """Placements that do not resolve, channels out of range or booked twice."""
+    taken: dict[tuple[str, int], str] = {}
+    for cell, p in station.cells.items():
+        inst = station.instruments.get(p.instrument)
+        if inst is None or inst.driver not in CHANNEL_DRIVERS:
+            yield ("cells", cell, "instrument"), (f"{p.instrument!r} is not a potentiostat or"
+                                                  " cycler of this station")
+            continue
+        assert inst.channels is not None
+        if p.channel >= inst.channels:
+            yield ("cells", cell, "channel"), (f"{p.instrument} has channels"
+                                               f" 0..{inst.channels - 1}, not {p.channel}")
+        elif (p.instrument, p.channel) in taken:
+            yield ("cells", cell, "channel"), (f"{p.instrument} channel {p.channel} is already"
+                                               f" used by {taken[(p.instrument, p.channel)]}")
+        taken[(p.instrument, p.channel)] = cell
+        if p.chamber is not None:
+            chamber = station.instruments.get(p.chamber)
+            if chamber is None or chamber.driver not in CHAMBER_DRIVERS:
+                yield ("cells", cell, "chamber"), f"{p.chamber!r} is not a chamber of this station"
+
+
+def load_station(path: Path) -> Station:
+    return load_model(path, Station, station_problems)
+
+
 SIM_POTENTIOSTAT_CHANNELS = 6
 SIM_CYCLER_CHANNELS = 16
+#: Steps only a potentiostat channel can run; cells with any of them go on a VSP-300.
+POTENTIOSTAT_STEPS = (PEIS, GEIS, Chronoamperometry, LinearSweep, CyclicVoltammetry)
 
 
 def simulated_station(campaign: Campaign) -> Station:
-    """One VSP-300 per six cells that need impedance, cyclers for the rest, one chamber."""
-    needs_eis: set[str] = set()
-    needs_chamber = False
+    """A simulated lab for a campaign: one six-channel VSP-300 per six cells that need a
+    potentiostat, 16-channel cyclers for the rest, and one chamber per group of experiments
+    linked by shared cells (cells that are never in the same experiment need not share a
+    chamber, so their temperature schedules cannot clash)."""
+    needs_pot: set[str] = set()
+    group = {c.id: c.id for c in campaign.cells}
+
+    def root(cid: str) -> str:
+        while group[cid] != cid:
+            group[cid] = group[group[cid]]
+            cid = group[cid]
+        return cid
+
+    heated: set[str] = set()
     for exp in campaign.experiments:
         steps = list(walk(exp.steps))
-        if any(isinstance(s, PEIS) for s in steps):
-            needs_eis.update(exp.cells)
-        needs_chamber |= any(isinstance(s, SetTemperature) for s in steps)
-    eis_cells = [c.id for c in campaign.cells if c.id in needs_eis]
-    dc_cells = [c.id for c in campaign.cells if c.id not in needs_eis]
-    instruments: dict[str, InstrumentConfig] = {}
+        if any(isinstance(s, POTENTIOSTAT_STEPS) for s in steps):
+            needs_pot.update(exp.cells)
+        for cid in exp.cells[1:]:
+            group[root(cid)] = root(exp.cells[0])
+        if any(isinstance(s, CHAMBER_STEPS) for s in steps):
+            heated.add(exp.cells[0])
+    chambers = {root(c): f"chamber-{k + 1}" for k, c in enumerate(sorted({root(c) for c in heated},
+                key=[c.id for c in campaign.cells].index))}
+    instruments: dict[str, InstrumentConfig] = {
+        name: InstrumentConfig(driver="sim.chamber") for name in chambers.values()}
     cells: dict[str, Placement] = {}
-    chamber = "chamber" if needs_chamber else None
-    if chamber:
-        instruments[chamber] = InstrumentConfig(driver="sim.chamber")
+    pot_cells = [c.id for c in campaign.cells if c.id in needs_pot]
+    dc_cells = [c.id for c in campaign.cells if c.id not in needs_pot]
     for prefix, driver, per, ids in (("vsp300", "sim.potentiostat", SIM_POTENTIOSTAT_CHANNELS,
-                                      eis_cells),
+                                      pot_cells),
                                      ("cycler", "sim.cycler", SIM_CYCLER_CHANNELS, dc_cells)):
         for k in range(math.ceil(len(ids) / per)):
             name = f"{prefix}-{k + 1}"
             instruments[name] = InstrumentConfig(driver=driver, channels=per)
             for ch, cid in enumerate(ids[k * per:(k + 1) * per]):
-                cells[cid] = Placement(instrument=name, channel=ch, chamber=chamber)
+                cells[cid] = Placement(instrument=name, channel=ch,
+                                       chamber=chambers.get(root(cid)))
     return Station(station="simulated", instruments=instruments, cells=cells)

@@ -55,3 +55,45 @@ class ResistorCell(CellModel):
 
     def impedance(self, frequency_Hz, temperature_C: float):
         return self.r_ohm + 1 / (1j * 2 * np.pi * frequency_Hz * 1e-3)
+
+
+class ShortingCell(ResistorCell):
+    """A Li|Li-like cell (OCV 0 V, 100 Ohm) whose resistance collapses to 0.5 Ohm once it has
+    run ``short_after_s`` in total: a short circuit."""
+
+    def __init__(self, short_after_s: float) -> None:
+        super().__init__(v0=0.0, k_V_per_C=0.0, r_ohm=100.0)
+        self.short_after_s, self.age_s = short_after_s, 0.0
+
+    def begin(self, technique, temperature_C: float) -> Segment:
+        cell = self
+
+        class _Seg(Segment):
+            duration_s, end_reason = technique.duration_s, "duration"
+
+            def sample(self, t_s):
+                i = np.full_like(t_s, getattr(technique, "current_A", 0.0))
+                r = np.where(cell.age_s + t_s < cell.short_after_s, 100.0, 0.5)
+                return i * r, i
+
+            def finish(self, elapsed_s: float) -> None:
+                cell.age_s += elapsed_s
+
+        return _Seg()
+
+
+class FadingCell(ResistorCell):
+    """Every discharge leaves 10 % less capacity: the OCV slope grows by 10 %."""
+
+    def begin(self, technique, temperature_C: float) -> Segment:
+        seg = super().begin(technique, temperature_C)
+        if isinstance(technique, ConstantCurrent) and technique.current_A < 0:
+            inner = seg.finish
+
+            def finish(elapsed_s: float) -> None:
+                inner(elapsed_s)
+                self.k_V_per_C *= 1.1
+                self.charge_C = (self.ocv_at(self.charge_C) - self.v0) / self.k_V_per_C
+
+            seg.finish = finish  # type: ignore[method-assign]
+        return seg

@@ -28,7 +28,8 @@ def test_validate_quickstart():
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("campaign: t\ncells: [\n", "t.yaml:3: invalid YAML"),
-    ("campaign: t\n", "t.yaml:1: missing required field 'cells'"),
+    ("campaign: t\n", "t.yaml: cells: the campaign has no cells"),
+    ("cells: []\n", "t.yaml:1: missing required field 'campaign'"),
     ("campaign: t\nbogus: 1\n", "t.yaml:2: bogus: unknown key 'bogus'"),
 ])
 @pytest.mark.parametrize("verb", ["validate", "run"])

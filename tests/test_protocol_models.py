@@ -122,7 +122,8 @@ def test_c_rate_needs_a_cathode(write_yaml):
 
 def test_cells_must_exist(write_yaml):
     (msg,) = errors_of(write_yaml, doc("      - kind: rest\n        duration: 1 h", "[nope]"))
-    assert "uses cell 'nope', which is not among the cells (b1, f1)" in msg
+    assert msg == "protocol.yaml:19: experiments[0].cells[0]: cell 'nope' is not among the" \
+        " cells (b1, f1)"
 
 
 def test_full_cell_needs_cathode(write_yaml):
@@ -183,3 +184,49 @@ def test_every_only_inside_loops(write_yaml):
     (msg,) = errors_of(write_yaml, doc("      - kind: rest\n        duration: 1 h\n"
                                        "        every: 5"))
     assert "'every' only applies inside a loop" in msg
+
+
+def test_includes_merge_cells_and_experiments(tmp_path):
+    (tmp_path / "cells.yaml").write_text(CELLS)
+    (tmp_path / "top.yaml").write_text(
+        "campaign: top\ninclude: [cells.yaml]\nexperiments:\n  - name: e\n    cells: [f1]\n"
+        "    steps: ['Rest for 1 hour']\n")
+    c = load_campaign(tmp_path / "top.yaml")
+    assert [x.id for x in c.cells] == ["b1", "f1"] and c.experiments[0].cells == ["f1"]
+    assert c.sources == ["top.yaml", "cells.yaml"]
+
+
+def test_include_cycles_and_duplicates_name_the_files(tmp_path):
+    (tmp_path / "a.yaml").write_text(CELLS.replace("campaign: t", "campaign: a")
+                                     + "include: [b.yaml]\n")
+    (tmp_path / "b.yaml").write_text("campaign: b\ninclude: [a.yaml, missing.yaml]\n")
+    with pytest.raises(ProtocolError) as info:
+        load_campaign(tmp_path / "a.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    assert "b.yaml:2: include[0]: include cycle: a.yaml -> b.yaml -> a.yaml" in msgs
+    assert "b.yaml:2: include[1]: included file 'missing.yaml' does not exist" in msgs
+    (tmp_path / "b.yaml").write_text(CELLS.replace("campaign: t", "campaign: b"))
+    with pytest.raises(ProtocolError) as info:
+        load_campaign(tmp_path / "a.yaml")
+    msgs = [str(p) for p in info.value.problems]
+    assert "b.yaml:4: cells[0].id: cell id 'b1' is already used in a.yaml (cells[0])" in msgs
+
+
+def test_pybamm_strings_are_steps(write_yaml):
+    text = doc("""      - Charge at C/10 until 4.35 V
+      - Hold at 4.35 V until C/50
+      - Rest for 1 hour (1 minute period)
+      - Discharge at 0.5 mA for 2 hours or until 2.8 V""", "[f1]")
+    c = load_campaign(write_yaml(text))
+    charge, hold, rest, discharge = c.experiments[0].steps
+    assert charge.kind == "constant_current" and charge.direction == "charge"
+    assert charge.current.kind == "c_rate" and charge.until_voltage == 4.35
+    assert hold.kind == "constant_voltage" and hold.until_current.value == pytest.approx(0.02)
+    assert rest.duration == 3600 and rest.record_every == 60
+    assert discharge.duration == 7200 and discharge.current.value == pytest.approx(5e-4)
+
+
+def test_a_bad_pybamm_string_names_the_step(write_yaml):
+    (msg,) = errors_of(write_yaml, doc("      - Charge at 4 W for 1 hour", "[f1]"))
+    assert msg == ("protocol.yaml:21: experiments[0].steps[0]: 'Charge at 4 W for 1 hour':"
+                   " power and resistance control are not supported")

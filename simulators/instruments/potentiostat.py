@@ -10,7 +10,8 @@ from simulators.instruments.channel import SimChannel
 VSP300_CHANNELS = 6
 VSP300_CAPABILITIES = ChannelCapabilities(
     max_current_A=0.5, min_voltage_V=-10.0, max_voltage_V=10.0, eis_min_Hz=10e-6, eis_max_Hz=7e6,
-    techniques=frozenset({"OpenCircuit", "Impedance", "ConstantCurrent", "ConstantVoltage"}))
+    techniques=frozenset({"OpenCircuit", "Impedance", "ConstantCurrent", "ConstantVoltage",
+                          "VoltageSweep"}))
 
 #: A battery-cycler channel (5 V / 100 mA class): no impedance.
 CYCLER_CHANNELS = 16
