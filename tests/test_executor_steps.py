@@ -108,6 +108,7 @@ def test_recording_by_dv(tmp_path, write_yaml):
          record_every: 1000 s, record_dV: 50 mV}
 """, cells={"b": ResistorCell(v0=3.0, k_V_per_C=1.0, r_ohm=0.0), "a": ResistorCell()})
     d = store.read("b")
-    # V rises 1 mV/s: a point at each 50 mV step plus the start and the end
-    assert len(d["test_time_s"]) == 22
-    assert np.all(np.diff(d["voltage_V"][1:-1]) == pytest.approx(0.05, abs=2e-3))
+    # V rises 1 mV/s from 3 V to 4 V: the start and a point at each 50 mV step (the last
+    # one is the end itself)
+    assert len(d["test_time_s"]) == 21
+    assert np.diff(d["voltage_V"]) == pytest.approx(np.full(20, 0.05), abs=2e-3)
