@@ -121,7 +121,12 @@ def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise _one(name, line, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise _one(name, line, f"character #x{exc.character:04x} is not allowed in YAML"
+                   ) from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -132,6 +137,12 @@ def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise _one(name, line, f"invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise _one(name, line, f"character #x{exc.character:04x} is not allowed in YAML"
+                   ) from None
+    except RecursionError:
+        raise _one(name, None, "the document nests too deeply") from None
     except yaml.YAMLError as exc:
         raise _one(name, None, f"invalid YAML: {exc}") from None
     finally:
@@ -170,6 +181,8 @@ def _check_size_and_keys(root: yaml.Node, name: str) -> None:
 def validate(data: Any, root: yaml.Node | None, model: type[M], name: str) -> M:
     try:
         return model.model_validate(data)
+    except RecursionError:
+        raise _one(name, None, "the document nests too deeply") from None
     except ValidationError as exc:
         problems = [_problem(err, root, name) for err in exc.errors(include_url=False)]
         raise ProtocolError(problems) from None
