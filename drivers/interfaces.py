@@ -48,6 +48,11 @@ class ChannelCapabilities:
         if isinstance(technique, Impedance):
             if self.eis_min_Hz is None or self.eis_max_Hz is None:
                 raise CapabilityError("this channel cannot measure impedance")
+            if technique.galvanostatic and \
+                    technique.amplitude_A + abs(technique.bias_A) > 0.5 * self.max_current_A:
+                raise CapabilityError(
+                    f"GEIS amplitude {technique.amplitude_A:g} A (+ bias {technique.bias_A:g} A)"
+                    f" exceeds half the channel's current range ({0.5 * self.max_current_A:g} A)")
             for f in (technique.f_start_Hz, technique.f_end_Hz):
                 if not self.eis_min_Hz <= f <= self.eis_max_Hz:
                     raise CapabilityError(f"frequency {f:g} Hz is outside the channel's EIS range"

@@ -38,7 +38,7 @@ experiments:
 
 
 def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
-        cells: dict | None = None, fail_at: float | None = None):
+        cells: dict | None = None, fail_at: float | None = None, overshoot: float = 0.0):
     campaign = load_campaign(write_yaml(HEAD + experiments))
     station = simulated_station(campaign)
     plan = build_plan(campaign, station, "t.yaml")
@@ -56,6 +56,7 @@ def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
             if cfg.driver == "sim.chamber":
                 inst.chambers[name] = lab.add_chamber(name)
                 inst.chambers[name].tau_s = chamber_tau_s
+                inst.chambers[name].overshoot = overshoot
             elif cfg.driver == "sim.potentiostat":
                 inst.channels[name] = lab.add_potentiostat(name, cfg.channels)
             else:
@@ -127,7 +128,7 @@ def test_a_safety_trip_stops_only_that_cell(tmp_path, write_yaml):
         current: 1 mA
         duration: 1 h
         record_every: 10 s
-""")
+""", cells={"a": ResistorCell(), "b": ResistorCell(k_V_per_C=0.1)})
     a = store.read("a")
     # the offending point is the last one kept: nothing recorded after the output went off
     assert np.all(a["voltage_V"][:-1] <= 3.5) and a["voltage_V"][-1] > 3.5
@@ -195,3 +196,25 @@ def test_an_interrupted_run_turns_every_output_off(tmp_path, write_yaml):
     states = {s["cell"]: s["state"] for s in store.cell_states()}
     assert states == {"a": "aborted", "b": "aborted"}
     assert any(e["kind"] == "run_aborted" for e in store.events())
+
+
+def test_the_hold_timer_restarts_when_the_chamber_overshoots(tmp_path, write_yaml):
+    store, holder = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a]
+    steps:
+      - {kind: set_temperature, target: 60 degC, tolerance: 0.5 K, hold: 10 min,
+         timeout: 10 h}
+      - {kind: rest, duration: 1 min}
+""", chamber_tau_s=600, overshoot=0.05)
+    chamber = next(iter(holder["inst"].chambers.values()))
+    t = np.arange(0, 20000.0, 1.0)
+    chamber._t0, chamber._t0_value, chamber._sv = 0.0, 22.0, 60.0   # replay the step
+    outside = np.abs(chamber.temperature_at(t) - 60) > 0.5
+    first_inside = t[np.argmax(~outside)]
+    last_outside = t[np.flatnonzero(outside)[-1]]
+    assert last_outside > first_inside + 600   # the overshoot left the band after a hold
+    settled = store.read("a")["test_time_s"][0]
+    # the chamber is read every 30 s with 0.03 K of noise, so the last excursion is seen
+    # to within one reading
+    assert last_outside - 30 + 600 <= settled <= last_outside + 600 + 60

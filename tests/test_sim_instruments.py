@@ -79,6 +79,8 @@ def test_impedance_sweep_takes_time_and_spans_the_range():
     (ConstantCurrent(current_A=0.6, duration_s=1, record_dt_s=1), r"exceeds the channel's range"),
     (Impedance(1e7, 0.1, 0.01, 10), r"outside the channel's EIS range"),
     (ConstantVoltage(voltage_V=12, duration_s=1, record_dt_s=1), r"outside the channel's control"),
+    (Impedance(1e5, 1.0, 0.0, 10, galvanostatic=True, amplitude_A=0.3),
+     r"GEIS amplitude 0.3 A \(\+ bias 0 A\) exceeds half the channel's current range"),
 ])
 def test_the_channel_refuses_what_a_vsp300_refuses(technique, match):
     ch, _ = channel()
@@ -107,10 +109,35 @@ def test_potentiostat_channel_index_is_checked():
 
 def test_chamber_first_order_lag():
     clock = ManualClock()
-    chamber = SimChamber(clock, np.random.default_rng(0), tau_s=600, ambient_C=22, noise_K=0)
+    chamber = SimChamber(clock, np.random.default_rng(0), tau_s=600, overshoot=0, ambient_C=22,
+                         noise_K=0)
     chamber.set_temperature_C(60)
     clock.advance(600)
     expected = 60 + (22 - 60) * np.exp(-1)
     assert chamber.read().temperature_C == pytest.approx(expected, abs=0.01)
     with pytest.raises(CapabilityError, match="outside the chamber's range"):
         chamber.set_temperature_C(150)
+
+
+def test_chamber_overshoots_then_settles():
+    clock = ManualClock()
+    chamber = SimChamber(clock, np.random.default_rng(0), tau_s=600, overshoot=0.05,
+                         ambient_C=20, noise_K=0)
+    chamber.set_temperature_C(60)
+    t = np.linspace(0, 20 * 600, 20001)
+    temps = chamber.temperature_at(t)
+    assert temps.max() == pytest.approx(60 + 0.05 * 40, abs=0.05)   # 5 % of the 40 K step
+    assert temps[-1] == pytest.approx(60, abs=0.01)
+    chamber.set_temperature_C(-20)
+    clock.advance(100_000)
+    assert chamber.read().temperature_C == pytest.approx(-20, abs=0.01)
+
+
+def test_a_current_the_cell_cannot_take_overloads_the_channel():
+    # 0.4 A through 100 Ohm would need 40 V: the +-10 V compliance stops it at once
+    ch, clock = channel(cell=ResistorCell(v0=0.0, k_V_per_C=0.0, r_ohm=100.0))
+    ch.start(ConstantCurrent(current_A=0.4, duration_s=100, record_dt_s=1))
+    clock.advance(100)
+    r = ch.poll()
+    assert r.state is ChannelState.FAULT and r.end_reason == "compliance"
+    assert r.points.time_s[-1] == 0.0

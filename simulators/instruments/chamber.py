@@ -1,4 +1,11 @@
-"""A simulated temperature chamber: first-order thermal lag towards the setpoint, read noise."""
+"""A simulated temperature chamber: lag, overshoot and read noise, so soak logic is exercised.
+
+The air follows a second-order (underdamped) step response towards each new setpoint,
+T(t) = SV + (T0 - SV) e^(-z w t) [cos(w_d t) + z / sqrt(1 - z^2) sin(w_d t)], with w = 1/tau and
+the damping z chosen for the requested overshoot; ``overshoot=0`` gives the first-order lag
+T0 + (SV - T0)(1 - e^(-t/tau)). Both are closed forms, so reading the temperature at any time, or
+at an array of times, costs one call.
+"""
 
 from __future__ import annotations
 
@@ -11,39 +18,33 @@ from drivers.interfaces import Chamber, ChamberMode, ChamberReading
 
 
 class SimChamber(Chamber):
-    """Air temperature T(t) = SV + (T_0 - SV) exp(-(t - t_0) / tau), evaluated in closed form,
-    so reading it at any time, or at an array of times, costs one call."""
-
     blocking_io = False
 
     def __init__(self, clock: Clock, rng: np.random.Generator, tau_s: float = 600.0,
-                 ambient_C: float = 22.0, noise_K: float = 0.03,
+                 overshoot: float = 0.03, ambient_C: float = 22.0, noise_K: float = 0.03,
                  min_C: float = -40.0, max_C: float = 100.0) -> None:
         self._clock, self._rng = clock, rng
-        self.tau_s, self.noise_K = tau_s, noise_K
+        self.tau_s, self.overshoot, self.noise_K = tau_s, overshoot, noise_K
         self.min_C, self.max_C = min_C, max_C
         self._ambient = ambient_C
         self._sv = ambient_C
         self._t0_value, self._t0 = ambient_C, 0.0
         self._mode = ChamberMode.OFF
-        self._open = False
 
     def open(self) -> None:
-        self._open = True
+        """Nothing to connect in simulation."""
 
     def close(self) -> None:
-        self._open = False
+        """Nothing to release in simulation."""
 
     def set_temperature_C(self, setpoint_C: float) -> None:
         self.check_setpoint(setpoint_C)
-        now = self._clock.now()
-        self._t0_value, self._t0 = float(self.temperature_at(now)), now
-        self._sv, self._mode = setpoint_C, ChamberMode.CONSTANT
+        self._step_to(setpoint_C)
+        self._mode = ChamberMode.CONSTANT
 
     def standby(self) -> None:
-        now = self._clock.now()
-        self._t0_value, self._t0 = float(self.temperature_at(now)), now
-        self._sv, self._mode = self._ambient, ChamberMode.STANDBY
+        self._step_to(self._ambient)
+        self._mode = ChamberMode.STANDBY
 
     def read(self) -> ChamberReading:
         pv = float(self.temperature_at(self._clock.now())) + self._rng.normal(0, self.noise_K)
@@ -53,4 +54,20 @@ class SimChamber(Chamber):
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
         dt = np.maximum(np.asarray(t, dtype=float) - self._t0, 0.0)
-        return self._sv + (self._t0_value - self._sv) * np.exp(-dt / self.tau_s)
+        return self._sv + (self._t0_value - self._sv) * _step_response(dt / self.tau_s,
+                                                                       self.overshoot)
+
+    def _step_to(self, setpoint_C: float) -> None:
+        now = self._clock.now()
+        self._t0_value, self._t0 = float(self.temperature_at(now)), now
+        self._sv = setpoint_C
+
+
+def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
+    """The remaining fraction of a setpoint step after x = t / tau."""
+    if overshoot <= 0:
+        return np.exp(-x)
+    log = math.log(overshoot)
+    zeta = -log / math.sqrt(math.pi**2 + log**2)
+    wd = math.sqrt(1 - zeta**2)
+    return np.exp(-zeta * x) * (np.cos(wd * x) + zeta / wd * np.sin(wd * x))

@@ -75,7 +75,7 @@ class SimChannel(Channel):
                                   f" {type(technique).__name__}: {exc}") from None
             self._segment, self._spectrum = seg, None
             self._duration, self._end_reason = seg.duration_s, seg.end_reason
-            early = firmware.extra_end(technique, seg)
+            early = firmware.extra_end(technique, seg, self._caps)
             if early is not None and early[0] < self._duration:
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
@@ -113,7 +113,9 @@ class SimChannel(Channel):
         self._emitted = upto
         if done:
             self._finish(self._duration)
-            return Readout(points, ChannelState.DONE, self._end_reason)
+            if self._end_reason == "compliance":   # the output overloaded and switched off
+                self._state = ChannelState.FAULT
+            return Readout(points, self._state, self._end_reason)
         return Readout(points, ChannelState.RUNNING,
                        next_event_s=self._t_start + self._duration)
 

@@ -1,8 +1,8 @@
 """What a channel's firmware adds to a cell's response: extra end criteria and recording rules.
 
-The cell model says when a technique ends on its own limit; the instrument also watches for a
-short circuit (|V| collapsing), a steady current (chronoamperometry) and records by dt, dV and
-dI as EC-Lab does. All of it is evaluated on a fine time grid in one vectorised pass.
+The cell model says when a technique ends on its own limit; the instrument also watches its
+compliance, a short circuit (|V| collapsing), a steady current (chronoamperometry) and records
+by dt, dV and dI as EC-Lab does. All of it is evaluated on a fine time grid in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from drivers.interfaces import ChannelCapabilities
 from drivers.techniques import ConstantCurrent, ConstantVoltage, Technique
 from simulators.cells.base import Segment
 
@@ -23,26 +24,32 @@ def fine_grid(duration_s: float, record_dt_s: float) -> np.ndarray:
     return np.append(np.arange(0.0, duration_s, step), duration_s)
 
 
-def extra_end(technique: Technique, segment: Segment) -> tuple[float, str] | None:
-    """The first time a firmware criterion ends the technique before the cell's own end."""
+def extra_end(technique: Technique, segment: Segment,
+              caps: ChannelCapabilities) -> tuple[float, str] | None:
+    """The first time a firmware criterion ends the technique before the cell's own end:
+    the channel's compliance (voltage or current out of its range: the real one overloads and
+    stops), a short circuit, a steady current."""
+    t = fine_grid(segment.duration_s, technique.record_dt_s)
+    v, i = segment.sample(t)
+    out = (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
+        (np.abs(i) > caps.max_current_A * (1 + 1e-9))
+    ends: list[tuple[float, str]] = []
+    if out.any():
+        ends.append((float(t[np.argmax(out)]), "compliance"))
     if isinstance(technique, ConstantCurrent) and technique.short_below_V is not None:
-        t = fine_grid(segment.duration_s, technique.record_dt_s)
-        v, _ = segment.sample(t)
         hit = np.flatnonzero((t >= technique.settle_s) & (np.abs(v) < technique.short_below_V))
         if hit.size:
-            return float(t[hit[0]]), "short"
+            ends.append((float(t[hit[0]]), "short"))
     if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
         window = technique.steady_window_s or 0.0
-        t = fine_grid(segment.duration_s, technique.record_dt_s)
-        t = t[t >= window]
-        if t.size:
-            _, i_now = segment.sample(t)
-            _, i_then = segment.sample(t - window)
-            steady = np.abs(i_now - i_then) <= technique.steady_rel * np.abs(i_now)
-            hit = np.flatnonzero(steady)
+        later = t[t >= window]
+        if later.size:
+            _, i_now = segment.sample(later)
+            _, i_then = segment.sample(later - window)
+            hit = np.flatnonzero(np.abs(i_now - i_then) <= technique.steady_rel * np.abs(i_now))
             if hit.size:
-                return float(t[hit[0]]), "steady"
-    return None
+                ends.append((float(later[hit[0]]), "steady"))
+    return min(ends) if ends else None
 
 
 def record_times(technique: Technique, segment: Segment, duration_s: float) -> np.ndarray:
