@@ -1,0 +1,102 @@
+"""Dry-run speed and memory of a whole campaign, and of the same campaign made twice as long.
+
+    python benchmarks/campaign_dry_run.py [protocols/aiose/campaign.yaml]
+
+Prints, for the campaign and for a copy whose loop counts and cycle counts are doubled: wall
+time, simulated cell-hours, cell-hours per wall second, stored points and peak RSS of the
+``cellseq run`` process. Each run is a separate process so its peak RSS is its own.
+Targets (2 cores): full campaign <= 30 s wall, <= 500 MB peak RSS, doubled campaign's RSS within
+10 % of the single one (memory stays flat as runs get longer).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ROOT / "protocols" / "aiose" / "campaign.yaml"
+DOUBLED_KEYS = ("count", "cycles", "max_pulses")
+
+_MEASURE = """
+import resource, sys, time
+from pathlib import Path
+from sequencer.runner import run_simulated
+t = time.perf_counter()
+outcome = run_simulated(Path(sys.argv[1]), Path(sys.argv[2]), seed=1)
+wall = time.perf_counter() - t
+print(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def doubled_copy(protocol: Path, folder: Path) -> Path:
+    """Copy the protocol and its includes with every loop and cycle count doubled."""
+    def double(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: (2 * v if k in DOUBLED_KEYS and isinstance(v, int) else double(v))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [double(v) for v in node]
+        return node
+
+    def copy(path: Path) -> None:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        (folder / path.name).write_text(yaml.safe_dump(double(doc), sort_keys=False),
+                                        encoding="utf-8")
+        for ref in doc.get("include", []):
+            copy(path.parent / ref)
+
+    copy(protocol)
+    return folder / protocol.name
+
+
+def cell_hours(run_dir: Path) -> tuple[float, int]:
+    from sequencer.store import RunStore
+
+    store = RunStore.open(run_dir)
+    try:
+        hours = sum((s["ended_t"] or s["started_t"]) - s["started_t"]
+                    for s in store.steps()) / 3600
+        return hours, store.point_count()
+    finally:
+        store.close()
+
+
+def measure(protocol: Path, label: str) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", _MEASURE, str(protocol), str(run_dir)],
+                              capture_output=True, text=True, cwd=ROOT, check=False)
+        total = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"{label}: the dry run failed:\n{proc.stderr[-2000:]}")
+        wall, rss_kb = proc.stdout.split()[-2:]
+        hours, points = cell_hours(run_dir)
+    figures = {"wall_s": float(wall), "process_s": total, "cell_hours": hours,
+               "cell_hours_per_s": hours / float(wall), "points": points,
+               "peak_rss_MB": int(rss_kb) / 1024}
+    print(f"{label:>9}: {figures['wall_s']:7.1f} s wall ({total:.1f} s with start-up),"
+          f" {hours:10.0f} cell-h, {figures['cell_hours_per_s']:9.0f} cell-h/s,"
+          f" {points:>10} points, peak RSS {figures['peak_rss_MB']:6.0f} MB")
+    return figures
+
+
+def main() -> None:
+    protocol = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    single = measure(protocol, "campaign")
+    with tempfile.TemporaryDirectory() as tmp:
+        double = measure(doubled_copy(protocol, Path(tmp)), "doubled")
+    growth = double["peak_rss_MB"] / single["peak_rss_MB"] - 1
+    print(f"RSS growth when the campaign doubles: {100 * growth:+.1f} % (target within 10 %)")
+    print(json.dumps({"campaign": single, "doubled": double, "rss_growth": growth}))
+
+
+if __name__ == "__main__":
+    main()
