@@ -11,6 +11,8 @@ from rich.table import Table
 from analysis.derive import derive_results
 from sequencer.status import run_status
 
+MAX_LISTED = 8
+
 
 def print_summary(console: Console, run_dir: Path, wall_s: float | None = None) -> None:
     st = run_status(run_dir)
@@ -24,11 +26,16 @@ def print_summary(console: Console, run_dir: Path, wall_s: float | None = None) 
     grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for r in derive_results(run_dir):
         cond = ", ".join(f"{k}={v}" for k, v in r.conditions.items())
-        grouped[(r.cell, r.quantity, r.unit)].append(f"{r.value:.4g} ({cond})")
+        grouped[(r.cell, r.quantity, r.unit)].append(f"{r.value:.4g} ({cond})" if cond
+                                                     else f"{r.value:.4g}")
     if grouped:
         results = Table("cell", "quantity", "values", title="derived from the raw data")
         for (cell, quantity, unit), values in grouped.items():
-            results.add_row(cell, f"{quantity} / {unit}", "; ".join(values))
+            if len(values) > MAX_LISTED:   # long cycling: the first and last few
+                shown = [*values[:3], f"... {len(values) - 5} more ...", *values[-2:]]
+            else:
+                shown = values
+            results.add_row(cell, f"{quantity} / {unit}", "; ".join(shown))
         console.print(results)
     if wall_s is not None:
         console.print(f"wall time {wall_s:.2f} s")
