@@ -1,78 +1,337 @@
-"""Derived results of a run, read from its store alone: conductivity per spectrum of blocking
-cells, discharge capacity per cycle of full cells. The report (issue-level work) builds on this."""
+"""Which analysis applies to which data: the campaign's figures, derived from a run's raw data.
+
+Each (experiment, cell) pair is analysed by what its cell is and what its steps were:
+
+- impedance spectra: the bulk resistance of every spectrum; for blocking cells the conductivity
+  sigma = d / (S R_b) and, across temperatures, the activation energy (sigma = sigma0 e^(-Ea/kT));
+  for Li|Li cells the interfacial resistance (over days, when the spectra span more than one);
+- chronoamperometry between two spectra: the Bruce-Vincent transference number;
+- galvanostatic half cycles on Li|Li cells: the overpotential per current density, and the
+  critical current density where the cell shorted;
+- Li||Cu cycling: the average coulombic efficiency (sum stripped / sum plated);
+- LSV: the stability window, where |j| first exceeds 10 uA/cm^2 above the capacitive baseline;
+- full cells: the discharge capacity of every cycle (with its C-rate and temperature), the
+  capacity retention of long runs, and GITT diffusion coefficients.
+
+Nothing here is given the answer: every number comes from the stored points.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from analysis.cycling import cycle_table
-from analysis.eis import bulk_resistance, conductivity_S_per_m
+from analysis import plots
+from analysis.cycling import capacity_retention, cycle_table
+from analysis.eis import arrhenius_fit, bulk_resistance, conductivity_S_per_m
 from analysis.errors import AnalysisError
+from analysis.full_cell import cycle_c_rates
+from analysis.gitt import gitt_diffusion
+from analysis.interface import interfacial_resistance_over_time
+from analysis.lsv import stability_window
+from analysis.materials import molar_properties
+from analysis.plating import average_ce
 from analysis.results import Result
-from sequencer.export import frame
-from sequencer.store import RunStore
+from analysis.run_data import CellExperiment, RunData
+from analysis.symmetric import critical_current_density, overpotential_by_current_density
+from analysis.transference import ca_currents, interfacial_resistance, transference_number
 
-S_PER_M_TO_MS_PER_CM = 10.0  # 1 S/m = 10 mS/cm
-
-
-def derive_results(run_dir: Path) -> list[Result]:
-    store = RunStore.open(Path(run_dir))
-    try:
-        cells: dict[str, dict[str, Any]] = store.meta().get("cells", {})
-        experiment_of = {(s["cell"], s["step_count"]): s["experiment"] for s in store.steps()}
-        results: list[Result] = []
-        for cell_id, info in cells.items():
-            results += _impedance_results(store, cell_id, info, experiment_of)
-            results += _cycling_results(store, cell_id, info, experiment_of)
-        return results
-    finally:
-        store.close()
+S_PER_M_TO_MS_PER_CM = 10.0
+M2_S_TO_CM2_S = 1e4
+#: A cycling run this long or longer gets a capacity-retention result.
+RETENTION_MIN_CYCLES = 20
+DAY_S = 86400.0
 
 
-def _impedance_results(store: RunStore, cell: str, info: dict[str, Any],
-                       experiment_of: dict[tuple[str, int], str]) -> list[Result]:
-    data = store.read(cell, "spectrum")
-    out: list[Result] = []
-    for step in np.unique(data["step_count"]):
-        sel = data["step_count"] == step
-        try:
-            r_b = bulk_resistance(data["frequency_Hz"][sel], data["z_real_ohm"][sel],
-                                  data["z_imag_ohm"][sel])
-        except AnalysisError:
-            continue
-        temperature = float(np.nanmean(data["temperature_C"][sel]))
-        conditions = {"temperature_degC": round(temperature, 1)}
-        experiment = experiment_of.get((cell, int(step)), "")
-        material = info.get("electrolyte", "")
-        out.append(Result(experiment, cell, material, "bulk_resistance", r_b, "Ohm", conditions))
-        if info.get("kind") == "blocking":
-            sigma = conductivity_S_per_m(r_b, info["thickness_m"], info["area_m2"])
-            out.append(Result(experiment, cell, material, "ionic_conductivity",
-                              sigma * S_PER_M_TO_MS_PER_CM, "mS/cm", conditions))
+@dataclass
+class Derived:
+    results: list[Result] = field(default_factory=list)
+    figures: list[tuple[str, str, Figure]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def derive(run_dir: Path, figures: bool = False) -> Derived:
+    data = RunData(run_dir)
+    out = Derived()
+    sigma_by_exp: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for ce in data.cell_experiments():
+        for analyse in ANALYSES:
+            try:
+                analyse(ce, out, figures, sigma_by_exp)
+            except AnalysisError as exc:
+                out.notes.append(f"{ce.experiment}/{ce.cell}: {analyse.__name__}: {exc}")
+    if figures:
+        _arrhenius_figures(data, out, sigma_by_exp)
     return out
 
 
-def _cycling_results(store: RunStore, cell: str, info: dict[str, Any],
-                     experiment_of: dict[tuple[str, int], str]) -> list[Result]:
-    mass = info.get("active_mass_kg")
-    if not mass:
-        return []
-    df = frame(store, cell, "series")
-    if df.empty or df["Cycle Count / 1"].max() < 1:
-        return []
-    table = cycle_table(df, mass)
-    out = []
-    material = info.get("cathode", "")
+def _result(ce: CellExperiment, quantity: str, value: float, unit: str, material: str = "",
+            **conditions: float | int | str) -> Result:
+    return Result(ce.experiment, ce.cell, material or ce.material, quantity, value, unit,
+                  conditions)
+
+
+# -- impedance ---------------------------------------------------------------------------------
+
+def _impedance(ce: CellExperiment, out: Derived, figures: bool,
+               sigma_by_exp: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    if not ce.spectra or ce.steps_of("chronoamperometry"):
+        return
+    electrolyte = str(ce.info.get("electrolyte", ""))
+    traces, r_bulks = [], {}
+    for sp in ce.spectra:
+        r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+        t_c = round(sp.temperature_C, 1)
+        out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte,
+                                   temperature_degC=t_c))
+        if ce.kind == "blocking":
+            sigma = conductivity_S_per_m(r_b, ce.info["thickness_m"], ce.info["area_m2"])
+            out.results.append(_result(ce, "ionic_conductivity", sigma * S_PER_M_TO_MS_PER_CM,
+                                       "mS/cm", electrolyte, temperature_degC=t_c))
+            sigma_by_exp.setdefault((ce.experiment, ce.cell), []).append(
+                (sp.temperature_C, sigma * S_PER_M_TO_MS_PER_CM))
+        label = f"{t_c:g} degC" if len(ce.spectra) < 12 else f"{sp.test_time_s / 3600:.0f} h"
+        traces.append((label, sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm))
+        r_bulks[label] = r_b
+    points = sigma_by_exp.get((ce.experiment, ce.cell), [])
+    if len({round(t) for t, _ in points}) >= 3:
+        ea, _ = arrhenius_fit([t for t, _ in points], [s for _, s in points])
+        out.results.append(_result(ce, "activation_energy", ea, "eV", electrolyte))
+    if ce.kind in ("symmetric_li", "li_cu") and len(ce.spectra) >= 3:
+        _interface_over_time(ce, out, figures, electrolyte)
+    if figures:
+        shown = traces if len(traces) <= 12 else traces[:: max(1, len(traces) // 8)]
+        # a blocking cell's capacitive spike dwarfs the part that matters: zoom to the intercept
+        zoom = 8 * max(r_bulks.values()) if ce.kind == "blocking" else None
+        out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
+                            plots.nyquist(shown, f"{ce.cell} ({electrolyte})", r_bulks,
+                                          max_ohm=zoom)))
+
+
+def _interface_over_time(ce: CellExperiment, out: Derived, figures: bool,
+                         electrolyte: str) -> None:
+    spectra = {"step_count": [], "test_time_s": [], "frequency_Hz": [], "z_real_ohm": [],
+               "z_imag_ohm": []}
+    for sp in ce.spectra:
+        n = len(sp.frequency_Hz)
+        spectra["step_count"].append(np.full(n, sp.step_count))
+        spectra["test_time_s"].append(np.full(n, sp.test_time_s))
+        spectra["frequency_Hz"].append(sp.frequency_Hz)
+        spectra["z_real_ohm"].append(sp.z_real_ohm)
+        spectra["z_imag_ohm"].append(sp.z_imag_ohm)
+    table = interfacial_resistance_over_time({k: np.concatenate(v) for k, v in spectra.items()},
+                                             on_error="skip")
+    if table["day"].max() < 1:
+        return
     for row in table.itertuples(index=False):
-        steps = df.loc[df["Cycle Count / 1"] == row.cycle, "Step Count / 1"]
-        experiment = experiment_of.get((cell, int(steps.iloc[0])), "") if len(steps) else ""
-        if np.isfinite(row.discharge_capacity_mAh_g) and row.discharge_capacity_mAh_g > 0:
-            out.append(Result(experiment, cell, material, "discharge_capacity",
-                              row.discharge_capacity_mAh_g, "mAh/g", {"cycle": int(row.cycle)}))
+        out.results.append(_result(ce, "interfacial_resistance", row.r_interface_ohm, "Ohm",
+                                   electrolyte, day=round(float(row.day), 2)))
+    if figures:
+        out.figures.append((ce.experiment, f"{ce.cell}: interfacial resistance at rest",
+                            plots.generic_xy([(ce.cell, table["day"].to_numpy(),
+                                               table["r_interface_ohm"].to_numpy())],
+                                             "time / day", "R_int / Ohm", markers=True)))
+
+
+def _transference(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    holds = ce.steps_of("chronoamperometry")
+    if not holds or len(ce.spectra) < 2:
+        return
+    hold = holds[0]
+    before = [s for s in ce.spectra if s.step_count < hold["step_count"]]
+    after = [s for s in ce.spectra if s.step_count > hold["step_count"]]
+    if not before or not after:
+        raise AnalysisError("a transference number needs a spectrum before and after the hold")
+    _, r0 = interfacial_resistance(before[-1].frequency_Hz, before[-1].z_real_ohm,
+                                   before[-1].z_imag_ohm)
+    _, rs = interfacial_resistance(after[0].frequency_Hz, after[0].z_real_ohm,
+                                   after[0].z_imag_ohm)
+    rows = ce.rows_of([hold])
+    t = rows["Step Time / s"].to_numpy()
+    i = rows["Current / A"].to_numpy()
+    dv = float(np.median(rows["Voltage / V"].to_numpy()))
+    i0, iss = ca_currents(t, np.abs(i))
+    electrolyte = str(ce.info.get("electrolyte", ""))
+    t_plus = transference_number(i0, iss, abs(dv), r0, rs)
+    out.results.append(_result(ce, "transference_number", t_plus, "1", electrolyte))
+    out.results.append(_result(ce, "interfacial_resistance", r0, "Ohm", electrolyte,
+                               stage="before polarisation"))
+    out.results.append(_result(ce, "interfacial_resistance", rs, "Ohm", electrolyte,
+                               stage="after polarisation"))
+    if figures:
+        out.figures.append((ce.experiment, f"{ce.cell}: current decay under {dv * 1e3:.0f} mV",
+                            plots.ca_decay(t, np.abs(i), i0, iss)))
+
+
+# -- galvanostatic cycling ---------------------------------------------------------------------
+
+def _symmetric(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    if ce.kind != "symmetric_li":
+        return
+    steps = ce.steps_of("constant_current")
+    if not steps:
+        return
+    rows = ce.rows_of(steps)
+    t = rows["Test Time / s"].to_numpy()
+    v = rows["Voltage / V"].to_numpy()
+    i = rows["Current / A"].to_numpy()
+    area = ce.info["area_m2"]
+    electrolyte = str(ce.info.get("electrolyte", ""))
+    table = overpotential_by_current_density(t, v, i, area)
+    for row in table.itertuples(index=False):
+        out.results.append(_result(ce, "overpotential", row.overpotential_V * 1e3, "mV",
+                                   electrolyte,
+                                   current_density_mA_cm2=round(row.current_density_mA_cm2, 3)))
+    ccd = critical_current_density(t, v, i, area, steps=steps)
+    if ccd is not None and len(table) > 1:
+        out.results.append(_result(ce, "critical_current_density", ccd, "mA/cm2", electrolyte))
+    if figures:
+        hours = (t - t[0]) / 3600
+        span = hours[-1] if len(hours) else 0.0
+        windows = [(w0, min(w0 + 5, span)) for w0 in (0.0, span / 2, max(span - 5, 0.0))
+                   if span > 10]
+        out.figures.append((ce.experiment, f"{ce.cell}: voltage during plating/stripping",
+                            plots.voltage_vs_time(hours, v, windows, title=ce.cell)))
+
+
+def _li_cu(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    if ce.kind != "li_cu" or not ce.steps_of("constant_current"):
+        return
+    rows = ce.rows_of(ce.steps_of("constant_current"))
+    if rows["Cycle Count / 1"].max() < 1:
+        return
+    ce_avg = average_ce(rows)
+    out.results.append(_result(ce, "coulombic_efficiency", 100 * ce_avg, "%",
+                               str(ce.info.get("electrolyte", "")), method="average"))
+
+
+def _lsv(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    for step in ce.steps_of("lsv"):
+        rows = ce.rows_of([step])
+        v = rows["Voltage / V"].to_numpy()
+        i = rows["Current / A"].to_numpy()
+        area = ce.info.get("electrode_area_m2", ce.info["area_m2"])
+        window = stability_window(v, i, area)
+        out.results.append(_result(ce, "stability_window", window, "V",
+                                   str(ce.info.get("electrolyte", ""))))
+        if figures:
+            out.figures.append((ce.experiment, f"{ce.cell}: linear sweep",
+                                plots.generic_xy([(ce.cell, v, i / area * 0.1)],
+                                                 "E / V vs Li", "j / mA cm-2")))
+
+
+def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    mass = ce.info.get("active_mass_kg")
+    if ce.kind != "full_cell" or not mass or ce.series.empty:
+        return
+    series = ce.rows_of(ce.steps_of("constant_current", "constant_voltage", "rest"))
+    if series.empty or series["Cycle Count / 1"].max() < 1:
+        return
+    table = cycle_table(series, mass)
+    one_c = ce.info["capacity_Ah"]
+    rates = cycle_c_rates(series, one_c).set_index("cycle")["c_rate"]
+    temperature = series.groupby("Cycle Count / 1")["Temperature T1 / degC"].mean()
+    table = table[table["discharge_capacity_Ah"] > 0]
+    for row in table.itertuples(index=False):
+        rate = float(rates.get(row.cycle, np.nan))
+        conditions: dict[str, float | int] = {"cycle": int(row.cycle)}
+        if np.isfinite(rate):
+            conditions["c_rate"] = round(rate, 3)
+        if np.isfinite(temperature.get(row.cycle, np.nan)):
+            conditions["temperature_degC"] = round(float(temperature[row.cycle]))
+        out.results.append(_result(ce, "discharge_capacity", row.discharge_capacity_mAh_g,
+                                   "mAh/g", **conditions))
         if np.isfinite(row.coulombic_efficiency):
-            out.append(Result(experiment, cell, material, "coulombic_efficiency",
-                              100 * row.coulombic_efficiency, "%", {"cycle": int(row.cycle)}))
-    return out
+            out.results.append(_result(ce, "coulombic_efficiency",
+                                       100 * row.coulombic_efficiency, "%", **conditions))
+    if len(table) >= RETENTION_MIN_CYCLES:
+        out.results.append(_result(ce, "capacity_retention", capacity_retention(table), "%",
+                                   cycles=len(table)))
+    if figures and len(table):
+        out.figures.append((ce.experiment, f"{ce.cell}: capacity and coulombic efficiency",
+                            plots.capacity_and_ce(table["cycle"].to_numpy(),
+                                                  table["discharge_capacity_mAh_g"].to_numpy(),
+                                                  100 * table["coulombic_efficiency"].to_numpy(),
+                                                  title=ce.cell)))
+        out.figures.append((ce.experiment, f"{ce.cell}: voltage against capacity",
+                            plots.voltage_vs_capacity(_discharge_curves(series, mass, rates),
+                                                      title=ce.cell)))
+
+
+def _discharge_curves(series, mass: float, rates) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The first discharge at each C-rate (and temperature), capacity counted from its start."""
+    curves, seen = [], set()
+    for cycle, rows in series.groupby("Cycle Count / 1"):
+        current = rows["Current / A"]
+        dis = rows[current < 0.2 * current.min()]   # the discharge itself, not rest noise
+        rate = rates.get(cycle, np.nan)
+        key = (round(float(rate), 2) if np.isfinite(rate) else None,
+               round(float(dis["Temperature T1 / degC"].mean())) if len(dis) else None)
+        if cycle < 1 or len(dis) < 3 or key in seen:
+            continue
+        seen.add(key)
+        q = (dis["Discharging Capacity / Ah"] - dis["Discharging Capacity / Ah"].iloc[0]) / mass
+        curves.append((f"{key[0]:g}C, {key[1]} degC" if key[0] else f"cycle {cycle}",
+                       q.to_numpy(), dis["Voltage / V"].to_numpy()))
+    return curves[:12]
+
+
+def _gitt(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    if ce.kind != "full_cell":
+        return
+    pulses = [s for s in ce.steps if s["kind"] == "constant_current"
+              and s["end_reason"] in ("duration", "voltage")]
+    rests = ce.steps_of("rest")
+    if len(pulses) < 5 or len(rests) < 5 or not _looks_like_gitt(ce):
+        return
+    props = molar_properties(str(ce.info.get("cathode", "")))
+    rows = ce.rows_of(sorted(pulses + rests, key=lambda s: s["step_count"]))
+    table = gitt_diffusion(rows["Test Time / s"].to_numpy(), rows["Voltage / V"].to_numpy(),
+                           rows["Current / A"].to_numpy(),
+                           active_mass_kg=ce.info["active_mass_kg"],
+                           molar_volume_m3_per_mol=props.molar_volume_m3_per_mol,
+                           molar_mass_kg_per_mol=props.molar_mass_kg_per_mol,
+                           area_m2=ce.info["electrode_area_m2"])
+    d = table["diffusion_m2_s"].to_numpy() * M2_S_TO_CM2_S
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size:
+        out.results.append(_result(ce, "diffusion_coefficient", float(np.median(d)), "cm2/s",
+                                   statistic="median over pulses", pulses=int(d.size)))
+        if figures:
+            out.figures.append((ce.experiment, f"{ce.cell}: GITT diffusion coefficient",
+                                plots.generic_xy([(ce.cell, np.arange(1, d.size + 1), d)],
+                                                 "pulse", "D / cm2 s-1", markers=True,
+                                                 logy=True)))
+
+
+def _looks_like_gitt(ce: CellExperiment) -> bool:
+    """Many short pulses each followed by a longer rest."""
+    durations = [s["params"].get("duration_s", 0) for s in ce.steps_of("constant_current")]
+    return bool(durations) and float(np.median(durations)) <= 3600 and \
+        len(ce.steps_of("rest")) >= 0.8 * len(durations)
+
+
+def _arrhenius_figures(data: RunData, out: Derived,
+                       sigma_by_exp: dict[tuple[str, str], list[tuple[float, float]]]) -> None:
+    by_exp: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    fits: dict[str, dict[str, tuple[float, float]]] = {}
+    for (exp, cell), points in sigma_by_exp.items():
+        if len({round(t) for t, _ in points}) < 3:
+            continue
+        t = np.array([p[0] for p in points])
+        s = np.array([p[1] for p in points])
+        label = f"{cell} ({data.cells.get(cell, {}).get('electrolyte', '')})"
+        by_exp.setdefault(exp, {})[label] = (t, s)
+        fits.setdefault(exp, {})[label] = arrhenius_fit(t, s)
+    for exp, series in by_exp.items():
+        out.figures.append((exp, "Arrhenius plot of the ionic conductivity",
+                            plots.arrhenius(series, fits[exp])))
+
+
+Analysis = Callable[[CellExperiment, Derived, bool, dict], None]
+ANALYSES: tuple[Analysis, ...] = (_impedance, _transference, _symmetric, _li_cu, _lsv,
+                                  _full_cell, _gitt)

@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, model_validator
+import math
+from typing import Literal
 
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from analysis.results import QUANTITY_NAMES
 from protocols.cells import Cell
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk
-from protocols.types import FROZEN, Identifier
+from protocols.types import FROZEN, Fraction, Identifier
+
+
+class Expectation(BaseModel):
+    """A value the experiment should give (from a paper, a datasheet, an earlier run); the
+    report shows it beside what was measured."""
+
+    model_config = FROZEN
+    quantity: Literal[QUANTITY_NAMES]  # type: ignore[valid-type]
+    value: float
+    unit: str = Field(min_length=1, max_length=20)
+    cell: Identifier | None = None
+    conditions: dict[str, float | int | str] = Field(default_factory=dict)
+    tolerance: Fraction = 0.05
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    def record(self, experiment: str) -> dict[str, object]:
+        out: dict[str, object] = {"experiment": experiment, "quantity": self.quantity,
+                                  "value": self.value, "unit": self.unit,
+                                  "tolerance": self.tolerance}
+        if self.cell:
+            out["cell"] = self.cell
+        if self.conditions:
+            out["conditions"] = dict(self.conditions)
+        return out
 
 
 class Experiment(BaseModel):
@@ -17,6 +51,7 @@ class Experiment(BaseModel):
     description: str = ""
     cells: list[Identifier] = Field(min_length=1)
     steps: list[Step] = Field(min_length=1)
+    expected: list[Expectation] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _temperature_steps_at_top_level(self) -> Experiment:

@@ -87,6 +87,7 @@ def run(
     station: StationOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="New run directory.")] = None,
+    report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time."""
     from sequencer.runner import run_simulated
@@ -105,6 +106,11 @@ def run(
         err.print(f"interrupted; every output is off. Run directory: {out_dir}")
         raise typer.Exit(130) from None
     print_summary(out, outcome.run_dir, wall_s=outcome.wall_s)
+    if report:
+        from analysis.report import make_report
+
+        _, index, _ = make_report(outcome.run_dir)
+        out.print(f"report: {index}")
     if outcome.faulted:
         err.print(f"cells that faulted: {', '.join(outcome.faulted)} (see run.log)")
         raise typer.Exit(1)
@@ -157,6 +163,85 @@ def export(
         _fail(f"{fmt} export needs an extra package: {exc}")
     for p in paths:
         out.print(str(p))
+
+
+@app.command()
+def report(run_dir: RunDirArg) -> None:
+    """Derive the campaign's results from the raw data; write report/summary.json and
+    report/index.html."""
+    from analysis.errors import AnalysisError
+    from analysis.report import make_report
+
+    try:
+        summary, index, notes = make_report(run_dir)
+    except (CellseqError, AnalysisError) as exc:
+        _user_errors(exc)
+    for note in notes:
+        err.print(f"note: {note}")
+    out.print(f"{summary}\n{index}")
+
+
+analyze_app = typer.Typer(no_args_is_help=True, help="Analyse data a user brings.")
+app.add_typer(analyze_app, name="analyze")
+
+
+@analyze_app.command("eis")
+def analyze_eis(
+    spectrum: Annotated[Path, typer.Argument(help="CSV, EC-Lab .mpt/.txt or ZView export.")],
+    thickness: Annotated[str, typer.Option(help="Membrane thickness, e.g. 300um.")],
+    area: Annotated[str | None, typer.Option(help="Electrode area, e.g. 2.01cm2.")] = None,
+    diameter: Annotated[str | None, typer.Option(help="Or the disc diameter, e.g. 16mm.")
+                        ] = None,
+    fit: Annotated[bool, typer.Option(help="Cross-check with a bounded circuit fit.")] = True,
+) -> None:
+    """Bulk resistance (high-frequency intercept) and conductivity of one spectrum, as JSON."""
+    import math
+
+    from analysis.eis import bulk_resistance, conductivity_S_per_m
+    from analysis.errors import AnalysisError
+    from analysis.spectrum_files import read_spectrum
+    from protocols.units import UnitError, parse_quantity
+
+    try:
+        d = parse_quantity(_spaced(thickness), "length")
+        if (area is None) == (diameter is None):
+            _fail("give --area or --diameter (one of them)")
+        s = parse_quantity(_spaced(area), "area") if area else \
+            math.pi * (parse_quantity(_spaced(diameter or ""), "length") / 2) ** 2
+    except UnitError as exc:
+        _fail(f"--thickness/--area/--diameter: {exc}")
+    if d <= 0 or s <= 0:
+        _fail("--thickness and --area must be positive")
+    try:
+        sp = read_spectrum(spectrum)
+        r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+    except (AnalysisError, OSError) as exc:
+        _fail(str(exc))
+    result: dict[str, object] = {
+        "file": str(spectrum), "points": len(sp.frequency_Hz),
+        "bulk_resistance_ohm": r_b, "method": "high-frequency real-axis intercept",
+        "thickness_m": d, "area_m2": s,
+        "ionic_conductivity_mS_cm": conductivity_S_per_m(r_b, d, s) * 10,
+        "read_as": list(sp.notes)}
+    if fit:
+        from analysis.eis_fit import fit_bulk_resistance
+
+        try:
+            f = fit_bulk_resistance(sp)
+            result["fit"] = {"circuit": f.circuit, "bulk_resistance_ohm": f.r_bulk_ohm,
+                             "relative_rmse": f.rmse_rel,
+                             "agreement": f.r_bulk_ohm / r_b - 1,
+                             "parameters_at_bounds": list(f.at_bounds)}
+        except AnalysisError as exc:
+            result["fit"] = {"error": str(exc)}
+    out.print_json(json.dumps(result))
+
+
+def _spaced(text: str) -> str:
+    """'300um' -> '300 um': CLI users write values without a space."""
+    import re
+
+    return re.sub(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*", r"\1 ", text.strip())
 
 
 @app.command()

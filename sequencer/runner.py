@@ -81,6 +81,8 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int,
         store.set_meta("cells", {c.id: _cell_info(c) for c in plan.campaign.cells})
         store.set_meta("experiments", [{"name": e.name, "cells": list(e.cells)}
                                        for e in plan.experiments])
+        store.set_meta("expected", [x.record(e.name) for e in plan.campaign.experiments
+                                    for x in e.expected])
         store.set_meta("status", "running")
     journal = Journal(store, run_dir, clock)
     wall = time.perf_counter()

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from analysis.derive import derive_results
+from analysis.derive import derive
 from sequencer.status import run_status
 
 MAX_LISTED = 8
@@ -24,7 +24,7 @@ def print_summary(console: Console, run_dir: Path, wall_s: float | None = None) 
                       f"{hours:.2f}")
     console.print(table)
     grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-    for r in derive_results(run_dir):
+    for r in derive(run_dir).results:
         cond = ", ".join(f"{k}={v}" for k, v in r.conditions.items())
         grouped[(r.cell, r.quantity, r.unit)].append(f"{r.value:.4g} ({cond})" if cond
                                                      else f"{r.value:.4g}")

@@ -85,9 +85,9 @@ def test_export_has_bdf_columns_with_units(run_dir):
 
 
 def test_summary_reports_results_derived_from_raw_data(run_dir):
-    from analysis.derive import derive_results
+    from analysis.derive import derive
 
-    results = derive_results(run_dir)
+    results = derive(run_dir).results
     sigma = {r.conditions["temperature_degC"]: r.value for r in results
              if r.quantity == "ionic_conductivity"}
     (s25,) = [v for t, v in sigma.items() if abs(t - 25) < 1]
@@ -97,6 +97,16 @@ def test_summary_reports_results_derived_from_raw_data(run_dir):
     capacity = [r.value for r in results if r.quantity == "discharge_capacity"]
     assert len(capacity) == 3
     assert all(v == pytest.approx(207, rel=0.03) for v in capacity)
+
+
+def test_the_run_ends_with_a_report(run_dir):
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    quantities = {r["quantity"] for r in summary["results"]}
+    assert {"bulk_resistance", "ionic_conductivity", "discharge_capacity",
+            "coulombic_efficiency"} <= quantities
+    page = (run_dir / "report" / "index.html").read_text()
+    assert "aiose-blocking-1" in page and "figures/" in page
+    assert len(list((run_dir / "report" / "figures").glob("*.png"))) >= 3
 
 
 def test_status_reads_the_run(run_dir):

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, Impedance, OpenCircuit
+from drivers.techniques import (
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    OpenCircuit,
+    VoltageSweep,
+)
 from simulators.cells import (
     BlockingCell,
     FullCell,
@@ -416,3 +422,250 @@ def test_first_crossing_finds_the_first_of_several() -> None:
     t_hit = first_crossing(lambda t: np.sin(t), 20.0, -0.5, rising=False)
     assert t_hit == pytest.approx(math.pi + math.pi / 6, abs=1e-8)
     assert first_crossing(lambda t: np.sin(t), 20.0, 2.0, rising=True) is None
+
+
+# -- voltage sweeps (LSV, CV) ---------------------------------------------------------------------
+
+ONSET_J_A_PER_CM2 = 10e-6   # the LSV onset criterion, 10 uA/cm^2
+
+
+def make_cell(kind: str, electrolyte: str = "AIOSE") -> CellModel:
+    if kind == "full_cell":
+        return full_cell(electrolyte=electrolyte)
+    return build_cell(kind, electrolyte, THICKNESS_M, AREA_M2)
+
+
+def onset_V(v: np.ndarray, i: np.ndarray, threshold_A: float) -> float:
+    """What an analysis does with a raw LSV: V where |I| first crosses the threshold."""
+    k = int(np.argmax(np.abs(i) >= threshold_A))
+    assert k > 0 and abs(i[k]) >= threshold_A
+    return float(np.interp(threshold_A, [abs(i[k - 1]), abs(i[k])], [v[k - 1], v[k]]))
+
+
+def test_lsv_on_li_ss_stops_at_the_oxidation_onset() -> None:
+    cell = build_cell("li_cu", "AIOSE", THICKNESS_M, AREA_M2)
+    assert isinstance(cell, LiCuCell)
+    threshold = ONSET_J_A_PER_CM2 * AREA_CM2
+    seg = cell.begin(VoltageSweep((6.0,), 1e-3, 1.0, until_abs_current_A=threshold), 25.0)
+    assert seg.end_reason == "current"
+    (v_end,), (i_end,) = seg.sample(np.array([seg.duration_s]))
+    assert v_end == pytest.approx(5.6, abs=0.05)
+    assert abs(i_end) >= threshold * (1 - 1e-9) and abs(i_end) == pytest.approx(threshold,
+                                                                              rel=1e-6)
+    assert seg.duration_s == pytest.approx((v_end - 3.0) / 1e-3, rel=1e-9)  # from OCV, 3.0 V
+    _, i_before = seg.sample(np.linspace(0.0, seg.duration_s, 1001)[:-1])
+    assert np.all(np.abs(i_before) < threshold)
+    seg.finish(seg.duration_s)
+    # an anodic sweep on bare Cu/SS moves no Li
+    assert (cell.li_on_cu_C, cell.plated_C, cell.stripped_C) == (0.0, 0.0, 0.0)
+    assert cell.ocv_V(25.0) == pytest.approx(3.0)
+
+
+def test_lsv_raw_current_at_the_onset() -> None:
+    cell = build_cell("li_cu", "AIOSE", THICKNESS_M, AREA_M2)
+    threshold = ONSET_J_A_PER_CM2 * AREA_CM2
+    seg = cell.begin(VoltageSweep((6.0,), 1e-3, 1.0), 25.0)
+    assert seg.end_reason == "completed" and seg.duration_s == pytest.approx(3000.0)
+    t = np.arange(0.0, seg.duration_s + 0.5, 1.0)   # as recorded, every second
+    v, i = seg.sample(t)
+    assert np.all(np.diff(v) > 0) and v[0] == pytest.approx(3.0) and v[-1] == pytest.approx(6.0)
+    k = int(np.argmin(np.abs(v - 5.6)))
+    assert v[k] == pytest.approx(5.6, abs=1e-9)
+    assert i[k] == pytest.approx(threshold, rel=0.05)
+    assert onset_V(v, i, threshold) == pytest.approx(5.6, abs=0.05)
+    above = v > 4.5
+    assert np.all(np.diff(i[above]) > 0)             # the decomposition current only grows
+    assert np.all(np.abs(i[v < 4.0]) < 0.01 * threshold)  # a flat baseline, capacitive only
+    # the liquid reference gives way much earlier
+    seg = build_cell("li_cu", "liquid", THICKNESS_M, AREA_M2).begin(
+        VoltageSweep((6.0,), 1e-3, 1.0), 25.0)
+    v, i = seg.sample(t)
+    assert onset_V(v, i, threshold) == pytest.approx(4.5, abs=0.05)
+
+
+def test_lsv_onset_moves_down_when_hot() -> None:
+    threshold = ONSET_J_A_PER_CM2 * AREA_CM2
+    onsets = []
+    for temperature in (25.0, 60.0):
+        seg = make_cell("li_cu").begin(VoltageSweep((6.0,), 1e-3, 1.0,
+                                                    until_abs_current_A=threshold), temperature)
+        onsets.append(float(seg.sample(np.array([seg.duration_s]))[0][0]))
+    assert 0.1 < onsets[0] - onsets[1] < 0.4
+
+
+@pytest.mark.parametrize(("kind", "vertices", "rate", "q_dl", "r_series"), [
+    ("li_cu", (3.5, 2.5), 10e-3, 5e-6, 25.72 + 134.5 / 2),   # R_b + one Li interface
+    ("blocking", (0.2, -0.2), 0.1, 5e-6, 25.72),
+])
+def test_cv_capacitive_current_flips_at_each_reversal(kind: str, vertices: tuple[float, ...],
+                                                      rate: float, q_dl: float,
+                                                      r_series: float) -> None:
+    cell = make_cell(kind)
+    seg = cell.begin(VoltageSweep(vertices, rate, 0.1, cycles=2), 25.0)
+    start = float(seg.sample(np.zeros(1))[0][0])
+    assert start == pytest.approx(cell.ocv_V(25.0))
+    path = [start, *vertices, *vertices]
+    corners = np.cumsum(np.abs(np.diff(path))) / rate
+    assert seg.duration_s == pytest.approx(corners[-1], rel=1e-9)
+    c_dl = q_dl ** (1 / 0.85) * r_series ** (0.15 / 0.85)  # Brug's C of the double-layer CPE
+    dt = 0.05 * (vertices[0] - vertices[1]) / rate            # long after the R C transient
+    for t_corner, v_corner in zip(corners[:-1], path[1:-1], strict=True):
+        (v_b, v_c, v_a), (i_b, _, i_a) = seg.sample(np.array([t_corner - dt, t_corner,
+                                                              t_corner + dt]))
+        assert v_c == pytest.approx(v_corner, abs=1e-9) and v_a == pytest.approx(v_b, abs=1e-9)
+        direction = 1.0 if v_c > v_b else -1.0
+        assert np.sign(i_b) == direction and np.sign(i_a) == -direction
+        assert (i_b - i_a) / 2 == pytest.approx(direction * c_dl * rate, rel=0.02)
+    _, i = seg.sample(np.linspace(0.0, seg.duration_s, 4001))
+    assert np.max(np.abs(i)) < 1.5 * c_dl * rate  # nothing faradaic in this range
+
+
+def test_cv_duration_is_path_length_over_scan_rate() -> None:
+    cell = make_cell("li_cu")
+    sweep = VoltageSweep((4.5, 2.5, 3.0), 10e-3, 1.0, cycles=3)
+    seg = cell.begin(sweep, 25.0)
+    # 3.0 -> 4.5 -> 2.5 -> 3.0, then twice more 4.5 -> 2.5 -> 3.0 (from 3.0): 3 x 4 V
+    assert seg.end_reason == "completed"
+    assert seg.duration_s == pytest.approx(12.0 / 10e-3, rel=1e-12)
+    corners = np.array([150, 350, 400, 550, 750, 800, 950, 1150, 1200], dtype=float)
+    v, _ = seg.sample(corners)
+    assert np.allclose(v, [4.5, 2.5, 3.0] * 3, atol=1e-9)
+    lsv = make_cell("li_cu").begin(VoltageSweep((4.0,), 5e-3, 1.0, start_V=3.5), 25.0)
+    assert lsv.duration_s == pytest.approx(100.0) and lsv.sample(np.zeros(1))[0][0] == 3.5
+
+
+def test_li_cu_cv_plates_and_strips_with_the_cells_efficiency() -> None:
+    cell = build_cell("li_cu", "AIOSE", THICKNESS_M, AREA_M2)
+    assert isinstance(cell, LiCuCell)
+    t, v, i, reason = run(cell, VoltageSweep((-0.3, 2.0), 5e-3, 1.0, cycles=2), n=200001)
+    assert reason == "completed"
+    assert np.all(i[v < -1e-3] < 0)                              # plating below 0 V
+    plated = -np.trapezoid(np.minimum(i, 0.0), t)
+    stripped = np.trapezoid(np.maximum(i, 0.0), t)
+    assert cell.plated_C == pytest.approx(plated, rel=1e-3)
+    assert cell.stripped_C == pytest.approx(stripped, rel=1e-3)
+    assert cell.stripped_C / cell.plated_C == pytest.approx(0.9631, abs=1e-4)
+    assert not cell.has_lithium and cell.ocv_V(25.0) == pytest.approx(3.0)
+    # Li left on the Cu is stripped by an anodic sweep, and only that much
+    run(cell, ConstantCurrent(-0.5e-3 * AREA_CM2, 600, 10.0))
+    li = cell.li_on_cu_C
+    t, v, i, _ = run(cell, VoltageSweep((1.0,), 1e-3, 1.0))
+    assert v[0] == 0.0 and not cell.has_lithium
+    assert np.trapezoid(i, t) == pytest.approx(li, rel=1e-3)
+
+
+def test_symmetric_sweep_follows_the_plating_curve() -> None:
+    cell = build_cell("symmetric_li", "AIOSE", THICKNESS_M, AREA_M2)
+    assert isinstance(cell, SymmetricLiCell)
+    seg = cell.begin(VoltageSweep((0.1, -0.1), 1e-4, 10.0), 25.0)
+    t_up = np.array([34.7, 53.8, 67.1]) * 1e-3 / 1e-4     # where V is the measured overpotentials
+    t_down = 1000 + (0.1 + np.array([34.7, 53.8, 67.1]) * 1e-3) / 1e-4
+    v, i = seg.sample(np.concatenate((t_up, t_down)))
+    j = i / AREA_CM2 * 1e3
+    assert np.allclose(j[:3], [0.15, 0.35, 0.45], rtol=2e-3)   # + tiny C dV/dt
+    assert np.allclose(v[3:], [-0.0347, -0.0538, -0.0671], atol=1e-9)
+    assert np.allclose(j[3:], [-0.15, -0.35, -0.45], rtol=2e-3)
+    seg.finish(seg.duration_s)
+    assert not cell.shorted and cell.age_s == pytest.approx(seg.duration_s)
+    # sweeping past the CCD shorts the cell
+    run(cell, VoltageSweep((0.4,), 1e-3, 1.0))
+    assert cell.shorted
+
+
+def test_blocking_sweep_commits_the_double_layer() -> None:
+    cell = build_cell("blocking", "AIOSE", THICKNESS_M, AREA_M2)
+    assert isinstance(cell, BlockingCell)
+    _, v, i, reason = run(cell, VoltageSweep((0.5,), 10e-3, 0.1))
+    assert reason == "completed"
+    c = cell._c_eff_F(25.0)
+    leak = v / (cell.r_electronic_ohm + 25.72)
+    assert np.allclose(i[100:], c * 10e-3 + leak[100:], rtol=1e-3)
+    assert cell.ocv_V(25.0) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_full_cell_sweep_moves_the_state_of_charge() -> None:
+    cell = full_cell()
+    t, v, i, reason = run(cell, VoltageSweep((4.35,), 0.1e-3, 10.0), n=50001)
+    assert reason == "completed" and cell.state_of_charge > 0.8
+    charge = np.trapezoid(i, t)
+    assert cell.charged_C == pytest.approx(charge, rel=1e-3)
+    q_mAh_per_g = charge / 3.6 / ACTIVE_MASS_G
+    assert 180 < q_mAh_per_g < 240                        # most of the window at 0.1 mV/s
+    peak = float(v[np.argmax(i)])
+    assert 3.7 < peak < 3.95                              # the MSMR's main stage, shifted by I R
+    assert cell.ocv_V(25.0) == pytest.approx(4.35, abs=0.05)
+    # and back: a discharge of about the same charge, a reduction peak below the oxidation peak
+    t, v, i, _ = run(cell, VoltageSweep((2.8,), 0.1e-3, 10.0), n=50001)
+    assert cell.discharged_C == pytest.approx(-np.trapezoid(i, t), rel=1e-3)
+    assert float(v[np.argmin(i)]) < peak
+    assert cell.state_of_charge == pytest.approx(0.0, abs=0.05)
+
+
+def test_full_cell_sweep_stopped_early_commits_what_passed() -> None:
+    cell = full_cell()
+    seg = cell.begin(VoltageSweep((4.35, 3.6), 0.5e-3, 1.0), 25.0)
+    t = np.linspace(0.0, 0.7 * seg.duration_s, 20001)
+    _, i = seg.sample(t)
+    seg.finish(t[-1])
+    y_lo = cell.delithiation(2.8, 25.0)
+    q = np.trapezoid(i, t)
+    assert cell.charged_C - cell.discharged_C == pytest.approx(q, rel=2e-3)
+    assert cell.y_bulk == pytest.approx(y_lo + (0.9965 * cell.charged_C - cell.discharged_C)
+                                        / cell._q_per_y_C(), rel=1e-9)
+
+
+def test_full_cell_oxidation_beyond_the_window() -> None:
+    currents = {}
+    for electrolyte in ("AIOSE", "liquid"):
+        cell = full_cell(electrolyte=electrolyte)
+        run(cell, ConstantVoltage(4.35, 1e6, 100.0, until_abs_current_A=1e-7), n=11)
+        seg = cell.begin(VoltageSweep((5.2,), 1e-3, 1.0), 25.0)
+        _, i = seg.sample(np.array([seg.duration_s]))
+        currents[electrolyte] = float(i[0])
+        seg.finish(seg.duration_s)
+    cathode_area_cm2 = CATHODE_AREA_M2 * 1e4
+    # AIOSE: nothing much by 5.2 V; the liquid is well past its 4.5 V onset
+    assert currents["AIOSE"] < 2 * ONSET_J_A_PER_CM2 * cathode_area_cm2
+    assert currents["liquid"] > 100 * ONSET_J_A_PER_CM2 * cathode_area_cm2
+
+
+@pytest.mark.parametrize("kind", ["blocking", "symmetric_li", "li_cu", "full_cell"])
+def test_sweeps_are_deterministic_and_vectorised(kind: str, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    vertices = {"blocking": (0.3, -0.3), "symmetric_li": (0.05, -0.05), "li_cu": (5.8, 2.0),
+                "full_cell": (4.3, 3.5)}[kind]
+    sweep = VoltageSweep(vertices, 2e-3, 1.0, cycles=2)
+
+    def script() -> list[np.ndarray]:
+        cell = make_cell(kind)
+        seg = cell.begin(sweep, 25.0)
+        out = list(seg.sample(np.arange(0.0, seg.duration_s, 3.0)))
+        seg.finish(seg.duration_s)
+        seg = cell.begin(OpenCircuit(60, 1), 25.0)
+        out.extend(seg.sample(np.arange(0.0, 60.0, 1.0)))
+        return out
+
+    for x, y in zip(script(), script(), strict=True):
+        assert np.array_equal(x, y)
+
+    seg = make_cell(kind).begin(sweep, 25.0)
+    t = np.linspace(0.0, seg.duration_s, 12).reshape(3, 4)
+    v, i = seg.sample(t)
+    assert v.shape == i.shape == (3, 4)
+    # no Python loop per point: the numpy calls a sample makes do not grow with its size
+    calls = {"n": 0}
+    for name in ("interp", "searchsorted"):
+        original = getattr(np, name)
+
+        def counted(*args: object, _f: object = original, **kwargs: object) -> object:
+            calls["n"] += 1
+            return _f(*args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(np, name, counted)
+    counts = []
+    for n in (10, 100_000):
+        calls["n"] = 0
+        v, i = seg.sample(np.linspace(0.0, seg.duration_s, n))
+        assert v.shape == i.shape == (n,) and np.all(np.isfinite(i))
+        counts.append(calls["n"])
+    assert counts[0] == counts[1] > 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from drivers.techniques import VoltageSweep
 from simulators.cells.base import Segment
 
 K_B_EV = 8.617e-5          # Boltzmann constant, eV/K (the value physics.md fixes)
@@ -161,3 +162,168 @@ class FunctionSegment(Segment):
             raise RuntimeError("this segment has already been finished")
         self._finished = True
         self._finish(min(max(float(elapsed_s), 0.0), self.duration_s))
+
+
+# -- voltage sweeps (LSV, CV) ---------------------------------------------------------------------
+
+class SweepPath:
+    """The applied voltage of a :class:`~drivers.techniques.VoltageSweep`: piecewise linear.
+
+    The path is ``start -> v_1 -> ... -> v_n`` and, for ``cycles > 1`` with several vertices,
+    ``-> v_1 -> ... -> v_n`` again for each further cycle (the path ``sequencer.estimate`` times).
+    Corners where the voltage would not move are dropped; a path that never moves lasts 0 s.
+    """
+
+    def __init__(self, sweep: VoltageSweep, start_V: float) -> None:
+        rate = float(sweep.scan_rate_V_s)
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"a voltage sweep needs a positive scan_rate_V_s, got {rate}")
+        vertices = [float(v) for v in sweep.vertices_V]
+        if not vertices or int(sweep.cycles) < 1:
+            raise ValueError("a voltage sweep needs at least one vertex and one cycle")
+        points = [float(start_V), *vertices]
+        if len(vertices) > 1:
+            points += vertices * (int(sweep.cycles) - 1)
+        if not all(math.isfinite(v) for v in points):
+            raise ValueError(f"a voltage sweep needs finite voltages, got {points}")
+        corners = [points[0]]
+        for v in points[1:]:
+            if v != corners[-1]:
+                corners.append(v)
+        if len(corners) == 1:
+            corners.append(corners[0])
+        self.rate_V_s = rate
+        #: voltages and times of the corners; leg j runs from corner j to corner j + 1
+        self.v_knots = np.asarray(corners)
+        self.t_knots = np.concatenate(([0.0], np.cumsum(np.abs(np.diff(self.v_knots))) / rate))
+        #: dV/dt of each leg (0 for a path that never moves)
+        self.slopes = np.sign(np.diff(self.v_knots)) * rate
+        self.duration_s = float(self.t_knots[-1])
+
+    @property
+    def n_legs(self) -> int:
+        return len(self.slopes)
+
+    def leg(self, t: Array) -> Array:
+        """Index of the leg each time is on; a corner belongs to the leg it starts."""
+        j = np.searchsorted(self.t_knots, t, side="right") - 1
+        return np.clip(j, 0, self.n_legs - 1)
+
+    def voltage(self, t: Array) -> Array:
+        return np.interp(t, self.t_knots, self.v_knots)
+
+    def slope(self, t: Array) -> Array:
+        return self.slopes[self.leg(t)]
+
+
+def brug_capacitance_F(q: float, n: float, r_series_ohm: float) -> float:
+    """Brug's effective capacitance of a CPE (Q, n) in series with R: Q^(1/n) R^((1-n)/n)."""
+    return q ** (1 / n) * r_series_ohm ** ((1 - n) / n)
+
+
+class CapacitiveSweep:
+    """A capacitor C behind a series resistance r_s, with an optional parallel leak r_e, driven by
+    a :class:`SweepPath`: exact closed form per leg. Its current tends to C dV/dt (+ V / (r_s +
+    r_e)) within a few R C, so it changes sign with the scan direction. The capacitor starts at
+    ``x0_V`` (default: the path's start, i.e. any step to ``start_V`` came before the sweep)."""
+
+    def __init__(self, path: SweepPath, c_F: float, r_s_ohm: float,
+                 r_e_ohm: float = math.inf, x0_V: float | None = None) -> None:
+        self.path, self.r_s = path, float(r_s_ohm)
+        self.k = 1.0 if math.isinf(r_e_ohm) else r_e_ohm / (r_s_ohm + r_e_ohm)
+        self.tau = max(c_F * r_s_ohm * self.k, 1e-300)
+        x = np.empty(len(path.v_knots))
+        x[0] = path.v_knots[0] if x0_V is None else x0_V
+        # the particular solution on leg j is k (V(t) - s_j tau); one linear step per leg
+        base = self.k * (path.v_knots[:-1] - path.slopes * self.tau)
+        ends = self.k * (path.v_knots[1:] - path.slopes * self.tau)
+        decay = np.exp(-np.diff(path.t_knots) / self.tau)
+        for j in range(path.n_legs):
+            x[j + 1] = ends[j] + (x[j] - base[j]) * decay[j]
+        self._x_knots, self._base = x, base
+
+    def capacitor_V(self, t: Array) -> Array:
+        p = self.path
+        j = p.leg(t)
+        steady = self.k * (p.voltage(t) - p.slopes[j] * self.tau)
+        return steady + (self._x_knots[j] - self._base[j]) * np.exp(-(t - p.t_knots[j])
+                                                                     / self.tau)
+
+    def current(self, t: Array) -> Array:
+        return (self.path.voltage(t) - self.capacitor_V(t)) / self.r_s
+
+
+def _lambert_w(log_z: Array) -> Array:
+    """Principal Lambert W of z = exp(log_z) > 0, from log z so that huge z do not overflow.
+
+    Newton on u = ln W: e^u + u = ln z (convex and increasing in u, so it converges from any
+    start); fixed iterations, vectorised."""
+    log_z = np.asarray(log_z, dtype=float)
+    u = np.where(log_z < 1.0, log_z, np.log(np.maximum(log_z, 1.0)))
+    for _ in range(40):
+        eu = np.exp(u)
+        step = (eu + u - log_z) / (eu + 1.0)
+        u = u - step
+        if np.all(np.abs(step) < 1e-13):
+            break
+    return np.exp(u)
+
+
+def oxidation_current_A(params: Mapping[str, Any], area_cm2: float, e_V: Array,
+                        r_series_ohm: float, temperature_C: float) -> Array:
+    """Electrolyte oxidative decomposition at an electrode whose potential (vs Li) is ``e_V``.
+
+    Tafel-like, irreversible: I = A j_on exp((E - I R - E_on) / b), where j_on
+    (``oxidation_onset_current_density_A_per_cm2``) is the current density at the onset
+    ``oxidation_onset_V`` (so the onset a threshold analysis at j_on finds is E_on, up to the small
+    I R at j_on) and b (``oxidation_tafel_V``, the e-folding voltage; the decadic Tafel slope is
+    b ln 10) scales with T as RT/(alpha F) does. j_on grows with temperature with the activation
+    energy ``oxidation_ea_eV`` (Arrhenius, as everything else), so the window narrows when hot.
+    The series resistance R limits the current at high voltage (solved exactly: Lambert W).
+    """
+    b = float(params["oxidation_tafel_V"]) * kelvin(temperature_C) / T_REF_K
+    i_on = (float(params["oxidation_onset_current_density_A_per_cm2"]) * area_cm2
+            / arrhenius_factor(float(params.get("oxidation_ea_eV", 0.0)), temperature_C))
+    x = (np.asarray(e_V, dtype=float) - float(params["oxidation_onset_V"])) / b
+    if r_series_ohm <= 0:
+        return i_on * np.exp(np.minimum(x, 700.0))
+    # w = I R / b solves w e^w = (R i_on / b) e^x
+    return b / r_series_ohm * _lambert_w(math.log(r_series_ohm * i_on / b) + x)
+
+
+def integrate(func: TimeFunction, elapsed_s: float, path: SweepPath,
+              points: int = 20001) -> float:
+    """Trapezoid integral of ``func`` over [0, elapsed_s] on a grid that holds every corner of the
+    path (for the bookkeeping of charge at a segment's end, not for anything a test measures
+    tightly)."""
+    if elapsed_s <= 0:
+        return 0.0
+    t = np.union1d(np.linspace(0.0, elapsed_s, points), path.t_knots[path.t_knots < elapsed_s])
+    return float(np.trapezoid(func(t), t))
+
+
+def sweep_segment(path: SweepPath, current: TimeFunction, until_abs_current_A: float | None,
+                  finish: Callable[[float], None]) -> FunctionSegment:
+    """A sweep's segment: ends at the end of the path ("completed") or where |I| first reaches
+    ``until_abs_current_A`` ("current")."""
+    duration, reason = path.duration_s, "completed"
+    if until_abs_current_A is not None:
+        t = first_crossing(lambda t: np.abs(current(t)), duration, float(until_abs_current_A),
+                           True)
+        if t is not None and t < duration:
+            duration, reason = t, "current"
+
+    def sample(t: Array) -> tuple[Array, Array]:
+        return path.voltage(t), current(t)
+
+    return FunctionSegment(duration, reason, sample, finish)
+
+
+def current_density_mA_per_cm2(params: Mapping[str, Any], eta_V: Array) -> Array:
+    """|j| at overpotential |eta|: the inverse of :func:`overpotential_V`, vectorised."""
+    eta = np.abs(np.asarray(eta_V, dtype=float))
+    xs = np.concatenate(([0.0], np.asarray(params["overpotential_current_density_mA_per_cm2"],
+                                           dtype=float)))
+    ys = np.concatenate(([0.0], np.asarray(params["overpotential_mV"], dtype=float))) * 1e-3
+    slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+    return np.where(eta <= ys[-1], np.interp(eta, ys, xs), xs[-1] + (eta - ys[-1]) / slope)

@@ -11,9 +11,9 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, VoltageSweep
 
-TimeSeriesTechnique = OpenCircuit | ConstantCurrent | ConstantVoltage
+TimeSeriesTechnique = OpenCircuit | ConstantCurrent | ConstantVoltage | VoltageSweep
 
 
 class Segment(ABC):
@@ -21,7 +21,8 @@ class Segment(ABC):
 
     #: when the segment ends by itself (limit reached) or by the technique's time limit, in s
     duration_s: float
-    #: "duration" (time limit), "voltage" (until_voltage reached), "current" (until current)
+    #: "duration" (time limit), "voltage" (until_voltage reached), "current" (until current),
+    #: "completed" (a voltage sweep reached the end of its path)
     end_reason: str
 
     @abstractmethod

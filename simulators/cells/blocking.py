@@ -7,6 +7,9 @@ intercept at R_b and then the blocking spike; ceramics add a grain-boundary arc 
 DC: no charge crosses the steel, so current only charges the double layer. For time-series steps
 the double layer is an ideal capacitor C_eff (Brug's value for the CPE) leaking through the tiny
 electronic resistance R_e: closed-form exponentials for CC, CV and rest, with one state, V_dl.
+A voltage sweep (LSV, CV) drives the same circuit with a piecewise-linear voltage, also in closed
+form per leg: the current is the capacitive C dV/dt (its sign follows the scan direction) plus the
+leakage V / (R_s + R_e); nothing faradaic happens at blocking electrodes.
 """
 
 from __future__ import annotations
@@ -16,18 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, VoltageSweep
 from simulators.cells._common import (
     EPS0,
     M2_TO_CM2,
     M_TO_CM,
     Array,
+    CapacitiveSweep,
     FunctionSegment,
+    SweepPath,
     cpe,
     limited,
     membrane_resistances,
     parallel,
     r_cpe,
+    sweep_segment,
 )
 from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 
@@ -92,6 +98,9 @@ class BlockingCell(CellModel):
         c = self._c_eff_F(temperature_C)
         v0 = self.v_dl_V
 
+        if isinstance(technique, VoltageSweep):
+            return self._sweep(technique, r_s, r_e, c)
+
         if isinstance(technique, OpenCircuit):
             tau = r_e * c
 
@@ -144,6 +153,18 @@ class BlockingCell(CellModel):
             self.v_dl_V = float(v_dl(np.array([elapsed]))[0])
 
         return FunctionSegment(duration, reason, sample, finish)
+
+    def _sweep(self, technique: VoltageSweep, r_s: float, r_e: float, c: float) -> Segment:
+        """The double layer follows the applied voltage within R_s C (tens of us); a start_V away
+        from V_dl is stepped to before the sweep (that spike is not part of it)."""
+        start = self.v_dl_V if technique.start_V is None else technique.start_V
+        path = SweepPath(technique, start)
+        circuit = CapacitiveSweep(path, c, r_s, r_e)
+
+        def finish(elapsed: float) -> None:
+            self.v_dl_V = float(circuit.capacitor_V(np.array([elapsed]))[0])
+
+        return sweep_segment(path, circuit.current, technique.until_abs_current_A, finish)
 
 
 __all__ = ["BlockingCell"]

@@ -29,10 +29,23 @@ CC: V(t) in closed form, the end where V crosses ``until_voltage_V`` found by a 
 refinement to ~1e-10 of the step, so the charge the analysis integrates matches the model's.
 CV: I(t) = I_0 exp(-t / tau), I_0 continuing from the surface voltage and tau such that the
 charge passed brings the bulk to equilibrium at the hold voltage. Rest: the offset relaxes.
+
+Voltage sweeps (LSV, CV): the same circuit, with the voltage imposed. The cathode surface follows
+R q dy/dt = V(t) - U(y) (q the charge per unit y, R = R_b + R_i + R_ct): near equilibrium that is
+I = dQ/dU dV/dt plus the ohmic lag (peaks of C(U) dV/dt, shifted by I R), and where dQ/dU is huge
+(LFP's plateau) it is the ohmic limit (V - U) / R. Integrated with an exponential integrator (U
+linearised over steps of at most 2 mV of V and a small change of y, exact for the linear ODE on
+each step), so stiff and flat stretches are both stable; sampling evaluates the steps' closed forms
+vectorised. Above the cathode's window the electrolyte's oxidation (Tafel-like, onset from the
+electrolyte's file, per cathode area, at the electrode potential V - I R) adds to the cathode's
+current; the double layer (Brug's C of CPE_ct) adds C dV/dt. The state of charge moves by the
+integrated cathode current (the electrolyte's oxidation does not charge the cathode), with
+``coulombic_efficiency`` of the charging part stored; the surface is left where the sweep left it.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from collections.abc import Mapping
@@ -40,18 +53,23 @@ from typing import Any
 
 import numpy as np
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, VoltageSweep
 from simulators.cells._common import (
     FARADAY,
     M2_TO_CM2,
     R_GAS,
     Array,
+    CapacitiveSweep,
     FunctionSegment,
+    SweepPath,
     arrhenius_factor,
+    brug_capacitance_F,
     kelvin,
     limited,
     membrane_resistances,
+    oxidation_current_A,
     r_cpe,
+    sweep_segment,
 )
 from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 
@@ -60,6 +78,13 @@ MAH_TO_C = 3.6
 _U_GRID = np.linspace(1.5, 5.5, 8001)
 #: Retention never drops below this, so a dry run of thousands of cycles stays finite.
 MIN_RETENTION = 0.05
+#: A sweep's OCV table: potential step and margin round the path; integrator step limits in V and
+#: y, and the most steps a sweep takes (longer paths take longer steps).
+_SWEEP_DU_V = 0.25e-3
+_SWEEP_MARGIN_V = 0.5
+_SWEEP_DV_STEP = 2e-3
+_SWEEP_DY_STEP = 2e-3
+_SWEEP_MAX_STEPS = 200_000
 
 
 def _expit(z: Array) -> Array:
@@ -73,6 +98,15 @@ def msmr_delithiation(u_V: Array | float, u0: tuple[float, ...], x: tuple[float,
     u = np.asarray(u_V, dtype=float)[..., None]
     z = FARADAY * (u - np.asarray(u0)) / (np.asarray(w) * R_GAS * temperature_K)
     return np.sum(np.asarray(x) * _expit(z), axis=-1)
+
+
+def msmr_differential(u_V: Array | float, u0: tuple[float, ...], x: tuple[float, ...],
+                      w: tuple[float, ...], temperature_K: float) -> Array:
+    """dy/dU of :func:`msmr_delithiation` (1/V), exact."""
+    u = np.asarray(u_V, dtype=float)[..., None]
+    f = np.asarray(w) * R_GAS * temperature_K / FARADAY
+    sig = _expit((u - np.asarray(u0)) / f)
+    return np.sum(np.asarray(x) * sig * (1.0 - sig) / f, axis=-1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -133,6 +167,11 @@ class FullCell(CellModel):
     def delithiation(self, u_V: Array | float | list[float], temperature_C: float) -> Array:
         """MSMR y(U) at temperature (exact, vectorised)."""
         return msmr_delithiation(np.asarray(u_V, dtype=float), *self._msmr, kelvin(temperature_C))
+
+    def differential_capacity_F(self, u_V: Array | float, temperature_C: float) -> Array:
+        """dQ/dU = q dy/dU of the cathode at electrode potential U, now (faded), in F."""
+        return self._q_per_y_C() * msmr_differential(np.asarray(u_V, dtype=float), *self._msmr,
+                                                     kelvin(temperature_C))
 
     def open_circuit_voltage(self, y: Array | float, temperature_C: float) -> Array:
         """U(y) by interpolation in a table computed once per temperature."""
@@ -286,6 +325,8 @@ class FullCell(CellModel):
             return self._potentiostatic(technique, temperature_C)
         if isinstance(technique, OpenCircuit):
             return self._rest(technique, temperature_C)
+        if isinstance(technique, VoltageSweep):
+            return self._sweep(technique, temperature_C)
         raise NotImplementedError(f"a full cell cannot run {type(technique).__name__}")
 
     # -- segments -----------------------------------------------------------------------------
@@ -379,5 +420,163 @@ class FullCell(CellModel):
 
         return FunctionSegment(duration, reason, sample, finish)
 
+    def _sweep(self, technique: VoltageSweep, temperature_C: float) -> Segment:
+        """R q dy/dt = V(t) - U(y), plus oxidation and the double layer (module doc)."""
+        res = self.resistances_ohm(temperature_C)
+        r = sum(res.values())
+        q_per_y = self._q_per_y_C()
+        y_b0, y_s0 = self.y_bulk, self.y_bulk + self.y_offset
+        start = self.ocv_V(temperature_C) if technique.start_V is None else technique.start_V
+        path = SweepPath(technique, start)
+        u = np.arange(min(1.0, float(path.v_knots.min()) - _SWEEP_MARGIN_V),
+                      max(6.5, float(path.v_knots.max()) + _SWEEP_MARGIN_V), _SWEEP_DU_V)
+        ocv = _SweepOcv(self.delithiation(u, temperature_C), u,
+                        msmr_differential(u, *self._msmr, kelvin(temperature_C)))
+        steps = _integrate_sweep(path, ocv, r * q_per_y, min(max(y_s0, ocv.y[0]), ocv.y[-1]))
 
-__all__ = ["FullCell", "msmr_delithiation"]
+        def cathode(t: Array) -> Array:
+            return steps.ir_drop_V(t) / r
+
+        double_layer = CapacitiveSweep(path, brug_capacitance_F(
+            float(self.cathode["cpe_ct_q_S_s_n_per_cm2"]) * self.cathode_area_cm2,
+            float(self.cathode["cpe_ct_n"]), res["r_b"]), r)
+        area = self.cathode_area_cm2
+
+        def current(t: Array) -> Array:
+            return (cathode(t) + double_layer.current(t)
+                    + oxidation_current_A(self.electrolyte, area, steps.electrode_V(t),
+                                          res["r_b"], temperature_C))
+
+        stored = self.coulombic_efficiency
+
+        def finish(elapsed: float) -> None:
+            y_end, dy_in, dy_out = steps.state(elapsed)
+            q_in, q_out = dy_in * q_per_y, dy_out * q_per_y
+            y_b = y_b0 + (stored * q_in + q_out) / q_per_y
+            self._commit(y_b, y_end - y_b, q_in)
+            self._commit(y_b, y_end - y_b, q_out)
+
+        return sweep_segment(path, current, technique.until_abs_current_A, finish)
+
+
+class _SweepOcv:
+    """U(y) and dU/dy by interpolation in a table (y strictly increasing), scalar and fast."""
+
+    def __init__(self, y: Array, u: Array, dy_du: Array) -> None:
+        keep = np.concatenate(([True], np.diff(y) > 0))
+        self.y, self.u = y[keep], u[keep]
+        self.du_dy = 1.0 / np.maximum(dy_du[keep], 1e-300)
+        self._y_list = self.y.tolist()
+        self._u_list = self.u.tolist()
+        self._k_list = self.du_dy.tolist()
+
+    def at(self, y: float) -> tuple[float, float]:
+        ys = self._y_list
+        i = min(max(bisect.bisect_right(ys, y), 1), len(ys) - 1)
+        y0, y1 = ys[i - 1], ys[i]
+        f = min(max((y - y0) / (y1 - y0), 0.0), 1.0)
+        u, k = self._u_list, self._k_list
+        return u[i - 1] + f * (u[i] - u[i - 1]), k[i - 1] + f * (k[i] - k[i - 1])
+
+
+def _phi(x: Array) -> tuple[Array, Array]:
+    """phi1 = (1 - e^-x) / x and phi2 = (x - 1 + e^-x) / x^2, accurate for small x >= 0."""
+    x = np.asarray(x, dtype=float)
+    small = x < 1e-3
+    xs = np.where(small, 1.0, x)
+    em = np.expm1(-xs)
+    phi1 = np.where(small, 1 - x / 2 + x * x / 6, -em / xs)
+    phi2 = np.where(small, 0.5 - x / 6 + x * x / 24, (xs + em) / (xs * xs))
+    return phi1, phi2
+
+
+class _SweepSteps:
+    """The integrated sweep: on step n (from t_n), with a_n = V(t_n) - U(y_n), k_n = dU/dy and
+    s_n = dV/dt, the linearised R q z' = a_n + s_n t' - k_n z has z = t' / (R q) (a_n phi1 + s_n t'
+    phi2), x = k_n t' / (R q); the cathode's I R = V - U = a + s t' - k z."""
+
+    def __init__(self, rq: float, t: list[float], y: list[float], a: list[float],
+                 k: list[float], s: list[float], u: list[float]) -> None:
+        self.rq = rq
+        self.t, self.y, self.a, self.k, self.s, self.u = (np.asarray(x) for x in (t, y, a, k, s, u))
+        dz = np.diff(self.y, append=self.y[-1])  # the last step's change is found in state()
+        self.dy_in = np.concatenate(([0.0], np.cumsum(np.maximum(dz, 0.0))))
+        self.dy_out = np.concatenate(([0.0], np.cumsum(np.minimum(dz, 0.0))))
+
+    def _local(self, t: Array) -> tuple[Array, Array, Array]:
+        n = np.clip(np.searchsorted(self.t, t, side="right") - 1, 0, len(self.t) - 1)
+        tp = t - self.t[n]
+        phi1, phi2 = _phi(self.k[n] * tp / self.rq)
+        z = tp / self.rq * (self.a[n] * phi1 + self.s[n] * tp * phi2)
+        return n, tp, z
+
+    def ir_drop_V(self, t: Array) -> Array:
+        """I R = V(t) - U(y(t))."""
+        n, tp, z = self._local(np.asarray(t, dtype=float))
+        return self.a[n] + self.s[n] * tp - self.k[n] * z
+
+    def electrode_V(self, t: Array) -> Array:
+        n, _, z = self._local(np.asarray(t, dtype=float))
+        return self.u[n] + self.k[n] * z
+
+    def state(self, elapsed: float) -> tuple[float, float, float]:
+        """(y, increase of y, decrease of y (<= 0)) after ``elapsed``."""
+        n, _, z = self._local(np.array([elapsed]))
+        i, dz = int(n[0]), float(z[0])
+        return (float(self.y[i]) + dz, float(self.dy_in[i]) + max(dz, 0.0),
+                float(self.dy_out[i]) + min(dz, 0.0))
+
+
+def _integrate_sweep(path: SweepPath, ocv: _SweepOcv, rq: float, y0: float) -> _SweepSteps:
+    """Exponential-integrator steps of R q dy/dt = V(t) - U(y) along the path (a loop over
+    steps, at most ``_SWEEP_MAX_STEPS``; sampling afterwards is vectorised)."""
+    length = float(np.abs(np.diff(path.v_knots)).sum())
+    dv_step = max(_SWEEP_DV_STEP, length / _SWEEP_MAX_STEPS)
+    h_max = dv_step / path.rate_V_s
+    y_lo, y_hi = float(ocv.y[0]), float(ocv.y[-1])
+    ts: list[float] = []
+    ys: list[float] = []
+    aa: list[float] = []
+    kk: list[float] = []
+    ss: list[float] = []
+    uu: list[float] = []
+    y = y0
+
+    def dz(a: float, k: float, s: float, h: float) -> float:
+        x = k * h / rq
+        if x < 1e-3:
+            p1, p2 = 1 - x / 2 + x * x / 6, 0.5 - x / 6 + x * x / 24
+        else:
+            em = math.expm1(-x)
+            p1, p2 = -em / x, (x + em) / (x * x)
+        return h / rq * (a * p1 + s * h * p2)
+
+    for j in range(path.n_legs):
+        t_a, t_b = float(path.t_knots[j]), float(path.t_knots[j + 1])
+        v_a, s = float(path.v_knots[j]), float(path.slopes[j])
+        t = t_a
+        while True:
+            u, k = ocv.at(y)
+            a = v_a + s * (t - t_a) - u
+            h = min(h_max, t_b - t)
+            z = dz(a, k, s, h)
+            for _ in range(8):  # keep y and U(y) nearly linear over the step
+                over = max(abs(z) / _SWEEP_DY_STEP, k * abs(z) / _SWEEP_DV_STEP)
+                if over <= 1 or h <= 1e-9 * h_max:
+                    break
+                h *= 0.9 / over
+                z = dz(a, k, s, h)
+            ts.append(t)
+            ys.append(y)
+            aa.append(a)
+            kk.append(k)
+            ss.append(s)
+            uu.append(u)
+            y = min(max(y + z, y_lo), y_hi)
+            t += h
+            if t >= t_b - 1e-12 * max(t_b, 1.0):
+                break
+    return _SweepSteps(rq, ts, ys, aa, kk, ss, uu)
+
+
+__all__ = ["FullCell", "msmr_delithiation", "msmr_differential"]

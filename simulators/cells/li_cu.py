@@ -12,29 +12,47 @@ removes the charge. With a constant CE the average CE over any number of full cy
 (96.31 % for AIOSE). The overpotential is the same measured plating/stripping curve as the Li|Li
 cell's (see :mod:`simulators.cells.symmetric`); plating onto bare Cu adds a nucleation overshoot.
 This cell does not model shorts: the Li on the Cu is too thin to reach across.
+
+Voltage sweeps (LSV, CV; the classic stability test sweeps from the bare Cu/SS's OCV, ~3 V,
+upwards). The current is the sum of
+- the double layer of the Cu, C dV/dt behind the uncompensated resistance R_u = R_b + R_int / 2
+  (membrane and the Li counter's interface); C is Brug's value of the blocking CPE;
+- the electrolyte's oxidative decomposition, A j_on exp((E - E_on) / b) with E = V - I R_u (see
+  :func:`~simulators.cells._common.oxidation_current_A`): j_on at E_on, so the LSV's onset at
+  j_on is the material's ``oxidation_onset_V`` (5.6 V for AIOSE) to within the ~2 mV of I R_u;
+- Li plating below 0 V and stripping above 0 V while Li is on the Cu, at I = V / R, R the linear
+  fit of the plating curve (as a potentiostatic hold); stripping stops when the Li is gone. The
+  nucleation overshoot is not modelled in a sweep.
+An anodic sweep on bare Cu moves no Li: only plating and stripping change the Li inventory.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, VoltageSweep
 from simulators.cells._common import (
     M2_TO_CM2,
     M_TO_CM,
     Array,
+    CapacitiveSweep,
     FunctionSegment,
+    SweepPath,
     arrhenius_factor,
+    brug_capacitance_F,
     cpe,
     limited,
     linear_overpotential_asr_ohm_cm2,
     membrane_resistances,
     overpotential_V,
+    oxidation_current_A,
     r_cpe,
+    sweep_segment,
 )
 from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 
@@ -121,6 +139,8 @@ class LiCuCell(CellModel):
             return self._strip(technique, temperature_C)
         if isinstance(technique, ConstantVoltage):
             return self._hold(technique, temperature_C)
+        if isinstance(technique, VoltageSweep):
+            return self._sweep(technique, temperature_C)
         if isinstance(technique, OpenCircuit | ConstantCurrent):
             v = self.ocv_V(temperature_C)
             return FunctionSegment(technique.duration_s, "duration",
@@ -188,12 +208,16 @@ class LiCuCell(CellModel):
         self.stripped_C += charge
         self.li_on_cu_C = max(self.li_on_cu_C - charge, 0.0)
 
+    def _linear_ohm(self, temperature_C: float) -> float:
+        """R of I = V / R for Li plating/stripping under potential control."""
+        return (linear_overpotential_asr_ohm_cm2(self.params) / self.area_cm2
+                * self._temperature_scale(temperature_C))
+
     def _hold(self, technique: ConstantVoltage, temperature_C: float) -> Segment:
         """Potentiostatic: I = V / R, R the linear fit of the plating curve; stripping stops
         (current decays in ``EXHAUSTION_TIME_S``) once the Li on the Cu is gone."""
         v_hold = technique.voltage_V
-        r_lin = (linear_overpotential_asr_ohm_cm2(self.params) / self.area_cm2
-                 * self._temperature_scale(temperature_C))
+        r_lin = self._linear_ohm(temperature_C)
         i0 = v_hold / r_lin
         li0 = self.li_on_cu_C if self.has_lithium else 0.0
         if i0 > 0 and li0 <= 0:
@@ -221,6 +245,109 @@ class LiCuCell(CellModel):
                 self._remove(min(i0 * elapsed, li0))
 
         return FunctionSegment(duration, reason, sample, finish)
+
+    def _sweep(self, technique: VoltageSweep, temperature_C: float) -> Segment:
+        """LSV / CV: double layer + oxidative decomposition + Li plating/stripping (module doc)."""
+        p = self.params
+        start = self.ocv_V(temperature_C) if technique.start_V is None else technique.start_V
+        path = SweepPath(technique, start)
+        r_u = self.bulk_resistance_ohm(temperature_C) + self._interface_ohm(temperature_C) / 2
+        c_dl = brug_capacitance_F(float(p["cpe_dl_q_S_s_n_per_cm2"]) * self.area_cm2,
+                                  float(p["cpe_dl_n"]), r_u)
+        double_layer = CapacitiveSweep(path, c_dl, r_u)
+        lithium = _LithiumExchange(path, self._linear_ohm(temperature_C),
+                                   self.li_on_cu_C if self.has_lithium else 0.0,
+                                   self.coulombic_efficiency)
+        area = self.area_cm2
+
+        def current(t: Array) -> Array:
+            return (double_layer.current(t) + lithium.current(t)
+                    + oxidation_current_A(p, area, path.voltage(t), r_u, temperature_C))
+
+        def finish(elapsed: float) -> None:
+            li, plated, stripped = lithium.state(elapsed)
+            self.li_on_cu_C = li
+            self.plated_C += plated
+            self.stripped_C += stripped
+
+        return sweep_segment(path, current, technique.until_abs_current_A, finish)
+
+
+class _LithiumExchange:
+    """Li plating/stripping at the Cu during a sweep: I = V / R where V < 0 (plating, CE of it
+    stays strippable) and where V > 0 while strippable Li is left (stripping), else 0.
+
+    The path is cut where V crosses 0 and where the Li runs out (a quadratic, solved exactly), so
+    on each piece the current is either V / R or 0 and the Li inventory is closed-form."""
+
+    def __init__(self, path: SweepPath, r_ohm: float, li0_C: float, ce: float) -> None:
+        self.path, self.r, self.ce = path, float(r_ohm), float(ce)
+        starts: list[float] = []
+        active: list[bool] = []
+        states: list[tuple[float, float, float]] = []  # (Li, plated, stripped) at each start
+        li, plated, stripped = float(li0_C), 0.0, 0.0
+
+        def piece(t0: float, on: bool) -> None:
+            starts.append(t0)
+            active.append(on)
+            states.append((li, plated, stripped))
+
+        for j in range(path.n_legs):
+            a, b = float(path.t_knots[j]), float(path.t_knots[j + 1])
+            va, s = float(path.v_knots[j]), float(path.slopes[j])
+            cuts = [a, b]
+            if va * float(path.v_knots[j + 1]) < 0:
+                cuts.insert(1, a - va / s)
+            for lo, hi in itertools.pairwise(cuts):
+                if hi <= lo:
+                    continue
+                v_lo, v_hi = va + s * (lo - a), va + s * (hi - a)
+                charge = 0.5 * (v_lo + v_hi) * (hi - lo) / self.r  # integral of V / R
+                if charge < 0:  # plating
+                    piece(lo, True)
+                    plated -= charge
+                    li -= self.ce * charge
+                elif charge == 0 or li <= _EMPTY_C:
+                    piece(lo, False)
+                elif charge <= li:
+                    piece(lo, True)
+                    stripped += charge
+                    li -= charge
+                else:  # runs out: V_lo u + s u^2 / 2 = R Li
+                    rli = self.r * li
+                    u = 2 * rli / (v_lo + math.sqrt(max(v_lo * v_lo + 2 * s * rli, 0.0)))
+                    piece(lo, True)
+                    stripped += li
+                    li = 0.0
+                    piece(lo + min(max(u, 0.0), hi - lo), False)
+        if not starts:
+            piece(0.0, False)
+        self._starts = np.asarray(starts)
+        self._active = np.asarray(active)
+        self._states = states
+
+    def _piece(self, t: Array) -> Array:
+        return np.clip(np.searchsorted(self._starts, t, side="right") - 1, 0, None)
+
+    def current(self, t: Array) -> Array:
+        return np.where(self._active[self._piece(t)], self.path.voltage(t) / self.r, 0.0)
+
+    def state(self, elapsed: float) -> tuple[float, float, float]:
+        """(strippable Li, plated, stripped) after ``elapsed``, in C."""
+        k = int(self._piece(np.array([elapsed]))[0])
+        li, plated, stripped = self._states[k]
+        if self._active[k]:
+            t0 = float(self._starts[k])
+            v0, v1 = (float(v) for v in self.path.voltage(np.array([t0, elapsed])))
+            charge = 0.5 * (v0 + v1) * (elapsed - t0) / self.r
+            if charge < 0:
+                plated -= charge
+                li -= self.ce * charge
+            else:
+                charge = min(charge, li)
+                stripped += charge
+                li -= charge
+        return max(li, 0.0), plated, stripped
 
 
 __all__ = ["CU_OCV_V", "LiCuCell"]

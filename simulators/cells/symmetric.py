@@ -17,6 +17,13 @@ rises from the ohmic drop to the plateau in a few tens of seconds, and drifts up
 cumulative time under current. Once |j| >= CCD (or the cumulative plated charge passes the
 material's ``short_after_mAh_per_cm2``) a dendrite shorts the cell: |V| collapses to
 |I| R_short, and the cell stays shorted.
+
+Voltage sweeps (rare on Li|Li, but possible): the faradaic current follows the same measured
+plating/stripping curve read the other way, |j| = eta^-1(|V| / s(T)) with the sign of V (the
+rise transient and the drift are left out), plus the interfaces' double-layer current C dV/dt
+behind R_b (C Brug's value of CPE_int). Once |j| reaches the CCD the cell shorts
+``short_onset_s`` later and the current becomes V / R_short. The charge moved counts towards
+``short_after_mAh_per_cm2`` when the sweep is finished, not during it.
 """
 
 from __future__ import annotations
@@ -27,18 +34,25 @@ from typing import Any
 
 import numpy as np
 
-from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit
+from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, VoltageSweep
 from simulators.cells._common import (
     M2_TO_CM2,
     M_TO_CM,
     Array,
+    CapacitiveSweep,
     FunctionSegment,
+    SweepPath,
     arrhenius_factor,
+    brug_capacitance_F,
+    current_density_mA_per_cm2,
+    first_crossing,
+    integrate,
     limited,
     membrane_resistances,
     overpotential_V,
     parallel,
     r_cpe,
+    sweep_segment,
 )
 from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 
@@ -146,6 +160,8 @@ class SymmetricLiCell(CellModel):
             return self._galvanostatic(technique, temperature_C)
         if isinstance(technique, ConstantVoltage):
             return self._potentiostatic(technique, temperature_C)
+        if isinstance(technique, VoltageSweep):
+            return self._sweep(technique, temperature_C)
         if isinstance(technique, OpenCircuit | ConstantCurrent):
             return self._rest(technique, temperature_C)
         raise NotImplementedError(f"a Li|Li cell cannot run {type(technique).__name__}")
@@ -286,6 +302,51 @@ class SymmetricLiCell(CellModel):
             self._tau_relax = tau
 
         return FunctionSegment(duration, reason, sample, finish)
+
+    def _sweep(self, technique: VoltageSweep, temperature_C: float) -> Segment:
+        """I(V) from the plating/stripping curve plus the double layer (module doc)."""
+        p = self.params
+        start = self.ocv_V(temperature_C) if technique.start_V is None else technique.start_V
+        path = SweepPath(technique, start)
+        r_b = self.bulk_resistance_ohm(temperature_C)
+        tau_pol = self.polarisation_time_constant_s(temperature_C)
+        double_layer = CapacitiveSweep(
+            path, brug_capacitance_F(self.q_int, float(p["cpe_int_n"]), r_b), r_b)
+        scale = self._temperature_scale(temperature_C)
+        area, r_short = self.area_cm2, self.r_short_ohm
+
+        def j_mA_cm2(t: Array) -> Array:
+            """Faradaic current density through the intact interfaces, signed."""
+            v = path.voltage(t)
+            return np.sign(v) * current_density_mA_per_cm2(p, v / scale)
+
+        if self.shorted:
+            t_short = 0.0
+        else:
+            t_ccd = first_crossing(lambda t: np.abs(j_mA_cm2(t)), path.duration_s,
+                                   float(p["ccd_mA_per_cm2"]) * (1 - 1e-9), True)
+            t_short = math.inf if t_ccd is None else t_ccd + float(p["short_onset_s"])
+
+        def faradaic(t: Array) -> Array:
+            return np.where(t < t_short, j_mA_cm2(t) * 1e-3 * area, path.voltage(t) / r_short)
+
+        def current(t: Array) -> Array:
+            return double_layer.current(t) + faradaic(t)
+
+        def finish(elapsed: float) -> None:
+            self._age(elapsed, tau_pol)
+            self.time_under_current_s += elapsed
+            moved = integrate(lambda t: np.where(t < t_short, np.abs(j_mA_cm2(t)), 0.0),
+                              elapsed, path)
+            self.plated_mAh_per_cm2 += moved / HOUR_S
+            if elapsed >= t_short:
+                self.shorted = True
+            v_end, i_end = (float(x[0]) for x in (path.voltage(np.array([elapsed])),
+                                                   faradaic(np.array([elapsed]))))
+            self._v_relax = 0.0 if self.shorted else v_end - i_end * r_b
+            self._tau_relax = float(p["overpotential_rise_time_s"])
+
+        return sweep_segment(path, current, technique.until_abs_current_A, finish)
 
 
 __all__ = ["SymmetricLiCell", "warburg_short"]

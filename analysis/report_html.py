@@ -1,0 +1,450 @@
+"""Write a run's report: ``summary.json`` (the derived-results contract) and ``index.html``.
+
+Pure rendering: the caller brings the results, the figures and the expected values; nothing
+here reads the run store or decides which analysis applies.
+
+Decisions:
+
+- Figures are saved as PNG files under ``report_dir/figures/`` and referenced by relative path,
+  so the report directory is self-contained (no network, no scripts) and each figure can be
+  dropped into slides or a paper as it is. ``embed_figures=True`` puts them into ``index.html``
+  as base64 instead, for a single file to mail around. Figures are consumed: each is cleared
+  (and closed in pyplot, if pyplot made it) once saved, even when a later one fails.
+- Every piece of text in the HTML passes through :func:`html.escape`: cell names, captions and
+  metadata come from user files.
+- Both files are written to a temporary name and renamed, so a crash never leaves half a file.
+- Expected values: an ``expected`` record has the result keys that identify a measurement
+  (``experiment``, ``quantity``, ``unit``, optionally ``cell``, ``material``, ``conditions``), the
+  expected number as ``value`` (or ``expected``), and optionally ``tolerance``, a relative one
+  (0.1 = 10 %, default :data:`DEFAULT_RELATIVE_TOLERANCE`), and ``abs_tolerance`` in the unit.
+  A result matches when every identifying key the record gives is equal and its conditions
+  include the record's conditions (numbers compared to 1e-9 relative). Each match is one row;
+  an expectation that matches nothing is a failing "not measured" row, and one that matches
+  except for the unit says so. ``summary.json`` gets the same rows as ``checks``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+import json
+import math
+import numbers
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from analysis.errors import AnalysisError
+from analysis.results import Result
+
+#: Pass band when an expected record gives no tolerance: +-10 % of the expected value.
+DEFAULT_RELATIVE_TOLERANCE = 0.10
+#: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
+FIGURE_DPI = 120
+
+_IDENTITY_KEYS = ("experiment", "cell", "material", "quantity")
+_RESERVED_KEYS = ("campaign", "results", "checks")
+_FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expected-vs-measured row."""
+
+    expected: dict[str, Any]
+    expected_value: float
+    tolerance: float
+    abs_tolerance: float | None
+    measured: Result | None
+    status: str  # "pass", "fail", "not measured", "unit mismatch"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def relative_difference(self) -> float | None:
+        if self.measured is None or self.expected_value == 0:
+            return None
+        return (self.measured.value - self.expected_value) / abs(self.expected_value)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.measured
+        return {
+            "experiment": self.expected.get("experiment"),
+            "cell": m.cell if m else self.expected.get("cell"),
+            "material": m.material if m else self.expected.get("material"),
+            "quantity": self.expected.get("quantity"),
+            "unit": self.expected.get("unit"),
+            "conditions": dict(m.conditions) if m else dict(self.expected.get("conditions") or {}),
+            "expected": self.expected_value,
+            "measured": m.value if m else None,
+            "measured_unit": m.unit if m else None,
+            "relative_difference": self.relative_difference,
+            "tolerance": self.tolerance,
+            "abs_tolerance": self.abs_tolerance,
+            "status": self.status,
+        }
+
+
+def write_report(
+    report_dir: Path,
+    title: str,
+    results: Sequence[Result],
+    figures: Sequence[tuple[str, str, Figure]],
+    expected: Sequence[Mapping[str, Any]] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    *,
+    embed_figures: bool = False,
+) -> tuple[Path, Path]:
+    """Write ``summary.json`` and ``index.html`` into ``report_dir``; return their paths.
+
+    ``figures`` are ``(section, caption, figure)``; sections appear in order of first use.
+    ``summary.json`` is ``{"campaign": title, "results": [...], "checks": [...], **meta}``
+    (``checks`` only when ``expected`` is given); ``meta`` may not reuse those keys, and its
+    values are made JSON-safe (numpy numbers, paths, datetimes; NaN and inf become null).
+    """
+    meta = dict(meta or {})
+    clash = sorted(set(meta) & set(_RESERVED_KEYS))
+    if clash:
+        raise AnalysisError(f"meta may not set the report's own keys {clash}")
+    results = list(results)
+    for k, r in enumerate(results):
+        if not isinstance(r, Result):
+            _close_all(figures)
+            raise AnalysisError(f"results[{k}] must be a Result, got {type(r).__name__}")
+    try:
+        checks = compare(results, expected) if expected is not None else None
+    except AnalysisError:
+        _close_all(figures)
+        raise
+
+    report_dir = Path(report_dir)
+    figure_dir = report_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    images = _save_figures(figures, figure_dir, embed_figures)
+
+    summary: dict[str, Any] = {"campaign": title, "results": [r.to_dict() for r in results]}
+    if checks is not None:
+        summary["checks"] = [c.to_dict() for c in checks]
+    summary.update(meta)
+    summary_path = report_dir / "summary.json"
+    _write_atomic(summary_path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
+
+    index_path = report_dir / "index.html"
+    _write_atomic(index_path, _render(title, results, images, checks, meta))
+    return summary_path, index_path
+
+
+def compare(results: Sequence[Result], expected: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """Expected-vs-measured rows, in the order of ``expected`` (see the module docstring)."""
+    checks: list[Check] = []
+    for k, record in enumerate(expected):
+        record = dict(record)
+        value, tol, abs_tol = _expectation(record, k)
+        candidates = [r for r in results if _matches(record, r)]
+        matched = [r for r in candidates if r.unit == record["unit"]]
+        if not matched:
+            status = "unit mismatch" if candidates else "not measured"
+            checks.append(Check(record, value, tol, abs_tol, None, status))
+            continue
+        for r in matched:
+            diff = abs(r.value - value)
+            ok = diff <= tol * abs(value) or (abs_tol is not None and diff <= abs_tol)
+            checks.append(Check(record, value, tol, abs_tol, r, "pass" if ok else "fail"))
+    return checks
+
+
+# --------------------------------------------------------------------------- expected values
+
+
+def _expectation(record: dict[str, Any], k: int) -> tuple[float, float, float | None]:
+    for key in ("experiment", "quantity", "unit"):
+        if not isinstance(record.get(key), str):
+            raise AnalysisError(f"expected[{k}] needs a string {key!r}, got {record.get(key)!r}")
+    if "expected" in record and "value" in record:
+        raise AnalysisError(f"expected[{k}] gives both 'value' and 'expected'; give one")
+    value = _finite_number(record.get("expected", record.get("value")), f"expected[{k}] value")
+    tol = _finite_number(record.get("tolerance", DEFAULT_RELATIVE_TOLERANCE),
+                         f"expected[{k}] tolerance")
+    abs_tol = record.get("abs_tolerance")
+    if abs_tol is not None:
+        abs_tol = _finite_number(abs_tol, f"expected[{k}] abs_tolerance")
+    if tol < 0 or (abs_tol is not None and abs_tol < 0):
+        raise AnalysisError(f"expected[{k}] tolerances must not be negative")
+    conditions = record.get("conditions") or {}
+    if not isinstance(conditions, Mapping):
+        raise AnalysisError(f"expected[{k}] conditions must be a mapping, got {conditions!r}")
+    return value, tol, abs_tol
+
+
+def _finite_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise AnalysisError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise AnalysisError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
+def _matches(record: Mapping[str, Any], result: Result) -> bool:
+    """Same identity (keys the record leaves out or sets to None match anything), conditions a
+    superset of the record's; the unit is compared by the caller."""
+    for key in _IDENTITY_KEYS:
+        if record.get(key) is not None and record[key] != getattr(result, key):
+            return False
+    conditions = record.get("conditions") or {}
+    return all(
+        key in result.conditions and _same(want, result.conditions[key])
+        for key, want in conditions.items()
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    numeric = (
+        isinstance(a, numbers.Real) and isinstance(b, numbers.Real)
+        and not isinstance(a, bool) and not isinstance(b, bool)
+    )
+    if numeric:
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(a == b)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+@dataclass(frozen=True)
+class _Image:
+    section: str
+    caption: str
+    src: str  # relative URL or data: URL
+
+
+def _save_figures(
+    figures: Sequence[tuple[str, str, Figure]], figure_dir: Path, embed: bool
+) -> list[_Image]:
+    for old in figure_dir.iterdir():  # stale figures of an earlier report of this run
+        if _FIGURE_NAME.match(old.name):
+            old.unlink()
+    images: list[_Image] = []
+    try:
+        for k, (section, caption, fig) in enumerate(figures, start=1):
+            if not isinstance(fig, Figure):
+                raise AnalysisError(f"figures[{k - 1}] must hold a matplotlib Figure")
+            if embed:
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+                src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+            else:
+                name = f"fig{k:03d}-{_slug(section)}.png"
+                fig.savefig(figure_dir / name, format="png", dpi=FIGURE_DPI)
+                src = f"figures/{name}"
+            images.append(_Image(str(section), str(caption), src))
+            _close(fig)
+    finally:
+        _close_all(figures)
+    return images
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40]
+
+
+def _close(fig: Any) -> None:
+    if not isinstance(fig, Figure):
+        return
+    pyplot = sys.modules.get("matplotlib.pyplot")  # only if someone else imported it
+    if pyplot is not None:
+        pyplot.close(fig)
+    fig.clear()
+
+
+def _close_all(figures: Sequence[tuple[str, str, Figure]]) -> None:
+    for entry in figures:
+        _close(entry[-1] if isinstance(entry, tuple) and entry else None)
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.pass td.status { color: #17692b; font-weight: bold; }
+tr.fail td.status { color: #b00020; font-weight: bold; }
+figure { display: inline-block; margin: 0 1em 1.5em 0; max-width: 100%; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #444; max-width: 48em; }
+dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
+dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
+""".strip()
+
+
+def _render(
+    title: str,
+    results: list[Result],
+    images: list[_Image],
+    checks: list[Check] | None,
+    meta: Mapping[str, Any],
+) -> str:
+    e = _esc
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        '<head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(title)}</title>",
+        f"<style>\n{_CSS}\n</style></head>",
+        "<body>",
+        f"<h1>{e(title)}</h1>",
+    ]
+    if meta:
+        out.append('<dl class="meta">')
+        for key, value in meta.items():
+            out.append(f"<dt>{e(key)}</dt><dd>{e(_meta_text(value))}</dd>")
+        out.append("</dl>")
+    if checks is not None:
+        out += _checks_html(checks)
+    out += _results_html(results)
+    out += _figures_html(images)
+    out += ["</body>", "</html>", ""]
+    return "\n".join(out)
+
+
+def _checks_html(checks: list[Check]) -> list[str]:
+    e = _esc
+    passed = sum(c.passed for c in checks)
+    out = [
+        '<h2 id="checks">Expected vs measured</h2>',
+        f"<p>{passed} of {len(checks)} within tolerance "
+        f"(default ±{DEFAULT_RELATIVE_TOLERANCE:.0%} where none is given).</p>",
+        "<table><thead><tr><th>experiment</th><th>cell</th><th>quantity</th><th>conditions</th>"
+        "<th>measured</th><th>expected</th><th>unit</th><th>difference</th><th>tolerance</th>"
+        "<th>result</th></tr></thead><tbody>",
+    ]
+    for c in checks:
+        row = c.to_dict()
+        measured = "—" if c.measured is None else _number(c.measured.value)
+        rel = c.relative_difference
+        diff = "—" if rel is None else f"{rel:+.1%}"
+        tol = f"±{c.tolerance:.1%}"
+        if c.abs_tolerance is not None:
+            tol += f" or ±{_number(c.abs_tolerance)}"
+        mark = "✓ pass" if c.passed else f"✗ {c.status}"
+        out.append(
+            f'<tr class="{"pass" if c.passed else "fail"}">'
+            f"<td>{e(row['experiment'])}</td><td>{e(row['cell'] or '')}</td>"
+            f"<td>{e(row['quantity'])}</td><td>{e(_conditions(row['conditions']))}</td>"
+            f'<td class="num">{e(measured)}</td><td class="num">{e(_number(c.expected_value))}</td>'
+            f"<td>{e(row['unit'])}</td><td class=\"num\">{e(diff)}</td>"
+            f'<td class="num">{e(tol)}</td><td class="status">{e(mark)}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    return out
+
+
+def _results_html(results: list[Result]) -> list[str]:
+    e = _esc
+    out = ['<h2 id="results">Results</h2>']
+    if not results:
+        return [*out, "<p>No derived results.</p>"]
+    groups: dict[str, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r.experiment, []).append(r)
+    for experiment, rows in groups.items():
+        out += [
+            f"<h3>{e(experiment)}</h3>",
+            "<table><thead><tr><th>cell</th><th>material</th><th>quantity</th><th>value</th>"
+            "<th>unit</th><th>conditions</th></tr></thead><tbody>",
+        ]
+        for r in rows:
+            out.append(
+                f"<tr><td>{e(r.cell)}</td><td>{e(r.material)}</td><td>{e(r.quantity)}</td>"
+                f'<td class="num">{e(_number(r.value))}</td><td>{e(r.unit)}</td>'
+                f"<td>{e(_conditions(r.conditions))}</td></tr>"
+            )
+        out.append("</tbody></table>")
+    return out
+
+
+def _figures_html(images: list[_Image]) -> list[str]:
+    e = _esc
+    if not images:
+        return []
+    out = ['<h2 id="figures">Figures</h2>']
+    sections: dict[str, list[_Image]] = {}
+    for image in images:
+        sections.setdefault(image.section, []).append(image)
+    for section, members in sections.items():
+        out.append(f"<h3>{e(section)}</h3>")
+        for image in members:
+            out.append(
+                f'<figure><img src="{e(image.src)}" alt="{e(image.caption)}">'
+                f"<figcaption>{e(image.caption)}</figcaption></figure>"
+            )
+    return out
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _conditions(conditions: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key} = {_condition_value(v)}" for key, v in conditions.items())
+
+
+def _condition_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _meta_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(_jsonable(value), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- JSON and files
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays, tuples, paths and datetimes converted; NaN
+    and inf become None (JSON has neither)."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and numpy bools
+        return _jsonable(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    raise AnalysisError(f"cannot write {type(value).__name__} {value!r} to summary.json")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
