@@ -27,7 +27,12 @@ from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.cycling import capacity_retention, cycle_table
-from analysis.eis import arrhenius_fit, bulk_resistance, conductivity_S_per_m
+from analysis.eis import (
+    arrhenius_fit,
+    blocking_total_resistance,
+    bulk_resistance,
+    conductivity_S_per_m,
+)
 from analysis.errors import AnalysisError
 from analysis.full_cell import cycle_c_rates
 from analysis.gitt import gitt_diffusion
@@ -44,6 +49,8 @@ S_PER_M_TO_MS_PER_CM = 10.0
 M2_S_TO_CM2_S = 1e4
 #: A cycling run this long or longer gets a capacity-retention result.
 RETENTION_MIN_CYCLES = 20
+#: Below this a "C-rate" is a rest's noise, not a discharge.
+MIN_C_RATE = 0.005
 DAY_S = 86400.0
 
 
@@ -89,9 +96,11 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
         out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte,
                                    temperature_degC=t_c))
         if ce.kind == "blocking":
-            sigma = conductivity_S_per_m(r_b, ce.info["thickness_m"], ce.info["area_m2"])
+            r_total, basis = _membrane_resistance(sp, r_b)
+            sigma = conductivity_S_per_m(r_total, ce.info["thickness_m"], ce.info["area_m2"])
             out.results.append(_result(ce, "ionic_conductivity", sigma * S_PER_M_TO_MS_PER_CM,
-                                       "mS/cm", electrolyte, temperature_degC=t_c))
+                                       "mS/cm", electrolyte, temperature_degC=t_c,
+                                       basis=basis))
             sigma_by_exp.setdefault((ce.experiment, ce.cell), []).append(
                 (sp.temperature_C, sigma * S_PER_M_TO_MS_PER_CM))
         label = f"{t_c:g} degC" if len(ce.spectra) < 12 else f"{sp.test_time_s / 3600:.0f} h"
@@ -110,6 +119,16 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
         out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
                             plots.nyquist(shown, f"{ce.cell} ({electrolyte})", r_bulks,
                                           max_ohm=zoom)))
+
+
+def _membrane_resistance(sp, r_bulk: float) -> tuple[float, str]:
+    """The membrane's total ionic resistance, on which its conductivity is quoted: the bulk
+    intercept, or where the spectrum shows a grain-boundary arc before the blocking spike
+    (ceramics), the spike extrapolated to the real axis."""
+    total = blocking_total_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+    if total is None or total <= r_bulk:
+        return r_bulk, "bulk"
+    return total, "bulk+grain boundary"
 
 
 def _interface_over_time(ce: CellExperiment, out: Derived, figures: bool,
@@ -228,29 +247,44 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
     mass = ce.info.get("active_mass_kg")
     if ce.kind != "full_cell" or not mass or ce.series.empty:
         return
-    series = ce.rows_of(ce.steps_of("constant_current", "constant_voltage", "rest"))
-    if series.empty or series["Cycle Count / 1"].max() < 1:
+    cycling = [s for s in ce.steps_of("constant_current", "constant_voltage", "rest")
+               if s["params"].get("written_kind") != "gitt" and s["cycle"] > 0]
+    series = ce.rows_of(cycling)
+    if series.empty:
         return
     table = cycle_table(series, mass)
     one_c = ce.info["capacity_Ah"]
     rates = cycle_c_rates(series, one_c).set_index("cycle")["c_rate"]
-    temperature = series.groupby("Cycle Count / 1")["Temperature T1 / degC"].mean()
-    table = table[table["discharge_capacity_Ah"] > 0]
+    discharging = series[series["Current / A"] < 0.2 * series["Current / A"].min()]
+    temperature = discharging.groupby("Cycle Count / 1")["Temperature T1 / degC"].mean()
+    table = table[table["discharge_capacity_Ah"] > 0].reset_index(drop=True)
+    labels = []
     for row in table.itertuples(index=False):
         rate = float(rates.get(row.cycle, np.nan))
         conditions: dict[str, float | int] = {"cycle": int(row.cycle)}
-        if np.isfinite(rate):
-            conditions["c_rate"] = round(rate, 3)
+        if np.isfinite(rate) and rate >= MIN_C_RATE:
+            conditions["c_rate"] = _round_rate(rate)
         if np.isfinite(temperature.get(row.cycle, np.nan)):
             conditions["temperature_degC"] = round(float(temperature[row.cycle]))
+        labels.append((conditions.get("c_rate"), conditions.get("temperature_degC")))
         out.results.append(_result(ce, "discharge_capacity", row.discharge_capacity_mAh_g,
                                    "mAh/g", **conditions))
         if np.isfinite(row.coulombic_efficiency):
             out.results.append(_result(ce, "coulombic_efficiency",
                                        100 * row.coulombic_efficiency, "%", **conditions))
-    if len(table) >= RETENTION_MIN_CYCLES:
-        out.results.append(_result(ce, "capacity_retention", capacity_retention(table), "%",
-                                   cycles=len(table)))
+    block = _longest_block(labels)
+    if block is not None:
+        first, last = block
+        part = table.iloc[first:last + 1]
+        rate, temp = labels[first]
+        conditions = {"cycles": len(part), "first_cycle": int(part["cycle"].iloc[0]),
+                      "last_cycle": int(part["cycle"].iloc[-1])}
+        if rate is not None:
+            conditions["c_rate"] = rate
+        if temp is not None:
+            conditions["temperature_degC"] = temp
+        out.results.append(_result(ce, "capacity_retention", capacity_retention(part), "%",
+                                   **conditions))
     if figures and len(table):
         out.figures.append((ce.experiment, f"{ce.cell}: capacity and coulombic efficiency",
                             plots.capacity_and_ce(table["cycle"].to_numpy(),
@@ -260,6 +294,24 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
         out.figures.append((ce.experiment, f"{ce.cell}: voltage against capacity",
                             plots.voltage_vs_capacity(_discharge_curves(series, mass, rates),
                                                       title=ce.cell)))
+
+
+def _round_rate(rate: float) -> float:
+    """Set points are round numbers: 0.0999 -> 0.1, 2.003 -> 2."""
+    return float(f"{rate:.2g}")
+
+
+def _longest_block(labels: list[tuple[object, object]]) -> tuple[int, int] | None:
+    """The longest run of consecutive cycles at one C-rate and temperature: the long-cycling
+    part of a test whose retention the paper quotes (not across formation or rate steps)."""
+    best, start = None, 0
+    for k in range(1, len(labels) + 1):
+        if k == len(labels) or labels[k] != labels[start]:
+            if k - start >= RETENTION_MIN_CYCLES and (best is None or
+                                                      k - start > best[1] - best[0] + 1):
+                best = (start, k - 1)
+            start = k
+    return best
 
 
 def _discharge_curves(series, mass: float, rates) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -281,13 +333,11 @@ def _discharge_curves(series, mass: float, rates) -> list[tuple[str, np.ndarray,
 
 
 def _gitt(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
-    if ce.kind != "full_cell":
+    gitt_steps = [s for s in ce.steps if s["params"].get("written_kind") == "gitt"]
+    if ce.kind != "full_cell" or not gitt_steps:
         return
-    pulses = [s for s in ce.steps if s["kind"] == "constant_current"
-              and s["end_reason"] in ("duration", "voltage")]
-    rests = ce.steps_of("rest")
-    if len(pulses) < 5 or len(rests) < 5 or not _looks_like_gitt(ce):
-        return
+    pulses = [s for s in gitt_steps if s["kind"] == "constant_current"]
+    rests = [s for s in gitt_steps if s["kind"] == "rest"]
     props = molar_properties(str(ce.info.get("cathode", "")))
     rows = ce.rows_of(sorted(pulses + rests, key=lambda s: s["step_count"]))
     table = gitt_diffusion(rows["Test Time / s"].to_numpy(), rows["Voltage / V"].to_numpy(),
@@ -306,13 +356,6 @@ def _gitt(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
                                 plots.generic_xy([(ce.cell, np.arange(1, d.size + 1), d)],
                                                  "pulse", "D / cm2 s-1", markers=True,
                                                  logy=True)))
-
-
-def _looks_like_gitt(ce: CellExperiment) -> bool:
-    """Many short pulses each followed by a longer rest."""
-    durations = [s["params"].get("duration_s", 0) for s in ce.steps_of("constant_current")]
-    return bool(durations) and float(np.median(durations)) <= 3600 and \
-        len(ce.steps_of("rest")) >= 0.8 * len(durations)
 
 
 def _arrhenius_figures(data: RunData, out: Derived,

@@ -59,6 +59,32 @@ def bulk_resistance(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike, z_imag_ohm: 
     return _local_fit_crossing(freq, real, imag, i)
 
 
+def blocking_total_resistance(
+    frequency_Hz: ArrayLike, z_real_ohm: ArrayLike, z_imag_ohm: ArrayLike
+) -> float | None:
+    """The total ionic resistance (bulk + grain boundaries) of a membrane between blocking
+    electrodes, or None when the spectrum shows no arc before the blocking spike (then the
+    bulk intercept is the total).
+
+    Going down in frequency, -Im Z of a ceramic falls from the grain-boundary arc to a valley
+    and rises again along the blocking spike, a CPE line Re Z = R_total + cot(n pi/2) (-Im Z).
+    The spike is extrapolated back to the real axis: a straight-line fit of Re Z against
+    -Im Z over its points between 2x and 20x the valley's -Im Z. (Re Z at the valley itself
+    would be short by the arc's unfinished tail.)
+    """
+    freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
+    y = -imag
+    valley = int(np.argmin(y))
+    if valley == 0 or y[valley] <= 0 or y[:valley].max() <= 1.5 * y[valley]:
+        return None
+    after = slice(valley, None)
+    spike = (y[after] >= 2 * y[valley]) & (y[after] <= 20 * y[valley])
+    if np.count_nonzero(spike) < 3:
+        return float(real[valley])
+    slope, intercept = np.polyfit(y[after][spike], real[after][spike], 1)
+    return float(intercept)
+
+
 def conductivity_S_per_m(r_bulk_ohm: float, thickness_m: float, area_m2: float) -> float:
     """Ionic conductivity sigma = d / (S R_b), in S/m (multiply by 10 for mS/cm).
 

@@ -68,28 +68,38 @@ class RunData:
             self.manifest: dict[str, Any] = meta.get("manifest", {})
             self.status: str = meta.get("status", "")
             self._steps = store.steps()
-            self._series = {c: frame(store, c, "series") for c in store.cells()}
-            self._spectra = {c: store.read(c, "spectrum") for c in store.cells()}
+            self._stored_cells = set(store.cells())
         finally:
             store.close()
 
     def cell_experiments(self) -> Iterator[CellExperiment]:
-        """Each (experiment, cell) pair with data, in the campaign's order."""
+        """Each (experiment, cell) pair with data, cell by cell: one cell's points are in
+        memory at a time, however long the campaign."""
+        by_cell: dict[str, list[str]] = {}
         for exp in self.experiments:
             for cell in exp["cells"]:
-                steps = [s for s in self._steps
-                         if s["cell"] == cell and s["experiment"] == exp["name"]]
-                if not steps or cell not in self._series:
+                by_cell.setdefault(cell, []).append(exp["name"])
+        for cell, experiments in by_cell.items():
+            if cell not in self._stored_cells:
+                continue
+            store = RunStore.open(self.run_dir)
+            try:
+                series = frame(store, cell, "series")
+                spectra = store.read(cell, "spectrum")
+            finally:
+                store.close()
+            for name in experiments:
+                steps = [s for s in self._steps if s["cell"] == cell and s["experiment"] == name]
+                if not steps:
                     continue
                 counts = {s["step_count"] for s in steps}
-                series = self._series[cell]
                 rows = series[series["Step Count / 1"].isin(counts)] if len(series) else series
-                yield CellExperiment(exp["name"], cell, self.cells.get(cell, {}), steps,
+                yield CellExperiment(name, cell, self.cells.get(cell, {}), steps,
                                      rows.reset_index(drop=True),
-                                     self._spectra_of(cell, counts))
+                                     self._spectra_of(spectra, counts))
 
-    def _spectra_of(self, cell: str, counts: set[int]) -> list[Spectrum]:
-        data = self._spectra.get(cell)
+    @staticmethod
+    def _spectra_of(data: dict[str, np.ndarray], counts: set[int]) -> list[Spectrum]:
         if data is None or not len(data["step_count"]):
             return []
         out = []

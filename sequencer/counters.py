@@ -6,7 +6,7 @@ counters are part of a cell's checkpoint so a resumed run continues them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,4 +46,5 @@ class Counters:
         return out
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {"charge_Ah": self.charge_Ah, "discharge_Ah": self.discharge_Ah,
+                "charge_Wh": self.charge_Wh, "discharge_Wh": self.discharge_Wh}

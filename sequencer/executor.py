@@ -199,11 +199,11 @@ class Executor:
         until = loop.until
         if until is not None and until.short_circuit:
             breaks = breaks | {"short"}
-        innermost = not any(isinstance(s, Loop) for s in loop.steps)
+        counts = loop.count_cycles and not any(isinstance(s, Loop) for s in loop.steps)
         seen: set[str] = set()
         first_capacity: float | None = None
         for iteration in range(1, loop.count + 1):
-            if innermost:
+            if counts:
                 r.cycle += 1
             before = r.counters.discharge_Ah
             got = await self._run_steps(exp, loop.steps, r, iteration, breaks)
@@ -237,12 +237,14 @@ class Executor:
         started = self.clock.now()
         with self.store.transaction():
             step_id = self.store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
-                                            r.cycle, started, _params(technique))
+                                            r.cycle, started,
+                                            {**_params(technique),
+                                             "written_kind": exp.written_kind(step)})
             self._set_state(r, "running", experiment=exp.name, step_index=k,
                             step_kind=step.kind, step_started_t=started,
                             step_estimate_s=getattr(technique, "duration_s", None))
-            self.journal.event(r.cell.id, "step_started", f"{exp.name} step {k} {step.kind}"
-                               f" (cycle {r.cycle})", step_count=r.step_count)
+            self.journal.log(r.cell.id, "step_started", f"{exp.name} step {k} {step.kind}"
+                             f" (cycle {r.cycle}, step count {r.step_count})")
         try:
             await call(lambda: r.channel.start(technique))
         except CellseqError as exc:
@@ -268,8 +270,8 @@ class Executor:
                                        limit=trip.limit)
                 elif readout.state in (ChannelState.DONE, ChannelState.FAULT):
                     self.store.end_step(step_id, self.clock.now(), readout.end_reason or "done")
-                    self.journal.event(r.cell.id, "step_ended", f"{exp.name} step {k}"
-                                       f" {step.kind}: {readout.end_reason}")
+                    self.journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
+                                     f" {step.kind}: {readout.end_reason}")
             if trip is not None:
                 raise CellFault(f"safety limit: {trip}")
             if readout.state is ChannelState.FAULT:

@@ -18,9 +18,18 @@ class Journal:
         self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
 
     def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
+        """A notable event: into the store's journal and the text log."""
         t = self._clock.now()
+        self._store.event(t, self._clock.utc(t), cell, kind, message, data)
+        self._line(t, cell, kind, message)
+
+    def log(self, cell: str | None, kind: str, message: str) -> None:
+        """Routine progress (steps starting and ending): the text log only; the store's
+        ``steps`` table already holds it."""
+        self._line(self._clock.now(), cell, kind, message)
+
+    def _line(self, t: float, cell: str | None, kind: str, message: str) -> None:
         utc = self._clock.utc(t)
-        self._store.event(t, utc, cell, kind, message, data)
         stamp = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
         who = f" [{cell}]" if cell else ""
         self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")

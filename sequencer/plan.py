@@ -36,6 +36,7 @@ class PlannedExperiment:
     resources: tuple[str, ...]
     doc_index: dict[int, int]                     # id(expanded step) -> position in the file
     doc_steps: tuple[Step, ...]                   # the steps as written
+    doc_kinds: tuple[str, ...]                    # kind of each written step, by position
     techniques: dict[tuple[str, int], Technique]  # (cell, id(step)) -> technique
     estimate_s: float = 0.0
     start_s: float = 0.0
@@ -43,6 +44,10 @@ class PlannedExperiment:
 
     def index_of(self, step: Step) -> int:
         return self.doc_index[id(step)]
+
+    def written_kind(self, step: Step) -> str:
+        """The kind of the step as written (``gitt`` for the pulses a GITT step became)."""
+        return self.doc_kinds[self.doc_index[id(step)]]
 
     @property
     def end_s(self) -> float:
@@ -122,7 +127,7 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                             for c in exp.cells} | {str(c) for c in chambers if c})
         planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
                                          tuple(resources), doc_index, tuple(exp.steps),
-                                         techniques))
+                                         tuple(s.kind for s in written), techniques))
     if problems:
         raise ProtocolError(problems)
     return _schedule(campaign, station, planned)
@@ -147,7 +152,13 @@ def _expand(steps: list[Step], positions: dict[int, int], doc_index: dict[int, i
                 out.append(soak)
                 out.extend(body)
         elif type(step) in EXPANSIONS:
-            out.extend(_expand(EXPANSIONS[type(step)](step), positions, doc_index, k))
+            children = EXPANSIONS[type(step)](step)
+            if step.every is not None or step.on_resume is not None:
+                # what was said of the compound step holds for each step it became
+                children = [c.model_copy(update={"every": step.every,
+                                                 "on_resume": step.on_resume})
+                            for c in children]
+            out.extend(_expand(children, positions, doc_index, k))
         else:
             if isinstance(step, Loop):
                 body = _expand(step.steps, positions, doc_index, inherited)

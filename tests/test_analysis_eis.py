@@ -191,3 +191,32 @@ def test_fitting_the_other_form_would_shift_ea_by_about_kt():
 def test_bad_arrhenius_inputs_are_refused(temps, sigmas, message):
     with pytest.raises(AnalysisError, match=message):
         arrhenius_fit(temps, sigmas)
+
+
+def _ceramic(f, r_b=34.9, c_geo=3.5e-10, r_gb=11.6, q_gb=1.5e-7, n_gb=0.85, q_dl=1e-5,
+             n_dl=0.85):
+    """A ceramic between blocking electrodes: the bulk arc (apex ~13 MHz, above the window),
+    the grain-boundary arc, the blocking spike."""
+    w = 2 * np.pi * f
+    bulk = r_b / (1 + 1j * w * r_b * c_geo)
+    arc = r_gb / (1 + r_gb * q_gb * (1j * w) ** n_gb)
+    return bulk + arc + 1 / (q_dl * (1j * w) ** n_dl)
+
+
+def test_blocking_total_resistance_extrapolates_the_spike_past_the_grain_boundary_arc():
+    from analysis.eis import blocking_total_resistance
+
+    f = np.logspace(np.log10(3e6), -1, 76)
+    z = _ceramic(f)
+    total = blocking_total_resistance(f, z.real, z.imag)
+    assert total == pytest.approx(34.9 + 11.6, rel=0.01)
+    hf = bulk_resistance(f, z.real, z.imag)
+    assert hf < 40          # the intercept alone misses the grain boundaries
+
+
+def test_blocking_total_resistance_is_none_without_an_arc():
+    from analysis.eis import blocking_total_resistance
+
+    f = np.logspace(np.log10(3e6), -1, 76)
+    z = 25.7 + 1 / (5e-6 * (1j * 2 * np.pi * f) ** 0.85)
+    assert blocking_total_resistance(f, z.real, z.imag) is None

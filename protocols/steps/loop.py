@@ -32,7 +32,11 @@ class LoopUntil(BaseModel):
 
 
 class Loop(StepBase):
+    """``count_cycles: false`` keeps an innermost loop's iterations from counting as cycles
+    (GITT pulses, a repeated EIS)."""
+
     kind: Literal["loop"] = "loop"
     count: int = Field(ge=1, le=1_000_000)
     until: LoopUntil | None = None
+    count_cycles: bool = True
     steps: list[Step] = Field(min_length=1)

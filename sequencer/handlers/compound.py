@@ -56,7 +56,7 @@ def gitt(step: GITT) -> list[Step]:
                 until_voltage=step.until_voltage, record_every=step.record_every)
     rest = Rest.model_construct(duration=step.rest, record_every=step.record_every)
     return [Loop.model_construct(count=step.max_pulses, until=_UNTIL_VOLTAGE,
-                                 steps=[pulse, rest])]
+                                 count_cycles=False, steps=[pulse, rest])]
 
 
 def cccv_charge(step: CCCVCharge) -> list[Step]:

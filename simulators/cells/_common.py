@@ -108,7 +108,7 @@ def first_crossing(func: TimeFunction, t_max: float, level: float, rising: bool)
         return 0.0
     if t_max <= 0:
         return None
-    grid = np.union1d(np.linspace(0.0, t_max, 2049), np.geomspace(t_max * 1e-9, t_max, 1025))
+    grid = np.union1d(np.linspace(0.0, t_max, 1025), np.geomspace(t_max * 1e-9, t_max, 513))
     hit = reached(func(grid))
     if not hit.any():
         return None

@@ -279,13 +279,22 @@ class FullCell(CellModel):
         kappa = float(c["charge_offset_ratio"])
         y_eq, y_surface = (float(y) for y in self.delithiation(
             [self.v_max_V, self.v_max_V - i_ref * r_ohm], temperature_C))
+        def step(y: float) -> float:
+            d_charge = -kappa * self._discharge_offset(i_ref, temperature_C, r_ohm, q_per_y,
+                                                       tau_s, y)
+            return y_eq - left * (y_eq - (y_surface - d_charge))
+
+        # Fixed-point iteration with Aitken's acceleration: the map is nearly linear, so each
+        # round of two steps lands almost on the fixed point (3-4 rounds instead of ~10 steps).
         y_full = y_eq
         for _ in range(20):
-            d_charge = -kappa * self._discharge_offset(i_ref, temperature_C, r_ohm, q_per_y,
-                                                       tau_s, y_full)
-            y_cc = y_surface - d_charge
-            y_new = y_eq - left * (y_eq - y_cc)
-            if abs(y_new - y_full) < 1e-12:
+            y1 = step(y_full)
+            if abs(y1 - y_full) < 1e-12:
+                return y1
+            y2 = step(y1)
+            denominator = y2 - 2 * y1 + y_full
+            y_new = y2 if denominator == 0 else y_full - (y1 - y_full) ** 2 / denominator
+            if abs(y_new - y2) < 1e-12:
                 return y_new
             y_full = y_new
         return y_full
