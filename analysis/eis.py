@@ -72,7 +72,7 @@ def blocking_total_resistance(
     -Im Z over its points between 2x and 20x the valley's -Im Z. (Re Z at the valley itself
     would be short by the arc's unfinished tail.)
     """
-    freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
+    _freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
     y = -imag
     valley = int(np.argmin(y))
     if valley == 0 or y[valley] <= 0 or y[:valley].max() <= 1.5 * y[valley]:
@@ -81,7 +81,7 @@ def blocking_total_resistance(
     spike = (y[after] >= 2 * y[valley]) & (y[after] <= 20 * y[valley])
     if np.count_nonzero(spike) < 3:
         return float(real[valley])
-    slope, intercept = np.polyfit(y[after][spike], real[after][spike], 1)
+    _slope, intercept = np.polyfit(y[after][spike], real[after][spike], 1)
     return float(intercept)
 
 
