@@ -84,3 +84,32 @@ def test_the_installed_entry_point_reports_errors_without_traceback(tmp_path):
     assert "bad.yaml:6: cells[0].thickness: expected a length, got '3 mA' (a current)" in \
         proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_analyze_eis_on_a_real_spectrum():
+    path = ROOT / "tests" / "data" / "autoeis" / "test_data.csv"
+    result = cellseq("analyze", "eis", path, "--thickness", "300um", "--area", "2.01cm2",
+                     "--no-fit")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    r_b = doc["bulk_resistance_ohm"]
+    assert doc["ionic_conductivity_mS_cm"] == pytest.approx(0.03 / (2.01 * r_b) * 1e3)
+    assert "by its name" in " ".join(doc["read_as"])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--thickness", "3mA", "--area", "2cm2"], "expected a length, got '3 mA'"),
+    (["--thickness", "300um"], "give --area or --diameter"),
+])
+def test_analyze_eis_bad_arguments_exit_2(args, message):
+    path = ROOT / "tests" / "data" / "autoeis" / "test_data.csv"
+    result = cellseq("analyze", "eis", path, *args)
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_analyze_eis_unreadable_file_exits_2(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello\nworld\n")
+    result = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm")
+    assert result.exit_code == 2 and "notes.txt" in result.output
+    assert "Traceback" not in result.output

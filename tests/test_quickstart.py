@@ -143,3 +143,10 @@ def test_same_seed_same_data(tmp_path, run_dir):
 def test_an_existing_run_directory_is_refused(run_dir):
     result = runner.invoke(app, ["run", str(QUICKSTART), "--sim", "--out", str(run_dir)])
     assert result.exit_code == 2 and "exists and is not empty" in result.output
+
+
+def test_report_can_be_rewritten_on_demand(run_dir):
+    (run_dir / "report" / "summary.json").unlink()
+    result = runner.invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "report" / "summary.json").read_text())["results"]
