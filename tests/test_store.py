@@ -69,3 +69,21 @@ def test_counters_integrate_charge_and_energy_across_polls():
     assert c.discharge_Ah == 0
     c.accumulate(t, v, -i, None)
     assert c.discharge_Ah == pytest.approx(1e-3) and c.charge_Ah == pytest.approx(1e-3)
+
+
+def test_a_dry_run_store_groups_blocks_and_a_failed_block_leaves_only_itself_out(tmp_path):
+    store = RunStore.create(tmp_path, durable=False)
+    reader = RunStore.open(tmp_path)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(4)))
+    with pytest.raises(RuntimeError), store.transaction():
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(3, t0=4)))
+        raise RuntimeError("a block fails half way")
+    with store.transaction():
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(2, t0=4)))
+    assert store.point_count() == 6             # the writer sees its own blocks
+    store.commit()
+    assert reader.point_count() == 6            # committed: the failed block is not there
+    assert list(reader.read("c1")["test_time_s"]) == [0, 1, 2, 3, 4, 5]
+    store.close()

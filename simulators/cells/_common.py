@@ -92,6 +92,11 @@ def check_duration(duration_s: float) -> float:
     return float(duration_s)
 
 
+#: Search grids on [0, 1], scaled per call: linear plus geometric (early and late crossings).
+_COARSE = np.union1d(np.linspace(0.0, 1.0, 1025), np.geomspace(1e-9, 1.0, 513))
+_FINE = np.linspace(0.0, 1.0, 257)
+
+
 def first_crossing(func: TimeFunction, t_max: float, level: float, rising: bool) -> float | None:
     """First t in [0, t_max] where func(t) reaches ``level`` (>= if rising, <= if falling).
 
@@ -108,7 +113,7 @@ def first_crossing(func: TimeFunction, t_max: float, level: float, rising: bool)
         return 0.0
     if t_max <= 0:
         return None
-    grid = np.union1d(np.linspace(0.0, t_max, 1025), np.geomspace(t_max * 1e-9, t_max, 513))
+    grid = _COARSE * t_max
     hit = reached(func(grid))
     if not hit.any():
         return None
@@ -117,7 +122,7 @@ def first_crossing(func: TimeFunction, t_max: float, level: float, rising: bool)
     for _ in range(6):
         if hi - lo <= 1e-12 * t_max:
             break
-        fine = np.linspace(lo, hi, 257)
+        fine = lo + (hi - lo) * _FINE
         h = reached(func(fine))
         k = max(int(np.argmax(h)), 1) if h.any() else 256
         lo, hi = float(fine[k - 1]), float(fine[k])
