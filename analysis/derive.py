@@ -92,7 +92,7 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
     traces, r_bulks = [], {}
     for sp in ce.spectra:
         r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-        t_c = round(sp.temperature_C, 1)
+        t_c = round(sp.temperature_C)   # a spectrum is labelled by its set temperature
         out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte,
                                    temperature_degC=t_c))
         if ce.kind == "blocking":
@@ -117,8 +117,8 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
         # a blocking cell's capacitive spike dwarfs the part that matters: zoom to the intercept
         zoom = 8 * max(r_bulks.values()) if ce.kind == "blocking" else None
         out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
-                            plots.nyquist(shown, f"{ce.cell} ({electrolyte})", r_bulks,
-                                          max_ohm=zoom)))
+                            plots.nyquist(shown, f"{ce.cell} ({electrolyte})",
+                                          {t[0]: r_bulks[t[0]] for t in shown}, max_ohm=zoom)))
 
 
 def _membrane_resistance(sp, r_bulk: float) -> tuple[float, str]:
@@ -255,7 +255,9 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
     table = cycle_table(series, mass)
     one_c = ce.info["capacity_Ah"]
     rates = cycle_c_rates(series, one_c).set_index("cycle")["c_rate"]
-    discharging = series[series["Current / A"] < 0.2 * series["Current / A"].min()]
+    current = series["Current / A"]
+    cycle_min = current.groupby(series["Cycle Count / 1"]).transform("min")
+    discharging = series[(current < 0) & (current < 0.2 * cycle_min)]   # not rest noise
     temperature = discharging.groupby("Cycle Count / 1")["Temperature T1 / degC"].mean()
     table = table[table["discharge_capacity_Ah"] > 0].reset_index(drop=True)
     labels = []
