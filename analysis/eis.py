@@ -59,6 +59,11 @@ def bulk_resistance(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike, z_imag_ohm: 
     return _local_fit_crossing(freq, real, imag, i)
 
 
+#: An arc before the blocking spike counts when it rises this much (relative to Re Z) above
+#: the valley that follows it.
+ARC_MIN_FRACTION = 0.02
+
+
 def blocking_total_resistance(
     frequency_Hz: ArrayLike, z_real_ohm: ArrayLike, z_imag_ohm: ArrayLike
 ) -> float | None:
@@ -77,6 +82,8 @@ def blocking_total_resistance(
     valley = int(np.argmin(y))
     if valley == 0 or y[valley] <= 0 or y[:valley].max() <= 1.5 * y[valley]:
         return None
+    if y[:valley].max() - y[valley] < ARC_MIN_FRACTION * abs(real[valley]):
+        return None   # a wiggle of noise at the top of the window, not an arc
     after = slice(valley, None)
     spike = (y[after] >= 2 * y[valley]) & (y[after] <= 20 * y[valley])
     if np.count_nonzero(spike) < 3:
