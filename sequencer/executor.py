@@ -89,8 +89,10 @@ class Executor:
             self.journal.event(None, "run_completed", "all experiments done")
         except BaseException as exc:
             with trio.CancelScope(shield=True):
-                reason = "interrupted by the user" if isinstance(exc, KeyboardInterrupt) else \
-                    f"aborted: {exc!r}"
+                interrupted = isinstance(exc, KeyboardInterrupt) or (
+                    isinstance(exc, BaseExceptionGroup)
+                    and exc.subgroup(KeyboardInterrupt) is not None)
+                reason = "interrupted by the user (Ctrl-C)" if interrupted else f"aborted: {exc!r}"
                 with self.store.transaction():
                     for r in self.runs.values():
                         if r.state in ("running", "pending"):

@@ -94,7 +94,10 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int,
             executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S)
             await executor.run()
 
-        trio.run(main, clock=clock.trio_clock())
+        try:
+            trio.run(main, clock=clock.trio_clock())
+        except BaseExceptionGroup as group:
+            raise _unwrapped(group) from None
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -106,6 +109,29 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int,
         store.close()
     faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
     return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
+
+
+def _unwrapped(group: BaseExceptionGroup) -> BaseException:
+    """What the user should see of an exception group from the concurrent tasks: Ctrl-C as
+    Ctrl-C, a single cellseq error as itself, anything else as it is (a bug, with its
+    traceback)."""
+    if group.subgroup(KeyboardInterrupt) is not None:
+        return KeyboardInterrupt()
+    leaves = list(_leaves(group))
+    if len(leaves) == 1:
+        return leaves[0]
+    errors = [e for e in leaves if isinstance(e, CellseqError)]
+    if errors and len(errors) == len(leaves):
+        return CellseqError("; ".join(str(e) for e in errors))
+    return group
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 def _cell_info(cell: Cell) -> dict[str, object]:

@@ -113,3 +113,28 @@ def test_analyze_eis_unreadable_file_exits_2(tmp_path):
     result = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm")
     assert result.exit_code == 2 and "notes.txt" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ctrl_c_stops_the_run_with_every_output_off(tmp_path):
+    """A real SIGINT to a running `cellseq run`: exit 130, no traceback, cells aborted."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
+                             str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
+                             "--sim", "--out", str(out), "--no-report"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (out / "run.log").exists() or "step_started" not in (out / "run.log").read_text():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "every output is off" in stderr
+    status = cellseq("status", out, "--json")
+    doc = json.loads(status.output)
+    assert doc["status"] == "interrupted"
+    assert {c["state"] for c in doc["cells"]} <= {"aborted", "completed", "faulted"}
+    assert "interrupted by the user (Ctrl-C)" in (out / "run.log").read_text()
