@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from analysis.results import QUANTITY_NAMES
 from protocols.cells import Cell
+from protocols.errors import Problem
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk
 from protocols.types import FROZEN, Fraction, Identifier
 
@@ -91,6 +94,39 @@ class Campaign(BaseModel):
     cells: list[Cell]
     experiments: list[Experiment]
     sources: list[str] = Field(default_factory=list)
+    _origins: list[Origin] = PrivateAttr(default_factory=list)
 
     def cell(self, cell_id: str) -> Cell:
         return next(c for c in self.cells if c.id == cell_id)
+
+    def locate_step(self, experiment: int, position: int) -> Problem:
+        """Where the ``position``-th step (document order) of an experiment was written: a
+        Problem template (file, line, field path) for messages about it."""
+        exp = self.experiments[experiment]
+        loc = next(loc for k, (_, loc) in enumerate(walk_with_locations(exp.steps))
+                   if k == position)
+        if experiment < len(self._origins):
+            origin = self._origins[experiment]
+            line, path = origin.locate(("experiments", origin.index, *loc))
+            return Problem(origin.file, line, path, "")
+        return Problem(self.sources[0] if self.sources else "", None,
+                       ".".join(map(str, ("experiments", experiment, *loc))), "")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The file an experiment was written in, its index there, and how to find a field."""
+
+    file: str
+    index: int
+    locate: Callable[[tuple[object, ...]], tuple[int | None, str]]
+
+
+def walk_with_locations(steps: list[Step], prefix: tuple[object, ...] = ("steps",)
+                        ) -> Iterator[tuple[Step, tuple[object, ...]]]:
+    """Every step in document order with its field location inside the experiment."""
+    for i, step in enumerate(steps):
+        loc = (*prefix, i)
+        yield step, loc
+        if isinstance(step, CONTAINERS):
+            yield from walk_with_locations(step.steps, (*loc, "steps"))

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from protocols.campaign import Campaign, CampaignFile
+from protocols.campaign import Campaign, CampaignFile, Origin
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
 
@@ -38,10 +38,12 @@ def load_campaign(path: str | Path) -> Campaign:
     problems = list(dict.fromkeys(check_campaign(path.name, cells, experiments)))
     if problems:
         raise ProtocolError(problems)
-    return Campaign.model_construct(
+    campaign = Campaign.model_construct(
         campaign=top.campaign, description=top.description,
         cells=[p.item for p in cells], experiments=[p.item for p in experiments],
         sources=sources)
+    campaign._origins = [Origin(p.file, p.index, p.locate) for p in experiments]
+    return campaign
 
 
 def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: list[Placed],

@@ -101,14 +101,14 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
         techniques: dict[tuple[str, int], Technique] = {}
         for step in _walk(steps):
             k = doc_index[id(step)]
-            at = f"{where}.steps[{k}] ({written[k].kind})"
+            at = campaign.locate_step(i, k)
             if isinstance(step, SetTemperature):
                 if chamber is None:
                     continue
                 target = kelvin_to_celsius(step.target)
                 lo, hi = chamber_range_C(station, chamber)
                 if not lo <= target <= hi:
-                    _add(problems, Problem(source, None, at, f"target {target:g} degC is outside"
+                    _add(problems, replace(at, message=f"target {target:g} degC is outside"
                                            f" the chamber's range {lo:g}..{hi:g} degC"))
                 continue
             if isinstance(step, Loop):
@@ -120,7 +120,7 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     tech = technique_for(step, campaign.cell(cell_id))
                     channel_capabilities(station, cell_id).check(tech)
                 except (ValueError, CapabilityError) as exc:
-                    _add(problems, Problem(source, None, at, f"cell {cell_id}: {exc}"))
+                    _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
                 techniques[(cell_id, id(step))] = tech
         resources = sorted({f"{station.cells[c].instrument}/ch{station.cells[c].channel}"

@@ -130,7 +130,7 @@ def test_ctrl_c_stops_the_run_with_every_output_off(tmp_path):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "every output is off" in stderr
     status = cellseq("status", out, "--json")

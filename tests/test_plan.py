@@ -131,9 +131,9 @@ def test_out_of_range_values_are_refused_before_running(write_yaml):
       - {kind: set_temperature, target: 150 degC}
       - {kind: constant_current, direction: charge, current: 600C, duration: 1 min}
 """)
-    assert any("steps[0] (set_temperature): target 150 degC is outside the chamber's range"
-               in m for m in msgs)
-    assert any("steps[1] (constant_current): cell f1: current" in m
+    assert any(m.startswith("protocol.yaml:18: experiments[0].steps[0]: target 150 degC is"
+                            " outside the chamber's range") for m in msgs)
+    assert any(m.startswith("protocol.yaml:19: experiments[0].steps[1]: cell f1: current")
                and "exceeds the channel's range" in m for m in msgs)
 
 
@@ -144,7 +144,7 @@ def test_eis_beyond_the_vsp300_range_is_refused(write_yaml):
     steps:
       - {kind: peis, f_start: 10 MHz, f_end: 0.1 Hz, amplitude: 10 mV}
 """)
-    assert msgs == ["t.yaml: experiments[0] (bad).steps[0] (peis): cell s1: frequency 1e+07 Hz"
+    assert msgs == ["protocol.yaml:18: experiments[0].steps[0]: cell s1: frequency 1e+07 Hz"
                     " is outside the channel's EIS range 1e-05..7e+06 Hz"]
 
 
@@ -193,3 +193,24 @@ def test_station_files_are_validated_like_protocols(tmp_path, write_yaml):
     result = CliRunner().invoke(app, ["plan", str(protocol), "--station", str(station)])
     assert result.exit_code == 2 and "st.yaml:2: instruments.pot.chanels: unknown key" in \
         result.output
+
+
+def test_problems_in_included_files_name_that_file_and_line(tmp_path):
+    (tmp_path / "cells.yaml").write_text(CELLS + """
+  - name: deep
+    cells: [s1]
+    steps:
+      - kind: loop
+        count: 2
+        steps:
+          - {kind: rest, duration: 1 h}
+          - {kind: peis, f_start: 10 MHz, f_end: 1 Hz, amplitude: 10 mV}
+""")
+    (tmp_path / "top.yaml").write_text("campaign: top\ninclude: [cells.yaml]\n")
+    from sequencer.runner import prepare
+
+    with pytest.raises(ProtocolError) as info:
+        prepare(tmp_path / "top.yaml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("cells.yaml:22: experiments[0].steps[0].steps[1]: cell s1:"
+                                   " frequency 1e+07 Hz is outside")
