@@ -35,6 +35,7 @@ model read by the same intercept rule as the data, for a like-for-like compariso
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import warnings
@@ -47,6 +48,8 @@ import numpy.typing as npt
 
 from analysis.eis import bulk_resistance
 from analysis.errors import AnalysisError
+
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "ARC_GAIN",
@@ -334,8 +337,8 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
         polished_cost = float(np.sum(((function(freq, *polished) - target) / sigma) ** 2))
         if np.all(np.isfinite(polished)) and polished_cost < best_cost:
             best = polished
-    except (RuntimeError, ValueError, FloatingPointError, np.linalg.LinAlgError):
-        pass  # the first stage's answer stands
+    except (RuntimeError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        _log.debug("polishing the fit failed (%s); the first stage's answer stands", exc)
     if not np.all(np.isfinite(best)):
         raise ValueError("non-finite parameters")
     return best

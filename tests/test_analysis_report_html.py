@@ -12,23 +12,15 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from analysis import AnalysisError, Result, plots
+from analysis import AnalysisError, plots
 from analysis.report_html import DEFAULT_RELATIVE_TOLERANCE, compare, write_report
+
+from .test_analysis_results import aiose_conductivity
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def result(**changes) -> Result:
-    fields = {
-        "experiment": "conductivity",
-        "cell": "aiose-1",
-        "material": "AIOSE",
-        "quantity": "ionic_conductivity",
-        "value": 0.58,
-        "unit": "mS/cm",
-        "conditions": {"temperature_degC": 25},
-    } | changes
-    return Result(**fields)
+result = aiose_conductivity
 
 
 def expectation(**changes) -> dict:
