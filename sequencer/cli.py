@@ -98,8 +98,11 @@ def run(
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
+    from sequencer.progress import TerminalProgress
+
+    bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
-        outcome = run_simulated(protocol, out_dir, seed, station)
+        outcome = run_simulated(protocol, out_dir, seed, station, bars)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:

@@ -29,6 +29,7 @@ from sequencer.handlers.set_temperature import SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
 from sequencer.plan import Plan, PlannedExperiment
+from sequencer.progress import NoProgress
 from sequencer.store import Chunk, RunStore
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
@@ -59,9 +60,11 @@ class CellRun:
 
 class Executor:
     def __init__(self, plan: Plan, instruments: Instruments, store: RunStore, journal: Journal,
-                 clock: Clock, poll_s: float) -> None:
+                 clock: Clock, poll_s: float, progress: NoProgress | None = None) -> None:
         self.plan, self.instruments, self.store = plan, instruments, store
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
+        self.progress = progress or NoProgress()
+        self._began: dict[str, float] = {}
         self.runs: dict[str, CellRun] = {}
         for cell_id, placement in plan.station.cells.items():
             if any(cell_id in e.cells for e in plan.experiments):
@@ -122,6 +125,8 @@ class Executor:
             self.journal.event(cid, "experiment_skipped",
                                f"{exp.name}: cell faulted earlier ({self.runs[cid].fault})")
         self.journal.event(None, "experiment_started", exp.name, cells=list(exp.cells))
+        self._began[exp.name] = self.clock.now()
+        self.progress.started(exp.name, exp.estimate_s)
         for segment in _segments(exp.steps):
             runs = [r for r in runs if r.state != "faulted"]
             if not runs:
@@ -132,6 +137,7 @@ class Executor:
                 async with trio.open_nursery() as nursery:
                     for r in runs:
                         nursery.start_soon(self._run_cell, exp, segment, r)
+        self.progress.finished(exp.name, self.clock.now() - self._began[exp.name])
         self.journal.event(None, "experiment_finished", exp.name)
 
     async def _soak(self, exp: PlannedExperiment, step: SetTemperature,
@@ -274,6 +280,7 @@ class Executor:
                     self.store.end_step(step_id, self.clock.now(), readout.end_reason or "done")
                     self.journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
                                      f" {step.kind}: {readout.end_reason}")
+            self.progress.advanced(exp.name, self.clock.now() - self._began[exp.name])
             if trip is not None:
                 raise CellFault(f"safety limit: {trip}")
             if readout.state is ChannelState.FAULT:

@@ -28,6 +28,7 @@ from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_simulated
 from sequencer.journal import Journal
 from sequencer.plan import Plan, build_plan
+from sequencer.progress import NoProgress
 from sequencer.station import load_station, simulated_station
 from sequencer.store import RunStore
 
@@ -56,8 +57,8 @@ def prepare(protocol: Path, station: Path | None = None) -> Plan:
     return build_plan(campaign, bench, protocol.name)
 
 
-def run_simulated(protocol: Path, run_dir: Path, seed: int,
-                  station: Path | None = None) -> RunOutcome:
+def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
+                  progress: NoProgress | None = None) -> RunOutcome:
     plan = prepare(protocol, station)
     _claim_run_dir(run_dir)
     shutil.copyfile(protocol, run_dir / protocol.name)
@@ -91,11 +92,13 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int,
         async def main() -> None:
             clock.start()
             instruments = build_simulated(plan.station, plan.campaign, clock, seed)
-            executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S)
+            executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S,
+                                progress)
             await executor.run()
 
         try:
-            trio.run(main, clock=clock.trio_clock())
+            with progress or NoProgress():
+                trio.run(main, clock=clock.trio_clock())
         except BaseExceptionGroup as group:
             raise _unwrapped(group) from None
         status = "completed"

@@ -138,3 +138,22 @@ def test_ctrl_c_stops_the_run_with_every_output_off(tmp_path):
     assert doc["status"] == "interrupted"
     assert {c["state"] for c in doc["cells"]} <= {"aborted", "completed", "faulted"}
     assert "interrupted by the user (Ctrl-C)" in (out / "run.log").read_text()
+
+
+def test_progress_bars_follow_run_time_and_stay_off_without_a_terminal(tmp_path):
+    from rich.console import Console
+
+    from sequencer.progress import TerminalProgress
+    from sequencer.runner import run_simulated
+
+    with (tmp_path / "tty.txt").open("w") as tty:
+        bars = TerminalProgress(Console(file=tty, force_terminal=True, width=120))
+        run_simulated(ROOT / "protocols" / "aiose" / "ccd.yaml", tmp_path / "run", 1,
+                      progress=bars)
+    shown = (tmp_path / "tty.txt").read_text()
+    assert "critical-current-density" in shown
+    (task,) = bars._bars.tasks
+    assert task.completed == task.total            # ended: the bar is full
+    quiet = cellseq("run", ROOT / "protocols" / "aiose" / "ccd.yaml", "--sim", "--out",
+                    tmp_path / "quiet", "--no-report")
+    assert quiet.exit_code == 0 and "critical-current-density  " not in quiet.output
