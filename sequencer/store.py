@@ -9,6 +9,7 @@ resume never duplicates or loses a committed point.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -86,11 +87,16 @@ class RunStore:
         path = Path(run_dir) / DB_NAME
         if path.exists():
             raise StoreError(f"{path} already exists; a run directory holds one run")
-        store = cls(_connect(path, readonly=False, durable=durable), path, durable)
-        store._conn.executescript(_SCHEMA)
-        with store.transaction():
-            store.set_meta("schema_version", SCHEMA_VERSION)
-        return store
+        # Build the schema under another name and rename: a reader (cellseq status) never
+        # finds a run.sqlite without its tables.
+        fresh = path.with_name(path.name + ".new")
+        conn = _connect(fresh, readonly=False, durable=durable)
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                     (json.dumps(SCHEMA_VERSION),))
+        conn.close()
+        os.replace(fresh, path)
+        return cls(_connect(path, readonly=False, durable=durable), path, durable)
 
     @classmethod
     def open(cls, run_dir: Path, readonly: bool = True, durable: bool = True) -> RunStore:

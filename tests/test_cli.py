@@ -157,3 +157,29 @@ def test_progress_bars_follow_run_time_and_stay_off_without_a_terminal(tmp_path)
     quiet = cellseq("run", ROOT / "protocols" / "aiose" / "ccd.yaml", "--sim", "--out",
                     tmp_path / "quiet", "--no-report")
     assert quiet.exit_code == 0 and "critical-current-density  " not in quiet.output
+
+
+def test_status_reads_a_run_while_another_process_writes_it(tmp_path):
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
+                             str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
+                             "--sim", "--out", str(out), "--no-report"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen_running = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (out / "run.sqlite").exists():
+            result = cellseq("status", out, "--json")
+            assert result.exit_code == 0, result.output
+            doc = json.loads(result.output)
+            if doc["status"] == "running" and any(c["points"] for c in doc["cells"]):
+                seen_running = True
+                running = [c for c in doc["cells"] if c["state"] == "running"]
+                assert all(c["step_kind"] and c["last"] for c in running)
+        time.sleep(0.05)
+    proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    assert seen_running
+    assert json.loads(cellseq("status", out, "--json").output)["status"] == "completed"
