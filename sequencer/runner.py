@@ -27,6 +27,7 @@ from protocols.cells import Cell
 from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_simulated
 from sequencer.journal import Journal
+from sequencer.locks import claim_channels, hold_run_dir
 from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
 from sequencer.station import load_station, simulated_station
@@ -60,7 +61,14 @@ def prepare(protocol: Path, station: Path | None = None) -> Plan:
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
                   progress: NoProgress | None = None) -> RunOutcome:
     plan = prepare(protocol, station)
-    _claim_run_dir(run_dir)
+    with claim_channels(plan.station, run_dir):
+        _claim_run_dir(run_dir)
+        with hold_run_dir(run_dir):
+            return _run(plan, protocol, run_dir, seed, progress)
+
+
+def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
+         progress: NoProgress | None) -> RunOutcome:
     shutil.copyfile(protocol, run_dir / protocol.name)
     (run_dir / STATION_COPY).write_text(
         yaml.safe_dump(plan.station.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
