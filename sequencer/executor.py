@@ -65,6 +65,8 @@ class Executor:
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
         self.progress = progress or NoProgress()
         self._began: dict[str, float] = {}
+        self._go: trio.Event | None = None   # cleared while paused
+        self.interrupted = False
         self.runs: dict[str, CellRun] = {}
         for cell_id, placement in plan.station.cells.items():
             if any(cell_id in e.cells for e in plan.experiments):
@@ -72,8 +74,43 @@ class Executor:
                 self.runs[cell_id] = CellRun(plan.campaign.cell(cell_id), inst,
                                              inst.channel(placement.channel))
 
+    # -- pause ---------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Hold every cell at its next step boundary (outputs are off between steps)."""
+        if self._go is not None and self._go.is_set():
+            self._go = trio.Event()
+            self.journal.event(None, "pause_requested", "cells stop at their next step"
+                               " boundary; Ctrl-C again stops the run")
+
+    def unpause(self) -> None:
+        if self._go is not None and not self._go.is_set():
+            self._go.set()
+            self.journal.event(None, "run_continued", "the run goes on")
+
+    @property
+    def paused(self) -> bool:
+        return self._go is not None and not self._go.is_set()
+
+    async def _safe_point(self, runs: list[CellRun]) -> None:
+        """Where a pause takes effect: between steps, with the channels idle."""
+        if self._go is None or self._go.is_set():
+            return
+        with self.store.transaction():
+            for r in runs:
+                self._set_state(r, "paused")
+            self.journal.event(runs[0].cell.id if len(runs) == 1 else None, "paused",
+                               f"{', '.join(r.cell.id for r in runs)} paused between steps")
+        self.store.commit()   # a dry run's grouped writes too: the pause may last
+        await self._go.wait()
+        with self.store.transaction():
+            for r in runs:
+                self._set_state(r, "running")
+
     async def run(self) -> None:
         """Run every experiment; outputs off and chambers to standby however it ends."""
+        self._go = trio.Event()
+        self._go.set()
         try:
             await self._open_all()
             with self.store.transaction():
@@ -92,13 +129,13 @@ class Executor:
             self.journal.event(None, "run_completed", "all experiments done")
         except BaseException as exc:
             with trio.CancelScope(shield=True):
-                interrupted = isinstance(exc, KeyboardInterrupt) or (
+                interrupted = self.interrupted or isinstance(exc, KeyboardInterrupt) or (
                     isinstance(exc, BaseExceptionGroup)
                     and exc.subgroup(KeyboardInterrupt) is not None)
                 reason = "interrupted by the user (Ctrl-C)" if interrupted else f"aborted: {exc!r}"
                 with self.store.transaction():
                     for r in self.runs.values():
-                        if r.state in ("running", "pending"):
+                        if r.state in ("running", "pending", "paused"):
                             self._set_state(r, "aborted")
                     self.journal.event(None, "run_aborted", reason)
             raise
@@ -143,6 +180,7 @@ class Executor:
     async def _soak(self, exp: PlannedExperiment, step: SetTemperature,
                     runs: list[CellRun]) -> None:
         assert exp.chamber is not None
+        await self._safe_point(runs)
         chamber = self.instruments.chambers[exp.chamber]
         k = exp.index_of(step)
         ids = {}
@@ -238,6 +276,7 @@ class Executor:
 
     async def _run_channel_step(self, exp: PlannedExperiment, step: Step, r: CellRun) -> str:
         """Run one primitive step to its end; return the end reason."""
+        await self._safe_point([r])
         k = exp.index_of(step)
         technique = exp.techniques[(r.cell.id, id(step))]
         call = self._caller(r.instrument)

@@ -11,7 +11,9 @@ import hashlib
 import json
 import platform
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -102,7 +104,11 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
             instruments = build_simulated(plan.station, plan.campaign, clock, seed)
             executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S,
                                 progress)
-            await executor.run()
+            async with trio.open_nursery() as nursery:
+                if threading.current_thread() is threading.main_thread():
+                    nursery.start_soon(_watch_ctrl_c, executor)
+                await executor.run()
+                nursery.cancel_scope.cancel()
 
         try:
             with progress or NoProgress():
@@ -120,6 +126,31 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
         store.close()
     faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
     return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
+
+
+async def _watch_ctrl_c(executor: Executor) -> None:
+    """Ctrl-C once: pause at the next step boundary (Enter continues, on a terminal); twice:
+    stop, every output off."""
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            if executor.paused:
+                executor.interrupted = True
+                raise KeyboardInterrupt
+            executor.pause()
+            print("\npausing at the next step boundary: Enter continues, Ctrl-C again stops",
+                  file=sys.stderr, flush=True)
+            if sys.stdin is not None and sys.stdin.isatty():
+                async with trio.open_nursery() as waiting:
+                    waiting.start_soon(_continue_on_enter, executor, waiting.cancel_scope)
+                    async for _ in signals:
+                        executor.interrupted = True
+                        raise KeyboardInterrupt
+
+
+async def _continue_on_enter(executor: Executor, scope: trio.CancelScope) -> None:
+    await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+    executor.unpause()
+    scope.cancel()
 
 
 def _unwrapped(group: BaseExceptionGroup) -> BaseException:

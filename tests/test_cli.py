@@ -115,8 +115,9 @@ def test_analyze_eis_unreadable_file_exits_2(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_ctrl_c_stops_the_run_with_every_output_off(tmp_path):
-    """A real SIGINT to a running `cellseq run`: exit 130, no traceback, cells aborted."""
+def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_path):
+    """Real SIGINTs to a running `cellseq run`: the first holds every cell at its next step
+    boundary, the second stops: exit 130, no traceback, cells aborted."""
     import signal
     import time
 
@@ -124,20 +125,33 @@ def test_ctrl_c_stops_the_run_with_every_output_off(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
                              str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
                              "--sim", "--out", str(out), "--no-report"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not (out / "run.log").exists() or "step_started" not in (out / "run.log").read_text():
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    log = out / "run.log"
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 60
+        while not log.exists() or text not in log.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, text
+            time.sleep(0.05)
+
+    wait_for("step_started")
+    proc.send_signal(signal.SIGINT)
+    wait_for(" paused")
+    time.sleep(0.5)
+    first = json.loads(cellseq("status", out, "--json").output)
+    time.sleep(0.5)
+    second = json.loads(cellseq("status", out, "--json").output)
+    assert {c["state"] for c in second["cells"]} == {"paused"}
+    assert [c["points"] for c in first["cells"]] == [c["points"] for c in second["cells"]]
     proc.send_signal(signal.SIGINT)
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "every output is off" in stderr
-    status = cellseq("status", out, "--json")
-    doc = json.loads(status.output)
+    doc = json.loads(cellseq("status", out, "--json").output)
     assert doc["status"] == "interrupted"
-    assert {c["state"] for c in doc["cells"]} <= {"aborted", "completed", "faulted"}
-    assert "interrupted by the user (Ctrl-C)" in (out / "run.log").read_text()
+    assert {c["state"] for c in doc["cells"]} == {"aborted"}
+    assert "interrupted by the user (Ctrl-C)" in log.read_text()
 
 
 def test_progress_bars_follow_run_time_and_stay_off_without_a_terminal(tmp_path):
