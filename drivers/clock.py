@@ -6,8 +6,11 @@ jumps to the next deadline whenever every task waits, so a 1200 h run takes seco
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import trio
 import trio.testing
@@ -27,6 +30,12 @@ class Clock(ABC):
     def utc(self, t: float) -> float:
         return self.origin_utc + t
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Stop virtual time while the block waits for something outside the run (a paused
+        run waits for the user); wall time goes on regardless."""
+        yield
+
 
 class TrioClock(Clock):
     """Reads trio's clock; call :meth:`start` inside ``trio.run``."""
@@ -36,9 +45,24 @@ class TrioClock(Clock):
         self.origin_utc = time.time() if origin_utc is None else origin_utc
         self._offset = offset_s   # a resumed run continues its time base
         self._t0: float | None = None
+        self._mock: trio.testing.MockClock | None = None
 
     def trio_clock(self) -> trio.abc.Clock | None:
-        return trio.testing.MockClock(autojump_threshold=0) if self.virtual else None
+        if self.virtual and self._mock is None:
+            self._mock = trio.testing.MockClock(autojump_threshold=0)
+        return self._mock
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        # Autojump with nothing scheduled would spin: hold it off until the block ends.
+        if self._mock is None:
+            yield
+            return
+        self._mock.autojump_threshold = math.inf
+        try:
+            yield
+        finally:
+            self._mock.autojump_threshold = 0
 
     def start(self) -> None:
         self._t0 = trio.current_time()

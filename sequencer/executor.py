@@ -102,13 +102,35 @@ class Executor:
             self.journal.event(runs[0].cell.id if len(runs) == 1 else None, "paused",
                                f"{', '.join(r.cell.id for r in runs)} paused between steps")
         self.store.commit()   # a dry run's grouped writes too: the pause may last
-        await self._go.wait()
+        await self._hold()
         with self.store.transaction():
             for r in runs:
                 self._set_state(r, "running")
 
+    async def _hold(self) -> None:
+        """Wait for the pause to end. Other cells may still be on their way to a step
+        boundary; once nothing else is scheduled, virtual time stops (a dry run would
+        otherwise spin looking for the next deadline)."""
+        assert self._go is not None
+        self._arrived.set()
+        self._arrived = trio.Event()
+        while not self._go.is_set():
+            stats = trio.lowlevel.current_statistics()
+            if stats.tasks_runnable == 0 and stats.seconds_to_next_deadline == math.inf:
+                with self.clock.frozen():
+                    await self._go.wait()
+            else:
+                arrived = self._arrived
+                async with trio.open_nursery() as nursery:
+                    async def _either(event: trio.Event) -> None:
+                        await event.wait()
+                        nursery.cancel_scope.cancel()
+                    nursery.start_soon(_either, arrived)
+                    nursery.start_soon(_either, self._go)
+
     async def run(self) -> None:
         """Run every experiment; outputs off and chambers to standby however it ends."""
+        self._arrived = trio.Event()
         self._go = trio.Event()
         self._go.set()
         try:
