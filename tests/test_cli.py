@@ -140,8 +140,11 @@ def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_p
     wait_for(" paused")
     time.sleep(0.5)
     first = json.loads(cellseq("status", out, "--json").output)
-    time.sleep(0.5)
+    cpu_before = _cpu_seconds(proc.pid)
+    time.sleep(1.0)
     second = json.loads(cellseq("status", out, "--json").output)
+    if cpu_before is not None:   # a paused run waits; it does not spin
+        assert _cpu_seconds(proc.pid) - cpu_before < 0.3
     assert {c["state"] for c in second["cells"]} == {"paused"}
     assert [c["points"] for c in first["cells"]] == [c["points"] for c in second["cells"]]
     proc.send_signal(signal.SIGINT)
@@ -197,3 +200,15 @@ def test_status_reads_a_run_while_another_process_writes_it(tmp_path):
     assert proc.returncode == 0
     assert seen_running
     assert json.loads(cellseq("status", out, "--json").output)["status"] == "completed"
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used, where /proc tells (Linux)."""
+    import os
+
+    stat = f"/proc/{pid}/stat"
+    if not os.path.exists(stat):
+        return None
+    with open(stat) as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
