@@ -3,7 +3,7 @@
 Spectra arrive as three arrays (frequency, Re Z, Im Z) with Z = Re + j Im: capacitive arcs have
 Im Z < 0, cable inductance gives Im Z > 0 at the highest frequencies.
 
-The bulk resistance is the high-frequency real-axis intercept (``reference/physics.md``, "Robust
+The bulk resistance is the high-frequency real-axis intercept (``docs/physics.md``, "Robust
 bulk resistance"): model-free, so it does not depend on a circuit fit converging. A bounded circuit
 fit is the cross-check and lives elsewhere.
 """

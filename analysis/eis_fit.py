@@ -4,7 +4,7 @@ The primary bulk resistance is the model-free high-frequency intercept (``analys
 module fits a circuit with impedance.py and reports its ``R0``; where the two disagree, the
 spectrum (or the circuit) deserves a look.
 
-Rules (``reference/physics.md``, "Robust bulk resistance"):
+Rules (``docs/physics.md``, "Robust bulk resistance"):
 
 - every parameter is bounded, with bounds scaled from the data (unbounded fits of
   R-L-(R||C)-CPE converge to nonsense such as C -> 1e-37);

@@ -1,6 +1,6 @@
 """Li+ transference number by the Bruce-Vincent method, and the interfacial arc it needs.
 
-The method (``reference/physics.md``, "Li|AIOSE|Li"): a spectrum of the Li|SSE|Li cell, a small
+The method (``docs/physics.md``, "Li|AIOSE|Li"): a spectrum of the Li|SSE|Li cell, a small
 potentiostatic step dV held until the current is steady, a second spectrum; then
 
     t+ = I_s (dV - I_0 R_0) / (I_0 (dV - I_s R_s))

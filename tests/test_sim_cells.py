@@ -1,4 +1,4 @@
-"""Simulated cell physics against closed forms and the paper's numbers (reference/physics.md)."""
+"""Simulated cell physics against closed forms and the paper's numbers (docs/physics.md)."""
 
 from __future__ import annotations
 
