@@ -1,4 +1,4 @@
-"""One derived result, as ``summary.json`` records it (DESIGN.md, "The derived-results contract").
+"""One derived result, as ``summary.json`` records it (the results contract, README "Analysis and report").
 
 The record is flat and typed so that a report, a test or another lab's script can read the numbers
 without knowing how they were derived. Quantity names are a closed list: a typo would otherwise

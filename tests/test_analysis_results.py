@@ -1,4 +1,4 @@
-"""The derived-results record matches the DESIGN.md contract."""
+"""The derived-results record matches the results contract."""
 
 from __future__ import annotations
 
