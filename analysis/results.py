@@ -1,4 +1,4 @@
-"""One derived result, as ``summary.json`` records it (the results contract, README "Analysis and report").
+"""One derived result, as ``summary.json`` records it (the results contract, see the README).
 
 The record is flat and typed so that a report, a test or another lab's script can read the numbers
 without knowing how they were derived. Quantity names are a closed list: a typo would otherwise
