@@ -39,14 +39,6 @@ class Points:
     def select(self, mask: np.ndarray) -> Points:
         return Points(**{k: v[mask] for k, v in self.columns().items()})
 
-    @classmethod
-    def concat(cls, batches: list[Points]) -> Points:
-        batches = [b for b in batches if len(b)]
-        if not batches:
-            return cls.empty()
-        names = set.intersection(*(set(b.columns()) for b in batches))
-        return cls(**{n: np.concatenate([b.columns()[n] for b in batches]) for n in names})
-
 
 class ChannelState(StrEnum):
     IDLE = "idle"

@@ -32,25 +32,8 @@ def check_campaign(top_file: str, cells: list[Placed], experiments: list[Placed]
     problems: list[Problem] = []
     if not cells:
         problems.append(Problem(top_file, None, "cells", "the campaign has no cells"))
-    seen_cells: dict[str, Placed] = {}
-    for p in cells:
-        cid = p.item.id
-        if cid in seen_cells:
-            first = seen_cells[cid]
-            problems.append(p.problem(("cells", p.index, "id"), f"cell id {cid!r} is already used"
-                                      f" in {first.file} (cells[{first.index}])"))
-        else:
-            seen_cells[cid] = p
-    seen_exps: dict[str, Placed] = {}
-    for p in experiments:
-        name = p.item.name
-        if name in seen_exps:
-            first = seen_exps[name]
-            problems.append(p.problem(("experiments", p.index, "name"), f"experiment name"
-                                      f" {name!r} is already used in {first.file}"
-                                      f" (experiments[{first.index}])"))
-        else:
-            seen_exps[name] = p
+    seen_cells = _first_of_each(cells, "cells", "id", "cell id", problems)
+    _first_of_each(experiments, "experiments", "name", "experiment name", problems)
     if not experiments:
         problems.append(Problem(top_file, None, "experiments",
                                 "the campaign has no experiments"))
@@ -72,6 +55,21 @@ def check_campaign(top_file: str, cells: list[Placed], experiments: list[Placed]
                         f"a {step.kind} step gives a C-rate, but cell {cid!r}"
                         f" ({cell.item.kind.value}) has no cathode capacity"))  # type: ignore[union-attr]
     return problems
+
+
+def _first_of_each(placed: list[Placed], section: str, key: str, noun: str,
+                   problems: list[Problem]) -> dict[str, Placed]:
+    """Items by their ``key``; a repeat is a problem pointing at both places."""
+    seen: dict[str, Placed] = {}
+    for p in placed:
+        value = getattr(p.item, key)
+        if value in seen:
+            first = seen[value]
+            problems.append(p.problem((section, p.index, key), f"{noun} {value!r} is already used"
+                                      f" in {first.file} ({section}[{first.index}])"))
+        else:
+            seen[value] = p
+    return seen
 
 
 def _uses_c_rate(step: object) -> bool:

@@ -158,9 +158,3 @@ _EXAMPLES = {
 def kelvin_to_celsius(value_K: float) -> float:
     return value_K - 273.15
 
-
-def format_si(value: float, unit: str) -> str:
-    """A compact human form of an SI value, for messages and plans."""
-    reg = registry()
-    q = reg.Quantity(value, unit)
-    return f"{q.to_compact():.4g~P}"

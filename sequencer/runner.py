@@ -26,7 +26,7 @@ from drivers.clock import TrioClock
 from drivers.errors import CellseqError
 from protocols import load_campaign
 from protocols.cells import Cell
-from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
+from sequencer.executor import SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_simulated
 from sequencer.journal import Journal
 from sequencer.locks import claim_channels, hold_run_dir
@@ -211,4 +211,4 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["HARDWARE_POLL_S", "RunDirError", "RunOutcome", "prepare", "run_simulated"]
+__all__ = ["RunDirError", "RunOutcome", "prepare", "run_simulated"]

@@ -168,11 +168,6 @@ class FullCell(CellModel):
         """MSMR y(U) at temperature (exact, vectorised)."""
         return msmr_delithiation(np.asarray(u_V, dtype=float), *self._msmr, kelvin(temperature_C))
 
-    def differential_capacity_F(self, u_V: Array | float, temperature_C: float) -> Array:
-        """dQ/dU = q dy/dU of the cathode at electrode potential U, now (faded), in F."""
-        return self._q_per_y_C() * msmr_differential(np.asarray(u_V, dtype=float), *self._msmr,
-                                                     kelvin(temperature_C))
-
     def open_circuit_voltage(self, y: Array | float, temperature_C: float) -> Array:
         """U(y) by interpolation in a table computed once per temperature."""
         ys, us = _ocv_table(*self._msmr, round(kelvin(temperature_C) * 1000))
