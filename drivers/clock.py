@@ -65,7 +65,13 @@ class TrioClock(Clock):
             self._mock.autojump_threshold = 0
 
     def start(self) -> None:
-        self._t0 = trio.current_time()
+        if self._mock is not None:
+            # Virtual time starts at the offset itself, so run time and trio time are the same
+            # float: a resumed dry run then wakes at exactly the moments the first run did.
+            self._mock.jump(self._offset - trio.current_time())
+            self._offset, self._t0 = 0.0, 0.0
+        else:
+            self._t0 = trio.current_time()
 
     def now(self) -> float:
         if self._t0 is None:

@@ -78,6 +78,16 @@ class Channel(ABC):
     def stop(self) -> None:
         """Output off (open circuit / high impedance). Safe to call at any time, repeatedly."""
 
+    def running(self) -> Technique | None:
+        """The technique the channel is running on its own, where the instrument can say: after
+        a crash the sequencer re-attaches to it instead of starting the step again."""
+        return None
+
+    def read_voltage(self) -> float:
+        """The voltage at the terminals now, without changing the output: a resumed run checks
+        each cell is still there. :class:`CapabilityError` where the channel cannot tell."""
+        raise CapabilityError("this channel cannot read its voltage on demand")
+
 
 class MultiChannelInstrument(ABC):
     """A potentiostat or cycler: explicit open/close, no I/O in the constructor."""

@@ -6,13 +6,17 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import CellseqError
+from sequencer.progress import TerminalProgress
+
+if TYPE_CHECKING:
+    from sequencer.runner import RunOutcome
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Validate, plan, run and analyse electrochemistry test campaigns.")
@@ -91,23 +95,26 @@ def run(
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time."""
     from sequencer.runner import run_simulated
-    from sequencer.summary import print_summary
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
-    from sequencer.progress import TerminalProgress
-
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
         outcome = run_simulated(protocol, out_dir, seed, station, bars)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
-        err.print(f"interrupted; every output is off. Run directory: {out_dir}")
+        err.print(f"interrupted; every output is off. Resume with: cellseq resume {out_dir}")
         raise typer.Exit(130) from None
+    _finish_run(outcome, report)
+
+
+def _finish_run(outcome: RunOutcome, report: bool) -> None:
+    from sequencer.summary import print_summary
+
     print_summary(out, outcome.run_dir, wall_s=outcome.wall_s)
     if report:
         from analysis.report import make_report
@@ -117,6 +124,25 @@ def run(
     if outcome.faulted:
         err.print(f"cells that faulted: {', '.join(outcome.faulted)} (see run.log)")
         raise typer.Exit(1)
+
+
+@app.command()
+def resume(
+    run_dir: RunDirArg,
+    report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
+) -> None:
+    """Continue a run that a crash, a power cut or Ctrl-C stopped, where its data ends."""
+    from sequencer.runner import resume_run
+
+    bars = TerminalProgress(err) if err.is_terminal else None
+    try:
+        outcome = resume_run(run_dir, bars)
+    except CellseqError as exc:
+        _user_errors(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; every output is off. Resume with: cellseq resume {run_dir}")
+        raise typer.Exit(130) from None
+    _finish_run(outcome, report)
 
 
 @app.command()
@@ -145,6 +171,8 @@ def status(
                       f"{last['voltage_V']:.4f}" if "voltage_V" in last else "-",
                       f"{last['current_A'] * 1e3:.4f}" if "current_A" in last else "-")
     out.print(table)
+    if st["status"] in ("interrupted", "aborted"):
+        out.print(f"the run stopped before its end; continue it with: cellseq resume {run_dir}")
 
 
 @app.command()

@@ -11,25 +11,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import trio
 
 from drivers.clock import Clock
-from drivers.errors import CellseqError
+from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import Chamber, Channel, MultiChannelInstrument
 from drivers.points import ChannelState, Points
+from drivers.techniques import Technique
 from protocols.cells import Cell
 from protocols.steps import Loop, SetTemperature, Step
+from protocols.units import kelvin_to_celsius
 from sequencer import safety
 from sequencer.counters import Counters
-from sequencer.handlers.set_temperature import SoakTimeout, soak
+from sequencer.handlers.set_temperature import SOAK_POLL_S, SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
 from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
+from sequencer.resume import ResumeState, plausible_ocv_V, policy_for, remaining
 from sequencer.store import Chunk, RunStore
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
@@ -41,6 +44,10 @@ MIN_POLL_S = 1e-3
 
 class CellFault(CellseqError):
     """A cell's run stops: a safety limit tripped or its instrument failed."""
+
+
+class ResumeRefused(CellseqError):
+    """A resumed run does not start: a cell is not where the run left it."""
 
 
 @dataclass
@@ -60,8 +67,11 @@ class CellRun:
 
 class Executor:
     def __init__(self, plan: Plan, instruments: Instruments, store: RunStore, journal: Journal,
-                 clock: Clock, poll_s: float, progress: NoProgress | None = None) -> None:
+                 clock: Clock, poll_s: float, progress: NoProgress | None = None,
+                 resume: ResumeState | None = None) -> None:
         self.plan, self.instruments, self.store = plan, instruments, store
+        self.resume = resume
+        self._restate: dict[Chamber, SetTemperature] = {}   # see _restate_chamber
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
         self.progress = progress or NoProgress()
         self._began: dict[str, float] = {}
@@ -73,6 +83,11 @@ class Executor:
                 inst = instruments.channels[placement.instrument]
                 self.runs[cell_id] = CellRun(plan.campaign.cell(cell_id), inst,
                                              inst.channel(placement.channel))
+        if resume is not None:
+            for cell_id, r in self.runs.items():
+                hist = resume.cells.get(cell_id)
+                if hist is not None and hist.state == "faulted":
+                    r.state, r.fault = "faulted", hist.fault
 
     # -- pause ---------------------------------------------------------------------------
 
@@ -135,11 +150,20 @@ class Executor:
         self._go.set()
         try:
             await self._open_all()
+            if self.resume is not None:
+                await self._check_cells_present()
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await self._all_outputs_off()
+            raise
+        try:
             with self.store.transaction():
                 for r in self.runs.values():
-                    self._set_state(r, "pending")
-            self.journal.event(None, "run_started", f"{len(self.plan.experiments)} experiments,"
-                               f" {len(self.runs)} cells")
+                    if r.state != "faulted":
+                        self._set_state(r, "pending")
+            if self.resume is None:
+                self.journal.event(None, "run_started", f"{len(self.plan.experiments)}"
+                                   f" experiments, {len(self.runs)} cells")
             finished = {e.index: trio.Event() for e in self.plan.experiments}
             async with trio.open_nursery() as nursery:
                 for exp in self.plan.experiments:
@@ -178,12 +202,15 @@ class Executor:
             finished[exp.index].set()
 
     async def _run_experiment(self, exp: PlannedExperiment) -> None:
+        if self.resume is not None and exp.name in self.resume.finished_experiments:
+            self._fast_forward(exp)
+            return
         runs = [self.runs[c] for c in exp.cells if self.runs[c].state != "faulted"]
         skipped = [c for c in exp.cells if self.runs[c].state == "faulted"]
         for cid in skipped:
-            self.journal.event(cid, "experiment_skipped",
-                               f"{exp.name}: cell faulted earlier ({self.runs[cid].fault})")
-        self.journal.event(None, "experiment_started", exp.name, cells=list(exp.cells))
+            self._event_once(cid, "experiment_skipped",
+                             f"{exp.name}: cell faulted earlier ({self.runs[cid].fault})")
+        self._event_once(None, "experiment_started", exp.name, cells=list(exp.cells))
         self._began[exp.name] = self.clock.now()
         self.progress.started(exp.name, exp.estimate_s)
         for segment in _segments(exp.steps):
@@ -197,7 +224,21 @@ class Executor:
                     for r in runs:
                         nursery.start_soon(self._run_cell, exp, segment, r)
         self.progress.finished(exp.name, self.clock.now() - self._began[exp.name])
-        self.journal.event(None, "experiment_finished", exp.name)
+        self._event_once(None, "experiment_finished", exp.name)
+
+    def _fast_forward(self, exp: PlannedExperiment) -> None:
+        """A resumed run passes an experiment that had finished: each cell takes the step
+        count, cycle and counters its last step there left."""
+        assert self.resume is not None
+        for cid in exp.cells:
+            row = self.resume.cells[cid].by_experiment.get(exp.name) \
+                if cid in self.resume.cells else None
+            if row is None:
+                continue
+            r = self.runs[cid]
+            r.step_count, r.cycle = max(r.step_count, row["step_count"]), row["cycle"]
+            if row["end_counters"]:
+                r.counters = Counters(**row["end_counters"])
 
     async def _soak(self, exp: PlannedExperiment, step: SetTemperature,
                     runs: list[CellRun]) -> None:
@@ -205,26 +246,43 @@ class Executor:
         await self._safe_point(runs)
         chamber = self.instruments.chambers[exp.chamber]
         k = exp.index_of(step)
-        ids = {}
-        with self.store.transaction():
-            for r in runs:
-                r.step_count += 1
-                ids[r.cell.id] = self.store.begin_step(
-                    r.cell.id, exp.name, r.step_count, k, step.kind, r.cycle, self.clock.now(),
-                    {"target_K": step.target, "tolerance_K": step.tolerance})
-                self._set_state(r, "running", experiment=exp.name, step_index=k,
-                                step_kind=step.kind, step_started_t=self.clock.now(),
-                                step_estimate_s=step.timeout)
-            self.journal.event(None, "soak_started", f"{exp.chamber} to"
-                               f" {step.target - 273.15:g} degC", experiment=exp.name)
+        for r in runs:
+            r.step_count += 1
+        carried: SoakProgress | None = None
+        ids: dict[str, int] = {}
+        if self.resume is not None:
+            replayed = self._soak_replayed(chamber, step, runs)
+            if replayed is True:
+                return
+            if replayed:
+                ids, carried = replayed
+        if not ids:
+            with self.store.transaction():
+                for r in runs:
+                    ids[r.cell.id] = self.store.begin_step(
+                        r.cell.id, exp.name, r.step_count, k, step.kind, r.cycle,
+                        self.clock.now(), {"target_K": step.target, "tolerance_K": step.tolerance})
+                    self._set_state(r, "running", experiment=exp.name, step_index=k,
+                                    step_kind=step.kind, step_started_t=self.clock.now(),
+                                    step_estimate_s=step.timeout)
+                self.journal.event(None, "soak_started", f"{exp.chamber} to"
+                                   f" {step.target - 273.15:g} degC", experiment=exp.name)
+
+        def checkpoint(progress: SoakProgress) -> None:
+            with self.store.transaction():
+                for r in runs:
+                    self._set_state(r, "running", soak=progress)
+
         try:
-            result = await soak(chamber, step, self.clock, self._caller(chamber))
+            result = await soak(chamber, step, self.clock, self._caller(chamber), carried,
+                                checkpoint)
             reason, fault = "settled", None
         except (SoakTimeout, CellseqError) as exc:
             reason, fault = "failed", str(exc)
         with self.store.transaction():
             for r in runs:
-                self.store.end_step(ids[r.cell.id], self.clock.now(), reason)
+                self.store.end_step(ids[r.cell.id], self.clock.now(), reason,
+                                    r.counters.as_dict())
                 if fault:
                     r.fault = f"{exp.name}: {fault}"
                     self._set_state(r, "faulted")
@@ -234,6 +292,60 @@ class Executor:
                 self.journal.event(None, "soak_settled",
                                    f"{exp.chamber} stable at {result.last.temperature_C:g} degC"
                                    f" after {result.settled_after_s / 60:.1f} min")
+
+    def _soak_replayed(self, chamber: Chamber, step: SetTemperature, runs: list[CellRun]
+                       ) -> bool | tuple[dict[str, int], SoakProgress | None]:
+        """On resume. True: the soak had settled; it is not waited for again (its setpoint is
+        restated before the next step that runs: :meth:`_restate_chamber`). Otherwise the
+        rows of the soak that was under way, carried on from its last checkpoint when the
+        interruption was short enough for the hold timer to stand (else it starts again)."""
+        assert self.resume is not None
+        hist = [self.resume.cells[r.cell.id] for r in runs]
+        if all(r.step_count in h.done for r, h in zip(runs, hist, strict=True)):
+            self._restate[chamber] = step
+            return True
+        self._restate.pop(chamber, None)
+        rows = {r.cell.id: h.open.pop(r.step_count, None)
+                for r, h in zip(runs, hist, strict=True)}
+        if not any(rows.values()):
+            return False
+        saved = [h.soak for h in hist]
+        if all(rows.values()) and saved[0] is not None and all(x == saved[0] for x in saved):
+            progress = SoakProgress(**saved[0])
+            if self.clock.now() - progress.last_read_t > SOAK_POLL_S:
+                progress = SoakProgress(progress.started_t, None, self.clock.now(),
+                                        self.clock.now())
+            return {cid: row["id"] for cid, row in rows.items() if row}, progress
+        with self.store.transaction():
+            for r in runs:
+                row = rows[r.cell.id]
+                if row is not None:
+                    self.store.end_step(row["id"], self.clock.now(), "interrupted",
+                                        r.counters.as_dict())
+        return False
+
+    async def _restate_chamber(self, exp: PlannedExperiment) -> None:
+        """The first step a resumed run really runs in a chamber: set the chamber to the last
+        setpoint the replay passed (a chamber that lost power holds none) and, if it has
+        drifted out of tolerance meanwhile, soak again."""
+        if exp.chamber is None:
+            return
+        chamber = self.instruments.chambers[exp.chamber]
+        step = self._restate.pop(chamber, None)
+        if step is None:
+            return
+        call = self._caller(chamber)
+        target = kelvin_to_celsius(step.target)
+        try:
+            await call(lambda: chamber.set_temperature_C(target))
+            reading = await call(chamber.read)
+            if abs(reading.temperature_C - target) > step.tolerance:
+                self.journal.event(None, "resoak", f"{exp.chamber} reads"
+                                   f" {reading.temperature_C:g} degC after the interruption;"
+                                   f" soaking at {target:g} degC again", experiment=exp.name)
+                await soak(chamber, step, self.clock, call)
+        except (SoakTimeout, CellseqError) as exc:
+            raise CellFault(f"{exp.name}: the chamber could not be restored: {exc}") from exc
 
     async def _run_cell(self, exp: PlannedExperiment, steps: list[Step], r: CellRun) -> None:
         try:
@@ -288,9 +400,9 @@ class Executor:
                     why = (f"capacity retention {100 * capacity / first_capacity:.1f} % fell"
                            f" below {100 * until.capacity_retention_below:g} %")
             if why:
-                self.journal.event(r.cell.id, "loop_ended", f"{exp.name} step"
-                                   f" {exp.index_of(loop)}: loop ended after iteration"
-                                   f" {iteration} of {loop.count}: {why}")
+                self._event_once(r.cell.id, "loop_ended", f"{exp.name} step"
+                                 f" {exp.index_of(loop)}: loop ended after iteration"
+                                 f" {iteration} of {loop.count}: {why}")
                 break
         return seen
 
@@ -299,10 +411,31 @@ class Executor:
     async def _run_channel_step(self, exp: PlannedExperiment, step: Step, r: CellRun) -> str:
         """Run one primitive step to its end; return the end reason."""
         await self._safe_point([r])
-        k = exp.index_of(step)
         technique = exp.techniques[(r.cell.id, id(step))]
-        call = self._caller(r.instrument)
         r.step_count += 1
+        if self.resume is not None and r.cell.id in self.resume.cells:
+            hist = self.resume.cells[r.cell.id]
+            done = hist.done.get(r.step_count)
+            if done is not None:
+                if done["end_counters"]:
+                    r.counters = Counters(**done["end_counters"])
+                return done["end_reason"]
+            row = hist.open.pop(r.step_count, None)
+            if row is not None:
+                resumed = await self._resume_step(exp, step, r, technique, row)
+                if isinstance(resumed, str):
+                    return resumed
+                return await self._start_step(exp, step, r, technique, after_t=resumed)
+        return await self._start_step(exp, step, r, technique)
+
+    async def _start_step(self, exp: PlannedExperiment, step: Step, r: CellRun,
+                          technique: Technique, after_t: float | None = None) -> str:
+        """Start a step afresh; ``after_t``: a restarted step keeps no point from before the
+        last one its interrupted attempt stored."""
+        if self._restate:
+            await self._restate_chamber(exp)
+        k = exp.index_of(step)
+        call = self._caller(r.instrument)
         started = self.clock.now()
         with self.store.transaction():
             step_id = self.store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
@@ -318,27 +451,92 @@ class Executor:
             await call(lambda: r.channel.start(technique))
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
-        previous: tuple[float, float, float] | None = None
+        return await self._drive(exp, step, r, step_id, started, 0.0, None, after_t)
+
+    async def _resume_step(self, exp: PlannedExperiment, step: Step, r: CellRun,
+                           technique: Technique, row: dict[str, Any]) -> str | float | None:
+        """The step that was running when the run stopped. Returns its end reason, or, when it
+        is to start again from the beginning, the time of its last stored point (or None)."""
+        if self._restate:
+            await self._restate_chamber(exp)
+        k = exp.index_of(step)
+        call = self._caller(r.instrument)
+        hist = self.resume.cells[r.cell.id] if self.resume else None
+        if hist is not None and hist.counters:
+            r.counters = Counters(**hist.counters)
+        last = self.store.last_point(row["id"])
+        previous = None if last is None else (last["test_time_s"], last["voltage_V"],
+                                              last["current_A"])
+        elapsed = 0.0 if last is None else last["step_time_s"]
+        if await call(r.channel.running) == technique:
+            self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
+                               f" {step.kind}: the instrument kept running it; carrying on")
+            return await self._drive(exp, step, r, row["id"], row["started_t"], 0.0, previous)
+        await call(r.channel.stop)
+        policy = policy_for(step, technique)
+        rest = remaining(technique, elapsed) if policy == "continue" else None
+        if policy == "restart" or (policy == "continue" and rest is None and
+                                   last is None):
+            with self.store.transaction():
+                self.store.end_step(row["id"], self.clock.now(), "interrupted",
+                                    r.counters.as_dict())
+                self.journal.event(r.cell.id, "step_restarted", f"{exp.name} step {k}"
+                                   f" {step.kind} starts again after the interruption")
+            return None if previous is None else previous[0]
+        if policy == "skip" or rest is None:
+            reason = "skipped" if policy == "skip" else "duration"
+            with self.store.transaction():
+                self.store.end_step(row["id"], self.clock.now(), reason, r.counters.as_dict())
+                self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k}"
+                                   f" {step.kind}: {reason} after the interruption")
+            return reason
+        try:
+            await call(lambda: r.channel.start(rest))
+        except CellseqError as exc:
+            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+        now = self.clock.now()
+        with self.store.transaction():
+            self._set_state(r, "running", experiment=exp.name, step_index=k,
+                            step_kind=step.kind, step_started_t=now - elapsed,
+                            step_estimate_s=getattr(technique, "duration_s", None))
+            self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
+                               f" continues for the remaining {rest.duration_s:.0f} s",
+                               elapsed_s=elapsed)
+        return await self._drive(exp, step, r, row["id"], now, elapsed, previous,
+                                 None if previous is None else previous[0])
+
+    async def _drive(self, exp: PlannedExperiment, step: Step, r: CellRun, step_id: int,
+                     t0: float, step_t0: float, previous: tuple[float, float, float] | None,
+                     after_t: float | None = None) -> str:
+        """Poll a running technique to its end, storing its points: technique time 0 is
+        clock time ``t0`` and step time ``step_t0`` (not 0 for a continued step). Points at
+        or before ``after_t`` (what a resumed step already stored) are not stored again."""
+        k = exp.index_of(step)
+        call = self._caller(r.instrument)
         while True:
             try:
                 readout = await call(r.channel.poll)
             except CellseqError as exc:
                 await call(r.channel.stop)
                 raise CellFault(f"{exp.name} step {k}: instrument failed: {exc}") from exc
-            trip = safety.check(r.cell.limits, readout.points)
             points = readout.points
+            if after_t is not None:
+                points = points.select(t0 + points.time_s > after_t)
+            trip = safety.check(r.cell.limits, points)
             if trip is not None:
                 await call(r.channel.stop)
                 points = points.select(points.time_s <= trip.time_s)
             with self.store.transaction():
-                previous = self._store_points(r, step_id, k, started, points, previous)
+                previous = self._store_points(r, step_id, k, t0, step_t0, points, previous)
                 if trip is not None:
-                    self.store.end_step(step_id, self.clock.now(), "safety_limit")
+                    self.store.end_step(step_id, self.clock.now(), "safety_limit",
+                                        r.counters.as_dict())
                     self.journal.event(r.cell.id, "safety_trip", str(trip),
                                        quantity=trip.quantity, value=trip.value,
                                        limit=trip.limit)
                 elif readout.state in (ChannelState.DONE, ChannelState.FAULT):
-                    self.store.end_step(step_id, self.clock.now(), readout.end_reason or "done")
+                    self.store.end_step(step_id, self.clock.now(), readout.end_reason or "done",
+                                        r.counters.as_dict())
                     self.journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
                                      f" {step.kind}: {readout.end_reason}")
             self.progress.advanced(exp.name, self.clock.now() - self._began[exp.name])
@@ -355,12 +553,13 @@ class Executor:
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
             await self.clock.sleep_until(wake)
 
-    def _store_points(self, r: CellRun, step_id: int, step_index: int, started: float,
-                      points: Points, previous: tuple[float, float, float] | None
+    def _store_points(self, r: CellRun, step_id: int, step_index: int, t0: float,
+                      step_t0: float, points: Points,
+                      previous: tuple[float, float, float] | None
                       ) -> tuple[float, float, float] | None:
         if len(points) == 0:
             return previous
-        test_time = started + points.time_s
+        test_time = t0 + points.time_s
         if points.frequency_Hz is None:
             counters = r.counters.accumulate(test_time, points.voltage_V, points.current_A,
                                              previous)
@@ -370,7 +569,7 @@ class Executor:
         if temperature is None:
             temperature = np.full(len(points), np.nan)
         columns = {
-            "test_time_s": test_time, "step_time_s": points.time_s,
+            "test_time_s": test_time, "step_time_s": step_t0 + points.time_s,
             "utc_s": self.clock.origin_utc + test_time, "voltage_V": points.voltage_V,
             "current_A": points.current_A, "temperature_C": temperature, **counters,
         }
@@ -389,12 +588,44 @@ class Executor:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _set_state(self, r: CellRun, state: str, **fields: Any) -> None:
+    def _set_state(self, r: CellRun, state: str, soak: SoakProgress | None = None,
+                   **fields: Any) -> None:
         r.state = state
+        checkpoint: dict[str, Any] = {"counters": r.counters.as_dict(), "fault": r.fault}
+        if soak is not None:
+            checkpoint["soak"] = asdict(soak)
         self.store.set_cell_state(
             r.cell.id, state, self.clock.now(), step_count=r.step_count, cycle=r.cycle,
-            last=r.last, checkpoint={"counters": r.counters.as_dict(), "fault": r.fault},
-            **fields)
+            last=r.last, checkpoint=checkpoint, **fields)
+
+    def _event_once(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
+        """A journal event a resumed run's replay would repeat: written once."""
+        if self.resume is not None and (cell, kind, message) in self.resume.seen_events:
+            return
+        self.journal.event(cell, kind, message, **data)
+
+    async def _check_cells_present(self) -> None:
+        """Before a resumed run sends anything: every cell still to run shows a plausible
+        open-circuit voltage, or the run does not start."""
+        assert self.resume is not None
+        wrong = []
+        for cid, r in self.runs.items():
+            hist = self.resume.cells.get(cid)
+            if r.state == "faulted" or (hist is not None and hist.state == "completed"):
+                continue
+            try:
+                v = await self._caller(r.instrument)(r.channel.read_voltage)
+            except CapabilityError:
+                self.journal.event(cid, "cell_check_skipped", "the channel cannot read its"
+                                   " voltage; carrying on without checking the cell is there")
+                continue
+            lo, hi = plausible_ocv_V(r.cell)
+            if not (math.isfinite(v) and lo <= v <= hi):
+                wrong.append(f"{cid} reads {v:.3f} V, outside {lo:g}..{hi:g} V for a"
+                             f" {r.cell.kind.value} cell")
+        if wrong:
+            raise ResumeRefused("not resuming: " + "; ".join(wrong) + ". Is every cell still"
+                                " connected to its channel? Nothing was started.")
 
     def _caller(self, instrument: MultiChannelInstrument | Chamber) -> Callable[..., Any]:
         if instrument.blocking_io:

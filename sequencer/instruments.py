@@ -39,7 +39,10 @@ class Instruments:
         return [*self.channels.values(), *self.chambers.values()]
 
 
-def build_simulated(station: Station, campaign: Campaign, clock: Clock, seed: int) -> Instruments:
+def build_simulated(station: Station, campaign: Campaign, clock: Clock,
+                    seed: int) -> tuple[Instruments, SimLab]:
+    """The station's instruments on simulators, and the lab that holds them (whose snapshot a
+    resumed dry run restores)."""
     lab = SimLab(clock, seed)
     out = Instruments()
     for name, cfg in station.instruments.items():
@@ -54,7 +57,7 @@ def build_simulated(station: Station, campaign: Campaign, clock: Clock, seed: in
     for cell_id, placement in station.cells.items():
         cell = campaign.cell(cell_id)
         lab.place(_cell_model(cell), placement.instrument, placement.channel, placement.chamber)
-    return out
+    return out, lab
 
 
 def _cell_model(cell: Cell) -> CellModel:

@@ -65,6 +65,20 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         yield
 
 
+def run_dir_in_use(run_dir: Path) -> bool:
+    """Whether a process is working in the run directory now (it holds the lock)."""
+    path = Path(run_dir) / RUN_LOCK
+    if not path.exists():
+        return False
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        return True
+    lock.release()
+    return False
+
+
 @contextmanager
 def _hold(lock_path: Path, info_path: Path | None, run_dir: Path, what: str) -> Iterator[None]:
     lock = FileLock(lock_path, timeout=0)

@@ -26,12 +26,13 @@ from drivers.clock import TrioClock
 from drivers.errors import CellseqError
 from protocols import load_campaign
 from protocols.cells import Cell
-from sequencer.executor import SIMULATED_POLL_S, Executor
+from sequencer.executor import SIMULATED_POLL_S, Executor, ResumeRefused
 from sequencer.instruments import build_simulated
 from sequencer.journal import Journal
 from sequencer.locks import claim_channels, hold_run_dir
 from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
+from sequencer.resume import ResumeState
 from sequencer.station import load_station, simulated_station
 from sequencer.store import RunStore
 
@@ -95,15 +96,77 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
         store.set_meta("expected", [x.record(e.name) for e in plan.campaign.experiments
                                     for x in e.expected])
         store.set_meta("status", "running")
+    return _execute(plan, run_dir, store, clock, seed, progress)
+
+
+def resume_run(run_dir: Path, progress: NoProgress | None = None,
+               kept_running: bool = True) -> RunOutcome:
+    """Continue a run that stopped (a crash, a power cut, Ctrl-C twice) where its store ends.
+
+    The protocol and station are the run directory's own copies (the protocol's hash is
+    checked). A dry run's simulators come back from the snapshot committed with the last data,
+    so the resumed run gives what an uninterrupted one would. ``kept_running=False`` makes the
+    simulated instruments behave as if they lost power too (their techniques ended at the last
+    point read), which exercises the resume policies.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / MANIFEST).is_file():
+        raise RunDirError(f"{run_dir} is not a cellseq run directory (no {MANIFEST})")
+    with hold_run_dir(run_dir):
+        manifest = _read_manifest(run_dir)
+        protocol = run_dir / manifest["protocol"]["file"]
+        if not protocol.is_file() or \
+                hashlib.sha256(protocol.read_bytes()).hexdigest() != manifest["protocol"]["sha256"]:
+            raise RunDirError(f"{protocol} is missing or is not the protocol this run started"
+                              " with; it cannot be resumed")
+        plan = prepare(protocol, run_dir / STATION_COPY)
+        store = RunStore.open(run_dir, readonly=False, durable=False)
+        try:
+            meta = store.meta()
+            if meta.get("status") == "completed":
+                raise RunDirError(f"{run_dir} holds a completed run; there is nothing to resume")
+            state = ResumeState.load(store)
+            snapshot = meta.get("sim_snapshot")
+        except BaseException:
+            store.close()
+            raise
+        with claim_channels(plan.station, run_dir):
+            clock = TrioClock(virtual=True, origin_utc=manifest["started_utc"],
+                              offset_s=snapshot["t"] if snapshot else 0.0)
+            with store.transaction():
+                store.set_meta("status", "running")
+            return _execute(plan, run_dir, store, clock, int(manifest["seed"]), progress,
+                            resume=(state, snapshot, meta.get("status"), kept_running))
+
+
+def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed: int,
+             progress: NoProgress | None,
+             resume: tuple[ResumeState, dict | None, str | None, bool] | None = None
+             ) -> RunOutcome:
     journal = Journal(store, run_dir, clock)
     wall = time.perf_counter()
     status = "aborted"
     try:
         async def main() -> None:
             clock.start()
-            instruments = build_simulated(plan.station, plan.campaign, clock, seed)
+            instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
+            state = None
+            if resume is not None:
+                state, snapshot, before, kept_running = resume
+                if snapshot is not None:
+                    lab.restore(snapshot["lab"], kept_running)
+                with store.transaction():
+                    journal.event(None, "run_interrupted",
+                                  f"the run stopped ({before or 'unknown'}) at t ="
+                                  f" {clock.now():.1f} s; everything committed up to then is"
+                                  " kept", status=before, t=clock.now())
+                    journal.event(None, "run_resumed", "resuming where the run store ends")
+
+            def snapshot_lab() -> None:
+                store.set_meta("sim_snapshot", {"t": clock.now(), "lab": lab.snapshot()})
+            store.before_commit = snapshot_lab
             executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S,
-                                progress)
+                                progress, resume=state)
             async with trio.open_nursery() as nursery:
                 if threading.current_thread() is threading.main_thread():
                     nursery.start_soon(_watch_ctrl_c, executor)
@@ -115,9 +178,14 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
                 trio.run(main, clock=clock.trio_clock())
         except BaseExceptionGroup as group:
             raise _unwrapped(group) from None
+        finally:
+            store.before_commit = None   # the simulators' time has stopped
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
+        raise
+    except ResumeRefused:
+        status = resume[2] if resume is not None and resume[2] else "aborted"
         raise
     finally:
         with store.transaction():
@@ -126,6 +194,26 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
         store.close()
     faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
     return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
+
+
+def _read_manifest(run_dir: Path) -> dict:
+    path = run_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        ok = isinstance(manifest, dict) and isinstance(manifest.get("protocol"), dict) and \
+            isinstance(manifest["protocol"].get("file"), str) and \
+            isinstance(manifest["protocol"].get("sha256"), str) and \
+            isinstance(manifest.get("started_utc"), int | float) and \
+            isinstance(manifest.get("seed"), int)
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path} cannot be read: {exc}") from None
+    if not ok:
+        raise RunDirError(f"{path} lacks the protocol, seed or start time of the run")
+    if manifest.get("mode") != "simulated":
+        raise RunDirError(f"{run_dir}: only simulated runs can be resumed by this version")
+    if Path(manifest["protocol"]["file"]).name != manifest["protocol"]["file"]:
+        raise RunDirError(f"{path}: the protocol file name must not contain a path")
+    return manifest
 
 
 async def _watch_ctrl_c(executor: Executor) -> None:
@@ -211,4 +299,4 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["RunDirError", "RunOutcome", "prepare", "run_simulated"]
+__all__ = ["RunDirError", "RunOutcome", "prepare", "resume_run", "run_simulated"]

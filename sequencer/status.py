@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sequencer.locks import run_dir_in_use
 from sequencer.store import RunStore
 
 
@@ -29,10 +30,17 @@ def run_status(run_dir: Path) -> dict[str, Any]:
                 "fault": s["checkpoint"].get("fault"),
             })
         events = store.events()
+        status = meta.get("status")
+        if status == "running" and not run_dir_in_use(Path(run_dir)):
+            # the process writing it is gone: a crash or a power cut
+            status = "interrupted"
+            for c in cells:
+                if c["state"] in ("running", "paused", "pending", "suspended"):
+                    c["state"] = "interrupted"
         return {
             "run_dir": str(run_dir), "campaign": manifest.get("campaign"),
             "mode": manifest.get("mode"), "seed": manifest.get("seed"),
-            "status": meta.get("status"), "cells": cells,
+            "status": status, "cells": cells,
             "events": len(events), "last_event": events[-1] if events else None,
         }
     finally:

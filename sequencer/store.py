@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,7 @@ from drivers.errors import CellseqError
 DB_NAME = "run.sqlite"
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SERIES_COLUMNS = ("test_time_s", "step_time_s", "utc_s", "voltage_V", "current_A",
                   "temperature_C", "charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY, cell TEXT NOT NULL, experiment TEXT NOT NULL,
     step_count INTEGER NOT NULL, step_index INTEGER NOT NULL, kind TEXT NOT NULL,
     cycle INTEGER NOT NULL, started_t REAL NOT NULL, ended_t REAL, end_reason TEXT,
-    params TEXT NOT NULL DEFAULT '{}');
+    params TEXT NOT NULL DEFAULT '{}', end_counters TEXT);
 CREATE INDEX IF NOT EXISTS steps_cell ON steps (cell, step_count);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, cell TEXT NOT NULL, step_id INTEGER NOT NULL,
@@ -79,6 +79,9 @@ class RunStore:
         self.durable = durable
         self._in_tx = False
         self._last_commit = time.monotonic()
+        #: called inside every transaction just before it commits: a dry run writes its
+        #: simulators' snapshot there, so the snapshot always matches the committed data
+        self.before_commit: Callable[[], None] | None = None
 
     @classmethod
     def create(cls, run_dir: Path, durable: bool = True) -> RunStore:
@@ -105,9 +108,14 @@ class RunStore:
             raise StoreError(f"{run_dir} is not a cellseq run directory (no {DB_NAME})")
         try:
             conn = _connect(path, readonly=readonly, durable=durable)
-            conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} cannot be read as a run store: {exc}") from None
+        version = json.loads(row[0]) if row else None
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(f"{path} has run store schema {version}; this cellseq reads"
+                             f" schema {SCHEMA_VERSION}")
         return cls(conn, path, durable)
 
     def close(self) -> None:
@@ -144,6 +152,7 @@ class RunStore:
                 if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
                     self.commit()
             else:
+                self._before_commit()
                 self._conn.execute("COMMIT")
         except BaseException:
             if self._conn.in_transaction:
@@ -159,8 +168,13 @@ class RunStore:
     def commit(self) -> None:
         """Commit what grouped blocks have written so far."""
         if self._conn.in_transaction:
+            self._before_commit()
             self._conn.execute("COMMIT")
         self._last_commit = time.monotonic()
+
+    def _before_commit(self) -> None:
+        if self.before_commit is not None:
+            self.before_commit()
 
     def set_meta(self, key: str, value: Any) -> None:
         self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
@@ -174,9 +188,13 @@ class RunStore:
              json.dumps(params)))
         return int(cur.lastrowid)
 
-    def end_step(self, step_id: int, ended_t: float, end_reason: str) -> None:
-        self._conn.execute("UPDATE steps SET ended_t = ?, end_reason = ? WHERE id = ?",
-                           (ended_t, end_reason, step_id))
+    def end_step(self, step_id: int, ended_t: float, end_reason: str,
+                 counters: dict[str, float] | None = None) -> None:
+        """``counters``: the cell's Ah/Wh counters at the end, which a resumed run replays."""
+        self._conn.execute(
+            "UPDATE steps SET ended_t = ?, end_reason = ?, end_counters = ? WHERE id = ?",
+            (ended_t, end_reason, json.dumps(counters) if counters is not None else None,
+             step_id))
 
     def append(self, step_id: int, chunk: Chunk) -> None:
         names = SPECTRUM_COLUMNS if chunk.kind == "spectrum" else SERIES_COLUMNS
@@ -243,7 +261,24 @@ class RunStore:
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
         for r in rows:
             r["params"] = json.loads(r["params"])
+            r["end_counters"] = json.loads(r["end_counters"]) if r["end_counters"] else None
         return rows
+
+    def last_point(self, step_id: int) -> dict[str, float] | None:
+        """The last committed point of a step (series columns), or None: where a resumed
+        step carries on from."""
+        row = self._conn.execute(
+            "SELECT kind, n, data FROM chunks WHERE step_id = ? ORDER BY id DESC LIMIT 1",
+            (step_id,)).fetchone()
+        if row is None:
+            return None
+        kind, n, data = row
+        names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+        block = np.frombuffer(data, dtype="<f8").reshape(len(names), n)
+        return {name: float(block[i, -1]) for i, name in enumerate(names)}
+
+    def max_chunk_id(self) -> int:
+        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0])
 
     def events(self, cell: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT t, utc, cell, kind, message, data FROM events", ()

@@ -7,6 +7,7 @@ gives the same data bit for bit, whatever else is in the lab.
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +55,24 @@ class SimLab:
         """Connect a cell to a channel; it feels the chamber's air temperature (or 25 degC)."""
         env = self.chambers[chamber].temperature_at if chamber else _room_temperature
         self.instruments[instrument].channel(channel).connect(cell, env)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole lab, JSON-ready: chambers, and every channel with a cell on it."""
+        return {"chambers": {n: c.snapshot() for n, c in self.chambers.items()},
+                "channels": {ch.name: ch.snapshot() for ch in self._connected()}}
+
+    def restore(self, snap: dict[str, Any], kept_running: bool = True) -> None:
+        """Back to :meth:`snapshot` (chambers first: a technique is rebuilt at the temperature
+        it started at)."""
+        for name, chamber in snap["chambers"].items():
+            self.chambers[name].restore(chamber)
+        channels = {ch.name: ch for ch in self._connected()}
+        for name, channel in snap["channels"].items():
+            channels[name].restore(channel, kept_running)
+
+    def _connected(self) -> list[SimChannel]:
+        return [ch for inst in self.instruments.values() for ch in inst.channels()
+                if ch.connected]
 
     def _channels(self, name: str, n: int, caps: ChannelCapabilities) -> list[SimChannel]:
         return [SimChannel(f"{name}/ch{i}", self.clock, caps, self.rng(f"{name}/ch{i}"))

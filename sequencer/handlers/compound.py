@@ -52,8 +52,10 @@ def ccd_ramp(step: CCDRamp) -> list[Step]:
 
 
 def gitt(step: GITT) -> list[Step]:
+    # a pulse started again would titrate twice: it continues for the time it has left
     pulse = _cc(direction=step.direction, current=step.current, duration=step.pulse,
-                until_voltage=step.until_voltage, record_every=step.record_every)
+                until_voltage=step.until_voltage, record_every=step.record_every,
+                on_resume=step.on_resume or "continue")
     rest = Rest.model_construct(duration=step.rest, record_every=step.record_every)
     return [Loop.model_construct(count=step.max_pulses, until=_UNTIL_VOLTAGE,
                                  count_cycles=False, steps=[pulse, rest])]

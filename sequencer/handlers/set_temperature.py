@@ -29,12 +29,29 @@ class SoakResult:
 Call = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
-async def soak(chamber: Chamber, step: SetTemperature, clock: Clock, call: Call) -> SoakResult:
-    """``call`` runs a chamber method (in a worker thread for blocking drivers)."""
+@dataclass(frozen=True)
+class SoakProgress:
+    """Where a soak stands after a reading: what a resumed run carries on from."""
+
+    started_t: float
+    inside_since: float | None
+    last_read_t: float
+    next_read_t: float
+
+
+async def soak(chamber: Chamber, step: SetTemperature, clock: Clock, call: Call,
+               carried: SoakProgress | None = None,
+               checkpoint: Callable[[SoakProgress], None] | None = None) -> SoakResult:
+    """``call`` runs a chamber method (in a worker thread for blocking drivers); ``carried``
+    continues a soak a resumed run found under way; ``checkpoint`` is told the progress after
+    every reading."""
     target = kelvin_to_celsius(step.target)
     await call(lambda: chamber.set_temperature_C(target))
-    start = clock.now()
-    inside_since: float | None = None
+    if carried is None:
+        start, inside_since = clock.now(), None
+    else:
+        start, inside_since = carried.started_t, carried.inside_since
+        await clock.sleep_until(carried.next_read_t)
     while True:
         reading: ChamberReading = await call(chamber.read)
         now = clock.now()
@@ -49,4 +66,6 @@ async def soak(chamber: Chamber, step: SetTemperature, clock: Clock, call: Call)
                 f"chamber did not hold {target:g} +- {step.tolerance:g} degC for"
                 f" {step.hold / 60:g} min within {step.timeout / 3600:g} h"
                 f" (last reading {reading.temperature_C:g} degC)")
+        if checkpoint is not None:
+            checkpoint(SoakProgress(start, inside_since, now, now + SOAK_POLL_S))
         await clock.sleep_until(now + SOAK_POLL_S)

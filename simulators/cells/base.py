@@ -36,7 +36,29 @@ class Segment(ABC):
 
 
 class CellModel(ABC):
-    """A simulated cell of one kind and material set, at the temperature it is given."""
+    """A simulated cell of one kind and material set, at the temperature it is given.
+
+    A cell's state is its scalar attributes (charge, offsets, ageing, a short...); parameters
+    live in dicts and tuples. A running segment never changes the cell: only ``finish`` does.
+    So :meth:`state` taken between finishes is everything a resumed dry run needs.
+    """
+
+    def state(self) -> dict[str, float | int | bool]:
+        """The cell's scalar attributes, JSON-ready."""
+        out: dict[str, float | int | bool] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, bool | int | float | np.floating | np.integer):
+                out[key] = value.item() if isinstance(value, np.generic) else value
+        return out
+
+    def restore(self, state: dict[str, float | int | bool]) -> None:
+        """Put back what :meth:`state` returned (from a run store, so names are checked)."""
+        own = self.state()
+        unknown = set(state) - set(own)
+        if unknown:
+            raise ValueError(f"not attributes of {type(self).__name__}: {sorted(unknown)}")
+        for key, value in state.items():
+            setattr(self, key, type(own[key])(value))
 
     @abstractmethod
     def ocv_V(self, temperature_C: float) -> float: ...

@@ -10,6 +10,7 @@ at an array of times, costs one call.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,8 @@ class SimChamber(Chamber):
 
     def set_temperature_C(self, setpoint_C: float) -> None:
         self.check_setpoint(setpoint_C)
+        if self._mode is ChamberMode.CONSTANT and setpoint_C == self._sv:
+            return   # the same setpoint again (a resumed run restating it) changes nothing
         self._step_to(setpoint_C)
         self._mode = ChamberMode.CONSTANT
 
@@ -50,6 +53,15 @@ class SimChamber(Chamber):
         pv = float(self.temperature_at(self._clock.now())) + self._rng.normal(0, self.noise_K)
         shown_sv = self._sv if self._mode is ChamberMode.CONSTANT else math.nan
         return ChamberReading(round(pv, 2), shown_sv, self._mode)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sv": self._sv, "t0_value": self._t0_value, "t0": self._t0,
+                "mode": self._mode.value, "rng": self._rng.bit_generator.state}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self._sv, self._t0_value, self._t0 = snap["sv"], snap["t0_value"], snap["t0"]
+        self._mode = ChamberMode(snap["mode"])
+        self._rng.bit_generator.state = snap["rng"]
 
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""

@@ -8,7 +8,8 @@ when the technique will end: the sequencer sleeps until then instead of polling 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,14 @@ from drivers.clock import Clock
 from drivers.errors import DriverError
 from drivers.interfaces import Channel, ChannelCapabilities
 from drivers.points import ChannelState, Points, Readout
-from drivers.techniques import ConstantVoltage, Impedance, Technique
+from drivers.techniques import (
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    OpenCircuit,
+    Technique,
+    VoltageSweep,
+)
 from simulators.cells.base import CellModel, Segment
 from simulators.instruments import firmware
 
@@ -44,10 +52,16 @@ class SimChannel(Channel):
         self._end_reason = ""
         self._times: np.ndarray = np.empty(0)  # record times of the running technique
         self._emitted = 0
+        self._technique: Technique | None = None
+        self._rng_at_start: list[dict[str, Any]] = []
 
     def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray]) -> None:
         """Put a simulated cell on this channel, in an environment of the given temperature."""
         self._cell, self._temperature = cell, temperature_C
+
+    @property
+    def connected(self) -> bool:
+        return self._cell is not None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -59,7 +73,74 @@ class SimChannel(Channel):
         if self._cell is None or self._temperature is None:
             raise DriverError(f"{self.name}: no cell is connected to this channel")
         self._caps.check(technique)
+        self._begin(technique, self._clock.now())
+        self._state = ChannelState.RUNNING
+
+    def running(self) -> Technique | None:
+        return self._technique if self._state is ChannelState.RUNNING else None
+
+    def read_voltage(self) -> float:
+        """The terminal voltage now, noise-free (a disconnected channel floats to its rail)."""
+        if self._cell is None or self._temperature is None:
+            return self._caps.max_voltage_V
         now = self._clock.now()
+        if self._state is ChannelState.RUNNING and self._segment is not None:
+            v, _ = self._segment.sample(np.array([min(now - self._t_start, self._duration)]))
+            return float(v[0])
+        return float(self._cell.ocv_V(float(self._temperature(np.array([now]))[0])))
+
+    def disconnect(self) -> None:
+        """Take the cell off the channel (a test of what resume does with a missing cell)."""
+        self.stop()
+        self._cell = self._temperature = None
+
+    # -- snapshots: a resumed dry run continues exactly where the run store ends ------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything this channel and its cell hold, JSON-ready: the cell, the noise streams
+        and, while a technique runs, the technique and how far it has been read."""
+        snap: dict[str, Any] = {
+            "state": self._state.value, "end_reason": self._end_reason,
+            "rng": [g.bit_generator.state for g in self._streams()],
+            "cell": self._cell.state() if self._cell is not None else None,
+        }
+        if self._state is ChannelState.RUNNING and self._technique is not None:
+            snap.update(technique={"type": type(self._technique).__name__,
+                                   **asdict(self._technique)},
+                        t_start=self._t_start, emitted=self._emitted,
+                        rng_at_start=self._rng_at_start)
+        return snap
+
+    def restore(self, snap: dict[str, Any], kept_running: bool = True) -> None:
+        """Back to a snapshot. A technique that was running is rebuilt from its start (the
+        cell's state then is the cell's state now: a running segment changes nothing until
+        it finishes) and its points already read are skipped. ``kept_running=False`` is an
+        instrument that lost power too: the technique ended at the last point read."""
+        if snap["cell"] is not None and self._cell is not None:
+            self._cell.restore(snap["cell"])
+        self._state, self._end_reason = ChannelState(snap["state"]), snap["end_reason"]
+        self._segment = self._spectrum = self._technique = None
+        if "technique" in snap:
+            for g, state in zip(self._streams(), snap["rng_at_start"], strict=True):
+                g.bit_generator.state = state
+            self._begin(technique_from_dict(snap["technique"]), float(snap["t_start"]))
+            self._emitted = int(snap["emitted"])
+            self._state = ChannelState.RUNNING
+            if not kept_running:
+                read = self._times[self._emitted - 1] if self._emitted else 0.0
+                self._finish(float(read))
+                self._end_reason = "power lost"
+                self._state = ChannelState.IDLE
+        for g, state in zip(self._streams(), snap["rng"], strict=True):
+            g.bit_generator.state = state
+
+    def _streams(self) -> tuple[np.random.Generator, ...]:
+        return self._rng_v, self._rng_i, self._rng_zr, self._rng_zi
+
+    def _begin(self, technique: Technique, now: float) -> None:
+        assert self._cell is not None and self._temperature is not None
+        self._rng_at_start = [g.bit_generator.state for g in self._streams()]
+        self._technique = technique
         temperature = float(self._temperature(np.array([now]))[0])
         self._t_start, self._emitted = now, 0
         if isinstance(technique, Impedance):
@@ -79,7 +160,6 @@ class SimChannel(Channel):
             if early is not None and early[0] < self._duration:
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
-        self._state = ChannelState.RUNNING
 
     def _start_impedance(self, technique: Impedance, temperature: float) -> None:
         assert self._cell is not None
@@ -147,3 +227,16 @@ class SimChannel(Channel):
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
 
+
+
+_TECHNIQUES = {t.__name__: t for t in (OpenCircuit, Impedance, ConstantCurrent, ConstantVoltage,
+                                       VoltageSweep)}
+
+
+def technique_from_dict(data: dict[str, Any]) -> Technique:
+    """A technique back from :meth:`SimChannel.snapshot` (only the known types)."""
+    fields = dict(data)
+    cls = _TECHNIQUES[fields.pop("type")]
+    if "vertices_V" in fields:
+        fields["vertices_V"] = tuple(fields["vertices_V"])
+    return cls(**fields)

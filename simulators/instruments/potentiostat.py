@@ -40,6 +40,9 @@ class _SimMultiChannel:
     def channel_count(self) -> int:
         return len(self._channels)
 
+    def channels(self) -> list[SimChannel]:
+        return list(self._channels)
+
     def channel(self, index: int) -> SimChannel:
         if not 0 <= index < len(self._channels):
             raise CapabilityError(f"{self.model} has channels 0..{len(self._channels) - 1},"
