@@ -45,6 +45,18 @@ class Counters:
                 setattr(self, name, float(series[-1]))
         return out
 
+    def hold(self, previous: tuple[float, float, float], until_t: float) -> None:
+        """Count ``previous``'s current (and power) held from its time to ``until_t``: what a
+        channel passed after its last recorded point before its output went off."""
+        t, v, i = previous
+        dq = i * (until_t - t) / SECONDS_PER_HOUR
+        if dq >= 0:
+            self.charge_Ah += dq
+            self.charge_Wh += v * dq
+        else:
+            self.discharge_Ah -= dq
+            self.discharge_Wh -= v * dq
+
     def as_dict(self) -> dict[str, float]:
         return {"charge_Ah": self.charge_Ah, "discharge_Ah": self.discharge_Ah,
                 "charge_Wh": self.charge_Wh, "discharge_Wh": self.discharge_Wh}

@@ -34,12 +34,21 @@ from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState, plausible_ocv_V, policy_for, remaining
 from sequencer.store import Chunk, RunStore
+from sequencer.suspenders import ChamberWatch, next_watch_time
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
 #: its technique ends, so dry runs wake only then (or after an hour of virtual time at most).
 HARDWARE_POLL_S = 1.0
 SIMULATED_POLL_S = 3600.0
 MIN_POLL_S = 1e-3
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The last point a step stored: its test time and step time."""
+
+    t: float
+    step_t: float
 
 
 class CellFault(CellseqError):
@@ -72,6 +81,7 @@ class Executor:
         self.plan, self.instruments, self.store = plan, instruments, store
         self.resume = resume
         self._restate: dict[Chamber, SetTemperature] = {}   # see _restate_chamber
+        self._watches: dict[str, ChamberWatch] = {}           # see _watch_chamber
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
         self.progress = progress or NoProgress()
         self._began: dict[str, float] = {}
@@ -181,7 +191,7 @@ class Executor:
                 reason = "interrupted by the user (Ctrl-C)" if interrupted else f"aborted: {exc!r}"
                 with self.store.transaction():
                     for r in self.runs.values():
-                        if r.state in ("running", "pending", "paused"):
+                        if r.state in ("running", "pending", "paused", "suspended"):
                             self._set_state(r, "aborted")
                     self.journal.event(None, "run_aborted", reason)
             raise
@@ -213,16 +223,20 @@ class Executor:
         self._event_once(None, "experiment_started", exp.name, cells=list(exp.cells))
         self._began[exp.name] = self.clock.now()
         self.progress.started(exp.name, exp.estimate_s)
-        for segment in _segments(exp.steps):
-            runs = [r for r in runs if r.state != "faulted"]
-            if not runs:
-                break
-            if isinstance(segment, SetTemperature):
-                await self._soak(exp, segment, runs)
-            else:
-                async with trio.open_nursery() as nursery:
-                    for r in runs:
-                        nursery.start_soon(self._run_cell, exp, segment, r)
+        async with trio.open_nursery() as watching:
+            if exp.chamber is not None:
+                watching.start_soon(self._watch_chamber, exp)
+            for segment in _segments(exp.steps):
+                runs = [r for r in runs if r.state != "faulted"]
+                if not runs:
+                    break
+                if isinstance(segment, SetTemperature):
+                    await self._soak(exp, segment, runs)
+                else:
+                    async with trio.open_nursery() as nursery:
+                        for r in runs:
+                            nursery.start_soon(self._run_cell, exp, segment, r)
+            watching.cancel_scope.cancel()
         self.progress.finished(exp.name, self.clock.now() - self._began[exp.name])
         self._event_once(None, "experiment_finished", exp.name)
 
@@ -273,12 +287,19 @@ class Executor:
                 for r in runs:
                     self._set_state(r, "running", soak=progress)
 
+        watch = self._watch_of(exp)
+        assert watch is not None
+        watch.soaking = True
         try:
             result = await soak(chamber, step, self.clock, self._caller(chamber), carried,
                                 checkpoint)
             reason, fault = "settled", None
+            watch.step = step
+            watch.release()
         except (SoakTimeout, CellseqError) as exc:
             reason, fault = "failed", str(exc)
+        finally:
+            watch.soaking = False
         with self.store.transaction():
             for r in runs:
                 self.store.end_step(ids[r.cell.id], self.clock.now(), reason,
@@ -334,6 +355,9 @@ class Executor:
         step = self._restate.pop(chamber, None)
         if step is None:
             return
+        watch = self._watch_of(exp)
+        assert watch is not None
+        watch.step = step
         call = self._caller(chamber)
         target = kelvin_to_celsius(step.target)
         try:
@@ -434,6 +458,7 @@ class Executor:
         last one its interrupted attempt stored."""
         if self._restate:
             await self._restate_chamber(exp)
+        await self._wait_for_chamber(exp, r)
         k = exp.index_of(step)
         call = self._caller(r.instrument)
         started = self.clock.now()
@@ -451,12 +476,28 @@ class Executor:
             await call(lambda: r.channel.start(technique))
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
-        return await self._drive(exp, step, r, step_id, started, 0.0, None, after_t)
+        mark = None if after_t is None else Mark(after_t, -math.inf)
+        return await self._follow(exp, step, r, technique, step_id, started, 0.0, None, mark)
+
+    async def _follow(self, exp: PlannedExperiment, step: Step, r: CellRun,
+                      technique: Technique, step_id: int, t0: float, step_t0: float,
+                      previous: tuple[float, float, float] | None, mark: Mark | None
+                      ) -> str:
+        """Drive a running step to its end, through any chamber suspension: the cell rests
+        until the chamber is back, then the step carries on under its resume policy."""
+        outcome = await self._drive(exp, step, r, step_id, t0, step_t0, previous, mark)
+        if isinstance(outcome, str):
+            return outcome
+        await self._wait_for_chamber(exp, r)
+        carried = await self._carry_on(exp, step, r, technique, step_id, *outcome)
+        if isinstance(carried, str):
+            return carried
+        return await self._start_step(exp, step, r, technique, after_t=carried)
 
     async def _resume_step(self, exp: PlannedExperiment, step: Step, r: CellRun,
                            technique: Technique, row: dict[str, Any]) -> str | float | None:
-        """The step that was running when the run stopped. Returns its end reason, or, when it
-        is to start again from the beginning, the time of its last stored point (or None)."""
+        """The step that was running when the run stopped: re-attached if the instrument kept
+        running it, else carried on under its resume policy (:meth:`_carry_on`)."""
         if self._restate:
             await self._restate_chamber(exp)
         k = exp.index_of(step)
@@ -465,33 +506,45 @@ class Executor:
         if hist is not None and hist.counters:
             r.counters = Counters(**hist.counters)
         last = self.store.last_point(row["id"])
-        previous = None if last is None else (last["test_time_s"], last["voltage_V"],
-                                              last["current_A"])
-        elapsed = 0.0 if last is None else last["step_time_s"]
+        mark = None if last is None else Mark(last["test_time_s"], last["step_time_s"])
         if await call(r.channel.running) == technique:
             self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
                                f" {step.kind}: the instrument kept running it; carrying on")
-            return await self._drive(exp, step, r, row["id"], row["started_t"], 0.0, previous)
+            previous = None if last is None else (last["test_time_s"], last["voltage_V"],
+                                                  last["current_A"])
+            return await self._follow(exp, step, r, technique, row["id"], row["started_t"],
+                                      0.0, previous, mark)
         await call(r.channel.stop)
+        await self._wait_for_chamber(exp, r)
+        # what the channel did after the last point stored is unknown: the step counts from there
+        elapsed = 0.0 if mark is None else mark.step_t
+        return await self._carry_on(exp, step, r, technique, row["id"], mark, elapsed)
+
+    async def _carry_on(self, exp: PlannedExperiment, step: Step, r: CellRun,
+                        technique: Technique, step_id: int, mark: Mark | None, elapsed: float
+                        ) -> str | float | None:
+        """An interrupted step, its channel idle, ``elapsed`` of it done: continue it for its
+        remaining time, skip it, or end it so that it starts again. Returns the end reason,
+        or, to start again, the time of its last stored point (None if it stored none)."""
+        k = exp.index_of(step)
         policy = policy_for(step, technique)
         rest = remaining(technique, elapsed) if policy == "continue" else None
-        if policy == "restart" or (policy == "continue" and rest is None and
-                                   last is None):
+        if policy == "restart" or (policy == "continue" and rest is None and mark is None):
             with self.store.transaction():
-                self.store.end_step(row["id"], self.clock.now(), "interrupted",
+                self.store.end_step(step_id, self.clock.now(), "interrupted",
                                     r.counters.as_dict())
                 self.journal.event(r.cell.id, "step_restarted", f"{exp.name} step {k}"
                                    f" {step.kind} starts again after the interruption")
-            return None if previous is None else previous[0]
+            return None if mark is None else mark.t
         if policy == "skip" or rest is None:
             reason = "skipped" if policy == "skip" else "duration"
             with self.store.transaction():
-                self.store.end_step(row["id"], self.clock.now(), reason, r.counters.as_dict())
+                self.store.end_step(step_id, self.clock.now(), reason, r.counters.as_dict())
                 self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k}"
                                    f" {step.kind}: {reason} after the interruption")
             return reason
         try:
-            await call(lambda: r.channel.start(rest))
+            await self._caller(r.instrument)(lambda: r.channel.start(rest))
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
         now = self.clock.now()
@@ -502,17 +555,22 @@ class Executor:
             self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
                                f" continues for the remaining {rest.duration_s:.0f} s",
                                elapsed_s=elapsed)
-        return await self._drive(exp, step, r, row["id"], now, elapsed, previous,
-                                 None if previous is None else previous[0])
+        # the counters integrate afresh from the continued technique's first point: nothing
+        # flowed while the output was off
+        return await self._follow(exp, step, r, technique, step_id, now, elapsed, None, mark)
 
     async def _drive(self, exp: PlannedExperiment, step: Step, r: CellRun, step_id: int,
                      t0: float, step_t0: float, previous: tuple[float, float, float] | None,
-                     after_t: float | None = None) -> str:
+                     mark: Mark | None) -> str | tuple[Mark | None, float]:
         """Poll a running technique to its end, storing its points: technique time 0 is
-        clock time ``t0`` and step time ``step_t0`` (not 0 for a continued step). Points at
-        or before ``after_t`` (what a resumed step already stored) are not stored again."""
+        clock time ``t0`` and step time ``step_t0`` (not 0 for a continued step); see
+        :meth:`_store_points` for ``previous`` and ``mark``. Returns the end reason or, when
+        the chamber suspended the cell (output off), the last point stored and the step time
+        the output ran for."""
         k = exp.index_of(step)
         call = self._caller(r.instrument)
+        watch = self._watch_of(exp)
+        suspended = False
         while True:
             try:
                 readout = await call(r.channel.poll)
@@ -520,14 +578,13 @@ class Executor:
                 await call(r.channel.stop)
                 raise CellFault(f"{exp.name} step {k}: instrument failed: {exc}") from exc
             points = readout.points
-            if after_t is not None:
-                points = points.select(t0 + points.time_s > after_t)
             trip = safety.check(r.cell.limits, points)
             if trip is not None:
                 await call(r.channel.stop)
                 points = points.select(points.time_s <= trip.time_s)
             with self.store.transaction():
-                previous = self._store_points(r, step_id, k, t0, step_t0, points, previous)
+                previous, mark = self._store_points(r, step_id, k, t0, step_t0, points,
+                                                    previous, mark)
                 if trip is not None:
                     self.store.end_step(step_id, self.clock.now(), "safety_limit",
                                         r.counters.as_dict())
@@ -546,30 +603,129 @@ class Executor:
                 raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
             if readout.state is ChannelState.DONE:
                 return readout.end_reason or "done"
+            if suspended:
+                await call(r.channel.stop)
+                stopped = self.clock.now()
+                elapsed = step_t0 + stopped - t0
+                if previous is not None:   # the output ran on at the last current until now
+                    r.counters.hold(previous, stopped)
+                assert watch is not None
+                with self.store.transaction():
+                    self._set_state(r, "suspended")
+                    self.journal.event(r.cell.id, "cell_suspended", f"{exp.name} step {k}"
+                                       f" {step.kind}: output off at step time {elapsed:.0f} s"
+                                       f" while {watch.name} is {watch.reason}")
+                return mark, elapsed
             now = self.clock.now()
             wake = now + self.poll_s
             if readout.next_event_s is not None:
                 # never wait for a moment already past: that would poll without time moving
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
+            suspended = await self._sleep(watch, wake)
+
+    async def _sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
+        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
+        if watch is None:
             await self.clock.sleep_until(wake)
+            return False
+        if watch.suspended:
+            return True
+        with trio.CancelScope() as scope:
+            watch.scopes.add(scope)
+            try:
+                await self.clock.sleep_until(wake)
+            finally:
+                watch.scopes.discard(scope)
+        return scope.cancelled_caught
+
+    # -- chambers: the suspenders --------------------------------------------------------------
+
+    def _watch_of(self, exp: PlannedExperiment) -> ChamberWatch | None:
+        if exp.chamber is None:
+            return None
+        if exp.chamber not in self._watches:
+            self._watches[exp.chamber] = ChamberWatch(exp.chamber)
+        return self._watches[exp.chamber]
+
+    async def _wait_for_chamber(self, exp: PlannedExperiment, r: CellRun) -> None:
+        """A suspended chamber's cell rests (output off) until the chamber is back."""
+        watch = self._watch_of(exp)
+        if watch is None or not watch.suspended:
+            return
+        with self.store.transaction():
+            self._set_state(r, "suspended")
+        self.store.commit()
+        while watch.suspended:
+            await watch.ok.wait()
+        if watch.failed:
+            raise CellFault(f"{exp.name}: {watch.name} did not come back: {watch.failed}")
+        with self.store.transaction():
+            self._set_state(r, "running")
+
+    async def _watch_chamber(self, exp: PlannedExperiment) -> None:
+        """Read the chamber between temperature steps; suspend its cells while it is wrong,
+        bring them back after a fresh soak (:mod:`sequencer.suspenders`)."""
+        watch = self._watch_of(exp)
+        assert watch is not None and exp.chamber is not None
+        chamber = self.instruments.chambers[exp.chamber]
+        call = self._caller(chamber)
+        while True:
+            await self.clock.sleep_until(next_watch_time(self.clock.now()))
+            if watch.step is None or watch.soaking:
+                continue
+            try:
+                problem = watch.problem(await call(chamber.read))
+            except CellseqError as exc:
+                problem = watch.problem(None, str(exc))
+            if problem is not None:
+                if not watch.suspended:
+                    watch.suspend(problem)
+                    self.journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
+                                       " its cells rest until it is back", experiment=exp.name)
+                continue
+            if not watch.suspended:
+                continue
+            self.journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
+                               " again; soaking before the cells go on", experiment=exp.name)
+            watch.soaking = True
+            try:
+                result = await soak(chamber, watch.step, self.clock, call)
+            except SoakTimeout as exc:
+                watch.release(failed=str(exc))
+                self.journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
+                                   experiment=exp.name)
+            except CellseqError as exc:
+                watch.reason = f"not answering ({exc})"   # still out: keep the cells resting
+            else:
+                watch.release()
+                self.journal.event(None, "chamber_resumed", f"{watch.name} stable at"
+                                   f" {result.last.temperature_C:g} degC again; the cells go"
+                                   " on", experiment=exp.name)
+            finally:
+                watch.soaking = False
 
     def _store_points(self, r: CellRun, step_id: int, step_index: int, t0: float,
                       step_t0: float, points: Points,
-                      previous: tuple[float, float, float] | None
-                      ) -> tuple[float, float, float] | None:
+                      previous: tuple[float, float, float] | None, mark: Mark | None
+                      ) -> tuple[tuple[float, float, float] | None, Mark | None]:
+        """Store a poll's points. The counters integrate every point from ``previous`` (None:
+        from the first point); only points after ``mark`` (the last point stored for this
+        step) are stored, so a resumed step never stores a moment twice."""
         if len(points) == 0:
-            return previous
+            return previous, mark
         test_time = t0 + points.time_s
+        step_time = step_t0 + points.time_s
         if points.frequency_Hz is None:
             counters = r.counters.accumulate(test_time, points.voltage_V, points.current_A,
                                              previous)
         else:  # an impedance sweep moves no net charge: the counters stand still
             counters = {k: np.full(len(points), v) for k, v in r.counters.as_dict().items()}
+        anchor = float(test_time[-1]), float(points.voltage_V[-1]), float(points.current_A[-1])
         temperature = points.temperature_C
         if temperature is None:
             temperature = np.full(len(points), np.nan)
         columns = {
-            "test_time_s": test_time, "step_time_s": step_t0 + points.time_s,
+            "test_time_s": test_time, "step_time_s": step_time,
             "utc_s": self.clock.origin_utc + test_time, "voltage_V": points.voltage_V,
             "current_A": points.current_A, "temperature_C": temperature, **counters,
         }
@@ -578,13 +734,19 @@ class Executor:
             kind = "spectrum"
             columns.update(frequency_Hz=points.frequency_Hz, z_real_ohm=points.z_real_ohm,
                            z_imag_ohm=points.z_imag_ohm)
+        if mark is not None:
+            keep = (test_time > mark.t) & (step_time > mark.step_t)
+            columns = {k: v[keep] for k, v in columns.items()}
+            if not keep.any():
+                return anchor, mark
         self.store.append(step_id, Chunk(r.cell.id, r.step_count, step_index, r.cycle, kind,
                                          columns))
-        r.last = {"t": float(test_time[-1]), "voltage_V": float(points.voltage_V[-1]),
-                  "current_A": float(points.current_A[-1]),
-                  "temperature_C": float(temperature[-1])}
+        r.last = {"t": float(columns["test_time_s"][-1]),
+                  "voltage_V": float(columns["voltage_V"][-1]),
+                  "current_A": float(columns["current_A"][-1]),
+                  "temperature_C": float(columns["temperature_C"][-1])}
         self._set_state(r, "running")
-        return float(test_time[-1]), float(points.voltage_V[-1]), float(points.current_A[-1])
+        return anchor, Mark(float(columns["test_time_s"][-1]), float(columns["step_time_s"][-1]))
 
     # -- helpers ---------------------------------------------------------------------------
 

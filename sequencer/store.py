@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     kind TEXT NOT NULL CHECK (kind IN ('series', 'spectrum')), n INTEGER NOT NULL,
     t_first REAL NOT NULL, t_last REAL NOT NULL, data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_cell ON chunks (cell, kind, id);
+CREATE INDEX IF NOT EXISTS chunks_step ON chunks (step_id, id);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, t REAL NOT NULL, utc REAL NOT NULL, cell TEXT,
     kind TEXT NOT NULL, message TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}');

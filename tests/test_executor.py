@@ -38,7 +38,8 @@ experiments:
 
 
 def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
-        cells: dict | None = None, fail_at: float | None = None, overshoot: float = 0.0):
+        cells: dict | None = None, fail_at: float | None = None, overshoot: float = 0.0,
+        faults: tuple[tuple[str, float, float], ...] = ()):
     campaign = load_campaign(write_yaml(HEAD + experiments))
     station = simulated_station(campaign)
     plan = build_plan(campaign, station, "t.yaml")
@@ -57,6 +58,8 @@ def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
                 inst.chambers[name] = lab.add_chamber(name)
                 inst.chambers[name].tau_s = chamber_tau_s
                 inst.chambers[name].overshoot = overshoot
+                for fault in faults:
+                    inst.chambers[name].inject(*fault)
             elif cfg.driver == "sim.potentiostat":
                 inst.channels[name] = lab.add_potentiostat(name, cfg.channels)
             else:
@@ -208,13 +211,61 @@ def test_the_hold_timer_restarts_when_the_chamber_overshoots(tmp_path, write_yam
       - {kind: rest, duration: 1 min}
 """, chamber_tau_s=600, overshoot=0.05)
     chamber = next(iter(holder["inst"].chambers.values()))
-    t = np.arange(0, 20000.0, 1.0)
-    chamber._t0, chamber._t0_value, chamber._sv = 0.0, 22.0, 60.0   # replay the step
-    outside = np.abs(chamber.temperature_at(t) - 60) > 0.5
+    settled = store.read("a")["test_time_s"][0]
+    t = np.arange(0, settled, 1.0)
+    outside = np.abs(chamber.temperature_at(t) - 60) > 0.5   # the air's history
     first_inside = t[np.argmax(~outside)]
     last_outside = t[np.flatnonzero(outside)[-1]]
     assert last_outside > first_inside + 600   # the overshoot left the band after a hold
-    settled = store.read("a")["test_time_s"][0]
     # the chamber is read every 30 s with 0.03 K of noise, so the last excursion is seen
     # to within one reading
     assert last_outside - 30 + 600 <= settled <= last_outside + 600 + 60
+
+
+SUSPENDED = """
+  - name: e
+    cells: [a, b]
+    steps:
+      - {kind: set_temperature, target: 60 degC, tolerance: 0.5 K, hold: 10 min,
+         timeout: 10 h}
+      - {kind: constant_current, direction: charge, current: 10 uA, duration: 4 h,
+         record_every: 60 s}
+"""
+
+
+@pytest.mark.parametrize("kind", ["alarm", "no_answer", "heater"])
+def test_a_chamber_fault_rests_its_cells_until_the_chamber_is_back(tmp_path, write_yaml, kind):
+    start, end = 7200.0, 9000.0
+    store, _ = run(tmp_path, write_yaml, SUSPENDED, faults=((kind, start, end),))
+    events = store.events()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("chamber_suspended") == 1, kinds
+    suspended_t = next(e["t"] for e in events if e["kind"] == "chamber_suspended")
+    resumed_t = next(e["t"] for e in events if e["kind"] == "chamber_resumed")
+    # a heater failing silently is seen once the air leaves twice the tolerance
+    assert start <= suspended_t <= start + (900 if kind == "heater" else 60)
+    assert resumed_t >= end + 600   # back only after a fresh soak with its 10 min hold
+    for cell in ("a", "b"):
+        assert [e["cell"] for e in events if e["kind"] == "cell_suspended"].count(cell) == 1
+        steps = [s for s in store.steps(cell) if s["kind"] == "constant_current"]
+        assert [s["end_reason"] for s in steps] == ["duration"]
+        data = store.read(cell)
+        t = data["test_time_s"]
+        assert not np.any((t > suspended_t) & (t < resumed_t))    # output off meanwhile
+        assert data["step_time_s"][-1] == pytest.approx(4 * 3600)  # the full 4 h, in all
+        assert np.all(np.diff(data["step_time_s"]) > 0)
+        # the charge passed is the whole step's, not more
+        assert data["charge_Ah"][-1] == pytest.approx(10e-6 * 4, rel=1e-3)
+    assert {s["state"] for s in store.cell_states()} == {"completed"}
+
+
+def test_a_chamber_that_stays_away_keeps_its_cells_resting(tmp_path, write_yaml):
+    store, holder = run(tmp_path, write_yaml, SUSPENDED, faults=(("alarm", 7200.0, 1e9),),
+                        fail_at=50 * 3600)
+    states = {s["cell"]: s["state"] for s in store.cell_states()}
+    assert states == {"a": "aborted", "b": "aborted"}   # the move_on stopped the run
+    t = store.read("a")["test_time_s"]
+    assert t[-1] <= 7200 + 60
+    for inst in holder["inst"].channels.values():
+        for k in range(inst.channel_count):
+            assert inst.channel(k).poll().state is ChannelState.IDLE

@@ -1,21 +1,43 @@
-"""A simulated temperature chamber: lag, overshoot and read noise, so soak logic is exercised.
+"""A simulated temperature chamber: lag, overshoot, read noise and faults, so the soak logic and
+the chamber suspenders are exercised.
 
-The air follows a second-order (underdamped) step response towards each new setpoint,
+The air follows a second-order (underdamped) step response towards each new target,
 T(t) = SV + (T0 - SV) e^(-z w t) [cos(w_d t) + z / sqrt(1 - z^2) sin(w_d t)], with w = 1/tau and
 the damping z chosen for the requested overshoot; ``overshoot=0`` gives the first-order lag
-T0 + (SV - T0)(1 - e^(-t/tau)). Both are closed forms, so reading the temperature at any time, or
-at an array of times, costs one call.
+T0 + (SV - T0)(1 - e^(-t/tau)). The history is a list of such segments (one per setpoint change,
+and two per heater failure: towards ambient, then back), each a closed form, so reading the
+temperature at any time, or at an array of times, costs one vectorised call.
+
+Read noise is a function of the reading's time (seeded), not a stream: what a reading shows
+does not depend on how many readings came before, so a resumed dry run reads what the
+uninterrupted one read.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from drivers.clock import Clock
+from drivers.errors import TransportError
 from drivers.interfaces import Chamber, ChamberMode, ChamberReading
+
+FAULT_KINDS = ("alarm", "heater", "no_answer")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault between two times: ``alarm`` (the controller shows an alarm and stops
+    regulating), ``heater`` (it stops regulating, silently), ``no_answer`` (the link is down;
+    the air goes on as before)."""
+
+    kind: str
+    start_s: float
+    end_s: float
 
 
 class SimChamber(Chamber):
@@ -24,13 +46,17 @@ class SimChamber(Chamber):
     def __init__(self, clock: Clock, rng: np.random.Generator, tau_s: float = 600.0,
                  overshoot: float = 0.03, ambient_C: float = 22.0, noise_K: float = 0.03,
                  min_C: float = -40.0, max_C: float = 100.0) -> None:
-        self._clock, self._rng = clock, rng
+        self._clock = clock
+        self._noise_key = int(rng.integers(2**62))
         self.tau_s, self.overshoot, self.noise_K = tau_s, overshoot, noise_K
         self.min_C, self.max_C = min_C, max_C
         self._ambient = ambient_C
         self._sv = ambient_C
-        self._t0_value, self._t0 = ambient_C, 0.0
         self._mode = ChamberMode.OFF
+        # segments: (start time, temperature then, target), by start time
+        self._segments: list[tuple[float, float, float]] = [(-math.inf, ambient_C, ambient_C)]
+        self._faults: list[Fault] = []
+        self._arrays: np.ndarray | None = None   # the segments as columns, for lookups
 
     def open(self) -> None:
         """Nothing to connect in simulation."""
@@ -38,48 +64,110 @@ class SimChamber(Chamber):
     def close(self) -> None:
         """Nothing to release in simulation."""
 
+    # -- the controller ----------------------------------------------------------------------
+
     def set_temperature_C(self, setpoint_C: float) -> None:
+        self._answer()
         self.check_setpoint(setpoint_C)
         if self._mode is ChamberMode.CONSTANT and setpoint_C == self._sv:
             return   # the same setpoint again (a resumed run restating it) changes nothing
-        self._step_to(setpoint_C)
-        self._mode = ChamberMode.CONSTANT
+        self._sv, self._mode = setpoint_C, ChamberMode.CONSTANT
+        self._regulate()
 
     def standby(self) -> None:
-        self._step_to(self._ambient)
-        self._mode = ChamberMode.STANDBY
+        self._answer()
+        self._sv, self._mode = self._ambient, ChamberMode.STANDBY
+        self._regulate()
 
     def read(self) -> ChamberReading:
-        pv = float(self.temperature_at(self._clock.now())) + self._rng.normal(0, self.noise_K)
+        self._answer()
+        now = self._clock.now()
+        noise = np.random.default_rng([self._noise_key, round(now * 1000)]).normal(0,
+                                                                                   self.noise_K)
+        pv = float(self.temperature_at(now)) + noise
         shown_sv = self._sv if self._mode is ChamberMode.CONSTANT else math.nan
-        return ChamberReading(round(pv, 2), shown_sv, self._mode)
+        alarms = tuple("HEATER FAULT" for f in self._active(now) if f.kind == "alarm")
+        return ChamberReading(round(pv, 2), shown_sv, self._mode, alarms)
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"sv": self._sv, "t0_value": self._t0_value, "t0": self._t0,
-                "mode": self._mode.value, "rng": self._rng.bit_generator.state}
+    # -- faults ------------------------------------------------------------------------------
 
-    def restore(self, snap: dict[str, Any]) -> None:
-        self._sv, self._t0_value, self._t0 = snap["sv"], snap["t0_value"], snap["t0"]
-        self._mode = ChamberMode(snap["mode"])
-        self._rng.bit_generator.state = snap["rng"]
+    def inject(self, kind: str, start_s: float, end_s: float) -> None:
+        """A fault from ``start_s`` to ``end_s`` (clock time); see :class:`Fault`."""
+        if kind not in FAULT_KINDS or not start_s < end_s:
+            raise ValueError(f"a fault is one of {FAULT_KINDS} over a positive window")
+        self._faults.append(Fault(kind, start_s, end_s))
+        self._regulate()
+
+    def _active(self, t: float) -> list[Fault]:
+        return [f for f in self._faults if f.start_s <= t < f.end_s]
+
+    def _answer(self) -> None:
+        if any(f.kind == "no_answer" for f in self._active(self._clock.now())):
+            raise TransportError("simulated chamber: no answer (timed out)")
+
+    # -- the air -----------------------------------------------------------------------------
+
+    def _regulate(self) -> None:
+        """From now on, the air heads for the setpoint, except while a fault stops the
+        regulation (it heads for ambient then, and back once the fault clears)."""
+        now = self._clock.now()
+        self._cut(now)
+        self._head(now, self._sv if not self._unregulated(now) else self._ambient)
+        edges = sorted({t for f in self._faults if f.kind != "no_answer"
+                        for t in (f.start_s, f.end_s) if t > now})
+        for t in edges:
+            self._head(t, self._ambient if self._unregulated(t) else self._sv)
+
+    def _unregulated(self, t: float) -> bool:
+        return any(f.kind in ("alarm", "heater") for f in self._active(t))
+
+    def _cut(self, t: float) -> None:
+        keep = bisect.bisect_right([s[0] for s in self._segments], t)
+        del self._segments[max(keep, 1):]
+        self._arrays = None
+
+    def _head(self, t: float, target: float) -> None:
+        if self._segments[-1][2] != target:
+            self._segments.append((t, float(self.temperature_at(t)), target))
+            self._arrays = None
 
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
-        dt = np.maximum(np.asarray(t, dtype=float) - self._t0, 0.0)
-        return self._sv + (self._t0_value - self._sv) * _step_response(dt / self.tau_s,
-                                                                       self.overshoot)
+        t = np.asarray(t, dtype=float)
+        if self._arrays is None:
+            self._arrays = np.array(self._segments).T
+        starts, values, targets = self._arrays
+        idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)
+        t0, v0, target = starts[idx], values[idx], targets[idx]
+        dt = np.where(np.isfinite(t0), np.maximum(t - t0, 0.0), np.inf)
+        out = target + (v0 - target) * _step_response(dt / self.tau_s, self.overshoot)
+        return float(out) if out.ndim == 0 else out
 
-    def _step_to(self, setpoint_C: float) -> None:
-        now = self._clock.now()
-        self._t0_value, self._t0 = float(self.temperature_at(now)), now
-        self._sv = setpoint_C
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"sv": self._sv, "mode": self._mode.value,
+                "segments": [list(s) for s in self._segments[1:]],
+                "faults": [[f.kind, f.start_s, f.end_s] for f in self._faults]}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self._sv, self._mode = snap["sv"], ChamberMode(snap["mode"])
+        self._segments = self._segments[:1] + [(float(a), float(b), float(c))
+                                               for a, b, c in snap["segments"]]
+        self._faults = [Fault(k, float(a), float(b)) for k, a, b in snap["faults"]]
+        self._arrays = None
 
 
 def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
-    """The remaining fraction of a setpoint step after x = t / tau."""
+    """The remaining fraction of a setpoint step after x = t / tau (0 for x = inf)."""
+    x = np.asarray(x, dtype=float)
+    finite = np.isfinite(x)
+    xf = np.where(finite, x, 0.0)
     if overshoot <= 0:
-        return np.exp(-x)
-    log = math.log(overshoot)
-    zeta = -log / math.sqrt(math.pi**2 + log**2)
-    wd = math.sqrt(1 - zeta**2)
-    return np.exp(-zeta * x) * (np.cos(wd * x) + zeta / wd * np.sin(wd * x))
+        out = np.exp(-xf)
+    else:
+        log = math.log(overshoot)
+        zeta = -log / math.sqrt(math.pi**2 + log**2)
+        wd = math.sqrt(1 - zeta**2)
+        out = np.exp(-zeta * xf) * (np.cos(wd * xf) + zeta / wd * np.sin(wd * xf))
+    return np.where(finite, out, 0.0)
