@@ -1,0 +1,422 @@
+"""The BioLogic VSP-300 (and the rest of the VMP-300 family) through easy-biologic.
+
+Only easy-biologic's low-level ``BiologicDevice`` calls are used: connect, channel_info,
+load_technique, start_channel, stop_channel, get_values, get_data. Its ``base_programs`` are
+avoided: their ``run()`` calls ``asyncio.run`` (which fails inside a running loop), stopping a
+program never calls ``stop_channel`` (the channel runs on), with autoconnect the first program to
+finish disconnects the device the others share, and none looks at ``DataInfo.IRQskipped``.
+EClib is not re-entrant (a call made while another is in progress answers -12, "function in
+progress") and easy-biologic has no lock, so every call of one :class:`VSP300` goes through one
+lock, whichever worker thread makes it.
+
+The channel runs each technique with its limits in firmware; :meth:`VSP300Channel.poll` drains
+the channel's buffer and reads its state. A channel found running at :meth:`VSP300.open` (the
+sequencer crashed, the instrument did not) is re-attached: poll works at once, and
+:meth:`VSP300Channel.adopt` tells it which technique runs so it can name the end reason.
+
+Points the instrument skipped (``DataInfo.IRQskipped``) are never passed over in silence: by
+default the channel is stopped and the poll reports a fault (keeping the points that did
+arrive); with ``lost_points="warn"`` the run goes on, with a logged warning and the count in
+``Readout.detail["irq_skipped"]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+
+from drivers.biologic import techniques as ecc
+from drivers.biologic.data import Block, concat, decode
+from drivers.errors import CapabilityError, CellseqError, DriverError
+from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
+from drivers.points import ChannelState, Points, Readout
+from drivers.techniques import (
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    Technique,
+    VoltageSweep,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DeviceFactory = Callable[..., Any]
+
+#: DeviceInfo.DeviceCode of the VMP-300 family: the instruments that run ``*4.ecc`` techniques
+VMP300_FAMILY = {12: "VMP-300", 16: "SP-300", 20: "VSP-300", 21: "SP-200", 27: "SP-240",
+                 32: "BP-300"}
+STATE_STOP, STATE_RUN = 0, 1       # CurrentValues.State / ChannelInfo.State
+CONTROL_RANGE_V = 10.0              # E_Range +-10 V
+#: The VSP-300 datasheet's EIS range: channel_info only says whether a channel has impedance.
+EIS_RANGE_HZ = (10e-6, 7e6)
+MAX_GET_DATA_CALLS = 100_000        # one poll never drains more than this many buffers
+#: How close the last point must be to a limit to name it the end reason; how early a technique
+#: may stop and still count as having run its time (the last record may precede the end).
+VOLTAGE_TOLERANCE_V, CURRENT_TOLERANCE = 0.01, 0.05
+DURATION_TOLERANCE_S = 1.0
+#: Recorded times are whole timebase ticks (tens of us): comparisons of times allow this much.
+TIME_RESOLUTION_S = 1e-3
+
+
+def easy_biologic_device() -> DeviceFactory:
+    """easy-biologic's BiologicDevice, imported only now: importing easy-biologic on anything
+    but Windows raises OSError, and it needs BioLogic's EClib DLL."""
+    try:
+        from easy_biologic import BiologicDevice
+    except (ImportError, OSError) as exc:
+        raise DriverError(
+            "the VSP-300 driver needs easy-biologic, which runs only on Windows with BioLogic's"
+            " EClib DLL: install the 'biologic' extra (pip install 'cellseq[biologic]') on the"
+            f" Windows PC wired to the instrument ({type(exc).__name__}: {exc})") from None
+    return BiologicDevice
+
+
+def channel_capabilities(info: Any, max_output_A: float) -> ChannelCapabilities:
+    """A channel's limits from its ``channel_info``: the largest I range (MaxIRange, capped at
+    what the amplifier can drive) and whether it has an impedance board (Zboard)."""
+    top = min(int(info.MaxIRange), 10)
+    has_eis = bool(info.Zboard)
+    kinds = {"OpenCircuit", "ConstantCurrent", "ConstantVoltage", "VoltageSweep"}
+    return ChannelCapabilities(
+        max_current_A=min(ecc.i_range_full_scale_A(top), max_output_A),
+        min_voltage_V=-CONTROL_RANGE_V, max_voltage_V=CONTROL_RANGE_V,
+        eis_min_Hz=EIS_RANGE_HZ[0] if has_eis else None,
+        eis_max_Hz=EIS_RANGE_HZ[1] if has_eis else None,
+        techniques=frozenset((kinds | {"Impedance"}) if has_eis else kinds))
+
+
+class VSP300(Potentiostat):
+    """A VMP-300-family potentiostat at ``address`` ("192.168.1.2", or "USB0").
+
+    ``device_factory(address, timeout=..., populate_info=False)`` makes the BiologicDevice; by
+    default easy-biologic's, imported in :meth:`open`. ``max_output_A`` caps the current the
+    top I range suggests (the VSP-300's 1 A range drives +-500 mA without a booster).
+    """
+
+    blocking_io = True
+    model = "VSP-300"
+
+    def __init__(self, address: str, device_factory: DeviceFactory | None = None, *,
+                 timeout_s: float = 5.0, max_output_A: float = 0.5,
+                 lost_points: Literal["fault", "warn"] = "fault") -> None:
+        if lost_points not in ("fault", "warn"):
+            raise ValueError(f"lost_points must be 'fault' or 'warn', not {lost_points!r}")
+        self.address = address
+        self._factory, self._timeout_s = device_factory, timeout_s
+        self._max_output_A, self.lost_points = max_output_A, lost_points
+        self._lock = threading.RLock()
+        self._device: Any = None
+        self._channels: dict[int, VSP300Channel] = {}
+
+    def open(self) -> None:
+        if self._device is not None:
+            return
+        factory = self._factory or easy_biologic_device()
+        device = self._call("BiologicDevice()", lambda: factory(
+            self.address, timeout=self._timeout_s, populate_info=False))
+        self._call("connect", device.connect)
+        try:
+            self._channels = self._read_channels(device)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                device.disconnect()
+            raise
+        self._device = device
+
+    def close(self) -> None:
+        """Stop every channel, then disconnect; one failure does not stop the rest."""
+        if self._device is None:
+            return
+        problems: list[str] = []
+        for channel in self._channels.values():
+            try:
+                channel.stop()
+            except DriverError as exc:
+                problems.append(str(exc))
+        try:
+            self._call("disconnect", self._device.disconnect)
+        except DriverError as exc:
+            problems.append(str(exc))
+        finally:
+            self._device, self._channels = None, {}
+        if problems:
+            raise DriverError("; ".join(problems))
+
+    @property
+    def channel_count(self) -> int:
+        self._link()
+        return len(self._channels)
+
+    def channel(self, index: int) -> VSP300Channel:
+        self._link()
+        if index not in self._channels:
+            raise CapabilityError(f"{self.model} at {self.address} has channels"
+                                  f" {sorted(self._channels)}, not {index}")
+        return self._channels[index]
+
+    # -- the one way to the device ------------------------------------------------------------
+
+    def _link(self) -> Any:
+        if self._device is None:
+            raise DriverError(f"{self.model} at {self.address} is not open; call open() first")
+        return self._device
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` under the lock; whatever easy-biologic or the DLL raises (EcError,
+        RuntimeError, OSError) becomes a DriverError naming the call."""
+        with self._lock:
+            try:
+                return fn(*args)
+            except CellseqError:
+                raise
+            except Exception as exc:
+                raise DriverError(f"{self.model} at {self.address}: {what} failed:"
+                                  f" {exc}") from exc
+
+    def _read_channels(self, device: Any) -> dict[int, VSP300Channel]:
+        code = int(device.info.DeviceCode)
+        if code not in VMP300_FAMILY:
+            raise DriverError(f"the instrument at {self.address} has device code {code}, not"
+                              f" one of the VMP-300 family ({', '.join(VMP300_FAMILY.values())})"
+                              " whose *4.ecc techniques this driver loads")
+        self.model = VMP300_FAMILY[code]
+        channels = {}
+        for index, plugged in enumerate(device.plugged):
+            if plugged:
+                info = self._call(f"channel_info({index})", device.channel_info, index)
+                channels[index] = VSP300Channel(self, index, info, self._max_output_A)
+        if not channels:
+            raise DriverError(f"{self.model} at {self.address} reports no channel plugged")
+        return channels
+
+
+class VSP300Channel(Channel):
+    """One channel; its calls go through the instrument's lock."""
+
+    def __init__(self, owner: VSP300, index: int, info: Any, max_output_A: float) -> None:
+        self._owner, self.index = owner, index
+        self.name = f"{owner.model} {owner.address} channel {index}"
+        low, high = max(int(info.MinIRange), 0), min(int(info.MaxIRange), 10)
+        if high < low:
+            raise DriverError(f"{self.name}: channel_info gives no usable I range"
+                              f" (MinIRange {info.MinIRange}, MaxIRange {info.MaxIRange})")
+        self._i_ranges = range(low, high + 1)
+        self._caps = channel_capabilities(info, max_output_A)
+        found_running = int(info.State) != STATE_STOP
+        self._state = ChannelState.RUNNING if found_running else ChannelState.IDLE
+        self._technique: Technique | None = None
+        self._end_reason: str | None = None
+        self._last: tuple[float, float, float] | None = None   # t, V, I of the last point
+        self._steady: _SteadyWatch | None = None
+
+    @property
+    def capabilities(self) -> ChannelCapabilities:
+        return self._caps
+
+    def start(self, technique: Technique) -> None:
+        self._caps.check(technique)
+        loads = ecc.plan(technique, self._i_ranges)
+        device = self._owner._link()
+        with self._owner._lock:
+            if self._state is ChannelState.RUNNING:
+                raise DriverError(f"{self.name}: a technique is already running; stop it first")
+            for k, load in enumerate(loads):
+                self._owner._call(f"channel {self.index}: load_technique({load.name!r})",
+                                 device.load_technique, self.index, load.name, dict(load.params),
+                                 k, k == len(loads) - 1)
+            self._owner._call(f"start_channel({self.index})", device.start_channel, self.index)
+            self._state, self._end_reason, self._last = ChannelState.RUNNING, None, None
+            self._know(technique)
+
+    def adopt(self, technique: Technique) -> None:
+        """Say which technique a channel found running at open() runs (the run store knows;
+        the instrument cannot say): the end reason and :meth:`running` come from it."""
+        with self._owner._lock:
+            if self._state is not ChannelState.RUNNING or self._technique is not None:
+                raise DriverError(f"{self.name}: only a channel found running at open() can"
+                                  " adopt a technique")
+            self._know(technique)
+
+    def running(self) -> Technique | None:
+        return self._technique if self._state is ChannelState.RUNNING else None
+
+    @property
+    def running_unknown(self) -> bool:
+        """A technique runs that this driver neither started nor was told of (found running at
+        open()): poll works, start() refuses until it is stopped or adopted."""
+        return self._state is ChannelState.RUNNING and self._technique is None
+
+    def read_voltage(self) -> float:
+        values = self._owner._call(f"get_values({self.index})", self._owner._link().get_values,
+                                  self.index)
+        return float(values.Ewe)
+
+    def stop(self) -> None:
+        """Always stop_channel, whatever the driver believes the channel is doing."""
+        device = self._owner._link()
+        with self._owner._lock:
+            self._owner._call(f"stop_channel({self.index})", device.stop_channel, self.index)
+            if self._state is ChannelState.RUNNING:
+                self._end_reason = "stopped"
+            self._state = ChannelState.IDLE
+
+    def poll(self) -> Readout:
+        with self._owner._lock:
+            if self._state is not ChannelState.RUNNING:
+                return Readout(Points.empty(), self._state, self._end_reason)
+            blocks, values, skipped = self._drain()
+            points = self._points(blocks)
+            detail: dict[str, float] = {}
+            if skipped:
+                message = (f"{self.name}: the instrument skipped {skipped} acquisition"
+                           " interrupts (DataInfo.IRQskipped): points were lost")
+                if self._owner.lost_points == "fault":
+                    self._halt()
+                    return self._end(points, ChannelState.FAULT, message)
+                log.warning("%s", message)
+                detail["irq_skipped"] = float(skipped)
+            if self._steady is not None:
+                steady_at = self._steady.first(points.time_s, points.current_A)
+                if steady_at is not None:
+                    self._halt()
+                    return self._end(points.select(points.time_s <= steady_at),
+                                     ChannelState.DONE, "steady", detail)
+            if int(values.State) == STATE_STOP:
+                state, reason = self._ended(values)
+                return self._end(points, state, reason, detail)
+            return Readout(points, ChannelState.RUNNING, detail=detail)
+
+    # -- helpers (called under the lock) -------------------------------------------------------
+
+    def _know(self, technique: Technique) -> None:
+        self._technique = technique
+        self._steady = None
+        if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
+            self._steady = _SteadyWatch(technique.steady_rel, technique.steady_window_s or 0.0)
+
+    def _drain(self) -> tuple[list[Block], Any, int]:
+        """Every buffer the channel holds: get_data until it returns no rows while running,
+        or no rows and no memory filled once stopped (BioLogic's own examples stop there)."""
+        device = self._owner._link()
+        blocks: list[Block] = []
+        skipped = 0
+        for _ in range(MAX_GET_DATA_CALLS):
+            data, info, values = self._owner._call(
+                f"get_data({self.index})", lambda: _finish_now(device.get_data(self.index)))
+            skipped += int(info.IRQskipped)
+            if int(info.NbRows) > 0:
+                blocks.append(decode(data, info, float(values.TimeBase)))
+            elif int(values.State) == STATE_RUN or int(values.MemFilled) == 0:
+                return blocks, values, skipped
+        raise DriverError(f"{self.name}: get_data still returned data after"
+                          f" {MAX_GET_DATA_CALLS} calls")
+
+    def _points(self, blocks: list[Block]) -> Points:
+        """The blocks of the step's kind: an impedance step's spectrum (the DC hold before it
+        lasts 0 s and is not a spectrum), a time-series step's series."""
+        if self._technique is not None:
+            spectrum = isinstance(self._technique, Impedance)
+        else:
+            spectrum = any(b.is_spectrum for b in blocks)
+        points = concat([b.points() for b in blocks if b.is_spectrum == spectrum])
+        if len(points) and not spectrum:
+            self._last = (float(points.time_s[-1]), float(points.voltage_V[-1]),
+                          float(points.current_A[-1]))
+        return points
+
+    def _halt(self) -> None:
+        self._owner._call(f"stop_channel({self.index})", self._owner._link().stop_channel,
+                         self.index)
+
+    def _end(self, points: Points, state: ChannelState, reason: str,
+             detail: dict[str, float] | None = None) -> Readout:
+        self._state, self._end_reason = state, reason
+        return Readout(points, state, reason, detail=detail or {})
+
+    def _ended(self, values: Any) -> tuple[ChannelState, str]:
+        """Why the firmware stopped: an overflow, a limit the last point reached, the time run
+        out, or, with none of these, a fault."""
+        t = self._technique
+        if int(values.Eoverflow) or int(values.Ioverflow):
+            return ChannelState.FAULT, "compliance"
+        if t is None or isinstance(t, Impedance):
+            return ChannelState.DONE, "completed"
+        if self._last is not None:
+            reason = _limit_reached(t, *self._last)
+            if reason is not None:
+                return ChannelState.DONE, reason
+        if isinstance(t, VoltageSweep):
+            return ChannelState.DONE, "completed"
+        elapsed = max(float(values.ElapsedTime), self._last[0] if self._last else 0.0)
+        if elapsed >= t.duration_s - max(DURATION_TOLERANCE_S, t.record_dt_s):
+            return ChannelState.DONE, "duration"
+        return ChannelState.FAULT, (f"stopped after {elapsed:.1f} s of {t.duration_s:g} s with"
+                                    " no limit reached")
+
+
+def _limit_reached(t: Technique, time_s: float, voltage_V: float,
+                   current_A: float) -> str | None:
+    """The limit the last point shows was reached, if any."""
+    if isinstance(t, ConstantCurrent) and t.current_A != 0:
+        up = t.current_A > 0
+        limit = t.until_voltage_V
+        if limit is not None and (voltage_V >= limit - VOLTAGE_TOLERANCE_V if up
+                                  else voltage_V <= limit + VOLTAGE_TOLERANCE_V):
+            return "voltage"
+        if t.short_below_V is not None and time_s >= t.settle_s \
+                and abs(voltage_V) <= t.short_below_V + VOLTAGE_TOLERANCE_V:
+            return "short"
+    if isinstance(t, ConstantVoltage) and t.until_abs_current_A is not None \
+            and abs(current_A) <= t.until_abs_current_A * (1 + CURRENT_TOLERANCE):
+        return "current"
+    if isinstance(t, VoltageSweep) and t.until_abs_current_A is not None \
+            and abs(current_A) >= t.until_abs_current_A * (1 - CURRENT_TOLERANCE):
+        return "current"
+    return None
+
+
+class _SteadyWatch:
+    """A steady hold: |I| changed by at most ``rel`` of itself over ``window_s``. The firmware
+    has no such test, so the driver evaluates it on the recorded points."""
+
+    def __init__(self, rel: float, window_s: float) -> None:
+        self.rel, self.window_s = rel, window_s
+        self._t, self._i = np.empty(0), np.empty(0)
+
+    def first(self, t_new: np.ndarray, i_new: np.ndarray) -> float | None:
+        """The time of the first new point at which the hold is steady, if any."""
+        if len(t_new) == 0:
+            return None
+        t, i = np.concatenate([self._t, t_new]), np.concatenate([self._i, i_new])
+        new = np.arange(len(self._t), len(t))
+        due = new[t[new] >= self.window_s - TIME_RESOLUTION_S]
+        if due.size:
+            then = np.interp(t[due] - self.window_s, t, i)
+            hit = due[np.abs(i[due] - then) <= self.rel * np.abs(i[due])]
+            if hit.size:
+                return float(t[hit[0]])
+        # keep what later points look back to: everything from one point before t - window
+        keep = max(0, int(np.searchsorted(t, t[-1] - self.window_s, "right")) - 1)
+        self._t, self._i = t[keep:], i[keep:]
+        return None
+
+
+def _finish_now(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends. easy-biologic's ``get_data`` is async
+    but only awaits a plain DLL call, so one step runs it to its end, in any thread, with or
+    without an event loop running (where ``asyncio.run`` would fail)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise DriverError("easy-biologic's get_data suspended; this driver expects it to finish at"
+                      " once, as in easy-biologic 0.4")
+
+
+__all__ = ["VSP300", "VSP300Channel", "channel_capabilities", "easy_biologic_device"]
