@@ -59,6 +59,16 @@ class ChannelCapabilities:
                                           f" {self.eis_min_Hz:g}..{self.eis_max_Hz:g} Hz")
 
 
+@dataclass(frozen=True)
+class SafetyLimits:
+    """A cell's hard limits, for instruments that watch them themselves between the points the
+    sequencer sees (EC-Lab's safety limits, a cycler's protection). None: no limit."""
+
+    max_voltage_V: float | None = None
+    min_voltage_V: float | None = None
+    max_abs_current_A: float | None = None
+
+
 class Channel(ABC):
     """One independent output of a potentiostat or cycler."""
 
@@ -77,6 +87,12 @@ class Channel(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Output off (open circuit / high impedance). Safe to call at any time, repeatedly."""
+
+    def set_safety_limits(self, limits: SafetyLimits) -> bool:
+        """Have the instrument stop any technique that breaks ``limits`` (end reason
+        ``safety_limit``). False where it cannot: the sequencer's checks on the recorded points
+        are then the only ones."""
+        return False
 
     def running(self) -> Technique | None:
         """The technique the channel is running on its own, where the instrument can say: after

@@ -19,7 +19,7 @@ import trio
 
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, CellseqError
-from drivers.interfaces import Chamber, Channel, MultiChannelInstrument
+from drivers.interfaces import Chamber, Channel, MultiChannelInstrument, SafetyLimits
 from drivers.points import ChannelState, Points
 from drivers.techniques import Technique
 from protocols.cells import Cell
@@ -34,7 +34,7 @@ from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState, plausible_ocv_V, policy_for, remaining
 from sequencer.store import Chunk, RunStore
-from sequencer.suspenders import ChamberWatch, next_watch_time
+from sequencer.suspenders import WATCH_S, ChamberWatch, next_watch_time
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
 #: its technique ends, so dry runs wake only then (or after an hour of virtual time at most).
@@ -77,9 +77,9 @@ class CellRun:
 class Executor:
     def __init__(self, plan: Plan, instruments: Instruments, store: RunStore, journal: Journal,
                  clock: Clock, poll_s: float, progress: NoProgress | None = None,
-                 resume: ResumeState | None = None) -> None:
+                 resume: ResumeState | None = None, watch_s: float = WATCH_S) -> None:
         self.plan, self.instruments, self.store = plan, instruments, store
-        self.resume = resume
+        self.resume, self.watch_s = resume, watch_s
         self._restate: dict[Chamber, SetTemperature] = {}   # see _restate_chamber
         self._watches: dict[str, ChamberWatch] = {}           # see _watch_chamber
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
@@ -160,6 +160,7 @@ class Executor:
         self._go.set()
         try:
             await self._open_all()
+            await self._limits_to_instruments()
             if self.resume is not None:
                 await self._check_cells_present()
         except BaseException:
@@ -670,7 +671,7 @@ class Executor:
         chamber = self.instruments.chambers[exp.chamber]
         call = self._caller(chamber)
         while True:
-            await self.clock.sleep_until(next_watch_time(self.clock.now()))
+            await self.clock.sleep_until(next_watch_time(self.clock.now(), self.watch_s))
             if watch.step is None or watch.soaking:
                 continue
             try:
@@ -765,6 +766,24 @@ class Executor:
         if self.resume is not None and (cell, kind, message) in self.resume.seen_events:
             return
         self.journal.event(cell, kind, message, **data)
+
+    async def _limits_to_instruments(self) -> None:
+        """Give each cell's limits to its channel where the instrument can watch them itself,
+        so a limit is kept between the points the sequencer sees too."""
+        watched, unwatched = [], []
+        for cid, r in self.runs.items():
+            lim = r.cell.limits
+            if lim.max_voltage is None and lim.min_voltage is None and lim.max_current is None:
+                continue
+            limits = SafetyLimits(lim.max_voltage, lim.min_voltage, lim.max_current)
+            ok = await self._caller(r.instrument)(lambda r=r, limits=limits:
+                                                  r.channel.set_safety_limits(limits))
+            (watched if ok else unwatched).append(cid)
+        if watched or unwatched:
+            self.journal.event(None, "limits_set", "safety limits watched by the instrument"
+                               f" for: {', '.join(watched) or 'none'}; by the sequencer's"
+                               " checks of each point only for:"
+                               f" {', '.join(unwatched) or 'none'}")
 
     async def _check_cells_present(self) -> None:
         """Before a resumed run sends anything: every cell still to run shows a plausible

@@ -269,3 +269,24 @@ def test_a_chamber_that_stays_away_keeps_its_cells_resting(tmp_path, write_yaml)
     for inst in holder["inst"].channels.values():
         for k in range(inst.channel_count):
             assert inst.channel(k).poll().state is ChannelState.IDLE
+
+
+def test_the_instrument_stops_a_step_at_the_limit_between_recorded_points(tmp_path, write_yaml):
+    # cell a: max 3.5 V; a ResistorCell charged at 10 mA reaches it after (3.5 - 3.1) / 0.01 s
+    store, _ = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [a]
+    steps:
+      - {kind: constant_current, direction: charge, current: 10 mA, duration: 2 h,
+         record_every: 10 min}
+""")
+    data = store.read("a")
+    crossing = (3.5 - 3.0 - 0.01 * 10.0) / 0.01          # V = 3 + q + I R, q = I t
+    assert data["step_time_s"][-1] == pytest.approx(crossing, abs=1.0)   # not at 10 min
+    assert data["voltage_V"][-1] == pytest.approx(3.5, abs=0.02)
+    trip = next(e for e in store.events() if e["kind"] == "safety_trip")
+    assert trip["cell"] == "a" and trip["data"]["limit"] == 3.5
+    assert store.steps("a")[-1]["end_reason"] == "safety_limit"
+    assert next(s for s in store.cell_states() if s["cell"] == "a")["state"] == "faulted"
+    assert any(e["kind"] == "limits_set" and "watched by the instrument for: a" in e["message"]
+               for e in store.events())

@@ -15,7 +15,7 @@ import numpy as np
 
 from drivers.clock import Clock
 from drivers.errors import DriverError
-from drivers.interfaces import Channel, ChannelCapabilities
+from drivers.interfaces import Channel, ChannelCapabilities, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import (
     ConstantCurrent,
@@ -53,6 +53,7 @@ class SimChannel(Channel):
         self._times: np.ndarray = np.empty(0)  # record times of the running technique
         self._emitted = 0
         self._technique: Technique | None = None
+        self._limits: SafetyLimits | None = None
         self._rng_at_start: list[dict[str, Any]] = []
 
     def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -75,6 +76,10 @@ class SimChannel(Channel):
         self._caps.check(technique)
         self._begin(technique, self._clock.now())
         self._state = ChannelState.RUNNING
+
+    def set_safety_limits(self, limits: SafetyLimits) -> bool:
+        self._limits = limits
+        return True
 
     def running(self) -> Technique | None:
         return self._technique if self._state is ChannelState.RUNNING else None
@@ -156,7 +161,7 @@ class SimChannel(Channel):
                                   f" {type(technique).__name__}: {exc}") from None
             self._segment, self._spectrum = seg, None
             self._duration, self._end_reason = seg.duration_s, seg.end_reason
-            early = firmware.extra_end(technique, seg, self._caps)
+            early = firmware.extra_end(technique, seg, self._caps, self._limits)
             if early is not None and early[0] < self._duration:
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
@@ -193,7 +198,7 @@ class SimChannel(Channel):
         self._emitted = upto
         if done:
             self._finish(self._duration)
-            if self._end_reason == "compliance":   # the output overloaded and switched off
+            if self._end_reason in ("compliance", "safety_limit"):   # the output switched off
                 self._state = ChannelState.FAULT
             return Readout(points, self._state, self._end_reason)
         return Readout(points, ChannelState.RUNNING,

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from drivers.interfaces import ChannelCapabilities
+from drivers.interfaces import ChannelCapabilities, SafetyLimits
 from drivers.techniques import ConstantCurrent, ConstantVoltage, Technique
 from simulators.cells.base import Segment
 
@@ -24,11 +24,11 @@ def fine_grid(duration_s: float, record_dt_s: float) -> np.ndarray:
     return np.append(np.arange(0.0, duration_s, step), duration_s)
 
 
-def extra_end(technique: Technique, segment: Segment,
-              caps: ChannelCapabilities) -> tuple[float, str] | None:
+def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
+              limits: SafetyLimits | None = None) -> tuple[float, str] | None:
     """The first time a firmware criterion ends the technique before the cell's own end:
     the channel's compliance (voltage or current out of its range: the real one overloads and
-    stops), a short circuit, a steady current."""
+    stops), the cell's safety limits, a short circuit, a steady current."""
     t = fine_grid(segment.duration_s, technique.record_dt_s)
     v, i = segment.sample(t)
     out = (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
@@ -36,6 +36,16 @@ def extra_end(technique: Technique, segment: Segment,
     ends: list[tuple[float, str]] = []
     if out.any():
         ends.append((float(t[np.argmax(out)]), "compliance"))
+    if limits is not None:
+        broken = np.zeros(len(t), dtype=bool)
+        if limits.max_voltage_V is not None:
+            broken |= v > limits.max_voltage_V
+        if limits.min_voltage_V is not None:
+            broken |= v < limits.min_voltage_V
+        if limits.max_abs_current_A is not None:
+            broken |= np.abs(i) > limits.max_abs_current_A
+        if broken.any():
+            ends.append((float(t[np.argmax(broken)]), "safety_limit"))
     if isinstance(technique, ConstantCurrent) and technique.short_below_V is not None:
         hit = np.flatnonzero((t >= technique.settle_s) & (np.abs(v) < technique.short_below_V))
         if hit.size:
