@@ -35,6 +35,7 @@ from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
 from sequencer.station import load_station, simulated_station
 from sequencer.store import RunStore
+from sequencer.suspenders import SIMULATED_WATCH_S
 
 MANIFEST = "manifest.json"
 STATION_COPY = "station.yaml"
@@ -166,7 +167,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed:
                 store.set_meta("sim_snapshot", {"t": clock.now(), "lab": lab.snapshot()})
             store.before_commit = snapshot_lab
             executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S,
-                                progress, resume=state)
+                                progress, resume=state, watch_s=SIMULATED_WATCH_S)
             async with trio.open_nursery() as nursery:
                 if threading.current_thread() is threading.main_thread():
                     nursery.start_soon(_watch_ctrl_c, executor)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,7 @@ class SimChamber(Chamber):
         self._segments: list[tuple[float, float, float]] = [(-math.inf, ambient_C, ambient_C)]
         self._faults: list[Fault] = []
         self._arrays: np.ndarray | None = None   # the segments as columns, for lookups
+        self._start_list: list[float] | None = None
 
     def open(self) -> None:
         """Nothing to connect in simulation."""
@@ -82,9 +84,8 @@ class SimChamber(Chamber):
     def read(self) -> ChamberReading:
         self._answer()
         now = self._clock.now()
-        noise = np.random.default_rng([self._noise_key, round(now * 1000)]).normal(0,
-                                                                                   self.noise_K)
-        pv = float(self.temperature_at(now)) + noise
+        noise = random.Random(self._noise_key + round(now * 1000)).gauss(0.0, self.noise_K)
+        pv = self._temperature_now(now) + noise
         shown_sv = self._sv if self._mode is ChamberMode.CONSTANT else math.nan
         alarms = tuple("HEATER FAULT" for f in self._active(now) if f.kind == "alarm")
         return ChamberReading(round(pv, 2), shown_sv, self._mode, alarms)
@@ -124,12 +125,26 @@ class SimChamber(Chamber):
     def _cut(self, t: float) -> None:
         keep = bisect.bisect_right([s[0] for s in self._segments], t)
         del self._segments[max(keep, 1):]
-        self._arrays = None
+        self._arrays = self._start_list = None
 
     def _head(self, t: float, target: float) -> None:
         if self._segments[-1][2] != target:
             self._segments.append((t, float(self.temperature_at(t)), target))
-            self._arrays = None
+            self._arrays = self._start_list = None
+
+    def _temperature_now(self, t: float) -> float:
+        """:meth:`temperature_at` for one time, without arrays (the watchdog reads often)."""
+        k = max(bisect.bisect_right(self._starts(), t) - 1, 0)
+        t0, v0, target = self._segments[k]
+        if not math.isfinite(t0):
+            return target
+        return target + (v0 - target) * float(_step_response(max(t - t0, 0.0) / self.tau_s,
+                                                              self.overshoot))
+
+    def _starts(self) -> list[float]:
+        if self._start_list is None:
+            self._start_list = [s[0] for s in self._segments]
+        return self._start_list
 
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
@@ -155,7 +170,7 @@ class SimChamber(Chamber):
         self._segments = self._segments[:1] + [(float(a), float(b), float(c))
                                                for a, b, c in snap["segments"]]
         self._faults = [Fault(k, float(a), float(b)) for k, a, b in snap["faults"]]
-        self._arrays = None
+        self._arrays = self._start_list = None
 
 
 def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
