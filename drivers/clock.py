@@ -82,3 +82,24 @@ class TrioClock(Clock):
         if self._t0 is None:
             raise RuntimeError("TrioClock.start() must be called inside trio.run first")
         await trio.sleep_until(self._t0 + t - self._offset)
+
+
+class WallClock(Clock):
+    """Wall time for runs on instruments, optionally faster (``speed`` run seconds per wall
+    second, for instruments simulated on the wire at that speed). Readable from any thread:
+    blocking drivers time their points with it from worker threads."""
+
+    def __init__(self, speed: float = 1.0, origin_utc: float | None = None,
+                 offset_s: float = 0.0) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, not {speed}")
+        self.speed = speed
+        self.origin_utc = time.time() if origin_utc is None else origin_utc
+        self._offset = offset_s   # a resumed run continues its time base
+        self._m0 = time.monotonic()
+
+    def now(self) -> float:
+        return (time.monotonic() - self._m0) * self.speed + self._offset
+
+    async def sleep_until(self, t: float) -> None:
+        await trio.sleep(max(0.0, (t - self.now()) / self.speed))

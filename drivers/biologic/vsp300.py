@@ -136,11 +136,11 @@ class VSP300(Potentiostat):
         for channel in self._channels.values():
             try:
                 channel.stop()
-            except DriverError as exc:
+            except CellseqError as exc:   # a lost link too: the rest must still be tried
                 problems.append(str(exc))
         try:
             self._call("disconnect", self._device.disconnect)
-        except DriverError as exc:
+        except CellseqError as exc:
             problems.append(str(exc))
         finally:
             self._device, self._channels = None, {}
