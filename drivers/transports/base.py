@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Self
 
 from drivers.errors import TransportError
 
@@ -40,7 +41,7 @@ class Transport(ABC):
             self.write(message)
             return self.read()
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         self.open()
         return self
 
