@@ -30,6 +30,9 @@ class Clock(ABC):
     def utc(self, t: float) -> float:
         return self.origin_utc + t
 
+    def start(self) -> None:  # noqa: B027 - most clocks need no start
+        """Called once inside the event loop, before the first ``now()``."""
+
     @contextmanager
     def frozen(self) -> Iterator[None]:
         """Stop virtual time while the block waits for something outside the run (a paused

@@ -22,22 +22,26 @@ from pathlib import Path
 import trio
 import yaml
 
-from drivers.clock import TrioClock
+from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
 from protocols import load_campaign
 from protocols.cells import Cell
-from sequencer.executor import SIMULATED_POLL_S, Executor, ResumeRefused
-from sequencer.instruments import build_simulated
+from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor, ResumeRefused
+from sequencer.instruments import build_hardware, build_simulated
 from sequencer.journal import Journal
 from sequencer.locks import claim_channels, hold_run_dir
 from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
-from sequencer.station import load_station, simulated_station
+from sequencer.station import Station, load_station, simulated_station
 from sequencer.store import RunStore
-from sequencer.suspenders import SIMULATED_WATCH_S
+from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 
 MANIFEST = "manifest.json"
+#: On instruments simulated faster than real time, poll and watch no more often than this
+#: much wall time.
+MIN_WALL_POLL_S = 0.02
+MIN_WALL_WATCH_S = 0.5
 STATION_COPY = "station.yaml"
 _PACKAGES = ("cellseq", "numpy", "pandas", "pydantic", "pint", "trio", "pyyaml")
 
@@ -64,6 +68,8 @@ def prepare(protocol: Path, station: Path | None = None) -> Plan:
 
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
                   progress: NoProgress | None = None) -> RunOutcome:
+    """Run a protocol: on in-process simulators in virtual time (no station, or a station of
+    ``sim.*`` drivers), or on the instruments a station file addresses, in wall time."""
     plan = prepare(protocol, station)
     with claim_channels(plan.station, run_dir):
         _claim_run_dir(run_dir)
@@ -74,21 +80,23 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None
 def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
          progress: NoProgress | None) -> RunOutcome:
     shutil.copyfile(protocol, run_dir / protocol.name)
-    (run_dir / STATION_COPY).write_text(
-        yaml.safe_dump(plan.station.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
-    clock = TrioClock(virtual=True)
+    station = _station_record(plan.station)
+    (run_dir / STATION_COPY).write_text(yaml.safe_dump(station, sort_keys=False),
+                                        encoding="utf-8")
+    simulated = plan.station.simulated
+    clock: Clock = TrioClock(virtual=True) if simulated else WallClock(plan.station.speed)
     manifest = {
         "protocol": {"file": protocol.name,
                      "sha256": hashlib.sha256(protocol.read_bytes()).hexdigest()},
         "campaign": plan.campaign.campaign,
-        "mode": "simulated",
+        "mode": "simulated" if simulated else "hardware",
         "seed": seed,
-        "station": plan.station.model_dump(mode="json"),
+        "station": station,
         "started_utc": clock.origin_utc,
         "versions": _versions(),
     }
     (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    store = RunStore.create(run_dir, durable=False)
+    store = RunStore.create(run_dir, durable=not simulated)
     with store.transaction():
         store.set_meta("manifest", manifest)
         store.set_meta("cells", {c.id: _cell_info(c) for c in plan.campaign.cells})
@@ -121,7 +129,8 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
             raise RunDirError(f"{protocol} is missing or is not the protocol this run started"
                               " with; it cannot be resumed")
         plan = prepare(protocol, run_dir / STATION_COPY)
-        store = RunStore.open(run_dir, readonly=False, durable=False)
+        simulated = manifest["mode"] == "simulated"
+        store = RunStore.open(run_dir, readonly=False, durable=not simulated)
         try:
             meta = store.meta()
             if meta.get("status") == "completed":
@@ -132,15 +141,21 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
             store.close()
             raise
         with claim_channels(plan.station, run_dir):
-            clock = TrioClock(virtual=True, origin_utc=manifest["started_utc"],
-                              offset_s=snapshot["t"] if snapshot else 0.0)
+            clock: Clock
+            if simulated:
+                clock = TrioClock(virtual=True, origin_utc=manifest["started_utc"],
+                                  offset_s=snapshot["t"] if snapshot else 0.0)
+            else:   # run time went on while nothing ran
+                speed = plan.station.speed
+                clock = WallClock(speed, manifest["started_utc"],
+                                  (time.time() - manifest["started_utc"]) * speed)
             with store.transaction():
                 store.set_meta("status", "running")
             return _execute(plan, run_dir, store, clock, int(manifest["seed"]), progress,
                             resume=(state, snapshot, meta.get("status"), kept_running))
 
 
-def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed: int,
+def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int,
              progress: NoProgress | None,
              resume: tuple[ResumeState, dict | None, str | None, bool] | None = None
              ) -> RunOutcome:
@@ -150,11 +165,19 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed:
     try:
         async def main() -> None:
             clock.start()
-            instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
+            lab = None
+            if plan.station.simulated:
+                instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
+                poll_s, watch_s = SIMULATED_POLL_S, SIMULATED_WATCH_S
+            else:
+                instruments = build_hardware(plan.station, clock)
+                speed = plan.station.speed   # poll at most every MIN_WALL_POLL_S of wall time
+                poll_s = max(HARDWARE_POLL_S, speed * MIN_WALL_POLL_S)
+                watch_s = max(WATCH_S, speed * MIN_WALL_WATCH_S)
             state = None
             if resume is not None:
                 state, snapshot, before, kept_running = resume
-                if snapshot is not None:
+                if snapshot is not None and lab is not None:
                     lab.restore(snapshot["lab"], kept_running)
                 with store.transaction():
                     journal.event(None, "run_interrupted",
@@ -163,11 +186,12 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed:
                                   " kept", status=before, t=clock.now())
                     journal.event(None, "run_resumed", "resuming where the run store ends")
 
-            def snapshot_lab() -> None:
-                store.set_meta("sim_snapshot", {"t": clock.now(), "lab": lab.snapshot()})
-            store.before_commit = snapshot_lab
-            executor = Executor(plan, instruments, store, journal, clock, SIMULATED_POLL_S,
-                                progress, resume=state, watch_s=SIMULATED_WATCH_S)
+            if lab is not None:
+                def snapshot_lab() -> None:
+                    store.set_meta("sim_snapshot", {"t": clock.now(), "lab": lab.snapshot()})
+                store.before_commit = snapshot_lab
+            executor = Executor(plan, instruments, store, journal, clock, poll_s,
+                                progress, resume=state, watch_s=watch_s)
             async with trio.open_nursery() as nursery:
                 if threading.current_thread() is threading.main_thread():
                     nursery.start_soon(_watch_ctrl_c, executor)
@@ -176,7 +200,8 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed:
 
         try:
             with progress or NoProgress():
-                trio.run(main, clock=clock.trio_clock())
+                trio.run(main, clock=clock.trio_clock() if isinstance(clock, TrioClock)
+                         else None)
         except BaseExceptionGroup as group:
             raise _unwrapped(group) from None
         finally:
@@ -197,6 +222,14 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: TrioClock, seed:
     return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
 
 
+def _station_record(station: Station) -> dict:
+    """The station as the run keeps it (copy and manifest): without any password."""
+    record = station.model_dump(mode="json", exclude_none=True)
+    for inst in record["instruments"].values():
+        inst.pop("password", None)
+    return record
+
+
 def _read_manifest(run_dir: Path) -> dict:
     path = run_dir / MANIFEST
     try:
@@ -210,8 +243,8 @@ def _read_manifest(run_dir: Path) -> dict:
         raise RunDirError(f"{path} cannot be read: {exc}") from None
     if not ok:
         raise RunDirError(f"{path} lacks the protocol, seed or start time of the run")
-    if manifest.get("mode") != "simulated":
-        raise RunDirError(f"{run_dir}: only simulated runs can be resumed by this version")
+    if manifest.get("mode") not in ("simulated", "hardware"):
+        raise RunDirError(f"{path}: unknown run mode {manifest.get('mode')!r}")
     if Path(manifest["protocol"]["file"]).name != manifest["protocol"]["file"]:
         raise RunDirError(f"{path}: the protocol file name must not contain a path")
     return manifest

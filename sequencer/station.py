@@ -7,11 +7,21 @@ protocol alone with :func:`simulated_station`.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from protocols import Campaign, load_model
 from protocols.steps import (
@@ -26,24 +36,59 @@ from protocols.steps import (
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
-Driver = Literal["sim.potentiostat", "sim.cycler", "sim.chamber"]
-CHANNEL_DRIVERS = {"sim.potentiostat", "sim.cycler"}
-CHAMBER_DRIVERS = {"sim.chamber"}
+Driver = Literal["sim.potentiostat", "sim.cycler", "sim.chamber", "biologic.vsp300",
+                 "keithley2450", "neware.bts", "espec"]
+CHANNEL_DRIVERS = {"sim.potentiostat", "sim.cycler", "biologic.vsp300", "keithley2450",
+                   "neware.bts"}
+CHAMBER_DRIVERS = {"sim.chamber", "espec"}
+#: In-process simulators, on the run's virtual clock; every other driver talks to an instrument
+#: (or a wire simulator) at its address, in wall time.
+SIMULATED_DRIVERS = {"sim.potentiostat", "sim.cycler", "sim.chamber"}
+#: Instruments with one output whatever the station says.
+SINGLE_CHANNEL = {"keithley2450"}
+
+OptionValue = StrictBool | StrictInt | StrictFloat | Annotated[str, Field(max_length=500)]
 
 
 class InstrumentConfig(BaseModel):
+    """One instrument: its driver, its address (VISA resource, serial port or URL, host:port,
+    ``sim://host:port`` for a served simulator), and driver options. ``password`` is kept out of
+    every copy, log and store (``password_env`` names an environment variable instead)."""
+
     model_config = _STRICT
     driver: Driver
     channels: int | None = Field(default=None, ge=1, le=512)
-    address: str | None = None
+    address: str | None = Field(default=None, min_length=1, max_length=500)
+    options: dict[str, OptionValue] = Field(default_factory=dict, max_length=50)
+    username: str | None = Field(default=None, max_length=100)
+    password: SecretStr | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
     @model_validator(mode="after")
-    def _channels_for_channel_instruments(self) -> InstrumentConfig:
-        if self.driver in CHANNEL_DRIVERS and self.channels is None:
+    def _consistent(self) -> InstrumentConfig:
+        if self.driver in SINGLE_CHANNEL and self.channels not in (None, 1):
+            raise ValueError(f"a {self.driver} has one channel")
+        elif self.driver in CHANNEL_DRIVERS - SINGLE_CHANNEL and self.channels is None:
             raise ValueError(f"a {self.driver} needs 'channels'")
         if self.driver in CHAMBER_DRIVERS and self.channels is not None:
             raise ValueError("a chamber has no channels")
+        if self.driver not in SIMULATED_DRIVERS and self.address is None:
+            raise ValueError(f"a {self.driver} needs an 'address'")
+        if self.driver in SIMULATED_DRIVERS and (self.options or self.password):
+            raise ValueError(f"a {self.driver} takes no options")
         return self
+
+    @property
+    def channel_count(self) -> int:
+        return 1 if self.driver in SINGLE_CHANNEL else (self.channels or 0)
+
+    def secret(self) -> str | None:
+        """The password, from the file or the environment; never written anywhere."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return None
 
 
 class Placement(BaseModel):
@@ -56,15 +101,27 @@ class Placement(BaseModel):
 class Station(BaseModel):
     model_config = _STRICT
     station: str = "station"
+    #: simulated seconds per wall second of the instruments the station reaches (a served
+    #: simulator's speed); 1 for real instruments
+    speed: float = Field(default=1.0, gt=0, le=1e6)
     instruments: dict[str, InstrumentConfig] = Field(min_length=1)
     cells: dict[str, Placement] = Field(min_length=1)
 
     def chamber_of(self, cell: str) -> str | None:
         return self.cells[cell].chamber
 
+    @property
+    def simulated(self) -> bool:
+        """In-process simulators only (a dry run in virtual time)."""
+        return all(i.driver in SIMULATED_DRIVERS for i in self.instruments.values())
+
 
 def station_problems(station: Station) -> Iterator[tuple[tuple[object, ...], str]]:
     """Placements that do not resolve, channels out of range or booked twice."""
+    kinds = {i.driver in SIMULATED_DRIVERS for i in station.instruments.values()}
+    if len(kinds) > 1:
+        yield ("instruments",), ("in-process simulators (sim.*) run in virtual time and cannot"
+                                 " share a run with instruments at an address")
     taken: dict[tuple[str, int], str] = {}
     for cell, p in station.cells.items():
         inst = station.instruments.get(p.instrument)
@@ -72,10 +129,9 @@ def station_problems(station: Station) -> Iterator[tuple[tuple[object, ...], str
             yield ("cells", cell, "instrument"), (f"{p.instrument!r} is not a potentiostat or"
                                                   " cycler of this station")
             continue
-        assert inst.channels is not None
-        if p.channel >= inst.channels:
+        if p.channel >= inst.channel_count:
             yield ("cells", cell, "channel"), (f"{p.instrument} has channels"
-                                               f" 0..{inst.channels - 1}, not {p.channel}")
+                                               f" 0..{inst.channel_count - 1}, not {p.channel}")
         elif (p.instrument, p.channel) in taken:
             yield ("cells", cell, "channel"), (f"{p.instrument} channel {p.channel} is already"
                                                f" used by {taken[(p.instrument, p.channel)]}")
