@@ -18,6 +18,7 @@ Nothing here is given the answer: every number comes from the stored points.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,18 +93,20 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
     traces, r_bulks = [], {}
     for sp in ce.spectra:
         r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-        t_c = round(sp.temperature_C)   # a spectrum is labelled by its set temperature
-        out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte,
-                                   temperature_degC=t_c))
+        # a spectrum is labelled by its set temperature, where the run knows it
+        t_c = round(sp.temperature_C) if math.isfinite(sp.temperature_C) else None
+        at = {"temperature_degC": t_c} if t_c is not None else {}
+        out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte, **at))
         if ce.kind == "blocking":
             r_total, basis = _membrane_resistance(sp, r_b)
             sigma = conductivity_S_per_m(r_total, ce.info["thickness_m"], ce.info["area_m2"])
             out.results.append(_result(ce, "ionic_conductivity", sigma * S_PER_M_TO_MS_PER_CM,
-                                       "mS/cm", electrolyte, temperature_degC=t_c,
-                                       basis=basis))
-            sigma_by_exp.setdefault((ce.experiment, ce.cell), []).append(
-                (sp.temperature_C, sigma * S_PER_M_TO_MS_PER_CM))
-        label = f"{t_c:g} degC" if len(ce.spectra) < 12 else f"{sp.test_time_s / 3600:.0f} h"
+                                       "mS/cm", electrolyte, basis=basis, **at))
+            if t_c is not None:
+                sigma_by_exp.setdefault((ce.experiment, ce.cell), []).append(
+                    (sp.temperature_C, sigma * S_PER_M_TO_MS_PER_CM))
+        label = f"{t_c:g} degC" if len(ce.spectra) < 12 and t_c is not None else \
+            f"{sp.test_time_s / 3600:.1f} h"
         traces.append((label, sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm))
         r_bulks[label] = r_b
     points = sigma_by_exp.get((ce.experiment, ce.cell), [])
@@ -323,8 +326,9 @@ def _discharge_curves(series, mass: float, rates) -> list[tuple[str, np.ndarray,
         current = rows["Current / A"]
         dis = rows[current < 0.2 * current.min()]   # the discharge itself, not rest noise
         rate = rates.get(cycle, np.nan)
+        temp = float(dis["Temperature T1 / degC"].mean()) if len(dis) else math.nan
         key = (round(float(rate), 2) if np.isfinite(rate) else None,
-               round(float(dis["Temperature T1 / degC"].mean())) if len(dis) else None)
+               round(temp) if math.isfinite(temp) else None)
         if cycle < 1 or len(dis) < 3 or key in seen:
             continue
         seen.add(key)

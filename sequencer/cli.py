@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -281,6 +283,47 @@ def schema() -> None:
     from protocols import Campaign
 
     out.print_json(json.dumps(Campaign.model_json_schema()))
+
+
+sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")
+app.add_typer(sim_app, name="sim")
+
+DEFAULT_SERVED = Path(__file__).resolve().parents[1] / "protocols" / "examples" / "quickstart.yaml"
+
+
+@sim_app.command("serve")
+def sim_serve(
+    protocol: Annotated[Path | None, typer.Argument(
+        help="Protocol whose cells to serve (default: the quickstart's).",
+        show_default=False)] = None,
+    station_out: Annotated[Path, typer.Option("--station-out",
+                                              help="Write the station file here.")] = Path(
+                                                  "station.yaml"),
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.",
+                                         min=1e-3, max=1e6)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve a simulated lab over the instruments' real protocols until Ctrl-C; write the
+    station file that `cellseq run FILE --station` uses to reach it through the real drivers."""
+    from sequencer.serve import serve, write_station
+
+    try:
+        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host)
+    except CellseqError as exc:
+        _user_errors(exc)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}: {exc}")
+    try:
+        write_station(lab.station, station_out)
+        for name, cfg in lab.station.instruments.items():
+            out.print(f"{name}: {cfg.driver} at {cfg.address}")
+        out.print(f"station file: {station_out} (speed x{speed:g}); Ctrl-C stops the servers")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        lab.stop()
 
 
 def main() -> None:

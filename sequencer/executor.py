@@ -65,7 +65,8 @@ class CellRun:
 
     cell: Cell
     instrument: MultiChannelInstrument
-    channel: Channel
+    channel_index: int
+    channel: Channel = field(init=False)   # known once the instrument is open
     step_count: int = 0
     cycle: int = 0
     counters: Counters = field(default_factory=Counters)
@@ -92,7 +93,7 @@ class Executor:
             if any(cell_id in e.cells for e in plan.experiments):
                 inst = instruments.channels[placement.instrument]
                 self.runs[cell_id] = CellRun(plan.campaign.cell(cell_id), inst,
-                                             inst.channel(placement.channel))
+                                             placement.channel)
         if resume is not None:
             for cell_id, r in self.runs.items():
                 hist = resume.cells.get(cell_id)
@@ -295,7 +296,7 @@ class Executor:
             result = await soak(chamber, step, self.clock, self._caller(chamber), carried,
                                 checkpoint)
             reason, fault = "settled", None
-            watch.step = step
+            watch.step, watch.air_C = step, result.last.temperature_C
             watch.release()
         except (SoakTimeout, CellseqError) as exc:
             reason, fault = "failed", str(exc)
@@ -683,7 +684,9 @@ class Executor:
             if watch.step is None or watch.soaking:
                 continue
             try:
-                problem = watch.problem(await call(chamber.read))
+                reading = await call(chamber.read)
+                watch.air_C = reading.temperature_C
+                problem = watch.problem(reading)
             except CellseqError as exc:
                 problem = watch.problem(None, str(exc))
             if problem is not None:
@@ -731,8 +734,10 @@ class Executor:
             counters = {k: np.full(len(points), v) for k, v in r.counters.as_dict().items()}
         anchor = float(test_time[-1]), float(points.voltage_V[-1]), float(points.current_A[-1])
         temperature = points.temperature_C
-        if temperature is None:
-            temperature = np.full(len(points), np.nan)
+        if temperature is None:   # the channel has no probe: the cell is at its chamber's air
+            watch = self._watches.get(self.plan.station.chamber_of(r.cell.id) or "")
+            air = watch.air_C if watch is not None else math.nan
+            temperature = np.full(len(points), air)
         columns = {
             "test_time_s": test_time, "step_time_s": step_time,
             "utc_s": self.clock.origin_utc + test_time, "voltage_V": points.voltage_V,
@@ -829,10 +834,14 @@ class Executor:
     async def _open_all(self) -> None:
         for inst in self.instruments.all():
             await self._caller(inst)(inst.open)
+        for r in self.runs.values():
+            r.channel = r.instrument.channel(r.channel_index)
 
     async def _all_outputs_off(self) -> None:
         """Stop every channel and put chambers in standby; one failure does not stop the rest."""
         for r in self.runs.values():
+            if not hasattr(r, "channel"):
+                continue   # its instrument never opened
             try:
                 await self._caller(r.instrument)(r.channel.stop)
             except CellseqError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from drivers.clock import Clock
@@ -89,7 +90,7 @@ def build_hardware(station: Station, clock: Clock) -> Instruments:
     for name, cfg in station.instruments.items():
         try:
             instrument = _BUILDERS[cfg.driver](cfg, clock)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, CellseqError) as exc:
             raise StationError(f"instrument {name} ({cfg.driver}): {exc}") from None
         if isinstance(instrument, Chamber):
             out.chambers[name] = instrument
@@ -151,14 +152,26 @@ def _espec(cfg: InstrumentConfig, clock: Clock) -> Chamber:
 
 
 def _neware_bts(cfg: InstrumentConfig, clock: Clock) -> MultiChannelInstrument:
-    from drivers.neware_bts import NewareBTS
+    from drivers.neware_bts import DEFAULT_PORT, NewareBTS, NewareBTSConfig
 
     password = cfg.secret()
     if password is None:
-        raise ValueError("no password: give 'password' or 'password_env' (an environment"
-                         " variable that is set)")
-    return NewareBTS.from_station(cfg.address, cfg.channels, cfg.username, password,
-                                  dict(cfg.options), clock)
+        raise ValueError("no password: give 'password', or 'password_env' naming an"
+                         " environment variable that is set")
+    opts = _options(cfg, {"timeout_s": float, "max_current_A": float, "min_voltage_V": float,
+                          "max_voltage_V": float, "step_dir": str, "bts_step_dir": str,
+                          "backup_dir": str})
+    if "max_current_A" not in opts:
+        raise ValueError("option max_current_A (the channels' current rating) is required")
+    transport = _transport_options(opts)
+    if "step_dir" in opts:
+        opts["step_dir"] = Path(opts["step_dir"])
+    assert cfg.address is not None
+    host, _, port = cfg.address.removeprefix("tcp://").rpartition(":")
+    if not host or not port.isdigit():
+        host, port = cfg.address.removeprefix("tcp://"), str(DEFAULT_PORT)
+    config = NewareBTSConfig(username=cfg.username or "admin", password=password, **opts)
+    return NewareBTS.from_address(host, config, port=int(port), **transport)
 
 
 _BUILDERS: dict[str, Callable[[InstrumentConfig, Clock], MultiChannelInstrument | Chamber]] = {

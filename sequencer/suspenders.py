@@ -41,6 +41,7 @@ class ChamberWatch:
     soaking: bool = False                # a soak is reading the chamber itself
     reason: str | None = None            # why the cells are suspended
     failed: str | None = None            # the chamber did not come back
+    air_C: float = math.nan              # the last reading
     ok: trio.Event = field(default_factory=trio.Event)
     scopes: set[trio.CancelScope] = field(default_factory=set)
 

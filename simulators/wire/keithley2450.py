@@ -19,6 +19,7 @@ and the current the model's. Readings are noise-free, formatted as the 2450 prin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,14 +54,16 @@ _ELEMENTS = {"READ": "READ", "READING": "READ", "SOUR": "SOUR", "SOURCE": "SOUR"
 
 
 class Keithley2450Server(LineServer):
-    """``cell``: any :class:`CellModel`, at ``temperature_C``. ``output_off_mode``: the off state
+    """``cell``: any :class:`CellModel`, at ``temperature_C`` (degC, or a function of the
+    simulated time: the air of a chamber served alongside). ``output_off_mode``: the off state
     at power-on (a saved setup; ``*RST`` restores the factory NORMal)."""
 
     terminator = "\n"
     name = "Keithley 2450"
 
     def __init__(self, cell: CellModel, *, host: str = "127.0.0.1", port: int = 0,
-                 speed: float = 1.0, temperature_C: float = 25.0,
+                 speed: float = 1.0,
+                 temperature_C: float | Callable[[float], float] = 25.0,
                  output_off_mode: str = "HIMP") -> None:
         super().__init__(host=host, port=port, speed=speed)
         self.cell, self.temperature_C = cell, temperature_C
@@ -76,6 +79,10 @@ class Keithley2450Server(LineServer):
         self.in_compliance = False
         self._begin(self._stages_now(), 0.0)
         self.scpi = ScpiParser(self._commands())
+
+    def _temperature(self) -> float:
+        t = self.temperature_C
+        return float(t(self._now)) if callable(t) else float(t)
 
     def _factory_settings(self) -> None:
         self.source = "VOLT"
@@ -221,7 +228,7 @@ class Keithley2450Server(LineServer):
 
     def _voltage_source(self, voltage_V: float, ilim_A: float) -> list[_Stage]:
         hold = _Stage(ConstantVoltage(voltage_V, SEGMENT_HORIZON_S, _RECORD_DT_S))
-        probe = self.cell.begin(hold.technique, self.temperature_C)   # never finished
+        probe = self.cell.begin(hold.technique, self._temperature())   # never finished
         i0 = float(probe.sample(np.array([0.0]))[1][0])
         if abs(i0) <= ilim_A:
             return [hold]
@@ -230,14 +237,14 @@ class Keithley2450Server(LineServer):
         return [_Stage(limited, compliance=True), hold]
 
     def _begin(self, stages: list[_Stage], t0: float) -> None:
-        segment = self.cell.begin(stages[0].technique, self.temperature_C)
+        segment = self.cell.begin(stages[0].technique, self._temperature())
         first = stages[0].technique
         if len(stages) > 1 and isinstance(first, ConstantCurrent):
             assert first.until_voltage_V is not None
             v0 = float(segment.sample(np.array([0.0]))[0][0])
             if (v0 - first.until_voltage_V) * first.current_A >= 0:   # at the limit already
                 stages = stages[1:]
-                segment = self.cell.begin(stages[0].technique, self.temperature_C)
+                segment = self.cell.begin(stages[0].technique, self._temperature())
         self._segment, self._stages, self._seg_t0 = segment, stages, t0
         self.in_compliance = self.output and stages[0].compliance
 

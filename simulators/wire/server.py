@@ -204,6 +204,11 @@ class LineServer(ABC):
             return 0.0
         return self.speed * (time.monotonic() - self._t0)
 
+    def share_time(self, epoch: float) -> None:
+        """Run on this ``time.monotonic()`` origin: the servers of one simulated lab share a
+        time base, so a cell on one feels the air of a chamber served by another."""
+        self._t0 = epoch
+
     def clock(self) -> ServerClock:
         return ServerClock(self)
 
