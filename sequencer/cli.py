@@ -131,6 +131,9 @@ def _finish_run(outcome: RunOutcome, report: bool) -> None:
 @app.command()
 def resume(
     run_dir: RunDirArg,
+    station: Annotated[Path | None, typer.Option(
+        "--station", help="The run's station file again, for passwords a run never stores.")
+    ] = None,
     report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
 ) -> None:
     """Continue a run that a crash, a power cut or Ctrl-C stopped, where its data ends."""
@@ -138,7 +141,7 @@ def resume(
 
     bars = TerminalProgress(err) if err.is_terminal else None
     try:
-        outcome = resume_run(run_dir, bars)
+        outcome = resume_run(run_dir, bars, station=station)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
@@ -303,13 +306,19 @@ def sim_serve(
                                          min=1e-3, max=1e6)] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    cycler: Annotated[str, typer.Option(
+        help="What serves the cycler cells: neware.bts or keithley2450.")] = "neware.bts",
 ) -> None:
     """Serve a simulated lab over the instruments' real protocols until Ctrl-C; write the
     station file that `cellseq run FILE --station` uses to reach it through the real drivers."""
     from sequencer.serve import serve, write_station
 
+    if cycler not in ("neware.bts", "keithley2450"):
+        _fail(f"--cycler is neware.bts or keithley2450, not {cycler!r}")
+    step_dir = station_out.resolve().parent / f"{station_out.stem}-bts-steps"
+    step_dir.mkdir(parents=True, exist_ok=True)
     try:
-        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host)
+        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host, cycler, step_dir)
     except CellseqError as exc:
         _user_errors(exc)
     except OSError as exc:

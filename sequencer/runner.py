@@ -109,14 +109,15 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
 
 
 def resume_run(run_dir: Path, progress: NoProgress | None = None,
-               kept_running: bool = True) -> RunOutcome:
+               kept_running: bool = True, station: Path | None = None) -> RunOutcome:
     """Continue a run that stopped (a crash, a power cut, Ctrl-C twice) where its store ends.
 
     The protocol and station are the run directory's own copies (the protocol's hash is
     checked). A dry run's simulators come back from the snapshot committed with the last data,
     so the resumed run gives what an uninterrupted one would. ``kept_running=False`` makes the
     simulated instruments behave as if they lost power too (their techniques ended at the last
-    point read), which exercises the resume policies.
+    point read), which exercises the resume policies. ``station``: the station file again,
+    for the passwords a run never stores; it must be the station the run used.
     """
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
@@ -129,6 +130,12 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
             raise RunDirError(f"{protocol} is missing or is not the protocol this run started"
                               " with; it cannot be resumed")
         plan = prepare(protocol, run_dir / STATION_COPY)
+        if station is not None:
+            given = load_station(station)
+            if _station_record(given) != _station_record(plan.station):
+                raise RunDirError(f"{station} is not the station this run used (see"
+                                  f" {run_dir / STATION_COPY})")
+            plan = build_plan(plan.campaign, given, protocol.name)
         simulated = manifest["mode"] == "simulated"
         store = RunStore.open(run_dir, readonly=False, durable=not simulated)
         try:

@@ -4,7 +4,9 @@ The protocol's cells are placed as a dry run would place them (cells that need a
 on VSP-300s, the rest on cyclers, one chamber per group of linked experiments), but each
 instrument is a server speaking its real protocol: an ESPEC controller per chamber, a VSP-300
 stand-in per six potentiostat cells (its link is the vendor DLL, so the real driver reaches it
-through a BiologicDevice proxy), and a Keithley 2450 per cycler cell. All servers share one
+through a BiologicDevice proxy), and a Neware BTS per sixteen cycler cells (or, with
+``cycler="keithley2450"``, a Keithley 2450 per cycler cell; an SMU ends steps only when polled,
+so at high speeds its cut-offs are coarse). All servers share one
 time base running ``speed`` times faster than the wall clock, and a cell in a chamber feels
 that chamber's air. The station file written names every address and the speed; ``cellseq
 run FILE --station`` uses it as is. The servers keep their cells' state when a client dies.
@@ -12,6 +14,7 @@ run FILE --station`` uses it as is. The servers keep their cells' state when a c
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from sequencer.station import InstrumentConfig, Placement, Station, simulated_st
 from simulators.wire.biologic import BiologicServer
 from simulators.wire.espec import EspecServer
 from simulators.wire.keithley2450 import Keithley2450Server
+from simulators.wire.neware_bts import NewareBTSServer
 from simulators.wire.server import LineServer
 
 #: The served chambers answer at once: the driver needs no pauses between commands.
@@ -42,8 +46,12 @@ class ServedLab:
             server.stop()
 
 
-def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1") -> ServedLab:
-    """Start the servers for the protocol's cells; returns the station that reaches them."""
+def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1",
+          cycler: str = "neware.bts", step_dir: Path | None = None) -> ServedLab:
+    """Start the servers for the protocol's cells; returns the station that reaches them.
+    ``step_dir``: where the BTS driver keeps its step files (re-attaching needs them)."""
+    if cycler not in ("neware.bts", "keithley2450"):
+        raise ValueError(f"cycler is neware.bts or keithley2450, not {cycler!r}")
     campaign = load_campaign(protocol)
     placed = simulated_station(campaign)
     epoch = time.monotonic()
@@ -77,6 +85,30 @@ def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1") 
                                                      channels=cfg.channels)
                 cells.update({cid: Placement(instrument=name, channel=p.channel,
                                              chamber=p.chamber) for cid, p in ours.items()})
+            elif cfg.driver == "sim.cycler" and cycler == "neware.bts":
+                ids = sorted(ours, key=lambda c: ours[c].channel)
+                password = secrets.token_hex(8)   # a secret, kept out of every run copy
+
+                def now_air(chamber: str | None) -> Callable[[], float] | float:
+                    if chamber is None:
+                        return 25.0
+                    srv = servers[chamber]
+                    assert isinstance(srv, EspecServer)
+                    return lambda: float(srv.air.temperature_at(srv.now_s()))
+
+                bts = NewareBTSServer([cell_model(campaign.cell(c)) for c in ids], host=host,
+                                      speed=speed, password=password,
+                                      temperature_C=[now_air(ours[c].chamber) for c in ids])
+                servers[name] = _start(bts, epoch)
+                options: dict[str, str | float] = {"max_current_A": 0.1}
+                if step_dir is not None:
+                    options["step_dir"] = str(step_dir)
+                instruments[name] = InstrumentConfig(
+                    driver="neware.bts", address=f"tcp://{host}:{bts.port}", channels=len(ids),
+                    username="admin", password=password, options=options)
+                cells.update({cid: Placement(instrument=name, channel=k,
+                                             chamber=ours[cid].chamber)
+                              for k, cid in enumerate(ids)})
             elif cfg.driver == "sim.cycler":
                 for cid, p in ours.items():
                     env = air(p.chamber)
@@ -103,5 +135,9 @@ def _start(server: LineServer, epoch: float) -> LineServer:
 
 
 def write_station(station: Station, path: Path) -> None:
-    path.write_text(yaml.safe_dump(station.model_dump(mode="json", exclude_none=True),
-                                   sort_keys=False), encoding="utf-8")
+    """The served station, password included: it is the user's file, for this session."""
+    record = station.model_dump(mode="json", exclude_none=True)
+    for name, inst in station.instruments.items():
+        if inst.password is not None:
+            record["instruments"][name]["password"] = inst.password.get_secret_value()
+    path.write_text(yaml.safe_dump(record, sort_keys=False), encoding="utf-8")

@@ -197,10 +197,17 @@ class _Test:
 class _Channel:
     """A channel and its cell; the state lives here, whoever is connected."""
 
-    def __init__(self, index: int, cell: CellModel, temperature_C: float) -> None:
-        self.index, self.cell, self.temperature_C = index, cell, temperature_C
+    def __init__(self, index: int, cell: CellModel,
+                 temperature_C: float | Callable[[], float]) -> None:
+        self.index, self.cell, self._temperature = index, cell, temperature_C
         self.status = "finish"
         self.test: _Test | None = None
+
+    @property
+    def temperature_C(self) -> float:
+        """The cell's temperature now (a chamber's air, served alongside, or a constant)."""
+        t = self._temperature
+        return float(t()) if callable(t) else float(t)
 
     # -- running a test -----------------------------------------------------------------------
     def start(self, test: _Test) -> None:
@@ -383,21 +390,28 @@ def _with_duration(technique: TimeSeriesTechnique, duration_s: float) -> TimeSer
 
 class NewareBTSServer(LineServer):
     """``cells``: one :class:`CellModel` per channel, on unit ``devid``, 8 channels per
-    sub-device. ``username`` / ``password``: what ``connect`` must give."""
+    sub-device. ``username`` / ``password``: what ``connect`` must give. ``temperature_C``: of
+    every cell, or one per channel (degC, or a function giving it now)."""
 
     terminator = TERMINATOR
     name = "Neware BTS"
 
     def __init__(self, cells: Sequence[CellModel], *, host: str = "127.0.0.1", port: int = 0,
                  speed: float = 1.0, username: str = "admin", password: str = "neware",
-                 devtype: int = 27, devid: int = 21, temperature_C: float = 25.0) -> None:
+                 devtype: int = 27, devid: int = 21,
+                 temperature_C: float | Sequence[float | Callable[[], float]] = 25.0) -> None:
         super().__init__(host=host, port=port, speed=speed)
         if not cells:
             raise ValueError("a BTS needs at least one channel (one cell model each)")
         self.faults: BtsFaults = BtsFaults()
         self.username, self._password = username, password
         self.devtype, self.devid = devtype, devid
-        self.channels = [_Channel(k, cell, temperature_C) for k, cell in enumerate(cells)]
+        temps = list(temperature_C) if isinstance(temperature_C, Sequence) else \
+            [temperature_C] * len(cells)
+        if len(temps) != len(cells):
+            raise ValueError("give one temperature per cell, or one for all")
+        self.channels = [_Channel(k, cell, t) for k, (cell, t) in enumerate(zip(cells, temps,
+                                                                                strict=True))]
         self._next_testid = 100
         self._epoch = time.time()
         self._sessions: weakref.WeakSet[asyncio.StreamWriter] = weakref.WeakSet()
