@@ -99,6 +99,16 @@ class Channel(ABC):
         a crash the sequencer re-attaches to it instead of starting the step again."""
         return None
 
+    @property
+    def running_unknown(self) -> bool:
+        """A technique runs that the instrument cannot describe (found running at open)."""
+        return False
+
+    def adopt(self, technique: Technique) -> None:
+        """Take a technique found running as ``technique``, which the run store says was
+        started (after a crash); only where :attr:`running_unknown`."""
+        raise CapabilityError("this channel cannot adopt a running technique")
+
     def read_voltage(self) -> float:
         """The voltage at the terminals now, without changing the output: a resumed run checks
         each cell is still there. :class:`CapabilityError` where the channel cannot tell."""

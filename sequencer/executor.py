@@ -509,6 +509,11 @@ class Executor:
             r.counters = Counters(**hist.counters)
         last = self.store.last_point(row["id"])
         mark = None if last is None else Mark(last["test_time_s"], last["step_time_s"])
+        if r.channel.running_unknown:   # the instrument runs something it cannot name
+            try:
+                await call(lambda: r.channel.adopt(technique))
+            except CellseqError as exc:
+                self.journal.event(r.cell.id, "adopt_failed", f"{exp.name} step {k}: {exc}")
         if await call(r.channel.running) == technique:
             self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
                                f" {step.kind}: the instrument kept running it; carrying on")
