@@ -33,7 +33,7 @@ from sequencer.journal import Journal
 from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState, plausible_ocv_V, policy_for, remaining
-from sequencer.store import Chunk, RunStore
+from sequencer.store import Chunk, RunStore, StoreError
 from sequencer.suspenders import WATCH_S, ChamberWatch, next_watch_time
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
@@ -191,11 +191,14 @@ class Executor:
                     isinstance(exc, BaseExceptionGroup)
                     and exc.subgroup(KeyboardInterrupt) is not None)
                 reason = "interrupted by the user (Ctrl-C)" if interrupted else f"aborted: {exc!r}"
-                with self.store.transaction():
-                    for r in self.runs.values():
-                        if r.state in ("running", "pending", "paused", "suspended"):
-                            self._set_state(r, "aborted")
-                    self.journal.event(None, "run_aborted", reason)
+                try:
+                    with self.store.transaction():
+                        for r in self.runs.values():
+                            if r.state in ("running", "pending", "paused", "suspended"):
+                                self._set_state(r, "aborted")
+                        self.journal.event(None, "run_aborted", reason)
+                except StoreError:
+                    pass   # the store is what failed: its last commit stands, resumable
             raise
         finally:
             with trio.CancelScope(shield=True):
@@ -298,6 +301,8 @@ class Executor:
             reason, fault = "settled", None
             watch.step, watch.air_C = step, result.last.temperature_C
             watch.release()
+        except StoreError:
+            raise   # the store failed, not the chamber: the run stops
         except (SoakTimeout, CellseqError) as exc:
             reason, fault = "failed", str(exc)
         finally:
@@ -370,6 +375,8 @@ class Executor:
                                    f" {reading.temperature_C:g} degC after the interruption;"
                                    f" soaking at {target:g} degC again", experiment=exp.name)
                 await soak(chamber, step, self.clock, call)
+        except StoreError:
+            raise   # the store failed, not the chamber: the run stops
         except (SoakTimeout, CellseqError) as exc:
             raise CellFault(f"{exp.name}: the chamber could not be restored: {exc}") from exc
 
@@ -707,6 +714,8 @@ class Executor:
             watch.soaking = True
             try:
                 result = await soak(chamber, watch.step, self.clock, call)
+            except StoreError:
+                raise
             except SoakTimeout as exc:
                 watch.release(failed=str(exc))
                 self.journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
@@ -850,17 +859,25 @@ class Executor:
             try:
                 await self._caller(r.instrument)(r.channel.stop)
             except CellseqError as exc:
-                self.journal.event(r.cell.id, "stop_failed", f"could not stop the output: {exc}")
+                self._note(r.cell.id, "stop_failed", f"could not stop the output: {exc}")
         for name, chamber in self.instruments.chambers.items():
             try:
                 await self._caller(chamber)(chamber.standby)
             except CellseqError as exc:
-                self.journal.event(None, "standby_failed", f"{name}: {exc}")
+                self._note(None, "standby_failed", f"{name}: {exc}")
         for inst in self.instruments.all():
             try:
                 await self._caller(inst)(inst.close)
             except CellseqError as exc:
-                self.journal.event(None, "close_failed", f"{type(inst).__name__}: {exc}")
+                self._note(None, "close_failed", f"{type(inst).__name__}: {exc}")
+
+    def _note(self, cell: str | None, kind: str, message: str) -> None:
+        """Journal while shutting down: a failing store must not stop the next output going
+        off (run.log still gets the line)."""
+        try:
+            self.journal.event(cell, kind, message)
+        except StoreError:
+            self.journal.log(cell, kind, message)
 
 
 def _segments(steps: tuple[Step, ...]) -> list[SetTemperature | list[Step]]:

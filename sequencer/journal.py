@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,13 @@ class Journal:
         utc = self._clock.utc(t)
         stamp = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
         who = f" [{cell}]" if cell else ""
-        self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
-        self._log.flush()
+        try:
+            self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
+            self._log.flush()
+        except OSError:
+            pass   # the text log is a convenience; the store holds the journal
 
     def close(self) -> None:
-        self._log.close()
+        with contextlib.suppress(OSError):
+            self._log.close()
+

@@ -7,6 +7,7 @@ protocol file, ``station.yaml``, ``manifest.json`` (protocol hash, station, vers
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -34,7 +35,7 @@ from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
 from sequencer.station import Station, load_station, simulated_station
-from sequencer.store import RunStore
+from sequencer.store import RunStore, StoreBroken, StoreError
 from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 
 MANIFEST = "manifest.json"
@@ -199,11 +200,22 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
                 store.before_commit = snapshot_lab
             executor = Executor(plan, instruments, store, journal, clock, poll_s,
                                 progress, resume=state, watch_s=watch_s)
-            async with trio.open_nursery() as nursery:
-                if threading.current_thread() is threading.main_thread():
-                    nursery.start_soon(_watch_ctrl_c, executor)
-                await executor.run()
-                nursery.cancel_scope.cancel()
+            finished = False
+            try:
+                async with trio.open_nursery() as nursery:
+                    if threading.current_thread() is threading.main_thread():
+                        nursery.start_soon(_watch_ctrl_c, executor)
+                    await executor.run()
+                    nursery.cancel_scope.cancel()
+                finished = True
+            finally:
+                # commit the last writes with the simulators' snapshot while it can be taken;
+                # a failure here is the run's own error unless another is on its way
+                try:
+                    store.commit()
+                except StoreError:
+                    if finished:
+                        raise
 
         try:
             with progress or NoProgress():
@@ -221,7 +233,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
         status = resume[2] if resume is not None and resume[2] else "aborted"
         raise
     finally:
-        with store.transaction():
+        with contextlib.suppress(StoreError), store.transaction():
             store.set_meta("status", status)
         journal.close()
         store.close()
@@ -291,6 +303,10 @@ def _unwrapped(group: BaseExceptionGroup) -> BaseException:
     leaves = list(_leaves(group))
     if len(leaves) == 1:
         return leaves[0]
+    store_failures = [e for e in leaves if isinstance(e, StoreError)]
+    if store_failures:   # the first failure, not the writes refused after it
+        return next((e for e in store_failures if not isinstance(e, StoreBroken)),
+                    store_failures[0])
     errors = [e for e in leaves if isinstance(e, CellseqError)]
     if errors and len(errors) == len(leaves):
         return CellseqError("; ".join(str(e) for e in errors))

@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS cell_state (
 
 
 class StoreError(CellseqError):
-    """The run directory holds no readable run store."""
+    """The run store cannot be read, or written."""
+
+
+class StoreBroken(StoreError):
+    """A write after the store failed (the first failure says why)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class RunStore:
         self.path = path
         self.durable = durable
         self._in_tx = False
+        self._broken = False
         self._last_commit = time.monotonic()
         #: called inside every transaction just before it commits: a dry run writes its
         #: simulators' snapshot there, so the snapshot always matches the committed data
@@ -120,9 +125,14 @@ class RunStore:
         return cls(conn, path, durable)
 
     def close(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("COMMIT")
-        self._conn.close()
+        """Commit what is pending (without the pre-commit hook) and close; never raises."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK" if self._broken else "COMMIT")
+        except sqlite3.Error:
+            self._undo(grouped=False)
+        finally:
+            self._conn.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -138,6 +148,9 @@ class RunStore:
         if self._in_tx:
             yield
             return
+        if self._broken:
+            raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
+                              " written to it")
         self._in_tx = True
         grouped = not self.durable
         try:
@@ -155,34 +168,71 @@ class RunStore:
             else:
                 self._before_commit()
                 self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                if grouped:
-                    self._conn.execute("ROLLBACK TO block")
-                    self._conn.execute("RELEASE block")
-                else:
-                    self._conn.execute("ROLLBACK")
+        except BaseException as exc:
+            self._undo(grouped)
+            if isinstance(exc, sqlite3.Error):
+                raise self._failed(exc) from exc
             raise
         finally:
             self._in_tx = False
 
+    def _undo(self, grouped: bool) -> None:
+        """Roll back the block (or, if that cannot be done, the whole uncommitted group)."""
+        try:
+            if self._conn.in_transaction and grouped:
+                try:
+                    self._conn.execute("ROLLBACK TO block")
+                    self._conn.execute("RELEASE block")
+                except sqlite3.Error:
+                    self._conn.execute("ROLLBACK")
+            elif self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass   # the connection is gone: nothing uncommitted survives it anyway
+
+    def _failed(self, exc: sqlite3.Error) -> StoreError:
+        # From now on nothing more is written, and what is not committed is dropped at close:
+        # the store stays exactly at its last commit, as after a crash, so a resume is exact
+        # (the run's memory has moved past what was rolled back).
+        self._broken = True
+        return StoreError(f"cannot write the run store {self.path}: {exc}. Everything"
+                          " committed before is kept; once the disk has space (or is writable)"
+                          " again, the run can be resumed")
+
     def commit(self) -> None:
         """Commit what grouped blocks have written so far."""
+        if self._broken:
+            raise StoreBroken(f"the run store {self.path} failed earlier; nothing is committed")
         if self._conn.in_transaction:
-            self._before_commit()
-            self._conn.execute("COMMIT")
+            try:
+                self._before_commit()
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._undo(grouped=False)
+                raise self._failed(exc) from exc
         self._last_commit = time.monotonic()
 
     def _before_commit(self) -> None:
         if self.before_commit is not None:
             self.before_commit()
 
+    def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
+        if self._broken:
+            raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
+                              " written to it")
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            if self._in_tx:
+                raise   # transaction() rolls the block back and reports it
+            raise self._failed(exc) from exc
+
     def set_meta(self, key: str, value: Any) -> None:
-        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def begin_step(self, cell: str, experiment: str, step_count: int, step_index: int, kind: str,
                    cycle: int, started_t: float, params: dict[str, Any]) -> int:
-        cur = self._conn.execute(
+        cur = self._write(
             "INSERT INTO steps (cell, experiment, step_count, step_index, kind, cycle, started_t,"
             " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (cell, experiment, step_count, step_index, kind, cycle, started_t,
@@ -192,7 +242,7 @@ class RunStore:
     def end_step(self, step_id: int, ended_t: float, end_reason: str,
                  counters: dict[str, float] | None = None) -> None:
         """``counters``: the cell's Ah/Wh counters at the end, which a resumed run replays."""
-        self._conn.execute(
+        self._write(
             "UPDATE steps SET ended_t = ?, end_reason = ?, end_counters = ? WHERE id = ?",
             (ended_t, end_reason, json.dumps(counters) if counters is not None else None,
              step_id))
@@ -206,7 +256,7 @@ class RunStore:
         for i, name in enumerate(names):
             block[i] = chunk.columns[name]
         t = chunk.columns["test_time_s"]
-        self._conn.execute(
+        self._write(
             "INSERT INTO chunks (cell, step_id, step_count, step_index, cycle, kind, n, t_first,"
             " t_last, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind, n,
@@ -214,7 +264,7 @@ class RunStore:
 
     def event(self, t: float, utc: float, cell: str | None, kind: str, message: str,
               data: dict[str, Any] | None = None) -> None:
-        self._conn.execute(
+        self._write(
             "INSERT INTO events (t, utc, cell, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
             (t, utc, cell, kind, message, json.dumps(data or {})))
 
@@ -229,7 +279,7 @@ class RunStore:
                 row[key] = json.dumps(fields[key])
         cols = ", ".join(row)
         updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "cell")
-        self._conn.execute(
+        self._write(
             f"INSERT INTO cell_state ({cols}) VALUES ({', '.join('?' * len(row))})"
             f" ON CONFLICT(cell) DO UPDATE SET {updates}", tuple(row.values()))
 
@@ -277,9 +327,6 @@ class RunStore:
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
         block = np.frombuffer(data, dtype="<f8").reshape(len(names), n)
         return {name: float(block[i, -1]) for i, name in enumerate(names)}
-
-    def max_chunk_id(self) -> int:
-        return int(self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM chunks").fetchone()[0])
 
     def events(self, cell: str | None = None) -> list[dict[str, Any]]:
         sql, args = "SELECT t, utc, cell, kind, message, data FROM events", ()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from sequencer import store as store_module
 from sequencer.executor import ResumeRefused
 from sequencer.locks import LockError, hold_run_dir
 from sequencer.runner import RunDirError, resume_run, run_simulated
-from sequencer.store import RunStore
+from sequencer.store import RunStore, StoreError
 from tests.conftest import QUICKSTART, ROOT
 
 
@@ -311,3 +312,60 @@ def test_cli_resume_of_a_bad_directory_exits_2_without_a_traceback(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "not a cellseq run directory" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("failure", ["disk full", "read-only"])
+def test_a_store_that_cannot_be_written_stops_the_run_cleanly_and_it_resumes(
+        tmp_path, power_cut, reference, failure):
+    """The disk fills up (SQLite's page limit) or turns read-only mid-run: a clean stop with a
+    message, outputs off, nothing committed lost; once writable again, resume completes it to
+    the uninterrupted result."""
+    counter = power_cut(None)
+    original = RunStore._before_commit
+
+    def failing(self: RunStore) -> None:
+        if counter["count"] == 40:
+            if failure == "disk full":
+                pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+                self._conn.execute(f"PRAGMA max_page_count = {pages}")
+            else:
+                self._conn.execute("PRAGMA query_only = ON")
+        original(self)
+
+    from unittest import mock
+    run_dir = tmp_path / "run"
+    stopped_channels = []
+    from simulators.instruments.channel import SimChannel
+    stop = SimChannel.stop
+
+    def recording_stop(self):
+        stopped_channels.append(self.name)
+        stop(self)
+
+    with mock.patch.object(RunStore, "_before_commit", failing), \
+            mock.patch.object(SimChannel, "stop", recording_stop), \
+            pytest.raises(StoreError, match="cannot write the run store"):
+        run_simulated(QUICKSTART, run_dir, seed=3)
+    assert len(set(stopped_channels)) >= 2       # every cell's output was turned off
+    power_cut(None)
+    resume_run(run_dir)
+    resumed = _data(run_dir)
+    _assert_same_data(reference, resumed)
+    _assert_no_duplicates(resumed)
+    assert resumed["status"] == "completed"
+
+
+def test_cli_reports_a_full_disk_without_a_traceback(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from sequencer.cli import app
+
+    def full(self: RunStore) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RunStore, "_before_commit", full)
+    result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--sim", "--out",
+                                      str(tmp_path / "run"), "--no-report"])
+    assert result.exit_code == 2
+    assert "database or disk is full" in result.output and "resumed" in result.output
+    assert "Traceback" not in result.output
