@@ -66,7 +66,8 @@ from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimit
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import LineTransport, Transport
-from drivers.transports.framed import Exchange, FramedTransport, brief
+from drivers.transports._line import brief
+from drivers.transports.framed import Exchange, FramedTransport
 
 log = logging.getLogger("cellseq.neware")
 

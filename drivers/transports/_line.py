@@ -32,6 +32,14 @@ log = logging.getLogger("cellseq.transport")
 
 T = TypeVar("T")
 
+#: What an exception message shows of a message at most (a data download runs to 100 kB+).
+BRIEF_CHARS = 160
+
+
+def brief(text: str, limit: int = BRIEF_CHARS) -> str:
+    """``text`` cut to ``limit`` characters for an error message, marked where it was cut."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
 
 class TransportTimeout(TransportError):
     """No complete reply arrived within the timeout."""
@@ -157,14 +165,22 @@ class LineTransport(Transport):
             self._connected = False
             self._disconnect()
 
+    def _shown(self, message: str) -> str:
+        """What the traffic log and error messages show of a message (a subclass redacts)."""
+        return message
+
     def _write_once(self, message: str) -> None:
         self._ensure_connected()
+        self._send_text(message)
+
+    def _send_text(self, message: str) -> None:
+        shown = self._shown(message)
         try:
             data = (message + self.write_termination).encode(self.encoding)
         except UnicodeEncodeError as exc:
-            raise TransportError(f"{self.address}: cannot send {message!r} as"
-                                 f" {self.encoding}: {exc}") from None
-        traffic_log.debug("%s >> %r", self.address, message)
+            raise TransportError(f"{self.address}: cannot send {brief(shown)!r} as"
+                                 f" {self.encoding}: {exc.reason}") from None
+        traffic_log.debug("%s >> %r", self.address, shown)
         try:
             self._send(data)
         except TransportError:
@@ -172,7 +188,7 @@ class LineTransport(Transport):
             raise
 
     def _read_once(self, command: str | None) -> str:
-        after = f" to {command!r}" if command is not None else ""
+        after = f" to {brief(self._shown(command))!r}" if command is not None else ""
         try:
             raw = self._receive()
         except TransportError:
@@ -183,7 +199,8 @@ class LineTransport(Transport):
             self._drop()   # a late rest of this reply must not answer the next command
             traffic_log.debug("%s << %r (incomplete)", self.address, text)
             if text:
-                raise LinkBroken(f"{self.address}: the reply{after} was cut short: {text!r}")
+                raise LinkBroken(f"{self.address}: the reply{after} was cut short:"
+                                 f" {brief(text)!r}")
             raise TransportTimeout(f"{self.address}: no reply{after} within {self.timeout_s:g} s")
         text = text[:-len(self.read_termination)]
         if self.read_termination == "\n":

@@ -38,16 +38,9 @@ from drivers.transports._line import (
 
 #: A reply longer than this is not a reply but a runaway stream: the link is reset.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-#: What an exception message shows of a message at most (whole downloads are 100 kB+).
-BRIEF_CHARS = 160
 _CHUNK = 65536
 
 Exchange = Callable[[str], str]
-
-
-def brief(text: str, limit: int = BRIEF_CHARS) -> str:
-    """``text`` cut to ``limit`` characters for an error message, marked where it was cut."""
-    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
 
 
 class FramedTransport(LineTransport):
@@ -148,53 +141,12 @@ class FramedTransport(LineTransport):
         del self._buffer[:cut + len(end)]
         return data
 
-    # -- framing, redaction and the traffic log ---------------------------------------------
-    def _write_once(self, message: str) -> None:
-        self._ensure_connected()
-        self._send_message(message)
-
-    def _read_once(self, command: str | None) -> str:
-        return self._receive_message(command)
-
+    # -- login and redaction ------------------------------------------------------------------
     def _raw_exchange(self, message: str) -> str:
         """One exchange on the connection being opened (no reconnect: the handshake is part
         of connecting)."""
-        self._send_message(message)
-        return self._receive_message(message)
-
-    def _send_message(self, message: str) -> None:
-        shown = self._shown(message)
-        try:
-            data = (message + self.terminator).encode(self.encoding)
-        except UnicodeEncodeError as exc:
-            raise TransportError(f"{self.address}: cannot send {brief(shown)!r} as"
-                                 f" {self.encoding}: {exc.reason}") from None
-        traffic_log.debug("%s >> %r", self.address, shown)
-        try:
-            self._send(data)
-        except TransportError:
-            self._drop()
-            raise
-
-    def _receive_message(self, command: str | None) -> str:
-        after = f" to {brief(self._shown(command))!r}" if command is not None else ""
-        try:
-            raw = self._receive()
-        except TransportError:
-            self._drop()
-            raise
-        text = raw.decode(self.encoding, errors="replace")
-        if not text.endswith(self.terminator):
-            self._drop()   # a late rest of this reply must not answer the next command
-            traffic_log.debug("%s << %r (incomplete)", self.address, text)
-            if text:
-                raise LinkBroken(f"{self.address}: the reply{after} was cut short:"
-                                 f" {brief(text)!r}")
-            raise TransportTimeout(f"{self.address}: no reply{after} within"
-                                   f" {self.timeout_s:g} s")
-        text = text[:-len(self.terminator)]
-        traffic_log.debug("%s << %r", self.address, text)
-        return text
+        self._send_text(message)
+        return self._read_once(message)
 
     def _shown(self, message: str) -> str:
         return self.redact(message) if self.redact is not None else message
