@@ -197,8 +197,9 @@ class Executor:
                             if r.state in ("running", "pending", "paused", "suspended"):
                                 self._set_state(r, "aborted")
                         self.journal.event(None, "run_aborted", reason)
-                except StoreError:
-                    pass   # the store is what failed: its last commit stands, resumable
+                except StoreError:   # the store is what failed: its last commit stands
+                    self.journal.log(None, "run_aborted", f"{reason}; the run store keeps its"
+                                     " last commit, from which the run can be resumed")
             raise
         finally:
             with trio.CancelScope(shield=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ from drivers.clock import Clock
 from sequencer.store import RunStore
 
 LOG_NAME = "run.log"
+log = logging.getLogger("cellseq.journal")
 
 
 class Journal:
     def __init__(self, store: RunStore, run_dir: Path, clock: Clock) -> None:
         self._store, self._clock = store, clock
         self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
+        self._log_failed = False
 
     def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
         """A notable event: into the store's journal and the text log."""
@@ -36,8 +39,11 @@ class Journal:
         try:
             self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
             self._log.flush()
-        except OSError:
-            pass   # the text log is a convenience; the store holds the journal
+        except OSError as exc:   # the text log is a convenience; the store holds the journal
+            if not self._log_failed:
+                log.warning("run.log cannot be written (%s); the run store keeps the journal",
+                            exc)
+            self._log_failed = True
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ resume never duplicates or loses a committed point.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from drivers.errors import CellseqError
 
 DB_NAME = "run.sqlite"
+log = logging.getLogger("cellseq.store")
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
 SCHEMA_VERSION = 2
@@ -187,8 +189,8 @@ class RunStore:
                     self._conn.execute("ROLLBACK")
             elif self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass   # the connection is gone: nothing uncommitted survives it anyway
+        except sqlite3.Error as exc:   # the connection is gone: nothing uncommitted survives it
+            log.debug("rollback of %s failed: %s", self.path, exc)
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         # From now on nothing more is written, and what is not committed is dropped at close:
