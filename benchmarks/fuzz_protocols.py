@@ -1,6 +1,6 @@
 """Protocol fuzzing over the loader and the planner: zero tracebacks.
 
-    python benchmarks/fuzz_protocols.py [--examples 5000] [--seed 0]
+    python benchmarks/fuzz_protocols.py [--examples 5000]
 
 Every protocol file of the library (the quickstart and the paper's campaign files) is mutated
 by hypothesis (a key deleted, a value replaced or inserted: scalars, unit strings, NaN,
@@ -76,7 +76,6 @@ def mutate(doc: Any, path: tuple, action: str, value: Any) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5_000)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     tally: Counter[str] = Counter()
     tracebacks: list[str] = []
