@@ -9,6 +9,7 @@ transaction. Whatever happens, every output is turned off before the executor re
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ import trio
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import Chamber, Channel, MultiChannelInstrument, SafetyLimits
-from drivers.points import ChannelState, Points
+from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import Technique
 from protocols.cells import Cell
 from protocols.steps import Loop, SetTemperature, Step
@@ -39,6 +40,8 @@ from sequencer.suspenders import WATCH_S, ChamberWatch, next_watch_time
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
 #: its technique ends, so dry runs wake only then (or after an hour of virtual time at most).
 HARDWARE_POLL_S = 1.0
+#: Polls of a running step tried before an instrument that answers wrongly faults the cell.
+POLL_ATTEMPTS = 3
 SIMULATED_POLL_S = 3600.0
 MIN_POLL_S = 1e-3
 
@@ -97,6 +100,8 @@ class Executor:
         if resume is not None:
             for cell_id, r in self.runs.items():
                 hist = resume.cells.get(cell_id)
+                if hist is not None:
+                    r.last = dict(hist.last)
                 if hist is not None and hist.state == "faulted":
                     r.state, r.fault = "faulted", hist.fault
 
@@ -169,11 +174,11 @@ class Executor:
                 await self._all_outputs_off()
             raise
         try:
-            with self.store.transaction():
-                for r in self.runs.values():
-                    if r.state != "faulted":
-                        self._set_state(r, "pending")
-            if self.resume is None:
+            if self.resume is None:   # a resume keeps each cell's checkpoint until it moves on
+                with self.store.transaction():
+                    for r in self.runs.values():
+                        if r.state != "faulted":
+                            self._set_state(r, "pending")
                 self.journal.event(None, "run_started", f"{len(self.plan.experiments)}"
                                    f" experiments, {len(self.runs)} cells")
             finished = {e.index: trio.Event() for e in self.plan.experiments}
@@ -190,7 +195,8 @@ class Executor:
                 interrupted = self.interrupted or isinstance(exc, KeyboardInterrupt) or (
                     isinstance(exc, BaseExceptionGroup)
                     and exc.subgroup(KeyboardInterrupt) is not None)
-                reason = "interrupted by the user (Ctrl-C)" if interrupted else f"aborted: {exc!r}"
+                reason = ("interrupted by the user (Ctrl-C)" if interrupted
+                          else f"aborted: {_describe(exc)}")
                 try:
                     with self.store.transaction():
                         for r in self.runs.values():
@@ -342,7 +348,8 @@ class Executor:
         if all(rows.values()) and saved[0] is not None and all(x == saved[0] for x in saved):
             progress = SoakProgress(**saved[0])
             if self.clock.now() - progress.last_read_t > SOAK_POLL_S:
-                progress = SoakProgress(progress.started_t, None, self.clock.now(),
+                # unwatched for longer than a reading: hold time and timeout start again
+                progress = SoakProgress(self.clock.now(), None, self.clock.now(),
                                         self.clock.now())
             return {cid: row["id"] for cid, row in rows.items() if row}, progress
         with self.store.transaction():
@@ -529,7 +536,7 @@ class Executor:
                                                   last["current_A"])
             return await self._follow(exp, step, r, technique, row["id"], row["started_t"],
                                       0.0, previous, mark)
-        await call(r.channel.stop)
+        await self._stop(r)
         await self._wait_for_chamber(exp, r)
         # what the channel did after the last point stored is unknown: the step counts from there
         elapsed = 0.0 if mark is None else mark.step_t
@@ -583,19 +590,14 @@ class Executor:
         the chamber suspended the cell (output off), the last point stored and the step time
         the output ran for."""
         k = exp.index_of(step)
-        call = self._caller(r.instrument)
         watch = self._watch_of(exp)
         suspended = False
         while True:
-            try:
-                readout = await call(r.channel.poll)
-            except CellseqError as exc:
-                await call(r.channel.stop)
-                raise CellFault(f"{exp.name} step {k}: instrument failed: {exc}") from exc
+            readout = await self._poll(exp, k, r)
             points = readout.points
             trip = safety.check(r.cell.limits, points)
             if trip is not None:
-                await call(r.channel.stop)
+                await self._stop(r)
                 points = points.select(points.time_s <= trip.time_s)
             with self.store.transaction():
                 previous, mark = self._store_points(r, step_id, k, t0, step_t0, points,
@@ -619,7 +621,7 @@ class Executor:
             if readout.state is ChannelState.DONE:
                 return readout.end_reason or "done"
             if suspended:
-                await call(r.channel.stop)
+                await self._stop(r)
                 stopped = self.clock.now()
                 elapsed = step_t0 + stopped - t0
                 if previous is not None:   # the output ran on at the last current until now
@@ -637,6 +639,32 @@ class Executor:
                 # never wait for a moment already past: that would poll without time moving
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
             suspended = await self._sleep(watch, wake)
+
+    async def _poll(self, exp: PlannedExperiment, k: int, r: CellRun) -> Readout:
+        """A poll, tried again after a garbled or refused reply (the link itself retries
+        timeouts and broken connections); an instrument that keeps failing faults the cell."""
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            try:
+                return await self._caller(r.instrument)(r.channel.poll)
+            except CellseqError as exc:
+                if attempt == POLL_ATTEMPTS:
+                    await self._stop(r)
+                    raise CellFault(f"{exp.name} step {k}: instrument failed {attempt} times"
+                                    f" running: {exc}") from exc
+                self.journal.event(r.cell.id, "poll_failed", f"{exp.name} step {k}: {exc};"
+                                   f" polling again (attempt {attempt + 1} of {POLL_ATTEMPTS})")
+                await self.clock.sleep_until(self.clock.now() + self.poll_s)
+        raise AssertionError("unreachable")
+
+    async def _stop(self, r: CellRun) -> bool:
+        """Output off; a failure is journalled, not raised (the run goes on; the end of the
+        run tries again, reconnecting). True if the output is known to be off."""
+        try:
+            await self._caller(r.instrument)(r.channel.stop)
+            return True
+        except CellseqError as exc:
+            self._note(r.cell.id, "stop_failed", f"could not stop the output: {exc}")
+            return False
 
     async def _sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
         """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
@@ -735,11 +763,27 @@ class Executor:
                       step_t0: float, points: Points,
                       previous: tuple[float, float, float] | None, mark: Mark | None
                       ) -> tuple[tuple[float, float, float] | None, Mark | None]:
-        """Store a poll's points. The counters integrate every point from ``previous`` (None:
-        from the first point); only points after ``mark`` (the last point stored for this
-        step) are stored, so a resumed step never stores a moment twice."""
+        """Store a poll's points, and count them. Points at or before ``mark`` (the last point
+        this step stored: a re-attached instrument sends its points again) and points whose
+        step time does not move on are neither stored nor counted; the counters integrate from
+        ``previous`` (None: from the first point, or from the last one left out, which is
+        where a continued technique's first point may sit)."""
         if len(points) == 0:
             return previous, mark
+        step_time = step_t0 + points.time_s
+        keep = np.diff(step_time, prepend=-np.inf) > 0
+        if mark is not None:
+            keep &= (t0 + points.time_s > mark.t) & (step_time > mark.step_t)
+        if not keep.all():
+            dropped = np.flatnonzero(~keep)
+            if previous is None and dropped[0] == 0:
+                k = int(dropped[np.searchsorted(dropped, np.flatnonzero(keep)[0]) - 1]) \
+                    if keep.any() else int(dropped[-1])
+                previous = (t0 + float(points.time_s[k]), float(points.voltage_V[k]),
+                            float(points.current_A[k]))
+            points = points.select(keep)
+            if len(points) == 0:
+                return previous, mark
         test_time = t0 + points.time_s
         step_time = step_t0 + points.time_s
         if points.frequency_Hz is None:
@@ -763,11 +807,6 @@ class Executor:
             kind = "spectrum"
             columns.update(frequency_Hz=points.frequency_Hz, z_real_ohm=points.z_real_ohm,
                            z_imag_ohm=points.z_imag_ohm)
-        if mark is not None:
-            keep = (test_time > mark.t) & (step_time > mark.step_t)
-            columns = {k: v[keep] for k, v in columns.items()}
-            if not keep.any():
-                return anchor, mark
         self.store.append(step_id, Chunk(r.cell.id, r.step_count, step_index, r.cycle, kind,
                                          columns))
         r.last = {"t": float(columns["test_time_s"][-1]),
@@ -854,13 +893,23 @@ class Executor:
 
     async def _all_outputs_off(self) -> None:
         """Stop every channel and put chambers in standby; one failure does not stop the rest."""
-        for r in self.runs.values():
-            if not hasattr(r, "channel"):
-                continue   # its instrument never opened
+        failed = [r for r in self.runs.values()
+                  if hasattr(r, "channel") and not await self._stop(r)]   # opened ones
+        for inst in {id(r.instrument): r.instrument for r in failed}.values():
+            # the link may have died: connect again and stop what failed
+            call = self._caller(inst)
             try:
-                await self._caller(r.instrument)(r.channel.stop)
+                with contextlib.suppress(CellseqError):
+                    await call(inst.close)
+                await call(inst.open)
+                for r in failed:
+                    if r.instrument is inst:
+                        r.channel = inst.channel(r.channel_index)
+                        await call(r.channel.stop)
+                        self._note(r.cell.id, "output_off", "output off after reconnecting")
             except CellseqError as exc:
-                self._note(r.cell.id, "stop_failed", f"could not stop the output: {exc}")
+                self._note(None, "stop_failed", f"{type(inst).__name__} could not be reached"
+                           f" to turn its outputs off: {exc}; CHECK THE INSTRUMENT")
         for name, chamber in self.instruments.chambers.items():
             try:
                 await self._caller(chamber)(chamber.standby)
@@ -879,6 +928,13 @@ class Executor:
             self.journal.event(cell, kind, message)
         except StoreError:
             self.journal.log(cell, kind, message)
+
+
+def _describe(exc: BaseException) -> str:
+    """An error for the journal: the messages of a group's errors, not its repr."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _segments(steps: tuple[Step, ...]) -> list[SetTemperature | list[Step]]:
