@@ -99,6 +99,18 @@ class Channel(ABC):
         a crash the sequencer re-attaches to it instead of starting the step again."""
         return None
 
+    def attachment(self) -> dict[str, str] | None:
+        """What identifies the technique just started on the instrument (a test id, a
+        barcode), kept with the step so that a later run can find it again, running or
+        finished; None where the instrument has nothing of the kind."""
+        return None
+
+    def reattach(self, technique: Technique, attachment: dict[str, str] | None) -> bool:
+        """After a crash: take up ``technique`` again if the instrument still runs it, or ran
+        it to its end meanwhile (then the next polls bring what it recorded, and its end).
+        By default only a technique the channel says it runs."""
+        return self.running() == technique
+
     @property
     def running_unknown(self) -> bool:
         """A technique runs that the instrument cannot describe (found running at open)."""

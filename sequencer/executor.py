@@ -479,11 +479,10 @@ class Executor:
         k = exp.index_of(step)
         call = self._caller(r.instrument)
         started = self.clock.now()
+        params = {**_params(technique), "written_kind": exp.written_kind(step)}
         with self.store.transaction():
             step_id = self.store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
-                                            r.cycle, started,
-                                            {**_params(technique),
-                                             "written_kind": exp.written_kind(step)})
+                                            r.cycle, started, params)
             self._set_state(r, "running", experiment=exp.name, step_index=k,
                             step_kind=step.kind, step_started_t=started,
                             step_estimate_s=getattr(technique, "duration_s", None))
@@ -491,8 +490,12 @@ class Executor:
                              f" (cycle {r.cycle}, step count {r.step_count})")
         try:
             await call(lambda: r.channel.start(technique))
+            attachment = await call(r.channel.attachment)
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+        if attachment is not None:   # so a later run finds it on the instrument again
+            with self.store.transaction():
+                self.store.set_step_params(step_id, {**params, "attachment": attachment})
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return await self._follow(exp, step, r, technique, step_id, started, 0.0, None, mark)
 
@@ -529,7 +532,8 @@ class Executor:
                 await call(lambda: r.channel.adopt(technique))
             except CellseqError as exc:
                 self.journal.event(r.cell.id, "adopt_failed", f"{exp.name} step {k}: {exc}")
-        if await call(r.channel.running) == technique:
+        attachment = row["params"].get("attachment")
+        if await call(lambda: r.channel.reattach(technique, attachment)):
             self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
                                f" {step.kind}: the instrument kept running it; carrying on")
             previous = None if last is None else (last["test_time_s"], last["voltage_V"],

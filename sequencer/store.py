@@ -241,6 +241,9 @@ class RunStore:
              json.dumps(params)))
         return int(cur.lastrowid)
 
+    def set_step_params(self, step_id: int, params: dict[str, Any]) -> None:
+        self._write("UPDATE steps SET params = ? WHERE id = ?", (json.dumps(params), step_id))
+
     def end_step(self, step_id: int, ended_t: float, end_reason: str,
                  counters: dict[str, float] | None = None) -> None:
         """``counters``: the cell's Ah/Wh counters at the end, which a resumed run replays."""
