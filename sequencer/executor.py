@@ -12,30 +12,29 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import trio
 
 from drivers.clock import Clock
-from drivers.errors import CapabilityError, CellseqError
-from drivers.interfaces import Chamber, Channel, MultiChannelInstrument, SafetyLimits
+from drivers.errors import CellseqError
+from drivers.interfaces import Chamber, MultiChannelInstrument, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import Technique
-from protocols.cells import Cell
 from protocols.steps import Loop, SetTemperature, Step
-from protocols.units import kelvin_to_celsius
 from sequencer import safety
+from sequencer.cell_run import CellFault, CellRun, Mark
 from sequencer.counters import Counters
-from sequencer.handlers.set_temperature import SOAK_POLL_S, SoakProgress, SoakTimeout, soak
+from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
 from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
-from sequencer.resume import ResumeState, plausible_ocv_V, policy_for, remaining
+from sequencer.resume import ResumeState, Resumption
 from sequencer.store import Chunk, RunStore, StoreError
-from sequencer.suspenders import WATCH_S, ChamberWatch, next_watch_time
+from sequencer.suspenders import WATCH_S, ChamberWatch, Suspenders
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
 #: its technique ends, so dry runs wake only then (or after an hour of virtual time at most).
@@ -46,39 +45,10 @@ SIMULATED_POLL_S = 3600.0
 MIN_POLL_S = 1e-3
 
 
-@dataclass(frozen=True)
-class Mark:
-    """The last point a step stored: its test time and step time."""
+class Executor(Resumption, Suspenders):
+    """Runs a plan; resuming (:class:`~sequencer.resume.Resumption`) and the chamber
+    suspenders (:class:`~sequencer.suspenders.Suspenders`) live beside it."""
 
-    t: float
-    step_t: float
-
-
-class CellFault(CellseqError):
-    """A cell's run stops: a safety limit tripped or its instrument failed."""
-
-
-class ResumeRefused(CellseqError):
-    """A resumed run does not start: a cell is not where the run left it."""
-
-
-@dataclass
-class CellRun:
-    """A cell's position in the campaign and its counters: what a checkpoint holds."""
-
-    cell: Cell
-    instrument: MultiChannelInstrument
-    channel_index: int
-    channel: Channel = field(init=False)   # known once the instrument is open
-    step_count: int = 0
-    cycle: int = 0
-    counters: Counters = field(default_factory=Counters)
-    state: str = "pending"
-    fault: str | None = None
-    last: dict[str, float] = field(default_factory=dict)
-
-
-class Executor:
     def __init__(self, plan: Plan, instruments: Instruments, store: RunStore, journal: Journal,
                  clock: Clock, poll_s: float, progress: NoProgress | None = None,
                  resume: ResumeState | None = None, watch_s: float = WATCH_S) -> None:
@@ -252,20 +222,6 @@ class Executor:
         self.progress.finished(exp.name, self.clock.now() - self._began[exp.name])
         self._event_once(None, "experiment_finished", exp.name)
 
-    def _fast_forward(self, exp: PlannedExperiment) -> None:
-        """A resumed run passes an experiment that had finished: each cell takes the step
-        count, cycle and counters its last step there left."""
-        assert self.resume is not None
-        for cid in exp.cells:
-            row = self.resume.cells[cid].by_experiment.get(exp.name) \
-                if cid in self.resume.cells else None
-            if row is None:
-                continue
-            r = self.runs[cid]
-            r.step_count, r.cycle = max(r.step_count, row["step_count"]), row["cycle"]
-            if row["end_counters"]:
-                r.counters = Counters(**row["end_counters"])
-
     async def _soak(self, exp: PlannedExperiment, step: SetTemperature,
                     runs: list[CellRun]) -> None:
         assert exp.chamber is not None
@@ -327,66 +283,6 @@ class Executor:
                 self.journal.event(None, "soak_settled",
                                    f"{exp.chamber} stable at {result.last.temperature_C:g} degC"
                                    f" after {result.settled_after_s / 60:.1f} min")
-
-    def _soak_replayed(self, chamber: Chamber, step: SetTemperature, runs: list[CellRun]
-                       ) -> bool | tuple[dict[str, int], SoakProgress | None]:
-        """On resume. True: the soak had settled; it is not waited for again (its setpoint is
-        restated before the next step that runs: :meth:`_restate_chamber`). Otherwise the
-        rows of the soak that was under way, carried on from its last checkpoint when the
-        interruption was short enough for the hold timer to stand (else it starts again)."""
-        assert self.resume is not None
-        hist = [self.resume.cells[r.cell.id] for r in runs]
-        if all(r.step_count in h.done for r, h in zip(runs, hist, strict=True)):
-            self._restate[chamber] = step
-            return True
-        self._restate.pop(chamber, None)
-        rows = {r.cell.id: h.open.pop(r.step_count, None)
-                for r, h in zip(runs, hist, strict=True)}
-        if not any(rows.values()):
-            return False
-        saved = [h.soak for h in hist]
-        if all(rows.values()) and saved[0] is not None and all(x == saved[0] for x in saved):
-            progress = SoakProgress(**saved[0])
-            if self.clock.now() - progress.last_read_t > SOAK_POLL_S:
-                # unwatched for longer than a reading: hold time and timeout start again
-                progress = SoakProgress(self.clock.now(), None, self.clock.now(),
-                                        self.clock.now())
-            return {cid: row["id"] for cid, row in rows.items() if row}, progress
-        with self.store.transaction():
-            for r in runs:
-                row = rows[r.cell.id]
-                if row is not None:
-                    self.store.end_step(row["id"], self.clock.now(), "interrupted",
-                                        r.counters.as_dict())
-        return False
-
-    async def _restate_chamber(self, exp: PlannedExperiment) -> None:
-        """The first step a resumed run really runs in a chamber: set the chamber to the last
-        setpoint the replay passed (a chamber that lost power holds none) and, if it has
-        drifted out of tolerance meanwhile, soak again."""
-        if exp.chamber is None:
-            return
-        chamber = self.instruments.chambers[exp.chamber]
-        step = self._restate.pop(chamber, None)
-        if step is None:
-            return
-        watch = self._watch_of(exp)
-        assert watch is not None
-        watch.step = step
-        call = self._caller(chamber)
-        target = kelvin_to_celsius(step.target)
-        try:
-            await call(lambda: chamber.set_temperature_C(target))
-            reading = await call(chamber.read)
-            if abs(reading.temperature_C - target) > step.tolerance:
-                self.journal.event(None, "resoak", f"{exp.chamber} reads"
-                                   f" {reading.temperature_C:g} degC after the interruption;"
-                                   f" soaking at {target:g} degC again", experiment=exp.name)
-                await soak(chamber, step, self.clock, call)
-        except StoreError:
-            raise   # the store failed, not the chamber: the run stops
-        except (SoakTimeout, CellseqError) as exc:
-            raise CellFault(f"{exp.name}: the chamber could not be restored: {exc}") from exc
 
     async def _run_cell(self, exp: PlannedExperiment, steps: list[Step], r: CellRun) -> None:
         try:
@@ -514,77 +410,6 @@ class Executor:
             return carried
         return await self._start_step(exp, step, r, technique, after_t=carried)
 
-    async def _resume_step(self, exp: PlannedExperiment, step: Step, r: CellRun,
-                           technique: Technique, row: dict[str, Any]) -> str | float | None:
-        """The step that was running when the run stopped: re-attached if the instrument kept
-        running it, else carried on under its resume policy (:meth:`_carry_on`)."""
-        if self._restate:
-            await self._restate_chamber(exp)
-        k = exp.index_of(step)
-        call = self._caller(r.instrument)
-        hist = self.resume.cells[r.cell.id] if self.resume else None
-        if hist is not None and hist.counters:
-            r.counters = Counters(**hist.counters)
-        last = self.store.last_point(row["id"])
-        mark = None if last is None else Mark(last["test_time_s"], last["step_time_s"])
-        if r.channel.running_unknown:   # the instrument runs something it cannot name
-            try:
-                await call(lambda: r.channel.adopt(technique))
-            except CellseqError as exc:
-                self.journal.event(r.cell.id, "adopt_failed", f"{exp.name} step {k}: {exc}")
-        attachment = row["params"].get("attachment")
-        if await call(lambda: r.channel.reattach(technique, attachment)):
-            self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
-                               f" {step.kind}: the instrument kept running it; carrying on")
-            previous = None if last is None else (last["test_time_s"], last["voltage_V"],
-                                                  last["current_A"])
-            return await self._follow(exp, step, r, technique, row["id"], row["started_t"],
-                                      0.0, previous, mark)
-        await self._stop(r)
-        await self._wait_for_chamber(exp, r)
-        # what the channel did after the last point stored is unknown: the step counts from there
-        elapsed = 0.0 if mark is None else mark.step_t
-        return await self._carry_on(exp, step, r, technique, row["id"], mark, elapsed)
-
-    async def _carry_on(self, exp: PlannedExperiment, step: Step, r: CellRun,
-                        technique: Technique, step_id: int, mark: Mark | None, elapsed: float
-                        ) -> str | float | None:
-        """An interrupted step, its channel idle, ``elapsed`` of it done: continue it for its
-        remaining time, skip it, or end it so that it starts again. Returns the end reason,
-        or, to start again, the time of its last stored point (None if it stored none)."""
-        k = exp.index_of(step)
-        policy = policy_for(step, technique)
-        rest = remaining(technique, elapsed) if policy == "continue" else None
-        if policy == "restart" or (policy == "continue" and rest is None and mark is None):
-            with self.store.transaction():
-                self.store.end_step(step_id, self.clock.now(), "interrupted",
-                                    r.counters.as_dict())
-                self.journal.event(r.cell.id, "step_restarted", f"{exp.name} step {k}"
-                                   f" {step.kind} starts again after the interruption")
-            return None if mark is None else mark.t
-        if policy == "skip" or rest is None:
-            reason = "skipped" if policy == "skip" else "duration"
-            with self.store.transaction():
-                self.store.end_step(step_id, self.clock.now(), reason, r.counters.as_dict())
-                self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k}"
-                                   f" {step.kind}: {reason} after the interruption")
-            return reason
-        try:
-            await self._caller(r.instrument)(lambda: r.channel.start(rest))
-        except CellseqError as exc:
-            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
-        now = self.clock.now()
-        with self.store.transaction():
-            self._set_state(r, "running", experiment=exp.name, step_index=k,
-                            step_kind=step.kind, step_started_t=now - elapsed,
-                            step_estimate_s=getattr(technique, "duration_s", None))
-            self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
-                               f" continues for the remaining {rest.duration_s:.0f} s",
-                               elapsed_s=elapsed)
-        # the counters integrate afresh from the continued technique's first point: nothing
-        # flowed while the output was off
-        return await self._follow(exp, step, r, technique, step_id, now, elapsed, None, mark)
-
     async def _drive(self, exp: PlannedExperiment, step: Step, r: CellRun, step_id: int,
                      t0: float, step_t0: float, previous: tuple[float, float, float] | None,
                      mark: Mark | None) -> str | tuple[Mark | None, float]:
@@ -670,99 +495,6 @@ class Executor:
             self._note(r.cell.id, "stop_failed", f"could not stop the output: {exc}")
             return False
 
-    async def _sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
-        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
-        if watch is None:
-            await self.clock.sleep_until(wake)
-            return False
-        if watch.suspended:
-            return True
-        with trio.CancelScope() as scope:
-            watch.scopes.add(scope)
-            try:
-                await self.clock.sleep_until(wake)
-            finally:
-                watch.scopes.discard(scope)
-        return scope.cancelled_caught
-
-    # -- chambers: the suspenders --------------------------------------------------------------
-
-    def _watch_of(self, exp: PlannedExperiment) -> ChamberWatch | None:
-        if exp.chamber is None:
-            return None
-        if exp.chamber not in self._watches:
-            self._watches[exp.chamber] = ChamberWatch(exp.chamber)
-        return self._watches[exp.chamber]
-
-    async def _wait_for_chamber(self, exp: PlannedExperiment, r: CellRun) -> None:
-        """A suspended chamber's cell rests (output off) until the chamber is back."""
-        watch = self._watch_of(exp)
-        if watch is None or not watch.suspended:
-            return
-        with self.store.transaction():
-            self._set_state(r, "suspended")
-        self.store.commit()
-        while watch.suspended:
-            await watch.ok.wait()
-        if watch.failed:
-            raise CellFault(f"{exp.name}: {watch.name} did not come back: {watch.failed}")
-        with self.store.transaction():
-            self._set_state(r, "running")
-
-    async def _watch_chamber(self, exp: PlannedExperiment) -> None:
-        """Read the chamber between temperature steps; suspend its cells while it is wrong,
-        bring them back after a fresh soak (:mod:`sequencer.suspenders`)."""
-        watch = self._watch_of(exp)
-        assert watch is not None and exp.chamber is not None
-        chamber = self.instruments.chambers[exp.chamber]
-        call = self._caller(chamber)
-        while True:
-            await self.clock.sleep_until(next_watch_time(self.clock.now(), self.watch_s))
-            if self.paused:
-                # outputs are off while paused: stop watching too, and let the paused cells see
-                # that nothing else is scheduled (a dry run's time then stops)
-                self._arrived.set()
-                self._arrived = trio.Event()
-                assert self._go is not None
-                await self._go.wait()
-                continue
-            if watch.step is None or watch.soaking:
-                continue
-            try:
-                reading = await call(chamber.read)
-                watch.air_C = reading.temperature_C
-                problem = watch.problem(reading)
-            except CellseqError as exc:
-                problem = watch.problem(None, str(exc))
-            if problem is not None:
-                if not watch.suspended:
-                    watch.suspend(problem)
-                    self.journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
-                                       " its cells rest until it is back", experiment=exp.name)
-                continue
-            if not watch.suspended:
-                continue
-            self.journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
-                               " again; soaking before the cells go on", experiment=exp.name)
-            watch.soaking = True
-            try:
-                result = await soak(chamber, watch.step, self.clock, call)
-            except StoreError:
-                raise
-            except SoakTimeout as exc:
-                watch.release(failed=str(exc))
-                self.journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
-                                   experiment=exp.name)
-            except CellseqError as exc:
-                watch.reason = f"not answering ({exc})"   # still out: keep the cells resting
-            else:
-                watch.release()
-                self.journal.event(None, "chamber_resumed", f"{watch.name} stable at"
-                                   f" {result.last.temperature_C:g} degC again; the cells go"
-                                   " on", experiment=exp.name)
-            finally:
-                watch.soaking = False
-
     def _store_points(self, r: CellRun, step_id: int, step_index: int, t0: float,
                       step_t0: float, points: Points,
                       previous: tuple[float, float, float] | None, mark: Mark | None
@@ -832,12 +564,6 @@ class Executor:
             r.cell.id, state, self.clock.now(), step_count=r.step_count, cycle=r.cycle,
             last=r.last, checkpoint=checkpoint, **fields)
 
-    def _event_once(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
-        """A journal event a resumed run's replay would repeat: written once."""
-        if self.resume is not None and (cell, kind, message) in self.resume.seen_events:
-            return
-        self.journal.event(cell, kind, message, **data)
-
     async def _limits_to_instruments(self) -> None:
         """Give each cell's limits to its channel where the instrument can watch them itself,
         so a limit is kept between the points the sequencer sees too."""
@@ -855,29 +581,6 @@ class Executor:
                                f" for: {', '.join(watched) or 'none'}; by the sequencer's"
                                " checks of each point only for:"
                                f" {', '.join(unwatched) or 'none'}")
-
-    async def _check_cells_present(self) -> None:
-        """Before a resumed run sends anything: every cell still to run shows a plausible
-        open-circuit voltage, or the run does not start."""
-        assert self.resume is not None
-        wrong = []
-        for cid, r in self.runs.items():
-            hist = self.resume.cells.get(cid)
-            if r.state == "faulted" or (hist is not None and hist.state == "completed"):
-                continue
-            try:
-                v = await self._caller(r.instrument)(r.channel.read_voltage)
-            except CapabilityError:
-                self.journal.event(cid, "cell_check_skipped", "the channel cannot read its"
-                                   " voltage; carrying on without checking the cell is there")
-                continue
-            lo, hi = plausible_ocv_V(r.cell)
-            if not (math.isfinite(v) and lo <= v <= hi):
-                wrong.append(f"{cid} reads {v:.3f} V, outside {lo:g}..{hi:g} V for a"
-                             f" {r.cell.kind.value} cell")
-        if wrong:
-            raise ResumeRefused("not resuming: " + "; ".join(wrong) + ". Is every cell still"
-                                " connected to its channel? Nothing was started.")
 
     def _caller(self, instrument: MultiChannelInstrument | Chamber) -> Callable[..., Any]:
         if instrument.blocking_io:

@@ -27,7 +27,8 @@ from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
 from protocols import load_campaign
 from protocols.cells import Cell
-from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor, ResumeRefused
+from sequencer.cell_run import ResumeRefused
+from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_hardware, build_simulated
 from sequencer.journal import Journal
 from sequencer.locks import claim_channels, hold_run_dir

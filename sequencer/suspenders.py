@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 
 import trio
 
+from drivers.errors import CellseqError
 from drivers.interfaces import ChamberMode, ChamberReading
 from protocols.steps import SetTemperature
 from protocols.units import kelvin_to_celsius
+from sequencer.cell_run import CellFault, CellRun
+from sequencer.handlers.set_temperature import SoakTimeout, soak
+from sequencer.plan import PlannedExperiment
+from sequencer.store import StoreError
 
 #: How often a chamber is read between temperature steps (s): every minute on hardware; a dry
 #: run's simulated chambers, whose faults are injected on purpose, every half hour of virtual
@@ -86,3 +91,99 @@ def next_watch_time(now: float, every_s: float) -> float:
     """Reads fall on multiples of the interval, so a resumed run reads when the first one
     did."""
     return (math.floor(now / every_s) + 1) * every_s
+
+
+class Suspenders:
+    """The executor's chamber watchdog and what it does to cells (a part of
+    :class:`~sequencer.executor.Executor`)."""
+
+    async def _sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
+        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
+        if watch is None:
+            await self.clock.sleep_until(wake)
+            return False
+        if watch.suspended:
+            return True
+        with trio.CancelScope() as scope:
+            watch.scopes.add(scope)
+            try:
+                await self.clock.sleep_until(wake)
+            finally:
+                watch.scopes.discard(scope)
+        return scope.cancelled_caught
+
+    def _watch_of(self, exp: PlannedExperiment) -> ChamberWatch | None:
+        if exp.chamber is None:
+            return None
+        if exp.chamber not in self._watches:
+            self._watches[exp.chamber] = ChamberWatch(exp.chamber)
+        return self._watches[exp.chamber]
+
+    async def _wait_for_chamber(self, exp: PlannedExperiment, r: CellRun) -> None:
+        """A suspended chamber's cell rests (output off) until the chamber is back."""
+        watch = self._watch_of(exp)
+        if watch is None or not watch.suspended:
+            return
+        with self.store.transaction():
+            self._set_state(r, "suspended")
+        self.store.commit()
+        while watch.suspended:
+            await watch.ok.wait()
+        if watch.failed:
+            raise CellFault(f"{exp.name}: {watch.name} did not come back: {watch.failed}")
+        with self.store.transaction():
+            self._set_state(r, "running")
+
+    async def _watch_chamber(self, exp: PlannedExperiment) -> None:
+        """Read the chamber between temperature steps; suspend its cells while it is wrong,
+        bring them back after a fresh soak (:mod:`sequencer.suspenders`)."""
+        watch = self._watch_of(exp)
+        assert watch is not None and exp.chamber is not None
+        chamber = self.instruments.chambers[exp.chamber]
+        call = self._caller(chamber)
+        while True:
+            await self.clock.sleep_until(next_watch_time(self.clock.now(), self.watch_s))
+            if self.paused:
+                # outputs are off while paused: stop watching too, and let the paused cells see
+                # that nothing else is scheduled (a dry run's time then stops)
+                self._arrived.set()
+                self._arrived = trio.Event()
+                assert self._go is not None
+                await self._go.wait()
+                continue
+            if watch.step is None or watch.soaking:
+                continue
+            try:
+                reading = await call(chamber.read)
+                watch.air_C = reading.temperature_C
+                problem = watch.problem(reading)
+            except CellseqError as exc:
+                problem = watch.problem(None, str(exc))
+            if problem is not None:
+                if not watch.suspended:
+                    watch.suspend(problem)
+                    self.journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
+                                       " its cells rest until it is back", experiment=exp.name)
+                continue
+            if not watch.suspended:
+                continue
+            self.journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
+                               " again; soaking before the cells go on", experiment=exp.name)
+            watch.soaking = True
+            try:
+                result = await soak(chamber, watch.step, self.clock, call)
+            except StoreError:
+                raise
+            except SoakTimeout as exc:
+                watch.release(failed=str(exc))
+                self.journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
+                                   experiment=exp.name)
+            except CellseqError as exc:
+                watch.reason = f"not answering ({exc})"   # still out: keep the cells resting
+            else:
+                watch.release()
+                self.journal.event(None, "chamber_resumed", f"{watch.name} stable at"
+                                   f" {result.last.temperature_C:g} degC again; the cells go"
+                                   " on", experiment=exp.name)
+            finally:
+                watch.soaking = False

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from sequencer import store as store_module
-from sequencer.executor import ResumeRefused
+from sequencer.cell_run import ResumeRefused
 from sequencer.locks import LockError, hold_run_dir
 from sequencer.runner import RunDirError, resume_run, run_simulated
 from sequencer.store import RunStore, StoreError

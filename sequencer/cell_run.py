@@ -1,0 +1,42 @@
+"""A cell's place in a run, and the errors that stop a cell or a resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from drivers.errors import CellseqError
+from drivers.interfaces import Channel, MultiChannelInstrument
+from protocols.cells import Cell
+from sequencer.counters import Counters
+
+
+@dataclass(frozen=True)
+class Mark:
+    """The last point a step stored: its test time and step time."""
+
+    t: float
+    step_t: float
+
+
+class CellFault(CellseqError):
+    """A cell's run stops: a safety limit tripped or its instrument failed."""
+
+
+class ResumeRefused(CellseqError):
+    """A resumed run does not start: a cell is not where the run left it."""
+
+
+@dataclass
+class CellRun:
+    """A cell's position in the campaign and its counters: what a checkpoint holds."""
+
+    cell: Cell
+    instrument: MultiChannelInstrument
+    channel_index: int
+    channel: Channel = field(init=False)   # known once the instrument is open
+    step_count: int = 0
+    cycle: int = 0
+    counters: Counters = field(default_factory=Counters)
+    state: str = "pending"
+    fault: str | None = None
+    last: dict[str, float] = field(default_factory=dict)
