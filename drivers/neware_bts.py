@@ -18,13 +18,18 @@ driver started or adopted (a BTS is often shared).
   protection. Units in step files: voltage 0.1 mV, current mA, time ms.
 * Each test's barcode is a fresh tag (``cellseq-<time>-<random>``) and the step file is named
   after it; with ``config.step_dir`` the file and a JSON sidecar holding the exact technique
-  are kept there. A new driver instance re-attaches (:meth:`NewareBTSChannel.running`) by
-  reading the channel's barcode with ``inquire``, then the sidecar, and accepts it only if the
-  technique renders to the very step file found. What it cannot know: a test started by hand or
-  by another program, or one whose files are gone (then ``running()`` is None and the channel
-  can only be stopped); whether the technique's *sequencer* step is the one meant (the sequencer
-  compares). Only a working or paused test is re-attached: one that finished meanwhile cannot be
-  told from the previous step's test with the same technique, so its points stay on the BTS.
+  are kept there. :meth:`NewareBTSChannel.attachment` gives the barcode (and the channel's
+  test id before it) for the run store to keep with the step.
+* Re-attaching, in a new driver instance after a crash: with the step's attachment,
+  :meth:`NewareBTSChannel.reattach` takes up the channel's test if ``inquire`` shows that very
+  barcode (and the sidecar, where readable, names the same technique): still working or
+  paused, or ended by the BTS itself meanwhile (finish, protect), whose points the next poll
+  downloads before it ends as a live test would. A test stopped meanwhile is not taken up (a
+  stop came from cellseq before the crash, say for a chamber suspension, or from a person;
+  the sequencer's resume policy decides), nor is the channel's test once another has started.
+  Without an attachment, :meth:`NewareBTSChannel.running` recognises only a working or paused
+  test, by its barcode and sidecar, and only if the technique renders to the very step file
+  found. A test started by hand or by another program is never taken up.
 * Points: ``inquiredf`` gives the test id and the point count, ``download`` (at most
   :data:`MAX_DOWNLOAD` per request, ``startpos`` 1-based, ``testtime`` in ms) the new points;
   each reply must continue the sequence exactly (no gap, no repeat) and name our test id.
@@ -321,6 +326,7 @@ class _Run:
     last: tuple[float, float, float] | None = None   # t, V, I of the last point read
     started_monotonic: float = field(default_factory=time.monotonic)
     history: deque[tuple[float, float]] = field(default_factory=deque)   # for "steady"
+    ended: bool = False           # the BTS had ended it when this driver took it up
 
 
 class NewareBTSChannel(Channel):
@@ -344,7 +350,7 @@ class NewareBTSChannel(Channel):
     @property
     def owns_test(self) -> bool:
         """This driver started or adopted the test on the channel, and it may still run."""
-        return self._state is ChannelState.RUNNING
+        return self._state is ChannelState.RUNNING and not (self._run and self._run.ended)
 
     def set_protection(self, protection: Protection) -> None:
         """The cell's safety limits, for the BTS to enforce from the next start on."""
@@ -448,6 +454,63 @@ class NewareBTSChannel(Channel):
             log.info("%s: re-attached to test %s (%s)", self.name, status.barcode,
                      type(technique).__name__)
             return technique
+
+    def attachment(self) -> dict[str, str] | None:
+        """The test just started: its barcode, the channel's test id before it and, once a
+        poll has seen it, its own; :meth:`reattach` finds the test with them."""
+        with self._bts._lock:
+            run = self._run
+            if run is None or self._state is not ChannelState.RUNNING:
+                return None
+            found = {"barcode": run.tag}
+            if run.previous_testid is not None:
+                found["previous_testid"] = str(run.previous_testid)
+            if run.testid is not None:
+                found["testid"] = str(run.testid)
+            return found
+
+    def reattach(self, technique: Technique, attachment: dict[str, str] | None) -> bool:
+        """Take up the test ``attachment`` names (:meth:`attachment`, kept by an earlier run)
+        if the channel still holds it, working or paused, or ended by the BTS meanwhile
+        (finish, protect): the next poll then downloads its points from the test's start and
+        ends as a live test would. False if the channel holds another test, or this one
+        stopped (by cellseq before the crash, or by hand: the sequencer's resume policy
+        decides), or its sidecar names another technique. Without an attachment:
+        :meth:`running` equals ``technique``."""
+        tag = None if attachment is None else attachment.get("barcode")
+        if attachment is None or tag is None:
+            return super().reattach(technique, attachment)
+        with self._bts._lock:
+            if self._run is not None and self._state is ChannelState.RUNNING:
+                return self._run.tag == tag and self._run.technique == technique
+            status = self._inquire()
+            if status.barcode != tag:
+                log.info("%s holds test %r, not %s: not re-attached", self.name,
+                         status.barcode, tag)
+                return False
+            if status.workstatus == "stop":
+                log.info("%s: test %s was stopped while no driver was attached: not"
+                         " re-attached", self.name, tag)
+                return False
+            testid, _ = self._inquiredf()
+            if attachment.get("testid", str(testid)) != str(testid):
+                log.info("%s: test %s has test id %d, not %s: not re-attached", self.name, tag,
+                         testid, attachment["testid"])
+                return False
+            recognised = self._recognise(tag)
+            if recognised is not None and recognised != technique:
+                log.warning("%s: test %s ran %s, not the step's technique: not re-attached",
+                            self.name, tag, type(recognised).__name__)
+                return False
+            previous = _optional_int(attachment.get("previous_testid"))
+            ended = status.workstatus in IDLE_STATES
+            self._run = _Run(technique, tag, previous, None if testid == previous else testid,
+                             ended=ended)
+            self._state, self._end_reason = ChannelState.RUNNING, None
+            log.info("%s: re-attached to test %s (%s), %s", self.name, tag,
+                     type(technique).__name__,
+                     f"which ended meanwhile ({status.workstatus})" if ended else "running")
+            return True
 
     def skip_through(self, time_s: float) -> None:
         """Leave out the points up to technique time ``time_s`` (already stored by an earlier
@@ -637,12 +700,12 @@ class NewareBTSChannel(Channel):
             again = step_file(technique, tag, protection, float(sidecar["v_ref"]),
                               float(sidecar["current_limit_A"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("%s runs cellseq test %s, but its step files cannot be read (%s):"
-                        " not re-attached", self.name, tag, exc)
+            log.warning("%s: the step files of cellseq test %s cannot be read (%s)", self.name,
+                        tag, exc)
             return None
         if again != steps:
-            log.warning("%s runs cellseq test %s, but its step file does not match its"
-                        " technique: not re-attached", self.name, tag)
+            log.warning("%s: the step file of cellseq test %s does not match its technique",
+                        self.name, tag)
             return None
         return technique
 
@@ -813,6 +876,13 @@ def _int(el: ET.Element, attr: str, command: str) -> int:
         return int(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise DriverError(f"{command}: {attr}={text!r} is not an integer") from None
+
+
+def _optional_int(text: str | None) -> int | None:
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        return None
 
 
 def _steady(run: _Run, tech: ConstantVoltage, t: float, i: float) -> bool:

@@ -435,6 +435,48 @@ def test_running_is_none_for_a_test_it_cannot_recognise(tmp_path: Path, barcode:
         assert instrument.channel(0).running() is None
 
 
+# -- re-attaching with the step's attachment ----------------------------------------------------
+FINISHED_ROWS = [(1, 0, 3.1, 0.01), (2, 1000, 3.11, 0.01), (3, 1500, 4.1995, 0.01)]
+
+
+def test_reattach_takes_up_a_test_the_bts_finished_meanwhile(tmp_path: Path) -> None:
+    """Found by its barcode though it no longer runs (its sidecar is gone: the barcode
+    suffices); one poll downloads it all, from the start, and ends it as a live poll would."""
+    pairs = [*OPEN, inquire("finish", TAG), inquiredf(144, 3),
+             inquire("finish", TAG), inquiredf(144, 3), download(1, FINISHED_ROWS)]
+    instrument, link = bts(pairs, config(tmp_path))
+    with link:
+        instrument.open()
+        channel = instrument.channel(0)
+        assert channel.reattach(CC, {"barcode": TAG, "previous_testid": "143"})
+        assert channel.running() == CC and not channel.owns_test   # close() stops nothing
+        readout = channel.poll()
+        assert (readout.state, readout.end_reason) == (ChannelState.DONE, "voltage")
+        assert readout.points.time_s.tolist() == [0.0, 1.0, 1.5]
+        instrument.close()
+
+
+@pytest.mark.parametrize(("status", "attachment"), [
+    (inquire("finish", "cellseq-20250101130000-def456"), {"barcode": TAG}),
+    (inquire("working", "251203_sample_01"), {"barcode": TAG}),
+    (inquire("stop", TAG), {"barcode": TAG}),
+], ids=["a-later-test", "a-foreign-test", "stopped"])
+def test_reattach_refuses_what_the_attachment_does_not_name(
+        tmp_path: Path, status: tuple[str, str], attachment: dict[str, str]) -> None:
+    instrument, link = bts([*OPEN, status], config(tmp_path))
+    with link:
+        instrument.open()
+        assert not instrument.channel(0).reattach(CC, attachment)
+        assert not instrument.channel(0).owns_test
+
+
+def test_reattach_refuses_another_test_id_under_the_same_barcode(tmp_path: Path) -> None:
+    instrument, link = bts([*OPEN, inquire("finish", TAG), inquiredf(150, 3)], config(tmp_path))
+    with link:
+        instrument.open()
+        assert not instrument.channel(0).reattach(CC, {"barcode": TAG, "testid": "144"})
+
+
 # -- replies that are not what they should be ---------------------------------------------------
 @pytest.mark.parametrize(("reply", "match"), [
     ("\xfe\xff\x15#?\x7f!~", r"^inquire: unreadable reply \(not well-formed"),
@@ -542,6 +584,77 @@ def test_re_attaching_without_skipping_returns_the_test_from_its_start(
     channel = second.channel(1)
     assert channel.running() is not None
     assert times(run_to_end(channel)) == [float(s) for s in range(2391)]
+    second.close()
+
+
+@pytest.mark.parametrize(("technique", "trip", "end"), [
+    (CC, False, (ChannelState.DONE, "voltage")),                  # 110 s: 55 ms here
+    (OpenCircuit(20.0, 5.0), False, (ChannelState.DONE, "duration")),
+    (ConstantCurrent(0.0005, 3600.0, 1.0, until_voltage_V=4.2), True,
+     (ChannelState.FAULT, "protect")),
+], ids=["voltage", "duration", "protect"])
+def test_a_test_that_ended_while_no_driver_was_attached_is_taken_up(
+        server: NewareBTSServer, tmp_path: Path, technique: Any, trip: bool,
+        end: tuple[ChannelState, str]) -> None:
+    first = connect(server, tmp_path)
+    first.channel(0).start(technique)
+    attachment = first.channel(0).attachment()
+    assert attachment is not None and set(attachment) == {"barcode", "previous_testid"}
+    first._transport.close()               # the computer is gone; the BTS runs on
+    if trip:
+        server.faults.trip_protect(0)      # at the next request
+    else:
+        deadline = time.monotonic() + 2.0
+        while server.status(0) == "working" and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    second = connect(server, tmp_path)
+    channel = second.channel(0)
+    assert server.status(0) == ("protect" if trip else "finish")
+    assert channel.reattach(technique, attachment)
+    assert channel.reattach(technique, attachment)     # asking again changes nothing
+    readouts = run_to_end(channel)
+    assert (readouts[-1].state, readouts[-1].end_reason) == end
+    recorded = [t for _, t, _, _ in server.recorded(0)]          # every point, once
+    assert len(recorded) > 1 and times(readouts) == pytest.approx(recorded, abs=1e-3)
+    second.close()
+
+
+def test_an_attachment_names_one_test_only(server: NewareBTSServer, tmp_path: Path) -> None:
+    first = connect(server, tmp_path)
+    channel = first.channel(0)
+    older = OpenCircuit(20.0, 5.0)
+    channel.start(older)
+    old = channel.attachment()
+    run_to_end(channel)
+    newer = ConstantCurrent(0.0005, 3600.0, 1.0, until_voltage_V=4.2)
+    channel.start(newer)
+    new = channel.attachment()
+    assert old is not None and new is not None and old["barcode"] != new["barcode"]
+    first._transport.close()
+
+    second = connect(server, tmp_path)
+    again = second.channel(0)
+    assert not again.reattach(older, old)               # another test has been started since
+    assert not again.reattach(older, new)               # the sidecar names another technique
+    assert again.reattach(newer, new) and again.owns_test
+    second.close()
+    assert server.status(0) == "stop"
+
+
+def test_without_an_attachment_only_a_running_test_is_taken_up(server: NewareBTSServer,
+                                                             tmp_path: Path) -> None:
+    first = connect(server, tmp_path)
+    first.channel(0).start(OpenCircuit(20.0, 5.0))
+    first.channel(1).start(ConstantCurrent(0.0005, 3600.0, 1.0, until_voltage_V=4.2))
+    first._transport.close()
+    while server.status(0) == "working":
+        time.sleep(0.01)
+
+    second = connect(server, tmp_path)
+    assert not second.channel(0).reattach(OpenCircuit(20.0, 5.0), None)   # finished: as before
+    assert second.channel(1).reattach(ConstantCurrent(0.0005, 3600.0, 1.0,
+                                                      until_voltage_V=4.2), None)
     second.close()
 
 

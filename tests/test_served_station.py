@@ -18,6 +18,7 @@ from sequencer.runner import resume_run, run_simulated
 from sequencer.serve import serve, write_station
 from sequencer.store import RunStore
 from simulators.wire.biologic import BiologicServer
+from simulators.wire.neware_bts import NewareBTSServer
 from tests.conftest import ROOT
 
 PROTOCOL = """
@@ -146,3 +147,52 @@ def test_a_killed_client_resumes_against_servers_that_kept_their_cells(served, t
     assert np.all(np.diff(data["test_time_s"])[same_step] > 0)   # nothing stored twice
     cc = [s for s in run["steps"] if s["kind"] == "constant_current" and s["ended_t"]]
     assert sum(s["end_reason"] == "duration" for s in cc) == 5
+
+
+def test_a_bts_step_that_ended_while_the_client_was_dead_is_taken_up(served, tmp_path):
+    """Killed during a BTS step that then runs to its end: the resumed run downloads what the
+    BTS recorded and ends the step with its reason, instead of charging the cell again."""
+    protocol, station, lab = served
+    bts = next(s for s in lab.servers.values() if isinstance(s, NewareBTSServer))
+    channel = lab.station.cells["ncm"].channel
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol),
+                             "--station", str(station), "--out", str(run_dir), "--no-report"],
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    step, deadline = None, time.monotonic() + 60
+    while step is None and time.monotonic() < deadline:   # kill it during a stored CC step
+        if (run_dir / "run.sqlite").exists():
+            store = RunStore.open(run_dir)
+            step = next((s for s in store.steps("ncm") if s["kind"] == "constant_current"
+                         and s["ended_t"] is None and "attachment" in s["params"]
+                         and store.last_point(s["id"]) is not None), None)
+            store.close()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert step is not None, "no constant-current step was seen running"
+    while bts.status(channel) == "working":   # the BTS runs the step to its end meanwhile
+        time.sleep(0.02)
+    assert bts.status(channel) == "finish"
+    recorded = [t for _, t, _, _ in bts.recorded(channel)]
+    tests = bts._next_testid
+
+    resume_run(run_dir, station=station)
+    run = _store(run_dir)
+    assert run["status"] == "completed" and run["states"]["ncm"] == "completed"
+    row = next(s for s in run["steps"] if s["id"] == step["id"])
+    assert row["end_reason"] == "duration"
+    assert [e["kind"] for e in run["events"] if e["cell"] == "ncm" and e["kind"] in
+            ("step_reattached", "step_resumed", "step_restarted")] == ["step_reattached"]
+    data = run["ncm"]
+    ours = data["step_count"] == row["step_count"]
+    # every point the BTS recorded, once: none stored twice, none left on the BTS
+    assert data["step_time_s"][ours] == pytest.approx(recorded, abs=1e-3)
+    first = int(np.flatnonzero(ours)[0])
+    counter = "charge_Ah" if row["params"]["current_A"] > 0 else "discharge_Ah"
+    moved = data[counter][ours][-1] - data[counter][first - 1]
+    expected = abs(row["params"]["current_A"]) * row["params"]["duration_s"] / 3600
+    assert moved == pytest.approx(expected, rel=0.02)
+    steps_left = sum(1 for s in run["steps"] if s["cell"] == "ncm" and s["id"] > step["id"])
+    assert bts._next_testid - tests == steps_left   # the step itself was not started again
