@@ -389,11 +389,19 @@ class Executor(Resumption, Suspenders):
             attachment = await call(r.channel.attachment)
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
-        if attachment is not None:   # so a later run finds it on the instrument again
-            with self.store.transaction():
-                self.store.set_step_params(step_id, {**params, "attachment": attachment})
+        await self._keep_attachment(r, step_id, attachment)
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return await self._follow(exp, step, r, technique, step_id, started, 0.0, None, mark)
+
+    async def _keep_attachment(self, r: CellRun, step_id: int,
+                               attachment: dict[str, str] | None = None) -> None:
+        """Keep with the step what the instrument calls the technique just started, so a
+        later run finds it there again, running or finished."""
+        if attachment is None:
+            attachment = await self._caller(r.instrument)(r.channel.attachment)
+        if attachment is not None:
+            with self.store.transaction():
+                self.store.set_attachment(step_id, attachment)
 
     async def _follow(self, exp: PlannedExperiment, step: Step, r: CellRun,
                       technique: Technique, step_id: int, t0: float, step_t0: float,

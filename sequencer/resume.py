@@ -260,6 +260,7 @@ class Resumption:
             await self._caller(r.instrument)(lambda: r.channel.start(rest))
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+        await self._keep_attachment(r, step_id)
         now = self.clock.now()
         with self.store.transaction():
             self._set_state(r, "running", experiment=exp.name, step_index=k,

@@ -241,8 +241,11 @@ class RunStore:
              json.dumps(params)))
         return int(cur.lastrowid)
 
-    def set_step_params(self, step_id: int, params: dict[str, Any]) -> None:
-        self._write("UPDATE steps SET params = ? WHERE id = ?", (json.dumps(params), step_id))
+    def set_attachment(self, step_id: int, attachment: dict[str, str]) -> None:
+        """What the instrument calls the technique running for this step (see
+        ``Channel.attachment``)."""
+        self._write("UPDATE steps SET params = json_set(params, '$.attachment', json(?))"
+                    " WHERE id = ?", (json.dumps(attachment), step_id))
 
     def end_step(self, step_id: int, ended_t: float, end_reason: str,
                  counters: dict[str, float] | None = None) -> None:
