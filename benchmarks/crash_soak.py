@@ -74,7 +74,7 @@ experiments:
   - name: conductivity
     cells: [membrane]
     steps:
-      - {kind: set_temperature, target: 30 degC, tolerance: 1 K, hold: 2 min, timeout: 3 h}
+      - {kind: set_temperature, target: 30 degC, tolerance: 0.2 K, hold: 10 min, timeout: 3 h}
       - kind: loop
         count: 6
         steps:

@@ -205,7 +205,8 @@ def test_a_killed_server_is_a_transport_error(server: BiologicServer) -> None:
     started = time.monotonic()
     with pytest.raises(TransportError, match=r"get_data failed: the link is down"):
         ch.poll()
-    with pytest.raises(TransportError, match=r"the link was lost .*; call connect\(\) again"):
+    # the driver tried to connect again, in vain: the next call says the device is not there
+    with pytest.raises(DriverError, match=r"not connected"):
         ch.poll()
     assert time.monotonic() - started < 1.0   # at once, not after the 2 s timeout
     with pytest.raises(TransportError, match=r"^cannot reach the simulated BioLogic at sim://"):
@@ -254,3 +255,16 @@ def test_the_server_calls_only_allowed_methods_on_each_connections_own_device(
 def test_an_address_that_is_not_sim_is_refused() -> None:
     with pytest.raises(ValueError, match=r"address is sim://HOST:PORT .* not '192.168.1.2'$"):
         BiologicDeviceProxy("192.168.1.2", populate_info=False)
+
+
+def test_the_driver_connects_again_after_a_dropped_link(server: BiologicServer) -> None:
+    vsp = driver(server, timeout_s=2.0)
+    ch = vsp.channel(0)
+    ch.start(OpenCircuit(duration_s=3600.0, record_dt_s=10.0))
+    server.faults.drop_next()
+    with pytest.raises(TransportError):
+        ch.poll()                       # the failed call is reported...
+    time.sleep(0.05)
+    readout = ch.poll()                 # ...and the next one goes through a new link
+    assert readout.state is ChannelState.RUNNING and len(readout.points) > 0
+    vsp.close()

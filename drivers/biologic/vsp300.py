@@ -32,7 +32,7 @@ import numpy as np
 
 from drivers.biologic import techniques as ecc
 from drivers.biologic.data import Block, concat, decode
-from drivers.errors import CapabilityError, CellseqError, DriverError
+from drivers.errors import CapabilityError, CellseqError, DriverError, TransportError
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import (
@@ -172,11 +172,28 @@ class VSP300(Potentiostat):
         with self._lock:
             try:
                 return fn(*args)
+            except TransportError:
+                self._relink(what)
+                raise
             except CellseqError:
                 raise
             except Exception as exc:
                 raise DriverError(f"{self.model} at {self.address}: {what} failed:"
                                   f" {exc}") from exc
+
+    def _relink(self, what: str) -> None:
+        """After a lost link (a served stand-in's socket), connect again for the next call;
+        the failed call is still reported. The channels ran on in the instrument."""
+        device = self._device
+        if device is None or what in ("connect", "disconnect"):
+            return
+        with contextlib.suppress(Exception):
+            device.disconnect()
+        try:
+            device.connect()
+        except Exception as exc:   # still unreachable: the next call says so again
+            log.warning("%s at %s: cannot connect again after %s failed: %s", self.model,
+                        self.address, what, exc)
 
     def _read_channels(self, device: Any) -> dict[int, VSP300Channel]:
         code = int(device.info.DeviceCode)
