@@ -3,7 +3,10 @@
     sudo python benchmarks/disk_faults.py        # mounts tmpfs file systems: needs root
 
 For each fault, a dry run of the quickstart writes its run directory on a tmpfs file system:
-one too small for the run (it fills up mid-run), one remounted read-only at the 20th commit.
+one too small for the run (it fills up mid-run), one whose store refuses writes from the 20th
+commit on (the kernel will not remount a file system read-only while the store holds it open
+for writing, so the refusal is SQLite's ``query_only``: the same "attempt to write a readonly
+database" the store sees on a read-only disk).
 Expected: a clean stop (a StoreError with a message, no traceback), every output off, the store
 intact (``PRAGMA integrity_check``) at its last commit; then, with space back (remounted larger)
 or writable again, ``resume`` completes the run to exactly what an uninterrupted run gives.
@@ -106,26 +109,26 @@ def main() -> None:
         mount(full, f"size={size // 3}")   # a third of what the run needs
         try:
             lines.append(trial("disk full", full, reference, lambda p: None,
-                               lambda p: remount(p, f"size={size * 4}")))
+                               lambda p: remount(p, "size=256m")))
         finally:
             subprocess.run(["umount", str(full)], check=False)
 
         readonly = Path(tmp) / "readonly"
         readonly.mkdir()
-        mount(readonly, f"size={size * 4}")
+        mount(readonly, "size=256m")
         commits = {"n": 0}
         before_commit = RunStore._before_commit
 
         def turn_read_only(self: RunStore) -> None:
             commits["n"] += 1
             if commits["n"] == 20:
-                remount(readonly, "ro")
+                self._conn.execute("PRAGMA query_only = ON")
             before_commit(self)
 
         try:
             RunStore._before_commit = turn_read_only   # type: ignore[method-assign]
             lines.append(trial("read-only", readonly, reference, lambda p: None,
-                               lambda p: remount(p, "rw")))
+                               lambda p: None))
         finally:
             RunStore._before_commit = before_commit   # type: ignore[method-assign]
             subprocess.run(["umount", str(readonly)], check=False)
