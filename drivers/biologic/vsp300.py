@@ -108,6 +108,7 @@ class VSP300(Potentiostat):
             raise ValueError(f"lost_points must be 'fault' or 'warn', not {lost_points!r}")
         self.address = address
         self._factory, self._timeout_s = device_factory, timeout_s
+        self._unlinked = False   # the link was lost and connecting again failed so far
         self._max_output_A, self.lost_points = max_output_A, lost_points
         self._lock = threading.RLock()
         self._device: Any = None
@@ -170,6 +171,8 @@ class VSP300(Potentiostat):
         """``fn(*args)`` under the lock; whatever easy-biologic or the DLL raises (EcError,
         RuntimeError, OSError) becomes a DriverError naming the call."""
         with self._lock:
+            if self._unlinked and what not in ("connect", "disconnect"):
+                self._relink(what)   # an earlier attempt to connect again failed: try again
             try:
                 return fn(*args)
             except TransportError:
@@ -187,11 +190,14 @@ class VSP300(Potentiostat):
         device = self._device
         if device is None or what in ("connect", "disconnect"):
             return
-        with contextlib.suppress(Exception):
-            device.disconnect()
+        if not self._unlinked:
+            with contextlib.suppress(Exception):
+                device.disconnect()
         try:
             device.connect()
-        except Exception as exc:   # still unreachable: the next call says so again
+            self._unlinked = False
+        except Exception as exc:   # still unreachable: the next call tries again
+            self._unlinked = True
             log.warning("%s at %s: cannot connect again after %s failed: %s", self.model,
                         self.address, what, exc)
 
