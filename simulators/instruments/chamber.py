@@ -149,6 +149,12 @@ class SimChamber(Chamber):
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
         t = np.asarray(t, dtype=float)
+        t_last, v_last, target_last = self._segments[-1]
+        if t.size and math.isfinite(t_last) and float(t.min()) >= t_last:
+            # the common case: every time since the last change (one closed form)
+            out = target_last + (v_last - target_last) * _step_response(
+                (t - t_last) / self.tau_s, self.overshoot)
+            return float(out) if out.ndim == 0 else out
         if self._arrays is None:
             self._arrays = np.array(self._segments).T
         starts, values, targets = self._arrays
@@ -177,7 +183,12 @@ def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
     """The remaining fraction of a setpoint step after x = t / tau (0 for x = inf)."""
     x = np.asarray(x, dtype=float)
     finite = np.isfinite(x)
-    xf = np.where(finite, x, 0.0)
+    if finite.all():
+        return _response(x, overshoot)
+    return np.where(finite, _response(np.where(finite, x, 0.0), overshoot), 0.0)
+
+
+def _response(xf: np.ndarray, overshoot: float) -> np.ndarray:
     if overshoot <= 0:
         out = np.exp(-xf)
     else:
@@ -185,4 +196,4 @@ def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
         zeta = -log / math.sqrt(math.pi**2 + log**2)
         wd = math.sqrt(1 - zeta**2)
         out = np.exp(-zeta * xf) * (np.cos(wd * xf) + zeta / wd * np.sin(wd * xf))
-    return np.where(finite, out, 0.0)
+    return out
