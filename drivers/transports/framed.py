@@ -165,14 +165,15 @@ class FramedTransport(LineTransport):
         try:
             while chunk := sock.recv(_CHUNK):
                 stale += len(chunk)
+            closed = True   # recv returned b"": the peer has closed
         except (BlockingIOError, InterruptedError):
-            pass
+            closed = False  # nothing more waiting: the drain is done
         except OSError as exc:
             raise LinkBroken(f"{self.address}: {exc}") from None
-        else:   # recv returned b"": the peer has closed
-            raise LinkBroken(f"{self.address}: the instrument closed the connection")
         finally:
             sock.setblocking(True)
+        if closed:
+            raise LinkBroken(f"{self.address}: the instrument closed the connection")
         if stale:
             traffic_log.debug("%s: %d stale bytes discarded before sending", self.address,
                               stale)

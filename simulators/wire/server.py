@@ -14,6 +14,7 @@ so a 1 h charge runs in 3.6 s at ``speed=1000``. :meth:`LineServer.clock` gives 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -29,6 +30,8 @@ GARBAGE = b"\xfe\xff\x15#?\x7f!~"
 
 #: A line longer than this closes the connection (a client sending binary by mistake).
 MAX_LINE_BYTES = 64 * 1024
+
+log = logging.getLogger("cellseq.wire")
 
 
 @dataclass(frozen=True)
@@ -231,10 +234,10 @@ class LineServer(ABC):
         try:
             while await self._answer_one(reader, writer):
                 pass
-        except (ConnectionError, ValueError):   # reset by the client; a line over the limit
-            pass
-        except asyncio.CancelledError:
-            pass   # stop(): the server is closing; end as if the client had left
+        except (ConnectionError, ValueError) as exc:   # reset by the client; a line too long
+            log.debug("%s: client gone: %s", self.name, exc)
+        except asyncio.CancelledError:   # stop(): the server is closing; as if the client left
+            log.debug("%s: closing a client connection", self.name)
         finally:
             self._clients.discard(task)
             writer.close()
