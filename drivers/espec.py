@@ -143,7 +143,7 @@ class EspecChamber(Chamber):
 
     def _exchange(self, command: str, pause_s: float) -> str:
         wait = self._ready_at - time.monotonic()
-        if wait > 0:
+        if wait > 0:   # the controller's own pace, in wall time (a worker thread waits here)
             time.sleep(wait)
         address = self.config.rs485_address
         line = command if address is None else f"{address},{command}"

@@ -329,7 +329,7 @@ def sim_serve(
             out.print(f"{name}: {cfg.driver} at {cfg.address}")
         out.print(f"station file: {station_out} (speed x{speed:g}); Ctrl-C stops the servers")
         with contextlib.suppress(KeyboardInterrupt):
-            while True:
+            while True:   # the servers run in their threads; this process waits for Ctrl-C
                 time.sleep(3600)
     finally:
         lab.stop()

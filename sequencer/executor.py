@@ -535,7 +535,6 @@ class Executor(Resumption, Suspenders):
                                              previous)
         else:  # an impedance sweep moves no net charge: the counters stand still
             counters = {k: np.full(len(points), v) for k, v in r.counters.as_dict().items()}
-        anchor = float(test_time[-1]), float(points.voltage_V[-1]), float(points.current_A[-1])
         temperature = points.temperature_C
         if temperature is None:   # the channel has no probe: the cell is at its chamber's air
             watch = self._watches.get(self.plan.station.chamber_of(r.cell.id) or "")
@@ -558,7 +557,9 @@ class Executor(Resumption, Suspenders):
                   "current_A": float(columns["current_A"][-1]),
                   "temperature_C": float(columns["temperature_C"][-1])}
         self._set_state(r, "running")
-        return anchor, Mark(float(columns["test_time_s"][-1]), float(columns["step_time_s"][-1]))
+        last = float(test_time[-1])
+        return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
+                Mark(last, float(step_time[-1])))
 
     # -- helpers ---------------------------------------------------------------------------
 
