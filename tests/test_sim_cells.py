@@ -356,16 +356,44 @@ def test_full_cell_fades_per_cycle() -> None:
     assert cell.equivalent_full_cycles == pytest.approx(30, rel=0.05)
 
 
-def test_full_cell_impedance() -> None:
+
+def _fade_over_cycles(temperature_C: float, cycles: int = 12) -> float:
+    """Capacity lost per equivalent full cycle over ``cycles`` 0.1C cycles at ``temperature_C``."""
     cell = full_cell()
-    f = EIS.frequencies_Hz()
-    z = cell.impedance(f, 25.0)
-    r = cell.resistances_ohm(25.0)
-    assert r["r_i"] == pytest.approx(18.16, abs=0.01) and r["r_ct"] == pytest.approx(100.3,
-                                                                                    abs=0.01)
-    assert z.real[0] == pytest.approx(r["r_b"], rel=0.05)
-    assert np.all(z.imag < 0)
-    assert z.real[-1] > r["r_b"] + r["r_i"] + r["r_ct"]  # the Warburg tail
+    for _ in range(cycles):
+        run(cell, ConstantCurrent(0.1 * CAPACITY_AH, 100 * 3600, 60, until_voltage_V=4.35),
+            temperature_C, n=3)
+        run(cell, ConstantVoltage(4.35, 10 * 3600, 60, until_abs_current_A=CAPACITY_AH / 50),
+            temperature_C, n=3)
+        run(cell, ConstantCurrent(-0.1 * CAPACITY_AH, 100 * 3600, 60, until_voltage_V=2.8),
+            temperature_C, n=3)
+    assert cell.equivalent_full_cycles > 0.5 * cycles
+    return (1 - cell.retention) / cell.equivalent_full_cycles
+
+
+def test_full_cell_ages_faster_away_from_25_degC() -> None:
+    """Two Arrhenius branches meet at 25 degC: heat and cold both cost more per cycle, by the
+    factors the material's activation energies give."""
+    params = load_material("NCM811")
+    at25, at60, at_m20 = (_fade_over_cycles(t) for t in (25.0, 60.0, -20.0))
+    assert at25 == pytest.approx(0.036e-2, rel=1e-6)
+    hot = math.exp(-params["fade_ea_above_25C_eV"] / K_B_EV * (1 / 333.15 - 1 / 298.15))
+    cold = math.exp(params["fade_ea_below_25C_eV"] / K_B_EV * (1 / 253.15 - 1 / 298.15))
+    assert hot > 1.1 and cold > 1.5
+    assert at60 == pytest.approx(0.036e-2 * hot, rel=1e-6)
+    assert at_m20 == pytest.approx(0.036e-2 * cold, rel=1e-6)
+
+
+def test_full_cell_snapshot_keeps_its_ageing() -> None:
+    aged = full_cell()
+    for _ in range(3):
+        charge_cc_cv(aged, 60.0)
+        run(aged, ConstantCurrent(-CAPACITY_AH, 10 * 3600, 60, until_voltage_V=2.8), 60.0, n=3)
+    charge_cc_cv(aged, 60.0)
+    fresh = full_cell()
+    fresh.restore(aged.state())
+    assert fresh.retention == aged.retention < 1.0
+    assert discharge_mAh_per_g(fresh, 1.0) == discharge_mAh_per_g(aged, 1.0)
 
 
 # -- all cells ----------------------------------------------------------------------------------

@@ -19,11 +19,14 @@ Charging has a smaller offset (``charge_offset_ratio``). Where the circuit alone
 discharge before Q(C, T) (a huge I R), d_inf is 0 and the cell delivers less than Q(C, T).
 
 Fade: the charge per unit y shrinks by ``fade_percent_per_cycle`` (times the electrolyte's
-``full_cell_fade_multiplier``) per equivalent full cycle: discharged charge over the cell's
-present 1C, 25 degC capacity (the condition the paper's fade was measured at, so its cycling
-fades by exactly that much per cycle). R_i and R_ct follow the paper's evolution against the same
-cycle count. While charging only
-``coulombic_efficiency`` of the charge is stored.
+``full_cell_fade_multiplier``) per equivalent full cycle at 25 degC: discharged charge over the
+cell's present 1C, 25 degC capacity (the condition the paper's fade was measured at, so its
+cycling fades by exactly that much per cycle). Away from 25 degC each cycle ages the cell more,
+on two Arrhenius branches that meet at 25 degC (``fade_ea_above_25C_eV``: side reactions that
+heat speeds up; ``fade_ea_below_25C_eV``: the sluggish interfaces of the cold), the form
+post-mortem studies of cells cycled from -20 to 70 degC find (Waldmann et al., J. Power Sources
+262 (2014) 129). R_i and R_ct follow the paper's evolution against the cycle count. While
+charging only ``coulombic_efficiency`` of the charge is stored.
 
 CC: V(t) in closed form, the end where V crosses ``until_voltage_V`` found by a grid and bracket
 refinement to ~1e-10 of the step, so the charge the analysis integrates matches the model's.
@@ -153,6 +156,8 @@ class FullCell(CellModel):
                                  / (y_hi - y_lo))
         self._fade_per_cycle = (float(c["fade_percent_per_cycle"]) / 100
                                 * float(self.electrolyte.get("full_cell_fade_multiplier", 1.0)))
+        self._fade_ea_eV = (float(c.get("fade_ea_above_25C_eV", 0.0)),
+                            float(c.get("fade_ea_below_25C_eV", 0.0)))
         self._temperature_factors = self._capacity_temperature_factors()
         self._efc_charge_C = (self.accessible_capacity_mAh_per_g(1.0, 25.0, fresh=True)
                               * MAH_TO_C * self.active_mass_g)
@@ -162,6 +167,7 @@ class FullCell(CellModel):
         self.discharged_C = 0.0
         self.charged_C = 0.0
         self.equivalent_full_cycles = 0.0
+        self.capacity_lost = 0.0  # fraction of the fresh charge per unit y
 
     # -- open-circuit voltage -----------------------------------------------------------------
     def delithiation(self, u_V: Array | float | list[float], temperature_C: float) -> Array:
@@ -216,7 +222,14 @@ class FullCell(CellModel):
 
     @property
     def retention(self) -> float:
-        return max(MIN_RETENTION, 1.0 - self._fade_per_cycle * self.equivalent_full_cycles)
+        return max(MIN_RETENTION, 1.0 - self.capacity_lost)
+
+    def fade_factor(self, temperature_C: float) -> float:
+        """Ageing per equivalent full cycle at ``temperature_C`` over that at 25 degC (>= 1)."""
+        above, below = self._fade_ea_eV
+        if temperature_C >= 25.0:
+            return 1.0 / arrhenius_factor(above, temperature_C)
+        return arrhenius_factor(below, temperature_C)
 
     def _q_per_y_C(self) -> float:
         return self._q_per_y_fresh_C * self.retention
@@ -334,11 +347,14 @@ class FullCell(CellModel):
         raise NotImplementedError(f"a full cell cannot run {type(technique).__name__}")
 
     # -- segments -----------------------------------------------------------------------------
-    def _commit(self, y_bulk: float, y_offset: float, charge_C: float) -> None:
+    def _commit(self, y_bulk: float, y_offset: float, charge_C: float,
+                temperature_C: float) -> None:
         self.y_bulk, self.y_offset = y_bulk, y_offset
         if charge_C < 0:
             self.discharged_C -= charge_C
-            self.equivalent_full_cycles -= charge_C / (self._efc_charge_C * self.retention)
+            cycles = -charge_C / (self._efc_charge_C * self.retention)
+            self.equivalent_full_cycles += cycles
+            self.capacity_lost += self._fade_per_cycle * self.fade_factor(temperature_C) * cycles
         else:
             self.charged_C += charge_C
 
@@ -353,7 +369,7 @@ class FullCell(CellModel):
             return voltage(t), np.zeros_like(t)
 
         def finish(elapsed: float) -> None:
-            self._commit(y_b, d0 * math.exp(-elapsed / tau), 0.0)
+            self._commit(y_b, d0 * math.exp(-elapsed / tau), 0.0, temperature_C)
 
         return FunctionSegment(technique.duration_s, "duration", sample, finish)
 
@@ -382,7 +398,7 @@ class FullCell(CellModel):
 
         def finish(elapsed: float) -> None:
             self._commit(y_b0 + rate * elapsed, float(offset(np.array([elapsed]))[0]),
-                         current * elapsed)
+                         current * elapsed, temperature_C)
 
         return FunctionSegment(duration, reason, sample, finish)
 
@@ -420,7 +436,7 @@ class FullCell(CellModel):
             i_end = i0 * math.exp(-elapsed / tau)
             y_s = min(max(float(self.delithiation(v_hold - i_end * r, temperature_C)), y_lo),
                       y_hi)
-            self._commit(y_b, y_s - y_b, charge)
+            self._commit(y_b, y_s - y_b, charge, temperature_C)
 
         return FunctionSegment(duration, reason, sample, finish)
 
@@ -457,8 +473,8 @@ class FullCell(CellModel):
             y_end, dy_in, dy_out = steps.state(elapsed)
             q_in, q_out = dy_in * q_per_y, dy_out * q_per_y
             y_b = y_b0 + (stored * q_in + q_out) / q_per_y
-            self._commit(y_b, y_end - y_b, q_in)
-            self._commit(y_b, y_end - y_b, q_out)
+            self._commit(y_b, y_end - y_b, q_in, temperature_C)
+            self._commit(y_b, y_end - y_b, q_out, temperature_C)
 
         return sweep_segment(path, current, technique.until_abs_current_A, finish)
 
