@@ -229,8 +229,16 @@ def analyze_eis(
     diameter: Annotated[str | None, typer.Option(help="Or the disc diameter, e.g. 16mm.")
                         ] = None,
     fit: Annotated[bool, typer.Option(help="Cross-check with a bounded circuit fit.")] = True,
+    circuit: Annotated[str | None, typer.Option(
+        help="Circuit of the fit (impedance.py syntax, R0 the bulk), e.g. 'R0-p(R1,CPE1)'; "
+             "default: chosen from the spectrum.")] = None,
+    f_min: Annotated[str | None, typer.Option(help="Fit only above this, e.g. 10Hz.")] = None,
+    f_max: Annotated[str | None, typer.Option(help="Fit only below this, e.g. 1MHz.")] = None,
 ) -> None:
-    """Bulk resistance (high-frequency intercept) and conductivity of one spectrum, as JSON."""
+    """Bulk resistance (high-frequency intercept) and conductivity of one spectrum, as JSON.
+
+    The fit's R0 is the circuit's infinite-frequency resistance; ``model_intercept_ohm`` reads
+    the fitted model by the same intercept rule, the like-for-like check of the fit."""
     import math
 
     from analysis.eis import bulk_resistance, conductivity_S_per_m
@@ -238,16 +246,23 @@ def analyze_eis(
     from analysis.spectrum_files import read_spectrum
     from protocols.units import UnitError, parse_quantity
 
-    try:
-        d = parse_quantity(_spaced(thickness), "length")
-        if (area is None) == (diameter is None):
-            _fail("give --area or --diameter (one of them)")
-        s = parse_quantity(_spaced(area), "area") if area else \
-            math.pi * (parse_quantity(_spaced(diameter or ""), "length") / 2) ** 2
-    except UnitError as exc:
-        _fail(f"--thickness/--area/--diameter: {exc}")
+    def quantity(flag: str, text: str, dimension: str) -> float:
+        try:
+            return parse_quantity(_spaced(text), dimension)
+        except UnitError as exc:
+            _fail(f"{flag}: {exc}")
+
+    d = quantity("--thickness", thickness, "length")
+    if (area is None) == (diameter is None):
+        _fail("give --area or --diameter (one of them)")
+    s = quantity("--area", area, "area") if area else \
+        math.pi * (quantity("--diameter", diameter or "", "length") / 2) ** 2
+    window = {name: quantity(flag, text, "frequency") for name, flag, text in
+              (("f_min_Hz", "--f-min", f_min), ("f_max_Hz", "--f-max", f_max)) if text}
     if d <= 0 or s <= 0:
         _fail("--thickness and --area must be positive")
+    if (circuit or window) and not fit:
+        _fail("--circuit, --f-min and --f-max choose the fit; drop --no-fit")
     try:
         sp = read_spectrum(spectrum)
         r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
@@ -263,13 +278,23 @@ def analyze_eis(
         from analysis.eis_fit import fit_bulk_resistance
 
         try:
-            f = fit_bulk_resistance(sp)
+            f = fit_bulk_resistance(sp, circuit, **window)
+        except AnalysisError as exc:
+            if circuit or window:  # the user's choice does not suit the spectrum
+                _fail(f"--circuit/--f-min/--f-max: {exc}")
+            result["fit"] = {"error": str(exc)}
+        else:
+            notes = list(f.notes)
+            if f.at_bounds:
+                notes.append(f"parameters ended on a bound ({', '.join(f.at_bounds)}): the "
+                             "circuit may not suit this spectrum; try another with --circuit")
             result["fit"] = {"circuit": f.circuit, "bulk_resistance_ohm": f.r_bulk_ohm,
                              "relative_rmse": f.rmse_rel,
                              "agreement": f.r_bulk_ohm / r_b - 1,
-                             "parameters_at_bounds": list(f.at_bounds)}
-        except AnalysisError as exc:
-            result["fit"] = {"error": str(exc)}
+                             "model_intercept_ohm": f.model_intercept_ohm,
+                             "model_intercept_agreement": f.model_intercept_ohm / r_b - 1,
+                             "parameters": f.parameters,
+                             "parameters_at_bounds": list(f.at_bounds), "notes": notes}
     out.print_json(json.dumps(result))
 
 

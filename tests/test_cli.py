@@ -97,14 +97,39 @@ def test_analyze_eis_on_a_real_spectrum():
     assert "by its name" in " ".join(doc["read_as"])
 
 
+def test_analyze_eis_fit_with_a_chosen_circuit_and_window():
+    """The BioLogic thin-film spectrum is one arc on a resistor: with that circuit the fit's R0
+    and the model read by the intercept rule agree, and the window is honoured."""
+    path = ROOT / "tests" / "data" / "impedance_py" / "exampleDataBioLogic.mpt"
+    result = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm",
+                     "--circuit", "R0-p(R1,CPE1)", "--f-max", "1kHz")
+    assert result.exit_code == 0, result.output
+    fit = json.loads(result.output)["fit"]
+    assert fit["circuit"] == "R0-p(R1,CPE1)" and fit["parameters_at_bounds"] == []
+    assert fit["model_intercept_ohm"] == pytest.approx(fit["bulk_resistance_ohm"], rel=0.02)
+    assert fit["parameters"]["R1"] == pytest.approx(48.0, rel=0.05)
+    narrow = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm",
+                     "--circuit", "R0-p(R1,CPE1)", "--f-min", "0.1Hz")
+    assert narrow.exit_code == 0, narrow.output
+    assert json.loads(narrow.output)["fit"]["parameters"] != fit["parameters"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["--thickness", "3mA", "--area", "2cm2"], "expected a length, got '3 mA'"),
+    (["--thickness", "3mA", "--area", "2cm2"], "--thickness: expected a length, got '3 mA'"),
     (["--thickness", "300um"], "give --area or --diameter"),
+    (["--thickness", "300um", "--area", "2cm2", "--f-min", "3mV"],
+     "--f-min: expected a frequency, got '3 mV'"),
+    (["--thickness", "300um", "--area", "2cm2", "--circuit", "R1-p(R2,CPE1)"], "has no R0"),
+    (["--thickness", "300um", "--area", "2cm2", "--circuit", "R0-p(R1"], "--circuit"),
+    (["--thickness", "300um", "--area", "2cm2", "--f-min", "1MHz"], "distinct frequencies"),
+    (["--thickness", "300um", "--area", "2cm2", "--no-fit", "--circuit", "R0-C1"],
+     "drop --no-fit"),
 ])
 def test_analyze_eis_bad_arguments_exit_2(args, message):
     path = ROOT / "tests" / "data" / "autoeis" / "test_data.csv"
     result = cellseq("analyze", "eis", path, *args)
     assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
 
 
 def test_analyze_eis_unreadable_file_exits_2(tmp_path):
