@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +41,7 @@ from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler
 from drivers.points import ChannelState, Points, Readout
+from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import Transport, open_transport
 
@@ -230,7 +230,10 @@ class _Run:
     read_command: str
     points: list[tuple[float, float, float]] = field(default_factory=list)
     last: tuple[float, float, float] | None = None   # the last recorded (t, V, I)
-    history: deque[tuple[float, float]] = field(default_factory=deque)  # (t, I) for "steady"
+    steady: SteadyWatch | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steady = SteadyWatch.of(self.technique)
 
 
 class Keithley2450Channel(Channel):
@@ -350,23 +353,11 @@ class Keithley2450Channel(Channel):
         if isinstance(tech, ConstantVoltage):
             if tech.until_abs_current_A is not None and abs(i) <= tech.until_abs_current_A:
                 return "current"
-            if _steady(run, tech, t, i):
+            if run.steady is not None and run.steady.reached(t, i):
                 return "steady"
         if t >= tech.duration_s:
             return "duration"
         return None
-
-
-def _steady(run: _Run, tech: ConstantVoltage, t: float, i: float) -> bool:
-    """|I| changed by at most ``steady_rel`` over the last ``steady_window_s``."""
-    if tech.steady_rel is None or tech.steady_window_s is None:
-        return False
-    history = run.history
-    history.append((t, i))
-    while len(history) > 1 and history[1][0] <= t - tech.steady_window_s:
-        history.popleft()   # keep the newest reading at least a window old
-    then_t, then_i = history[0]
-    return t - then_t >= tech.steady_window_s and abs(i - then_i) <= tech.steady_rel * abs(i)
 
 
 def _due(run: _Run, t: float, v: float, i: float) -> bool:

@@ -57,7 +57,6 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -69,6 +68,7 @@ import numpy as np
 from drivers.errors import CapabilityError, CellseqError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
+from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import LineTransport, Transport
 from drivers.transports._line import brief
@@ -325,8 +325,11 @@ class _Run:
     next_seq: int = 1
     last: tuple[float, float, float] | None = None   # t, V, I of the last point read
     started_monotonic: float = field(default_factory=time.monotonic)
-    history: deque[tuple[float, float]] = field(default_factory=deque)   # for "steady"
+    steady: SteadyWatch | None = field(init=False)
     ended: bool = False           # the BTS had ended it when this driver took it up
+
+    def __post_init__(self) -> None:
+        self.steady = SteadyWatch.of(self.technique)
 
 
 class NewareBTSChannel(Channel):
@@ -620,7 +623,7 @@ class NewareBTSChannel(Channel):
             if isinstance(tech, ConstantCurrent) and tech.short_below_V is not None \
                     and t >= tech.settle_s and abs(v) < tech.short_below_V:
                 reason = "short"
-            elif isinstance(tech, ConstantVoltage) and _steady(run, tech, t, i):
+            elif run.steady is not None and run.steady.reached(t, i):
                 reason = "steady"
             if reason is not None:
                 run.last = (float(t), float(v), float(i))
@@ -883,18 +886,6 @@ def _optional_int(text: str | None) -> int | None:
         return None if text is None else int(text)
     except ValueError:
         return None
-
-
-def _steady(run: _Run, tech: ConstantVoltage, t: float, i: float) -> bool:
-    """|I| changed by at most ``steady_rel`` over the last ``steady_window_s``."""
-    if tech.steady_rel is None or tech.steady_window_s is None:
-        return False
-    history = run.history
-    history.append((t, i))
-    while len(history) > 1 and history[1][0] <= t - tech.steady_window_s:
-        history.popleft()
-    then_t, then_i = history[0]
-    return t - then_t >= tech.steady_window_s and abs(i - then_i) <= tech.steady_rel * abs(i)
 
 
 def _range(lo: float | None, hi: float | None) -> str:

@@ -28,13 +28,12 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
-import numpy as np
-
 from drivers.biologic import techniques as ecc
 from drivers.biologic.data import Block, concat, decode
 from drivers.errors import CapabilityError, CellseqError, DriverError, TransportError
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
+from drivers.steady import SteadyWatch
 from drivers.techniques import (
     ConstantCurrent,
     ConstantVoltage,
@@ -235,7 +234,7 @@ class VSP300Channel(Channel):
         self._technique: Technique | None = None
         self._end_reason: str | None = None
         self._last: tuple[float, float, float] | None = None   # t, V, I of the last point
-        self._steady: _SteadyWatch | None = None
+        self._steady: SteadyWatch | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -318,9 +317,7 @@ class VSP300Channel(Channel):
 
     def _know(self, technique: Technique) -> None:
         self._technique = technique
-        self._steady = None
-        if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
-            self._steady = _SteadyWatch(technique.steady_rel, technique.steady_window_s or 0.0)
+        self._steady = SteadyWatch.of(technique, TIME_RESOLUTION_S)
 
     def _drain(self) -> tuple[list[Block], Any, int]:
         """Every buffer the channel holds: get_data until it returns no rows while running,
@@ -401,32 +398,6 @@ def _limit_reached(t: Technique, time_s: float, voltage_V: float,
             and abs(current_A) >= t.until_abs_current_A * (1 - CURRENT_TOLERANCE):
         return "current"
     return None
-
-
-class _SteadyWatch:
-    """A steady hold: |I| changed by at most ``rel`` of itself over ``window_s``. The firmware
-    has no such test, so the driver evaluates it on the recorded points."""
-
-    def __init__(self, rel: float, window_s: float) -> None:
-        self.rel, self.window_s = rel, window_s
-        self._t, self._i = np.empty(0), np.empty(0)
-
-    def first(self, t_new: np.ndarray, i_new: np.ndarray) -> float | None:
-        """The time of the first new point at which the hold is steady, if any."""
-        if len(t_new) == 0:
-            return None
-        t, i = np.concatenate([self._t, t_new]), np.concatenate([self._i, i_new])
-        new = np.arange(len(self._t), len(t))
-        due = new[t[new] >= self.window_s - TIME_RESOLUTION_S]
-        if due.size:
-            then = np.interp(t[due] - self.window_s, t, i)
-            hit = due[np.abs(i[due] - then) <= self.rel * np.abs(i[due])]
-            if hit.size:
-                return float(t[hit[0]])
-        # keep what later points look back to: everything from one point before t - window
-        keep = max(0, int(np.searchsorted(t, t[-1] - self.window_s, "right")) - 1)
-        self._t, self._i = t[keep:], i[keep:]
-        return None
 
 
 def _finish_now(coro: Coroutine[Any, Any, T]) -> T:
