@@ -5,28 +5,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BeforeValidator, ConfigDict, Field, Strict, WithJsonSchema
 
 from protocols.units import _EXAMPLES, CRate, UnitError, parse_c_rate, parse_quantity
 
 HOUR_S = 3600.0
+DAY_S = 86400.0
+#: The longest time any one step, soak or time-out may be given (two years): longer is a typo
+#: ("1e12 h"), and the simulators and the store work in float seconds from the run's start.
+MAX_DURATION_S = 2 * 365.25 * DAY_S
+#: The shortest duration a protocol may give (1 us): below it no instrument records.
+MIN_DURATION_S = 1e-6
+
+#: What a JSON Schema pattern can check of a value with a unit: it starts with a number (the
+#: grammar of :mod:`protocols.units` decides the rest).
+QUANTITY_PATTERN = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*\S"
+#: ... or, for a current, a C-rate written "C/10".
+CURRENT_PATTERN = r"^\s*([-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*\S|C\s*/)"
+
+#: A count (loop iterations, cycles, pulses): a YAML integer, never a boolean or a float.
+Count = Annotated[int, Strict()]
 
 
-def _quantity(dimension: str, *, positive: bool = False, nonnegative: bool = False) -> Any:
+def _quantity(dimension: str, *, positive: bool = False, nonnegative: bool = False,
+              bounds: tuple[float, float] | None = None) -> Any:
     def validate(value: object) -> float:
         si = parse_quantity(value, dimension)
         if positive and si <= 0:
             raise UnitError(f"must be greater than zero, got {value!r}")
         if nonnegative and si < 0:
             raise UnitError(f"must not be negative, got {value!r}")
+        if bounds is not None and not bounds[0] <= si <= bounds[1]:
+            raise UnitError(f"{value!r} is outside {_span(*bounds)}")
         return si
 
     schema = {"type": "string", "examples": [_EXAMPLES[dimension]],
+              "pattern": QUANTITY_PATTERN,
               "description": f"{dimension.replace('_', ' ')} with its unit"}
     return Annotated[float, BeforeValidator(validate), WithJsonSchema(schema)]
 
 
-Duration = _quantity("time", positive=True)
+def _span(lo_s: float, hi_s: float) -> str:
+    return (f"the durations cellseq runs, {lo_s * 1e6:g} us to {hi_s / DAY_S:g} days"
+            f" ({hi_s / (365.25 * DAY_S):g} years)")
+
+
+Duration = _quantity("time", positive=True, bounds=(MIN_DURATION_S, MAX_DURATION_S))
 Frequency = _quantity("frequency", positive=True)
 Voltage = _quantity("voltage")
 PositiveVoltage = _quantity("voltage", positive=True)
@@ -98,6 +122,7 @@ CurrentLike = Annotated[
     CurrentSetpoint,
     BeforeValidator(_current_setpoint),
     WithJsonSchema({"type": "string", "examples": ["0.43 mA", "0.35 mA/cm^2", "0.1C", "C/10"],
+                    "pattern": CURRENT_PATTERN,
                     "description": "a current, a current density or a C-rate"}),
 ]
 

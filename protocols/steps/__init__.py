@@ -20,7 +20,7 @@ from protocols.steps.gitt import GITT
 from protocols.steps.impedance import GEIS, PEIS
 from protocols.steps.loop import Loop, LoopUntil
 from protocols.steps.plating_stripping import CCDRamp, PlatingStripping
-from protocols.steps.pybamm import expand_shorthand, parse_pybamm
+from protocols.steps.pybamm import ShorthandJsonSchema, expand_shorthand, parse_pybamm
 from protocols.steps.rest import Rest
 from protocols.steps.sweeps import CyclicVoltammetry, LinearSweep
 from protocols.steps.temperature import SetTemperature, TemperatureSweep
@@ -35,6 +35,7 @@ Step = Annotated[
     | PlatingStripping | CCDRamp | GITT | CCCVCharge | CCDischarge | Loop,
     Field(discriminator="kind"),
     BeforeValidator(expand_shorthand),
+    ShorthandJsonSchema(),
 ]
 Loop.model_rebuild(_types_namespace={"Step": Step})
 TemperatureSweep.model_rebuild(_types_namespace={"Step": Step})

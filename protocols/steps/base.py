@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from protocols.types import FROZEN, Duration, PositiveCurrent, PositiveVoltage
+from protocols.types import FROZEN, Count, Duration, PositiveCurrent, PositiveVoltage
 
 DEFAULT_RECORD_EVERY_S = 10.0
 
@@ -18,7 +18,7 @@ ResumePolicy = Literal["continue", "restart", "skip"]
 class StepBase(BaseModel):
     model_config = FROZEN
     label: str = Field(default="", max_length=200)
-    every: int | None = Field(default=None, ge=1, le=100_000,
+    every: Count | None = Field(default=None, ge=1, le=100_000,
                               description="inside a loop: run on iterations 1, 1+N, 1+2N, ...")
     on_resume: ResumePolicy | None = None
 
