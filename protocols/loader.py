@@ -3,7 +3,8 @@
 Safety: every file is read through :func:`analysis.input_files.read_input_file` (regular files
 only, within :data:`MAX_FILE_BYTES`); YAML is composed with ``yaml.SafeLoader`` (no tags that
 build objects); the expanded node count is bounded (so alias bombs fail fast); nothing in a file
-is executed.
+is executed. A document nests at most :data:`MAX_DEPTH` levels, so nothing downstream recurses
+without bound.
 
 Includes. A protocol file may ``include:`` other protocol files, by paths relative to the
 including file. By default an included file must lie inside the folder of the file the user
@@ -38,6 +39,8 @@ from protocols.errors import Problem, ProtocolError
 MAX_FILE_BYTES = 2 * 1024 * 1024
 #: YAML nodes of one file, aliases counted each time they are used.
 MAX_NODES = 200_000
+#: Nesting of mappings and lists: a loop inside a loop adds two levels, so about 30 nested loops.
+MAX_DEPTH = 64
 MAX_INCLUDE_DEPTH = 10
 #: A whole campaign: the top file and every file it includes, directly or not.
 MAX_FILES = 200
@@ -261,11 +264,11 @@ def _parse(raw: bytes, name: str, max_nodes: int, campaign_wide: bool = False
 
 def _check_size_and_keys(root: yaml.Node, name: str, max_nodes: int,
                          campaign_wide: bool = False) -> int:
-    """Bound the expanded size (aliases counted each time they are used); refuse duplicate keys.
-    Returns the node count."""
-    count, stack, seen = 0, [root], set()
+    """Bound the expanded size (aliases counted each time they are used) and the nesting
+    depth; refuse duplicate keys. Returns the node count."""
+    count, stack, seen = 0, [(root, 1)], set()
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
         if count > max_nodes:
             if campaign_wide:
@@ -273,6 +276,9 @@ def _check_size_and_keys(root: yaml.Node, name: str, max_nodes: int,
                                        f" {MAX_TOTAL_NODES} YAML nodes in all (the limit)")
             raise _one(name, None, f"the document expands to more than {max_nodes} nodes"
                                    " (aliases repeated too often?)")
+        if depth > MAX_DEPTH:
+            raise _one(name, node.start_mark.line + 1,
+                       f"the document nests deeper than {MAX_DEPTH} levels")
         if isinstance(node, yaml.MappingNode):
             if id(node) not in seen:
                 seen.add(id(node))
@@ -284,9 +290,9 @@ def _check_size_and_keys(root: yaml.Node, name: str, max_nodes: int,
                                        f"key {key.value!r} appears twice in one mapping")
                         keys.add(key.value)
             for key, value in node.value:
-                stack.extend((key, value))
+                stack.extend(((key, depth + 1), (value, depth + 1)))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend((item, depth + 1) for item in node.value)
     return count
 
 
