@@ -38,10 +38,22 @@ TOKENS = ["mA", "cm", "s", "h", "hour", "min", "degC", "\u00b0C", "K", "%", "Ohm
           "\u00b2", " ", "*", "**", "/", "^", "^-1", "^2", "^9", "**9", "(", ")", "0", "1", "-",
           ".", ",", "\u00a0", "\t", "\n", "\x00", "'", "\\"]
 
+UNITS = ["mA", "uA/cm^2", "mA/cm2", "s", "min", "h", "day", "degC", "K", "mV", "V/s", "mV/s",
+         "MHz", "Hz", "um", "mm", "cm^2", "mg/cm^2", "mAh/g", "Ohm", "kOhm", "%", "K/min", "C"]
 values = st.one_of(
     st.text(max_size=40),
     st.builds(lambda n, ts: n + "".join(ts), st.sampled_from(NUMBERS),
               st.lists(st.sampled_from(TOKENS), max_size=12)),
+    st.builds(lambda x, sep, u: f"{x!r}{sep}{u}", st.floats(allow_nan=True),
+              st.sampled_from(["", " ", "  ", "\t"]), st.sampled_from(UNITS)),
+)
+pybamm_strings = st.one_of(
+    st.text(max_size=60),
+    st.builds(lambda v, cs: v + "".join(cs), st.sampled_from(["Charge", "Discharge", "Rest",
+                                                               "Hold", "charge", "jump", ""]),
+              st.lists(st.sampled_from([" at ", " for ", " until ", " or ", " (", " period)",
+                                        "C/0", "C/10", "1 hour", "4.2 V", "0.5 mA", "2 W",
+                                        "1 (s", "1e999 s", ")", "(", "  "]), max_size=10)),
 )
 
 
@@ -70,15 +82,8 @@ def test_a_current_is_a_setpoint_or_a_unit_error(text):
     assert setpoint.kind != "c_rate" or (rate is not None and rate.rate == setpoint.value)
 
 
-VERBS = ["Charge", "Discharge", "Rest", "Hold", "charge", "jump", ""]
-CLAUSES = [" at ", " for ", " until ", " or ", " (", " period)", "C/0", "C/10", "1 hour",
-           "4.2 V", "0.5 mA", "2 W", "1 (s", "1e999 s", ")", "(", "  "]
-
-
 @FAST
-@given(text=st.one_of(st.text(max_size=60),
-                      st.builds(lambda v, cs: v + "".join(cs), st.sampled_from(VERBS),
-                                st.lists(st.sampled_from(CLAUSES), max_size=10))))
+@given(text=pybamm_strings)
 def test_a_pybamm_string_is_a_step_mapping_or_a_value_error(text):
     try:
         step = parse_pybamm(text)
