@@ -40,6 +40,8 @@ MAX_VALUE_CHARS = 100
 MAX_FACTORS = 6
 #: Largest power of one unit factor ("cm^2", "s^-1").
 MAX_POWER = 4
+#: The largest C-rate (a 36 ms discharge); the smallest is bounded by the plan's time limits.
+MAX_C_RATE = 1e5
 
 _NUMBER = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 _VALUE_UNIT = re.compile(rf"^[ \t]*(?P<num>{_NUMBER})[ \t]*(?P<unit>.*?)[ \t]*$", re.ASCII)
@@ -199,6 +201,9 @@ def parse_c_rate(text: str) -> CRate | None:
         rate = 1.0 / divisor
     if not math.isfinite(rate) or rate <= 0 or rate < sys.float_info.min:
         raise UnitError(f"a C-rate must be a positive finite number, got {text!r}")
+    if rate > MAX_C_RATE:
+        raise UnitError(f"a C-rate above {MAX_C_RATE:g}C is not one a cell survives, got"
+                        f" {text!r}")
     return CRate(rate)
 
 

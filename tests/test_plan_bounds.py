@@ -132,3 +132,23 @@ def test_bad_values_in_steps_are_protocol_errors_naming_the_field(tmp_path, step
     message = refusal(protocol(tmp_path, step, cell="f1"))
     assert message.startswith("p.yaml:15: experiments[0].steps[0]")
     assert match in message
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("diameter: 16 mm", "diameter: 1e200 m", "cells[0].diameter: '1e200 m' is outside the lengths"
+                                             " of a cell, 1 nm to 10 m"),
+    ("thickness: 300 um", "thickness: 1e-300 m", "cells[0].thickness: '1e-300 m' is outside"),
+    ("loading: 1.9 mg/cm^2", "loading: 1e300 mg/cm^2", "cells[1].cathode.loading: '1e300 mg/cm^2'"
+                                                       " is outside the loadings"),
+    ("specific_capacity: 200 mAh/g", "specific_capacity: 1e9 mAh/g",
+     "cells[1].cathode.specific_capacity: '1e9 mAh/g' is outside"),
+])
+def test_cell_geometry_that_would_overflow_is_refused(tmp_path, field, value, message):
+    path = protocol(tmp_path, "Rest for 1 hour")
+    path.write_text(path.read_text().replace(field, value, 1))
+    assert message in refusal(path)
+
+
+def test_a_c_rate_beyond_any_cell_is_refused(tmp_path):
+    message = refusal(protocol(tmp_path, "Charge at 1e300C until 4.2 V", cell="f1"))
+    assert "a C-rate above 100000C is not one a cell survives, got '1e300C'" in message
