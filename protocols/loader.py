@@ -175,7 +175,7 @@ def _include(load: _Load, parent: Path, name: str, line: int | None, field_path:
     if len(stack) > MAX_INCLUDE_DEPTH:
         return refuse(f"includes nest deeper than {MAX_INCLUDE_DEPTH} files")
     try:
-        raw = read_input_file(child, MAX_FILE_BYTES)
+        raw = read_input_file(real, MAX_FILE_BYTES)   # the path that was checked
     except UnreadableFile as exc:
         return refuse(f"included file {ref!r} {exc.reason}" if exc.reason != "no such file"
                       else f"included file {ref!r} does not exist")
@@ -183,9 +183,11 @@ def _include(load: _Load, parent: Path, name: str, line: int | None, field_path:
         load.stopped = True
         return refuse(f"the campaign's files add up to more than {MAX_TOTAL_BYTES:,} bytes"
                       " (the limit)")
-    shown = Path(os.path.relpath(real, load.root)).as_posix() if load.allow_outside or \
-        real.is_relative_to(load.root) else str(real)
-    return child, shown, raw
+    try:
+        shown = Path(os.path.relpath(real, load.root)).as_posix()
+    except ValueError:   # another drive (Windows): no relative path exists
+        shown = str(real)
+    return real, shown, raw
 
 
 #: Checks a validated model beyond its schema: yields (field location, message) pairs.
