@@ -96,7 +96,7 @@ def test_what_the_schema_refuses_validate_refuses(tmp_path, where, value):
 MUTABLE = [(name, p) for name, doc in STANDALONE.items() for p in paths(doc) if p]
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case=st.sampled_from(MUTABLE), action=st.sampled_from(["delete", "replace", "insert"]),
        value=values)
