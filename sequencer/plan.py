@@ -16,12 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from drivers.errors import CapabilityError
+from drivers.ranges import within
 from drivers.techniques import Technique
 from protocols import Campaign, Problem, ProtocolError
 from protocols.steps import CHAMBER_STEPS, Loop, SetTemperature, Step, TemperatureSweep, walk
 from protocols.units import kelvin_to_celsius
 from sequencer.estimate import experiment_estimate_s
-from sequencer.handlers import EXPANSIONS, technique_for
+from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
 from sequencer.station import Station
 
@@ -107,7 +108,7 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     continue
                 target = kelvin_to_celsius(step.target)
                 lo, hi = chamber_range_C(station, chamber)
-                if not lo <= target <= hi:
+                if not within(target, lo, hi):
                     _add(problems, replace(at, message=f"target {target:g} degC is outside"
                                            f" the chamber's range {lo:g}..{hi:g} degC"))
                 continue
@@ -117,8 +118,9 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 if (cell_id, id(step)) in techniques:
                     continue
                 try:
-                    tech = technique_for(step, campaign.cell(cell_id))
-                    channel_capabilities(station, cell_id).check(tech)
+                    cell = campaign.cell(cell_id)
+                    tech = technique_for(step, cell)
+                    channel_capabilities(station, cell_id).check(tech, voltage_window(cell))
                 except (ValueError, CapabilityError) as exc:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
