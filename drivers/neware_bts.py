@@ -64,10 +64,12 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from drivers.errors import CapabilityError, CellseqError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServedCell, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import LineTransport, Transport
@@ -163,6 +165,13 @@ class NewareBTSConfig:
         if self.bts_step_dir is not None and self.step_dir is None:
             raise ValueError("bts_step_dir needs step_dir: the folder the driver writes the"
                              " step files into, as this computer sees it")
+
+
+def rated_capabilities(max_current_A: float, min_voltage_V: float = 0.0,
+                       max_voltage_V: float = 5.0) -> ChannelCapabilities:
+    """A BTS channel as its unit is rated (the station says: the API does not report it)."""
+    return ChannelCapabilities(max_current_A=max_current_A, min_voltage_V=min_voltage_V,
+                               max_voltage_V=max_voltage_V, techniques=TECHNIQUES)
 
 
 @dataclass(frozen=True)
@@ -271,9 +280,7 @@ class NewareBTS(Cycler):
     def channel_capabilities(self) -> ChannelCapabilities:
         """Every channel's: the units' ratings from the config (the API does not say)."""
         cfg = self.config
-        return ChannelCapabilities(max_current_A=cfg.max_current_A,
-                                   min_voltage_V=cfg.min_voltage_V,
-                                   max_voltage_V=cfg.max_voltage_V, techniques=TECHNIQUES)
+        return rated_capabilities(cfg.max_current_A, cfg.min_voltage_V, cfg.max_voltage_V)
 
     # -- messages -----------------------------------------------------------------------------
     def command(self, name: str, *elements: ET.Element) -> ET.Element:
@@ -890,3 +897,86 @@ def _optional_int(text: str | None) -> int | None:
 
 def _range(lo: float | None, hi: float | None) -> str:
     return f"{'-inf' if lo is None else f'{lo:g}'}..{'inf' if hi is None else f'{hi:g}'}"
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+class NewareBTSOptions(Options):
+    """The units' ratings (``max_current_A`` is required: the API does not report it), and
+    where the driver keeps step files (see :class:`NewareBTSConfig`)."""
+
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    max_current_A: float = Field(gt=0, le=1000)
+    min_voltage_V: float = Field(default=0.0, ge=-100, le=100)
+    max_voltage_V: float = Field(default=5.0, ge=-100, le=100)
+    step_dir: str | None = Field(default=None, min_length=1)
+    bts_step_dir: str | None = Field(default=None, min_length=1)
+    backup_dir: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NewareBTSOptions:
+        if self.min_voltage_V >= self.max_voltage_V:
+            raise ValueError(f"min_voltage_V {self.min_voltage_V:g} must be below max_voltage_V"
+                             f" {self.max_voltage_V:g}")
+        if self.bts_step_dir is not None and self.step_dir is None:
+            raise ValueError("bts_step_dir needs step_dir: the folder the driver writes the"
+                             " step files into, as this computer sees it")
+        return self
+
+
+def _capabilities(options: NewareBTSOptions) -> ChannelCapabilities:
+    return rated_capabilities(options.max_current_A, options.min_voltage_V,
+                              options.max_voltage_V)
+
+
+def _build(setup: Setup, bench: Bench) -> NewareBTS:
+    if setup.password is None:
+        raise ValueError("no password: give 'password', or 'password_env' naming an"
+                         " environment variable that is set")
+    assert setup.address is not None
+    o = setup.options
+    host, _, port = setup.address.removeprefix("tcp://").rpartition(":")
+    if not host or not port.isdigit():
+        host, port = setup.address.removeprefix("tcp://"), str(DEFAULT_PORT)
+    config = NewareBTSConfig(
+        username=setup.username or "admin", password=setup.password,
+        max_current_A=o.max_current_A, min_voltage_V=o.min_voltage_V,
+        max_voltage_V=o.max_voltage_V, step_dir=Path(o.step_dir) if o.step_dir else None,
+        bts_step_dir=o.bts_step_dir, backup_dir=o.backup_dir)
+    link = {} if o.timeout_s is None else {"timeout_s": o.timeout_s}
+    return NewareBTS.from_address(host, config, port=int(port), **link)
+
+
+#: The served BTS: a 5 V / 100 mA unit whose channels also go below 0 V (symmetric cells).
+SERVED_OPTIONS = {"max_current_A": 0.1, "min_voltage_V": -5.0, "max_voltage_V": 5.0}
+
+
+def _serve(request: ServeRequest) -> Served:
+    """A BTS API server with one channel per cell, behind a fresh password (a secret: it is
+    kept out of every run copy)."""
+    from simulators.wire.neware_bts import NewareBTSServer
+
+    password = secrets.token_hex(8)
+    server: NewareBTSServer
+
+    def now_air(cell: ServedCell) -> Callable[[], float] | float:
+        env = cell.temperature_C
+        if not callable(env):
+            return env
+        return lambda: float(env(server.now_s()))
+
+    server = NewareBTSServer([c.model for c in request.cells], host=request.host,
+                             speed=request.speed, password=password,
+                             temperature_C=[now_air(c) for c in request.cells])
+    request.start(server)
+    options: dict[str, Any] = dict(SERVED_OPTIONS)
+    if request.step_dir is not None:
+        options["step_dir"] = str(request.step_dir)
+    return Served(server, f"tcp://{request.host}:{server.port}", channels=len(request.cells),
+                  options=options, username="admin", password=password)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="neware.bts", kind="cycler", build=_build, options=NewareBTSOptions,
+    capabilities=_capabilities, login=True, serve=_serve,
+    description="Neware BTS cyclers through the BTS API"),)

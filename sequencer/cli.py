@@ -332,18 +332,30 @@ def sim_serve(
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     cycler: Annotated[str, typer.Option(
-        help="What serves the cycler cells: neware.bts or keithley2450.")] = "neware.bts",
+        help="The cycler driver whose simulator serves the cycler cells (any that can be"
+             " served; a one-channel instrument gets a server per cell).")] = "neware.bts",
+    potentiostat: Annotated[str | None, typer.Option(
+        help="The potentiostat driver whose simulator serves the potentiostat cells"
+             " [default: biologic.vsp300].", show_default=False)] = None,
+    chamber: Annotated[str | None, typer.Option(
+        help="The chamber driver whose simulator serves the chambers [default: espec].",
+        show_default=False)] = None,
 ) -> None:
     """Serve a simulated lab over the instruments' real protocols until Ctrl-C; write the
     station file that `cellseq run FILE --station` uses to reach it through the real drivers."""
-    from sequencer.serve import serve, write_station
+    from sequencer.serve import serve, served_spec, write_station
 
-    if cycler not in ("neware.bts", "keithley2450"):
-        _fail(f"--cycler is neware.bts or keithley2450, not {cycler!r}")
+    try:
+        for kind, name in (("cycler", cycler), ("potentiostat", potentiostat),
+                           ("chamber", chamber)):
+            served_spec(kind, name)
+    except ValueError as exc:
+        _fail(f"--{kind}: {exc}")
     step_dir = station_out.resolve().parent / f"{station_out.stem}-bts-steps"
     step_dir.mkdir(parents=True, exist_ok=True)
     try:
-        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host, cycler, step_dir)
+        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host, cycler, step_dir,
+                    potentiostat, chamber)
     except CellseqError as exc:
         _user_errors(exc)
     except OSError as exc:

@@ -28,11 +28,14 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
 
+from pydantic import Field
+
 from drivers.biologic import techniques as ecc
 from drivers.biologic.data import Block, concat, decode
 from drivers.errors import CapabilityError, CellseqError, DriverError, TransportError
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import (
     ConstantCurrent,
@@ -53,6 +56,11 @@ STATE_STOP, STATE_RUN = 0, 1       # CurrentValues.State / ChannelInfo.State
 CONTROL_RANGE_V = 10.0              # E_Range +-10 V
 #: The VSP-300 datasheet's EIS range: channel_info only says whether a channel has impedance.
 EIS_RANGE_HZ = (10e-6, 7e6)
+#: The top current range a driver uses (I_Range 10: 1 A full scale), and what the VSP-300's
+#: amplifier drives on it without a booster.
+TOP_I_RANGE = 10
+MAX_OUTPUT_A = 0.5
+DEFAULT_TIMEOUT_S = 5.0
 MAX_GET_DATA_CALLS = 100_000        # one poll never drains more than this many buffers
 #: How close the last point must be to a limit to name it the end reason; how early a technique
 #: may stop and still count as having run its time (the last record may precede the end).
@@ -78,11 +86,19 @@ def easy_biologic_device() -> DeviceFactory:
 def channel_capabilities(info: Any, max_output_A: float) -> ChannelCapabilities:
     """A channel's limits from its ``channel_info``: the largest I range (MaxIRange, capped at
     what the amplifier can drive) and whether it has an impedance board (Zboard)."""
-    top = min(int(info.MaxIRange), 10)
-    has_eis = bool(info.Zboard)
+    return rated_capabilities(max_output_A, min(int(info.MaxIRange), TOP_I_RANGE),
+                              bool(info.Zboard))
+
+
+def rated_capabilities(max_output_A: float = MAX_OUTPUT_A, top_i_range: int = TOP_I_RANGE,
+                       has_eis: bool = True) -> ChannelCapabilities:
+    """A channel's limits: its top I range's full scale capped at what the amplifier drives
+    (``max_output_A``), the +-10 V control range, and impedance where it has the board. With
+    the defaults, a VSP-300 channel's datasheet ratings (what pre-flight checks against before
+    the instrument can say)."""
     kinds = {"OpenCircuit", "ConstantCurrent", "ConstantVoltage", "VoltageSweep"}
     return ChannelCapabilities(
-        max_current_A=min(ecc.i_range_full_scale_A(top), max_output_A),
+        max_current_A=min(ecc.i_range_full_scale_A(top_i_range), max_output_A),
         min_voltage_V=-CONTROL_RANGE_V, max_voltage_V=CONTROL_RANGE_V,
         eis_min_Hz=EIS_RANGE_HZ[0] if has_eis else None,
         eis_max_Hz=EIS_RANGE_HZ[1] if has_eis else None,
@@ -101,7 +117,7 @@ class VSP300(Potentiostat):
     model = "VSP-300"
 
     def __init__(self, address: str, device_factory: DeviceFactory | None = None, *,
-                 timeout_s: float = 5.0, max_output_A: float = 0.5,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, max_output_A: float = MAX_OUTPUT_A,
                  lost_points: Literal["fault", "warn"] = "fault") -> None:
         if lost_points not in ("fault", "warn"):
             raise ValueError(f"lost_points must be 'fault' or 'warn', not {lost_points!r}")
@@ -223,7 +239,7 @@ class VSP300Channel(Channel):
     def __init__(self, owner: VSP300, index: int, info: Any, max_output_A: float) -> None:
         self._owner, self.index = owner, index
         self.name = f"{owner.model} {owner.address} channel {index}"
-        low, high = max(int(info.MinIRange), 0), min(int(info.MaxIRange), 10)
+        low, high = max(int(info.MinIRange), 0), min(int(info.MaxIRange), TOP_I_RANGE)
         if high < low:
             raise DriverError(f"{self.name}: channel_info gives no usable I range"
                               f" (MinIRange {info.MinIRange}, MaxIRange {info.MaxIRange})")
@@ -413,4 +429,47 @@ def _finish_now(coro: Coroutine[Any, Any, T]) -> T:
                       " once, as in easy-biologic 0.4")
 
 
-__all__ = ["VSP300", "VSP300Channel", "channel_capabilities", "easy_biologic_device"]
+# -- the spec ---------------------------------------------------------------------------------
+
+class VSP300Options(Options):
+    """``max_output_A``: what the amplifier drives (0.5 A without a booster); the channels'
+    current range is this, capped at the top I range (1 A)."""
+
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=600)
+    max_output_A: float = Field(default=MAX_OUTPUT_A, gt=0, le=100)
+
+
+def _capabilities(options: VSP300Options) -> ChannelCapabilities:
+    return rated_capabilities(options.max_output_A)
+
+
+def _build(setup: Setup, bench: Bench) -> VSP300:
+    assert setup.address is not None
+    factory = None
+    if setup.address.startswith("sim://"):   # a served stand-in (cellseq sim serve)
+        from simulators.wire.biologic import BiologicDeviceProxy
+        factory = BiologicDeviceProxy
+    return VSP300(setup.address, device_factory=factory, timeout_s=setup.options.timeout_s,
+                  max_output_A=setup.options.max_output_A)
+
+
+def _serve(request: ServeRequest) -> Served:
+    """A VSP-300 stand-in (its link is the vendor DLL, so the driver reaches it through a
+    BiologicDevice proxy), its channels running the simulated cells."""
+    from simulators.wire.biologic import BiologicServer
+
+    server = BiologicServer(request.channels, {
+        k: (cell.model, cell.temperature_C) for k, cell in enumerate(request.cells)},
+        speed=request.speed, seed=request.seed, host=request.host)
+    request.start(server)
+    return Served(server, server.address, channels=request.channels)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="biologic.vsp300", kind="potentiostat", build=_build, options=VSP300Options,
+    capabilities=_capabilities, serve=_serve,
+    description="BioLogic VSP-300 (VMP-300 family) through easy-biologic"),)
+
+
+__all__ = ["INSTRUMENTS", "VSP300", "VSP300Channel", "VSP300Options", "channel_capabilities",
+           "easy_biologic_device", "rated_capabilities"]
