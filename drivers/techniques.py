@@ -143,7 +143,9 @@ def commanded(technique: Technique) -> Commanded:
         case ConstantVoltage():
             return Commanded(voltages_V=(("voltage", technique.voltage_V),))
         case VoltageSweep():
-            vertices = tuple((f"vertex {k + 1}", v) for k, v in enumerate(technique.vertices_V))
+            many = len(technique.vertices_V) > 1
+            vertices = tuple((f"vertices[{k}]" if many else "vertex", v)
+                             for k, v in enumerate(technique.vertices_V))
             limit = technique.until_abs_current_A
             currents = (("current limit", limit),) if limit is not None else ()
             if technique.start_V is None:

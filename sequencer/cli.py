@@ -84,6 +84,12 @@ def plan(
     out.print(table)
     out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days);"
               " loops that may end early are counted in full")
+    _notes(p.notes)
+
+
+def _notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
 
 
 @app.command()
@@ -96,7 +102,7 @@ def run(
     report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time."""
-    from sequencer.runner import run_simulated
+    from sequencer.runner import prepare, run_simulated
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
@@ -105,6 +111,8 @@ def run(
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
+        if station is not None:   # before a long run starts, not after it
+            _notes(prepare(protocol, station).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars)
     except CellseqError as exc:
         _user_errors(exc)

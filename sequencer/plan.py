@@ -61,6 +61,8 @@ class Plan:
     station: Station
     experiments: tuple[PlannedExperiment, ...]
     makespan_s: float = 0.0
+    #: what the plan left aside, for the user to see (station cells not in the protocol)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -71,11 +73,17 @@ class Plan:
                            for i, s in enumerate(walk(list(e.doc_steps)))]}
                 for e in self.experiments],
             "makespan_s": self.makespan_s,
+            "notes": list(self.notes),
         }
 
 
 def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
-    """Bind, expand, check and schedule; raise :class:`ProtocolError` listing every problem."""
+    """Bind, expand, check and schedule; raise :class:`ProtocolError` listing every problem.
+
+    Station cells the protocol does not name are left out of the plan's station (a station
+    file may describe a whole bench): nothing places, claims or drives their channels, and a
+    note says so."""
+    station, notes = _protocol_cells(campaign, station)
     problems: list[Problem] = []
     planned: list[PlannedExperiment] = []
     for i, exp in enumerate(campaign.experiments):
@@ -132,7 +140,19 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                                          tuple(s.kind for s in written), techniques))
     if problems:
         raise ProtocolError(problems)
-    return _schedule(campaign, station, planned)
+    return replace(_schedule(campaign, station, planned), notes=notes)
+
+
+def _protocol_cells(campaign: Campaign, station: Station) -> tuple[Station, tuple[str, ...]]:
+    ours = {c.id for c in campaign.cells}
+    others = [c for c in station.cells if c not in ours]
+    if not others:
+        return station, ()
+    kept = {c: p for c, p in station.cells.items() if c in ours}
+    notes = tuple(f"station cell {c!r} ({station.cells[c].instrument} channel"
+                  f" {station.cells[c].channel}) is not in the protocol: its channel is left"
+                  " alone" for c in others)
+    return station.model_copy(update={"cells": kept}), notes
 
 
 def _add(problems: list[Problem], problem: Problem) -> None:

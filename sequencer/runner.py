@@ -133,11 +133,11 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
                               " with; it cannot be resumed")
         plan = prepare(protocol, run_dir / STATION_COPY)
         if station is not None:
-            given = load_station(station)
-            if _station_record(given) != _station_record(plan.station):
+            given = build_plan(plan.campaign, load_station(station), protocol.name)
+            if _station_record(given.station) != _station_record(plan.station):
                 raise RunDirError(f"{station} is not the station this run used (see"
                                   f" {run_dir / STATION_COPY})")
-            plan = build_plan(plan.campaign, given, protocol.name)
+            plan = given
         simulated = manifest["mode"] == "simulated"
         store = RunStore.open(run_dir, readonly=False, durable=not simulated)
         try:
@@ -174,6 +174,9 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
     try:
         async def main() -> None:
             clock.start()
+            if resume is None:
+                for note in plan.notes:
+                    journal.log(None, "note", note)
             lab = None
             if plan.station.simulated:
                 instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
