@@ -127,10 +127,10 @@ def commanded(technique: Technique) -> Commanded:
             return Commanded(from_ocv_V=(("open-circuit voltage", 0.0),),
                              currents_A=(("current", 0.0),))
         case Impedance(galvanostatic=True):
-            peak = abs(technique.bias_A) + technique.amplitude_A
+            bias, amplitude = technique.bias_A, technique.amplitude_A
             return Commanded(from_ocv_V=(("open-circuit voltage", 0.0),),
-                             currents_A=(("GEIS bias - amplitude", -peak),
-                                         ("GEIS bias + amplitude", peak)))
+                             currents_A=(("GEIS bias - amplitude", bias - amplitude),
+                                         ("GEIS bias + amplitude", bias + amplitude)))
         case Impedance():
             return Commanded(from_ocv_V=(("PEIS amplitude", -technique.amplitude_V),
                                          ("PEIS amplitude", technique.amplitude_V)))

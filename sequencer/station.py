@@ -26,13 +26,14 @@ from pydantic import (
     model_validator,
 )
 
-from drivers.errors import CellseqError
+from drivers.errors import CapabilityError, CellseqError
 from drivers.spec import InstrumentSpec, Kind, Options
 from drivers.techniques import Technique
 from protocols import Campaign, load_model
+from protocols.cells import Cell
 from protocols.steps import CHAMBER_STEPS, walk
 from sequencer import registry
-from sequencer.handlers import techniques_of
+from sequencer.handlers import techniques_of, voltage_window
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -197,9 +198,9 @@ PLACEMENT_ORDER: tuple[Kind, ...] = ("cycler", "potentiostat")
 
 def simulated_station(campaign: Campaign) -> Station:
     """A simulated lab for a campaign, on the in-process simulators the registry names for dry
-    runs: each cell on a cycler channel if one offers every kind of technique its steps plan
-    to (impedance, sweeps and holds relative to the open-circuit voltage need a potentiostat),
-    else on a potentiostat
+    runs: each cell on a cycler channel if one runs every technique its steps plan to
+    (impedance, sweeps, holds relative to the open-circuit voltage and voltages or currents
+    beyond a cycler's need a potentiostat), else on a potentiostat
     channel (six per simulated VSP-300, sixteen per cycler), and one chamber per group of
     experiments linked by shared cells (cells that are never in the same experiment need not
     share a chamber, so their temperature schedules cannot clash)."""
@@ -226,7 +227,7 @@ def simulated_station(campaign: Campaign) -> Station:
     instruments: dict[str, InstrumentConfig] = {
         name: InstrumentConfig(driver=chamber_spec.name) for name in chambers.values()}
     specs = {kind: registry.dry_run_spec(kind) for kind in PLACEMENT_ORDER}
-    kind_of = {c.id: _channel_kind(specs, planned[c.id]) for c in campaign.cells}
+    kind_of = {c.id: _channel_kind(specs, planned[c.id], c) for c in campaign.cells}
     cells: dict[str, Placement] = {}
     for kind in sorted(PLACEMENT_ORDER, key=lambda k: k != "potentiostat"):
         spec = specs[kind]
@@ -245,13 +246,23 @@ def _prefix(spec: InstrumentSpec) -> str:
     return spec.dry_run.prefix if spec.dry_run else spec.name
 
 
-def _channel_kind(specs: dict[Kind, InstrumentSpec], techniques: list[Technique]) -> Kind:
-    """The first kind in :data:`PLACEMENT_ORDER` whose dry-run channel offers every kind of
-    technique planned (the last kind when none does: the plan then says why). Values out of a
-    channel's range do not move a cell: the plan refuses them, naming the step."""
+def _channel_kind(specs: dict[Kind, InstrumentSpec], techniques: list[Technique],
+                  cell: Cell) -> Kind:
+    """The first kind in :data:`PLACEMENT_ORDER` whose dry-run channel runs every technique
+    planned, values and all; failing that, the last (most capable) that has every kind of
+    technique: the plan then names the values even it cannot reach."""
+    window = voltage_window(cell)
+    offered: list[Kind] = []
     for kind, spec in specs.items():
         assert spec.capabilities is not None
         caps = spec.capabilities(spec.options())
-        if all(caps.offers(t) for t in techniques):
-            return kind
-    return PLACEMENT_ORDER[-1]
+        if not all(caps.offers(t) for t in techniques):
+            continue
+        offered.append(kind)
+        try:
+            for technique in techniques:
+                caps.check(technique, window)
+        except CapabilityError:
+            continue
+        return kind
+    return offered[-1] if offered else PLACEMENT_ORDER[-1]

@@ -129,7 +129,7 @@ def test_out_of_range_values_are_refused_before_running(write_yaml):
     cells: [f1]
     steps:
       - {kind: set_temperature, target: 150 degC}
-      - {kind: constant_current, direction: charge, current: 600C, duration: 1 min}
+      - {kind: constant_current, direction: charge, current: 2000C, duration: 1 min}
 """)
     assert any(m.startswith("protocol.yaml:18: experiments[0].steps[0]: target 150 degC is"
                             " outside the chamber's range") for m in msgs)
