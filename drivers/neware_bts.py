@@ -69,6 +69,7 @@ from pydantic import Field, model_validator
 from drivers.errors import CapabilityError, CellseqError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
+from drivers.ranges import at_least, at_most
 from drivers.spec import Bench, InstrumentSpec, Options, Served, ServedCell, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
@@ -123,11 +124,12 @@ class Protection:
         hi, lo, i_max = self.max_voltage_V, self.min_voltage_V, self.max_current_A
         for attr in ("until_voltage_V", "voltage_V"):
             v = getattr(technique, attr, None)
-            if v is not None and ((hi is not None and v > hi) or (lo is not None and v < lo)):
+            if v is not None and ((hi is not None and not at_most(v, hi))
+                                  or (lo is not None and not at_least(v, lo))):
                 raise CapabilityError(f"{name}: {attr} {v:g} V is beyond the channel's"
                                       f" protection {_range(lo, hi)} V")
         i = getattr(technique, "current_A", None)
-        if i is not None and i_max is not None and abs(i) > i_max:
+        if i is not None and i_max is not None and not at_most(abs(i), i_max):
             raise CapabilityError(f"{name}: current {i:g} A is beyond the channel's protection"
                                   f" of +-{i_max:g} A")
 

@@ -69,9 +69,10 @@ def techniques_of(steps: Iterable[Step], cell: Cell) -> Iterator[Technique]:
             yield from techniques_of(step.steps, cell)
         elif type(step) in TECHNIQUES:
             try:
-                yield technique_for(step, cell)
-            except ValueError:
+                technique = technique_for(step, cell)
+            except ValueError:   # the plan refuses this step, at its line, with this message
                 continue
+            yield technique
 
 
 def voltage_window(cell: Cell) -> VoltageWindow:

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from drivers.biologic.vsp300 import CONTROL_RANGE_V, rated_capabilities
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
-from drivers.interfaces import ChannelCapabilities
 from drivers.points import ChannelState, Points
 from drivers.techniques import (
     ConstantCurrent,
@@ -471,12 +471,7 @@ class SimBiologicInstrument:
         self.clock, self.device_code = clock, device_code
         self.min_i_range, self.max_i_range, self.zboard = min_i_range, max_i_range, zboard
         self.call_latency_s = call_latency_s
-        kinds = {"OpenCircuit", "ConstantCurrent", "ConstantVoltage", "VoltageSweep"}
-        caps = ChannelCapabilities(
-            max_current_A=min(i_range_full_scale_A(max_i_range), max_output_A),
-            min_voltage_V=-10.0, max_voltage_V=10.0, eis_min_Hz=10e-6 if zboard else None,
-            eis_max_Hz=7e6 if zboard else None,
-            techniques=frozenset((kinds | {"Impedance"}) if zboard else kinds))
+        caps = rated_capabilities(max_output_A, max_i_range, zboard)   # the driver's ratings
         self._bays = [_Bay(SimChannel(f"biologic/ch{k}", clock, caps, np.random.default_rng(
             np.random.SeedSequence(seed, spawn_key=(k,))))) for k in range(channels)]
         self.calls: list[tuple[str, int | None]] = []   # (method, channel), every connection
@@ -586,7 +581,7 @@ class SimBiologicInstrument:
         if readout.state in (ChannelState.DONE, ChannelState.FAULT):
             bay.running = False
             if readout.end_reason == "compliance":
-                high_v = bay.last is not None and abs(bay.last[0]) >= 10.0
+                high_v = bay.last is not None and abs(bay.last[0]) >= CONTROL_RANGE_V
                 bay.overflow = (1, 0) if high_v else (0, 1)
 
     def _record(self, bay: _Bay, points: Points) -> None:
@@ -658,7 +653,7 @@ class SimBiologicInstrument:
         v.Ewe = bay.last[0] if bay.running and bay.last else self._ocv(bay)
         v.I = bay.last[1] if bay.running and bay.last else 0.0
         v.Freq = bay.last[2] if bay.last else 0.0
-        v.EweRangeMin, v.EweRangeMax = -10.0, 10.0
+        v.EweRangeMin, v.EweRangeMax = -CONTROL_RANGE_V, CONTROL_RANGE_V
         v.ElapsedTime = self.clock.now() - bay.t_start if bay.running else bay.t_seen
         v.Eoverflow, v.Ioverflow = bay.overflow
         return v
