@@ -157,7 +157,7 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
     print_summary(out, run_status(outcome.run_dir), summary)
     missed = misses(summary) if check else []
     for line in missed:
-        err.print(f"[bold red]missed:[/] {line}", markup=True)
+        err.print(f"[bold red]missed:[/] {line}", markup=True, soft_wrap=True)
     if check and "checks" not in summary:
         err.print("--check: the protocol declares no expected values; nothing to compare")
     elif check and not missed:
