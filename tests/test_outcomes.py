@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -324,3 +325,34 @@ def test_the_printed_wall_time_is_the_commands(tmp_path):
         r"wall time (\d+\.\d+) s \(the run itself (\d+\.\d+) s\)", done.stdout).groups())
     assert run < wall <= elapsed
     assert wall > 0.6 * elapsed   # loading and the report count, not only the run
+
+
+def test_the_readmes_ci_snippets_validate_and_dry_run_a_protocol_folder(tmp_path):
+    """The GitHub Actions and GitLab CI snippets are valid YAML and run the same script; on a
+    folder with a file whose expected value is not met, the script validates and dry-runs it,
+    prints the miss, keeps the report and fails."""
+    import yaml
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## A dry run as a CI gate"):]
+    github, gitlab = (yaml.safe_load(block) for block in
+                      re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[:2])
+    (step,) = [s for s in github["jobs"]["dry-run"]["steps"] if "validate" in s.get("name", "")]
+    script = step["run"]
+    assert gitlab["protocols"]["script"][-1].strip() == script.strip()
+    assert github["jobs"]["dry-run"]["env"]["PROTOCOLS"] == \
+        gitlab["protocols"]["variables"]["PROTOCOLS"]
+
+    folder = tmp_path / "protocols"
+    folder.mkdir()
+    checked(tmp_path, "0.9").rename(folder / "misses.yaml")
+    scripts = Path(sys.executable).parent   # where this environment's cellseq is
+    env = {**os.environ, "PROTOCOLS": str(folder),
+           "PATH": f"{scripts}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("missed: ") == 1
+    assert "missed: conductivity/aiose-1: ionic_conductivity" in done.stderr
+    assert f"{folder / 'misses.yaml'}: valid" in done.stdout
+    assert (tmp_path / "runs" / "misses" / "report" / "index.html").is_file()
