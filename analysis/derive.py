@@ -240,8 +240,9 @@ def _critical_current_density(ce: CellExperiment, out: Derived, steps: list[dict
                               shorted: dict | None, electrolyte: str,
                               series: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """The CCD of a ramp (half cycles at more than one current density) comes only from a
-    short the run detected: the step that ended ``short``. A ramp that ended otherwise says why
-    in a note, and gives no value: "no short before the trip at 5 mA/cm2" is not "CCD = 5"."""
+    short the run detected: the step that ended ``short``. A CCD ramp that ended otherwise says
+    why in a note, and gives no value: "no short before the trip at 5 mA/cm2" is not
+    "CCD = 5"."""
     area = ce.info["area_m2"]
     levels = {round(abs(float(s["params"].get("current_A", 0.0))) / area * 0.1, 6)
               for s in steps if s["params"].get("current_A")}
@@ -253,15 +254,20 @@ def _critical_current_density(ce: CellExperiment, out: Derived, steps: list[dict
                                    critical_current_density_from_steps([shorted], area),
                                    "mA/cm2", electrolyte))
         return
-    last = max(steps, key=lambda s: s["step_count"])
+    ramp = [s for s in steps if s["params"].get("written_kind") == "ccd_ramp"]
+    if not ramp:
+        return   # current steps that were no CCD ramp: no short was looked for a CCD
+    last = max(ramp, key=lambda s: s["step_count"])
     j_last = abs(float(last["params"].get("current_A", 0.0))) / area * 0.1
     if last.get("end_reason") == "safety_limit":
         note = (f"{where}: no short detected before the trip (a safety limit ended the ramp at"
                 f" {j_last:.3g} mA/cm2); no value reported")
+    elif last.get("end_reason") == "duration":
+        note = (f"{where}: no short detected up to the ramp's last level, {j_last:.3g}"
+                " mA/cm2; the CCD is above it, no value reported")
     else:
-        note = (f"{where}: no short detected up to {j_last:.3g} mA/cm2 (the ramp ended"
-                f" {last.get('end_reason') or 'unfinished'}); the CCD is above it, no value"
-                " reported")
+        note = (f"{where}: no short detected; the ramp ended at {j_last:.3g} mA/cm2"
+                f" ({last.get('end_reason') or 'unfinished'}); no value reported")
     collapse = critical_current_density(*series, area)
     if collapse is not None:
         note += (f"; the voltage looks collapsed at {collapse:.3g} mA/cm2 in the data, which"

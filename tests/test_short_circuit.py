@@ -152,14 +152,14 @@ experiments:
     cells: [li-liquid-1]
     steps:
       - {{kind: rest, duration: 10 min}}
-      - {{kind: ccd_ramp, start: 0.5 mA/cm^2, increment: 0.5 mA/cm^2, maximum: 5 mA/cm^2,
+      - {{kind: ccd_ramp, start: 0.5 mA/cm^2, increment: 0.5 mA/cm^2, maximum: {maximum},
          half_cycle: 10 min, record_every: 5 s}}
 """
 
 
-def run_ramp(tmp_path, max_current: str):
+def run_ramp(tmp_path, max_current: str, maximum: str = "5 mA/cm^2"):
     protocol = tmp_path / "ramp.yaml"
-    protocol.write_text(RAMP.format(max_current=max_current), encoding="utf-8")
+    protocol.write_text(RAMP.format(max_current=max_current, maximum=maximum), encoding="utf-8")
     result = CliRunner().invoke(app, ["run", str(protocol), "--sim", "--out",
                                       str(tmp_path / "run")])
     summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text())
@@ -204,3 +204,13 @@ def test_a_ramp_ended_by_a_trip_says_no_short_was_detected_and_gives_no_ccd(tmp_
     (note,) = [n for n in summary["notes"] if "critical current density" in n]
     assert "no short detected before the trip" in note and "3 mA/cm2" in note
     assert "no short detected before the trip" in result.output
+
+
+def test_a_ramp_that_never_shorted_says_the_ccd_is_above_its_last_level(tmp_path):
+    result, summary, steps, _ = run_ramp(tmp_path, "11 mA", maximum="2.5 mA/cm^2")
+    assert result.exit_code == 0 and summary["run"]["status"] == "completed"
+    assert {s["end_reason"] for s in steps} == {"duration"}
+    assert not [r for r in summary["results"] if r["quantity"] == "critical_current_density"]
+    assert [n for n in summary["notes"] if "critical current density" in n] == [
+        "ccd/li-liquid-1: critical current density: no short detected up to the ramp's last"
+        " level, 2.5 mA/cm2; the CCD is above it, no value reported"]
