@@ -319,12 +319,14 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
     if series.empty:
         return
     table = cycle_table(series, mass)
-    # a cycle that never reached its discharge (the cell faulted, the loop ended) has no
-    # discharge capacity to report, null or not
+    one_c = ce.info["capacity_Ah"]
+    # a cycle that never reached a discharge step (the cell faulted, the loop ended) and
+    # discharged nothing of note has no discharge capacity to report, null or not
     discharged = {s["cycle"] for s in cycling if s["kind"] == "constant_current"
                   and float(s["params"].get("current_A", 0.0)) < 0}
-    table = table[table["cycle"].isin(discharged)].reset_index(drop=True)
-    one_c = ce.info["capacity_Ah"]
+    table = table[table["cycle"].isin(discharged) | (
+        table["discharge_capacity_mAh_g"] >= MIN_DISCHARGE_FRACTION * one_c / mass)
+    ].reset_index(drop=True)
     rates = cycle_c_rates(series, one_c).set_index("cycle")["c_rate"]
     current = series["Current / A"]
     cycle_min = current.groupby(series["Cycle Count / 1"]).transform("min")
