@@ -42,6 +42,7 @@ from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler
 from drivers.points import ChannelState, Points, Readout
+from drivers.short_circuit import ShortWatch
 from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
@@ -241,9 +242,11 @@ class _Run:
     points: list[tuple[float, float, float]] = field(default_factory=list)
     last: tuple[float, float, float] | None = None   # the last recorded (t, V, I)
     steady: SteadyWatch | None = field(init=False)
+    short: ShortWatch | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.steady = SteadyWatch.of(self.technique)
+        self.short = ShortWatch.of(self.technique)
 
 
 class Keithley2450Channel(Channel):
@@ -349,8 +352,7 @@ class Keithley2450Channel(Channel):
         tech = run.technique
         tol = self._smu.config.voltage_tolerance_V
         if isinstance(tech, ConstantCurrent):
-            if tech.short_below_V is not None and t >= tech.settle_s \
-                    and abs(v) < tech.short_below_V:
+            if run.short is not None and run.short.shorted(t, v):
                 return "short"
             if tech.until_voltage_V is not None and tech.current_A != 0:
                 if tech.current_A > 0 and v >= tech.until_voltage_V - tol:

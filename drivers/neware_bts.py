@@ -38,7 +38,7 @@ driver started or adopted (a BTS is often shared).
   "current", "duration", else "finished"); protect -> FAULT "protect"; stop that this driver
   did not send -> FAULT "stopped at the instrument".
 * What the BTS cannot end by itself, the driver ends at the next poll, like an SMU: a short
-  (``short_below_V`` after ``settle_s``) and a steady current (``steady_rel``). A ``vs_ocv``
+  (:mod:`drivers.short_circuit`) and a steady current (``steady_rel``). A ``vs_ocv``
   voltage is relative to the voltage ``inquire`` reads just before the start.
 
 Not yet checked on a real BTS (shapes follow aurora-neware and aurora-unicycler, both used on
@@ -70,6 +70,7 @@ from drivers.errors import CapabilityError, CellseqError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
 from drivers.ranges import at_least, at_most
+from drivers.short_circuit import ShortWatch
 from drivers.spec import Bench, InstrumentSpec, Options, Served, ServedCell, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
@@ -335,10 +336,12 @@ class _Run:
     last: tuple[float, float, float] | None = None   # t, V, I of the last point read
     started_monotonic: float = field(default_factory=time.monotonic)
     steady: SteadyWatch | None = field(init=False)
+    short: ShortWatch | None = field(init=False)
     ended: bool = False           # the BTS had ended it when this driver took it up
 
     def __post_init__(self) -> None:
         self.steady = SteadyWatch.of(self.technique)
+        self.short = ShortWatch.of(self.technique)
 
 
 class NewareBTSChannel(Channel):
@@ -626,11 +629,9 @@ class NewareBTSChannel(Channel):
 
     def _software_end(self, run: _Run, points: Points) -> str | None:
         """Criteria the BTS cannot apply; sets ``run.last`` to the point that meets one."""
-        tech = run.technique
         for t, v, i in zip(points.time_s, points.voltage_V, points.current_A, strict=True):
             reason = None
-            if isinstance(tech, ConstantCurrent) and tech.short_below_V is not None \
-                    and t >= tech.settle_s and abs(v) < tech.short_below_V:
+            if run.short is not None and run.short.shorted(t, v):
                 reason = "short"
             elif run.steady is not None and run.steady.reached(t, i):
                 reason = "steady"

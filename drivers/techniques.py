@@ -19,6 +19,10 @@ import numpy as np
 EIS_PERIODS = 2.0
 EIS_MIN_POINT_S = 0.25
 EIS_SETTLE_S = 0.1
+#: A short circuit (see :mod:`drivers.short_circuit`): |V| below this fraction of the largest
+#: |V| the step has shown. A liquid cell's 0.18 V falls to ~0.012 V (7 %), a solid one's 0.4 V
+#: to a few mV; a plateau that drifts, or a nucleation peak that relaxes, stays far above 20 %.
+SHORT_COLLAPSE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,9 +70,12 @@ class ConstantCurrent:
     record_dt_s: float
     until_voltage_V: float | None = None
     record_dV_V: float | None = None
-    #: a short circuit: |V| below this after ``settle_s`` ends the technique ("short")
+    #: a short circuit ends the technique ("short"): with ``short_below_V`` given, |V| below it
+    #: or below ``short_collapse_fraction`` of the step's peak |V|, after ``settle_s``
+    #: (:mod:`drivers.short_circuit`; None: the absolute floor alone)
     short_below_V: float | None = None
     settle_s: float = 60.0
+    short_collapse_fraction: float | None = SHORT_COLLAPSE_FRACTION
 
 
 @dataclass(frozen=True)

@@ -158,3 +158,22 @@ _EXAMPLES = {
 def kelvin_to_celsius(value_K: float) -> float:
     return value_K - 273.15
 
+
+
+def convert(value: float, from_unit: str, to_unit: str) -> float:
+    """``value`` in ``from_unit`` expressed in ``to_unit``, both written as in protocol files
+    (``cm2/s`` and ``cm^2/s`` alike, ``Ohm``, ``%``, ``1`` for a plain number). Raises
+    :class:`UnitError` for an unknown unit or two units of different dimensions."""
+    reg = registry()
+    quantities = []
+    for unit in (from_unit, to_unit):
+        try:
+            quantities.append(reg.Quantity(1.0, _normalise_unit(unit.strip())))
+        except (pint.errors.PintError, AttributeError, TypeError, ValueError,
+                SyntaxError) as exc:
+            raise UnitError(f"unknown unit {unit!r}") from exc
+    source, target = quantities
+    if source.dimensionality != target.dimensionality:
+        raise UnitError(f"{from_unit!r} ({_dimension_of(source)}) cannot be expressed in"
+                        f" {to_unit!r} ({_dimension_of(target)})")
+    return float((value * source).to(target.units).magnitude)

@@ -44,7 +44,10 @@ class PlannedExperiment:
     after: tuple[int, ...] = ()                   # experiments that must end first
 
     def index_of(self, step: Step) -> int:
-        return self.doc_index[id(step)]
+        """The step's number in its experiment as users count it, from 1 in document order,
+        loops before their bodies: the same in run.log, ``cellseq status``, ``plan --json`` and
+        the store's (and the export's) step index."""
+        return self.doc_index[id(step)] + 1
 
     def written_kind(self, step: Step) -> str:
         """The kind of the step as written (``gitt`` for the pulses a GITT step became)."""
@@ -70,7 +73,7 @@ class Plan:
                 {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
                  "start_s": e.start_s, "end_s": e.end_s,
                  "steps": [{"index": i, "kind": s.kind, "label": s.label}
-                           for i, s in enumerate(walk(list(e.doc_steps)))]}
+                           for i, s in enumerate(walk(list(e.doc_steps)), start=1)]}
                 for e in self.experiments],
             "makespan_s": self.makespan_s,
             "notes": list(self.notes),

@@ -394,6 +394,25 @@ def test_a_steady_hold_is_ended_by_the_driver():
     assert instrument.calls[-1] == ("stop_channel", 0)
 
 
+def test_a_liquid_cells_short_is_ended_by_the_driver_where_the_firmware_sees_only_a_floor():
+    """The firmware tests |Ewe| against the absolute floor (5 mV) only; a liquid cell shorts to
+    12 mV from 0.18 V, and the driver, applying the relative rule to the points it polls,
+    stops the channel and ends the step "short"."""
+    area = math.pi * 0.008**2
+    cell = build_cell("symmetric_li", "LiPF6-EC-DEC-EMC", 25e-6, area)
+    instrument, clock, vsp = bench(cell)
+    ch = vsp.channel(0)
+    ch.start(ConstantCurrent(current_A=3.0e-3 * area * 1e4, duration_s=600.0, record_dt_s=5.0,
+                             short_below_V=0.005, settle_s=60.0))
+    clock.advance(700)
+    r = ch.poll()
+    assert (r.state, r.end_reason) == (ChannelState.DONE, "short")
+    v = np.abs(r.points.voltage_V)
+    assert v.min() > 0.005 and v.max() > 0.15
+    assert r.points.time_s[-1] < 100.0
+    assert instrument.calls[-1] == ("stop_channel", 0)   # the driver, not the firmware
+
+
 def test_lsv_on_a_blocking_cell_sweeps_to_its_vertex():
     cell = build_cell("blocking", "AIOSE", 300e-6, math.pi * 0.008**2)
     _, clock, vsp = bench(cell)

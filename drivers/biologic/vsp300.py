@@ -10,9 +10,12 @@ progress") and easy-biologic has no lock, so every call of one :class:`VSP300` g
 lock, whichever worker thread makes it.
 
 The channel runs each technique with its limits in firmware; :meth:`VSP300Channel.poll` drains
-the channel's buffer and reads its state. A channel found running at :meth:`VSP300.open` (the
-sequencer crashed, the instrument did not) is re-attached: poll works at once, and
-:meth:`VSP300Channel.adopt` tells it which technique runs so it can name the end reason.
+the channel's buffer and reads its state. What the firmware cannot test the driver completes on
+the points it polls, and stops the channel at once: a steady current, and the relative part of
+the short-circuit rule (:mod:`drivers.short_circuit`; the firmware keeps its absolute floor).
+A channel found running at :meth:`VSP300.open` (the sequencer crashed, the instrument did not)
+is re-attached: poll works at once, and :meth:`VSP300Channel.adopt` tells it which technique
+runs so it can name the end reason.
 
 Points the instrument skipped (``DataInfo.IRQskipped``) are never passed over in silence: by
 default the channel is stopped and the poll reports a fault (keeping the points that did
@@ -35,6 +38,7 @@ from drivers.biologic.data import Block, concat, decode
 from drivers.errors import CapabilityError, CellseqError, DriverError, TransportError
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
+from drivers.short_circuit import ShortWatch
 from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import (
@@ -251,6 +255,7 @@ class VSP300Channel(Channel):
         self._end_reason: str | None = None
         self._last: tuple[float, float, float] | None = None   # t, V, I of the last point
         self._steady: SteadyWatch | None = None
+        self._short: ShortWatch | None = None
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -324,6 +329,12 @@ class VSP300Channel(Channel):
                     self._halt()
                     return self._end(points.select(points.time_s <= steady_at),
                                      ChannelState.DONE, "steady", detail)
+            if self._short is not None:
+                shorted_at = self._short.first(points.time_s, points.voltage_V)
+                if shorted_at is not None:   # the relative part the firmware cannot test
+                    self._halt()
+                    return self._end(points.select(points.time_s <= shorted_at),
+                                     ChannelState.DONE, "short", detail)
             if int(values.State) == STATE_STOP:
                 state, reason = self._ended(values)
                 return self._end(points, state, reason, detail)
@@ -334,6 +345,9 @@ class VSP300Channel(Channel):
     def _know(self, technique: Technique) -> None:
         self._technique = technique
         self._steady = SteadyWatch.of(technique, TIME_RESOLUTION_S)
+        # the firmware tests the absolute floor (a CPLIMIT limit); this watch adds the collapse
+        # relative to the step's own peak, on the points each poll brings
+        self._short = ShortWatch.of(technique, TIME_RESOLUTION_S)
 
     def _drain(self) -> tuple[list[Block], Any, int]:
         """Every buffer the channel holds: get_data until it returns no rows while running,

@@ -322,9 +322,10 @@ def _cp(p: dict[str, Any]) -> ConstantCurrent:
             or len(set(short.values())) > 1:
         raise NotSimulatedError(f"CP limits differ between steps: {until}, short {short}")
     extra: dict[str, Any] = {}
-    if short:
+    if short:   # a firmware limit is absolute: no relative short rule in the instrument
         extra = {"short_below_V": short[first_short],
-                 "settle_s": sum(p["Duration_step"][:first_short])}
+                 "settle_s": sum(p["Duration_step"][:first_short]),
+                 "short_collapse_fraction": None}
     return ConstantCurrent(current, sum(p["Duration_step"]), _record_dt(p),
                            until.pop() if until else None, p["Record_every_dE"] or None, **extra)
 
