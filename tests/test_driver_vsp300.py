@@ -16,6 +16,7 @@ driver on Linux without easy-biologic's patching follow at the end.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
 import sys
 import threading
@@ -47,11 +48,13 @@ from simulators.cells import build_cell
 from simulators.cells.base import CellModel
 from simulators.clock import ManualClock
 from simulators.instruments.biologic_device import (
+    ChannelInfo,
+    DeviceInfo,
     EcError,
     SimBiologicInstrument,
     check_params,
 )
-from simulators.instruments.eclib_fake import FakeEClib, Load, holding
+from simulators.instruments.eclib_fake import EccParam, FakeEClib, Load, holding
 
 from .easy_biologic_fake import EASY_BIOLOGIC_VERSION, easy_biologic_over, installed_version
 from .fakes import ResistorCell
@@ -826,6 +829,51 @@ def test_the_stand_in_answers_function_in_progress_to_overlapping_calls():
     with pytest.raises(EcError, match=r"ERR_GEN_FUNCTIONINPROGRESS \(-12\)"):
         device.channel_info(0)
     worker.join()
+
+
+# -- the fake DLL keeps to EClib's prototypes ------------------------------------------------------
+
+def connected_fake() -> tuple[FakeEClib, int]:
+    eclib = FakeEClib({ADDRESS: SimBiologicInstrument(ManualClock(), channels=1)})
+    idn, info = ctypes.c_int32(), DeviceInfo()
+    address = ctypes.create_string_buffer(ADDRESS.encode())
+    assert eclib["BL_Connect"](ctypes.byref(address), ctypes.c_uint8(5), ctypes.byref(idn),
+                               ctypes.byref(info)) == 0
+    assert (info.DeviceCode, info.NumberOfChannels) == (20, 1)
+    return eclib, idn.value
+
+
+def test_the_fake_writes_only_into_memory_the_size_of_the_structure_eclib_fills() -> None:
+    eclib, idn = connected_fake()
+
+    class Short(ctypes.Structure):   # a ChannelInfo declared without its two RESERVED words
+        _fields_ = [(f"f{k}", ctypes.c_int32) for k in range(17)]
+
+    with pytest.raises(TypeError, match=r"Short is 68 bytes; EClib writes a ChannelInfo of 76"):
+        eclib["BL_GetChannelInfos"](idn, ctypes.c_uint8(0), ctypes.byref(Short()))
+    with pytest.raises(TypeError, match=r"expected a pointer \(byref\) to ChannelInfo"):
+        eclib["BL_GetChannelInfos"](idn, ctypes.c_uint8(0), ChannelInfo())
+    info = ChannelInfo()
+    assert eclib["BL_GetChannelInfos"](idn, ctypes.c_uint8(0), ctypes.byref(info)) == 0
+    assert (info.MaxIRange, info.MinIRange, info.FirmwareCode) == (10, 5, 0)   # no firmware yet
+    assert eclib["BL_GetChannelInfos"](idn, ctypes.c_uint8(1), ctypes.byref(info)) == -3
+    with pytest.raises(AttributeError, match="function 'BL_GetMessage' not found"):
+        eclib["BL_GetMessage"]
+
+
+def test_the_fake_encodes_parameters_as_eclib_does() -> None:
+    eclib, _ = connected_fake()
+    param = EccParam()
+    assert eclib["BL_DefineSglParameter"](b"Rest_time_T", ctypes.c_float(0.1),
+                                          ctypes.c_int32(2), ctypes.byref(param)) == 0
+    assert (param.ParamStr, param.ParamType, param.ParamIndex) == (b"Rest_time_T", 2, 2)
+    assert param.ParamVal == np.array([0.1], np.float32).view(np.int32)[0]   # the single's bits
+    assert eclib["BL_DefineBoolParameter"](b"x" * 64, ctypes.c_bool(True), 0,
+                                           ctypes.byref(param)) == -4   # a label too long
+    value = ctypes.c_float()
+    assert eclib["BL_ConvertNumericIntoSingle"](ctypes.c_uint32(0x40490FDB),
+                                                ctypes.byref(value)) == 0
+    assert value.value == pytest.approx(math.pi, rel=1e-7)
 
 
 # -- (g) on Linux, easy-biologic as it is ------------------------------------------------------
