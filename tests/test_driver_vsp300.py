@@ -616,6 +616,17 @@ def test_a_new_driver_reattaches_to_a_channel_still_running(lab: Lab) -> None:
     assert ch.read_voltage() == pytest.approx(3.5, abs=1e-3)   # at rest after 0.5 C
 
 
+def test_a_cell_beyond_the_control_range_is_a_compliance_fault(lab: Lab) -> None:
+    """0.2 A through 100 Ohm needs 20 V: the channel overflows at its 10 V (Eoverflow, read
+    from CurrentValues as easy-biologic declares it)."""
+    _, clock, vsp = bench(lab, ResistorCell(v0=3.0, k_V_per_C=0.0, r_ohm=100.0))
+    ch = vsp.channel(0)
+    ch.start(ConstantCurrent(current_A=0.2, duration_s=100.0, record_dt_s=1.0))
+    clock.advance(10)
+    r = ch.poll()
+    assert (r.state, r.end_reason) == (ChannelState.FAULT, "compliance")
+
+
 def test_lost_points_fault_the_step_but_keep_what_arrived(lab: Lab) -> None:
     instrument, clock, vsp = bench(lab)
     ch = vsp.channel(0)

@@ -49,7 +49,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -160,15 +160,6 @@ class _Fault:
     times: int
 
 
-@dataclass
-class _Loading:
-    """The techniques of one channel, as the DLL counts them (``first`` restarts at 0)."""
-
-    count: int = 0
-    complete: bool = False
-    files: list[str] = field(default_factory=list)
-
-
 class FakeEClib:
     """``EClib64.dll`` for the instruments at ``instruments`` (address -> instrument).
 
@@ -197,7 +188,8 @@ class FakeEClib:
         self._next_idn = 1
         self._down: set[str] = set()
         self._firmware: set[tuple[str, int]] = set()
-        self._loading: dict[tuple[str, int], _Loading] = {}
+        # techniques loaded on each channel, as the DLL counts them (``first`` restarts at 0)
+        self._loaded: dict[tuple[str, int], int] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._holds: dict[str, Hold] = {}
         self._exports: dict[str, Callable[..., Any]] = {
@@ -344,7 +336,7 @@ class FakeEClib:
                 continue
             if reload or key not in self._firmware:
                 self._firmware.add(key)
-                self._loading.pop(key, None)
+                self._loaded.pop(key, None)
             answers[ch] = OK
         return OK
 
@@ -414,17 +406,13 @@ class FakeEClib:
             return answer(self._refuse(ERR_TECH_ECCFILENOTEXISTS,
                                        f"no {name} in {self.technique_dir}"))
         key = (connection.address, channel)
-        loading = self._loading.setdefault(key, _Loading())
-        if is_first:
-            loading.count, loading.complete, loading.files = 0, False, []
+        index = 0 if is_first else self._loaded.get(key, 0)
         try:
             values = _as_dict(name, received)
-            connection.instrument.load(channel, name, values, loading.count, is_last)
+            connection.instrument.load(channel, name, values, index, is_last)
         except EcError as exc:
             return answer(self._refuse(exc.value, str(exc)))
-        loading.count += 1
-        loading.complete = is_last
-        loading.files.append(name)
+        self._loaded[key] = index + 1
         return answer(OK)
 
     def _BL_UpdateParameters(self, *args: Any) -> int:
