@@ -161,6 +161,9 @@ SPECS: dict[str, _Spec] = {
 NOT_SIMULATED_FILES = frozenset({"cv4.ecc", "loop4.ecc", "iscan4.ecc", "iscanlimit4.ecc",
                                  "seisp4.ecc", "seisg4.ecc", "mp4.ecc", "pzir4.ecc", "gzir4.ecc"})
 _DURATIONS = ("Rest_time_T", "Duration_step")
+#: The instrument receives values as singles (7 significant digits): a current at a range's
+#: full scale may arrive a few parts in 1e8 above it.
+SINGLE_TOLERANCE = 1 + 1e-6
 
 
 def technique_file(name: str, device_code: int) -> str:
@@ -261,11 +264,11 @@ def _check_i_range(p: dict[str, Any], spec: _Spec, lowest: int, highest: int,
         raise bad(f"I_Range {i_range} is not one of this channel's ranges {lowest}..{highest}")
     full = i_range_full_scale_A(i_range)
     amplitude = p.get("Amplitude_Current")
-    if amplitude is not None and amplitude > 0.5 * full:
+    if amplitude is not None and amplitude > 0.5 * full * SINGLE_TOLERANCE:
         raise bad(f"Amplitude_Current {amplitude:g} A exceeds 50 % of I_Range {i_range}"
                   f" ({full:g} A)")
     steps = p.get("Current_step", [])
-    if steps and max(abs(i) for i in steps) > full * (1 + 1e-9):
+    if steps and max(abs(i) for i in steps) > full * SINGLE_TOLERANCE:
         raise bad(f"Current_step {steps} A is beyond I_Range {i_range} ({full:g} A)")
 
 
@@ -636,6 +639,16 @@ class SimBiologicInstrument:
         else:
             bay.pending.append(_Block(index, process, start_s, words))
 
+    def channel_info(self, channel: int) -> ChannelInfo:
+        """The channel as BL_GetChannelInfos describes it: its ranges, board and state."""
+        bay = self.bay(channel)
+        self.pump(bay)
+        return ChannelInfo(Channel=channel, Zboard=int(self.zboard),
+                           State=RUN if bay.running else STOP, MaxIRange=self.max_i_range,
+                           MinIRange=self.min_i_range, MaxBandwidth=9,
+                           NbOfTechniques=len(bay.loads),
+                           MemFilled=4 * sum(b.rows.size for b in bay.pending))
+
     def timebase(self, bay: _Bay) -> float:
         """As the instrument reports it: a single."""
         return float(np.float32(SPECS[bay.file].timebase_s)) if bay.file else 0.0
@@ -718,12 +731,7 @@ class BiologicDeviceStandIn:
     def channel_info(self, ch: int) -> ChannelInfo:
         inst = self._connected()
         with inst.dll_call("channel_info", ch):
-            bay = inst.bay(ch)
-            inst.pump(bay)
-            return ChannelInfo(Channel=ch, Zboard=int(inst.zboard), State=RUN if bay.running
-                               else STOP, MaxIRange=inst.max_i_range, MinIRange=inst.min_i_range,
-                               MaxBandwidth=9, NbOfTechniques=len(bay.loads),
-                               MemFilled=4 * sum(b.rows.size for b in bay.pending))
+            return inst.channel_info(ch)
 
     def load_technique(self, ch: int, technique: str, params: dict[str, Any], index: int = 0,
                        last: bool = True, types: Any = None) -> None:
