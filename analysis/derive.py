@@ -43,7 +43,12 @@ from analysis.materials import molar_properties
 from analysis.plating import average_ce
 from analysis.results import Result
 from analysis.run_data import CellExperiment, RunData
-from analysis.symmetric import critical_current_density, overpotential_by_current_density
+from analysis.symmetric import (
+    critical_current_density,
+    critical_current_density_from_steps,
+    overpotential_by_current_density,
+    shorted_step,
+)
 from analysis.transference import ca_currents, interfacial_resistance, transference_number
 
 S_PER_M_TO_MS_PER_CM = 10.0
@@ -52,6 +57,12 @@ M2_S_TO_CM2_S = 1e4
 RETENTION_MIN_CYCLES = 20
 #: Below this a "C-rate" is a rest's noise, not a discharge.
 MIN_C_RATE = 0.005
+#: A cycle that discharged less than this fraction of the cell's nominal capacity had no real
+#: discharge (it ended at once, or only a rest's noise was counted): its capacity is null.
+MIN_DISCHARGE_FRACTION = 1e-3
+#: Coulombic efficiencies outside this band (percent) are not physical: null, with a note.
+CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
+FARADAY_C_PER_MOL = 96485.33212
 DAY_S = 86400.0
 
 
@@ -77,10 +88,10 @@ def derive(run_dir: Path, figures: bool = False) -> Derived:
     return out
 
 
-def _result(ce: CellExperiment, quantity: str, value: float, unit: str, material: str = "",
-            **conditions: float | int | str) -> Result:
+def _result(ce: CellExperiment, quantity: str, value: float | None, unit: str,
+            material: str = "", note: str = "", **conditions: float | int | str) -> Result:
     return Result(ce.experiment, ce.cell, material or ce.material, quantity, value, unit,
-                  conditions)
+                  conditions, note)
 
 
 # -- impedance ---------------------------------------------------------------------------------
@@ -203,14 +214,19 @@ def _symmetric(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
     i = rows["Current / A"].to_numpy()
     area = ce.info["area_m2"]
     electrolyte = str(ce.info.get("electrolyte", ""))
-    table = overpotential_by_current_density(t, v, i, area)
-    for row in table.itertuples(index=False):
-        out.results.append(_result(ce, "overpotential", row.overpotential_V * 1e3, "mV",
-                                   electrolyte,
-                                   current_density_mA_cm2=round(row.current_density_mA_cm2, 3)))
-    ccd = critical_current_density(t, v, i, area, steps=steps)
-    if ccd is not None and len(table) > 1:
-        out.results.append(_result(ce, "critical_current_density", ccd, "mA/cm2", electrolyte))
+    shorted = shorted_step(steps)
+    # a shorted cell's |I| R_short is no overpotential: half cycles from the short on are out
+    before = [s for s in steps if shorted is None or s["step_count"] < shorted["step_count"]]
+    if before:
+        kept = ce.rows_of(before)
+        table = overpotential_by_current_density(kept["Test Time / s"].to_numpy(),
+                                                 kept["Voltage / V"].to_numpy(),
+                                                 kept["Current / A"].to_numpy(), area)
+        for row in table.itertuples(index=False):
+            out.results.append(_result(
+                ce, "overpotential", row.overpotential_V * 1e3, "mV", electrolyte,
+                current_density_mA_cm2=round(row.current_density_mA_cm2, 3)))
+    _critical_current_density(ce, out, steps, shorted, electrolyte, (t, v, i))
     if figures:
         hours = (t - t[0]) / 3600
         span = hours[-1] if len(hours) else 0.0
@@ -220,15 +236,62 @@ def _symmetric(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
                             plots.voltage_vs_time(hours, v, windows, title=ce.cell)))
 
 
+def _critical_current_density(ce: CellExperiment, out: Derived, steps: list[dict],
+                              shorted: dict | None, electrolyte: str,
+                              series: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The CCD of a ramp (half cycles at more than one current density) comes only from a
+    short the run detected: the step that ended ``short``. A CCD ramp that ended otherwise says
+    why in a note, and gives no value: "no short before the trip at 5 mA/cm2" is not
+    "CCD = 5"."""
+    area = ce.info["area_m2"]
+    levels = {round(abs(float(s["params"].get("current_A", 0.0))) / area * 0.1, 6)
+              for s in steps if s["params"].get("current_A")}
+    if len(levels) < 2:
+        return   # plating/stripping at one current density: a short there is no CCD
+    where = f"{ce.experiment}/{ce.cell}: critical current density"
+    if shorted is not None:
+        out.results.append(_result(ce, "critical_current_density",
+                                   critical_current_density_from_steps([shorted], area),
+                                   "mA/cm2", electrolyte))
+        return
+    ramp = [s for s in steps if s["params"].get("written_kind") == "ccd_ramp"]
+    if not ramp:
+        return   # current steps that were no CCD ramp: no short was looked for a CCD
+    last = max(ramp, key=lambda s: s["step_count"])
+    j_last = abs(float(last["params"].get("current_A", 0.0))) / area * 0.1
+    if last.get("end_reason") == "safety_limit":
+        note = (f"{where}: no short detected before the trip (a safety limit ended the ramp at"
+                f" {j_last:.3g} mA/cm2); no value reported")
+    elif last.get("end_reason") == "duration":
+        note = (f"{where}: no short detected up to the ramp's last level, {j_last:.3g}"
+                " mA/cm2; the CCD is above it, no value reported")
+    else:
+        note = (f"{where}: no short detected; the ramp ended at {j_last:.3g} mA/cm2"
+                f" ({last.get('end_reason') or 'unfinished'}); no value reported")
+    collapse = critical_current_density(*series, area)
+    if collapse is not None:
+        note += (f"; the voltage looks collapsed at {collapse:.3g} mA/cm2 in the data, which"
+                 " the run did not detect as a short")
+    out.notes.append(note)
+
+
 def _li_cu(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
     if ce.kind != "li_cu" or not ce.steps_of("constant_current"):
         return
     rows = ce.rows_of(ce.steps_of("constant_current"))
     if rows["Cycle Count / 1"].max() < 1:
         return
-    ce_avg = average_ce(rows)
-    out.results.append(_result(ce, "coulombic_efficiency", 100 * ce_avg, "%",
-                               str(ce.info.get("electrolyte", "")), method="average"))
+    ce_percent = 100 * average_ce(rows)
+    electrolyte = str(ce.info.get("electrolyte", ""))
+    if CE_PLAUSIBLE_PERCENT[0] <= ce_percent <= CE_PLAUSIBLE_PERCENT[1]:
+        out.results.append(_result(ce, "coulombic_efficiency", ce_percent, "%", electrolyte,
+                                   method="average"))
+        return
+    note = (f"average coulombic efficiency {ce_percent:.4g} % is outside"
+            f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %: not a physical value")
+    out.results.append(_result(ce, "coulombic_efficiency", None, "%", electrolyte,
+                               note=note, method="average"))
+    out.notes.append(f"{ce.experiment}/{ce.cell}: {note}; reported as null")
 
 
 def _lsv(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
@@ -257,30 +320,57 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
         return
     table = cycle_table(series, mass)
     one_c = ce.info["capacity_Ah"]
+    # a cycle that never reached a discharge step (the cell faulted, the loop ended) and
+    # discharged nothing of note has no discharge capacity to report, null or not
+    discharged = {s["cycle"] for s in cycling if s["kind"] == "constant_current"
+                  and float(s["params"].get("current_A", 0.0)) < 0}
+    table = table[table["cycle"].isin(discharged) | (
+        table["discharge_capacity_mAh_g"] >= MIN_DISCHARGE_FRACTION * one_c / mass)
+    ].reset_index(drop=True)
     rates = cycle_c_rates(series, one_c).set_index("cycle")["c_rate"]
     current = series["Current / A"]
     cycle_min = current.groupby(series["Cycle Count / 1"]).transform("min")
     discharging = series[(current < 0) & (current < 0.2 * cycle_min)]   # not rest noise
     temperature = discharging.groupby("Cycle Count / 1")["Temperature T1 / degC"].mean()
-    table = table[table["discharge_capacity_Ah"] > 0].reset_index(drop=True)
+    checks = _CapacityChecks(ce, one_c / mass, out)
+    capacity = table["discharge_capacity_mAh_g"].to_numpy()
+    ce_percent = 100 * table["coulombic_efficiency"].to_numpy()
+    problems = [checks.capacity_problem(int(c), q)
+                for c, q in zip(table["cycle"], capacity, strict=True)]
+    capacity_ok = np.array([p is None for p in problems], dtype=bool)
+    ce_ok = capacity_ok & (ce_percent >= CE_PLAUSIBLE_PERCENT[0]) & \
+        (ce_percent <= CE_PLAUSIBLE_PERCENT[1])
     labels = []
-    for row in table.itertuples(index=False):
+    for k, row in enumerate(table.itertuples(index=False)):
         rate = float(rates.get(row.cycle, np.nan))
         conditions: dict[str, float | int] = {"cycle": int(row.cycle)}
         if np.isfinite(rate) and rate >= MIN_C_RATE:
             conditions["c_rate"] = _round_rate(rate)
         if np.isfinite(temperature.get(row.cycle, np.nan)):
             conditions["temperature_degC"] = round(float(temperature[row.cycle]))
-        labels.append((conditions.get("c_rate"), conditions.get("temperature_degC")))
-        out.results.append(_result(ce, "discharge_capacity", row.discharge_capacity_mAh_g,
-                                   "mAh/g", **conditions))
-        if np.isfinite(row.coulombic_efficiency):
+        problem = problems[k]
+        if problem is None:
+            labels.append((conditions.get("c_rate"), conditions.get("temperature_degC")))
+            out.results.append(_result(ce, "discharge_capacity", row.discharge_capacity_mAh_g,
+                                       "mAh/g", **conditions))
+        else:
+            out.results.append(_result(ce, "discharge_capacity", None, "mAh/g", note=problem,
+                                       **conditions))
+        if not np.isfinite(row.coulombic_efficiency):
+            continue   # nothing charged in this cycle (one that discharges first)
+        if ce_ok[k]:
             out.results.append(_result(ce, "coulombic_efficiency",
                                        100 * row.coulombic_efficiency, "%", **conditions))
+        else:
+            note = problem or checks.ce_problem(int(row.cycle), 100 * row.coulombic_efficiency)
+            out.results.append(_result(ce, "coulombic_efficiency", None, "%", note=note,
+                                       **conditions))
+    checks.summarise()
+    valid = table[capacity_ok].reset_index(drop=True)
     block = _longest_block(labels)
     if block is not None:
         first, last = block
-        part = table.iloc[first:last + 1]
+        part = valid.iloc[first:last + 1]
         rate, temp = labels[first]
         conditions = {"cycles": len(part), "first_cycle": int(part["cycle"].iloc[0]),
                       "last_cycle": int(part["cycle"].iloc[-1])}
@@ -291,14 +381,76 @@ def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
         out.results.append(_result(ce, "capacity_retention", capacity_retention(part), "%",
                                    **conditions))
     if figures and len(table):
+        # only physical numbers are drawn: a left-out cycle is a gap, said in the notes
+        cycles = table["cycle"].to_numpy()
         out.figures.append((ce.experiment, f"{ce.cell}: capacity and coulombic efficiency",
-                            plots.capacity_and_ce(table["cycle"].to_numpy(),
-                                                  table["discharge_capacity_mAh_g"].to_numpy(),
-                                                  100 * table["coulombic_efficiency"].to_numpy(),
+                            plots.capacity_and_ce(cycles, np.where(capacity_ok, capacity, np.nan),
+                                                  np.where(ce_ok, ce_percent, np.nan),
                                                   title=ce.cell)))
         out.figures.append((ce.experiment, f"{ce.cell}: voltage against capacity",
                             plots.voltage_vs_capacity(_discharge_curves(series, mass, rates),
                                                       title=ce.cell)))
+
+
+class _CapacityChecks:
+    """Whether a cycle's numbers are physical: a real discharge (not one that ended at once,
+    nor a rest's noise counted as one), no more than the cathode's theoretical capacity, a
+    coulombic efficiency within 0-150 %. Each failure is collected for one note per kind."""
+
+    def __init__(self, ce: CellExperiment, nominal_mAh_g: float, out: Derived) -> None:
+        self.ce, self.nominal, self.out = ce, nominal_mAh_g, out
+        self.theoretical = _theoretical_capacity_mAh_g(str(ce.info.get("cathode", "")))
+        self.no_discharge: list[str] = []
+        self.above: list[str] = []
+        self.bad_ce: list[str] = []
+
+    def capacity_problem(self, cycle: int, q: float) -> str | None:
+        if q < MIN_DISCHARGE_FRACTION * self.nominal:
+            self.no_discharge.append(f"{cycle} ({q:.3g} mAh/g)")
+            return (f"no real discharge: {q:.3g} mAh/g is under {MIN_DISCHARGE_FRACTION:.1%}"
+                    f" of the nominal {self.nominal:.4g} mAh/g (the discharge ended at once)")
+        if self.theoretical is not None and q > self.theoretical:
+            self.above.append(f"{cycle} ({q:.4g} mAh/g)")
+            return (f"{q:.4g} mAh/g is above the theoretical capacity of"
+                    f" {self.ce.info.get('cathode')} ({self.theoretical:.4g} mAh/g)")
+        return None
+
+    def ce_problem(self, cycle: int, ce_percent: float) -> str:
+        self.bad_ce.append(f"{cycle} ({ce_percent:.4g} %)")
+        return (f"coulombic efficiency {ce_percent:.4g} % is outside"
+                f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %")
+
+    def summarise(self) -> None:
+        where = f"{self.ce.experiment}/{self.ce.cell}"
+        for cycles, what in (
+                (self.no_discharge, "no real discharge (under"
+                 f" {MIN_DISCHARGE_FRACTION:.1%} of the nominal {self.nominal:.4g} mAh/g):"
+                 " discharge capacity and coulombic efficiency"),
+                (self.above, "discharge capacity above the cathode's theoretical"
+                 f" {self.theoretical or 0:.4g} mAh/g: discharge capacity and coulombic"
+                 " efficiency"),
+                (self.bad_ce, "coulombic efficiency outside"
+                 f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %: coulombic"
+                 " efficiency")):
+            if cycles:
+                self.out.notes.append(f"{where}: {_cycles_text(cycles)}: {what} reported as"
+                                      " null, left out of the plots and of the retention")
+
+
+def _cycles_text(cycles: list[str]) -> str:
+    shown = ", ".join(cycles[:8])
+    more = f" and {len(cycles) - 8} more" if len(cycles) > 8 else ""
+    return f"cycle{'s' if len(cycles) > 1 else ''} {shown}{more}"
+
+
+def _theoretical_capacity_mAh_g(cathode: str) -> float | None:
+    """One Li per formula unit: F / (3.6 M) mAh/g, M in g/mol (NCM811: 275 mAh/g; LFP: 170);
+    None for a cathode whose molar mass the analysis does not know."""
+    try:
+        molar_mass_g = molar_properties(cathode).molar_mass_kg_per_mol * 1e3
+    except AnalysisError:
+        return None
+    return FARADAY_C_PER_MOL / 3.6 / molar_mass_g
 
 
 def _round_rate(rate: float) -> float:
@@ -361,7 +513,7 @@ def _gitt(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
             out.figures.append((ce.experiment, f"{ce.cell}: GITT diffusion coefficient",
                                 plots.generic_xy([(ce.cell, np.arange(1, d.size + 1), d)],
                                                  "pulse", "D / cm2 s-1", markers=True,
-                                                 logy=True)))
+                                                 logy=True, integer_x=True)))
 
 
 def _arrhenius_figures(data: RunData, out: Derived,

@@ -23,6 +23,7 @@ import numpy.typing as npt
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
 from analysis.eis import ZERO_CELSIUS_K, BOLTZMANN_eV_PER_K
@@ -260,7 +261,9 @@ def capacity_and_ce(
     ce_percent: ArrayLike,
     title: str = "Cycling",
 ) -> Figure:
-    """Discharge capacity (left axis, filled) and coulombic efficiency (right axis, open)."""
+    """Discharge capacity (left axis, filled) and coulombic efficiency (right axis, open),
+    against whole cycle numbers. A NaN is not drawn: pass NaN for a value that is not a
+    physical number (the caller says why elsewhere)."""
     n_q, q = _pair(cycles, capacity_mAh_g, "cycles", "capacity_mAh_g")
     n_ce, ce = _pair(cycles, ce_percent, "cycles", "ce_percent")
     fig, ax = _single(title)
@@ -270,6 +273,7 @@ def capacity_and_ce(
     ce_ax.plot(*decimate_minmax(n_ce, ce), marker="o", markersize=3, markerfacecolor="none",
                linestyle="none", color="C3", label="coulombic efficiency")
     ax.set_xlabel("Cycle")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
     ax.set_ylabel("Discharge capacity / mAh g$^{-1}$", color="C0")
     ce_ax.set_ylabel("Coulombic efficiency / %", color="C3")
     if q.size:
@@ -292,12 +296,14 @@ def generic_xy(
     markers: bool = False,
     logx: bool = False,
     logy: bool = False,
+    integer_x: bool = False,
 ) -> Figure:
     """Any other ``(label, x, y)`` traces on one axes: LSV current density against voltage,
     interfacial resistance against days, overpotential against current density, ...
 
     ``markers`` draws the points as well as the line (for sparse series such as one value a
-    day). Log axes drop non-positive values from view (matplotlib masks them).
+    day). Log axes drop non-positive values from view (matplotlib masks them). ``integer_x``
+    puts ticks on whole numbers only (cycles, pulses).
     """
     fig, ax = _single(title)
     for color, (label, x, y) in zip(_colors(len(series)), series, strict=True):
@@ -306,6 +312,8 @@ def generic_xy(
                 marker="o" if markers else None, markersize=4)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if integer_x:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logx:
         ax.set_xscale("log")
     if logy:

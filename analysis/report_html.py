@@ -18,9 +18,16 @@ Decisions:
   expected number as ``value`` (or ``expected``), and optionally ``tolerance``, a relative one
   (0.1 = 10 %, default :data:`DEFAULT_RELATIVE_TOLERANCE`), and ``abs_tolerance`` in the unit.
   A result matches when every identifying key the record gives is equal and its conditions
-  include the record's conditions (numbers compared to 1e-9 relative). Each match is one row;
-  an expectation that matches nothing is a failing "not measured" row, and one that matches
-  except for the unit says so. ``summary.json`` gets the same rows as ``checks``.
+  include the record's conditions (numbers compared to 1e-9 relative). Units are compared
+  through pint: the measured value is expressed in the expectation's unit (``cm^2/s`` and
+  ``cm2/s`` are one unit, ``A/m^2`` takes ``mA/cm2`` times 10). Each match is one row; an
+  expectation that matches nothing is a failing "not measured" row (so is a match whose value
+  is null, with its note), and one that matches except for the unit's dimension says so.
+  ``summary.json`` gets the same rows as ``checks``.
+- How the run ended (``outcome``: its status, each cell's final state and fault, what was not
+  derived because of them) opens the page as a banner whenever the run did not simply complete,
+  and goes to ``summary.json`` as ``run``. Notes (analyses that could not be made, numbers left
+  out as impossible) are listed where they are seen, under the banner.
 """
 
 from __future__ import annotations
@@ -43,15 +50,14 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from analysis.errors import AnalysisError
-from analysis.results import Result
+from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
+from protocols.units import UnitError, convert
 
-#: Pass band when an expected record gives no tolerance: +-10 % of the expected value.
-DEFAULT_RELATIVE_TOLERANCE = 0.10
 #: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
 FIGURE_DPI = 120
 
 _IDENTITY_KEYS = ("experiment", "cell", "material", "quantity")
-_RESERVED_KEYS = ("campaign", "results", "checks")
+_RESERVED_KEYS = ("campaign", "results", "checks", "run", "notes")
 _FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
 
 
@@ -65,6 +71,8 @@ class Check:
     abs_tolerance: float | None
     measured: Result | None
     status: str  # "pass", "fail", "not measured", "unit mismatch"
+    #: the measured value in the expectation's unit (None: nothing measured, or null)
+    measured_value: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -72,13 +80,13 @@ class Check:
 
     @property
     def relative_difference(self) -> float | None:
-        if self.measured is None or self.expected_value == 0:
+        if self.measured_value is None or self.expected_value == 0:
             return None
-        return (self.measured.value - self.expected_value) / abs(self.expected_value)
+        return (self.measured_value - self.expected_value) / abs(self.expected_value)
 
     def to_dict(self) -> dict[str, Any]:
         m = self.measured
-        return {
+        out = {
             "experiment": self.expected.get("experiment"),
             "cell": m.cell if m else self.expected.get("cell"),
             "material": m.material if m else self.expected.get("material"),
@@ -86,13 +94,19 @@ class Check:
             "unit": self.expected.get("unit"),
             "conditions": dict(m.conditions) if m else dict(self.expected.get("conditions") or {}),
             "expected": self.expected_value,
-            "measured": m.value if m else None,
-            "measured_unit": m.unit if m else None,
+            "measured": self.measured_value,
+            "measured_unit": self.expected.get("unit") if self.measured_value is not None
+            else None,
             "relative_difference": self.relative_difference,
             "tolerance": self.tolerance,
             "abs_tolerance": self.abs_tolerance,
             "status": self.status,
         }
+        if m is not None and m.value is not None and m.unit != self.expected.get("unit"):
+            out["measured_as_derived"] = {"value": m.value, "unit": m.unit}
+        if m is not None and m.note:
+            out["note"] = m.note
+        return out
 
 
 def write_report(
@@ -104,13 +118,18 @@ def write_report(
     meta: Mapping[str, Any] | None = None,
     *,
     embed_figures: bool = False,
+    outcome: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write ``summary.json`` and ``index.html`` into ``report_dir``; return their paths.
 
     ``figures`` are ``(section, caption, figure)``; sections appear in order of first use.
-    ``summary.json`` is ``{"campaign": title, "results": [...], "checks": [...], **meta}``
-    (``checks`` only when ``expected`` is given); ``meta`` may not reuse those keys, and its
-    values are made JSON-safe (numpy numbers, paths, datetimes; NaN and inf become null).
+    ``summary.json`` is ``{"campaign": title, "run": outcome, "results": [...], "checks": [...],
+    "notes": [...], **meta}`` (``run`` only with an ``outcome``, ``checks`` only when
+    ``expected`` is given); ``meta`` may not reuse those keys, and its values are made
+    JSON-safe (numpy numbers, paths, datetimes; NaN and inf become null). ``outcome`` is how
+    the run ended (:func:`analysis.outcome.run_outcome`): a run that did not simply complete
+    opens the page with a banner saying so.
     """
     meta = dict(meta or {})
     clash = sorted(set(meta) & set(_RESERVED_KEYS))
@@ -132,15 +151,20 @@ def write_report(
     figure_dir.mkdir(parents=True, exist_ok=True)
     images = _save_figures(figures, figure_dir, embed_figures)
 
-    summary: dict[str, Any] = {"campaign": title, "results": [r.to_dict() for r in results]}
+    summary: dict[str, Any] = {"campaign": title}
+    if outcome is not None:
+        summary["run"] = dict(outcome)
+    summary["results"] = [r.to_dict() for r in results]
     if checks is not None:
         summary["checks"] = [c.to_dict() for c in checks]
+    summary["notes"] = list(notes)
     summary.update(meta)
     summary_path = report_dir / "summary.json"
     _write_atomic(summary_path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
 
     index_path = report_dir / "index.html"
-    _write_atomic(index_path, _render(title, results, images, checks, meta))
+    _write_atomic(index_path, _render(title, results, images, checks, meta, outcome,
+                                      list(notes)))
     return summary_path, index_path
 
 
@@ -151,16 +175,33 @@ def compare(results: Sequence[Result], expected: Sequence[Mapping[str, Any]]) ->
         record = dict(record)
         value, tol, abs_tol = _expectation(record, k)
         candidates = [r for r in results if _matches(record, r)]
-        matched = [r for r in candidates if r.unit == record["unit"]]
+        matched = [r for r in candidates if _comparable(r.unit, record["unit"])]
         if not matched:
             status = "unit mismatch" if candidates else "not measured"
             checks.append(Check(record, value, tol, abs_tol, None, status))
             continue
         for r in matched:
-            diff = abs(r.value - value)
+            if r.value is None:   # measured, but no physical number came of it: the note says
+                checks.append(Check(record, value, tol, abs_tol, r, "not measured"))
+                continue
+            measured = r.value if r.unit == record["unit"] else \
+                convert(r.value, r.unit, record["unit"])
+            diff = abs(measured - value)
             ok = diff <= tol * abs(value) or (abs_tol is not None and diff <= abs_tol)
-            checks.append(Check(record, value, tol, abs_tol, r, "pass" if ok else "fail"))
+            checks.append(Check(record, value, tol, abs_tol, r, "pass" if ok else "fail",
+                                measured))
     return checks
+
+
+def _comparable(unit: str, expected_unit: str) -> bool:
+    """Whether a result in ``unit`` can be expressed in ``expected_unit`` (pint decides)."""
+    if unit == expected_unit:
+        return True
+    try:
+        convert(1.0, unit, expected_unit)
+    except UnitError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- expected values
@@ -286,6 +327,10 @@ figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.9em; color: #444; max-width: 48em; }
 dl.meta { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; }
 dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
+div.banner { border: 2px solid #b00020; background: #fdecef; padding: 0.5em 1em; margin: 1em 0; }
+div.banner h2 { color: #b00020; border: none; margin-top: 0.3em; }
+p.outcome.ok { color: #17692b; font-weight: bold; }
+div.notes { border-left: 4px solid #c77c00; padding-left: 1em; }
 """.strip()
 
 
@@ -295,6 +340,8 @@ def _render(
     images: list[_Image],
     checks: list[Check] | None,
     meta: Mapping[str, Any],
+    outcome: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> str:
     e = _esc
     out = [
@@ -307,6 +354,10 @@ def _render(
         "<body>",
         f"<h1>{e(title)}</h1>",
     ]
+    if outcome is not None:
+        out += _outcome_html(outcome, checks)
+    if notes:
+        out += _notes_html(notes)
     if meta:
         out.append('<dl class="meta">')
         for key, value in meta.items():
@@ -318,6 +369,48 @@ def _render(
     out += _figures_html(images)
     out += ["</body>", "</html>", ""]
     return "\n".join(out)
+
+
+def _outcome_html(outcome: Mapping[str, Any], checks: list[Check] | None) -> list[str]:
+    """How the run ended: one line when it completed; otherwise a banner naming every cell that
+    did not complete, why, and what was not derived because of it."""
+    e = _esc
+    status = str(outcome.get("status"))
+    cells = list(outcome.get("cells") or [])
+    if status == "completed":
+        return [f'<p class="outcome ok">Run completed: all {len(cells)} cells completed.</p>']
+    lost = [c for c in cells if c.get("state") != "completed"]
+    out = ['<div class="outcome banner" role="alert">',
+           f"<h2>Run {e(status.replace('_', ' '))}: {len(lost)} of {len(cells)} cells did not"
+           " complete</h2>", "<ul>"]
+    for c in lost:
+        where = f" in {c['experiment']}" if c.get("experiment") else ""
+        why = f": {c['fault']}" if c.get("fault") else ""
+        out.append(f"<li><strong>{e(c['cell'])}</strong> {e(c.get('state'))}{e(where)}"
+                   f"{e(why)}</li>")
+    out.append("</ul>")
+    missing = list(outcome.get("not_derived") or [])
+    unmeasured = [c for c in checks or [] if c.status == "not measured"
+                  and (c.expected.get("cell") in {x["cell"] for x in lost}
+                       or c.expected.get("cell") is None)]
+    if missing or unmeasured:
+        out += ["<p>Not derived because of it:</p>", "<ul>"]
+        for m in missing:
+            out.append(f"<li>{e(m['experiment'])} on {e(m['cell'])}: {e(m['reason'])}</li>")
+        for c in unmeasured:
+            row = c.to_dict()
+            out.append(f"<li>expected {e(row['quantity'])} of {e(row['experiment'])}"
+                       f"{' on ' + e(row['cell']) if row['cell'] else ''}"
+                       f" ({e(_number(c.expected_value))} {e(row['unit'])}): not measured</li>")
+        out.append("</ul>")
+    out.append("</div>")
+    return out
+
+
+def _notes_html(notes: Sequence[str]) -> list[str]:
+    e = _esc
+    return ['<div class="notes"><h2 id="notes">Notes</h2>', "<ul>",
+            *(f"<li>{e(note)}</li>" for note in notes), "</ul></div>"]
 
 
 def _checks_html(checks: list[Check]) -> list[str]:
@@ -333,7 +426,7 @@ def _checks_html(checks: list[Check]) -> list[str]:
     ]
     for c in checks:
         row = c.to_dict()
-        measured = "—" if c.measured is None else _number(c.measured.value)
+        measured = "—" if c.measured_value is None else _number(c.measured_value)
         rel = c.relative_difference
         diff = "—" if rel is None else f"{rel:+.1%}"
         tol = f"±{c.tolerance:.1%}"
@@ -367,10 +460,12 @@ def _results_html(results: list[Result]) -> list[str]:
             "<th>unit</th><th>conditions</th></tr></thead><tbody>",
         ]
         for r in rows:
+            value = "null" if r.value is None else _number(r.value)
+            conditions = _conditions(r.conditions) + (f" ({r.note})" if r.note else "")
             out.append(
                 f"<tr><td>{e(r.cell)}</td><td>{e(r.material)}</td><td>{e(r.quantity)}</td>"
-                f'<td class="num">{e(_number(r.value))}</td><td>{e(r.unit)}</td>'
-                f"<td>{e(_conditions(r.conditions))}</td></tr>"
+                f'<td class="num">{e(value)}</td><td>{e(r.unit)}</td>'
+                f"<td>{e(conditions)}</td></tr>"
             )
         out.append("</tbody></table>")
     return out

@@ -30,6 +30,27 @@ QUANTITY_NAMES: tuple[str, ...] = (
     "diffusion_coefficient",
 )
 
+#: The unit each quantity is reported in; an expected value may be written in any unit of the
+#: same dimension (``cm^2/s`` or ``m2/s`` for ``cm2/s``), and is compared through pint.
+QUANTITY_UNITS: dict[str, str] = {
+    "ionic_conductivity": "mS/cm",
+    "bulk_resistance": "Ohm",
+    "activation_energy": "eV",
+    "transference_number": "1",
+    "overpotential": "mV",
+    "critical_current_density": "mA/cm2",
+    "interfacial_resistance": "Ohm",
+    "coulombic_efficiency": "%",
+    "discharge_capacity": "mAh/g",
+    "capacity_retention": "%",
+    "stability_window": "V",
+    "diffusion_coefficient": "cm2/s",
+}
+
+#: Pass band of an expected value that gives no tolerance: +-5 % of it (the one default, for
+#: protocol files and reports alike).
+DEFAULT_RELATIVE_TOLERANCE = 0.05
+
 ConditionValue = int | float | str | bool
 
 
@@ -39,35 +60,46 @@ class Result:
 
     ``conditions`` uses keys such as ``temperature_degC``, ``current_density_mA_cm2``, ``c_rate``,
     ``cycle``, ``day``; it is copied on construction so the record cannot change under a caller.
+    ``value`` is None (null in JSON) only with a ``note`` saying why the measurement gave no
+    physical number; such a record is never plotted or checked as data.
     """
 
     experiment: str
     cell: str
     material: str
     quantity: str
-    value: float
+    value: float | None
     unit: str
     conditions: dict[str, ConditionValue] = field(default_factory=dict)
+    note: str = ""
 
     def __post_init__(self) -> None:
         if self.quantity not in QUANTITY_NAMES:
             raise AnalysisError(
                 f"unknown quantity {self.quantity!r}; allowed: {', '.join(QUANTITY_NAMES)}"
             )
-        if isinstance(self.value, bool) or not isinstance(self.value, numbers.Real):
+        if self.value is None:
+            # a measurement that gave no physical number (a discharge that ended at once): the
+            # record stays, null, and says why
+            if not self.note:
+                raise AnalysisError(f"value of {self.quantity} must be a number, or None with a"
+                                    " note saying why")
+        elif isinstance(self.value, bool) or not isinstance(self.value, numbers.Real):
             raise AnalysisError(f"value of {self.quantity} must be a number, got {self.value!r}")
-        if not math.isfinite(float(self.value)):
+        elif not math.isfinite(float(self.value)):
             # JSON has no NaN or inf; a result that could not be computed is not reported.
             raise AnalysisError(f"value of {self.quantity} must be finite, got {self.value!r}")
         for key in self.conditions:
             if not isinstance(key, str):
                 raise AnalysisError(f"condition keys must be strings, got {key!r}")
-        object.__setattr__(self, "value", float(self.value))
+        if self.value is not None:
+            object.__setattr__(self, "value", float(self.value))
         object.__setattr__(self, "conditions", dict(self.conditions))
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat JSON-ready record, in the contract's key order."""
-        return {
+        """The flat JSON-ready record, in the contract's key order; ``note`` only when there is
+        one (always with a null value)."""
+        record: dict[str, Any] = {
             "experiment": self.experiment,
             "cell": self.cell,
             "material": self.material,
@@ -76,3 +108,6 @@ class Result:
             "unit": self.unit,
             "conditions": dict(self.conditions),
         }
+        if self.note:
+            record["note"] = self.note
+        return record

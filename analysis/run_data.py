@@ -67,10 +67,18 @@ class RunData:
             self.experiments: list[dict[str, Any]] = meta.get("experiments", [])
             self.manifest: dict[str, Any] = meta.get("manifest", {})
             self.status: str = meta.get("status", "")
+            #: each cell's final (or last) state: ``state``, ``experiment``, ``step_index``,
+            #: ``step_kind``, ``checkpoint`` (with the ``fault``), as the store keeps them
+            self.cell_states: dict[str, dict[str, Any]] = {s["cell"]: s
+                                                           for s in store.cell_states()}
             self._steps = store.steps()
             self._stored_cells = set(store.cells())
         finally:
             store.close()
+
+    def experiments_run(self, cell: str) -> set[str]:
+        """The experiments in which ``cell`` ran at least one step."""
+        return {s["experiment"] for s in self._steps if s["cell"] == cell}
 
     def cell_experiments(self) -> Iterator[CellExperiment]:
         """Each (experiment, cell) pair with data, cell by cell: one cell's points are in

@@ -54,6 +54,7 @@ import numpy as np
 from analysis.derive import derive
 from sequencer.executor import HARDWARE_POLL_S
 from sequencer.runner import MIN_WALL_POLL_S
+from sequencer.status import FINISHED
 from sequencer.store import DB_NAME, SERIES_COLUMNS, SPECTRUM_COLUMNS, RunStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +232,7 @@ def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: ra
             return soak
         if killed:
             continue
-        if status(run_dir) == "completed" and proc.returncode in (0, 1):
+        if status(run_dir) in FINISHED and proc.returncode in (0, 1):
             for i in soak.interruptions:   # it completed before it was seen storing
                 if i.back_wall is None:
                     i.back_wall = time.time()
@@ -432,6 +433,8 @@ def derived(run_dir: Path) -> tuple[dict[tuple, float], list[str]]:
     seen: Counter[tuple] = Counter()
     found = derive(run_dir)
     for r in found.results:
+        if r.value is None:   # no physical number (its note is among the notes)
+            continue
         conditions = {k: v for k, v in r.conditions.items() if k != "temperature_degC"}
         key = (r.experiment, r.cell, r.quantity, tuple(sorted(conditions.items())))
         seen[key] += 1
@@ -507,7 +510,7 @@ def report(run_dir: Path, reference_dir: Path, soak: Soak, speed: float, planned
           f" {checked.counter_jumps} (reference {control.counter_jumps})")
     for note in [*checked.notes[:10], *(f"reference: {n}" for n in control.notes[:5])]:
         print(f"  {note}")
-    if ref_final == "completed" and soak.completed:
+    if ref_final in FINISHED and soak.completed:
         (resumed, notes), (reference, ref_notes) = derived(run_dir), derived(reference_dir)
         worst, only_resumed, only_reference = compare(resumed, reference)
         largest = max(worst.values(), default=None)

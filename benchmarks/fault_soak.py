@@ -45,6 +45,7 @@ from crash_soak import check_store
 
 from sequencer.runner import resume_run, run_simulated
 from sequencer.serve import ServedLab, serve, write_station
+from sequencer.status import FINISHED
 from sequencer.store import RunStore, StoreError
 from simulators.wire.biologic import BiologicServer
 from simulators.wire.espec import EspecServer
@@ -320,7 +321,7 @@ def judge(out: Outcome, run_dir: Path, station: Path, error: BaseException | Non
         resume_run(run_dir, station=station)
     except Exception as exc:
         status, states, _ = journal(run_dir)
-        safe = causes and status == "completed" and error is None and not out.left_on
+        safe = causes and status in FINISHED and error is None and not out.left_on
         out.verdict = "faulted, not resumable" if safe else "FAILED"
         out.detail = (f"cause: {cause} | resume: {type(exc).__name__}: {exc} (status {status},"
                       f" cells {states})")

@@ -19,12 +19,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from drivers.errors import DriverError, TransportError
 from drivers.interfaces import Chamber, ChamberMode, ChamberReading
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.transports import Transport, open_transport
 
 #: The terminator the controllers use both ways.
 TERMINATION = "\r\n"
+#: The setpoint range of the SU/SH series (narrow it per chamber with options min_C / max_C).
+MIN_C, MAX_C = -40.0, 100.0
 
 _DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _INTEGER = re.compile(r"^\d+$")
@@ -44,8 +49,8 @@ class EspecConfig:
     rs485_address: int | None = None
     query_pause_s: float = 0.2
     setting_pause_s: float = 0.5
-    min_C: float = -40.0
-    max_C: float = 100.0
+    min_C: float = MIN_C
+    max_C: float = MAX_C
 
 
 class EspecChamber(Chamber):
@@ -177,3 +182,52 @@ def _count(command: str, text: str, reply: str) -> int:
 
 def _squeeze(text: str) -> str:
     return text.replace(" ", "").upper()
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+class EspecOptions(Options):
+    """The link's timeout, the controller's RS-485 address and pace, and the setpoint range
+    this chamber allows (pre-flight refuses a target outside it)."""
+
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    rs485_address: int | None = Field(default=None, ge=0, le=99)
+    query_pause_s: float = Field(default=0.2, ge=0, le=10)
+    setting_pause_s: float = Field(default=0.5, ge=0, le=10)
+    min_C: float = Field(default=MIN_C, ge=-273.15, le=1000)
+    max_C: float = Field(default=MAX_C, ge=-273.15, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EspecOptions:
+        if self.min_C >= self.max_C:
+            raise ValueError(f"min_C {self.min_C:g} must be below max_C {self.max_C:g}")
+        return self
+
+
+def _build(setup: Setup, bench: Bench) -> EspecChamber:
+    assert setup.address is not None
+    o = setup.options
+    link = {} if o.timeout_s is None else {"timeout_s": o.timeout_s}
+    return EspecChamber.from_address(setup.address, EspecConfig(
+        rs485_address=o.rs485_address, query_pause_s=o.query_pause_s,
+        setting_pause_s=o.setting_pause_s, min_C=o.min_C, max_C=o.max_C), **link)
+
+
+#: The served controller answers at once: the driver needs no pauses between commands.
+SERVED_OPTIONS = {"query_pause_s": 0.0, "setting_pause_s": 0.0, "timeout_s": 5.0}
+
+
+def _serve(request: ServeRequest) -> Served:
+    """An ESPEC controller on a socket; the cells inside feel its air."""
+    from simulators.wire.espec import EspecServer
+
+    server = EspecServer(host=request.host, speed=request.speed, seed=request.seed)
+    request.start(server)
+    return Served(server, server.socket_url, options=dict(SERVED_OPTIONS),
+                  air=server.air.temperature_at)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="espec", kind="chamber", channels="none", build=_build, options=EspecOptions,
+    chamber_range_C=lambda o: (o.min_C, o.max_C), serve=_serve,
+    description="ESPEC chambers (SCP-220 / P-300 controllers)"),)

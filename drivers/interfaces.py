@@ -16,12 +16,26 @@ from enum import StrEnum
 
 from drivers.errors import CapabilityError
 from drivers.points import Readout
-from drivers.techniques import Impedance, Technique
+from drivers.ranges import at_most, within
+from drivers.techniques import (
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    OpenCircuit,
+    Technique,
+    VoltageSweep,
+    commanded,
+)
+
+#: What a cell's voltage may be, lowest and highest, as far as known (None: unknown).
+VoltageWindow = tuple[float | None, float | None]
 
 
 @dataclass(frozen=True)
 class ChannelCapabilities:
-    """Limits of one channel, read from the instrument where it can say (``channel_info``)."""
+    """Limits of one channel: from a driver's spec and the station's options before a run
+    (pre-flight), from what the instrument reports at connect where it can say
+    (``channel_info``). Every limit is inclusive (:func:`drivers.ranges.within`)."""
 
     max_current_A: float
     min_voltage_V: float
@@ -29,34 +43,82 @@ class ChannelCapabilities:
     eis_min_Hz: float | None = None   # None: the channel cannot do impedance
     eis_max_Hz: float | None = None
     techniques: frozenset[str] = field(default_factory=frozenset)
+    #: can hold a voltage relative to the open-circuit voltage at the start (a potentiostat
+    #: does it in firmware; a cycler's driver may read the voltage first and hold that plus
+    #: the offset, as precisely as the cycler sets a voltage)
+    holds_vs_ocv: bool = True
 
-    def check(self, technique: Technique) -> None:
-        """Raise :class:`CapabilityError` for what the real channel would refuse."""
+    def offers(self, technique: Technique) -> bool:
+        """The channel has this kind of technique at all (whatever its values): what decides
+        whether a cell needs a potentiostat rather than a cycler."""
+        if self.techniques and type(technique).__name__ not in self.techniques:
+            return False
+        match technique:
+            case Impedance():
+                return self.eis_min_Hz is not None and self.eis_max_Hz is not None
+            case ConstantVoltage(vs_ocv=True):
+                return self.holds_vs_ocv
+            case _:
+                return True
+
+    def check(self, technique: Technique, cell_V: VoltageWindow = (None, None)) -> None:
+        """Raise :class:`CapabilityError` for what the real channel would refuse or could not
+        do: a technique it lacks, or any voltage or current the technique commands
+        (:func:`~drivers.techniques.commanded`) outside its ranges. ``cell_V``: the voltages the
+        cell may sit at (its safety limits), against which voltages relative to the
+        open-circuit voltage are checked; an unknown side is not checked."""
         name = type(technique).__name__
         if self.techniques and name not in self.techniques:
             raise CapabilityError(f"{name} is not available on this channel"
                                   f" (it offers {', '.join(sorted(self.techniques))})")
-        current = getattr(technique, "current_A", None)
-        if current is not None and abs(current) > self.max_current_A:
-            raise CapabilityError(f"current {current:.4g} A exceeds the channel's range of"
-                                  f" +-{self.max_current_A:g} A")
-        for attr in ("voltage_V", "until_voltage_V"):
-            v = getattr(technique, attr, None)
-            if v is not None and not self.min_voltage_V <= v <= self.max_voltage_V:
-                raise CapabilityError(f"{attr} {v:g} V is outside the channel's control range"
-                                      f" {self.min_voltage_V:g}..{self.max_voltage_V:g} V")
-        if isinstance(technique, Impedance):
-            if self.eis_min_Hz is None or self.eis_max_Hz is None:
-                raise CapabilityError("this channel cannot measure impedance")
-            if technique.galvanostatic and \
-                    technique.amplitude_A + abs(technique.bias_A) > 0.5 * self.max_current_A:
-                raise CapabilityError(
-                    f"GEIS amplitude {technique.amplitude_A:g} A (+ bias {technique.bias_A:g} A)"
-                    f" exceeds half the channel's current range ({0.5 * self.max_current_A:g} A)")
-            for f in (technique.f_start_Hz, technique.f_end_Hz):
-                if not self.eis_min_Hz <= f <= self.eis_max_Hz:
-                    raise CapabilityError(f"frequency {f:g} Hz is outside the channel's EIS range"
-                                          f" {self.eis_min_Hz:g}..{self.eis_max_Hz:g} Hz")
+        match technique:
+            case Impedance():
+                self._check_impedance(technique)
+            case ConstantVoltage(vs_ocv=True) if not self.holds_vs_ocv:
+                raise CapabilityError("this channel cannot hold a voltage relative to the"
+                                      " open-circuit voltage (vs: ocv); use a potentiostat")
+            case OpenCircuit() | ConstantCurrent() | ConstantVoltage() | VoltageSweep():
+                pass
+            case _:
+                raise CapabilityError(f"{name}: pre-flight has no rule for this technique")
+        what = commanded(technique)
+        for label, current in what.currents_A:
+            if not at_most(abs(current), self.max_current_A):
+                raise CapabilityError(f"{label} {current:.4g} A exceeds the channel's range of"
+                                      f" +-{self.max_current_A:g} A")
+        for label, v in what.voltages_V:
+            if not self._controls(v):
+                raise CapabilityError(f"{label} {v:g} V is outside the channel's control range"
+                                      f" {self._range()}")
+        for label, offset in what.from_ocv_V:
+            for at in cell_V:
+                if at is None or self._controls(at + offset):
+                    continue
+                if offset == 0:
+                    raise CapabilityError(f"the cell may sit at {at:g} V (its voltage limit),"
+                                          f" outside the channel's range {self._range()}")
+                raise CapabilityError(f"{label} {offset:+g} V reaches {at + offset:g} V with"
+                                      f" the cell at {at:g} V (its voltage limit), outside the"
+                                      f" channel's control range {self._range()}")
+
+    def _controls(self, voltage_V: float) -> bool:
+        return within(voltage_V, self.min_voltage_V, self.max_voltage_V)
+
+    def _range(self) -> str:
+        return f"{self.min_voltage_V:g}..{self.max_voltage_V:g} V"
+
+    def _check_impedance(self, technique: Impedance) -> None:
+        if self.eis_min_Hz is None or self.eis_max_Hz is None:
+            raise CapabilityError("this channel cannot measure impedance")
+        if technique.galvanostatic and not at_most(
+                technique.amplitude_A + abs(technique.bias_A), 0.5 * self.max_current_A):
+            raise CapabilityError(
+                f"GEIS amplitude {technique.amplitude_A:g} A (+ bias {technique.bias_A:g} A)"
+                f" exceeds half the channel's current range ({0.5 * self.max_current_A:g} A)")
+        for f in (technique.f_start_Hz, technique.f_end_Hz):
+            if not within(f, self.eis_min_Hz, self.eis_max_Hz):
+                raise CapabilityError(f"frequency {f:g} Hz is outside the channel's EIS range"
+                                      f" {self.eis_min_Hz:g}..{self.eis_max_Hz:g} Hz")
 
 
 @dataclass(frozen=True)
@@ -203,7 +265,7 @@ class Chamber(ABC):
         """The safe state: stop heating and cooling."""
 
     def check_setpoint(self, setpoint_C: float) -> None:
-        if not self.min_C <= setpoint_C <= self.max_C:
+        if not within(setpoint_C, self.min_C, self.max_C):
             raise CapabilityError(f"setpoint {setpoint_C:g} degC is outside the chamber's range"
                                   f" {self.min_C:g}..{self.max_C:g} degC")
 

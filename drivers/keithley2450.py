@@ -36,11 +36,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler
 from drivers.points import ChannelState, Points, Readout
+from drivers.short_circuit import ShortWatch
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import Transport, open_transport
@@ -84,6 +87,14 @@ class Keithley2450Config:
         if not 0 < self.max_voltage_V <= MAX_VOLTAGE_V:
             raise CapabilityError(f"max_voltage_V {self.max_voltage_V:g} V must be in"
                                   f" (0, {MAX_VOLTAGE_V:g}] V")
+
+
+def rated_capabilities(max_current_A: float = MAX_CURRENT_A,
+                       max_voltage_V: float = MAX_VOLTAGE_V) -> ChannelCapabilities:
+    """The SMU's channel as this station narrows it: +-``max_current_A``, +-``max_voltage_V``,
+    no impedance and no sweeps."""
+    return ChannelCapabilities(max_current_A=max_current_A, min_voltage_V=-max_voltage_V,
+                               max_voltage_V=max_voltage_V, techniques=TECHNIQUES)
 
 
 class Keithley2450(Cycler):
@@ -231,9 +242,11 @@ class _Run:
     points: list[tuple[float, float, float]] = field(default_factory=list)
     last: tuple[float, float, float] | None = None   # the last recorded (t, V, I)
     steady: SteadyWatch | None = field(init=False)
+    short: ShortWatch | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.steady = SteadyWatch.of(self.technique)
+        self.short = ShortWatch.of(self.technique)
 
 
 class Keithley2450Channel(Channel):
@@ -241,10 +254,7 @@ class Keithley2450Channel(Channel):
 
     def __init__(self, smu: Keithley2450) -> None:
         self._smu = smu
-        cfg = smu.config
-        self._caps = ChannelCapabilities(max_current_A=cfg.max_current_A,
-                                         min_voltage_V=-cfg.max_voltage_V,
-                                         max_voltage_V=cfg.max_voltage_V, techniques=TECHNIQUES)
+        self._caps = rated_capabilities(smu.config.max_current_A, smu.config.max_voltage_V)
         self._lock = threading.RLock()
         self._state = ChannelState.IDLE
         self._end_reason: str | None = None
@@ -342,8 +352,7 @@ class Keithley2450Channel(Channel):
         tech = run.technique
         tol = self._smu.config.voltage_tolerance_V
         if isinstance(tech, ConstantCurrent):
-            if tech.short_below_V is not None and t >= tech.settle_s \
-                    and abs(v) < tech.short_below_V:
+            if run.short is not None and run.short.shorted(t, v):
                 return "short"
             if tech.until_voltage_V is not None and tech.current_A != 0:
                 if tech.current_A > 0 and v >= tech.until_voltage_V - tol:
@@ -389,6 +398,48 @@ def _close(text: str, expected: float) -> bool:
     if not _NUMBER.match(text):
         return False
     return abs(float(text) - expected) <= READBACK_REL * abs(expected) + 1e-12
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+class Keithley2450Options(Options):
+    """Narrow the SMU's limits for small cells; ``timeout_s`` bounds every read."""
+
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    max_current_A: float = Field(default=MAX_CURRENT_A, gt=0, le=MAX_CURRENT_A)
+    max_voltage_V: float = Field(default=MAX_VOLTAGE_V, gt=0, le=MAX_VOLTAGE_V)
+
+
+def _capabilities(options: Keithley2450Options) -> ChannelCapabilities:
+    return rated_capabilities(options.max_current_A, options.max_voltage_V)
+
+
+def _build(setup: Setup, bench: Bench) -> Keithley2450:
+    assert setup.address is not None
+    o = setup.options
+    link = {} if o.timeout_s is None else {"timeout_s": o.timeout_s}
+    return Keithley2450.from_address(setup.address, bench.clock, Keithley2450Config(
+        max_current_A=o.max_current_A, max_voltage_V=o.max_voltage_V), **link)
+
+
+def _serve(request: ServeRequest) -> Served:
+    """A 2450 speaking SCPI on a raw socket, its output wired to the one cell. An SMU ends
+    steps only when polled, so at high speeds its cut-offs are coarse."""
+    from simulators.wire.keithley2450 import Keithley2450Server
+
+    (cell,) = request.cells
+    env = cell.temperature_C
+    server = Keithley2450Server(
+        cell.model, host=request.host, speed=request.speed,
+        temperature_C=(lambda t, f=env: float(f(t))) if callable(env) else env)
+    request.start(server)
+    return Served(server, server.visa_address)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="keithley2450", kind="cycler", channels="one", build=_build,
+    options=Keithley2450Options, capabilities=_capabilities, serve=_serve,
+    description="Keithley 2450 SMU as a one-channel cycler"),)
 
 
 def _num(x: float) -> str:

@@ -38,7 +38,7 @@ driver started or adopted (a BTS is often shared).
   "current", "duration", else "finished"); protect -> FAULT "protect"; stop that this driver
   did not send -> FAULT "stopped at the instrument".
 * What the BTS cannot end by itself, the driver ends at the next poll, like an SMU: a short
-  (``short_below_V`` after ``settle_s``) and a steady current (``steady_rel``). A ``vs_ocv``
+  (:mod:`drivers.short_circuit`) and a steady current (``steady_rel``). A ``vs_ocv``
   voltage is relative to the voltage ``inquire`` reads just before the start.
 
 Not yet checked on a real BTS (shapes follow aurora-neware and aurora-unicycler, both used on
@@ -64,10 +64,14 @@ from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from drivers.errors import CapabilityError, CellseqError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
+from drivers.ranges import at_least, at_most
+from drivers.short_circuit import ShortWatch
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServedCell, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import LineTransport, Transport
@@ -121,11 +125,12 @@ class Protection:
         hi, lo, i_max = self.max_voltage_V, self.min_voltage_V, self.max_current_A
         for attr in ("until_voltage_V", "voltage_V"):
             v = getattr(technique, attr, None)
-            if v is not None and ((hi is not None and v > hi) or (lo is not None and v < lo)):
+            if v is not None and ((hi is not None and not at_most(v, hi))
+                                  or (lo is not None and not at_least(v, lo))):
                 raise CapabilityError(f"{name}: {attr} {v:g} V is beyond the channel's"
                                       f" protection {_range(lo, hi)} V")
         i = getattr(technique, "current_A", None)
-        if i is not None and i_max is not None and abs(i) > i_max:
+        if i is not None and i_max is not None and not at_most(abs(i), i_max):
             raise CapabilityError(f"{name}: current {i:g} A is beyond the channel's protection"
                                   f" of +-{i_max:g} A")
 
@@ -163,6 +168,13 @@ class NewareBTSConfig:
         if self.bts_step_dir is not None and self.step_dir is None:
             raise ValueError("bts_step_dir needs step_dir: the folder the driver writes the"
                              " step files into, as this computer sees it")
+
+
+def rated_capabilities(max_current_A: float, min_voltage_V: float = 0.0,
+                       max_voltage_V: float = 5.0) -> ChannelCapabilities:
+    """A BTS channel as its unit is rated (the station says: the API does not report it)."""
+    return ChannelCapabilities(max_current_A=max_current_A, min_voltage_V=min_voltage_V,
+                               max_voltage_V=max_voltage_V, techniques=TECHNIQUES)
 
 
 @dataclass(frozen=True)
@@ -271,9 +283,7 @@ class NewareBTS(Cycler):
     def channel_capabilities(self) -> ChannelCapabilities:
         """Every channel's: the units' ratings from the config (the API does not say)."""
         cfg = self.config
-        return ChannelCapabilities(max_current_A=cfg.max_current_A,
-                                   min_voltage_V=cfg.min_voltage_V,
-                                   max_voltage_V=cfg.max_voltage_V, techniques=TECHNIQUES)
+        return rated_capabilities(cfg.max_current_A, cfg.min_voltage_V, cfg.max_voltage_V)
 
     # -- messages -----------------------------------------------------------------------------
     def command(self, name: str, *elements: ET.Element) -> ET.Element:
@@ -326,10 +336,12 @@ class _Run:
     last: tuple[float, float, float] | None = None   # t, V, I of the last point read
     started_monotonic: float = field(default_factory=time.monotonic)
     steady: SteadyWatch | None = field(init=False)
+    short: ShortWatch | None = field(init=False)
     ended: bool = False           # the BTS had ended it when this driver took it up
 
     def __post_init__(self) -> None:
         self.steady = SteadyWatch.of(self.technique)
+        self.short = ShortWatch.of(self.technique)
 
 
 class NewareBTSChannel(Channel):
@@ -617,11 +629,9 @@ class NewareBTSChannel(Channel):
 
     def _software_end(self, run: _Run, points: Points) -> str | None:
         """Criteria the BTS cannot apply; sets ``run.last`` to the point that meets one."""
-        tech = run.technique
         for t, v, i in zip(points.time_s, points.voltage_V, points.current_A, strict=True):
             reason = None
-            if isinstance(tech, ConstantCurrent) and tech.short_below_V is not None \
-                    and t >= tech.settle_s and abs(v) < tech.short_below_V:
+            if run.short is not None and run.short.shorted(t, v):
                 reason = "short"
             elif run.steady is not None and run.steady.reached(t, i):
                 reason = "steady"
@@ -890,3 +900,86 @@ def _optional_int(text: str | None) -> int | None:
 
 def _range(lo: float | None, hi: float | None) -> str:
     return f"{'-inf' if lo is None else f'{lo:g}'}..{'inf' if hi is None else f'{hi:g}'}"
+
+
+# -- the spec ---------------------------------------------------------------------------------
+
+class NewareBTSOptions(Options):
+    """The units' ratings (``max_current_A`` is required: the API does not report it), and
+    where the driver keeps step files (see :class:`NewareBTSConfig`)."""
+
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    max_current_A: float = Field(gt=0, le=1000)
+    min_voltage_V: float = Field(default=0.0, ge=-100, le=100)
+    max_voltage_V: float = Field(default=5.0, ge=-100, le=100)
+    step_dir: str | None = Field(default=None, min_length=1)
+    bts_step_dir: str | None = Field(default=None, min_length=1)
+    backup_dir: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NewareBTSOptions:
+        if self.min_voltage_V >= self.max_voltage_V:
+            raise ValueError(f"min_voltage_V {self.min_voltage_V:g} must be below max_voltage_V"
+                             f" {self.max_voltage_V:g}")
+        if self.bts_step_dir is not None and self.step_dir is None:
+            raise ValueError("bts_step_dir needs step_dir: the folder the driver writes the"
+                             " step files into, as this computer sees it")
+        return self
+
+
+def _capabilities(options: NewareBTSOptions) -> ChannelCapabilities:
+    return rated_capabilities(options.max_current_A, options.min_voltage_V,
+                              options.max_voltage_V)
+
+
+def _build(setup: Setup, bench: Bench) -> NewareBTS:
+    if setup.password is None:
+        raise ValueError("no password: give 'password', or 'password_env' naming an"
+                         " environment variable that is set")
+    assert setup.address is not None
+    o = setup.options
+    host, _, port = setup.address.removeprefix("tcp://").rpartition(":")
+    if not host or not port.isdigit():
+        host, port = setup.address.removeprefix("tcp://"), str(DEFAULT_PORT)
+    config = NewareBTSConfig(
+        username=setup.username or "admin", password=setup.password,
+        max_current_A=o.max_current_A, min_voltage_V=o.min_voltage_V,
+        max_voltage_V=o.max_voltage_V, step_dir=Path(o.step_dir) if o.step_dir else None,
+        bts_step_dir=o.bts_step_dir, backup_dir=o.backup_dir)
+    link = {} if o.timeout_s is None else {"timeout_s": o.timeout_s}
+    return NewareBTS.from_address(host, config, port=int(port), **link)
+
+
+#: The served BTS: a 5 V / 100 mA unit whose channels also go below 0 V (symmetric cells).
+SERVED_OPTIONS = {"max_current_A": 0.1, "min_voltage_V": -5.0, "max_voltage_V": 5.0}
+
+
+def _serve(request: ServeRequest) -> Served:
+    """A BTS API server with one channel per cell, behind a fresh password (a secret: it is
+    kept out of every run copy)."""
+    from simulators.wire.neware_bts import NewareBTSServer
+
+    password = secrets.token_hex(8)
+    server: NewareBTSServer
+
+    def now_air(cell: ServedCell) -> Callable[[], float] | float:
+        env = cell.temperature_C
+        if not callable(env):
+            return env
+        return lambda: float(env(server.now_s()))
+
+    server = NewareBTSServer([c.model for c in request.cells], host=request.host,
+                             speed=request.speed, password=password,
+                             temperature_C=[now_air(c) for c in request.cells])
+    request.start(server)
+    options: dict[str, Any] = dict(SERVED_OPTIONS)
+    if request.step_dir is not None:
+        options["step_dir"] = str(request.step_dir)
+    return Served(server, f"tcp://{request.host}:{server.port}", channels=len(request.cells),
+                  options=options, username="admin", password=password)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="neware.bts", kind="cycler", build=_build, options=NewareBTSOptions,
+    capabilities=_capabilities, login=True, serve=_serve,
+    description="Neware BTS cyclers through the BTS API"),)

@@ -2,6 +2,11 @@
 
 Drivers never see protocol files; the sequencer turns protocol steps into these. Every
 time-series technique carries a hard time limit (``duration_s``) so no step runs unbounded.
+
+Every technique also says what it will command (:func:`commanded`): the voltages it sets or
+stops at, the voltages it reaches relative to the cell's open-circuit voltage, and the currents
+it drives. Pre-flight checks these against a channel before anything is sent, so an LSV to 15 V
+on a +-10 V channel is refused when the plan is made, not hours into the run.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ import numpy as np
 EIS_PERIODS = 2.0
 EIS_MIN_POINT_S = 0.25
 EIS_SETTLE_S = 0.1
+#: A short circuit (see :mod:`drivers.short_circuit`): |V| below this fraction of the largest
+#: |V| the step has shown. A liquid cell's 0.18 V falls to ~0.012 V (7 %), a solid one's 0.4 V
+#: to a few mV; a plateau that drifts, or a nucleation peak that relaxes, stays far above 20 %.
+SHORT_COLLAPSE_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -61,9 +70,12 @@ class ConstantCurrent:
     record_dt_s: float
     until_voltage_V: float | None = None
     record_dV_V: float | None = None
-    #: a short circuit: |V| below this after ``settle_s`` ends the technique ("short")
+    #: a short circuit ends the technique ("short"): with ``short_below_V`` given, |V| below it
+    #: or below ``short_collapse_fraction`` of the step's peak |V|, after ``settle_s``
+    #: (:mod:`drivers.short_circuit`; None: the absolute floor alone)
     short_below_V: float | None = None
     settle_s: float = 60.0
+    short_collapse_fraction: float | None = SHORT_COLLAPSE_FRACTION
 
 
 @dataclass(frozen=True)
@@ -97,3 +109,57 @@ class VoltageSweep:
 
 
 Technique = OpenCircuit | Impedance | ConstantCurrent | ConstantVoltage | VoltageSweep
+
+
+@dataclass(frozen=True)
+class Commanded:
+    """The extremes a technique commands, each with a name for messages.
+
+    ``voltages_V``: absolute voltages it sets or stops at (a hold, a vertex, a cut-off).
+    ``from_ocv_V``: voltages relative to the cell's open-circuit voltage at the start (0: the
+    cell's own voltage, as a rest or a sweep from open circuit sees it; +-amplitude for PEIS).
+    ``currents_A``: signed currents it drives, or must reach to end (a sweep's current limit).
+    """
+
+    voltages_V: tuple[tuple[str, float], ...] = ()
+    from_ocv_V: tuple[tuple[str, float], ...] = ()
+    currents_A: tuple[tuple[str, float], ...] = ()
+
+
+def commanded(technique: Technique) -> Commanded:
+    """What ``technique`` will command; TypeError for a technique this function does not know,
+    so a new technique cannot pass pre-flight unchecked."""
+    match technique:
+        case OpenCircuit():
+            return Commanded(from_ocv_V=(("open-circuit voltage", 0.0),),
+                             currents_A=(("current", 0.0),))
+        case Impedance(galvanostatic=True):
+            bias, amplitude = technique.bias_A, technique.amplitude_A
+            return Commanded(from_ocv_V=(("open-circuit voltage", 0.0),),
+                             currents_A=(("GEIS bias - amplitude", bias - amplitude),
+                                         ("GEIS bias + amplitude", bias + amplitude)))
+        case Impedance():
+            return Commanded(from_ocv_V=(("PEIS amplitude", -technique.amplitude_V),
+                                         ("PEIS amplitude", technique.amplitude_V)))
+        case ConstantCurrent():
+            until = technique.until_voltage_V
+            return Commanded(voltages_V=(("until_voltage", until),) if until is not None else (),
+                             currents_A=(("current", technique.current_A),))
+        case ConstantVoltage(vs_ocv=True):
+            return Commanded(from_ocv_V=(("voltage vs open circuit", technique.voltage_V),))
+        case ConstantVoltage():
+            return Commanded(voltages_V=(("voltage", technique.voltage_V),))
+        case VoltageSweep():
+            many = len(technique.vertices_V) > 1
+            vertices = tuple((f"vertices[{k}]" if many else "vertex", v)
+                             for k, v in enumerate(technique.vertices_V))
+            limit = technique.until_abs_current_A
+            currents = (("current limit", limit),) if limit is not None else ()
+            if technique.start_V is None:
+                return Commanded(voltages_V=vertices, currents_A=currents,
+                                 from_ocv_V=(("start at open circuit", 0.0),))
+            return Commanded(voltages_V=(("start", technique.start_V), *vertices),
+                             currents_A=currents)
+        case _:
+            raise TypeError(f"{type(technique).__name__} does not say what it commands: add it"
+                            " to drivers.techniques.commanded")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
-from analysis.results import QUANTITY_NAMES
+from analysis.results import DEFAULT_RELATIVE_TOLERANCE, QUANTITY_NAMES
 from protocols.cells import Cell
 from protocols.errors import Problem
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk
@@ -29,7 +29,7 @@ class Expectation(BaseModel):
     unit: str = Field(min_length=1, max_length=20)
     cell: Identifier | None = None
     conditions: dict[str, float | int | str] = Field(default_factory=dict)
-    tolerance: Fraction = 0.05
+    tolerance: Fraction = DEFAULT_RELATIVE_TOLERANCE
 
     @field_validator("value")
     @classmethod

@@ -1,16 +1,19 @@
 """Checks across a whole campaign (all its files): unique names, references that resolve,
-C-rates only for cells with a capacity. Each problem names the file, line and field."""
+C-rates only for cells with a capacity, expected values in a unit of their quantity's
+dimension. Each problem names the file, line and field."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from analysis.results import QUANTITY_UNITS
 from protocols.campaign import Experiment
 from protocols.cells import Cell
 from protocols.errors import Problem
 from protocols.steps import walk
 from protocols.types import CurrentSetpoint
+from protocols.units import UnitError, convert
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ def check_campaign(top_file: str, cells: list[Placed], experiments: list[Placed]
                 known = ", ".join(seen_cells) or "none"
                 problems.append(p.problem(("experiments", p.index, "cells", k),
                                           f"cell {cid!r} is not among the cells ({known})"))
+        for k, expectation in enumerate(exp.expected):
+            problem = _unit_problem(expectation.quantity, expectation.unit)
+            if problem:
+                problems.append(p.problem(("experiments", p.index, "expected", k, "unit"),
+                                          problem))
         for step in walk(exp.steps):
             if not _uses_c_rate(step):
                 continue
@@ -76,3 +84,14 @@ def _first_of_each(placed: list[Placed], section: str, key: str, noun: str,
 def _uses_c_rate(step: object) -> bool:
     return any(isinstance(v, CurrentSetpoint) and v.kind == "c_rate"
                for v in vars(step).values())
+
+
+def _unit_problem(quantity: str, unit: str) -> str | None:
+    """Why an expected value's unit cannot be compared with what the analysis reports for its
+    quantity, or None. Units are compared through pint, so ``cm^2/s`` and ``cm2/s`` are one."""
+    reported = QUANTITY_UNITS.get(quantity)
+    try:
+        convert(1.0, unit, reported or unit)
+    except UnitError as exc:
+        return f"{exc}; {quantity} is reported in {reported}" if reported else str(exc)
+    return None

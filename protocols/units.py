@@ -170,19 +170,27 @@ def unit_factors(unit: str) -> list[tuple[str, int]]:
             raise UnitError("a unit name takes one power ('cm^2', not 'cm^2^3')")
 
 
-def _unit(unit: str, text: str) -> pint.Unit:
-    """The pint unit of ``unit`` (already checked by the grammar) or UnitError."""
-    try:
-        factors = unit_factors(unit)
-    except UnitError as exc:
-        raise UnitError(f"unknown unit {unit!r} in {text!r}: {exc}") from None
+def unit_of(unit: str) -> pint.Unit:
+    """The pint unit of ``unit`` written by the grammar above (``"1"`` for a plain number), or
+    UnitError saying what is wrong."""
+    if unit.strip() == "1":
+        return registry().dimensionless
     expression = " * ".join(name if power == 1 else f"{name} ** {power}"
-                            for name, power in factors)
+                            for name, power in unit_factors(unit))
     try:
         return registry().Unit(expression)
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, ArithmeticError
             ) as exc:
-        raise UnitError(f"unknown unit {unit!r} in {text!r}") from exc
+        raise UnitError(f"{unit.strip()!r} is not a unit pint knows") from exc
+
+
+def _unit(unit: str, text: str) -> pint.Unit:
+    """The pint unit of the unit part of the value ``text``, or UnitError naming both."""
+    try:
+        return unit_of(unit)
+    except UnitError as exc:
+        reason = "" if "is not a unit pint knows" in str(exc) else f": {exc}"
+        raise UnitError(f"unknown unit {unit!r} in {text!r}{reason}") from None
 
 
 def parse_c_rate(text: str) -> CRate | None:
@@ -276,3 +284,21 @@ _EXAMPLES = {
 def kelvin_to_celsius(value_K: float) -> float:
     return value_K - 273.15
 
+
+def convert(value: float, from_unit: str, to_unit: str) -> float:
+    """``value`` in ``from_unit`` expressed in ``to_unit``, both written as in protocol files
+    (``cm2/s`` and ``cm^2/s`` alike, ``Ohm``, ``%``, ``1`` for a plain number). Raises
+    :class:`UnitError` for an unknown unit or two units of different dimensions."""
+    reg = registry()
+    quantities = []
+    for unit in (from_unit, to_unit):
+        try:
+            quantities.append(reg.Quantity(1.0, unit_of(unit)))
+        except UnitError as exc:
+            reason = "" if "is not a unit pint knows" in str(exc) else f": {exc}"
+            raise UnitError(f"unknown unit {unit!r}{reason}") from None
+    source, target = quantities
+    if source.dimensionality != target.dimensionality:
+        raise UnitError(f"{from_unit!r} ({_dimension_of(source)}) cannot be expressed in"
+                        f" {to_unit!r} ({_dimension_of(target)})")
+    return float((value * source).to(target.units).magnitude)

@@ -64,7 +64,7 @@ def bound_problems(plan: Plan) -> Iterator[Problem]:
                 duration = time_limit_s(technique)
                 points = step_points(technique)
                 points_by_exp[exp.index] = points_by_exp.get(exp.index, 0.0) + runs * points
-                position = exp.index_of(step)
+                position = exp.doc_index[id(step)]   # document order, from 0
                 if duration > MAX_DURATION_S and (exp.index, position, "s") not in seen:
                     seen.add((exp.index, position, "s"))
                     yield _at(plan, exp, position,

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import CellseqError
+from sequencer import IMPORTED_AT
 from sequencer.progress import TerminalProgress
 
 if TYPE_CHECKING:
@@ -27,6 +29,24 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
 USER_ERROR = 2
+#: ``run`` and ``resume``: a cell faulted (and, with --check, this wins over CHECK_FAILED: a
+#: faulted cell's expected values are misses because of the fault).
+CELL_FAULTED = 1
+#: ``run --check``: an expected value was missed (failed, not measured, or in a unit that is
+#: not the quantity's), and no cell faulted.
+CHECK_FAILED = 3
+#: When the command started, for the wall time it prints: loading, running and reporting.
+#: Run as ``cellseq`` (:func:`main`), from when the process began to load cellseq; invoked in
+#: a process that was already running (tests), from when the command was called.
+_started_at = IMPORTED_AT
+_via_main = False
+
+
+@app.callback()
+def _begin() -> None:
+    global _started_at
+    if not _via_main:
+        _started_at = time.perf_counter()
 
 
 def _fail(message: str) -> NoReturn:
@@ -99,6 +119,12 @@ def plan(
     out.print(table)
     out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days);"
               " loops that may end early are counted in full")
+    _notes(p.notes)
+
+
+def _notes(notes: tuple[str, ...]) -> None:
+    for note in notes:
+        err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
 
 
 @app.command()
@@ -109,10 +135,17 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     out_dir: Annotated[Path | None, typer.Option("--out", help="New run directory.")] = None,
     report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Compare the results with the protocol's expected values: exit 3 if"
+        " any is missed (each miss printed), 1 if a cell faulted, 0 if all holds.")] = False,
     allow_outside_includes: OutsideIncludesOpt = False,
 ) -> None:
-    """Run a protocol; with --sim on simulators in virtual time."""
-    from sequencer.runner import run_simulated
+    """Run a protocol; with --sim on simulators in virtual time.
+
+    Exit codes: 0 done, every cell completed (and with --check every expected value met);
+    1 a cell faulted; 2 bad input; 3 (--check) an expected value missed; 130 Ctrl-C. A faulted
+    cell wins over missed values (1, the misses still printed)."""
+    from sequencer.runner import prepare, run_simulated
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
@@ -121,6 +154,9 @@ def run(
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
+        if station is not None:   # before a long run starts, not after it
+            _notes(prepare(protocol, station,
+                           allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
                                 allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
@@ -128,21 +164,47 @@ def run(
     except KeyboardInterrupt:
         err.print(f"interrupted; every output is off. Resume with: cellseq resume {out_dir}")
         raise typer.Exit(130) from None
-    _finish_run(outcome, report)
+    _finish_run(outcome, report, check)
 
 
-def _finish_run(outcome: RunOutcome, report: bool) -> None:
-    from sequencer.summary import print_summary
+def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
+    """Print how the run ended (from the same record the report writes), write the report,
+    and exit with the code the run earned."""
+    from analysis.errors import AnalysisError
+    from analysis.report import make_report, summary_of
+    from sequencer.status import run_status
+    from sequencer.summary import misses, print_summary
 
-    print_summary(out, outcome.run_dir, wall_s=outcome.wall_s)
-    if report:
-        from analysis.report import make_report
-
-        _, index, _ = make_report(outcome.run_dir)
+    index = None
+    try:
+        if report:
+            summary_path, index, _ = make_report(outcome.run_dir)
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        else:
+            summary = summary_of(outcome.run_dir)
+    except AnalysisError as exc:
+        _fail(f"the run ended ({outcome.status}; {outcome.run_dir}), but its results could not"
+              f" be derived: {exc}")
+    print_summary(out, run_status(outcome.run_dir), summary)
+    missed = misses(summary) if check else []
+    for line in missed:
+        err.print(f"[bold red]missed:[/] {line}", markup=True, soft_wrap=True)
+    if check and "checks" not in summary:
+        err.print("--check: the protocol declares no expected values; nothing to compare")
+    elif check and not missed:
+        out.print(f"every expected value met ({len(summary['checks'])} checks)")
+    if index is not None:
         out.print(f"report: {index}")
+    out.print(f"run directory: {outcome.run_dir}")
+    out.print(f"wall time {time.perf_counter() - _started_at:.2f} s (the run itself"
+              f" {outcome.wall_s:.2f} s)")
     if outcome.faulted:
-        err.print(f"cells that faulted: {', '.join(outcome.faulted)} (see run.log)")
-        raise typer.Exit(1)
+        err.print(f"run {outcome.status}: cells that faulted: {', '.join(outcome.faulted)}"
+                  f" (see {outcome.run_dir / 'run.log'})")
+        raise typer.Exit(CELL_FAULTED)
+    if missed:
+        err.print(f"--check: {len(missed)} of {len(summary['checks'])} expected values missed")
+        raise typer.Exit(CHECK_FAILED)
 
 
 @app.command()
@@ -152,8 +214,11 @@ def resume(
         "--station", help="The run's station file again, for passwords a run never stores.")
     ] = None,
     report: Annotated[bool, typer.Option(help="Write the report when the run ends.")] = True,
+    check: Annotated[bool, typer.Option(
+        "--check", help="As for run: exit 3 if an expected value is missed.")] = False,
 ) -> None:
-    """Continue a run that a crash, a power cut or Ctrl-C stopped, where its data ends."""
+    """Continue a run that a crash, a power cut or Ctrl-C stopped, where its data ends.
+    Exit codes as for ``run``."""
     from sequencer.runner import resume_run
 
     bars = TerminalProgress(err) if err.is_terminal else None
@@ -164,7 +229,7 @@ def resume(
     except KeyboardInterrupt:
         err.print(f"interrupted; every output is off. Resume with: cellseq resume {run_dir}")
         raise typer.Exit(130) from None
-    _finish_run(outcome, report)
+    _finish_run(outcome, report, check)
 
 
 @app.command()
@@ -184,17 +249,36 @@ def status(
         return
     out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {st['mode']}, seed {st['seed']},"
               f" status [bold]{st['status']}[/]")
-    table = Table("cell", "state", "experiment", "step", "kind", "cycle", "points",
-                  "last V", "last I (mA)")
+    out.print(_status_table(st))
     for c in st["cells"]:
-        last = c["last"] or {}
-        table.add_row(c["cell"], c["state"], str(c["experiment"] or "-"), str(c["step"]),
-                      str(c["step_kind"] or "-"), str(c["cycle"]), str(c["points"]),
-                      f"{last['voltage_V']:.4f}" if "voltage_V" in last else "-",
-                      f"{last['current_A'] * 1e3:.4f}" if "current_A" in last else "-")
-    out.print(table)
+        if c["fault"]:
+            out.print(f"[bold red]faulted:[/] {c['cell']}: {c['fault']}")
     if st["status"] in ("interrupted", "aborted"):
         out.print(f"the run stopped before its end; continue it with: cellseq resume {run_dir}")
+
+
+def _status_table(st: dict) -> Table:
+    """Each cell's row, readable at 80 columns: ids and experiments wrap rather than being
+    cut (two ids that differ only at the end stay two), step kinds wrap between words, states
+    and numbers never wrap."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    table.add_column("cell", overflow="fold")
+    table.add_column("state", no_wrap=True, min_width=len("interrupted"))
+    table.add_column("experiment", overflow="fold", min_width=len("experiment"))
+    table.add_column("step", overflow="fold")
+    table.add_column("cycle", justify="right", no_wrap=True)
+    table.add_column("points", justify="right", no_wrap=True)
+    table.add_column("last", justify="right", no_wrap=True)
+    for c in st["cells"]:
+        last = c["last"] or {}
+        step = "-" if c["step"] is None else \
+            f"{c['step']} {(c['step_kind'] or '').replace('_', ' ')}".strip()
+        values = [f"{last['voltage_V']:.4f} V" if "voltage_V" in last else "",
+                  f"{last['current_A'] * 1e3:.4g} mA" if "current_A" in last else ""]
+        table.add_row(c["cell"], c["state"], str(c["experiment"] or "-"), step,
+                      str(c["cycle"]), str(c["points"]), "\n".join(v for v in values if v)
+                      or "-")
+    return table
 
 
 @app.command()
@@ -224,11 +308,21 @@ def report(run_dir: RunDirArg) -> None:
     report/index.html."""
     from analysis.errors import AnalysisError
     from analysis.report import make_report
+    from sequencer.status import run_status
 
     try:
-        summary, index, notes = make_report(run_dir)
+        status = run_status(run_dir)["status"]   # a run whose process died: interrupted
+        summary, index, notes = make_report(run_dir, status=status)
     except (CellseqError, AnalysisError) as exc:
         _user_errors(exc)
+    run = json.loads(summary.read_text(encoding="utf-8")).get("run", {})
+    if run.get("status") != "completed":
+        err.print(f"run {run.get('status')}: see the banner at the top of the report")
+    for c in run.get("cells", []):
+        if c["state"] == "faulted":
+            err.print(f"faulted: {c['cell']} in {c['experiment']}: {c['fault']}")
+    for gap in run.get("not_derived", []):
+        err.print(f"not derived: {gap['experiment']} on {gap['cell']}: {gap['reason']}")
     for note in notes:
         err.print(f"note: {note}")
     out.print(f"{summary}\n{index}")
@@ -359,18 +453,30 @@ def sim_serve(
     seed: Annotated[int, typer.Option(help="Seed of the simulators' noise.", min=0)] = 0,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     cycler: Annotated[str, typer.Option(
-        help="What serves the cycler cells: neware.bts or keithley2450.")] = "neware.bts",
+        help="The cycler driver whose simulator serves the cycler cells (any that can be"
+             " served; a one-channel instrument gets a server per cell).")] = "neware.bts",
+    potentiostat: Annotated[str | None, typer.Option(
+        help="The potentiostat driver whose simulator serves the potentiostat cells"
+             " [default: biologic.vsp300].", show_default=False)] = None,
+    chamber: Annotated[str | None, typer.Option(
+        help="The chamber driver whose simulator serves the chambers [default: espec].",
+        show_default=False)] = None,
 ) -> None:
     """Serve a simulated lab over the instruments' real protocols until Ctrl-C; write the
     station file that `cellseq run FILE --station` uses to reach it through the real drivers."""
-    from sequencer.serve import serve, write_station
+    from sequencer.serve import serve, served_spec, write_station
 
-    if cycler not in ("neware.bts", "keithley2450"):
-        _fail(f"--cycler is neware.bts or keithley2450, not {cycler!r}")
+    try:
+        for kind, name in (("cycler", cycler), ("potentiostat", potentiostat),
+                           ("chamber", chamber)):
+            served_spec(kind, name)
+    except ValueError as exc:
+        _fail(f"--{kind}: {exc}")
     step_dir = station_out.resolve().parent / f"{station_out.stem}-bts-steps"
     step_dir.mkdir(parents=True, exist_ok=True)
     try:
-        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host, cycler, step_dir)
+        lab = serve(protocol or DEFAULT_SERVED, speed, seed, host, cycler, step_dir,
+                    potentiostat, chamber)
     except CellseqError as exc:
         _user_errors(exc)
     except OSError as exc:
@@ -388,6 +494,8 @@ def sim_serve(
 
 
 def main() -> None:
+    global _via_main
+    _via_main = True
     try:
         app()
     except BrokenPipeError:

@@ -33,6 +33,7 @@ from sequencer.journal import Journal
 from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState, Resumption
+from sequencer.status import run_outcome
 from sequencer.store import Chunk, RunStore, StoreError
 from sequencer.suspenders import WATCH_S, ChamberWatch, Suspenders
 
@@ -43,6 +44,8 @@ HARDWARE_POLL_S = 1.0
 POLL_ATTEMPTS = 3
 SIMULATED_POLL_S = 3600.0
 MIN_POLL_S = 1e-3
+#: Among the end reasons a loop passes up: the loop's end on a break (a short) was journalled.
+_BREAK_REPORTED = "<loop end journalled>"
 
 
 class Executor(Resumption, Suspenders):
@@ -159,7 +162,11 @@ class Executor(Resumption, Suspenders):
                 if r.state != "faulted":
                     with self.store.transaction():
                         self._set_state(r, "completed")
-            self.journal.event(None, "run_completed", "all experiments done")
+            outcome = run_outcome(r.state for r in self.runs.values())
+            faulted = [c for c, r in self.runs.items() if r.state == "faulted"]
+            self.journal.event(None, f"run_{outcome}", "all experiments done" + (
+                f"; {len(faulted)} of {len(self.runs)} cells faulted: {', '.join(faulted)}"
+                if faulted else ""), status=outcome, faulted=faulted)
         except BaseException as exc:
             with trio.CancelScope(shield=True):
                 interrupted = self.interrupted or isinstance(exc, KeyboardInterrupt) or (
@@ -337,9 +344,14 @@ class Executor(Resumption, Suspenders):
                     why = (f"capacity retention {100 * capacity / first_capacity:.1f} % fell"
                            f" below {100 * until.capacity_retention_below:g} %")
             if why:
-                self._event_once(r.cell.id, "loop_ended", f"{exp.name} step"
-                                 f" {exp.index_of(loop)}: loop ended after iteration"
-                                 f" {iteration} of {loop.count}: {why}")
+                # a short ends every loop around it; the innermost one, where it happened,
+                # says so (a ramp's level and the ramp are one step as written)
+                if _BREAK_REPORTED not in got:
+                    self._event_once(r.cell.id, "loop_ended", f"{exp.name} step"
+                                     f" {exp.index_of(loop)}: loop ended after iteration"
+                                     f" {iteration} of {loop.count}: {why}")
+                if got & breaks:
+                    seen.add(_BREAK_REPORTED)
                 break
         return seen
 

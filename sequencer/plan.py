@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from drivers.errors import CapabilityError
+from drivers.ranges import within
 from drivers.techniques import Technique
 from protocols import Campaign, Problem, ProtocolError
 from protocols.steps import CHAMBER_STEPS, Loop, SetTemperature, Step, TemperatureSweep, walk
 from protocols.units import kelvin_to_celsius
 from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
-from sequencer.handlers import EXPANSIONS, technique_for
+from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
 from sequencer.station import Station
 
@@ -44,7 +45,10 @@ class PlannedExperiment:
     after: tuple[int, ...] = ()                   # experiments that must end first
 
     def index_of(self, step: Step) -> int:
-        return self.doc_index[id(step)]
+        """The step's number in its experiment as users count it, from 1 in document order,
+        loops before their bodies: the same in run.log, ``cellseq status``, ``plan --json`` and
+        the store's (and the export's) step index."""
+        return self.doc_index[id(step)] + 1
 
     def written_kind(self, step: Step) -> str:
         """The kind of the step as written (``gitt`` for the pulses a GITT step became)."""
@@ -61,6 +65,8 @@ class Plan:
     station: Station
     experiments: tuple[PlannedExperiment, ...]
     makespan_s: float = 0.0
+    #: what the plan left aside, for the user to see (station cells not in the protocol)
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -68,14 +74,20 @@ class Plan:
                 {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
                  "start_s": e.start_s, "end_s": e.end_s,
                  "steps": [{"index": i, "kind": s.kind, "label": s.label}
-                           for i, s in enumerate(walk(list(e.doc_steps)))]}
+                           for i, s in enumerate(walk(list(e.doc_steps)), start=1)]}
                 for e in self.experiments],
             "makespan_s": self.makespan_s,
+            "notes": list(self.notes),
         }
 
 
 def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
-    """Bind, expand, check and schedule; raise :class:`ProtocolError` listing every problem."""
+    """Bind, expand, check and schedule; raise :class:`ProtocolError` listing every problem.
+
+    Station cells the protocol does not name are left out of the plan's station (a station
+    file may describe a whole bench): nothing places, claims or drives their channels, and a
+    note says so."""
+    station, notes = _protocol_cells(campaign, station)
     problems: list[Problem] = []
     planned: list[PlannedExperiment] = []
     for i, exp in enumerate(campaign.experiments):
@@ -110,7 +122,7 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     continue
                 target = kelvin_to_celsius(step.target)
                 lo, hi = chamber_range_C(station, chamber)
-                if not lo <= target <= hi:
+                if not within(target, lo, hi):
                     _add(problems, replace(at, message=f"target {target:g} degC is outside"
                                            f" the chamber's range {lo:g}..{hi:g} degC"))
                 continue
@@ -120,8 +132,9 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 if (cell_id, id(step)) in techniques:
                     continue
                 try:
-                    tech = technique_for(step, campaign.cell(cell_id))
-                    channel_capabilities(station, cell_id).check(tech)
+                    cell = campaign.cell(cell_id)
+                    tech = technique_for(step, cell)
+                    channel_capabilities(station, cell_id).check(tech, voltage_window(cell))
                 except (ValueError, CapabilityError) as exc:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
@@ -133,9 +146,21 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                                          tuple(s.kind for s in written), techniques))
     if problems:
         raise ProtocolError(problems)
-    plan = _schedule(campaign, station, planned)
+    plan = replace(_schedule(campaign, station, planned), notes=notes)
     check_bounds(plan)
     return plan
+
+
+def _protocol_cells(campaign: Campaign, station: Station) -> tuple[Station, tuple[str, ...]]:
+    ours = {c.id for c in campaign.cells}
+    others = [c for c in station.cells if c not in ours]
+    if not others:
+        return station, ()
+    kept = {c: p for c, p in station.cells.items() if c in ours}
+    notes = tuple(f"station cell {c!r} ({station.cells[c].instrument} channel"
+                  f" {station.cells[c].channel}) is not in the protocol: its channel is left"
+                  " alone" for c in others)
+    return station.model_copy(update={"cells": kept}), notes
 
 
 def _add(problems: list[Problem], problem: Problem) -> None:

@@ -36,6 +36,7 @@ from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
 from sequencer.station import Station, load_station, simulated_station
+from sequencer.status import FINISHED, run_outcome
 from sequencer.store import RunStore, StoreBroken, StoreError
 from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 
@@ -58,6 +59,7 @@ class RunOutcome:
     plan: Plan
     wall_s: float
     faulted: list[str]
+    status: str   # see sequencer.status: completed, completed_with_faults or faulted
 
 
 def prepare(protocol: Path, station: Path | None = None, *,
@@ -135,17 +137,18 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
                               " with; it cannot be resumed")
         plan = prepare(protocol, run_dir / STATION_COPY)
         if station is not None:
-            given = load_station(station)
-            if _station_record(given) != _station_record(plan.station):
+            given = build_plan(plan.campaign, load_station(station), protocol.name)
+            if _station_record(given.station) != _station_record(plan.station):
                 raise RunDirError(f"{station} is not the station this run used (see"
                                   f" {run_dir / STATION_COPY})")
-            plan = build_plan(plan.campaign, given, protocol.name)
+            plan = given
         simulated = manifest["mode"] == "simulated"
         store = RunStore.open(run_dir, readonly=False, durable=not simulated)
         try:
             meta = store.meta()
-            if meta.get("status") == "completed":
-                raise RunDirError(f"{run_dir} holds a completed run; there is nothing to resume")
+            if meta.get("status") in FINISHED:
+                raise RunDirError(f"{run_dir} holds a finished run ({meta['status']}); there is"
+                                  " nothing to resume")
             state = ResumeState.load(store)
             snapshot = meta.get("sim_snapshot")
         except BaseException:
@@ -176,6 +179,9 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
     try:
         async def main() -> None:
             clock.start()
+            if resume is None:
+                for note in plan.notes:
+                    journal.log(None, "note", note)
             lab = None
             if plan.station.simulated:
                 instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
@@ -228,7 +234,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
             raise _unwrapped(group) from None
         finally:
             store.before_commit = None   # the simulators' time has stopped
-        status = "completed"
+        status = run_outcome(s["state"] for s in store.cell_states())
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -241,7 +247,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
         journal.close()
         store.close()
     faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
-    return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted)
+    return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted, status)
 
 
 def _station_record(station: Station) -> dict:

@@ -1,125 +1,112 @@
 """``cellseq sim serve``: a simulated lab on the wire, for runs through the real drivers.
 
 The protocol's cells are placed as a dry run would place them (cells that need a potentiostat
-on VSP-300s, the rest on cyclers, one chamber per group of linked experiments), but each
-instrument is a server speaking its real protocol: an ESPEC controller per chamber, a VSP-300
-stand-in per six potentiostat cells (its link is the vendor DLL, so the real driver reaches it
-through a BiologicDevice proxy), and a Neware BTS per sixteen cycler cells (or, with
-``cycler="keithley2450"``, a Keithley 2450 per cycler cell; an SMU ends steps only when polled,
-so at high speeds its cut-offs are coarse). All servers share one
-time base running ``speed`` times faster than the wall clock, and a cell in a chamber feels
-that chamber's air. The station file written names every address and the speed; ``cellseq
-run FILE --station`` uses it as is. The servers keep their cells' state when a client dies.
+on potentiostats, the rest on cyclers, one chamber per group of linked experiments), but each
+instrument is a server speaking a real instrument's protocol, started by that instrument's
+driver spec (its ``serve``): by default an ESPEC controller per chamber, a VSP-300 stand-in per
+six potentiostat cells (its link is the vendor DLL, so the real driver reaches it through a
+BiologicDevice proxy), and a Neware BTS per sixteen cycler cells; ``cycler`` (and
+``potentiostat``, ``chamber``) names another driver of that kind that can be served (a
+one-channel instrument, such as a Keithley 2450, gets one server per cell). All servers share
+one time base running ``speed`` times faster than the wall clock, and a cell in a chamber feels
+that chamber's air. The station file written names every address and the speed; ``cellseq run
+FILE --station`` uses it as is. The servers keep their cells' state when a client dies.
 """
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import yaml
 
+from drivers.spec import InstrumentSpec, Kind, Served, ServedCell, ServeRequest
 from protocols import load_campaign
+from sequencer import registry
 from sequencer.instruments import cell_model
 from sequencer.station import InstrumentConfig, Placement, Station, simulated_station
-from simulators.wire.biologic import BiologicServer
-from simulators.wire.espec import EspecServer
-from simulators.wire.keithley2450 import Keithley2450Server
-from simulators.wire.neware_bts import NewareBTSServer
-from simulators.wire.server import LineServer
 
-#: The served chambers answer at once: the driver needs no pauses between commands.
-_ESPEC_OPTIONS = {"query_pause_s": 0.0, "setting_pause_s": 0.0, "timeout_s": 5.0}
+#: What stands in for each kind of instrument unless told otherwise.
+DEFAULT_SERVED: dict[Kind, str] = {"chamber": "espec", "potentiostat": "biologic.vsp300",
+                                   "cycler": "neware.bts"}
 
 
 @dataclass
 class ServedLab:
     station: Station
-    servers: dict[str, LineServer] = field(default_factory=dict)
+    servers: dict[str, Any] = field(default_factory=dict)
 
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
 
 
+def served_spec(kind: Kind, name: str | None = None) -> InstrumentSpec:
+    """The driver whose simulator serves ``kind`` (``name``, or the default); ValueError naming
+    the choices the registry offers."""
+    choices = registry.served(kind)
+    chosen = name or DEFAULT_SERVED.get(kind) or (choices[0] if len(choices) == 1 else None)
+    if chosen not in choices:
+        raise ValueError(f"the {kind} served is one of {', '.join(choices) or 'none'}, not"
+                         f" {chosen!r}")
+    return registry.spec(chosen)
+
+
 def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1",
-          cycler: str = "neware.bts", step_dir: Path | None = None) -> ServedLab:
+          cycler: str = "neware.bts", step_dir: Path | None = None,
+          potentiostat: str | None = None, chamber: str | None = None) -> ServedLab:
     """Start the servers for the protocol's cells; returns the station that reaches them.
-    ``step_dir``: where the BTS driver keeps its step files (re-attaching needs them)."""
-    if cycler not in ("neware.bts", "keithley2450"):
-        raise ValueError(f"cycler is neware.bts or keithley2450, not {cycler!r}")
+    ``step_dir``: where a driver keeps files between runs (the BTS's step files: re-attaching
+    needs them)."""
+    chosen = {"cycler": served_spec("cycler", cycler),
+              "potentiostat": served_spec("potentiostat", potentiostat),
+              "chamber": served_spec("chamber", chamber)}
     campaign = load_campaign(protocol)
     placed = simulated_station(campaign)
-    epoch = time.monotonic()
-    servers: dict[str, LineServer] = {}
+    request = ServeRequest(host=host, speed=speed, seed=seed, step_dir=step_dir,
+                           epoch=time.monotonic())
+    servers: dict[str, Any] = {}
     instruments: dict[str, InstrumentConfig] = {}
     cells: dict[str, Placement] = {}
+    airs: dict[str, Callable[[Any], Any]] = {}
+
+    def start(name: str, spec: InstrumentSpec, cells: tuple[ServedCell, ...],
+              channels: int) -> None:
+        assert spec.serve is not None
+        served = spec.serve(replace(request, cells=cells, channels=channels))
+        servers[name] = served.server
+        instruments[name] = _config(spec, served)
+        if served.air is not None:
+            airs[name] = served.air
+
     try:
+        for name, cfg in placed.instruments.items():   # chambers first: cells feel their air
+            if cfg.kind == "chamber":
+                start(name, chosen["chamber"], (), 0)
         for name, cfg in placed.instruments.items():
-            if cfg.driver == "sim.chamber":
-                chamber = _start(EspecServer(host=host, speed=speed, seed=seed), epoch)
-                servers[name] = chamber
-                instruments[name] = InstrumentConfig(driver="espec", address=chamber.socket_url,
-                                                     options=_ESPEC_OPTIONS)
+            if cfg.kind == "chamber":
+                continue
+            spec = chosen[cfg.kind]
+            ours = sorted((p.channel, cid, p) for cid, p in placed.cells.items()
+                          if p.instrument == name)
 
-        def air(chamber: str | None) -> Callable[[np.ndarray], np.ndarray] | float:
-            if chamber is None:
-                return 25.0
-            server = servers[chamber]
-            assert isinstance(server, EspecServer)
-            return server.air.temperature_at
+            def served_cell(cid: str, p: Placement) -> ServedCell:
+                air = airs.get(p.chamber) if p.chamber is not None else None
+                return ServedCell(cell_model(campaign.cell(cid)), air if air else 25.0)
 
-        for name, cfg in placed.instruments.items():
-            ours = {cid: p for cid, p in placed.cells.items() if p.instrument == name}
-            if cfg.driver == "sim.potentiostat":
-                vsp = BiologicServer(cfg.channels or 6, {
-                    p.channel: (cell_model(campaign.cell(cid)), air(p.chamber))
-                    for cid, p in ours.items()}, speed=speed, seed=seed, host=host)
-                servers[name] = _start(vsp, epoch)
-                instruments[name] = InstrumentConfig(driver="biologic.vsp300",
-                                                     address=vsp.address,
-                                                     channels=cfg.channels)
-                cells.update({cid: Placement(instrument=name, channel=p.channel,
-                                             chamber=p.chamber) for cid, p in ours.items()})
-            elif cfg.driver == "sim.cycler" and cycler == "neware.bts":
-                ids = sorted(ours, key=lambda c: ours[c].channel)
-                password = secrets.token_hex(8)   # a secret, kept out of every run copy
-
-                def now_air(chamber: str | None) -> Callable[[], float] | float:
-                    if chamber is None:
-                        return 25.0
-                    srv = servers[chamber]
-                    assert isinstance(srv, EspecServer)
-                    return lambda: float(srv.air.temperature_at(srv.now_s()))
-
-                bts = NewareBTSServer([cell_model(campaign.cell(c)) for c in ids], host=host,
-                                      speed=speed, password=password,
-                                      temperature_C=[now_air(ours[c].chamber) for c in ids])
-                servers[name] = _start(bts, epoch)
-                options: dict[str, str | float] = {"max_current_A": 0.1}
-                if step_dir is not None:
-                    options["step_dir"] = str(step_dir)
-                instruments[name] = InstrumentConfig(
-                    driver="neware.bts", address=f"tcp://{host}:{bts.port}", channels=len(ids),
-                    username="admin", password=password, options=options)
-                cells.update({cid: Placement(instrument=name, channel=k,
-                                             chamber=ours[cid].chamber)
-                              for k, cid in enumerate(ids)})
-            elif cfg.driver == "sim.cycler":
-                for cid, p in ours.items():
-                    env = air(p.chamber)
-                    smu = Keithley2450Server(
-                        cell_model(campaign.cell(cid)), host=host, speed=speed,
-                        temperature_C=(lambda t, f=env: float(f(t))) if callable(env) else env)
-                    smu_name = f"smu-{cid}"
-                    servers[smu_name] = _start(smu, epoch)
-                    instruments[smu_name] = InstrumentConfig(driver="keithley2450",
-                                                             address=smu.visa_address)
-                    cells[cid] = Placement(instrument=smu_name, channel=0, chamber=p.chamber)
+            if spec.channels == "one":
+                for _, cid, p in ours:
+                    start(f"{name}-{cid}", spec, (served_cell(cid, p),), 1)
+                    cells[cid] = Placement(instrument=f"{name}-{cid}", channel=0,
+                                           chamber=p.chamber)
+            else:
+                start(name, spec, tuple(served_cell(cid, p) for _, cid, p in ours),
+                      cfg.channel_count)
+                cells.update({cid: Placement(instrument=name, channel=k, chamber=p.chamber)
+                              for k, (_, cid, p) in enumerate(ours)})
     except BaseException:
         for server in servers.values():
             server.stop()
@@ -129,9 +116,10 @@ def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1",
     return ServedLab(station, servers)
 
 
-def _start(server: LineServer, epoch: float) -> LineServer:
-    server.share_time(epoch)
-    return server.start()
+def _config(spec: InstrumentSpec, served: Served) -> InstrumentConfig:
+    return InstrumentConfig(driver=spec.name, address=served.address, channels=served.channels,
+                            options=served.options, username=served.username,
+                            password=served.password)
 
 
 def write_station(station: Station, path: Path) -> None:

@@ -1,12 +1,42 @@
-"""What a run is doing, read from its store (safe while another process writes it)."""
+"""What a run is doing, read from its store (safe while another process writes it).
+
+A run's status says how it ended, and never more than its cells did:
+
+- ``running``: a process is working in it;
+- ``completed``: every experiment ran and every cell completed;
+- ``completed_with_faults``: every experiment ran, and some cells (not all) faulted;
+- ``faulted``: every experiment ran, and every cell faulted;
+- ``aborted``: the run stopped on an error that was not one cell's (a store that cannot be
+  written, an instrument that cannot be reached at the start); ``cellseq resume`` continues it;
+- ``interrupted``: Ctrl-C twice, or the process died (a crash, a power cut); ``cellseq resume``
+  continues it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sequencer.locks import run_dir_in_use
 from sequencer.store import RunStore
+
+#: Run statuses of a run whose experiments all ran: there is nothing to resume.
+FINISHED = ("completed", "completed_with_faults", "faulted")
+#: Run statuses ``cellseq resume`` continues.
+RESUMABLE = ("aborted", "interrupted")
+#: Cell states of a cell that is not done (shown as ``interrupted`` once no process holds it).
+UNFINISHED_CELL_STATES = ("running", "paused", "pending", "suspended")
+
+
+def run_outcome(cell_states: Iterable[str]) -> str:
+    """The status of a run whose experiments all ran, from its cells' final states:
+    ``completed`` only when none faulted."""
+    states = list(cell_states)
+    faulted = sum(state == "faulted" for state in states)
+    if faulted == 0:
+        return "completed"
+    return "faulted" if faulted == len(states) else "completed_with_faults"
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
@@ -14,20 +44,21 @@ def run_status(run_dir: Path) -> dict[str, Any]:
     try:
         meta = store.meta()
         manifest = meta.get("manifest", {})
+        latest = store.latest_steps()
         cells = []
         for s in store.cell_states():
-            elapsed = s["updated_t"] - s["step_started_t"] if s["step_started_t"] else None
+            elapsed = _step_elapsed_s(s, latest.get(s["cell"]))
             remaining = None
             if s["step_estimate_s"] is not None and elapsed is not None and \
                     s["state"] == "running":
                 remaining = max(s["step_estimate_s"] - elapsed, 0.0)
             cells.append({
                 "cell": s["cell"], "state": s["state"], "experiment": s["experiment"],
-                "step": s["step_count"], "step_index": s["step_index"],
-                "step_kind": s["step_kind"], "cycle": s["cycle"],
+                "step": s["step_index"], "step_kind": s["step_kind"],
+                "step_count": s["step_count"], "cycle": s["cycle"],
                 "step_elapsed_s": elapsed, "step_remaining_at_most_s": remaining,
                 "last": s["last"], "points": store.point_count(s["cell"]),
-                "fault": s["checkpoint"].get("fault"),
+                "fault": s["checkpoint"].get("fault") if s["state"] == "faulted" else None,
             })
         events = store.events()
         status = meta.get("status")
@@ -35,13 +66,27 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             # the process writing it is gone: a crash or a power cut
             status = "interrupted"
             for c in cells:
-                if c["state"] in ("running", "paused", "pending", "suspended"):
+                if c["state"] in UNFINISHED_CELL_STATES:
                     c["state"] = "interrupted"
         return {
             "run_dir": str(run_dir), "campaign": manifest.get("campaign"),
             "mode": manifest.get("mode"), "seed": manifest.get("seed"),
             "status": status, "cells": cells,
+            "faulted": [c["cell"] for c in cells if c["state"] == "faulted"],
             "events": len(events), "last_event": events[-1] if events else None,
         }
     finally:
         store.close()
+
+
+def _step_elapsed_s(state: dict[str, Any], latest: dict[str, Any] | None) -> float | None:
+    """How long the cell's current (or last) step has run: up to the cell's last update while
+    it runs, up to its end once it has ended. A finished cell's state is written when the whole
+    run ends, long after its last step did: that time is not the step's."""
+    started = state["step_started_t"]
+    if started is None:
+        return None
+    end = state["updated_t"]
+    if latest is not None and latest["ended_t"] is not None:
+        end = latest["ended_t"]
+    return max(end - started, 0.0)

@@ -323,6 +323,15 @@ class RunStore:
             r["end_counters"] = json.loads(r["end_counters"]) if r["end_counters"] else None
         return rows
 
+    def latest_steps(self) -> dict[str, dict[str, Any]]:
+        """Each cell's most recent step: its kind, start, end and end reason (ended_t None
+        while it runs)."""
+        rows = self._conn.execute(
+            "SELECT cell, kind, started_t, ended_t, end_reason FROM steps WHERE id IN"
+            " (SELECT MAX(id) FROM steps GROUP BY cell)").fetchall()
+        return {cell: {"kind": kind, "started_t": started, "ended_t": ended,
+                       "end_reason": reason} for cell, kind, started, ended, reason in rows}
+
     def last_point(self, step_id: int) -> dict[str, float] | None:
         """The last committed point of a step (series columns), or None: where a resumed
         step carries on from."""

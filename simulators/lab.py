@@ -34,8 +34,11 @@ class SimLab:
         return np.random.default_rng(np.random.SeedSequence(self.seed,
                                                             spawn_key=(zlib.crc32(name.encode()),)))
 
-    def add_chamber(self, name: str) -> SimChamber:
-        self.chambers[name] = SimChamber(self.clock, self.rng(name))
+    def add_chamber(self, name: str, min_C: float | None = None,
+                    max_C: float | None = None) -> SimChamber:
+        """A chamber; its setpoint range an ESPEC's unless given."""
+        limits = {k: v for k, v in (("min_C", min_C), ("max_C", max_C)) if v is not None}
+        self.chambers[name] = SimChamber(self.clock, self.rng(name), **limits)
         return self.chambers[name]
 
     def add_potentiostat(

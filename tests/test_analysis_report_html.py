@@ -200,7 +200,7 @@ def report(tmp_path: Path):
                value=193.7, unit="mAh/g", conditions={"c_rate": 2.0, "cycle": 100}),
     ]
     expected = [
-        expectation(value=0.6),  # 3.3 % off: pass at the default 10 %
+        expectation(value=0.6),  # 3.3 % off: pass at the default 5 %
         expectation(experiment="cycling", quantity="discharge_capacity", unit="mAh/g",
                     conditions={"c_rate": 2}, value=220.0, tolerance=0.05),  # 12 % off: fail
         expectation(quantity="activation_energy", unit="eV", value=0.3, conditions={}),
@@ -287,23 +287,24 @@ def test_meta_values_are_made_json_safe_and_may_not_shadow_the_contract(tmp_path
     summary, _ = write_report(tmp_path, "t", [], [], meta={"drift": math.nan, "path": tmp_path,
                                                            "arr": np.array([1.5, np.inf])})
     data = json.loads(summary.read_text(encoding="utf-8"))
-    assert data == {"campaign": "t", "results": [], "drift": None, "path": str(tmp_path),
-                    "arr": [1.5, None]}
-    with pytest.raises(AnalysisError, match=r"report's own keys \['results'\]"):
-        write_report(tmp_path, "t", [], [], meta={"results": []})
+    assert data == {"campaign": "t", "results": [], "notes": [], "drift": None,
+                    "path": str(tmp_path), "arr": [1.5, None]}
+    for key in ("results", "run", "notes", "checks"):
+        with pytest.raises(AnalysisError, match=rf"report's own keys \['{key}'\]"):
+            write_report(tmp_path, "t", [], [], meta={key: []})
 
 
 def test_compare_tolerances_subset_conditions_and_units():
     results = [result(conditions={"temperature_degC": 25.0, "cycle": 1}),
-               result(value=0.55, conditions={"temperature_degC": 25.0, "cycle": 2})]
+               result(value=0.56, conditions={"temperature_degC": 25.0, "cycle": 2})]
     checks = compare(results, [expectation()])  # matches both cycles, one row each
     assert [c.status for c in checks] == ["pass", "pass"]
-    assert checks[1].relative_difference == pytest.approx(-0.03 / 0.58)
+    assert checks[1].relative_difference == pytest.approx(-0.02 / 0.58)
     tight = compare(results, [expectation(tolerance=0.01)])
     assert [c.status for c in tight] == ["pass", "fail"]
     absolute = compare(results, [expectation(tolerance=0.0, abs_tolerance=0.1)])
     assert [c.status for c in absolute] == ["pass", "pass"]
-    assert [c.status for c in compare(results, [expectation(unit="S/m")])] == ["unit mismatch"]
+    assert [c.status for c in compare(results, [expectation(unit="mA")])] == ["unit mismatch"]
     assert [c.status for c in compare(results, [expectation(cell="other")])] == ["not measured"]
     assert compare(results, [expectation()])[0].tolerance == DEFAULT_RELATIVE_TOLERANCE
 
@@ -313,3 +314,79 @@ def test_compare_refuses_an_expectation_without_a_number():
         compare([result()], [expectation(value=None)])
     with pytest.raises(AnalysisError, match=r"^expected\[0\] value must be finite"):
         compare([result()], [expectation(value=math.nan)])
+
+
+def test_units_are_compared_through_pint():
+    """cm^2/s is cm2/s; S/m takes mS/cm divided by 10; the measured value is shown in the
+    expectation's unit, with what the analysis derived beside it."""
+    d = result(experiment="gitt", quantity="diffusion_coefficient", value=2.0e-10,
+               unit="cm2/s", conditions={})
+    for unit, value in (("cm^2/s", 2.0e-10), ("cm2/s", 2.0e-10), ("m^2/s", 2.0e-14),
+                        ("m2 / s", 2.0e-14)):
+        (check,) = compare([d], [expectation(experiment="gitt", quantity="diffusion_coefficient",
+                                             unit=unit, value=value, conditions={})])
+        assert check.status == "pass", unit
+        assert check.measured_value == pytest.approx(value)
+    (check,) = compare([result()], [expectation(unit="S/m", value=0.058)])
+    assert check.status == "pass"
+    row = check.to_dict()
+    assert row["measured"] == pytest.approx(0.058) and row["measured_unit"] == "S/m"
+    assert row["measured_as_derived"] == {"value": 0.58, "unit": "mS/cm"}
+    (check,) = compare([result()], [expectation(unit="S/m", value=0.58)])   # 10x off
+    assert check.status == "fail" and check.relative_difference == pytest.approx(-0.9)
+
+
+def test_the_default_tolerance_is_the_one_protocol_files_apply_and_the_page_states(tmp_path):
+    from protocols.campaign import Expectation
+
+    assert Expectation(quantity="ionic_conductivity", value=1.0, unit="mS/cm").tolerance == \
+        DEFAULT_RELATIVE_TOLERANCE == 0.05
+    at_4, at_6 = compare([result(value=0.58 * 1.04), result(value=0.58 * 1.06)],
+                         [expectation()])
+    assert (at_4.status, at_6.status) == ("pass", "fail")
+    _, index = write_report(tmp_path, "t", [result()], [], [expectation()])
+    assert "(default ±5% where none is given)" in index.read_text(encoding="utf-8")
+
+
+def test_a_null_result_is_listed_with_its_note_and_never_passes(tmp_path):
+    null = result(value=None, note="no real discharge: 5.4e-06 mAh/g")
+    (check,) = compare([null], [expectation()])
+    assert check.status == "not measured" and check.to_dict()["note"] == null.note
+    summary, index = write_report(tmp_path, "t", [null], [], [expectation()],
+                                  notes=["conductivity/aiose-1: cycle 1: no real discharge"])
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert data["results"][0]["value"] is None and data["results"][0]["note"] == null.note
+    assert data["notes"] == ["conductivity/aiose-1: cycle 1: no real discharge"]
+    text = index.read_text(encoding="utf-8")
+    assert '<td class="num">null</td>' in text and "no real discharge: 5.4e-06 mAh/g" in text
+    assert '<h2 id="notes">Notes</h2>' in text
+
+
+def test_a_run_with_faults_opens_the_page_with_a_banner(tmp_path):
+    outcome = {"status": "completed_with_faults",
+               "cells": [{"cell": "aiose-1", "state": "completed", "experiment": "conductivity",
+                          "fault": None},
+                         {"cell": "ncm-1", "state": "faulted", "experiment": "cycling",
+                          "fault": "safety limit: voltage 4.5 V beyond the limit 4.45 V"}],
+               "faulted": ["ncm-1"],
+               "not_derived": [{"cell": "ncm-1", "experiment": "cycling",
+                                "reason": "cut short at step 3: the cell faulted there"}]}
+    expected = [expectation(), expectation(experiment="cycling", cell="ncm-1",
+                                           quantity="discharge_capacity", unit="mAh/g",
+                                           value=190.0, conditions={})]
+    summary, index = write_report(tmp_path, "t", [result()], [], expected, outcome=outcome)
+    assert json.loads(summary.read_text(encoding="utf-8"))["run"] == outcome
+    text = index.read_text(encoding="utf-8")
+    banner = text[text.index('<div class="outcome banner"'):text.index("</div>")]
+    assert text.index(banner) < text.index('<h2 id="checks">')   # before anything else
+    assert "Run completed with faults: 1 of 2 cells did not complete" in banner
+    assert "<strong>ncm-1</strong> faulted in cycling: safety limit: voltage 4.5 V" in banner
+    assert "cycling on ncm-1: cut short at step 3" in banner
+    assert "expected discharge_capacity of cycling on ncm-1 (190 mAh/g): not measured" in banner
+    assert "aiose-1" not in banner
+    outcome = {"status": "completed", "cells": outcome["cells"][:1], "faulted": [],
+               "not_derived": []}
+    _, index = write_report(tmp_path, "t", [result()], [], outcome=outcome)
+    text = index.read_text(encoding="utf-8")
+    assert "<div class=\"outcome banner\"" not in text
+    assert "Run completed: all 1 cells completed." in text

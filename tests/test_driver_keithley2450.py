@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -559,3 +560,16 @@ def test_end_to_end_stop_on_a_dead_link_raises_after_trying() -> None:
         instrument.channel(0).stop()
     assert time.monotonic() - began < 1.0
     assert instrument.channel(0).poll().state is ChannelState.IDLE
+
+
+def test_a_short_is_a_collapse_relative_to_the_cells_own_voltage() -> None:
+    """A liquid cell at 0.18 V shorts to 12 mV, above a 5 mV floor: the driver sees it by the
+    one rule every place that ends a constant-current step applies (drivers.short_circuit)."""
+    technique = ConstantCurrent(6e-3, 3600.0, 1.0, short_below_V=0.005, settle_s=60.0)
+    readings = [(0.0, reading(0.18, 6e-3)), (30.0, reading(0.18, 6e-3)),
+                (31.0, reading(0.012, 6e-3))]
+    out = run(technique, current_source("21", "0.006"), readings)
+    assert [r.end_reason for r in out] == [None, None, "short"]
+    floor_only = run(replace(technique, short_collapse_fraction=None),
+                     current_source("21", "0.006"), readings, end=False)
+    assert [r.end_reason for r in floor_only] == [None, None, None]

@@ -806,3 +806,21 @@ def test_start_by_path_when_the_bts_reads_the_step_folder(server: NewareBTSServe
     readouts = run_to_end(channel)
     assert readouts[-1].end_reason == "duration" and times(readouts) == [0, 5, 10, 15, 20]
     instrument.close()
+
+
+def test_a_short_relative_to_the_cells_own_voltage_is_ended_by_the_driver(
+        tmp_path: Path) -> None:
+    """0.18 V collapsing to 12 mV, above the 5 mV floor (a liquid cell): still a short."""
+    technique = ConstantCurrent(0.006, 3600.0, 1.0, short_below_V=0.005, settle_s=1.0)
+    rows = [(1, 0, 0.18, 0.006), (2, 1000, 0.18, 0.006), (3, 2000, 0.012, 0.006),
+            (4, 3000, 0.012, 0.006)]
+    pairs = [*OPEN, *STARTED, inquire("working", TAG), inquiredf(144, 4), download(1, rows),
+             stop()]
+    instrument, link = bts(pairs, config(tmp_path))
+    with link:
+        instrument.open()
+        channel = instrument.channel(0)
+        channel.start(technique)
+        readout = channel.poll()
+    assert (readout.state, readout.end_reason) == (ChannelState.DONE, "short")
+    assert readout.points.time_s.tolist() == [0.0, 1.0, 2.0]

@@ -26,7 +26,7 @@ from protocols.steps import parse_pybamm
 from protocols.types import _current_setpoint
 from protocols.units import DIMENSIONS, UnitError, parse_c_rate, parse_quantity
 
-FAST = settings(max_examples=300, deadline=2000, database=None,
+FAST = settings(max_examples=150, deadline=2000, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 # --- the value parser ----------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def _placed(problem, top: str) -> bool:
     return bool(problem.via) and problem.via[0].startswith(f"{top}:")
 
 
-@settings(max_examples=200, deadline=5000, database=None,
+@settings(max_examples=100, deadline=5000, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(files=trees(), allow=st.booleans())
 def test_a_campaign_with_includes_loads_or_names_every_problem_from_the_top_file(files, allow):
@@ -200,7 +200,7 @@ def spectrum_texts(draw) -> bytes:
     return newline.join(lines).encode(encoding, errors="replace")
 
 
-@settings(max_examples=300, deadline=5000, database=None,
+@settings(max_examples=150, deadline=5000, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(raw=st.one_of(spectrum_texts(), st.binary(max_size=400)))
 def test_a_spectrum_file_reads_or_is_refused_naming_the_file(tmp_path, raw):

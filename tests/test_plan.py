@@ -53,7 +53,8 @@ def test_plating_stripping_expands_to_a_loop_that_ends_on_a_short(write_yaml):
     _rest, loop = exp.steps
     assert isinstance(loop, Loop) and loop.count == 2400 and loop.until.short_circuit
     charge, discharge = loop.steps
-    assert exp.index_of(charge) == exp.index_of(loop) == 1   # the written step's position
+    # the written step's number, counted from 1 as run.log and status show it
+    assert exp.index_of(charge) == exp.index_of(loop) == 2
     tech = exp.techniques[("s1", id(charge))]
     assert isinstance(tech, ConstantCurrent)
     assert tech.current_A == pytest.approx(0.35e-3 * 2.0106, rel=1e-3)
@@ -120,7 +121,7 @@ def test_temperature_sweep_expands_to_soaks_and_blocks(write_yaml):
     soaks = [s for s in exp.steps if isinstance(s, SetTemperature)]
     assert [round(s.target - 273.15, 2) for s in soaks] == [25, 40, 60]
     assert len(exp.steps) == 6 and exp.chamber is not None
-    assert [exp.index_of(s) for s in exp.steps] == [0, 1, 0, 1, 0, 1]
+    assert [exp.index_of(s) for s in exp.steps] == [1, 2, 1, 2, 1, 2]
 
 
 def test_out_of_range_values_are_refused_before_running(write_yaml):
@@ -129,7 +130,7 @@ def test_out_of_range_values_are_refused_before_running(write_yaml):
     cells: [f1]
     steps:
       - {kind: set_temperature, target: 150 degC}
-      - {kind: constant_current, direction: charge, current: 600C, duration: 1 min}
+      - {kind: constant_current, direction: charge, current: 2000C, duration: 1 min}
 """)
     assert any(m.startswith("protocol.yaml:18: experiments[0].steps[0]: target 150 degC is"
                             " outside the chamber's range") for m in msgs)

@@ -74,8 +74,8 @@ def test_wrong_dimension_names_the_field_and_line(write_yaml):
 def test_unknown_step_kind(write_yaml):
     (msg,) = errors_of(write_yaml, doc("      - kind: teleport\n        duration: 1 h"))
     assert msg.startswith("protocol.yaml:21: experiments[0].steps[0]: unknown step kind"
-                          " 'teleport'; known kinds: 'set_temperature', ")
-    assert "'plating_stripping'" in msg
+                          " 'teleport'; known kinds: 'cc_discharge', 'cccv_charge', 'ccd_ramp', ")
+    assert "'plating_stripping'" in msg and "'set_temperature'" in msg
 
 
 def test_missing_field(write_yaml):

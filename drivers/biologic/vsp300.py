@@ -6,13 +6,23 @@ avoided: their ``run()`` calls ``asyncio.run`` (which fails inside a running loo
 program never calls ``stop_channel`` (the channel runs on), with autoconnect the first program to
 finish disconnects the device the others share, and none looks at ``DataInfo.IRQskipped``.
 EClib is not re-entrant (a call made while another is in progress answers -12, "function in
-progress") and easy-biologic has no lock, so every call of one :class:`VSP300` goes through one
-lock, whichever worker thread makes it.
+progress") and easy-biologic has no lock, so every call goes through one lock, whichever worker
+thread makes it; EClib is one library per process, so the lock is the process's, shared by every
+:class:`VSP300` (two instruments polled from two threads would otherwise collide in the DLL).
+
+A lost link (EClib's ``ERR_GEN_NOTCONNECTED`` or ``ERR_COMM_...`` codes, or a served stand-in's
+socket) is a :class:`TransportError`, and the driver connects again through a new device for the
+next call: easy-biologic cannot connect a ``BiologicDevice`` again once its disconnect has
+failed, as it does on a dead link. What one poll had already drained from the instrument before
+a ``get_data`` failed is kept for the next poll, never dropped.
 
 The channel runs each technique with its limits in firmware; :meth:`VSP300Channel.poll` drains
-the channel's buffer and reads its state. A channel found running at :meth:`VSP300.open` (the
-sequencer crashed, the instrument did not) is re-attached: poll works at once, and
-:meth:`VSP300Channel.adopt` tells it which technique runs so it can name the end reason.
+the channel's buffer and reads its state. What the firmware cannot test the driver completes on
+the points it polls, and stops the channel at once: a steady current, and the relative part of
+the short-circuit rule (:mod:`drivers.short_circuit`; the firmware keeps its absolute floor).
+A channel found running at :meth:`VSP300.open` (the sequencer crashed, the instrument did not)
+is re-attached: poll works at once, and :meth:`VSP300Channel.adopt` tells it which technique
+runs so it can name the end reason.
 
 Points the instrument skipped (``DataInfo.IRQskipped``) are never passed over in silence: by
 default the channel is stopped and the poll reports a fault (keeping the points that did
@@ -23,16 +33,23 @@ arrive); with ``lost_points="warn"`` the run goes on, with a logged warning and 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
+import math
+import re
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar
+
+from pydantic import Field
 
 from drivers.biologic import techniques as ecc
 from drivers.biologic.data import Block, concat, decode
 from drivers.errors import CapabilityError, CellseqError, DriverError, TransportError
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
+from drivers.short_circuit import ShortWatch
+from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import (
     ConstantCurrent,
@@ -53,6 +70,19 @@ STATE_STOP, STATE_RUN = 0, 1       # CurrentValues.State / ChannelInfo.State
 CONTROL_RANGE_V = 10.0              # E_Range +-10 V
 #: The VSP-300 datasheet's EIS range: channel_info only says whether a channel has impedance.
 EIS_RANGE_HZ = (10e-6, 7e6)
+#: The top current range a driver uses (I_Range 10: 1 A full scale), and what the VSP-300's
+#: amplifier drives on it without a booster.
+TOP_I_RANGE = 10
+MAX_OUTPUT_A = 0.5
+DEFAULT_TIMEOUT_S = 5.0
+#: EClib takes the connection timeout as an unsigned byte of whole seconds.
+MAX_TIMEOUT_S = 255
+#: EClib's codes for a link that is gone: ERR_GEN_NOTCONNECTED, ERR_COMM_COMMFAILED,
+#: ERR_COMM_CONNECTIONFAILED, ERR_COMM_WAITINGACK (EC-Lab Development Package, error codes).
+LINK_LOST_CODES = frozenset({-1, -200, -201, -202})
+#: EClib is one library per process and answers -12 to a call made while another is in
+#: progress: every VSP300 makes its calls under this one lock.
+ECLIB_LOCK = threading.RLock()
 MAX_GET_DATA_CALLS = 100_000        # one poll never drains more than this many buffers
 #: How close the last point must be to a limit to name it the end reason; how early a technique
 #: may stop and still count as having run its time (the last record may precede the end).
@@ -64,7 +94,9 @@ TIME_RESOLUTION_S = 1e-3
 
 def easy_biologic_device() -> DeviceFactory:
     """easy-biologic's BiologicDevice, imported only now: importing easy-biologic on anything
-    but Windows raises OSError, and it needs BioLogic's EClib DLL."""
+    but Windows raises OSError, and it needs BioLogic's EClib DLL. The factory passes the
+    timeout in whole seconds: easy-biologic hands it to ``ctypes.c_uint8``, which refuses a
+    float."""
     try:
         from easy_biologic import BiologicDevice
     except (ImportError, OSError) as exc:
@@ -72,17 +104,62 @@ def easy_biologic_device() -> DeviceFactory:
             "the VSP-300 driver needs easy-biologic, which runs only on Windows with BioLogic's"
             " EClib DLL: install the 'biologic' extra (pip install 'cellseq[biologic]') on the"
             f" Windows PC wired to the instrument ({type(exc).__name__}: {exc})") from None
-    return BiologicDevice
+
+    def device(address: str, timeout: float = DEFAULT_TIMEOUT_S,
+               populate_info: bool = True) -> Any:
+        return BiologicDevice(address, timeout=whole_seconds(timeout),
+                              populate_info=populate_info)
+    return device
+
+
+def whole_seconds(timeout_s: float) -> int:
+    """A timeout as EClib takes it: whole seconds, rounded up, 1 to 255."""
+    seconds = max(1, math.ceil(timeout_s))
+    if seconds > MAX_TIMEOUT_S:
+        raise DriverError(f"EClib's connection timeout is at most {MAX_TIMEOUT_S} s, not"
+                          f" {timeout_s:g} s")
+    return seconds
+
+
+def ec_error_code(exc: BaseException) -> int | None:
+    """The EClib return code an easy-biologic EcError carries. easy-biologic 0.4's EcError
+    keeps it only in its message, "ERR_NAME (code): text"; a stand-in's has ``value``."""
+    if type(exc).__name__ != "EcError":
+        return None
+    value = getattr(exc, "value", None)
+    if isinstance(value, int):
+        return value
+    match = re.match(r"^ERR_\w+ \((-\d+)\)", str(exc))
+    return int(match.group(1)) if match else None
+
+
+def _describe(exc: BaseException) -> str:
+    """An error from easy-biologic in words. Its ``connect`` catches an EcError from loading
+    the firmware and then reads ``err.value``, which its EcError does not have: the
+    AttributeError hides the DLL's answer, which is the one worth reporting."""
+    context = exc.__context__
+    if isinstance(exc, AttributeError) and context is not None \
+            and ec_error_code(context) is not None:
+        return str(context)
+    return str(exc)
 
 
 def channel_capabilities(info: Any, max_output_A: float) -> ChannelCapabilities:
     """A channel's limits from its ``channel_info``: the largest I range (MaxIRange, capped at
     what the amplifier can drive) and whether it has an impedance board (Zboard)."""
-    top = min(int(info.MaxIRange), 10)
-    has_eis = bool(info.Zboard)
+    return rated_capabilities(max_output_A, min(int(info.MaxIRange), TOP_I_RANGE),
+                              bool(info.Zboard))
+
+
+def rated_capabilities(max_output_A: float = MAX_OUTPUT_A, top_i_range: int = TOP_I_RANGE,
+                       has_eis: bool = True) -> ChannelCapabilities:
+    """A channel's limits: its top I range's full scale capped at what the amplifier drives
+    (``max_output_A``), the +-10 V control range, and impedance where it has the board. With
+    the defaults, a VSP-300 channel's datasheet ratings (what pre-flight checks against before
+    the instrument can say)."""
     kinds = {"OpenCircuit", "ConstantCurrent", "ConstantVoltage", "VoltageSweep"}
     return ChannelCapabilities(
-        max_current_A=min(ecc.i_range_full_scale_A(top), max_output_A),
+        max_current_A=min(ecc.i_range_full_scale_A(top_i_range), max_output_A),
         min_voltage_V=-CONTROL_RANGE_V, max_voltage_V=CONTROL_RANGE_V,
         eis_min_Hz=EIS_RANGE_HZ[0] if has_eis else None,
         eis_max_Hz=EIS_RANGE_HZ[1] if has_eis else None,
@@ -101,7 +178,7 @@ class VSP300(Potentiostat):
     model = "VSP-300"
 
     def __init__(self, address: str, device_factory: DeviceFactory | None = None, *,
-                 timeout_s: float = 5.0, max_output_A: float = 0.5,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, max_output_A: float = MAX_OUTPUT_A,
                  lost_points: Literal["fault", "warn"] = "fault") -> None:
         if lost_points not in ("fault", "warn"):
             raise ValueError(f"lost_points must be 'fault' or 'warn', not {lost_points!r}")
@@ -109,24 +186,24 @@ class VSP300(Potentiostat):
         self._factory, self._timeout_s = device_factory, timeout_s
         self._unlinked = False   # the link was lost and connecting again failed so far
         self._max_output_A, self.lost_points = max_output_A, lost_points
-        self._lock = threading.RLock()
+        self._lock = ECLIB_LOCK
         self._device: Any = None
+        self._make: DeviceFactory | None = None
         self._channels: dict[int, VSP300Channel] = {}
 
     def open(self) -> None:
         if self._device is not None:
             return
         factory = self._factory or easy_biologic_device()
-        device = self._call("BiologicDevice()", lambda: factory(
-            self.address, timeout=self._timeout_s, populate_info=False))
-        self._call("connect", device.connect)
+        device = self._new_device(factory)
         try:
+            self._call("connect", "connect", device=device)
             self._channels = self._read_channels(device)
-        except BaseException:
+        except BaseException:   # a connect that failed half-way may hold a connection too
             with contextlib.suppress(Exception):
                 device.disconnect()
             raise
-        self._device = device
+        self._device, self._make, self._unlinked = device, factory, False
 
     def close(self) -> None:
         """Stop every channel, then disconnect; one failure does not stop the rest."""
@@ -139,11 +216,11 @@ class VSP300(Potentiostat):
             except CellseqError as exc:   # a lost link too: the rest must still be tried
                 problems.append(str(exc))
         try:
-            self._call("disconnect", self._device.disconnect)
+            self._call("disconnect", "disconnect")
         except CellseqError as exc:
             problems.append(str(exc))
         finally:
-            self._device, self._channels = None, {}
+            self._device, self._channels, self._unlinked = None, {}, False
         if problems:
             raise DriverError("; ".join(problems))
 
@@ -166,39 +243,72 @@ class VSP300(Potentiostat):
             raise DriverError(f"{self.model} at {self.address} is not open; call open() first")
         return self._device
 
-    def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` under the lock; whatever easy-biologic or the DLL raises (EcError,
-        RuntimeError, OSError) becomes a DriverError naming the call."""
+    def _call(self, what: str, method: str, *args: Any, device: Any = None) -> Any:
+        """The device's ``method(*args)`` under the lock (a coroutine, as easy-biologic's
+        get_data, run to its end). A lost link is a TransportError, after which the driver
+        connects again for the next call; whatever else easy-biologic or the DLL raises
+        (EcError, RuntimeError, OSError) becomes a DriverError naming the call."""
         with self._lock:
-            if self._unlinked and what not in ("connect", "disconnect"):
-                self._relink(what)   # an earlier attempt to connect again failed: try again
+            if device is None:
+                if self._unlinked and what != "disconnect":
+                    self._relink(what)   # still unreachable: TransportError
+                device = self._link()
             try:
-                return fn(*args)
-            except TransportError:
-                self._relink(what)
+                result = getattr(device, method)(*args)
+                return _finish_now(result) if inspect.iscoroutine(result) else result
+            except TransportError as exc:
+                self._lose(what, exc)
                 raise
             except CellseqError:
                 raise
             except Exception as exc:
+                if ec_error_code(exc) in LINK_LOST_CODES:
+                    self._lose(what, exc)
+                    raise TransportError(f"{self.model} at {self.address}: {what} failed, the"
+                                         f" link is lost: {_describe(exc)}") from exc
                 raise DriverError(f"{self.model} at {self.address}: {what} failed:"
-                                  f" {exc}") from exc
+                                  f" {_describe(exc)}") from exc
+
+    def _new_device(self, factory: DeviceFactory) -> Any:
+        try:
+            return factory(self.address, timeout=self._timeout_s, populate_info=False)
+        except CellseqError:
+            raise
+        except Exception as exc:
+            raise DriverError(f"{self.model} at {self.address}: BiologicDevice() failed:"
+                              f" {_describe(exc)}") from exc
+
+    def _lose(self, what: str, exc: BaseException) -> None:
+        """The link died during ``what`` (reported by the caller): try to connect again now,
+        so the next call may go through."""
+        if self._device is None or what in ("connect", "disconnect"):
+            return
+        self._unlinked = True
+        with contextlib.suppress(CellseqError):
+            self._relink(what)
 
     def _relink(self, what: str) -> None:
-        """After a lost link (a served stand-in's socket), connect again for the next call;
-        the failed call is still reported. The channels ran on in the instrument."""
-        device = self._device
-        if device is None or what in ("connect", "disconnect"):
-            return
-        if not self._unlinked:
-            with contextlib.suppress(Exception):
-                device.disconnect()
+        """Connect again through a new device (easy-biologic cannot reconnect one whose
+        disconnect failed); the old one is disconnected if it still can be, which frees its
+        connection in EClib. The channels ran on in the instrument meanwhile. While the
+        instrument stays unreachable, a TransportError says so, and the next call tries
+        again."""
+        old, make = self._device, self._make
+        assert old is not None and make is not None
+        with contextlib.suppress(Exception):
+            old.disconnect()
         try:
+            device = self._new_device(make)
             device.connect()
-            self._unlinked = False
-        except Exception as exc:   # still unreachable: the next call tries again
-            self._unlinked = True
+        except Exception as exc:
             log.warning("%s at %s: cannot connect again after %s failed: %s", self.model,
-                        self.address, what, exc)
+                        self.address, what, _describe(exc))
+            raise TransportError(f"{self.model} at {self.address} is not connected: the link"
+                                 f" was lost during {what}, and connecting again failed:"
+                                 f" {_describe(exc)}") from exc
+        self._device, self._unlinked = device, False
+        log.warning("%s at %s: connected again after %s failed", self.model, self.address,
+                    what)
 
     def _read_channels(self, device: Any) -> dict[int, VSP300Channel]:
         code = int(device.info.DeviceCode)
@@ -210,7 +320,8 @@ class VSP300(Potentiostat):
         channels = {}
         for index, plugged in enumerate(device.plugged):
             if plugged:
-                info = self._call(f"channel_info({index})", device.channel_info, index)
+                info = self._call(f"channel_info({index})", "channel_info", index,
+                                  device=device)
                 channels[index] = VSP300Channel(self, index, info, self._max_output_A)
         if not channels:
             raise DriverError(f"{self.model} at {self.address} reports no channel plugged")
@@ -223,7 +334,7 @@ class VSP300Channel(Channel):
     def __init__(self, owner: VSP300, index: int, info: Any, max_output_A: float) -> None:
         self._owner, self.index = owner, index
         self.name = f"{owner.model} {owner.address} channel {index}"
-        low, high = max(int(info.MinIRange), 0), min(int(info.MaxIRange), 10)
+        low, high = max(int(info.MinIRange), 0), min(int(info.MaxIRange), TOP_I_RANGE)
         if high < low:
             raise DriverError(f"{self.name}: channel_info gives no usable I range"
                               f" (MinIRange {info.MinIRange}, MaxIRange {info.MaxIRange})")
@@ -235,6 +346,10 @@ class VSP300Channel(Channel):
         self._end_reason: str | None = None
         self._last: tuple[float, float, float] | None = None   # t, V, I of the last point
         self._steady: SteadyWatch | None = None
+        self._short: ShortWatch | None = None
+        # drained from the instrument by a poll that then failed: the next poll's
+        self._held: list[Block] = []
+        self._held_skipped = 0
 
     @property
     def capabilities(self) -> ChannelCapabilities:
@@ -243,15 +358,19 @@ class VSP300Channel(Channel):
     def start(self, technique: Technique) -> None:
         self._caps.check(technique)
         loads = ecc.plan(technique, self._i_ranges)
-        device = self._owner._link()
+        self._owner._link()
         with self._owner._lock:
             if self._state is ChannelState.RUNNING:
                 raise DriverError(f"{self.name}: a technique is already running; stop it first")
             for k, load in enumerate(loads):
                 self._owner._call(f"channel {self.index}: load_technique({load.name!r})",
-                                 device.load_technique, self.index, load.name, dict(load.params),
-                                 k, k == len(loads) - 1)
-            self._owner._call(f"start_channel({self.index})", device.start_channel, self.index)
+                                  "load_technique", self.index, load.name, dict(load.params),
+                                  k, k == len(loads) - 1)
+            self._owner._call(f"start_channel({self.index})", "start_channel", self.index)
+            if self._held:
+                log.warning("%s: %d blocks of the previous step were never polled; dropped",
+                            self.name, len(self._held))
+            self._held, self._held_skipped = [], 0
             self._state, self._end_reason, self._last = ChannelState.RUNNING, None, None
             self._know(technique)
 
@@ -274,15 +393,14 @@ class VSP300Channel(Channel):
         return self._state is ChannelState.RUNNING and self._technique is None
 
     def read_voltage(self) -> float:
-        values = self._owner._call(f"get_values({self.index})", self._owner._link().get_values,
-                                  self.index)
+        values = self._owner._call(f"get_values({self.index})", "get_values", self.index)
         return float(values.Ewe)
 
     def stop(self) -> None:
         """Always stop_channel, whatever the driver believes the channel is doing."""
-        device = self._owner._link()
+        self._owner._link()
         with self._owner._lock:
-            self._owner._call(f"stop_channel({self.index})", device.stop_channel, self.index)
+            self._owner._call(f"stop_channel({self.index})", "stop_channel", self.index)
             if self._state is ChannelState.RUNNING:
                 self._end_reason = "stopped"
             self._state = ChannelState.IDLE
@@ -290,7 +408,9 @@ class VSP300Channel(Channel):
     def poll(self) -> Readout:
         with self._owner._lock:
             if self._state is not ChannelState.RUNNING:
-                return Readout(Points.empty(), self._state, self._end_reason)
+                # what a failed poll had drained before the step was stopped
+                held, self._held, self._held_skipped = self._held, [], 0
+                return Readout(self._points(held), self._state, self._end_reason)
             blocks, values, skipped = self._drain()
             points = self._points(blocks)
             detail: dict[str, float] = {}
@@ -308,6 +428,12 @@ class VSP300Channel(Channel):
                     self._halt()
                     return self._end(points.select(points.time_s <= steady_at),
                                      ChannelState.DONE, "steady", detail)
+            if self._short is not None:
+                shorted_at = self._short.first(points.time_s, points.voltage_V)
+                if shorted_at is not None:   # the relative part the firmware cannot test
+                    self._halt()
+                    return self._end(points.select(points.time_s <= shorted_at),
+                                     ChannelState.DONE, "short", detail)
             if int(values.State) == STATE_STOP:
                 state, reason = self._ended(values)
                 return self._end(points, state, reason, detail)
@@ -318,20 +444,24 @@ class VSP300Channel(Channel):
     def _know(self, technique: Technique) -> None:
         self._technique = technique
         self._steady = SteadyWatch.of(technique, TIME_RESOLUTION_S)
+        # the firmware tests the absolute floor (a CPLIMIT limit); this watch adds the collapse
+        # relative to the step's own peak, on the points each poll brings
+        self._short = ShortWatch.of(technique, TIME_RESOLUTION_S)
 
     def _drain(self) -> tuple[list[Block], Any, int]:
         """Every buffer the channel holds: get_data until it returns no rows while running,
-        or no rows and no memory filled once stopped (BioLogic's own examples stop there)."""
-        device = self._owner._link()
-        blocks: list[Block] = []
-        skipped = 0
+        or no rows and no memory filled once stopped (BioLogic's own examples stop there).
+        Each buffer is the instrument's last copy, so what is drained before a call fails is
+        held for the next poll."""
         for _ in range(MAX_GET_DATA_CALLS):
-            data, info, values = self._owner._call(
-                f"get_data({self.index})", lambda: _finish_now(device.get_data(self.index)))
-            skipped += int(info.IRQskipped)
+            data, info, values = self._owner._call(f"get_data({self.index})", "get_data",
+                                                   self.index)
+            self._held_skipped += int(info.IRQskipped)
             if int(info.NbRows) > 0:
-                blocks.append(decode(data, info, float(values.TimeBase)))
+                self._held.append(decode(data, info, float(values.TimeBase)))
             elif int(values.State) == STATE_RUN or int(values.MemFilled) == 0:
+                blocks, skipped = self._held, self._held_skipped
+                self._held, self._held_skipped = [], 0
                 return blocks, values, skipped
         raise DriverError(f"{self.name}: get_data still returned data after"
                           f" {MAX_GET_DATA_CALLS} calls")
@@ -350,8 +480,7 @@ class VSP300Channel(Channel):
         return points
 
     def _halt(self) -> None:
-        self._owner._call(f"stop_channel({self.index})", self._owner._link().stop_channel,
-                         self.index)
+        self._owner._call(f"stop_channel({self.index})", "stop_channel", self.index)
 
     def _end(self, points: Points, state: ChannelState, reason: str,
              detail: dict[str, float] | None = None) -> Readout:
@@ -413,4 +542,48 @@ def _finish_now(coro: Coroutine[Any, Any, T]) -> T:
                       " once, as in easy-biologic 0.4")
 
 
-__all__ = ["VSP300", "VSP300Channel", "channel_capabilities", "easy_biologic_device"]
+# -- the spec ---------------------------------------------------------------------------------
+
+class VSP300Options(Options):
+    """``max_output_A``: what the amplifier drives (0.5 A without a booster); the channels'
+    current range is this, capped at the top I range (1 A)."""
+
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S)
+    max_output_A: float = Field(default=MAX_OUTPUT_A, gt=0, le=100)
+
+
+def _capabilities(options: VSP300Options) -> ChannelCapabilities:
+    return rated_capabilities(options.max_output_A)
+
+
+def _build(setup: Setup, bench: Bench) -> VSP300:
+    assert setup.address is not None
+    factory = None
+    if setup.address.startswith("sim://"):   # a served stand-in (cellseq sim serve)
+        from simulators.wire.biologic import BiologicDeviceProxy
+        factory = BiologicDeviceProxy
+    return VSP300(setup.address, device_factory=factory, timeout_s=setup.options.timeout_s,
+                  max_output_A=setup.options.max_output_A)
+
+
+def _serve(request: ServeRequest) -> Served:
+    """A VSP-300 stand-in (its link is the vendor DLL, so the driver reaches it through a
+    BiologicDevice proxy), its channels running the simulated cells."""
+    from simulators.wire.biologic import BiologicServer
+
+    server = BiologicServer(request.channels, {
+        k: (cell.model, cell.temperature_C) for k, cell in enumerate(request.cells)},
+        speed=request.speed, seed=request.seed, host=request.host)
+    request.start(server)
+    return Served(server, server.address, channels=request.channels)
+
+
+INSTRUMENTS = (InstrumentSpec(
+    name="biologic.vsp300", kind="potentiostat", build=_build, options=VSP300Options,
+    capabilities=_capabilities, serve=_serve,
+    description="BioLogic VSP-300 (VMP-300 family) through easy-biologic"),)
+
+
+__all__ = ["ECLIB_LOCK", "INSTRUMENTS", "VSP300", "VSP300Channel", "VSP300Options",
+           "channel_capabilities", "easy_biologic_device", "ec_error_code", "rated_capabilities",
+           "whole_seconds"]

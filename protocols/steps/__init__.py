@@ -6,10 +6,12 @@ A step in a file is a mapping with a ``kind``, or a PyBaMM experiment string
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Union
 
-from pydantic import BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from protocols.steps.chronoamperometry import Chronoamperometry, Steady
 from protocols.steps.chronopotentiometry import Chronopotentiometry
@@ -25,23 +27,36 @@ from protocols.steps.rest import Rest
 from protocols.steps.sweeps import CyclicVoltammetry, LinearSweep
 from protocols.steps.temperature import SetTemperature, TemperatureSweep
 
-STEP_TYPES = (SetTemperature, TemperatureSweep, Rest, PEIS, GEIS, ConstantCurrent,
-              ConstantVoltage, Chronoamperometry, Chronopotentiometry, LinearSweep,
-              CyclicVoltammetry, PlatingStripping, CCDRamp, GITT, CCCVCharge, CCDischarge, Loop)
+
+def _step_types() -> tuple[type[BaseModel], ...]:
+    """Every step type, from the ``STEPS`` tuple of each module of this package, in the order
+    of their kinds: a new step type is its own module and nothing else."""
+    found: list[type[BaseModel]] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.extend(getattr(module, "STEPS", ()))
+    kinds = [t.model_fields["kind"].default for t in found]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise TypeError(f"step kinds declared twice: {twice}")
+    return tuple(sorted(found, key=lambda t: t.model_fields["kind"].default))
+
+
+#: The one list of step types; :data:`Step` is their union.
+STEP_TYPES = _step_types()
 
 Step = Annotated[
-    SetTemperature | TemperatureSweep | Rest | PEIS | GEIS | ConstantCurrent | ConstantVoltage
-    | Chronoamperometry | Chronopotentiometry | LinearSweep | CyclicVoltammetry
-    | PlatingStripping | CCDRamp | GITT | CCCVCharge | CCDischarge | Loop,
+    Union[STEP_TYPES],  # noqa: UP007 -- built from a tuple at import
     Field(discriminator="kind"),
     BeforeValidator(expand_shorthand),
     ShorthandJsonSchema(),
 ]
-Loop.model_rebuild(_types_namespace={"Step": Step})
-TemperatureSweep.model_rebuild(_types_namespace={"Step": Step})
+for _type in STEP_TYPES:   # containers (loop, temperature_sweep) hold steps of any type
+    if not _type.__pydantic_complete__:
+        _type.model_rebuild(_types_namespace={"Step": Step})
 
 #: Steps with a body of steps of their own.
-CONTAINERS = (Loop, TemperatureSweep)
+CONTAINERS = tuple(t for t in STEP_TYPES if "steps" in t.model_fields)
 #: Steps that drive the chamber, run once for every cell of an experiment together.
 CHAMBER_STEPS = (SetTemperature, TemperatureSweep)
 

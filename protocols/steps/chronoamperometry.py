@@ -27,3 +27,6 @@ class Chronoamperometry(RecordingStep):
     vs: Literal["reference", "ocv"] = "reference"
     duration: Duration
     until_steady: Steady | None = None
+
+
+STEPS = (Chronoamperometry,)

@@ -15,3 +15,6 @@ class Chronopotentiometry(RecordingStep):
     current: CurrentLike
     duration: Duration
     until_voltage: Voltage | None = None
+
+
+STEPS = (Chronopotentiometry,)

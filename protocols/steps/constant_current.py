@@ -30,3 +30,6 @@ class ConstantCurrent(RecordingStep):
         if self.until_voltage is None and self.duration is None:
             raise ValueError("give until_voltage, duration or both")
         return self
+
+
+STEPS = (ConstantCurrent,)

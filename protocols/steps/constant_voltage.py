@@ -24,3 +24,6 @@ class ConstantVoltage(RecordingStep):
         if self.until_current is None and self.duration is None:
             raise ValueError("give until_current, duration or both")
         return self
+
+
+STEPS = (ConstantVoltage,)

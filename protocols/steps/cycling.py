@@ -25,3 +25,6 @@ class CCDischarge(StepBase):
     current: CurrentLike
     until_voltage: Voltage
     record_every: Duration = DEFAULT_RECORD_EVERY_S
+
+
+STEPS = (CCCVCharge, CCDischarge)

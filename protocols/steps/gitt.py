@@ -20,3 +20,6 @@ class GITT(StepBase):
     until_voltage: Voltage
     max_pulses: Count = Field(default=1000, ge=1, le=100_000)
     record_every: Duration = 1.0
+
+
+STEPS = (GITT,)

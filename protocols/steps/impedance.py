@@ -36,3 +36,6 @@ class GEIS(_Sweep):
     kind: Literal["geis"] = "geis"
     amplitude: PositiveCurrent
     bias: PositiveCurrent | None = None
+
+
+STEPS = (PEIS, GEIS)

@@ -40,3 +40,6 @@ class Loop(StepBase):
     until: LoopUntil | None = None
     count_cycles: StrictBool = True
     steps: list[Step] = Field(min_length=1)
+
+
+STEPS = (Loop,)

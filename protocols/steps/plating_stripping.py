@@ -52,3 +52,6 @@ class CCDRamp(StepBase):
     def levels(self) -> list[float]:
         n = int((self.maximum - self.start) / self.increment + 1e-9) + 1
         return [self.start + k * self.increment for k in range(n)]
+
+
+STEPS = (PlatingStripping, CCDRamp)

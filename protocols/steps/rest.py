@@ -11,3 +11,6 @@ from protocols.types import Duration
 class Rest(RecordingStep):
     kind: Literal["rest"] = "rest"
     duration: Duration
+
+
+STEPS = (Rest,)

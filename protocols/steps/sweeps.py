@@ -35,3 +35,6 @@ class CyclicVoltammetry(StepBase):
         if any(a == b for a, b in zip(self.vertices, self.vertices[1:], strict=False)):
             raise ValueError("consecutive vertices must differ")
         return self
+
+
+STEPS = (LinearSweep, CyclicVoltammetry)

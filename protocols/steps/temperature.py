@@ -52,3 +52,6 @@ class TemperatureSweep(StepBase):
                                                hold=self.hold, timeout=self.timeout,
                                                label=self.label)
                 for t in self.temperatures]
+
+
+STEPS = (SetTemperature, TemperatureSweep)

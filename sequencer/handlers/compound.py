@@ -74,3 +74,7 @@ def cccv_charge(step: CCCVCharge) -> list[Step]:
 def cc_discharge(step: CCDischarge) -> list[Step]:
     return [_cc(direction="discharge", current=step.current, until_voltage=step.until_voltage,
                 record_every=step.record_every)]
+
+
+EXPANSIONS = {PlatingStripping: plating_stripping, CCDRamp: ccd_ramp, GITT: gitt,
+              CCCVCharge: cccv_charge, CCDischarge: cc_discharge}

@@ -16,3 +16,6 @@ def technique(step: ConstantCurrent | Chronopotentiometry, cell: Cell) -> CCTech
     return CCTechnique(current_A=signed, duration_s=duration, record_dt_s=step.record_every,
                        until_voltage_V=step.until_voltage, record_dV_V=step.record_dV,
                        short_below_V=getattr(step, "short_circuit_below", None))
+
+
+TECHNIQUES = {ConstantCurrent: technique, Chronopotentiometry: technique}

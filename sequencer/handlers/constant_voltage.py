@@ -28,3 +28,6 @@ def chronoamperometry(step: Chronoamperometry, cell: Cell) -> CVTechnique:
                        steady_rel=steady.relative_change if steady else None,
                        steady_window_s=steady.window if steady else None,
                        vs_ocv=step.vs == "ocv")
+
+
+TECHNIQUES = {ConstantVoltage: technique, Chronoamperometry: chronoamperometry}

@@ -16,3 +16,6 @@ def galvanostatic(step: GEIS, cell: Cell) -> Impedance:
     return Impedance(f_start_Hz=step.f_start, f_end_Hz=step.f_end, amplitude_V=0.0,
                      points_per_decade=step.points_per_decade, average=step.average,
                      galvanostatic=True, amplitude_A=step.amplitude, bias_A=step.bias or 0.0)
+
+
+TECHNIQUES = {PEIS: technique, GEIS: galvanostatic}

@@ -10,3 +10,6 @@ from protocols.steps import Rest
 def technique(step: Rest, cell: Cell) -> OpenCircuit:
     return OpenCircuit(duration_s=step.duration, record_dt_s=step.record_every,
                        record_dV_V=step.record_dV)
+
+
+TECHNIQUES = {Rest: technique}

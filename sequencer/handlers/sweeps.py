@@ -18,3 +18,6 @@ def linear(step: LinearSweep, cell: Cell) -> VoltageSweep:
 def cyclic(step: CyclicVoltammetry, cell: Cell) -> VoltageSweep:
     return VoltageSweep(vertices_V=tuple(step.vertices), scan_rate_V_s=step.scan_rate,
                         record_dt_s=step.record_every, cycles=step.cycles, start_V=step.start)
+
+
+TECHNIQUES = {LinearSweep: linear, CyclicVoltammetry: cyclic}

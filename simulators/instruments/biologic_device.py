@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from drivers.biologic.vsp300 import CONTROL_RANGE_V, rated_capabilities
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
-from drivers.interfaces import ChannelCapabilities
 from drivers.points import ChannelState, Points
 from drivers.techniques import (
     ConstantCurrent,
@@ -161,6 +161,9 @@ SPECS: dict[str, _Spec] = {
 NOT_SIMULATED_FILES = frozenset({"cv4.ecc", "loop4.ecc", "iscan4.ecc", "iscanlimit4.ecc",
                                  "seisp4.ecc", "seisg4.ecc", "mp4.ecc", "pzir4.ecc", "gzir4.ecc"})
 _DURATIONS = ("Rest_time_T", "Duration_step")
+#: The instrument receives values as singles (7 significant digits): a current at a range's
+#: full scale may arrive a few parts in 1e8 above it.
+SINGLE_TOLERANCE = 1 + 1e-6
 
 
 def technique_file(name: str, device_code: int) -> str:
@@ -261,11 +264,11 @@ def _check_i_range(p: dict[str, Any], spec: _Spec, lowest: int, highest: int,
         raise bad(f"I_Range {i_range} is not one of this channel's ranges {lowest}..{highest}")
     full = i_range_full_scale_A(i_range)
     amplitude = p.get("Amplitude_Current")
-    if amplitude is not None and amplitude > 0.5 * full:
+    if amplitude is not None and amplitude > 0.5 * full * SINGLE_TOLERANCE:
         raise bad(f"Amplitude_Current {amplitude:g} A exceeds 50 % of I_Range {i_range}"
                   f" ({full:g} A)")
     steps = p.get("Current_step", [])
-    if steps and max(abs(i) for i in steps) > full * (1 + 1e-9):
+    if steps and max(abs(i) for i in steps) > full * SINGLE_TOLERANCE:
         raise bad(f"Current_step {steps} A is beyond I_Range {i_range} ({full:g} A)")
 
 
@@ -322,9 +325,10 @@ def _cp(p: dict[str, Any]) -> ConstantCurrent:
             or len(set(short.values())) > 1:
         raise NotSimulatedError(f"CP limits differ between steps: {until}, short {short}")
     extra: dict[str, Any] = {}
-    if short:
+    if short:   # a firmware limit is absolute: no relative short rule in the instrument
         extra = {"short_below_V": short[first_short],
-                 "settle_s": sum(p["Duration_step"][:first_short])}
+                 "settle_s": sum(p["Duration_step"][:first_short]),
+                 "short_collapse_fraction": None}
     return ConstantCurrent(current, sum(p["Duration_step"]), _record_dt(p),
                            until.pop() if until else None, p["Record_every_dE"] or None, **extra)
 
@@ -471,12 +475,7 @@ class SimBiologicInstrument:
         self.clock, self.device_code = clock, device_code
         self.min_i_range, self.max_i_range, self.zboard = min_i_range, max_i_range, zboard
         self.call_latency_s = call_latency_s
-        kinds = {"OpenCircuit", "ConstantCurrent", "ConstantVoltage", "VoltageSweep"}
-        caps = ChannelCapabilities(
-            max_current_A=min(i_range_full_scale_A(max_i_range), max_output_A),
-            min_voltage_V=-10.0, max_voltage_V=10.0, eis_min_Hz=10e-6 if zboard else None,
-            eis_max_Hz=7e6 if zboard else None,
-            techniques=frozenset((kinds | {"Impedance"}) if zboard else kinds))
+        caps = rated_capabilities(max_output_A, max_i_range, zboard)   # the driver's ratings
         self._bays = [_Bay(SimChannel(f"biologic/ch{k}", clock, caps, np.random.default_rng(
             np.random.SeedSequence(seed, spawn_key=(k,))))) for k in range(channels)]
         self.calls: list[tuple[str, int | None]] = []   # (method, channel), every connection
@@ -586,7 +585,7 @@ class SimBiologicInstrument:
         if readout.state in (ChannelState.DONE, ChannelState.FAULT):
             bay.running = False
             if readout.end_reason == "compliance":
-                high_v = bay.last is not None and abs(bay.last[0]) >= 10.0
+                high_v = bay.last is not None and abs(bay.last[0]) >= CONTROL_RANGE_V
                 bay.overflow = (1, 0) if high_v else (0, 1)
 
     def _record(self, bay: _Bay, points: Points) -> None:
@@ -640,6 +639,16 @@ class SimBiologicInstrument:
         else:
             bay.pending.append(_Block(index, process, start_s, words))
 
+    def channel_info(self, channel: int) -> ChannelInfo:
+        """The channel as BL_GetChannelInfos describes it: its ranges, board and state."""
+        bay = self.bay(channel)
+        self.pump(bay)
+        return ChannelInfo(Channel=channel, Zboard=int(self.zboard),
+                           State=RUN if bay.running else STOP, MaxIRange=self.max_i_range,
+                           MinIRange=self.min_i_range, MaxBandwidth=9,
+                           NbOfTechniques=len(bay.loads),
+                           MemFilled=4 * sum(b.rows.size for b in bay.pending))
+
     def timebase(self, bay: _Bay) -> float:
         """As the instrument reports it: a single."""
         return float(np.float32(SPECS[bay.file].timebase_s)) if bay.file else 0.0
@@ -658,7 +667,7 @@ class SimBiologicInstrument:
         v.Ewe = bay.last[0] if bay.running and bay.last else self._ocv(bay)
         v.I = bay.last[1] if bay.running and bay.last else 0.0
         v.Freq = bay.last[2] if bay.last else 0.0
-        v.EweRangeMin, v.EweRangeMax = -10.0, 10.0
+        v.EweRangeMin, v.EweRangeMax = -CONTROL_RANGE_V, CONTROL_RANGE_V
         v.ElapsedTime = self.clock.now() - bay.t_start if bay.running else bay.t_seen
         v.Eoverflow, v.Ioverflow = bay.overflow
         return v
@@ -722,12 +731,7 @@ class BiologicDeviceStandIn:
     def channel_info(self, ch: int) -> ChannelInfo:
         inst = self._connected()
         with inst.dll_call("channel_info", ch):
-            bay = inst.bay(ch)
-            inst.pump(bay)
-            return ChannelInfo(Channel=ch, Zboard=int(inst.zboard), State=RUN if bay.running
-                               else STOP, MaxIRange=inst.max_i_range, MinIRange=inst.min_i_range,
-                               MaxBandwidth=9, NbOfTechniques=len(bay.loads),
-                               MemFilled=4 * sum(b.rows.size for b in bay.pending))
+            return inst.channel_info(ch)
 
     def load_technique(self, ch: int, technique: str, params: dict[str, Any], index: int = 0,
                        last: bool = True, types: Any = None) -> None:

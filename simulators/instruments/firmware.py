@@ -1,8 +1,9 @@
 """What a channel's firmware adds to a cell's response: extra end criteria and recording rules.
 
 The cell model says when a technique ends on its own limit; the instrument also watches its
-compliance, a short circuit (|V| collapsing), a steady current (chronoamperometry) and records
-by dt, dV and dI as EC-Lab does. All of it is evaluated on a fine time grid in one vectorised pass.
+compliance, a short circuit (|V| collapsing, :mod:`drivers.short_circuit`), a steady current
+(chronoamperometry) and records by dt, dV and dI as EC-Lab does. All of it is evaluated on a
+fine time grid in one vectorised pass.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import math
 import numpy as np
 
 from drivers.interfaces import ChannelCapabilities, SafetyLimits
-from drivers.techniques import ConstantCurrent, ConstantVoltage, Technique
+from drivers.short_circuit import ShortWatch
+from drivers.techniques import ConstantVoltage, Technique
 from simulators.cells.base import Segment
 
 #: Resolution of the firmware's checks: about one second, coarser for very long steps.
@@ -46,10 +48,11 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
             broken |= np.abs(i) > limits.max_abs_current_A
         if broken.any():
             ends.append((float(t[np.argmax(broken)]), "safety_limit"))
-    if isinstance(technique, ConstantCurrent) and technique.short_below_V is not None:
-        hit = np.flatnonzero((t >= technique.settle_s) & (np.abs(v) < technique.short_below_V))
-        if hit.size:
-            ends.append((float(t[hit[0]]), "short"))
+    short = ShortWatch.of(technique)
+    if short is not None:
+        shorted_at = short.first(t, v)
+        if shorted_at is not None:
+            ends.append((shorted_at, "short"))
     if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
         window = technique.steady_window_s or 0.0
         later = t[t >= window]
