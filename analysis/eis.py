@@ -44,6 +44,17 @@ def bulk_resistance(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike, z_imag_ohm: 
     says nothing about the bulk.
     """
     freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
+    with np.errstate(all="ignore"):
+        intercept = _intercept(freq, real, imag)
+    if not np.isfinite(intercept):
+        raise AnalysisError(
+            "the high-frequency intercept is not a finite number (values near the limits of "
+            "floating point?)"
+        )
+    return intercept
+
+
+def _intercept(freq: _FloatArray, real: _FloatArray, imag: _FloatArray) -> float:
     sign = _without_lone_flips(np.sign(imag))
     if sign[0] <= 0:
         return float(real[0])
@@ -104,7 +115,14 @@ def conductivity_S_per_m(r_bulk_ohm: float, thickness_m: float, area_m2: float) 
     ):
         if not np.isfinite(value) or value <= 0:
             raise AnalysisError(f"{name} must be a positive finite number, got {value!r}")
-    return float(thickness_m / (area_m2 * r_bulk_ohm))
+    with np.errstate(all="ignore"):   # numpy floats: an overflow is checked below, not raised
+        sigma = np.float64(thickness_m) / (np.float64(area_m2) * np.float64(r_bulk_ohm))
+    if not np.isfinite(sigma) or sigma <= 0:
+        raise AnalysisError(
+            f"d / (S R) = {thickness_m!r} / ({area_m2!r} * {r_bulk_ohm!r}) is not a finite "
+            "positive conductivity; check the units of the thickness, area and resistance"
+        )
+    return float(sigma)
 
 
 def arrhenius_fit(temperatures_C: ArrayLike, conductivities: ArrayLike) -> tuple[float, float]:

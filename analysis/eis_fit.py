@@ -16,7 +16,10 @@ Rules (``docs/physics.md``, "Robust bulk resistance"):
 - the solve runs in log coordinates for R, C, Q, L (they span 1e-11 to 1e6), on impedance.py's
   circuit function, then impedance.py's ``CustomCircuit.fit`` polishes (see ``_fit_once``);
 - impedance.py is imported lazily (it pulls in matplotlib and scipy), and its numpy-2 gap is
-  closed by putting ``numpy`` into its element namespace.
+  closed by putting ``numpy`` into its element namespace;
+- a spectrum of more than :data:`MAX_FIT_POINTS` points is fitted on that many, spread evenly in
+  log frequency, and the result's notes say so (the fit's time and memory grow with the points;
+  the intercept always uses every point).
 
 Default circuits (``circuit=None``): a spectrum that starts inductive gets ``L0-R0-CPE1`` or
 ``L0-R0-p(R1,CPE1)-CPE2``; any other ``p(R0,C0)-CPE1`` or ``p(R0,C0)-p(R1,CPE1)-CPE2`` - R0 || C0
@@ -40,7 +43,7 @@ import math
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -57,6 +60,7 @@ __all__ = [
     "BULK_CIRCUIT",
     "INDUCTIVE_BULK_CIRCUIT",
     "INDUCTIVE_CIRCUIT",
+    "MAX_FIT_POINTS",
     "FitResult",
     "fit_bulk_resistance",
     "predict_impedance",
@@ -79,6 +83,9 @@ CPE_N_BOUNDS = (0.3, 1.0)
 #: Capacitances (C, CPE Q) and time constants are bounded to this factor either side of the
 #: data-derived guess: wide enough for any real cell, narrow enough to exclude 1e-37.
 SPAN = 1e6
+
+#: The fit uses at most this many points (20 per decade over 15 decades); more are thinned.
+MAX_FIT_POINTS = 300
 
 #: Solver iterations per start and stage (least_squares' max_nfev, curve_fit's maxfev). A
 #: converging fit needs 10-50; an arc the data do not need can drift for thousands without
@@ -138,7 +145,18 @@ def fit_bulk_resistance(
     unusable, the circuit has no ``R0``, or no start converges.
     """
     freq, z = _window(spectrum, f_min_Hz, f_max_Hz)
-    guess, limits = dict(initial_guess or {}), dict(bounds or {})
+    freq, z, thinned = _thin(freq, z)
+    result = _fit(freq, z, circuit, dict(initial_guess or {}), dict(bounds or {}))
+    return replace(result, notes=(thinned, *result.notes)) if thinned else result
+
+
+def _fit(
+    freq: _FloatArray,
+    z: npt.NDArray[np.complex128],
+    circuit: str | None,
+    guess: dict[str, float],
+    limits: dict[str, tuple[float, float]],
+) -> FitResult:
     if circuit is not None:
         return _fit_circuit(circuit.replace(" ", ""), freq, z, guess, limits)
     simple, full = (
@@ -420,12 +438,38 @@ def _window(
     freq, z = freq[keep][order], (real + 1j * imag)[keep][order]
     if np.any(z == 0):
         raise AnalysisError("the spectrum has a point with Z = 0; modulus weighting needs |Z| > 0")
+    tiny, huge = np.finfo(np.float64).tiny, np.finfo(np.float64).max
+    with np.errstate(over="ignore"):
+        modulus = np.abs(z)
+    if np.any(modulus < 1e6 * tiny) or np.any(modulus > huge / 1e6) or np.any(freq < 1e6 * tiny):
+        raise AnalysisError(
+            "the spectrum holds values too close to the limits of floating point (|Z| or f "
+            "below 1e-302 or |Z| above 1e302) for a circuit fit"
+        )
     if np.unique(freq).size < 3:
         raise AnalysisError(
             f"a circuit fit needs at least 3 distinct frequencies in the window, "
             f"got {np.unique(freq).size}"
         )
     return freq, z
+
+
+def _thin(
+    freq: _FloatArray, z: npt.NDArray[np.complex128]
+) -> tuple[_FloatArray, npt.NDArray[np.complex128], str]:
+    """At most MAX_FIT_POINTS points, the nearest to targets evenly spaced in log frequency
+    (``freq`` is sorted highest first), and a note saying so; unchanged when fewer."""
+    if freq.size <= MAX_FIT_POINTS:
+        return freq, z, ""
+    log_f = np.log10(freq)
+    targets = np.linspace(log_f[0], log_f[-1], MAX_FIT_POINTS)
+    index = np.clip(np.searchsorted(-log_f, -targets), 0, freq.size - 1)
+    index = np.unique(index)
+    note = (
+        f"the fit used {index.size} of the {freq.size} points, spread evenly in log frequency "
+        f"(a fit takes at most {MAX_FIT_POINTS}); the intercept used every point"
+    )
+    return freq[index], z[index], note
 
 
 def _starts_inductive(z: npt.NDArray[np.complex128]) -> bool:

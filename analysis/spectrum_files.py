@@ -21,8 +21,17 @@ capacitive, so if most non-zero values are positive the column holds -Im Z. ``im
 overrides both rules. How the sign was decided is recorded in ``Spectrum.notes``.
 
 Everything that is wrong with a file is an :class:`~analysis.errors.AnalysisError` naming the file
-and the problem (no recognisable columns, non-numeric or missing values, NaN, fewer than three
-points, non-positive frequencies); a pandas or decoding traceback never escapes.
+and the problem (no recognisable columns, non-numeric or missing values, NaN, subnormal numbers,
+every impedance zero, fewer than three points, non-positive frequencies); a pandas or decoding
+traceback never escapes. The file is read through :func:`analysis.input_files.read_input_file`
+(a regular file of at most :data:`MAX_FILE_BYTES`), and a spectrum has at most
+:data:`MAX_POINTS` points.
+
+Lines end at ``\\n``, ``\\r\\n`` or ``\\r`` only (a latin-1 byte 0x85 or a form feed in a comment is
+not a line break). The ``Nb header lines`` of an .mpt preamble is a hint: when the line it points
+at does not name the columns (a preamble edited by hand, blank lines doubled by a converter), the
+column names are looked for in the line that names frequency, Re Z and Im Z and is followed by
+numbers, and a note says so.
 """
 
 from __future__ import annotations
@@ -39,11 +48,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.input_files import UnreadableFile, read_input_file
 
-__all__ = ["MIN_POINTS", "Spectrum", "read_spectrum"]
+__all__ = ["MAX_FILE_BYTES", "MAX_POINTS", "MIN_POINTS", "Spectrum", "read_spectrum"]
 
 #: A spectrum needs at least this many points to say anything (an intercept, a fit).
 MIN_POINTS = 3
+#: One spectrum file (an EC-Lab .mpt of a 1000-point spectrum with every column is ~0.3 MB).
+MAX_FILE_BYTES = 32 * 1024 * 1024
+#: Points of one spectrum: 100 points per decade over 12 decades is 1200; more is not a spectrum.
+MAX_POINTS = 100_000
 
 ImagConvention = Literal["auto", "im", "minus_im"]
 
@@ -80,7 +94,8 @@ _IMAG_NAMES = frozenset(
 _AMBIGUOUS_IMAG_NAMES = frozenset({"z''", "zim", "im", "imag", "imz", "zi", "z_i", "zimg"})
 _MINUS = ("-", "neg_", "minus_", "minus")
 
-_NB_HEADER_LINES = re.compile(r"nb\s+header\s+lines\s*:\s*(\d+)", re.IGNORECASE)
+_NB_HEADER_LINES = re.compile(r"nb\s+header\s+lines\s*:\s*([-+]?[0-9]+)", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 _DECIMAL_COMMA_NUMBER = re.compile(r"^[+-]?\d*,\d+([eE][+-]?\d+)?$")
 _UNDERSCORE_UNIT = re.compile(r"^(.+)_([kMmu\u00b5]?(?:hz|Hz|HZ|ohm|Ohm|OHM|\u03a9|\u2126))$")
@@ -114,6 +129,12 @@ class Spectrum:
             if not np.all(np.isfinite(array)):
                 first = int(np.flatnonzero(~np.isfinite(array))[0])
                 raise AnalysisError(f"{where}{name} contains NaN or inf, first at index {first}")
+            if np.any(_subnormal(array)):
+                first = int(np.flatnonzero(_subnormal(array))[0])
+                raise AnalysisError(
+                    f"{where}{name} holds a subnormal number (below 2.2e-308), first at index "
+                    f"{first}; not a measured value"
+                )
             array.setflags(write=False)
             arrays[name] = array
         sizes = {array.size for array in arrays.values()}
@@ -129,6 +150,8 @@ class Spectrum:
             )
         if np.any(arrays["frequency_Hz"] <= 0):
             raise AnalysisError(f"{where}frequencies must be positive")
+        if not (np.any(arrays["z_real_ohm"]) or np.any(arrays["z_imag_ohm"])):
+            raise AnalysisError(f"{where}every impedance is zero; nothing was measured")
         for name, array in arrays.items():
             object.__setattr__(self, name, array)
         object.__setattr__(self, "notes", tuple(self.notes))
@@ -152,14 +175,16 @@ def read_spectrum(path: str | Path, *, imag_convention: ImagConvention = "auto")
         raise AnalysisError(
             f"imag_convention must be 'auto', 'im' or 'minus_im', got {imag_convention!r}"
         )
-    file = Path(path)
-    name = str(file)
+    name = str(path)
     try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise AnalysisError(f"{name}: cannot read the file: {exc.strerror or exc}") from exc
+        raw = read_input_file(path, MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise AnalysisError(f"{name}: {exc.reason}") from None
     text = _decode(raw, name)
-    table = _locate_table(text.splitlines(), name)
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    table = _locate_table(lines, name)
     frame, line_numbers = _parse_table(table, name)
     return _spectrum_from_frame(frame, line_numbers, table, name, imag_convention)
 
@@ -195,10 +220,11 @@ class _Table:
     lines: list[tuple[int, str]]  # (1-based line number, text), blank lines dropped
     sep: str  # a single character, or "whitespace"
     decimal_comma: bool
+    note: str = ""  # how the header was found, when not where the file said
 
 
 def _locate_table(lines: list[str], name: str) -> _Table:
-    header_index = _ec_lab_header_index(lines, name)
+    header_index, note = _ec_lab_header_index(lines, name)
     if header_index is None:
         first = next((i for i, line in enumerate(lines) if line.strip()), None)
         if first is None:
@@ -215,6 +241,11 @@ def _locate_table(lines: list[str], name: str) -> _Table:
     header_text = lines[header_index]
     data = [(i + 1, line) for i, line in enumerate(lines[header_index + 1 :], header_index + 1)]
     data = [(number, line) for number, line in data if line.strip()]
+    if len(data) > MAX_POINTS:
+        raise AnalysisError(
+            f"{name}: {len(data):,} data lines; a spectrum has at most {MAX_POINTS:,} points "
+            "(one spectrum per file)"
+        )
     sep = _separator(header_text, data[0][1] if data else header_text)
     header = _split(header_text, sep)
     if sep == "whitespace" and data:
@@ -234,33 +265,58 @@ def _locate_table(lines: list[str], name: str) -> _Table:
         for _, line in data[:20]
         for token in _split(line, sep)
     )
-    return _Table(header, header_index + 1, data, sep, decimal_comma)
+    return _Table(header, header_index + 1, data, sep, decimal_comma, note)
 
 
-def _ec_lab_header_index(lines: list[str], name: str) -> int | None:
-    """Index of the column header of an EC-Lab .mpt ("Nb header lines : N" counts it), or None."""
+def _ec_lab_header_index(lines: list[str], name: str) -> tuple[int | None, str]:
+    """Index of the column header of an EC-Lab .mpt ("Nb header lines : N" counts it), and a
+    note when it is not on line N; (None, "") for a file without the preamble."""
     for line in lines[:5]:
         match = _NB_HEADER_LINES.search(line)
         if match:
             count = int(match.group(1))
-            if not 1 <= count <= len(lines):
+            if count < 1:
+                raise AnalysisError(
+                    f"{name}: the EC-Lab preamble says {count} header lines; it must be at least 1"
+                )
+            if count > len(lines):
                 raise AnalysisError(
                     f"{name}: the EC-Lab preamble says {count} header lines but the file has "
                     f"{len(lines)} lines (truncated export?)"
                 )
-            return count - 1
-    return None
+            if _names_columns(lines[count - 1]):
+                return count - 1, ""
+            found = _find_header(lines, 0, followed_by_data=True)
+            if found is None:
+                raise AnalysisError(
+                    f"{name}: the EC-Lab preamble says {count} header lines, but line {count} "
+                    "does not name the frequency, Re Z and Im Z columns, and no other line "
+                    "followed by numbers does"
+                )
+            return found, (
+                f"the preamble says {count} header lines; the column names are on line {found + 1}"
+            )
+    return None, ""
 
 
-def _find_header(lines: list[str], start: int) -> int | None:
-    """The first line (of the first few hundred) naming frequency, real and imaginary columns."""
+def _names_columns(line: str) -> bool:
+    """The line names a frequency, a real and an imaginary column."""
+    if not line.strip():
+        return False
+    roles = _column_roles(_split(line, _separator(line, line)))
+    return {"frequency", "real", "imag"} <= set(roles.values())
+
+
+def _find_header(lines: list[str], start: int, followed_by_data: bool = False) -> int | None:
+    """The first line (of the first few hundred) naming frequency, real and imaginary columns;
+    with ``followed_by_data``, the first such line whose next non-blank line is numbers."""
     for index in range(start, min(len(lines), start + _HEADER_SCAN_LINES)):
-        line = lines[index]
-        if not line.strip():
+        if not _names_columns(lines[index]):
             continue
-        sep = _separator(line, line)
-        roles = _column_roles(_split(line, sep))
-        if {"frequency", "real", "imag"} <= set(roles.values()):
+        if not followed_by_data:
+            return index
+        after = next((line for line in lines[index + 1 :] if line.strip()), "")
+        if _looks_numeric(after):
             return index
     return None
 
@@ -390,6 +446,8 @@ def _spectrum_from_frame(
         )
     if table.decimal_comma:
         notes.append("decimal commas")
+    if table.note:
+        notes.append(table.note)
 
     values = {
         role: _numeric_column(frame[index], labels[role], line_numbers, table, name) * factors[role]
@@ -557,7 +615,18 @@ def _numeric_column(
             f"{name}: line {line_numbers[row]}: {cells.iloc[row]!r} (NaN or infinite) "
             f"in column {label!r}"
         )
+    subnormal = np.flatnonzero(_subnormal(numbers))
+    if subnormal.size:
+        row = int(subnormal[0])
+        raise AnalysisError(
+            f"{name}: line {line_numbers[row]}: {cells.iloc[row]!r} in column {label!r} is too "
+            "small to be a measured value (a subnormal number, below 2.2e-308)"
+        )
     return numbers
+
+
+def _subnormal(values: _FloatArray) -> npt.NDArray[np.bool_]:
+    return (values != 0) & (np.abs(values) < np.finfo(np.float64).tiny)
 
 
 def _imag_sign(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -14,6 +14,9 @@ from protocols.cells import Cell
 from protocols.errors import Problem
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk
 from protocols.types import FROZEN, Fraction, Identifier
+
+if TYPE_CHECKING:
+    from protocols.loader import SourceFile
 
 
 class Expectation(BaseModel):
@@ -74,14 +77,26 @@ class Experiment(BaseModel):
 
 class CampaignFile(BaseModel):
     """One protocol file as written. ``include`` names other protocol files (relative to this
-    one) whose cells and experiments join this campaign."""
+    one, inside the top file's folder: :mod:`protocols.loader`) whose cells and experiments
+    join this campaign."""
 
     model_config = FROZEN
     campaign: Identifier
     description: str = ""
-    include: list[str] = Field(default_factory=list, max_length=100)
+    include: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=100)
     cells: list[Cell] = Field(default_factory=list)
     experiments: list[Experiment] = Field(default_factory=list)
+
+
+def protocol_json_schema() -> dict[str, Any]:
+    """The JSON Schema of one protocol file, as ``cellseq schema`` prints it for editors: it
+    accepts every file ``cellseq validate`` accepts (steps as mappings or PyBaMM strings,
+    ``include``); what it cannot express (units and dimensions, references between cells and
+    experiments, cross-field rules) ``validate`` checks."""
+    schema = CampaignFile.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            **schema, "title": "cellseq protocol file"}
 
 
 class Campaign(BaseModel):
@@ -95,9 +110,26 @@ class Campaign(BaseModel):
     experiments: list[Experiment]
     sources: list[str] = Field(default_factory=list)
     _origins: list[Origin] = PrivateAttr(default_factory=list)
+    _files: tuple[SourceFile, ...] = PrivateAttr(default=())
 
     def cell(self, cell_id: str) -> Cell:
         return next(c for c in self.cells if c.id == cell_id)
+
+    @property
+    def files(self) -> tuple[SourceFile, ...]:
+        """Every file the campaign was loaded from, the top file first, each with the bytes
+        that were validated (what a run directory keeps a copy of)."""
+        return self._files
+
+    def locate_experiment(self, experiment: int, loc: tuple[object, ...] = ()) -> Problem:
+        """Where a field of an experiment (``("cells",)``, ``()`` for the experiment itself)
+        was written: a Problem template with file, line, field path and include chain."""
+        if experiment < len(self._origins):
+            origin = self._origins[experiment]
+            line, path = origin.locate(("experiments", origin.index, *loc))
+            return Problem(origin.file, line, path, "", origin.via)
+        return Problem(self.sources[0] if self.sources else "", None,
+                       ".".join(map(str, ("experiments", experiment, *loc))), "")
 
     def locate_step(self, experiment: int, position: int) -> Problem:
         """Where the ``position``-th step (document order) of an experiment was written: a
@@ -105,12 +137,7 @@ class Campaign(BaseModel):
         exp = self.experiments[experiment]
         loc = next(loc for k, (_, loc) in enumerate(walk_with_locations(exp.steps))
                    if k == position)
-        if experiment < len(self._origins):
-            origin = self._origins[experiment]
-            line, path = origin.locate(("experiments", origin.index, *loc))
-            return Problem(origin.file, line, path, "")
-        return Problem(self.sources[0] if self.sources else "", None,
-                       ".".join(map(str, ("experiments", experiment, *loc))), "")
+        return self.locate_experiment(experiment, loc)
 
 
 @dataclass(frozen=True)
@@ -120,6 +147,7 @@ class Origin:
     file: str
     index: int
     locate: Callable[[tuple[object, ...]], tuple[int | None, str]]
+    via: tuple[str, ...] = ()          # the includes that led to ``file`` (Problem.via)
 
 
 def walk_with_locations(steps: list[Step], prefix: tuple[object, ...] = ("steps",)

@@ -24,10 +24,11 @@ class Placed:
     file: str
     index: int
     locate: Callable[[tuple[object, ...]], tuple[int | None, str]]
+    via: tuple[str, ...] = ()          # the includes that led to ``file`` (Problem.via)
 
     def problem(self, loc: tuple[object, ...], message: str) -> Problem:
         line, path = self.locate(loc)
-        return Problem(self.file, line, path, message)
+        return Problem(self.file, line, path, message, self.via)
 
 
 def check_campaign(top_file: str, cells: list[Placed], experiments: list[Placed]

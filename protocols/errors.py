@@ -9,17 +9,22 @@ from drivers.errors import CellseqError
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an input file."""
+    """One thing wrong with an input file.
+
+    ``via`` is the chain of includes from the file the user gave down to ``file``, each entry
+    ``"file:line"`` of an ``include:`` item, top file first; empty for the top file itself."""
 
     file: str
     line: int | None
     path: str
     message: str
+    via: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
+        chain = f" (included from {' -> '.join(self.via)})" if self.via else ""
+        return f"{where}:{field} {self.message}{chain}"
 
 
 class ProtocolError(CellseqError):

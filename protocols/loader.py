@@ -1,84 +1,193 @@
 """Load YAML input files safely and report every problem with file, line and field path.
 
-Safety: YAML is composed with ``yaml.SafeLoader`` (no tags that build objects), file size and the
-expanded node count are bounded (so alias bombs fail fast), and nothing in a file is executed.
+Safety: every file is read through :func:`analysis.input_files.read_input_file` (regular files
+only, within :data:`MAX_FILE_BYTES`); YAML is composed with ``yaml.SafeLoader`` (no tags that
+build objects); the expanded node count is bounded (so alias bombs fail fast); nothing in a file
+is executed. A document nests at most :data:`MAX_DEPTH` levels, so nothing downstream recurses
+without bound.
+
+Includes. A protocol file may ``include:`` other protocol files, by paths relative to the
+including file. By default an included file must lie inside the folder of the file the user
+gave, or below it (after following symbolic links): an absolute path, a ``../`` that climbs out
+of that folder, or a link leading out is refused, so a protocol cannot read arbitrary YAML on
+the machine; ``allow_outside_includes`` (``--allow-outside-includes``) lifts this. A file is
+included once (a second include of it, or a cycle, is refused), includes nest at most
+:data:`MAX_INCLUDE_DEPTH` deep, and a campaign reads at most :data:`MAX_FILES` files,
+:data:`MAX_TOTAL_BYTES` bytes and :data:`MAX_TOTAL_NODES` YAML nodes in all. A problem in an
+included file names that file (relative to the top file's folder) and the chain of ``include:``
+lines that led to it from the top file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from analysis.input_files import UnreadableFile, read_input_file
 from protocols.campaign import Campaign, CampaignFile, Origin
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
 
+#: One protocol or station file.
 MAX_FILE_BYTES = 2 * 1024 * 1024
+#: YAML nodes of one file, aliases counted each time they are used.
 MAX_NODES = 200_000
+#: Nesting of mappings and lists: a loop inside a loop adds two levels, so about 30 nested loops.
+MAX_DEPTH = 64
 MAX_INCLUDE_DEPTH = 10
+#: A whole campaign: the top file and every file it includes, directly or not.
+MAX_FILES = 200
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+MAX_TOTAL_NODES = 1_000_000
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_campaign(path: str | Path) -> Campaign:
+@dataclass(frozen=True)
+class SourceFile:
+    """A file a campaign was loaded from, with the bytes that were read and validated.
+
+    ``name`` is how messages name it: the top file's name, and an included file's path
+    relative to the top file's folder (``gitt.yaml``, ``shared/cells.yaml``; with outside
+    includes allowed, ``../lab/cells.yaml``). ``path`` is where it was read."""
+
+    name: str
+    path: Path
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass
+class _Load:
+    """One campaign load: the include policy, what was read so far, and what it found."""
+
+    root: Path                       # the top file's folder, resolved
+    allow_outside: bool
+    files: list[SourceFile] = field(default_factory=list)
+    first_seen: dict[Path, str] = field(default_factory=dict)   # real path -> "file:line"
+    total_bytes: int = 0
+    total_nodes: int = 0
+    cells: list[Placed] = field(default_factory=list)
+    experiments: list[Placed] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    stopped: bool = False            # a campaign-wide limit was reached
+
+
+def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> Campaign:
     """Read and validate a protocol file and the files it includes; raise
-    :class:`ProtocolError` listing every problem, each with its file, line and field."""
-    path = Path(path)
-    cells: list[Placed] = []
-    experiments: list[Placed] = []
-    problems: list[Problem] = []
-    sources: list[str] = []
-    top = _load_tree(path, [], cells, experiments, problems, sources)
-    if top is None or problems:
-        raise ProtocolError(problems)
-    problems = list(dict.fromkeys(check_campaign(path.name, cells, experiments)))
+    :class:`ProtocolError` listing every problem, each with its file, line and field (and, in
+    an included file, the includes that led there)."""
+    given = Path(path)
+    try:
+        raw = read_input_file(path, MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise _one(exc.path, None, exc.reason) from None
+    load = _Load(root=Path(os.path.realpath(given.parent)), allow_outside=allow_outside_includes)
+    top = _load_tree(load, given, given.name, raw, (), ())
+    if top is None or load.problems:
+        raise ProtocolError(load.problems)
+    problems = list(dict.fromkeys(check_campaign(given.name, load.cells, load.experiments)))
     if problems:
         raise ProtocolError(problems)
     campaign = Campaign.model_construct(
         campaign=top.campaign, description=top.description,
-        cells=[p.item for p in cells], experiments=[p.item for p in experiments],
-        sources=sources)
-    campaign._origins = [Origin(p.file, p.index, p.locate) for p in experiments]
+        cells=[p.item for p in load.cells], experiments=[p.item for p in load.experiments],
+        sources=[f.name for f in load.files])
+    campaign._origins = [Origin(p.file, p.index, p.locate, p.via) for p in load.experiments]
+    campaign._files = tuple(load.files)
     return campaign
 
 
-def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: list[Placed],
-               problems: list[Problem], sources: list[str]) -> CampaignFile | None:
-    """Load ``path`` and, depth first, what it includes; collect problems instead of stopping."""
-    name = path.name
+def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, ...],
+               stack: tuple[Path, ...]) -> CampaignFile | None:
+    """Validate one file's ``raw`` bytes and, depth first, what it includes; collect problems
+    instead of stopping."""
+    real = Path(os.path.realpath(path))
+    load.first_seen.setdefault(real, via[-1] if via else name)
+    load.total_bytes += len(raw)
     try:
-        data, root = read_yaml(path)
+        nodes_left = min(MAX_NODES, MAX_TOTAL_NODES - load.total_nodes)
+        data, root, nodes = _parse(raw, name, nodes_left, campaign_wide=nodes_left < MAX_NODES)
+        load.total_nodes += nodes
         doc = validate(data, root, CampaignFile, name)
     except ProtocolError as exc:
-        problems.extend(exc.problems)
+        load.problems.extend(replace(p, via=via) for p in exc.problems)
         return None
-    sources.append(name)
+    load.files.append(SourceFile(name, path, raw))
 
     def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
         return _locate(root, loc)
 
-    cells.extend(Placed(c, name, i, locate) for i, c in enumerate(doc.cells))
-    experiments.extend(Placed(e, name, i, locate) for i, e in enumerate(doc.experiments))
+    load.cells.extend(Placed(c, name, i, locate, via) for i, c in enumerate(doc.cells))
+    load.experiments.extend(Placed(e, name, i, locate, via)
+                            for i, e in enumerate(doc.experiments))
     for k, ref in enumerate(doc.include):
-        line, field = _locate(root, ("include", k))
-        child = (path.parent / ref).resolve()
-        if child in (*stack, path.resolve()):
-            chain = " -> ".join(p.name for p in (*stack, path.resolve(), child))
-            problems.append(Problem(name, line, field, f"include cycle: {chain}"))
-            continue
-        if len(stack) >= MAX_INCLUDE_DEPTH:
-            problems.append(Problem(name, line, field, f"includes nest deeper than"
-                                    f" {MAX_INCLUDE_DEPTH} files"))
-            continue
-        if not child.is_file():
-            problems.append(Problem(name, line, field, f"included file {ref!r} does not exist"))
-            continue
-        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources)
+        if load.stopped:
+            break
+        line, field_path = _locate(root, ("include", k))
+        child = _include(load, path, name, line, field_path, ref, via, (*stack, real))
+        if child is not None:
+            child_path, child_name, child_raw = child
+            _load_tree(load, child_path, child_name, child_raw, (*via, f"{name}:{line}"),
+                       (*stack, real))
     return doc
+
+
+def _include(load: _Load, parent: Path, name: str, line: int | None, field_path: str,
+             ref: str, via: tuple[str, ...], stack: tuple[Path, ...]
+             ) -> tuple[Path, str, bytes] | None:
+    """The file an ``include:`` item names, its display name and bytes, if the include policy
+    and the campaign's limits allow it; otherwise a problem at the include line and None."""
+
+    def refuse(message: str) -> None:
+        load.problems.append(Problem(name, line, field_path, message, via))
+
+    if len(load.first_seen) >= MAX_FILES:
+        load.stopped = True
+        return refuse(f"the campaign includes more than {MAX_FILES} files (the limit)")
+    if os.path.isabs(ref) and not load.allow_outside:
+        return refuse(f"include {ref!r} is an absolute path; name included files relative to"
+                      " this file, inside its folder (or pass --allow-outside-includes)")
+    child = parent.parent / ref
+    try:
+        real = Path(os.path.realpath(child))
+    except (OSError, ValueError):
+        return refuse(f"include {ref!r} is not a usable path")
+    if not load.allow_outside and not real.is_relative_to(load.root):
+        return refuse(f"include {ref!r} leads outside the protocol's folder ({load.root});"
+                      " move the file inside it, or pass --allow-outside-includes")
+    if real in stack:
+        chain = " -> ".join(p.name for p in (*stack, real))
+        return refuse(f"include cycle: {chain}")
+    if real in load.first_seen:
+        return refuse(f"{ref!r} is already part of the campaign (from {load.first_seen[real]});"
+                      " a file is included once")
+    if len(stack) > MAX_INCLUDE_DEPTH:
+        return refuse(f"includes nest deeper than {MAX_INCLUDE_DEPTH} files")
+    try:
+        raw = read_input_file(real, MAX_FILE_BYTES)   # the path that was checked
+    except UnreadableFile as exc:
+        return refuse(f"included file {ref!r} {exc.reason}" if exc.reason != "no such file"
+                      else f"included file {ref!r} does not exist")
+    if load.total_bytes + len(raw) > MAX_TOTAL_BYTES:
+        load.stopped = True
+        return refuse(f"the campaign's files add up to more than {MAX_TOTAL_BYTES:,} bytes"
+                      " (the limit)")
+    try:
+        shown = Path(os.path.relpath(real, load.root)).as_posix()
+    except ValueError:   # another drive (Windows): no relative path exists
+        shown = str(real)
+    return real, shown, raw
 
 
 #: Checks a validated model beyond its schema: yields (field location, message) pairs.
@@ -88,36 +197,36 @@ Check = Callable[[Any], Iterable[tuple[tuple[Any, ...], str]]]
 def load_model(path: str | Path, model: type[M], check: Check | None = None) -> M:
     """Read and validate a YAML file as ``model``; ``check`` adds cross-field rules whose
     problems are located in the file like schema errors."""
-    path = Path(path)
     data, root = read_yaml(path)
-    result = validate(data, root, model, path.name)
+    name = Path(path).name
+    result = validate(data, root, model, name)
     if check is not None:
         problems = []
         for loc, message in check(result):
-            line, field = _locate(root, loc)
-            problems.append(Problem(path.name, line, field, message))
+            line, field_path = _locate(root, loc)
+            problems.append(Problem(name, line, field_path, message))
         if problems:
             raise ProtocolError(problems)
     return result
 
 
-def read_yaml(path: Path) -> tuple[Any, yaml.Node]:
-    name = path.name
+def read_yaml(path: str | Path) -> tuple[Any, yaml.Node]:
+    """A file read through the bounded reader and parsed; ProtocolError naming the path."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _one(name, None, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _one(str(path), None, "no such file") from None
-    except IsADirectoryError:
-        raise _one(str(path), None, "is a directory, not a file") from None
-    except PermissionError:
-        raise _one(str(path), None, "cannot be read (permission denied)") from None
-    return parse_yaml(raw, name)
+        raw = read_input_file(path, MAX_FILE_BYTES)
+    except UnreadableFile as exc:
+        raise _one(exc.path, None, exc.reason) from None
+    return parse_yaml(raw, Path(path).name)
 
 
 def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
+    data, root, _ = _parse(raw, name, MAX_NODES)
+    return data, root
+
+
+def _parse(raw: bytes, name: str, max_nodes: int, campaign_wide: bool = False
+           ) -> tuple[Any, yaml.Node, int]:
+    """The document, its node tree and its expanded node count."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -133,7 +242,7 @@ def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
         root = loader.get_single_node()
         if root is None:
             raise _one(name, None, "the file is empty")
-        _check_size_and_keys(root, name)
+        nodes = _check_size_and_keys(root, name, max_nodes, campaign_wide)
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -152,18 +261,26 @@ def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
     if not isinstance(data, dict):
         raise _one(name, root.start_mark.line + 1,
                    f"the top level must be a mapping of keys, not a {type(data).__name__}")
-    return data, root
+    return data, root, nodes
 
 
-def _check_size_and_keys(root: yaml.Node, name: str) -> None:
-    """Bound the expanded size (aliases counted each time they are used); refuse duplicate keys."""
-    count, stack, seen = 0, [root], set()
+def _check_size_and_keys(root: yaml.Node, name: str, max_nodes: int,
+                         campaign_wide: bool = False) -> int:
+    """Bound the expanded size (aliases counted each time they are used) and the nesting
+    depth; refuse duplicate keys. Returns the node count."""
+    count, stack, seen = 0, [(root, 1)], set()
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         count += 1
-        if count > MAX_NODES:
-            raise _one(name, None, f"the document expands to more than {MAX_NODES} nodes"
+        if count > max_nodes:
+            if campaign_wide:
+                raise _one(name, None, "the campaign's files expand to more than"
+                                       f" {MAX_TOTAL_NODES} YAML nodes in all (the limit)")
+            raise _one(name, None, f"the document expands to more than {max_nodes} nodes"
                                    " (aliases repeated too often?)")
+        if depth > MAX_DEPTH:
+            raise _one(name, node.start_mark.line + 1,
+                       f"the document nests deeper than {MAX_DEPTH} levels")
         if isinstance(node, yaml.MappingNode):
             if id(node) not in seen:
                 seen.add(id(node))
@@ -175,9 +292,10 @@ def _check_size_and_keys(root: yaml.Node, name: str) -> None:
                                        f"key {key.value!r} appears twice in one mapping")
                         keys.add(key.value)
             for key, value in node.value:
-                stack.extend((key, value))
+                stack.extend(((key, depth + 1), (value, depth + 1)))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend((item, depth + 1) for item in node.value)
+    return count
 
 
 def validate(data: Any, root: yaml.Node | None, model: type[M], name: str) -> M:

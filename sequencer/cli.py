@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,17 +58,29 @@ def _user_errors(exc: CellseqError) -> NoReturn:
     _fail(str(exc))
 
 
-ProtocolArg = Annotated[Path, typer.Argument(help="Protocol file (YAML).", show_default=False)]
+def _file_path(text: str) -> Path:
+    """A file named on the command line. A trailing separator names a folder, and pathlib
+    would silently drop it, so it is refused here."""
+    if text.endswith(("/", os.sep)):
+        _fail(f"{text}: ends with a path separator; name the file itself")
+    return Path(text)
+
+
+ProtocolArg = Annotated[Path, typer.Argument(help="Protocol file (YAML).", show_default=False,
+                                             parser=_file_path)]
+OutsideIncludesOpt = Annotated[bool, typer.Option(
+    "--allow-outside-includes",
+    help="Let the protocol include files outside its own folder (absolute paths, ../).")]
 RunDirArg = Annotated[Path, typer.Argument(help="Run directory.", show_default=False)]
 
 
 @app.command()
-def validate(protocol: ProtocolArg) -> None:
+def validate(protocol: ProtocolArg, allow_outside_includes: OutsideIncludesOpt = False) -> None:
     """Check a protocol file: schema, units, references, and the plan on a simulated station."""
     from sequencer.runner import prepare
 
     try:
-        checked = prepare(protocol)
+        checked = prepare(protocol, allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
         _user_errors(exc)
     c = checked.campaign
@@ -76,7 +89,8 @@ def validate(protocol: ProtocolArg) -> None:
 
 
 StationOpt = Annotated[Path | None, typer.Option(
-    "--station", help="Station file: instruments, channels and chambers of the cells.")]
+    "--station", help="Station file: instruments, channels and chambers of the cells.",
+    parser=_file_path)]
 
 
 @app.command()
@@ -84,12 +98,13 @@ def plan(
     protocol: ProtocolArg,
     station: StationOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    allow_outside_includes: OutsideIncludesOpt = False,
 ) -> None:
     """When each experiment starts and ends, given the station's resources."""
     from sequencer.runner import prepare
 
     try:
-        p = prepare(protocol, station)
+        p = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
         _user_errors(exc)
     if as_json:
@@ -123,6 +138,7 @@ def run(
     check: Annotated[bool, typer.Option(
         "--check", help="Compare the results with the protocol's expected values: exit 3 if"
         " any is missed (each miss printed), 1 if a cell faulted, 0 if all holds.")] = False,
+    allow_outside_includes: OutsideIncludesOpt = False,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time.
 
@@ -139,8 +155,10 @@ def run(
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
         if station is not None:   # before a long run starts, not after it
-            _notes(prepare(protocol, station).notes)
-        outcome = run_simulated(protocol, out_dir, seed, station, bars)
+            _notes(prepare(protocol, station,
+                           allow_outside_includes=allow_outside_includes).notes)
+        outcome = run_simulated(protocol, out_dir, seed, station, bars,
+                                allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
@@ -316,7 +334,8 @@ app.add_typer(analyze_app, name="analyze")
 
 @analyze_app.command("eis")
 def analyze_eis(
-    spectrum: Annotated[Path, typer.Argument(help="CSV, EC-Lab .mpt/.txt or ZView export.")],
+    spectrum: Annotated[Path, typer.Argument(help="CSV, EC-Lab .mpt/.txt or ZView export.",
+                                             parser=_file_path)],
     thickness: Annotated[str, typer.Option(help="Membrane thickness, e.g. 300um.")],
     area: Annotated[str | None, typer.Option(help="Electrode area, e.g. 2.01cm2.")] = None,
     diameter: Annotated[str | None, typer.Option(help="Or the disc diameter, e.g. 16mm.")
@@ -331,7 +350,8 @@ def analyze_eis(
     """Bulk resistance (high-frequency intercept) and conductivity of one spectrum, as JSON.
 
     The fit's R0 is the circuit's infinite-frequency resistance; ``model_intercept_ohm`` reads
-    the fitted model by the same intercept rule, the like-for-like check of the fit."""
+    the fitted model by the same intercept rule, the like-for-like check of the fit. A spectrum
+    of more than 300 points is fitted on 300 spread evenly in log frequency (a note says so)."""
     import math
 
     from analysis.eis import bulk_resistance, conductivity_S_per_m
@@ -341,9 +361,12 @@ def analyze_eis(
 
     def quantity(flag: str, text: str, dimension: str) -> float:
         try:
-            return parse_quantity(_spaced(text), dimension)
+            value = parse_quantity(_spaced(text), dimension)
         except UnitError as exc:
             _fail(f"{flag}: {exc}")
+        if value <= 0:
+            _fail(f"{flag} must be positive, got {text!r}")
+        return value
 
     d = quantity("--thickness", thickness, "length")
     if (area is None) == (diameter is None):
@@ -352,20 +375,24 @@ def analyze_eis(
         math.pi * (quantity("--diameter", diameter or "", "length") / 2) ** 2
     window = {name: quantity(flag, text, "frequency") for name, flag, text in
               (("f_min_Hz", "--f-min", f_min), ("f_max_Hz", "--f-max", f_max)) if text}
-    if d <= 0 or s <= 0:
-        _fail("--thickness and --area must be positive")
+    if not (math.isfinite(s) and s > 0):
+        _fail(f"the electrode area from --diameter {diameter!r} is not a usable number")
     if (circuit or window) and not fit:
         _fail("--circuit, --f-min and --f-max choose the fit; drop --no-fit")
     try:
         sp = read_spectrum(spectrum)
         r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-    except (AnalysisError, OSError) as exc:
+        if r_b <= 0:
+            raise AnalysisError(f"{spectrum}: the high-frequency intercept is {r_b:g} Ohm; a "
+                                "conductivity needs a positive bulk resistance")
+        sigma = conductivity_S_per_m(r_b, d, s)
+    except AnalysisError as exc:
         _fail(str(exc))
     result: dict[str, object] = {
         "file": str(spectrum), "points": len(sp.frequency_Hz),
         "bulk_resistance_ohm": r_b, "method": "high-frequency real-axis intercept",
         "thickness_m": d, "area_m2": s,
-        "ionic_conductivity_mS_cm": conductivity_S_per_m(r_b, d, s) * 10,
+        "ionic_conductivity_mS_cm": sigma * 10,
         "read_as": list(sp.notes)}
     if fit:
         from analysis.eis_fit import fit_bulk_resistance
@@ -395,15 +422,16 @@ def _spaced(text: str) -> str:
     """'300um' -> '300 um': CLI users write values without a space."""
     import re
 
-    return re.sub(r"^([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*", r"\1 ", text.strip())
+    return re.sub(r"^([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?)[ \t]*", r"\1 ", text.strip(),
+                  flags=re.ASCII)
 
 
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of protocol files, for editors."""
-    from protocols import Campaign
+    from protocols.campaign import protocol_json_schema
 
-    out.print_json(json.dumps(Campaign.model_json_schema()))
+    out.print_json(json.dumps(protocol_json_schema()))
 
 
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")

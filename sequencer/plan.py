@@ -21,6 +21,7 @@ from drivers.techniques import Technique
 from protocols import Campaign, Problem, ProtocolError
 from protocols.steps import CHAMBER_STEPS, Loop, SetTemperature, Step, TemperatureSweep, walk
 from protocols.units import kelvin_to_celsius
+from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
@@ -93,8 +94,9 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
         where = f"experiments[{i}] ({exp.name})"
         missing = [c for c in exp.cells if c not in station.cells]
         if missing:
-            problems.append(Problem(source, None, where, f"cells {', '.join(missing)} have no"
-                                    f" instrument channel in station {station.station!r}"))
+            problems.append(replace(campaign.locate_experiment(i, ("cells",)), message=(
+                f"{where}: cells {', '.join(missing)} have no instrument channel in station"
+                f" {station.station!r}")))
             continue
         written = list(walk(exp.steps))
         positions = {id(s): k for k, s in enumerate(written)}
@@ -104,12 +106,13 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
         chamber = next(iter(chambers)) if len(chambers) == 1 else None
         uses_chamber = any(isinstance(s, CHAMBER_STEPS) for s in exp.steps)
         if uses_chamber and None in chambers:
-            problems.append(Problem(source, None, where, "has temperature steps, but not every"
-                                    " cell is in a chamber"))
+            problems.append(replace(campaign.locate_experiment(i, ("cells",)), message=(
+                f"{where} has temperature steps, but not every cell is in a chamber")))
         elif uses_chamber and len(chambers) > 1:
-            problems.append(Problem(source, None, where, "its cells sit in different chambers"
-                                    f" ({', '.join(sorted(map(str, chambers)))}) but share one"
-                                    " temperature schedule"))
+            problems.append(replace(campaign.locate_experiment(i, ("cells",)), message=(
+                f"{where}: its cells sit in different chambers"
+                f" ({', '.join(sorted(map(str, chambers)))}) but share one temperature"
+                " schedule")))
         techniques: dict[tuple[str, int], Technique] = {}
         for step in _walk(steps):
             k = doc_index[id(step)]
@@ -143,7 +146,9 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                                          tuple(s.kind for s in written), techniques))
     if problems:
         raise ProtocolError(problems)
-    return replace(_schedule(campaign, station, planned), notes=notes)
+    plan = replace(_schedule(campaign, station, planned), notes=notes)
+    check_bounds(plan)
+    return plan
 
 
 def _protocol_cells(campaign: Campaign, station: Station) -> tuple[Station, tuple[str, ...]]:

@@ -62,19 +62,21 @@ class RunOutcome:
     status: str   # see sequencer.status: completed, completed_with_faults or faulted
 
 
-def prepare(protocol: Path, station: Path | None = None) -> Plan:
+def prepare(protocol: Path, station: Path | None = None, *,
+            allow_outside_includes: bool = False) -> Plan:
     """Load, validate and plan, on the given station or a simulated one; raises
     ProtocolError."""
-    campaign = load_campaign(protocol)
+    campaign = load_campaign(protocol, allow_outside_includes=allow_outside_includes)
     bench = load_station(station) if station else simulated_station(campaign)
     return build_plan(campaign, bench, protocol.name)
 
 
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
-                  progress: NoProgress | None = None) -> RunOutcome:
+                  progress: NoProgress | None = None, *,
+                  allow_outside_includes: bool = False) -> RunOutcome:
     """Run a protocol: on in-process simulators in virtual time (no station, or a station of
     ``sim.*`` drivers), or on the instruments a station file addresses, in wall time."""
-    plan = prepare(protocol, station)
+    plan = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
     with claim_channels(plan.station, run_dir):
         _claim_run_dir(run_dir)
         with hold_run_dir(run_dir):

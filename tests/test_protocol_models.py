@@ -203,13 +203,16 @@ def test_include_cycles_and_duplicates_name_the_files(tmp_path):
     with pytest.raises(ProtocolError) as info:
         load_campaign(tmp_path / "a.yaml")
     msgs = [str(p) for p in info.value.problems]
-    assert "b.yaml:2: include[0]: include cycle: a.yaml -> b.yaml -> a.yaml" in msgs
-    assert "b.yaml:2: include[1]: included file 'missing.yaml' does not exist" in msgs
+    assert ("b.yaml:2: include[0]: include cycle: a.yaml -> b.yaml -> a.yaml"
+            " (included from a.yaml:16)") in msgs
+    assert ("b.yaml:2: include[1]: included file 'missing.yaml' does not exist"
+            " (included from a.yaml:16)") in msgs
     (tmp_path / "b.yaml").write_text(CELLS.replace("campaign: t", "campaign: b"))
     with pytest.raises(ProtocolError) as info:
         load_campaign(tmp_path / "a.yaml")
     msgs = [str(p) for p in info.value.problems]
-    assert "b.yaml:4: cells[0].id: cell id 'b1' is already used in a.yaml (cells[0])" in msgs
+    assert ("b.yaml:4: cells[0].id: cell id 'b1' is already used in a.yaml (cells[0])"
+            " (included from a.yaml:16)") in msgs
 
 
 def test_pybamm_strings_are_steps(write_yaml):

@@ -60,3 +60,66 @@ def test_c_rates_are_their_own_kind(text, rate):
 
 def test_coulombs_are_not_c_rates():
     assert parse_c_rate("10 mC") is None
+
+
+# --- the grammar: what cannot divide by zero, recurse or run for ever --------------------------
+
+@pytest.mark.parametrize(("text", "dimension", "expected"), [
+    ("1 degC/min", "temperature_rate", 1 / 60),
+    ("5 mA h/g", "specific_capacity", 18000.0),
+    ("5 mA*h/g", "specific_capacity", 18000.0),
+    ("2 cm²", "area", 2e-4),
+    ("1 Ω", "resistance", 1.0),
+    ("0.35 mA per cm^2", "current_density", 3.5),
+    ("0.35 mA/cm**2", "current_density", 3.5),
+    ("10\u00a0mV", "voltage", 0.010),
+    ("1 hour", "time", 3600.0),
+    ("30 second", "time", 30.0),
+])
+def test_the_grammar_reads_what_labs_write(text, dimension, expected):
+    assert parse_quantity(text, dimension) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("1 1/0", r"^unknown unit '1/0' in '1 1/0': '1' cannot appear in a unit \(a number belongs"),
+    ("1 mA/0", r"'0' cannot appear in a unit"),
+    ("1 0**-1", r"'0' cannot appear in a unit"),
+    ("1 mA)", r"'\)' cannot appear in a unit"),
+    ("1 (mA", r"'\(' cannot appear in a unit"),
+    ("1 m**9**9**9", r"powers of a unit go from -4 to 4, not 9"),
+    ("1 m^2^3", r"a unit name takes one power"),
+    ("1 m^", r"a power is an integer"),
+    ("1 mA/", r"it ends with an operator"),
+    ("1 /mA", r"'/' needs a unit name before it"),
+    ("1 m m m m m m m", r"at most 6 factors"),
+    ("\uff11\uff10 mA", r"write numbers with the digits 0-9"),
+    ("\u0661 mA", r"write numbers with the digits 0-9"),
+    ("1e400 mA", r"not a finite number"),
+    ("1e-320 mA", r"too small to compute with"),
+    ("1" * 101 + " mA", r"too long \(the limit is 100\)"),
+    ("1 nan", r"^unknown unit 'nan' in '1 nan'$"),
+])
+def test_hostile_values_are_unit_errors(text, match):
+    with pytest.raises(UnitError, match=match):
+        parse_quantity(text, "current")
+
+
+def test_a_tower_of_powers_is_refused_at_once():
+    """pint itself would evaluate 9**9**9 (no answer in a minute); the grammar never gets there."""
+    with pytest.raises(UnitError, match="powers of a unit"):
+        parse_quantity("1 s**9**9**9**9", "time")
+
+
+@pytest.mark.parametrize("text", ["C/0", "C/-2", "C/0.0", "C/1e-320", "0C", "1e-320C", "C/1e999"])
+def test_c_rates_that_divide_by_zero_or_vanish_are_refused(text):
+    with pytest.raises(UnitError, match=r"^a C-rate must be a positive finite number"):
+        parse_c_rate(text)
+
+
+def test_a_c_rate_is_not_a_length_even_when_broken():
+    with pytest.raises(UnitError, match=r"^expected a length, got the C-rate 'C/0'$"):
+        parse_quantity("C/0", "length")
+
+
+def test_full_width_digits_are_not_a_c_rate():
+    assert parse_c_rate("\uff11C") is None

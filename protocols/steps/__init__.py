@@ -22,7 +22,7 @@ from protocols.steps.gitt import GITT
 from protocols.steps.impedance import GEIS, PEIS
 from protocols.steps.loop import Loop, LoopUntil
 from protocols.steps.plating_stripping import CCDRamp, PlatingStripping
-from protocols.steps.pybamm import expand_shorthand, parse_pybamm
+from protocols.steps.pybamm import ShorthandJsonSchema, expand_shorthand, parse_pybamm
 from protocols.steps.rest import Rest
 from protocols.steps.sweeps import CyclicVoltammetry, LinearSweep
 from protocols.steps.temperature import SetTemperature, TemperatureSweep
@@ -49,6 +49,7 @@ Step = Annotated[
     Union[STEP_TYPES],  # noqa: UP007 -- built from a tuple at import
     Field(discriminator="kind"),
     BeforeValidator(expand_shorthand),
+    ShorthandJsonSchema(),
 ]
 for _type in STEP_TYPES:   # containers (loop, temperature_sweep) hold steps of any type
     if not _type.__pydantic_complete__:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from protocols.types import FROZEN, Duration, PositiveCurrent, PositiveVoltage
+from protocols.types import FROZEN, Count, Duration, PositiveCurrent, PositiveVoltage
 
 DEFAULT_RECORD_EVERY_S = 10.0
 
@@ -15,10 +15,19 @@ DEFAULT_RECORD_EVERY_S = 10.0
 ResumePolicy = Literal["continue", "restart", "skip"]
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    """In the JSON Schema a step names its kind, as validation requires (the model's default
+    ``kind`` would otherwise make it optional there)."""
+    if "kind" in schema.get("properties", {}):
+        required = schema.setdefault("required", [])
+        if "kind" not in required:
+            required.insert(0, "kind")
+
+
 class StepBase(BaseModel):
-    model_config = FROZEN
+    model_config = ConfigDict(**FROZEN, json_schema_extra=_kind_required)
     label: str = Field(default="", max_length=200)
-    every: int | None = Field(default=None, ge=1, le=100_000,
+    every: Count | None = Field(default=None, ge=1, le=100_000,
                               description="inside a loop: run on iterations 1, 1+N, 1+2N, ...")
     on_resume: ResumePolicy | None = None
 

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from protocols.steps.base import StepBase
 from protocols.steps.constant_current import Direction
-from protocols.types import CurrentLike, Duration, Voltage
+from protocols.types import Count, CurrentLike, Duration, Voltage
 
 
 class GITT(StepBase):
@@ -18,7 +18,7 @@ class GITT(StepBase):
     pulse: Duration
     rest: Duration
     until_voltage: Voltage
-    max_pulses: int = Field(default=1000, ge=1, le=100_000)
+    max_pulses: Count = Field(default=1000, ge=1, le=100_000)
     record_every: Duration = 1.0
 
 

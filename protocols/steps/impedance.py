@@ -7,14 +7,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from protocols.steps.base import StepBase
-from protocols.types import Frequency, PositiveCurrent, PositiveVoltage
+from protocols.types import Count, Frequency, PositiveCurrent, PositiveVoltage
 
 
 class _Sweep(StepBase):
     f_start: Frequency
     f_end: Frequency
-    points_per_decade: int = Field(default=10, ge=1, le=100)
-    average: int = Field(default=1, ge=1, le=100, description="measurements averaged per point")
+    points_per_decade: Count = Field(default=10, ge=1, le=100)
+    average: Count = Field(default=1, ge=1, le=100, description="measurements averaged per point")
 
     @model_validator(mode="after")
     def _distinct_frequencies(self) -> _Sweep:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 
 from protocols.steps.base import StepBase
-from protocols.types import FROZEN, Fraction
+from protocols.types import FROZEN, Count, Fraction
 
 if TYPE_CHECKING:
     from protocols.steps import Step
@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 class LoopUntil(BaseModel):
     model_config = FROZEN
     capacity_retention_below: Fraction | None = None
-    short_circuit: bool = False
-    voltage_limit: bool = False
+    short_circuit: StrictBool = False
+    voltage_limit: StrictBool = False
 
     @model_validator(mode="after")
     def _some_condition(self) -> LoopUntil:
@@ -36,9 +36,9 @@ class Loop(StepBase):
     (GITT pulses, a repeated EIS)."""
 
     kind: Literal["loop"] = "loop"
-    count: int = Field(ge=1, le=1_000_000)
+    count: Count = Field(ge=1, le=1_000_000)
     until: LoopUntil | None = None
-    count_cycles: bool = True
+    count_cycles: StrictBool = True
     steps: list[Step] = Field(min_length=1)
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from protocols.steps.base import DEFAULT_RECORD_EVERY_S, StepBase
-from protocols.types import Duration, PositiveCurrentDensity, PositiveVoltage
+from protocols.types import Count, Duration, PositiveCurrentDensity, PositiveVoltage
 
 #: Default collapse threshold: well below the paper's smallest plateau (34.7 mV at
 #: 0.15 mA/cm^2) and above j A R_short for a 1-5 Ohm short at the CCD (a few mV).
@@ -23,7 +23,7 @@ class PlatingStripping(StepBase):
     kind: Literal["plating_stripping"] = "plating_stripping"
     current_density: PositiveCurrentDensity
     half_cycle: Duration
-    cycles: int = Field(ge=1, le=1_000_000)
+    cycles: Count = Field(ge=1, le=1_000_000)
     short_circuit_below: PositiveVoltage = DEFAULT_SHORT_BELOW_V
     record_every: Duration = DEFAULT_RECORD_EVERY_S
 
@@ -37,7 +37,7 @@ class CCDRamp(StepBase):
     increment: PositiveCurrentDensity
     maximum: PositiveCurrentDensity
     half_cycle: Duration
-    cycles_per_level: int = Field(default=1, ge=1, le=1000)
+    cycles_per_level: Count = Field(default=1, ge=1, le=1000)
     short_circuit_below: PositiveVoltage = DEFAULT_SHORT_BELOW_V
     record_every: Duration = DEFAULT_RECORD_EVERY_S
 

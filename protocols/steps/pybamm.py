@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+#: A step string longer than this is not one a lab writes; refused before matching.
+MAX_STEP_CHARS = 200
+
 _PATTERN = re.compile(
     r"^\s*(?P<verb>charge|discharge|rest|hold)"
     r"(?:\s+at\s+(?P<value>.+?))?"
@@ -27,6 +30,9 @@ _PATTERN = re.compile(
 
 def parse_pybamm(text: str) -> dict[str, Any]:
     """The step mapping for one PyBaMM experiment string; ValueError if it is not one."""
+    if len(text) > MAX_STEP_CHARS:
+        raise ValueError(f"a step string has at most {MAX_STEP_CHARS} characters, this one has"
+                         f" {len(text)}")
     m = _PATTERN.match(text)
     if not m:
         raise ValueError(f"cannot read {text!r} as a step: expected e.g. 'Discharge at C/10 until"
@@ -57,6 +63,30 @@ def parse_pybamm(text: str) -> dict[str, Any]:
     if until:
         step["until_voltage"] = until
     return step
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+#: The JSON Schema of a step string (editors flag nothing ``validate`` accepts; what follows the
+#: verb is checked by ``validate``). JSON Schema patterns have no case-insensitive flag.
+SHORTHAND_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "maxLength": MAX_STEP_CHARS,
+    "pattern": r"^\s*(" + "|".join(_any_case(v) for v in ("charge", "discharge", "rest", "hold"))
+               + r")(\s|$)",
+    "description": "a PyBaMM experiment string",
+    "examples": ["Discharge at C/10 until 2.8 V", "Rest for 1 hour (1 minute period)",
+                 "Hold at 4.35 V until C/50"],
+}
+
+
+class ShorthandJsonSchema:
+    """In the JSON Schema, a step is its mapping or a PyBaMM string, as in validation."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {"anyOf": [SHORTHAND_SCHEMA, handler(core_schema)]}
 
 
 def expand_shorthand(value: Any) -> Any:

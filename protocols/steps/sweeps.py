@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from protocols.steps.base import StepBase
-from protocols.types import Duration, PositiveCurrentDensity, ScanRate, Voltage
+from protocols.types import Count, Duration, PositiveCurrentDensity, ScanRate, Voltage
 
 
 class LinearSweep(StepBase):
@@ -27,7 +27,7 @@ class CyclicVoltammetry(StepBase):
     start: Voltage | None = None
     vertices: list[Voltage] = Field(min_length=2, max_length=10)
     scan_rate: ScanRate
-    cycles: int = Field(default=1, ge=1, le=10_000)
+    cycles: Count = Field(default=1, ge=1, le=10_000)
     record_every: Duration = 1.0
 
     @model_validator(mode="after")
