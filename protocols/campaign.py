@@ -80,6 +80,9 @@ class CampaignFile(BaseModel):
     campaign: Identifier
     description: str = ""
     include: list[str] = Field(default_factory=list, max_length=100)
+    #: A folder of the lab's own material files, relative to this file
+    #: (see protocols.material_files)
+    materials: str | None = Field(default=None, min_length=1, max_length=500)
     cells: list[Cell] = Field(default_factory=list)
     experiments: list[Experiment] = Field(default_factory=list)
 
@@ -94,6 +97,9 @@ class Campaign(BaseModel):
     cells: list[Cell]
     experiments: list[Experiment]
     sources: list[str] = Field(default_factory=list)
+    #: Every material file of the lab's own folders that was read (absolute paths): a run
+    #: depends on them as on its protocol files.
+    material_files: list[str] = Field(default_factory=list)
     _origins: list[Origin] = PrivateAttr(default_factory=list)
 
     def cell(self, cell_id: str) -> Cell:

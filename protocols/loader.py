@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from protocols.campaign import Campaign, CampaignFile, Origin
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
+from protocols.material_files import campaign_library, cell_problems, folder_files
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 200_000
@@ -32,22 +33,31 @@ def load_campaign(path: str | Path) -> Campaign:
     experiments: list[Placed] = []
     problems: list[Problem] = []
     sources: list[str] = []
-    top = _load_tree(path, [], cells, experiments, problems, sources)
+    material_files: list[Path] = []
+    top = _load_tree(path, [], cells, experiments, problems, sources, material_files)
     if top is None or problems:
         raise ProtocolError(problems)
-    problems = list(dict.fromkeys(check_campaign(path.name, cells, experiments)))
+    library = campaign_library(material_files, problems)
+    problems.extend(check_campaign(path.name, cells, experiments))
+    for p in cells:
+        problems.extend(cell_problems(p, p.locate, library))
+    problems = list(dict.fromkeys(problems))
     if problems:
         raise ProtocolError(problems)
+    if material_files:
+        for p in cells:
+            p.item._material_library = library  # type: ignore[union-attr]
     campaign = Campaign.model_construct(
         campaign=top.campaign, description=top.description,
         cells=[p.item for p in cells], experiments=[p.item for p in experiments],
-        sources=sources)
+        sources=sources, material_files=[str(f) for f in material_files])
     campaign._origins = [Origin(p.file, p.index, p.locate) for p in experiments]
     return campaign
 
 
 def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: list[Placed],
-               problems: list[Problem], sources: list[str]) -> CampaignFile | None:
+               problems: list[Problem], sources: list[str],
+               material_files: list[Path]) -> CampaignFile | None:
     """Load ``path`` and, depth first, what it includes; collect problems instead of stopping."""
     name = path.name
     try:
@@ -61,6 +71,11 @@ def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: 
     def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
         return _locate(root, loc)
 
+    if doc.materials is not None:
+        line, field = _locate(root, ("materials",))
+        for f in folder_files(path, doc.materials, line, field, problems):
+            if f not in material_files:
+                material_files.append(f)
     cells.extend(Placed(c, name, i, locate) for i, c in enumerate(doc.cells))
     experiments.extend(Placed(e, name, i, locate) for i, e in enumerate(doc.experiments))
     for k, ref in enumerate(doc.include):
@@ -77,7 +92,8 @@ def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: 
         if not child.is_file():
             problems.append(Problem(name, line, field, f"included file {ref!r} does not exist"))
             continue
-        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources)
+        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources,
+                   material_files)
     return doc
 
 
