@@ -68,6 +68,8 @@ _EPS = 1e-6
 _VC_FIRST_S = 0.5
 _VC_GROWTH = 1.08
 _VC_MAX_STEPS = 4000
+#: A sweep's steps move the voltage by at most this much.
+_SWEEP_DV_V = 2e-3
 
 
 def _j_per_mol_to_eV(ea: float) -> float:
@@ -372,7 +374,8 @@ class ElectrodePairCell(CellModel):
         if isinstance(technique, VoltageSweep):
             start = self.ocv_V(temperature_C) if technique.start_V is None else technique.start_V
             path = SweepPath(technique, start)
-            seg = self._voltage_controlled(path.voltage, path.duration_s, None, temperature_C)
+            seg = self._voltage_controlled(path.voltage, path.duration_s, None, temperature_C,
+                                           max_step_s=_SWEEP_DV_V / path.rate_V_s)
 
             def current(t: Array) -> Array:
                 return seg.sample(t)[1]
@@ -381,8 +384,8 @@ class ElectrodePairCell(CellModel):
         raise NotImplementedError(f"a full cell cannot run {type(technique).__name__}")
 
     def _voltage_controlled(self, target: Callable[[Array], Array], duration_s: float,
-                            until_abs_current_A: float | None, temperature_C: float
-                            ) -> FunctionSegment:
+                            until_abs_current_A: float | None, temperature_C: float,
+                            max_step_s: float = math.inf) -> FunctionSegment:
         """Steps of constant current, each solved so that the voltage at its end is the
         target's; the cell's state is restored afterwards (``finish`` commits)."""
         saved = self.state()
@@ -391,8 +394,10 @@ class ElectrodePairCell(CellModel):
         r = self.ohmic_ohm(temperature_C) + 1e-6
         i_guess = 0.0
         end_reason = "duration"
+        if duration_s / min(max_step_s, duration_s or 1.0) > _VC_MAX_STEPS:
+            max_step_s = duration_s / _VC_MAX_STEPS
         while t < duration_s and len(currents) < _VC_MAX_STEPS:
-            h = min(h, duration_s - t)
+            h = min(h, max_step_s, duration_s - t)
             v_t = float(target(np.array([t + h]))[0])
 
             def gap(i: float, h: float = h, v_t: float = v_t) -> float:
