@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ class Library:
     def names(self, kind: MaterialKind | None = None) -> list[str]:
         return sorted(n for n, m in self._by_name.items() if kind is None or m.kind == kind)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Material]:
         return iter(sorted(self._by_name.values(), key=lambda m: (m.kind, m.name.lower())))
 
     def find(self, name: str) -> Material | None:

@@ -40,7 +40,7 @@ def load_campaign(path: str | Path) -> Campaign:
     library = campaign_library(material_files, problems)
     problems.extend(check_campaign(path.name, cells, experiments))
     for p in cells:
-        problems.extend(cell_problems(p, p.locate, library))
+        problems.extend(cell_problems(p, library))
     problems = list(dict.fromkeys(problems))
     if problems:
         raise ProtocolError(problems)

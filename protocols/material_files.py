@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from materials import Library, UnknownMaterial, builtin, parse_material
+from materials import Library, Material, MaterialKind, UnknownMaterial, builtin, parse_material
+from protocols.cells import Cell, CellKind
+from protocols.checks import Placed
 from protocols.errors import Problem, ProtocolError
 
 #: At most this many files in one materials folder (a folder is not a data dump).
@@ -48,7 +50,7 @@ def campaign_library(files: list[Path], problems: list[Problem]) -> Library:
     lib = builtin()
     if not files:
         return lib
-    materials = []
+    materials: list[Material] = []
     for path in files:
         try:
             data, root = read_yaml(path)
@@ -56,7 +58,7 @@ def campaign_library(files: list[Path], problems: list[Problem]) -> Library:
             problems.extend(exc.problems)
             continue
         try:
-            materials.append(parse_material(data, path, builtin=False))
+            material = parse_material(data, path, builtin=False)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 line, field = _locate(root, err["loc"])
@@ -64,6 +66,13 @@ def campaign_library(files: list[Path], problems: list[Problem]) -> Library:
                 if err["type"] == "missing":
                     message = f"missing required field {str(err['loc'][-1])!r}"
                 problems.append(Problem(path.name, line, field, message))
+            continue
+        if material.doc.paper:
+            line, field = _locate(root, ("paper",))
+            problems.append(Problem(path.name, line, field, "only the library's own files are"
+                                    " the reference paper's materials; remove 'paper'"))
+            continue
+        materials.append(material)
     try:
         return lib.with_materials(materials)
     except ValueError as exc:
@@ -71,13 +80,12 @@ def campaign_library(files: list[Path], problems: list[Problem]) -> Library:
         return lib
 
 
-def cell_problems(cell: object, locate, library: Library) -> list[Problem]:  # type: ignore[no-untyped-def]
-    """Problems of one placed cell's materials (``cell`` is a :class:`protocols.checks.Placed`)."""
-    from protocols.cells import CellKind
-
-    c = cell.item  # type: ignore[attr-defined]
-    wanted: list[tuple[tuple[object, ...], str, str]] = [(("electrolyte",), c.electrolyte,
-                                                          "electrolyte")]
+def cell_problems(placed: Placed, library: Library) -> list[Problem]:
+    """Problems of one placed cell's materials: each names the cell and the field."""
+    c = placed.item
+    assert isinstance(c, Cell)
+    wanted: list[tuple[tuple[object, ...], str, MaterialKind]] = [
+        (("electrolyte",), c.electrolyte, "electrolyte")]
     if c.kind is CellKind.FULL_CELL:
         if c.cathode is not None:
             wanted.append((("cathode", "material"), c.cathode.material, "cathode"))
@@ -85,10 +93,9 @@ def cell_problems(cell: object, locate, library: Library) -> list[Problem]:  # t
     out = []
     for loc, name, kind in wanted:
         try:
-            library.resolve(name, kind)  # type: ignore[arg-type]
+            library.resolve(name, kind)
         except UnknownMaterial as exc:
-            out.append(cell.problem(("cells", cell.index, *loc),  # type: ignore[attr-defined]
-                                    f"cell {c.id!r}: {exc}"))
+            out.append(placed.problem(("cells", placed.index, *loc), f"cell {c.id!r}: {exc}"))
     return out
 
 

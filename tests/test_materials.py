@@ -210,3 +210,11 @@ def test_cellseq_materials_lists_the_library_and_shows_one():
     assert "assumed:" in one.output and "Kraft" in " ".join(one.output.split())
     unknown = runner.invoke(app, ["materials", "unobtainium"])
     assert unknown.exit_code == 2 and "Traceback" not in unknown.output
+
+
+def test_a_lab_file_cannot_claim_the_papers_calibrated_model(tmp_path):
+    folder = tmp_path / "materials"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text(yaml.safe_dump({**LAB_ELECTROLYTE, "paper": True}))
+    with pytest.raises(ProtocolError, match=r"mine.yaml:\d+: paper: only the library's own"):
+        load_campaign(_protocol(tmp_path, "materials: ./materials/", electrolyte="HL7"))

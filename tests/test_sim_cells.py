@@ -501,7 +501,7 @@ def test_lsv_raw_current_at_the_onset() -> None:
     assert np.all(np.diff(i[above]) > 0)             # the decomposition current only grows
     assert np.all(np.abs(i[v < 4.0]) < 0.01 * threshold)  # a flat baseline, capacitive only
     # the liquid reference gives way much earlier
-    seg = build_cell("li_cu", "liquid", THICKNESS_M, AREA_M2).begin(
+    seg = build_cell("li_cu", "liquid reference", THICKNESS_M, AREA_M2).begin(
         VoltageSweep((6.0,), 1e-3, 1.0), 25.0)
     v, i = seg.sample(t)
     assert onset_V(v, i, threshold) == pytest.approx(4.5, abs=0.05)
@@ -640,7 +640,7 @@ def test_full_cell_sweep_stopped_early_commits_what_passed() -> None:
 
 def test_full_cell_oxidation_beyond_the_window() -> None:
     currents = {}
-    for electrolyte in ("AIOSE", "liquid"):
+    for electrolyte in ("AIOSE", "liquid reference"):
         cell = full_cell(electrolyte=electrolyte)
         run(cell, ConstantVoltage(4.35, 1e6, 100.0, until_abs_current_A=1e-7), n=11)
         seg = cell.begin(VoltageSweep((5.2,), 1e-3, 1.0), 25.0)
@@ -650,7 +650,7 @@ def test_full_cell_oxidation_beyond_the_window() -> None:
     cathode_area_cm2 = CATHODE_AREA_M2 * 1e4
     # AIOSE: nothing much by 5.2 V; the liquid is well past its 4.5 V onset
     assert currents["AIOSE"] < 2 * ONSET_J_A_PER_CM2 * cathode_area_cm2
-    assert currents["liquid"] > 100 * ONSET_J_A_PER_CM2 * cathode_area_cm2
+    assert currents["liquid reference"] > 100 * ONSET_J_A_PER_CM2 * cathode_area_cm2
 
 
 @pytest.mark.parametrize("kind", ["blocking", "symmetric_li", "li_cu", "full_cell"])

@@ -98,7 +98,7 @@ def test_first_cycle_loss_with_graphite_then_high_efficiency(anode, ce_window):
 
 def test_fresh_cells_rest_at_their_pristine_ocv():
     assert 3.0 < coin("NMC622", "Li").ocv_V(25.0) < 3.55  # above its 3.0/2.8 V cutoff
-    assert 3.0 < coin("NCM622", "Li", "liquid electrolyte").ocv_V(25.0) < 3.55  # paper model
+    assert 3.0 < coin("NCM622", "Li", "LiPF6-EC-DEC-EMC").ocv_V(25.0) < 3.55  # paper model
     full = coin("NMC622", "graphite")
     assert full.ocv_V(25.0) < 2.0  # a fresh full cell: empty graphite
     cell = coin("NMC811", "graphite")
