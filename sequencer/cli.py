@@ -337,10 +337,11 @@ def materials(
             m = lib.resolve(name)
         except UnknownMaterial as exc:
             _fail(str(exc))
-        out.print(f"{m.name} ({m.kind}){'' if m.builtin else ' [lab file]'}: {m.doc.description}")
+        out.print(f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
+                  markup=False)
         out.print(f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}")
         for what, source in m.sources.items():
-            out.print(f"  source of {what}: {source}")
+            out.print(f"  source of {what}: {source}", markup=False)
         out.print(f"  assumed: {', '.join(m.assumed) or 'none'}")
         return
     table = Table(title="cellseq material library")

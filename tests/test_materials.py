@@ -218,3 +218,13 @@ def test_a_lab_file_cannot_claim_the_papers_calibrated_model(tmp_path):
     (folder / "mine.yaml").write_text(yaml.safe_dump({**LAB_ELECTROLYTE, "paper": True}))
     with pytest.raises(ProtocolError, match=r"mine.yaml:\d+: paper: only the library's own"):
         load_campaign(_protocol(tmp_path, "materials: ./materials/", electrolyte="HL7"))
+
+
+def test_cellseq_materials_lists_a_labs_folder_too(tmp_path):
+    (tmp_path / "houselyte.yaml").write_text(yaml.safe_dump(LAB_ELECTROLYTE))
+    result = runner.invoke(app, ["materials", "--folder", str(tmp_path)],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 0 and "HouseLyte-7 *" in result.output
+    one = runner.invoke(app, ["materials", "HL7", "--folder", str(tmp_path)])
+    assert one.exit_code == 0 and "a lab file" in one.output
+    assert runner.invoke(app, ["materials", "--folder", str(tmp_path / "no")]).exit_code == 2

@@ -246,3 +246,19 @@ def test_two_electrode_cells_against_pybamm_dfn(case):
         assert d_cap < 0.03 and rmse_mV <= 30.0
     else:  # 2C and the temperatures: reported by the benchmark, held here to twice as much
         assert d_cap < 0.06 and rmse_mV <= 60.0
+
+
+def test_a_two_electrode_cells_state_round_trips_for_resume():
+    one_c = MASS_KG * 170.0
+    cell = coin("NMC811", "Si-graphite")
+    run(cell, ConstantCurrent(0.5 * one_c, 3600.0, 10.0, until_voltage_V=4.2))
+    run(cell, ConstantCurrent(-one_c, 600.0, 10.0))
+    saved = json.loads(json.dumps(cell.state()))
+    twin = coin("NMC811", "Si-graphite")
+    twin.restore(saved)
+    rest = OpenCircuit(600.0, 10.0)
+    t = np.linspace(0.0, 600.0, 7)
+    assert np.allclose(cell.begin(rest, 25.0).sample(t)[0], twin.begin(rest, 25.0).sample(t)[0],
+                       atol=1e-12)
+    with pytest.raises(ValueError, match="not attributes"):
+        twin.restore({"bogus": 1.0})

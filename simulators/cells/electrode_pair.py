@@ -26,7 +26,8 @@ A Li metal counter electrode has no OCP (0 V) and the electrolyte's Li plating/s
 overpotential (half of a Li||Li cell's). An intercalation anode first loses
 ``first_cycle_loss_fraction`` of the charge to SEI formation while it is lithiated for the first
 time (until that share of the cathode's window has been lost), and (1 - coulombic_efficiency) of
-later charge.
+later charge; while charging, (1 - coulombic_efficiency) of the cathode's current oxidises the
+electrolyte instead of delithiating it.
 
 Voltage-controlled steps (CV holds, sweeps) are integrated in time steps, the current of each step
 solved so that the closed-form voltage at its end meets the target.
@@ -190,19 +191,23 @@ class ElectrodePairCell(CellModel):
     """cathode | electrolyte | anode (intercalation or Li metal); the module doc has the model.
 
     ``theta_p`` / ``theta_n`` are the electrodes' initial stoichiometries (Li fraction of c_max);
-    ``sei_loss_C`` the charge the first lithiation of the anode loses to SEI;
+    ``sei_loss_C`` the charge the first lithiation of the anode loses to SEI; ``theta_p_max`` the
+    most the cathode takes back (a lab's cathode is not relithiated beyond its pristine state);
     ``v_min_V`` / ``v_max_V`` the window a "full" state refers to.
     """
 
     def __init__(self, positive: Electrode, negative: Electrode | None,
                  electrolyte: Electrolyte, theta_p: float, theta_n: float,
-                 sei_loss_C: float = 0.0) -> None:
+                 sei_loss_C: float = 0.0, theta_p_max: float = 1.0) -> None:
         self.positive, self.negative, self.electrolyte = positive, negative, electrolyte
+        #: the most the cathode's surface can be lithiated (a lab's cathode: its pristine state)
+        self._theta_p_max = float(theta_p_max)
         self._lam, self._tail = sphere_eigenvalues()
         self.area_m2 = positive.area_m2
         pn = negative.params if negative is not None else {}
         self._first_loss = float(pn.get("first_cycle_loss_fraction", 0.0))
         self._ce_n = float(pn.get("coulombic_efficiency", 1.0))
+        self._ce_p = float(positive.params.get("coulombic_efficiency", 1.0))
         # state (scalars; the modes are saved by state()/restore())
         self.theta_p = float(theta_p)
         self.theta_n = float(theta_n)
@@ -321,7 +326,9 @@ class ElectrodePairCell(CellModel):
             loss = 0.0
         t_sei = (self.sei_remaining_C / (current_A * loss)
                  if loss > 0 and self.sei_remaining_C > 0 and current_A > 0 else math.inf)
-        rp, tp, kp, qp = self._flux_terms(p, current_A / (FARADAY * p.surface_m2), temperature_C)
+        # while charging, (1 - CE) of the cathode's current oxidises the electrolyte instead
+        i_p = current_A * (self._ce_p if current_A > 0 else 1.0)
+        rp, tp, kp, qp = self._flux_terms(p, i_p / (FARADAY * p.surface_m2), temperature_C)
         i_int = current_A * (1 - loss)
         if n is not None:
             rn, tn, kn, qn = self._flux_terms(n, -i_int / (FARADAY * n.surface_m2),
@@ -513,7 +520,7 @@ class _CcStep:
         c0 = cell.electrolyte.c0
         p = cell.positive
         v = p.ocp(np.clip(ps, 0, 1)) + cell._eta(p, i / p.surface_m2, ps, c0 - dce / 2, temp)
-        out_of_range = (ps >= 1.0) | (ps <= 0.0)
+        out_of_range = (ps >= cell._theta_p_max) | (ps <= 0.0)
         n = cell.negative
         if n is None:
             v = v + cell._li_metal_eta(i, temp)

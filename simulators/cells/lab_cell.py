@@ -7,10 +7,11 @@ active-material fraction. Its window is where its OCP vs Li
 crosses the material's ``v_min_V`` / ``v_max_V``. An intercalation anode is sized by the N/P ratio
 (anode over cathode capacity, each in its own window vs Li) on the cathode's area. A pristine
 cathode sits at ``stoichiometry_pristine`` (nearly fully lithiated), a pristine anode at its own
-(empty), so a fresh cell rests at the difference of those OCPs; the first lithiation of the anode
-loses ``first_cycle_loss_fraction`` of the cathode's window to SEI. The separator or membrane is
-the electrolyte's membrane resistance (``sigma_25C_S_per_cm``, ``ea_eV``, grain boundaries) over
-the protocol's thickness and area.
+(empty), so a fresh cell rests at the difference of those OCPs; the cathode is never lithiated
+beyond its pristine state (a half cell's first coulombic efficiency stays below 100 %); the
+first lithiation of the anode loses ``first_cycle_loss_fraction`` of the cathode's window to
+SEI. The separator or membrane is the electrolyte's membrane resistance
+(``sigma_25C_S_per_cm``, ``ea_eV``, grain boundaries) over the protocol's thickness and area.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def lab_electrode_pair(cathode: Mapping[str, Any], anode: Mapping[str, Any],
     el = Electrolyte(membrane, electrolyte.get("liquid"), separator_ohm, thickness_m,
                      SEPARATOR_POROSITY, SEPARATOR_BRUGGEMAN)
     if anode.get("lithium_metal"):
-        return ElectrodePairCell(positive, None, el, theta_p, 0.0)
+        return ElectrodePairCell(positive, None, el, theta_p, 0.0, theta_p_max=theta_p)
     ap = anode.get("electrode")
     if ap is None:
         raise ValueError(f"anode {anode['name']!r} has no electrode block")
@@ -71,7 +72,8 @@ def lab_electrode_pair(cathode: Mapping[str, Any], anode: Mapping[str, Any],
                          cathode_area_m2)
     sei = float(ap["first_cycle_loss_fraction"]) * q_cathode_C
     return ElectrodePairCell(positive, negative, el, theta_p,
-                             float(ap["stoichiometry_pristine"]), sei_loss_C=sei)
+                             float(ap["stoichiometry_pristine"]), sei_loss_C=sei,
+                             theta_p_max=theta_p)
 
 
 __all__ = ["lab_electrode_pair"]
