@@ -262,3 +262,17 @@ def test_a_two_electrode_cells_state_round_trips_for_resume():
                        atol=1e-12)
     with pytest.raises(ValueError, match="not attributes"):
         twin.restore({"bogus": 1.0})
+
+
+def test_sweeps_and_holds_on_a_two_electrode_cell_keep_charge_and_range():
+    from drivers.techniques import VoltageSweep
+
+    cell = coin("NMC622", "Li")
+    seg = cell.begin(VoltageSweep((4.3, 3.0), 0.5e-3, 10.0), 25.0)
+    t = np.linspace(0.0, seg.duration_s, 20001)
+    v, i = seg.sample(t)
+    seg.finish(seg.duration_s)
+    assert v[-1] == pytest.approx(3.0) and abs(i[-1]) < 1e-4  # relithiated as far as it goes
+    q = np.trapezoid(i, t)
+    assert cell.charged_C - cell.discharged_C == pytest.approx(q, abs=0.02 * cell.charged_C)
+    assert 0.0 < cell.theta_p <= 0.981 and 3.0 < cell.ocv_V(25.0) < 3.6

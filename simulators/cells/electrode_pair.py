@@ -62,8 +62,10 @@ from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 N_MODES = 30
 #: Double-layer capacitance per particle surface (F/m^2), PyBaMM's default for every set.
 DOUBLE_LAYER_F_PER_M2 = 0.2
-#: Voltage a cell shows once a particle surface is full or empty (beyond any cutoff).
+#: Once a particle surface is full or empty the voltage runs away: by this much per unit of
+#: stoichiometry beyond the end, at most by _BEYOND_V (beyond any cutoff).
 _BEYOND_V = 10.0
+_BEYOND_V_PER_UNIT = 1e4
 _EPS = 1e-6
 #: Voltage-controlled integration: first step, growth per step, most steps.
 _VC_FIRST_S = 0.5
@@ -235,6 +237,19 @@ class ElectrodePairCell(CellModel):
                 arr[k] = float(state.pop(f"{name}_{k:02d}", arr[k]))
         super().restore(state)
 
+    _DYNAMIC = ("theta_p", "theta_n", "delta_ce", "sei_remaining_C", "anode_delithiating",
+                "charged_C", "discharged_C")
+
+    def _snapshot(self) -> tuple[object, ...]:
+        """The state that steps change, cheaply (for the voltage-controlled integration)."""
+        return (*(getattr(self, k) for k in self._DYNAMIC), self.modes_p.copy(),
+                self.modes_n.copy())
+
+    def _put(self, snap: tuple[object, ...]) -> None:
+        for k, v in zip(self._DYNAMIC, snap, strict=False):
+            setattr(self, k, v)
+        self.modes_p, self.modes_n = snap[-2].copy(), snap[-1].copy()  # type: ignore[union-attr]
+
     # -- pieces ------------------------------------------------------------------------------
     def _flux_terms(self, e: Electrode, flux_mol_m2_s: float, temperature_C: float
                     ) -> tuple[float, Array, Array, float]:
@@ -395,7 +410,7 @@ class ElectrodePairCell(CellModel):
                             max_step_s: float = math.inf) -> FunctionSegment:
         """Steps of constant current, each solved so that the voltage at its end is the
         target's; the cell's state is restored afterwards (``finish`` commits)."""
-        saved = self.state()
+        saved = self._snapshot()
         times, currents, states = [0.0], [], [saved]
         t, h = 0.0, _VC_FIRST_S
         r = self.ohmic_ohm(temperature_C) + 1e-6
@@ -408,22 +423,22 @@ class ElectrodePairCell(CellModel):
             v_t = float(target(np.array([t + h]))[0])
 
             def gap(i: float, h: float = h, v_t: float = v_t) -> float:
-                self.restore(states[-1])
+                self._put(states[-1])
                 return float(self._cc(i, temperature_C).voltage(np.array([h]))[0]) - v_t
 
             i = _solve_current(gap, i_guess, r)
-            self.restore(states[-1])
+            self._put(states[-1])
             self._cc(i, temperature_C).commit(h)
             currents.append(i)
             t += h
             times.append(t)
-            states.append(self.state())
+            states.append(self._snapshot())
             i_guess = i
             if until_abs_current_A is not None and abs(i) <= until_abs_current_A:
                 end_reason = "current"
                 break
             h *= _VC_GROWTH
-        self.restore(saved)
+        self._put(saved)
         t_knots = np.asarray(times)
         i_steps = np.asarray(currents) if currents else np.zeros(1)
         total = float(t_knots[-1])
@@ -438,7 +453,7 @@ class ElectrodePairCell(CellModel):
         def finish(elapsed: float) -> None:
             k = int(np.clip(np.searchsorted(t_knots, elapsed, side="right") - 1, 0,
                             len(i_steps) - 1))
-            self.restore(states[k])
+            self._put(states[k])
             self._cc(float(i_steps[k]), temperature_C).commit(elapsed - float(t_knots[k]))
 
         return FunctionSegment(total, end_reason if total < duration_s else "duration",
@@ -520,7 +535,7 @@ class _CcStep:
         c0 = cell.electrolyte.c0
         p = cell.positive
         v = p.ocp(np.clip(ps, 0, 1)) + cell._eta(p, i / p.surface_m2, ps, c0 - dce / 2, temp)
-        out_of_range = (ps >= cell._theta_p_max) | (ps <= 0.0)
+        beyond = np.maximum(ps - cell._theta_p_max, 0.0) + np.maximum(-ps, 0.0)
         n = cell.negative
         if n is None:
             v = v + cell._li_metal_eta(i, temp)
@@ -528,10 +543,10 @@ class _CcStep:
             i_int = i * (1 - self.loss)
             v = (v - n.ocp(np.clip(ns, 0, 1), self.delith)
                  + cell._eta(n, i_int / n.surface_m2, ns, c0 + dce / 2, temp))
-            out_of_range |= (ns >= 1.0) | (ns <= 0.0)
+            beyond = beyond + np.maximum(ns - 1.0, 0.0) + np.maximum(-ns, 0.0)
         v = v + i * self.r_ohm + cell._conc_eta(dce, temp)
-        if np.any(out_of_range) and i != 0:
-            v = np.where(out_of_range, math.copysign(_BEYOND_V, i), v)
+        if i != 0:  # a full or empty surface: the voltage runs away, steeply but continuously
+            v = v + math.copysign(1.0, i) * np.minimum(_BEYOND_V, _BEYOND_V_PER_UNIT * beyond)
         return v
 
     def commit(self, elapsed: float) -> None:
