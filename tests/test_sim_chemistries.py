@@ -276,3 +276,30 @@ def test_sweeps_and_holds_on_a_two_electrode_cell_keep_charge_and_range():
     q = np.trapezoid(i, t)
     assert cell.charged_C - cell.discharged_C == pytest.approx(q, abs=0.02 * cell.charged_C)
     assert 0.0 < cell.theta_p <= 0.981 and 3.0 < cell.ocv_V(25.0) < 3.6
+
+
+def test_a_gitt_pulse_is_diffusion_limited_with_the_materials_d():
+    """Early in a pulse the surface moves as (N / c_max) (2 sqrt(t / (pi D)) + t / R) (a sphere's
+    short-time solution: semi-infinite diffusion plus curvature), with D the library's: the
+    sqrt(t) transient GITT reads D from."""
+    from simulators.cells.electrode_pair import FARADAY
+
+    cell = coin("NMC622", "Li")
+    p = cell.positive
+    current = 0.1 * MASS_KG * 170.0
+    step = cell._cc(current, 25.0)
+    n_flux = current / (FARADAY * p.surface_m2)
+    d = p.diffusivity(25.0)
+    t = np.array([1.0, 4.0, 16.0])
+    moved = cell.theta_p - step.surfaces(t)[0]  # delithiation lowers the surface stoichiometry
+
+    def short_time(t: np.ndarray, d: float) -> np.ndarray:
+        return n_flux / p.c_max * (2 * np.sqrt(t / (np.pi * d)) + t / p.radius)
+
+    assert moved == pytest.approx(short_time(t, d), rel=0.03)
+    slow = coin("NMC622", "Li")
+    slow.positive.params = {**slow.positive.params,
+                            "diffusivity_m2_per_s": p.params["diffusivity_m2_per_s"] / 4}
+    moved_slow = slow.theta_p - slow._cc(current, 25.0).surfaces(np.array([16.0]))[0][0]
+    assert moved_slow == pytest.approx(short_time(np.array([16.0]), d / 4)[0], rel=0.03)
+    assert moved_slow > 1.7 * moved[2]  # about twice: sqrt(4), less the curvature term
