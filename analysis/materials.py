@@ -1,7 +1,9 @@
-"""Molar properties of cathode materials, for GITT's length scale L = m V_M / (M S).
+"""Molar properties of electrode materials, for GITT's length scale L = m V_M / (M S).
 
-Handbook values (crystallographic densities); a material not listed raises, rather than
-silently using another's.
+They come from cellseq's material library (:mod:`materials`), the one the simulated lab and
+protocol validation use, so a name one accepts the others accept (``NMC622`` as ``NCM622``). A
+material without a molar mass and density, or an unknown name, raises rather than silently using
+another's.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.errors import AnalysisError
+from materials import Library, UnknownMaterial, builtin
 
 
 @dataclass(frozen=True)
@@ -21,17 +24,14 @@ class MolarProperties:
         return self.molar_mass_kg_per_mol / self.density_kg_per_m3
 
 
-_TABLE = {
-    "ncm811": MolarProperties(0.09728, 4750.0),   # LiNi0.8Mn0.1Co0.1O2
-    "ncm622": MolarProperties(0.09682, 4700.0),   # LiNi0.6Mn0.2Co0.2O2
-    "lfp": MolarProperties(0.15776, 3600.0),      # LiFePO4
-}
-
-
-def molar_properties(material: str) -> MolarProperties:
-    key = material.lower().replace("-", "").replace(" ", "")
+def molar_properties(material: str, library: Library | None = None) -> MolarProperties:
+    """Molar mass and density of an electrode material, by any name the library accepts."""
     try:
-        return _TABLE[key]
-    except KeyError:
-        raise AnalysisError(f"no molar properties for cathode {material!r}; known:"
-                            f" {', '.join(_TABLE)}") from None
+        m = (library or builtin()).resolve(material)
+    except UnknownMaterial as exc:
+        raise AnalysisError(f"no molar properties for {material!r}: {exc}") from None
+    doc = m.doc
+    if m.kind == "electrolyte" or doc.molar_mass_g_per_mol is None or doc.density_g_per_cm3 is None:
+        raise AnalysisError(f"no molar properties for {material!r}: the library's {m.name} gives"
+                            " no molar_mass_g_per_mol and density_g_per_cm3")
+    return MolarProperties(doc.molar_mass_g_per_mol * 1e-3, doc.density_g_per_cm3 * 1e3)

@@ -85,6 +85,9 @@ class CampaignFile(BaseModel):
     description: str = ""
     include: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
         default_factory=list, max_length=100)
+    #: A folder of the lab's own material files, relative to this file
+    #: (see protocols.material_files)
+    materials: str | None = Field(default=None, min_length=1, max_length=500)
     cells: list[Cell] = Field(default_factory=list)
     experiments: list[Experiment] = Field(default_factory=list)
 
@@ -109,6 +112,9 @@ class Campaign(BaseModel):
     cells: list[Cell]
     experiments: list[Experiment]
     sources: list[str] = Field(default_factory=list)
+    #: Every material file of the lab's own folders that was read (display names, as in
+    #: ``sources``): a run depends on them as on its protocol files (see :attr:`files`).
+    material_files: list[str] = Field(default_factory=list)
     _origins: list[Origin] = PrivateAttr(default_factory=list)
     _files: tuple[SourceFile, ...] = PrivateAttr(default=())
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
+from materials import Library
 from protocols.types import (
     FROZEN,
     HOUR_S,
@@ -25,7 +26,7 @@ class CellKind(StrEnum):
     BLOCKING = "blocking"          # SS|electrolyte|SS, for conductivity
     SYMMETRIC_LI = "symmetric_li"  # Li|electrolyte|Li
     LI_CU = "li_cu"                # Li|electrolyte|Cu, plating efficiency
-    FULL_CELL = "full_cell"        # cathode|electrolyte|Li
+    FULL_CELL = "full_cell"        # cathode|electrolyte|anode (Li metal unless ``anode`` says)
 
 
 def _disc_area(area: float | None, diameter: float | None, where: str) -> float:
@@ -91,9 +92,19 @@ class Cell(BaseModel):
     area: Area | None = None
     diameter: Length | None = None
     cathode: Cathode | None = None
-    anode: str = "Li"
+    #: A full cell's anode material (a library name: Li, graphite, Si-graphite, LTO...)
+    anode: str = Field(default="Li", min_length=1, max_length=64)
+    #: N/P ratio of a full cell with an intercalation anode: anode over cathode capacity
+    np_ratio: float = Field(default=1.1, ge=0.5, le=5.0)
     limits: Limits = Limits()
     notes: str = ""
+    _material_library: Library | None = PrivateAttr(default=None)
+
+    @property
+    def material_library(self) -> Library | None:
+        """The campaign's material library when it has the lab's own materials (else None:
+        the built-in one); set when the campaign is loaded."""
+        return self._material_library
 
     @model_validator(mode="after")
     def _geometry_and_cathode(self) -> Cell:

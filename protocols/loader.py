@@ -34,6 +34,7 @@ from analysis.input_files import UnreadableFile, read_input_file
 from protocols.campaign import Campaign, CampaignFile, Origin
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
+from protocols.material_files import campaign_library, cell_problems, folder_files
 
 #: One protocol or station file.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -81,6 +82,7 @@ class _Load:
     experiments: list[Placed] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     stopped: bool = False            # a campaign-wide limit was reached
+    materials: list[SourceFile] = field(default_factory=list)   # the lab's own material files
 
 
 def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> Campaign:
@@ -96,15 +98,23 @@ def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> 
     top = _load_tree(load, given, given.name, raw, (), ())
     if top is None or load.problems:
         raise ProtocolError(load.problems)
-    problems = list(dict.fromkeys(check_campaign(given.name, load.cells, load.experiments)))
+    problems: list[Problem] = []
+    library = campaign_library(load.materials, problems)
+    problems.extend(check_campaign(given.name, load.cells, load.experiments))
+    for p in load.cells:
+        problems.extend(cell_problems(p, library))
+    problems = list(dict.fromkeys(problems))
     if problems:
         raise ProtocolError(problems)
+    if load.materials:
+        for p in load.cells:
+            p.item._material_library = library  # type: ignore[union-attr]
     campaign = Campaign.model_construct(
         campaign=top.campaign, description=top.description,
         cells=[p.item for p in load.cells], experiments=[p.item for p in load.experiments],
-        sources=[f.name for f in load.files])
+        sources=[f.name for f in load.files], material_files=[f.name for f in load.materials])
     campaign._origins = [Origin(p.file, p.index, p.locate, p.via) for p in load.experiments]
-    campaign._files = tuple(load.files)
+    campaign._files = (*load.files, *load.materials)
     return campaign
 
 
@@ -128,6 +138,9 @@ def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, .
     def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
         return _locate(root, loc)
 
+    if doc.materials is not None:
+        line, field_path = _locate(root, ("materials",))
+        _read_materials(load, path, name, line, field_path, doc.materials, via)
     load.cells.extend(Placed(c, name, i, locate, via) for i, c in enumerate(doc.cells))
     load.experiments.extend(Placed(e, name, i, locate, via)
                             for i, e in enumerate(doc.experiments))
@@ -188,6 +201,44 @@ def _include(load: _Load, parent: Path, name: str, line: int | None, field_path:
     except ValueError:   # another drive (Windows): no relative path exists
         shown = str(real)
     return real, shown, raw
+
+
+def _read_materials(load: _Load, path: Path, name: str, line: int | None, field_path: str,
+                    folder: str, via: tuple[str, ...]) -> None:
+    """Read the lab's material files in the folder a protocol file names, under the same
+    policy and limits as included files (inside the protocol's folder unless outside includes
+    are allowed; bounded regular files; counted in the campaign's bytes)."""
+    problems: list[Problem] = []
+    files = folder_files(path, folder, line, field_path, problems)
+    load.problems.extend(replace(p, via=via) for p in problems)
+    for f in files:
+        real = Path(os.path.realpath(f))
+        if any(m.path == real for m in load.materials):
+            continue
+        if not load.allow_outside and not real.is_relative_to(load.root):
+            load.problems.append(Problem(name, line, field_path, f"materials folder {folder!r}"
+                                         f" leads outside the protocol's folder ({load.root});"
+                                         " move it inside, or pass --allow-outside-includes",
+                                         via))
+            return
+        try:
+            raw = read_input_file(real, MAX_FILE_BYTES)
+        except UnreadableFile as exc:
+            load.problems.append(Problem(name, line, field_path,
+                                         f"material file {f.name!r} {exc.reason}", via))
+            continue
+        if load.total_bytes + len(raw) > MAX_TOTAL_BYTES:
+            load.stopped = True
+            load.problems.append(Problem(name, line, field_path, "the campaign's files add up"
+                                         f" to more than {MAX_TOTAL_BYTES:,} bytes (the limit)",
+                                         via))
+            return
+        load.total_bytes += len(raw)
+        try:
+            shown = Path(os.path.relpath(real, load.root)).as_posix()
+        except ValueError:   # another drive (Windows): no relative path exists
+            shown = str(real)
+        load.materials.append(SourceFile(shown, real, raw))
 
 
 #: Checks a validated model beyond its schema: yields (field location, message) pairs.

@@ -434,6 +434,56 @@ def schema() -> None:
     out.print_json(json.dumps(protocol_json_schema()))
 
 
+@app.command()
+def materials(
+    name: Annotated[str | None, typer.Argument(
+        help="Show one material in full (any name or alias the library accepts).",
+        show_default=False)] = None,
+    folder: Annotated[Path | None, typer.Option(
+        "--folder", help="Also list the material files of this folder (a lab's own).")] = None,
+) -> None:
+    """List the material library: every material with its aliases and sources."""
+    from materials import UnknownMaterial, builtin
+
+    lib = builtin()
+    if folder is not None:
+        if not folder.is_dir():
+            _fail(f"{folder}: not a folder")
+        try:
+            lib = lib.with_files(sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]))
+        except (ValueError, OSError) as exc:
+            _fail(str(exc))
+    if name is not None:
+        try:
+            m = lib.resolve(name)
+        except UnknownMaterial as exc:
+            _fail(str(exc))
+        out.print(f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
+                  markup=False)
+        out.print(f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}")
+        for what, source in m.sources.items():
+            out.print(f"  source of {what}: {source}", markup=False)
+        out.print(f"  assumed: {', '.join(m.assumed) or 'none'}")
+        return
+    table = Table(title="cellseq material library")
+    for col in ("material", "kind", "aliases", "sources", "assumed"):
+        table.add_column(col, overflow="fold")
+    for m in lib:
+        sources = "; ".join(dict.fromkeys(_short_source(s) for s in m.sources.values()))
+        table.add_row(m.name + ("" if m.builtin else " *"), m.kind, ", ".join(m.aliases),
+                      sources, str(len(m.assumed)))
+    out.print(table)
+    out.print("Names match ignoring case and punctuation, NCM = NMC, and electrolyte recipes as"
+              " salt + solvents + additives ('1 M LiPF6 in EC:EMC 3:7 + 2 wt% VC')."
+              " `cellseq materials NAME` shows one material's sources and assumed values.")
+
+
+def _short_source(text: str) -> str:
+    """The first citation of a source text, for the table."""
+    head = text.split(";")[0]
+    return head if len(head) <= 90 else head[:87] + "..."
+
+
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")
 app.add_typer(sim_app, name="sim")
 

@@ -96,4 +96,5 @@ def cell_model(cell: Cell) -> CellModel:
         cathode = {"material": cell.cathode.material, "active_mass_kg": cell.cathode.active_mass_kg,
                    "capacity_Ah": cell.cathode.capacity_Ah, "area_m2": cell.cathode.area_m2}
     return build_cell(cell.kind.value, cell.electrolyte, cell.thickness, cell.membrane_area_m2,
-                      cathode)
+                      cathode, anode=cell.anode, np_ratio=cell.np_ratio,
+                      library=cell.material_library)

@@ -3,8 +3,9 @@
 State. The cathode's bulk delithiation y (MSMR: y = 1 - x, x(U) = sum_j X_j / (1 + exp(F (U - U0_j)
 / (w_j R T)))) and the offset d between the particle surface and the bulk. The voltage is set by
 the surface: V = U(y_bulk + d, T) + I R(T), with R = R_b + R_i + R_ct (each Arrhenius) and the
-Li anode at 0 V. A new cell is fully discharged: y at the lower cutoff, OCV = v_min (2.8 V for
-NCM811), as a lithiated cathode is assembled.
+Li anode at 0 V. A new cell is fully discharged, as a lithiated cathode is assembled: it rests at
+the material's ``pristine_ocv_V`` (a pristine layered oxide rests well above its discharge cutoff,
+~3.0-3.5 V), which in the MSMR description is less than 0.1 % of the window short of the cutoff.
 
 Why an offset. An ohmic model alone gets the rate dependence of capacity wrong (physics.md), so the
 capacity is set empirically, Q(C, T) = q25 f(T) / (1 + (C / c_half(T))^p) (the paper's closed form
@@ -161,8 +162,10 @@ class FullCell(CellModel):
         self._temperature_factors = self._capacity_temperature_factors()
         self._efc_charge_C = (self.accessible_capacity_mAh_per_g(1.0, 25.0, fresh=True)
                               * MAH_TO_C * self.active_mass_g)
-        # state
-        self.y_bulk = float(y_lo)
+        # state: a pristine (as-assembled, lithiated) cathode rests at ``pristine_ocv_V`` when
+        # the material gives it, else at v_min
+        pristine_V = float(c.get("pristine_ocv_V", self.v_min_V))
+        self.y_bulk = float(self.delithiation(max(pristine_V, self.v_min_V), 25.0))
         self.y_offset = 0.0
         self.discharged_C = 0.0
         self.charged_C = 0.0
