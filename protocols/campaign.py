@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
@@ -95,6 +96,13 @@ class Campaign(BaseModel):
     experiments: list[Experiment]
     sources: list[str] = Field(default_factory=list)
     _origins: list[Origin] = PrivateAttr(default_factory=list)
+    _files: list[SourceFile] = PrivateAttr(default_factory=list)
+
+    @property
+    def files(self) -> list[SourceFile]:
+        """Every file the campaign was made of, the top file first, each with the bytes that
+        were parsed: what a run directory copies so that a resume needs nothing else."""
+        return list(self._files)
 
     def cell(self, cell_id: str) -> Cell:
         return next(c for c in self.cells if c.id == cell_id)
@@ -111,6 +119,23 @@ class Campaign(BaseModel):
             return Problem(origin.file, line, path, "")
         return Problem(self.sources[0] if self.sources else "", None,
                        ".".join(map(str, ("experiments", experiment, *loc))), "")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file a campaign depends on, as the loader read it.
+
+    ``path`` is where it was read, made absolute and normalised lexically (symbolic links are
+    kept as they were written, so a copy of the files at their relative places reads the same
+    way). ``referrer`` is the index (in :attr:`Campaign.files`) of the file that named it, by
+    ``reference`` (an ``include`` entry, or later a profile or material file named in a step);
+    both are None for the top file.
+    """
+
+    path: Path
+    data: bytes
+    referrer: int | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ expanded node count are bounded (so alias bombs fail fast), and nothing in a fil
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from protocols.campaign import Campaign, CampaignFile, Origin
+from protocols.campaign import Campaign, CampaignFile, Origin, SourceFile
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
 
@@ -32,7 +33,9 @@ def load_campaign(path: str | Path) -> Campaign:
     experiments: list[Placed] = []
     problems: list[Problem] = []
     sources: list[str] = []
-    top = _load_tree(path, [], cells, experiments, problems, sources)
+    files: list[SourceFile] = []
+    top = _load_tree(path, [], cells, experiments, problems, sources,
+                     (files, Path(os.path.abspath(path)), None, None))
     if top is None or problems:
         raise ProtocolError(problems)
     problems = list(dict.fromkeys(check_campaign(path.name, cells, experiments)))
@@ -43,20 +46,31 @@ def load_campaign(path: str | Path) -> Campaign:
         cells=[p.item for p in cells], experiments=[p.item for p in experiments],
         sources=sources)
     campaign._origins = [Origin(p.file, p.index, p.locate) for p in experiments]
+    campaign._files = files
     return campaign
 
 
+#: Where a file's record goes: the list, the file's lexical path, and the referring file's
+#: index and reference (see :class:`SourceFile`).
+_Record = tuple[list[SourceFile], Path, int | None, str | None]
+
+
 def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: list[Placed],
-               problems: list[Problem], sources: list[str]) -> CampaignFile | None:
+               problems: list[Problem], sources: list[str], record: _Record
+               ) -> CampaignFile | None:
     """Load ``path`` and, depth first, what it includes; collect problems instead of stopping."""
     name = path.name
     try:
-        data, root = read_yaml(path)
+        raw = read_bytes(path)
+        data, root = parse_yaml(raw, name)
         doc = validate(data, root, CampaignFile, name)
     except ProtocolError as exc:
         problems.extend(exc.problems)
         return None
     sources.append(name)
+    files, lexical, referrer, reference = record
+    me = len(files)
+    files.append(SourceFile(lexical, raw, referrer, reference))
 
     def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
         return _locate(root, loc)
@@ -77,7 +91,8 @@ def _load_tree(path: Path, stack: list[Path], cells: list[Placed], experiments: 
         if not child.is_file():
             problems.append(Problem(name, line, field, f"included file {ref!r} does not exist"))
             continue
-        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources)
+        _load_tree(child, [*stack, path.resolve()], cells, experiments, problems, sources,
+                   (files, Path(os.path.normpath(lexical.parent / ref)), me, ref))
     return doc
 
 
@@ -102,6 +117,11 @@ def load_model(path: str | Path, model: type[M], check: Check | None = None) -> 
 
 
 def read_yaml(path: Path) -> tuple[Any, yaml.Node]:
+    return parse_yaml(read_bytes(path), path.name)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of an input file, within the size limit."""
     name = path.name
     try:
         size = path.stat().st_size
@@ -114,7 +134,7 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node]:
         raise _one(str(path), None, "is a directory, not a file") from None
     except PermissionError:
         raise _one(str(path), None, "cannot be read (permission denied)") from None
-    return parse_yaml(raw, name)
+    return raw
 
 
 def parse_yaml(raw: bytes, name: str) -> tuple[Any, yaml.Node]:
