@@ -119,9 +119,13 @@ def _finish_run(outcome: RunOutcome, report: bool) -> None:
 
     print_summary(out, outcome.run_dir, wall_s=outcome.wall_s)
     if report:
+        from analysis.errors import AnalysisError
         from analysis.report import make_report
 
-        _, index, _ = make_report(outcome.run_dir)
+        try:
+            _, index, _ = make_report(outcome.run_dir)
+        except (CellseqError, AnalysisError) as exc:
+            _fail(f"the run ended, but its report was not made: {exc}")
         out.print(f"report: {index}")
     if outcome.faulted:
         err.print(f"cells that faulted: {', '.join(outcome.faulted)} (see run.log)")
@@ -176,6 +180,8 @@ def status(
                       f"{last['voltage_V']:.4f}" if "voltage_V" in last else "-",
                       f"{last['current_A'] * 1e3:.4f}" if "current_A" in last else "-")
     out.print(table)
+    for note in st.get("notes", []):
+        err.print(f"note: {note}")
     if st["status"] in ("interrupted", "aborted"):
         out.print(f"the run stopped before its end; continue it with: cellseq resume {run_dir}")
 
@@ -192,13 +198,19 @@ def export(
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
-        paths = export_run(run_dir, fmt, to)
+        done = export_run(run_dir, fmt, to)
     except CellseqError as exc:
         _user_errors(exc)
     except ImportError as exc:
         _fail(f"{fmt} export needs an extra package: {exc}")
-    for p in paths:
+    for p in done.paths:
         out.print(str(p))
+    for note in done.notes:
+        err.print(f"note: {note}")
+    if done.damage:
+        from sequencer.store_survey import damage_message
+
+        _fail(damage_message(run_dir, list(dict.fromkeys(done.damage)), done.readable))
 
 
 @app.command()

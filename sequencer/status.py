@@ -1,16 +1,31 @@
-"""What a run is doing, read from its store (safe while another process writes it)."""
+"""What a run is doing, read from its store (safe while another process writes it).
+
+The store is opened read-only (also on a read-only disk). A damaged store gives a
+:class:`~sequencer.store_rows.StoreDamaged` whose message names the run, what is damaged and
+what can still be read.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from sequencer.locks import run_dir_in_use
+from sequencer.locks import RUN_LOCK, run_dir_in_use
 from sequencer.store import RunStore
+from sequencer.store_rows import StoreDamaged
+from sequencer.store_survey import survey
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
-    store = RunStore.open(Path(run_dir))
+    run_dir = Path(run_dir)
+    try:
+        return _status(run_dir)
+    except StoreDamaged:
+        raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+
+
+def _status(run_dir: Path) -> dict[str, Any]:
+    store = RunStore.open(run_dir)
     try:
         meta = store.meta()
         manifest = meta.get("manifest", {})
@@ -31,7 +46,12 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             })
         events = store.events()
         status = meta.get("status")
-        if status == "running" and not run_dir_in_use(Path(run_dir)):
+        notes = []
+        in_use = run_dir_in_use(run_dir) if status == "running" else True
+        if in_use is None:
+            notes.append(f"cannot tell whether a process is working in the run: its lock file"
+                         f" {run_dir / RUN_LOCK} cannot be opened")
+        elif status == "running" and not in_use:
             # the process writing it is gone: a crash or a power cut
             status = "interrupted"
             for c in cells:
@@ -42,6 +62,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "mode": manifest.get("mode"), "seed": manifest.get("seed"),
             "status": status, "cells": cells,
             "events": len(events), "last_event": events[-1] if events else None,
+            "notes": notes,
         }
     finally:
         store.close()
