@@ -105,7 +105,7 @@ def _output_folder(run_dir: Path, out_dir: Path) -> Path:
                           " another folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
+    except (FileExistsError, NotADirectoryError):
         raise ExportError(f"--to {out_dir}: cannot be made, a file stands in its path"
                           ) from None
     except OSError as exc:

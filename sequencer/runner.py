@@ -212,12 +212,12 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
 
 
 def _open_for_resume(run_dir: Path, simulated: bool) -> RunStore:
-    """The store, for writing, once SQLite finds no damaged page and no chunk's blob has
-    lost its size; else refused with what is damaged and what is still readable."""
+    """The store, for writing, once SQLite finds no damaged page and every chunk's blob has
+    its size and checksum; else refused with what is damaged and what is still readable."""
     store = _damage_refused(run_dir, lambda: RunStore.open(
         run_dir, readonly=False, durable=not simulated, integrity=True))
     try:
-        _damage_refused(run_dir, store.check_chunk_sizes)
+        _damage_refused(run_dir, store.check_chunks)
     except BaseException:
         store.close()
         raise

@@ -57,6 +57,7 @@ def survey(run_dir: Path) -> Survey:
 
 def damage_message(run_dir: Path, damage: list[str], readable: list[str]) -> str:
     """``run RUN: its store is damaged: ... Still readable: ...``"""
+    damage = list(dict.fromkeys(damage))   # a damaged table is met by more than one read
     listed = "; ".join(damage[:MAX_LISTED])
     if len(damage) > MAX_LISTED:
         listed += f"; and {len(damage) - MAX_LISTED} more"
