@@ -437,7 +437,13 @@ class RunStore:
         """The cells with stored points, from the chunks themselves."""
         rows = self._select("chunks", "DISTINCT cell", order="cell", damage=damage,
                             probe="cell")
-        return sorted({c for (c,) in rows if isinstance(c, str)})
+        out = set()
+        for (cell,) in rows:
+            try:
+                out.add(decode_text(cell, f"a chunk's cell {cell!r}"))
+            except StoreDamaged as exc:
+                self._damaged(exc, damage)
+        return sorted(out)
 
     def cell_states(self, damage: list[str] | None = None) -> list[dict[str, Any]]:
         cols = ("cell", "state", "experiment", "step_count", "step_index", "step_kind", "cycle",
