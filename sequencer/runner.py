@@ -173,7 +173,8 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
                 raise RunDirError(f"{run_dir / MANIFEST} is not the manifest of the run in"
                                   f" {run_dir / DB_NAME}; it cannot be resumed")
             if meta.get("status") == "completed":
-                raise RunDirError(f"{run_dir} holds a completed run; there is nothing to resume")
+                raise RunDirError(f"{run_dir} holds a completed run; there is nothing to"
+                                  f" resume (`cellseq report {run_dir}` writes its report)")
         verify_copies(run_dir, listed)
         protocol = run_dir / listed[0][0]
         plan = prepare(protocol, run_dir / STATION_COPY)
