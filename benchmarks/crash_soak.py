@@ -11,7 +11,7 @@ cell has committed anything; ``--no-first-second`` kills it once it has stored d
 then ``cellseq resume`` is started and killed in its turn, ``--kills`` times in all: most kills
 come a random moment after the process stored something new, about one in five during its
 start-up. The last resume runs to the end and writes the report; it is killed during the report
-(a random moment after the run is completed in the store), and ``cellseq report`` then makes
+(a random moment up to 0.5 s after it began writing it), and ``cellseq report`` then makes
 the report again, which must hold exactly the results the analysis derives from the store.
 A second served lab (same seed and speed) runs the same protocol uninterrupted at the same
 time, for reference. Then the killed-and-resumed store is checked:
@@ -233,7 +233,7 @@ def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: ra
         try:
             killed = _watch(proc, soak, run_dir, before, launched, deadline,
                             last or early or after_store is not None, rng, jitter_s, startup,
-                            timeout_s, after_store, rng.uniform(0.0, 2.0) if last else None)
+                            timeout_s, after_store, rng.uniform(0.0, 0.5) if last else None)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -269,8 +269,8 @@ def _watch(proc: subprocess.Popen[bytes], soak: Soak, run_dir: Path,
     the deadline stands (an early kill, or none); otherwise the kill comes a random moment
     (up to ``jitter_s``) after the process is first seen storing something new.
     ``after_store_s``: the kill comes that long after the run store appears (the run's first
-    second). ``in_report_s``: that long after the run shows completed in its store, while the
-    process writes the report."""
+    second). ``in_report_s``: that long after the process has begun writing the report (its
+    folder appeared)."""
     stored = False
     first_second = False
     report_from: float | None = None
@@ -279,7 +279,7 @@ def _watch(proc: subprocess.Popen[bytes], soak: Soak, run_dir: Path,
         if after_store_s is not None and not first_second and (run_dir / DB_NAME).exists():
             first_second, deadline = True, now + after_store_s
         if in_report_s is not None and report_from is None and \
-                status(run_dir) == "completed":
+                (run_dir / "report").exists():
             report_from, deadline = now, now + in_report_s
         if not stored and progress(run_dir) not in (None, before):
             stored = True

@@ -227,6 +227,31 @@ def test_a_run_killed_before_its_first_commit_resumes_from_the_beginning(
     assert kinds.count("run_resumed") == 1 and kinds.count("run_started") == 1
 
 
+def test_a_run_stopped_by_a_full_disk_at_its_first_commit_resumes_from_the_beginning(
+        tmp_path, power_cut, quickstart_reference, monkeypatch):
+    from sequencer.store import StoreError
+
+    original = RunStore._before_commit
+
+    def full(self: RunStore) -> None:
+        pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+        self._conn.execute(f"PRAGMA max_page_count = {pages}")
+        original(self)
+
+    monkeypatch.setattr(RunStore, "_before_commit", full)
+    run_dir = tmp_path / "run"
+    with pytest.raises(StoreError, match="cannot write the run store"):
+        run_simulated(QUICKSTART, run_dir, SEED)
+    monkeypatch.setattr(RunStore, "_before_commit", original)   # space again
+    store = RunStore.open(run_dir)
+    try:
+        assert store.cell_states() == [] and store.steps() == []   # nothing but metadata
+    finally:
+        store.close()
+    resume_run(run_dir)
+    assert_same_data(quickstart_reference, data(run_dir))
+
+
 def test_a_run_killed_before_its_store_existed_resumes_from_the_beginning(
         tmp_path, quickstart_reference, monkeypatch):
     run_dir = tmp_path / "run"
