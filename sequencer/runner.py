@@ -17,9 +17,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import trio
 import yaml
@@ -59,6 +61,7 @@ from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 MIN_WALL_POLL_S = 0.02
 MIN_WALL_WATCH_S = 0.5
 _PACKAGES = ("cellseq", "numpy", "pandas", "pydantic", "pint", "trio", "pyyaml")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None
             return _run(plan, files, run_dir, seed, progress)
 
 
-def _run(plan: Plan, files: dict, run_dir: Path, seed: int,
+def _run(plan: Plan, files: dict[PurePosixPath, bytes], run_dir: Path, seed: int,
          progress: NoProgress | None) -> RunOutcome:
     station = _station_record(plan.station)
     simulated = plan.station.simulated
@@ -225,7 +228,7 @@ def _open_for_resume(run_dir: Path, simulated: bool) -> RunStore:
     return store
 
 
-def _damage_refused(run_dir: Path, read):
+def _damage_refused(run_dir: Path, read: Callable[[], T]) -> T:
     """``read()``; a damaged store refuses the resume, saying what is damaged and what can
     still be read (nothing is written to it)."""
     try:

@@ -8,13 +8,10 @@ resume never duplicates or loses a committed point.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sequencer import store_files
 from sequencer.store_rows import (
     StoreBroken,
     StoreDamaged,
@@ -36,6 +34,7 @@ from sequencer.store_rows import (
     decode_optional_json,
     decode_text,
 )
+from sequencer.store_scan import TableReader
 
 DB_NAME = "run.sqlite"
 log = logging.getLogger("cellseq.store")
@@ -95,9 +94,6 @@ READABLE_SCHEMAS = (2, SCHEMA_VERSION)
 STORE_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal",
                f"{DB_NAME}.new", f"{DB_NAME}.new-wal", f"{DB_NAME}.new-shm",
                f"{DB_NAME}.new-journal")
-#: Rows probed one at a time after a damaged page stops a table scan give up after this many
-#: missing row ids in a row (when the table's largest row id cannot be read either).
-_PROBE_MISSES = 10_000
 
 
 @dataclass(frozen=True)
@@ -122,10 +118,10 @@ class RunStore:
         self._in_tx = False
         self._broken = False
         self._last_commit = time.monotonic()
-        self._tables = tables if tables is not None else _tables(conn)
+        self._tables = tables if tables is not None else store_files.list_tables(conn)
         self._crc = "crc" in self._tables.get("chunks", set())
         self._cleanup = cleanup
-        self._salvage_ids: dict[tuple[str, str], list[int]] | None = None
+        self._scan = TableReader(conn, self._tables, path)
         #: What :meth:`open` found wrong with the store (salvage mode; empty when intact).
         self.damage: list[str] = []
         #: called inside every transaction just before it commits: a dry run writes its
@@ -146,9 +142,9 @@ class RunStore:
         if path.exists():
             raise StoreError(f"{path} already exists; a run directory holds one run")
         fresh = path.with_name(path.name + ".new")
-        _remove_store_files(fresh)   # what a process killed while creating it left
+        store_files.remove_store_files(fresh)   # what a process killed while creating it left
         try:
-            conn = _connect(fresh, readonly=False, durable=True)
+            conn = store_files.connect(fresh, readonly=False, durable=True)
             try:
                 conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
                 rows = [("schema_version", SCHEMA_VERSION), *(meta or {}).items()]
@@ -158,11 +154,12 @@ class RunStore:
             finally:
                 conn.close()
             os.replace(fresh, path)
-            _sync_dir(path.parent)
-            return cls(_connect(path, readonly=False, durable=durable), path, durable)
+            store_files.sync_dir(path.parent)
+            return cls(store_files.connect(path, readonly=False, durable=durable), path, durable)
         except (sqlite3.Error, OSError) as exc:
-            _remove_store_files(fresh)
-            raise StoreError(f"cannot create the run store {path}: {_reason(exc)}") from None
+            store_files.remove_store_files(fresh)
+            raise StoreError(f"cannot create the run store {path}:"
+                             f" {store_files.reason(exc)}") from None
 
     @classmethod
     def open(cls, run_dir: Path, readonly: bool = True, durable: bool = True, *,
@@ -185,15 +182,15 @@ class RunStore:
         cleanup = None
         try:
             if readonly:
-                conn, cleanup = _connect_readonly(path)
+                conn, cleanup = store_files.connect_readonly(path)
             else:
-                conn = _connect(path, readonly=False, durable=durable)
-            tables = _tables(conn)
+                conn = store_files.connect(path, readonly=False, durable=durable)
+            tables = store_files.list_tables(conn)
             store = cls(conn, path, durable, tables, cleanup)
         except (sqlite3.Error, OSError) as exc:
             if cleanup is not None:
                 cleanup()
-            raise StoreDamaged(f"{path} cannot be read as a run store: {_reason(exc)}"
+            raise StoreDamaged(f"{path} cannot be read as a run store: {store_files.reason(exc)}"
                                ) from None
         try:
             store._check(integrity, salvage)
@@ -217,7 +214,7 @@ class RunStore:
                     "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             except sqlite3.DatabaseError as exc:
                 raise StoreDamaged(f"{self.path} cannot be read as a run store:"
-                                   f" {_reason(exc)}") from None
+                                   f" {store_files.reason(exc)}") from None
             try:
                 version = decode_json(row[0], "meta 'schema_version'") if row else None
             except StoreDamaged as exc:
@@ -230,7 +227,7 @@ class RunStore:
             try:
                 found = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)")]
             except sqlite3.DatabaseError as exc:
-                found = [_reason(exc)]
+                found = [store_files.reason(exc)]
             if found != ["ok"]:
                 damage.append("damaged pages (SQLite quick_check: " + "; ".join(
                     str(f) for f in found[:3]) + ("; ..." if len(found) > 3 else "") + ")")
@@ -421,12 +418,12 @@ class RunStore:
 
     def meta(self, damage: list[str] | None = None) -> dict[str, Any]:
         out = {}
-        for key, value in self._select("meta", "key, value", damage=damage):
+        for key, value in self._scan.rows("meta", "key, value", damage=damage):
             try:
                 name = decode_text(key, "a meta key")
                 out[name] = decode_json(value, f"meta {key!r}", META_KINDS.get(name))
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
         return out
 
     def cells(self, damage: list[str] | None = None) -> list[str]:
@@ -435,21 +432,20 @@ class RunStore:
 
     def chunk_cells(self, damage: list[str] | None = None) -> list[str]:
         """The cells with stored points, from the chunks themselves."""
-        rows = self._select("chunks", "DISTINCT cell", order="cell", damage=damage,
-                            probe="cell")
+        rows = self._scan.rows("chunks", "cell", order="cell", damage=damage, distinct=True)
         out = set()
         for (cell,) in rows:
             try:
                 out.add(decode_text(cell, f"a chunk's cell {cell!r}"))
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
         return sorted(out)
 
     def cell_states(self, damage: list[str] | None = None) -> list[dict[str, Any]]:
         cols = ("cell", "state", "experiment", "step_count", "step_index", "step_kind", "cycle",
                 "step_started_t", "step_estimate_s", "checkpoint", "last", "updated_t")
         out = []
-        for row in self._select("cell_state", ", ".join(cols), order="cell", damage=damage):
+        for row in self._scan.rows("cell_state", ", ".join(cols), order="cell", damage=damage):
             rec = dict(zip(cols, row, strict=True))
             where = f"cell_state of {rec['cell']!r}"
             try:
@@ -465,7 +461,7 @@ class RunStore:
                 rec["checkpoint"] = decode_json(rec["checkpoint"], f"{where}: checkpoint", dict)
                 rec["last"] = decode_json(rec["last"], f"{where}: last values", dict)
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
                 continue
             out.append(rec)
         return out
@@ -476,7 +472,7 @@ class RunStore:
                 "started_t", "ended_t", "end_reason", "params", "end_counters")
         where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
         out = []
-        for row in self._select("steps", ", ".join(cols), where, args, damage=damage):
+        for row in self._scan.rows("steps", ", ".join(cols), where, args, damage=damage):
             r = dict(zip(cols, row, strict=True))
             at = f"steps row {r['id']}"
             try:
@@ -491,7 +487,7 @@ class RunStore:
                 r["end_counters"] = decode_optional_json(r["end_counters"],
                                                          f"{at}: end counters", dict)
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
                 continue
             out.append(r)
         return out
@@ -499,7 +495,7 @@ class RunStore:
     def last_point(self, step_id: int) -> dict[str, float] | None:
         """The last committed point of a step (series columns), or None: where a resumed
         step carries on from."""
-        with self._reading("chunks"):
+        with self._scan.reading("chunks"):
             row = self._conn.execute(
                 f"SELECT id, cell, kind, n, data, {self._crc_column} FROM chunks"
                 " WHERE step_id = ? ORDER BY id DESC LIMIT 1", (step_id,)).fetchone()
@@ -514,8 +510,9 @@ class RunStore:
                ) -> list[dict[str, Any]]:
         where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
         out = []
-        for i, t, u, c, k, m, d in self._select("events", "id, t, utc, cell, kind, message, data",
-                                                where, args, damage=damage):
+        rows = self._scan.rows("events", "id, t, utc, cell, kind, message, data", where, args,
+                               damage=damage)
+        for i, t, u, c, k, m, d in rows:
             at = f"events row {i}"
             try:
                 out.append({"t": decode_number(t, f"{at}: t"),
@@ -525,7 +522,7 @@ class RunStore:
                             "message": decode_text(m, f"{at}: message"),
                             "data": decode_json(d, f"{at}: data", dict)})
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
         return out
 
     def check_chunks(self) -> None:
@@ -533,7 +530,7 @@ class RunStore:
         (one pass over the data: about 0.2 s per 200 MB); raises StoreDamaged naming the
         first few that do not."""
         bad = []
-        with self._reading("chunks"):
+        with self._scan.reading("chunks"):
             cur = self._conn.execute(f"SELECT id, cell, kind, n, data, {self._crc_column}"
                                      " FROM chunks")
             for chunk_id, cell, kind, n, data, crc in cur:
@@ -550,7 +547,7 @@ class RunStore:
         sql, args = "SELECT COALESCE(SUM(n), 0) FROM chunks", ()
         if cell is not None:
             sql, args = sql + " WHERE cell = ?", (cell,)
-        with self._reading("chunks"):
+        with self._scan.reading("chunks"):
             value = self._conn.execute(sql, args).fetchone()[0]
         return int(decode_int(value, f"{self.path}: the point count of {cell or 'the run'}"))
 
@@ -558,9 +555,8 @@ class RunStore:
              ) -> dict[str, np.ndarray]:
         """All points of one cell and kind as columns, with step_count/step_index/cycle."""
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
-        rows = self._select("chunks", f"id, step_count, step_index, cycle, n, data,"
-                            f" {self._crc_column}", "cell = ? AND kind = ?", (cell, kind),
-                            damage=damage, probe=(cell, kind))
+        rows = self._scan.chunk_rows(cell, kind, "id, step_count, step_index, cycle, n, data,"
+                                     f" {self._crc_column}", damage)
         parts: dict[str, list[np.ndarray]] = {n: [] for n in (*names, "step_count",
                                                                 "step_index", "cycle")}
         for chunk_id, step_count, step_index, cycle, n, data, crc in rows:
@@ -571,7 +567,7 @@ class RunStore:
                           (("step_count", step_count), ("step_index", step_index),
                            ("cycle", cycle))]
             except StoreDamaged as exc:
-                self._damaged(exc, damage)
+                self._scan.damaged(exc, damage)
                 continue
             for i, name in enumerate(names):
                 parts[name].append(block[i])
@@ -579,202 +575,6 @@ class RunStore:
                 parts[key].append(np.full(n, value, dtype=np.int64))
         return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
 
-    # -- reading, the machinery -----------------------------------------------------------
-
     @property
     def _crc_column(self) -> str:
         return "crc" if self._crc else "NULL"
-
-    def _damaged(self, exc: StoreDamaged, damage: list[str] | None) -> None:
-        if damage is None:
-            raise StoreDamaged(f"the run store {self.path} is damaged: {exc}") from None
-        damage.append(str(exc))
-
-    @contextmanager
-    def _reading(self, table: str) -> Iterator[None]:
-        if table not in self._tables:
-            raise StoreDamaged(f"the run store {self.path} is damaged: table {table} is"
-                               " missing")
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            raise StoreDamaged(f"the run store {self.path} is damaged: table {table}:"
-                               f" {_reason(exc)}") from None
-
-    def _select(self, table: str, columns: str, where: str = "", args: tuple[Any, ...] = (),
-                order: str = "rowid", damage: list[str] | None = None,
-                probe: object = None) -> list[tuple[Any, ...]]:
-        """Rows of a table; on a damaged page, with ``damage`` given, the rows that can
-        still be read one by one (see :meth:`_probe`)."""
-        if table not in self._tables:
-            self._damaged(StoreDamaged(f"table {table} is missing"), damage)
-            return []
-        sql = f"SELECT {columns} FROM {table}" + (f" WHERE {where}" if where else "") + \
-            f" ORDER BY {order}"
-        try:
-            return self._conn.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
-            self._damaged(StoreDamaged(f"table {table}: {_reason(exc)}"), damage)
-            assert damage is not None
-        if table == "chunks" and probe is not None:
-            return self._probe_chunks(columns, probe, damage)
-        return self._probe(table, columns, where, args, damage)
-
-    def _probe(self, table: str, columns: str, where: str, args: tuple[Any, ...],
-               damage: list[str]) -> list[tuple[Any, ...]]:
-        """Read a table whose scan hit a damaged page one row id at a time."""
-        sql = f"SELECT {columns} FROM {table} WHERE rowid = ?" + \
-            (f" AND ({where})" if where else "")
-        rows, lost = [], 0
-        for rowid in self._row_ids(table):
-            try:
-                row = self._conn.execute(sql, (rowid, *args)).fetchone()
-            except sqlite3.DatabaseError:
-                lost += 1
-                continue
-            if row is not None:
-                rows.append(row)
-        if lost:
-            damage.append(f"table {table}: {lost} rows cannot be read")
-        return rows
-
-    def _probe_chunks(self, columns: str, probe: object, damage: list[str]
-                      ) -> list[tuple[Any, ...]]:
-        """Chunks of one (cell, kind), or the cells with chunks, on a damaged chunks table:
-        which chunk is whose is found once, by row id, and kept for the reads that follow."""
-        if self._salvage_ids is None:
-            self._salvage_ids, lost = {}, 0
-            for rowid in self._row_ids("chunks"):
-                try:
-                    row = self._conn.execute("SELECT cell, kind FROM chunks WHERE rowid = ?",
-                                             (rowid,)).fetchone()
-                except sqlite3.DatabaseError:
-                    lost += 1
-                    continue
-                if row is not None:
-                    self._salvage_ids.setdefault((str(row[0]), str(row[1])), []).append(rowid)
-            if lost:
-                damage.append(f"table chunks: {lost} rows cannot be read")
-        if probe == "cell":
-            return [(cell,) for cell in sorted({c for c, _ in self._salvage_ids})]
-        rows = []
-        for rowid in self._salvage_ids.get(probe, []):   # type: ignore[call-overload]
-            try:
-                row = self._conn.execute(f"SELECT {columns} FROM chunks WHERE rowid = ?",
-                                         (rowid,)).fetchone()
-            except sqlite3.DatabaseError as exc:
-                damage.append(f"chunk {rowid}: {_reason(exc)}")
-                continue
-            if row is not None:
-                rows.append(row)
-        return rows
-
-    def _row_ids(self, table: str) -> Iterator[int]:
-        """Every row id a damaged table may hold: up to its largest, or, when even that
-        cannot be read, until many ids in a row are missing."""
-        try:
-            top = self._conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
-        except sqlite3.DatabaseError:
-            top = None
-        if isinstance(top, int):
-            yield from range(1, top + 1)
-            return
-        rowid, misses = 0, 0
-        while misses < _PROBE_MISSES:
-            rowid += 1
-            try:
-                found = self._conn.execute(f"SELECT 1 FROM {table} WHERE rowid = ?",
-                                           (rowid,)).fetchone() is not None
-            except sqlite3.DatabaseError:
-                found = False
-            misses = 0 if found else misses + 1
-            yield rowid
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror + (f": {exc.filename}" if exc.filename else "")
-    return str(exc) or type(exc).__name__
-
-
-def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    """The store's tables and their columns."""
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    return {name: {r[1] for r in conn.execute(f"PRAGMA table_info({_quoted(name)})")}
-            for name in names if isinstance(name, str)}
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _connect(path: Path, readonly: bool, durable: bool = True) -> sqlite3.Connection:
-    """A connection by file name (never an SQLite URI, so '#', '?' and '%' in the path are
-    just characters)."""
-    if readonly:
-        return _connect_readonly(path)[0]
-    conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _connect_readonly(path: Path) -> tuple[sqlite3.Connection, Callable[[], None] | None]:
-    """A read-only connection, with what to do after closing it.
-
-    A read-only connection is an SQLite URI: the path is quoted into it. A store in WAL mode
-    needs its shared-memory file beside it, which a reader cannot create on a read-only disk
-    (or in a folder it may not write). Then, since no process can be writing the store (a
-    writer keeps that file), it is read as immutable; or, if its write-ahead log holds
-    commits not yet in the main file, from a copy of both in a temporary folder."""
-    uri = path.resolve().as_uri()
-    try:
-        return _ro(uri + "?mode=ro"), None
-    except sqlite3.OperationalError:
-        shm, wal = Path(f"{path}-shm"), Path(f"{path}-wal")
-        if shm.exists() or os.access(path.parent, os.W_OK):
-            raise
-    if not wal.exists() or wal.stat().st_size == 0:
-        return _ro(uri + "?immutable=1"), None
-    scratch = Path(tempfile.mkdtemp(prefix="cellseq-store-"))
-    try:
-        shutil.copyfile(path, scratch / DB_NAME)
-        shutil.copyfile(wal, scratch / f"{DB_NAME}-wal")
-        return _ro((scratch / DB_NAME).as_uri() + "?mode=ro"), \
-            lambda: shutil.rmtree(scratch, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-
-
-def _ro(uri: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()   # opens the file now
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _remove_store_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
-
-
-def _sync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (POSIX; elsewhere the rename is what there is)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer import store as store_module
+from sequencer import store_files
 from sequencer.cli import app
 from sequencer.runner import resume_run, run_simulated
 from sequencer.status import run_status
@@ -47,8 +47,8 @@ class _FullDisk:
 
 def test_a_store_that_cannot_be_created_exits_2_and_the_run_resumes_from_the_beginning(
         tmp_path, monkeypatch):
-    connect = store_module._connect
-    monkeypatch.setattr(store_module, "_connect",
+    connect = store_files.connect
+    monkeypatch.setattr(store_files, "connect",
                         lambda path, readonly, durable=True: _FullDisk(connect(path, readonly,
                                                                                durable)))
     run_dir = tmp_path / "run"
