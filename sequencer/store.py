@@ -216,8 +216,10 @@ class RunStore:
                 raise StoreDamaged(f"{self.path} cannot be read as a run store:"
                                    f" {store_files.reason(exc)}") from None
             try:
-                version = decode_json(row[0], "meta 'schema_version'") if row else None
-            except StoreDamaged as exc:
+                if row is None:
+                    raise StoreDamaged("meta lacks the store's schema version")
+                version = decode_json(row[0], "meta 'schema_version'")
+            except StoreDamaged as exc:   # read it as this cellseq's, as far as it goes
                 damage.append(str(exc))
                 version = SCHEMA_VERSION
             if version not in READABLE_SCHEMAS:
