@@ -71,6 +71,7 @@ class Derived:
     results: list[Result] = field(default_factory=list)
     figures: list[tuple[str, str, Figure]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    damage: list[str] = field(default_factory=list)   # what of a damaged store was not read
 
 
 def derive(run_dir: Path, figures: bool = False) -> Derived:
@@ -85,6 +86,7 @@ def derive(run_dir: Path, figures: bool = False) -> Derived:
                 out.notes.append(f"{ce.experiment}/{ce.cell}: {analyse.__name__}: {exc}")
     if figures:
         _arrhenius_figures(data, out, sigma_by_exp)
+    out.damage = data.damage
     return out
 
 

@@ -1,16 +1,35 @@
-"""``cellseq report``: derive every result from a run's raw data and write the report."""
+"""``cellseq report``: derive every result from a run's raw data and write the report.
+
+A damaged run store is salvaged: the report is made of every row that can still be read, lists
+what could not be (in its notes and under ``store_damage`` in ``summary.json``), and then
+:class:`DamagedRunReport` is raised, so the command exits 2 naming the damage. A report that
+cannot be written (a full or read-only disk) is an :class:`AnalysisError` saying so.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from analysis.derive import derive
+from analysis.errors import AnalysisError
 from analysis.outcome import run_outcome
 from analysis.report_html import compare, write_report
 from analysis.run_data import RunData
+from sequencer.store_rows import StoreDamaged
+from sequencer.store_survey import damage_message, survey
 
 REPORT_DIR = "report"
+
+
+class DamagedRunReport(AnalysisError):
+    """The report was written from a damaged store's intact rows; the message says what was
+    left out."""
+
+    def __init__(self, message: str, summary: Path, index: Path) -> None:
+        super().__init__(message)
+        self.summary, self.index = summary, index
 
 
 def make_report(run_dir: Path, figures: bool = True, status: str | None = None
@@ -20,14 +39,34 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     cell and reason). ``status``: the run's status when the caller knows better than the
     store (a run whose process died still says ``running`` there)."""
     run_dir = Path(run_dir)
-    data = RunData(run_dir)
-    derived = derive(run_dir, figures=figures)
+    try:
+        data = RunData(run_dir)
+        derived = derive(run_dir, figures=figures)
+    except StoreDamaged:   # not even the tables can be listed
+        raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+    damage = list(dict.fromkeys([*data.damage, *derived.damage]))
+    notes = [*derived.notes, *(f"damaged run store, left out: {d}" for d in damage)]
     outcome = run_outcome(data, derived.results, status)
-    meta = {"seed": data.manifest.get("seed"), "mode": data.manifest.get("mode"),
-            "protocol": data.manifest.get("protocol")}
-    summary, index = write_report(run_dir / REPORT_DIR, data.campaign, derived.results,
-                                  derived.figures, expected=data.expected or None, meta=meta,
-                                  outcome=outcome, notes=derived.notes)
+    meta: dict[str, Any] = {"seed": data.manifest.get("seed"),
+                            "mode": data.manifest.get("mode"),
+                            "protocol": data.manifest.get("protocol")}
+    if damage:
+        meta["store_damage"] = damage
+    report_dir = run_dir / REPORT_DIR
+    try:
+        summary, index = write_report(report_dir, data.campaign, derived.results,
+                                      derived.figures, expected=data.expected or None,
+                                      meta=meta, outcome=outcome, notes=notes)
+    except OSError as exc:
+        for name in ("summary.json.tmp", "index.html.tmp"):   # half a file helps nobody
+            with contextlib.suppress(OSError):
+                (report_dir / name).unlink()
+        raise AnalysisError(f"cannot write the report into {report_dir}:"
+                            f" {exc.strerror or exc}") from None
+    if damage:
+        readable = [f"{len(derived.results)} results derived from the intact rows"]
+        raise DamagedRunReport(damage_message(run_dir, damage, readable)
+                               + f". Report written: {summary}, {index}", summary, index)
     return summary, index, derived.notes
 
 

@@ -2,6 +2,9 @@
 
 The analysis reads only the run store: the cells' descriptions (kind, material, geometry,
 capacity) are stored with the run, so nothing here opens a protocol file.
+
+A damaged store is salvaged: every row that can still be read is used, and :attr:`RunData.damage`
+lists what could not be (the report shows it, and ``cellseq report`` then exits 2).
 """
 
 from __future__ import annotations
@@ -58,27 +61,41 @@ class CellExperiment:
 class RunData:
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        store = RunStore.open(self.run_dir)
+        #: What of a damaged store could not be read (empty for an intact one).
+        self.damage: list[str] = []
+        store = RunStore.open(self.run_dir, integrity=True, salvage=True)
         try:
-            meta = store.meta()
-            self.campaign: str = meta.get("manifest", {}).get("campaign", "")
+            self.damage.extend(store.damage)
+            meta = store.meta(self.damage)
+            self.manifest: dict[str, Any] = meta.get("manifest", {})
+            self.campaign: str = str(self.manifest.get("campaign", ""))
             self.cells: dict[str, dict[str, Any]] = meta.get("cells", {})
             self.expected: list[dict[str, Any]] = meta.get("expected", [])
-            self.experiments: list[dict[str, Any]] = meta.get("experiments", [])
-            self.manifest: dict[str, Any] = meta.get("manifest", {})
             self.status: str = meta.get("status", "")
             #: each cell's final (or last) state: ``state``, ``experiment``, ``step_index``,
             #: ``step_kind``, ``checkpoint`` (with the ``fault``), as the store keeps them
-            self.cell_states: dict[str, dict[str, Any]] = {s["cell"]: s
-                                                           for s in store.cell_states()}
-            self._steps = store.steps()
-            self._stored_cells = set(store.cells())
+            self.cell_states: dict[str, dict[str, Any]] = {
+                s["cell"]: s for s in store.cell_states(self.damage)}
+            self._steps = store.steps(damage=self.damage)
+            self._stored_cells = set(store.chunk_cells(self.damage))
+            self.experiments: list[dict[str, Any]] = meta.get("experiments") or \
+                self._experiments_from_steps()
         finally:
             store.close()
 
     def experiments_run(self, cell: str) -> set[str]:
         """The experiments in which ``cell`` ran at least one step."""
         return {s["experiment"] for s in self._steps if s["cell"] == cell}
+
+    def _experiments_from_steps(self) -> list[dict[str, Any]]:
+        """The experiments and their cells as the steps show them: when the store's list of
+        them is damaged, what of the analysis can still be made."""
+        out: dict[str, list[str]] = {}
+        for s in self._steps:
+            cells = out.setdefault(s["experiment"], [])
+            if s["cell"] not in cells:
+                cells.append(s["cell"])
+        return [{"name": name, "cells": cells} for name, cells in out.items()]
 
     def cell_experiments(self) -> Iterator[CellExperiment]:
         """Each (experiment, cell) pair with data, cell by cell: one cell's points are in
@@ -90,10 +107,10 @@ class RunData:
         for cell, experiments in by_cell.items():
             if cell not in self._stored_cells:
                 continue
-            store = RunStore.open(self.run_dir)
+            store = RunStore.open(self.run_dir, salvage=True)
             try:
-                series = frame(store, cell, "series")
-                spectra = store.read(cell, "spectrum")
+                series = frame(store, cell, "series", self.damage)
+                spectra = store.read(cell, "spectrum", self.damage)
             finally:
                 store.close()
             for name in experiments:

@@ -6,11 +6,15 @@
 A served lab (``cellseq sim serve``, in its own process: an ESPEC chamber, a VSP-300 stand-in
 and a Neware BTS, all running ``speed`` times faster than the wall clock) hosts a small campaign:
 a chamber soak, then PEIS spectra of a blocking cell with rests between, and CC cycles of a full
-cell. ``cellseq run`` is SIGKILLed at a random moment once it has stored data, then ``cellseq
-resume`` is started and killed in its turn, ``--kills`` times in all: most kills come a random
-moment after the process stored something new, about one in five during its start-up. The last
-resume runs to the end. A second served lab (same seed and speed) runs the same protocol
-uninterrupted at the same time, for reference. Then the killed-and-resumed store is checked:
+cell. ``cellseq run`` is SIGKILLed within the first second after its run store appears (before a
+cell has committed anything; ``--no-first-second`` kills it once it has stored data instead),
+then ``cellseq resume`` is started and killed in its turn, ``--kills`` times in all: most kills
+come a random moment after the process stored something new, about one in five during its
+start-up. The last resume runs to the end and writes the report; it is killed during the report
+(a random moment up to 0.5 s after it began writing it), and ``cellseq report`` then makes
+the report again, which must hold exactly the results the analysis derives from the store.
+A second served lab (same seed and speed) runs the same protocol uninterrupted at the same
+time, for reference. Then the killed-and-resumed store is checked:
 
 - duplicated rows: per cell, a moment stored twice in a step (same step time), or test time
   going back within a step;
@@ -28,12 +32,14 @@ uninterrupted at the same time, for reference. Then the killed-and-resumed store
   expected to agree bit for bit.
 
 Target: 50 of 50 interruptions survived, 0 duplicated rows, 0 torn rows, 0 gaps beyond the
-interruption windows, derived results within 1 % of the reference.
+interruption windows, derived results within 1 % of the reference, the report killed and made
+again whole.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -184,6 +190,7 @@ class Interruption:
     early: bool                      # killed during start-up, at a random moment
     stored: bool                     # the killed process had stored something new
     back_wall: float | None = None   # when a later process was first seen storing again
+    first_second: bool = False       # the run itself, in the first second of its store
 
 
 @dataclass
@@ -192,6 +199,7 @@ class Soak:
     failures: list[str] = field(default_factory=list)   # processes that ended on their own, != 0
     completed: bool = False
     wall_s: float = 0.0
+    report_killed_after_s: float | None = None   # the last process, killed in its report
 
     @property
     def survived(self) -> int:
@@ -201,8 +209,9 @@ class Soak:
 
 def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: random.Random,
                jitter_s: float, early_share: float, env: dict[str, str], logs: Path,
-               timeout_s: float) -> Soak:
-    """Run, kill, resume, kill ... ``kills`` times; the last resume runs to its end."""
+               timeout_s: float, first_second: bool = True) -> Soak:
+    """Run, kill, resume, kill ... ``kills`` times; the last resume runs to its end, and is
+    killed while it writes the report."""
     soak = Soak()
     startup: list[float] = []   # seconds from launch to the first new data
     first = ["run", str(protocol), "--station", str(station), "--out", str(run_dir),
@@ -218,10 +227,14 @@ def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: ra
         early = bool(soak.interruptions) and not last and rng.random() < early_share
         deadline = launched + (rng.uniform(0.0, statistics.median(startup) if startup else 1.0)
                                if early else math.inf)
-        proc = cellseq(first if attempts == 1 else again, logs / f"{attempts:03d}.log", env)
+        after_store = rng.uniform(0.0, 1.0) if attempts == 1 and first_second and kills \
+            else None
+        command = first if attempts == 1 else again[:-1] if last else again
+        proc = cellseq(command, logs / f"{attempts:03d}.log", env)
         try:
-            killed = _watch(proc, soak, run_dir, before, launched, deadline, last or early,
-                            rng, jitter_s, startup, timeout_s)
+            killed = _watch(proc, soak, run_dir, before, launched, deadline,
+                            last or early or after_store is not None, rng, jitter_s, startup,
+                            timeout_s, after_store, rng.uniform(0.0, 0.5) if last else None)
         except BaseException:
             proc.kill()
             proc.wait()
@@ -230,9 +243,9 @@ def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: ra
             soak.failures.append(f"process {attempts} ran for more than {timeout_s:.0f} s")
             soak.wall_s = time.monotonic() - start
             return soak
-        if killed:
+        if killed and soak.report_killed_after_s is None:
             continue
-        if status(run_dir) in FINISHED and proc.returncode in (0, 1):
+        if status(run_dir) in FINISHED and (killed or proc.returncode in (0, 1)):
             for i in soak.interruptions:   # it completed before it was seen storing
                 if i.back_wall is None:
                     i.back_wall = time.time()
@@ -250,14 +263,25 @@ def crash_soak(protocol: Path, station: Path, run_dir: Path, kills: int, rng: ra
 def _watch(proc: subprocess.Popen[bytes], soak: Soak, run_dir: Path,
            before: tuple[int, int, int] | None, launched: float, deadline: float,
            fixed: bool, rng: random.Random, jitter_s: float, startup: list[float],
-           timeout_s: float) -> bool | None:
+           timeout_s: float, after_store_s: float | None = None,
+           in_report_s: float | None = None) -> bool | None:
     """Follow one process until it ends or its kill moment; True if it was killed, False if it
     ended on its own, None if it ran past ``timeout_s`` (then it is killed too). ``fixed``:
     the deadline stands (an early kill, or none); otherwise the kill comes a random moment
-    (up to ``jitter_s``) after the process is first seen storing something new."""
+    (up to ``jitter_s``) after the process is first seen storing something new.
+    ``after_store_s``: the kill comes that long after the run store appears (the run's first
+    second). ``in_report_s``: that long after the process has begun writing the report (its
+    folder appeared)."""
     stored = False
+    first_second = False
+    report_from: float | None = None
     while proc.poll() is None:
         now = time.time()
+        if after_store_s is not None and not first_second and (run_dir / DB_NAME).exists():
+            first_second, deadline = True, now + after_store_s
+        if in_report_s is not None and report_from is None and \
+                (run_dir / "report").exists():
+            report_from, deadline = now, now + in_report_s
         if not stored and progress(run_dir) not in (None, before):
             stored = True
             startup.append(now - launched)
@@ -270,14 +294,35 @@ def _watch(proc: subprocess.Popen[bytes], soak: Soak, run_dir: Path,
             proc.send_signal(signal.SIGKILL)   # nothing if it has just ended on its own
             if proc.wait() != -signal.SIGKILL:
                 return False
-            soak.interruptions.append(Interruption(time.time(), fixed, stored))  # fixed: early
+            if report_from is not None:
+                soak.report_killed_after_s = now - report_from
+            else:
+                soak.interruptions.append(Interruption(time.time(), fixed, stored,
+                                                       first_second=first_second))
             return True
         if now - launched > timeout_s:
             proc.kill()
             proc.wait()
             return None
-        time.sleep(POLL_WALL_S)
+        time.sleep(0.005 if deadline - now < POLL_WALL_S else POLL_WALL_S)
     return False
+
+
+def report_again(run_dir: Path, env: dict[str, str], logs: Path) -> str:
+    """After a kill during the report: ``cellseq report`` again; its summary must hold the
+    results the analysis derives from the store, and its page must be whole."""
+    proc = cellseq(["report", str(run_dir)], logs / "report.log", env)
+    proc.wait()
+    if proc.returncode != 0:
+        return f"cellseq report exited {proc.returncode} (see {logs / 'report.log'})"
+    summary = json.loads((run_dir / "report" / "summary.json").read_text(encoding="utf-8"))
+    page = (run_dir / "report" / "index.html").read_text(encoding="utf-8")
+    found = [r.to_dict() for r in derive(run_dir).results]
+    same = json.loads(json.dumps(found)) == summary["results"]
+    whole = page.rstrip().endswith("</html>")
+    return (f"made again: {len(summary['results'])} results,"
+            f" {'equal to' if same else 'DIFFERENT from'} what the store gives; the page is"
+            f" {'whole' if whole else 'TORN'}")
 
 
 # -- checking a store --------------------------------------------------------------------------
@@ -486,16 +531,20 @@ def journal(run_dir: Path) -> tuple[Counter[str], str, dict[str, str]]:
 
 # -- main --------------------------------------------------------------------------------------
 
-def report(run_dir: Path, reference_dir: Path, soak: Soak, speed: float, planned: int) -> None:
+def report(run_dir: Path, reference_dir: Path, soak: Soak, speed: float, planned: int,
+           again: str | None = None) -> None:
     """Print the figures."""
     checked = check_store(run_dir, outage_windows(run_dir, soak, speed))
     control = check_store(reference_dir)
     kinds, final, states = journal(run_dir)
     ref_kinds, ref_final, ref_states = journal(reference_dir)
-    early = sum(i.early for i in soak.interruptions)
+    early = sum(i.early and not i.first_second for i in soak.interruptions)
+    first = sum(i.first_second for i in soak.interruptions)
+    before_data = sum(i.first_second and not i.stored for i in soak.interruptions)
     print(f"interruptions survived: {soak.survived} of {len(soak.interruptions)}"
-          f" ({early} during a resume's start-up, {len(soak.interruptions) - early} after new"
-          f" data; {planned} planned)")
+          f" ({first} in the run's first second, {before_data} of them before any data;"
+          f" {early} during a resume's start-up;"
+          f" {len(soak.interruptions) - early - first} after new data; {planned} planned)")
     print(f"final status: {final}; {'; '.join(f'{c} {s}' for c, s in states.items())}")
     print(f"reference: {ref_final}; {'; '.join(f'{c} {s}' for c, s in ref_states.items())}")
     for failure in soak.failures:
@@ -528,6 +577,10 @@ def report(run_dir: Path, reference_dir: Path, soak: Soak, speed: float, planned
             print(f"  analysis of the reference: {note}")
     else:
         print("derived results not compared: a run did not complete")
+    if soak.report_killed_after_s is not None:
+        print(f"report: killed {soak.report_killed_after_s:.2f} s into it; {again}")
+    elif soak.completed:
+        print("report: it ended before its kill moment; not killed")
     print("journal: " + ", ".join(f"{k} {kinds[k]}" for k in (
         "run_interrupted", "run_resumed", "step_reattached", "step_restarted", "step_resumed",
         "adopt_failed", "resoak", "soak_failed", "cell_faulted", "run_aborted")) +
@@ -545,6 +598,8 @@ def main() -> None:
                         help="a kill comes up to this many seconds after new data")
     parser.add_argument("--early", type=float, default=0.2,
                         help="share of kills during a resume's start-up")
+    parser.add_argument("--no-first-second", dest="first_second", action="store_false",
+                        help="kill the run once it stored data, not in its first second")
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
     args = parser.parse_args()
     wall = time.perf_counter()
@@ -569,7 +624,8 @@ def main() -> None:
         try:
             soak = crash_soak(protocol, tmp / "station.yaml", tmp / "resumed", args.kills,
                               random.Random(args.seed), args.jitter, args.early, env, logs,
-                              timeout_s=10 * expected_s + 120)
+                              timeout_s=10 * expected_s + 120,
+                              first_second=args.first_second)
             reference.wait(10 * expected_s + 120)
         finally:
             if reference.poll() is None:
@@ -578,7 +634,9 @@ def main() -> None:
     finally:
         for lab in labs:
             stop(lab)
-    report(tmp / "resumed", reference_dir, soak, args.speed, args.kills)
+    again = report_again(tmp / "resumed", env, logs) \
+        if soak.report_killed_after_s is not None else None
+    report(tmp / "resumed", reference_dir, soak, args.speed, args.kills, again)
     print(f"wall time: {time.perf_counter() - wall:.0f} s (the soak {soak.wall_s:.0f} s)")
     if args.keep:
         print(f"kept: {tmp}")

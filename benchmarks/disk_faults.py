@@ -3,10 +3,13 @@
     sudo python benchmarks/disk_faults.py        # mounts tmpfs file systems: needs root
 
 For each fault, a dry run of the quickstart writes its run directory on a tmpfs file system:
-one too small for the run (it fills up mid-run), one whose store refuses writes from the 20th
-commit on (the kernel will not remount a file system read-only while the store holds it open
-for writing, so the refusal is SQLite's ``query_only``: the same "attempt to write a readonly
-database" the store sees on a read-only disk).
+one too small for the run (it fills up mid-run), one too small for even the store to be created
+(then made larger: the resume starts the run from the beginning), one filled up after the run
+(status still reads it; report and export exit 2 saying why, and work once there is room), one
+whose store refuses writes from the 20th commit on (the kernel will not remount a file system
+read-only while the store holds it open for writing, so the refusal is SQLite's
+``query_only``: the same "attempt to write a readonly database" the store sees on a read-only
+disk).
 Expected: a clean stop (a StoreError with a message, no traceback), every output off, the store
 intact (``PRAGMA integrity_check``) at its last commit; then, with space back (remounted larger)
 or writable again, ``resume`` completes the run to exactly what an uninterrupted run gives.
@@ -92,6 +95,53 @@ def trial(name: str, folder: Path, reference: dict[str, np.ndarray],
     return f"{name}: {stopped}; {outputs}; store {check[0]}; {result}"
 
 
+def no_room_for_the_store(folder: Path, reference: dict[str, np.ndarray]) -> str:
+    """A disk with room for the protocol copies and the manifest, not for the store."""
+    run_dir = folder / "run"
+    try:
+        run_simulated(QUICKSTART, run_dir, SEED)
+        return "no room for the store: the run completed (the disk was large enough)"
+    except StoreError as exc:
+        stopped = f"clean stop ({str(exc).split(':', 1)[-1].strip()[:50]}...)"
+    left = sorted(p.name for p in run_dir.iterdir())
+    remount(folder, "size=256m")
+    resume_run(run_dir)
+    result = "resumed from the beginning to the uninterrupted result" \
+        if same(columns(run_dir), reference) else "resumed, but the data DIFFER"
+    return f"no room for the store: {stopped}; left {left}; {result}"
+
+
+def full_after_the_run(folder: Path) -> str:
+    """The run completes, then the disk fills up: status, report and export."""
+    from typer.testing import CliRunner
+
+    from sequencer.cli import app
+
+    run_dir = folder / "run"
+    run_simulated(QUICKSTART, run_dir, SEED)
+    filler = folder / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(bytes(1 << 20))
+                out.flush()
+        except OSError:
+            pass
+    runner = CliRunner()
+    said = []
+    for args in (["status", str(run_dir)], ["report", str(run_dir)], ["export", str(run_dir)]):
+        result = runner.invoke(app, args)
+        traceback = result.exception is not None and not isinstance(result.exception,
+                                                                     SystemExit)
+        said.append(f"{args[0]} exit {result.exit_code}"
+                    + (" TRACEBACK" if traceback else "")
+                    + (f" ({result.output.split(': ', 2)[-1].strip()[:40]}...)"
+                       if result.exit_code else ""))
+    filler.unlink()
+    again = runner.invoke(app, ["report", str(run_dir)]).exit_code
+    return f"disk full after the run: {'; '.join(said)}; with room again, report exit {again}"
+
+
 def main() -> None:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         print("mounting a tiny file system needs root (and mount); nothing run")
@@ -112,6 +162,22 @@ def main() -> None:
                                lambda p: remount(p, "size=256m")))
         finally:
             subprocess.run(["umount", str(full)], check=False)
+
+        tiny = Path(tmp) / "tiny"
+        tiny.mkdir()
+        mount(tiny, "size=24k")
+        try:
+            lines.append(no_room_for_the_store(tiny, reference))
+        finally:
+            subprocess.run(["umount", str(tiny)], check=False)
+
+        after = Path(tmp) / "after"
+        after.mkdir()
+        mount(after, "size=64m")
+        try:
+            lines.append(full_after_the_run(after))
+        finally:
+            subprocess.run(["umount", str(after)], check=False)
 
         readonly = Path(tmp) / "readonly"
         readonly.mkdir()

@@ -62,6 +62,12 @@ class SourceFile:
     name: str
     path: Path
     data: bytes
+    #: where it was read as written (absolute, symbolic links kept): a copy of the files at
+    #: these relative places loads as the originals did
+    lexical: Path | None = None
+    #: how the file that named it wrote it (an ``include`` entry, a materials folder); None
+    #: for the top file
+    reference: str | None = None
 
     @property
     def sha256(self) -> str:
@@ -95,7 +101,7 @@ def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> 
     except UnreadableFile as exc:
         raise _one(exc.path, None, exc.reason) from None
     load = _Load(root=Path(os.path.realpath(given.parent)), allow_outside=allow_outside_includes)
-    top = _load_tree(load, given, given.name, raw, (), ())
+    top = _load_tree(load, given, given.name, raw, (), (), Path(os.path.abspath(given)), None)
     if top is None or load.problems:
         raise ProtocolError(load.problems)
     problems: list[Problem] = []
@@ -119,9 +125,11 @@ def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> 
 
 
 def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, ...],
-               stack: tuple[Path, ...]) -> CampaignFile | None:
+               stack: tuple[Path, ...], lexical: Path, reference: str | None
+               ) -> CampaignFile | None:
     """Validate one file's ``raw`` bytes and, depth first, what it includes; collect problems
-    instead of stopping."""
+    instead of stopping. ``lexical``: the file's path as written (absolute, normalised without
+    resolving links); ``reference``: the include entry that named it."""
     real = Path(os.path.realpath(path))
     load.first_seen.setdefault(real, via[-1] if via else name)
     load.total_bytes += len(raw)
@@ -133,7 +141,7 @@ def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, .
     except ProtocolError as exc:
         load.problems.extend(replace(p, via=via) for p in exc.problems)
         return None
-    load.files.append(SourceFile(name, path, raw))
+    load.files.append(SourceFile(name, Path(os.path.realpath(path)), raw, lexical, reference))
 
     def locate(loc: tuple[object, ...], root: yaml.Node = root) -> tuple[int | None, str]:
         return _locate(root, loc)
@@ -152,7 +160,7 @@ def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, .
         if child is not None:
             child_path, child_name, child_raw = child
             _load_tree(load, child_path, child_name, child_raw, (*via, f"{name}:{line}"),
-                       (*stack, real))
+                       (*stack, real), Path(os.path.normpath(lexical.parent / ref)), ref)
     return doc
 
 
@@ -238,7 +246,7 @@ def _read_materials(load: _Load, path: Path, name: str, line: int | None, field_
             shown = Path(os.path.relpath(real, load.root)).as_posix()
         except ValueError:   # another drive (Windows): no relative path exists
             shown = str(real)
-        load.materials.append(SourceFile(shown, real, raw))
+        load.materials.append(SourceFile(shown, real, raw, f, folder))
 
 
 #: Checks a validated model beyond its schema: yields (field location, message) pairs.

@@ -182,9 +182,9 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
         else:
             summary = summary_of(outcome.run_dir)
-    except AnalysisError as exc:
-        _fail(f"the run ended ({outcome.status}; {outcome.run_dir}), but its results could not"
-              f" be derived: {exc}")
+    except (CellseqError, AnalysisError) as exc:
+        _fail(f"the run ended ({outcome.status}; {outcome.run_dir}), but its report was not"
+              f" made: {exc}")
     print_summary(out, run_status(outcome.run_dir), summary)
     missed = misses(summary) if check else []
     for line in missed:
@@ -253,6 +253,8 @@ def status(
     for c in st["cells"]:
         if c["fault"]:
             out.print(f"[bold red]faulted:[/] {c['cell']}: {c['fault']}")
+    for note in st.get("notes", []):
+        err.print(f"note: {note}")
     if st["status"] in ("interrupted", "aborted"):
         out.print(f"the run stopped before its end; continue it with: cellseq resume {run_dir}")
 
@@ -293,13 +295,19 @@ def export(
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
-        paths = export_run(run_dir, fmt, to)
+        done = export_run(run_dir, fmt, to)
     except CellseqError as exc:
         _user_errors(exc)
     except ImportError as exc:
         _fail(f"{fmt} export needs an extra package: {exc}")
-    for p in paths:
+    for p in done.paths:
         out.print(str(p))
+    for note in done.notes:
+        err.print(f"note: {note}")
+    if done.damage:
+        from sequencer.store_survey import damage_message
+
+        _fail(damage_message(run_dir, list(dict.fromkeys(done.damage)), done.readable))
 
 
 @app.command()
@@ -311,7 +319,10 @@ def report(run_dir: RunDirArg) -> None:
     from sequencer.status import run_status
 
     try:
-        status = run_status(run_dir)["status"]   # a run whose process died: interrupted
+        try:
+            status = run_status(run_dir)["status"]   # a run whose process died: interrupted
+        except CellseqError:   # damage, a lock that cannot be read: the report salvages what
+            status = None      # it can and names what it could not read
         summary, index, notes = make_report(run_dir, status=status)
     except (CellseqError, AnalysisError) as exc:
         _user_errors(exc)

@@ -37,9 +37,12 @@ class Counters:
             ("charge_Wh", np.maximum(de, 0), self.charge_Wh),
             ("discharge_Wh", np.maximum(-de, 0), self.discharge_Wh),
         ):
-            series = start + np.cumsum(inc)
-            if previous is None:
-                series = np.concatenate(([start], series))
+            # added one point after another from the last value: however the points were
+            # split into polls (a resumed run splits them elsewhere), the sums are the same
+            # to the last bit
+            series = np.cumsum(np.concatenate(([start], inc)))
+            if previous is not None:
+                series = series[1:]
             out[name] = series
             if len(series):
                 setattr(self, name, float(series[-1]))

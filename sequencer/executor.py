@@ -54,9 +54,12 @@ class Executor(Resumption, Suspenders):
 
     def __init__(self, plan: Plan, instruments: Instruments, store: RunStore, journal: Journal,
                  clock: Clock, poll_s: float, progress: NoProgress | None = None,
-                 resume: ResumeState | None = None, watch_s: float = WATCH_S) -> None:
+                 resume: ResumeState | None = None, watch_s: float = WATCH_S,
+                 on_start: Callable[[], None] | None = None) -> None:
         self.plan, self.instruments, self.store = plan, instruments, store
         self.resume, self.watch_s = resume, watch_s
+        #: called once the checks before a run have passed, before it writes anything
+        self.on_start = on_start
         self._restate: dict[Chamber, SetTemperature] = {}   # see _restate_chamber
         self._watches: dict[str, ChamberWatch] = {}           # see _watch_chamber
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
@@ -139,9 +142,11 @@ class Executor(Resumption, Suspenders):
         self._go.set()
         try:
             await self._open_all()
-            await self._limits_to_instruments()
             if self.resume is not None:
                 await self._check_cells_present()
+            if self.on_start is not None:
+                self.on_start()
+            await self._limits_to_instruments()
         except BaseException:
             with trio.CancelScope(shield=True):
                 await self._all_outputs_off()

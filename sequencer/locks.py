@@ -10,6 +10,7 @@ simulators) belong to their run alone and need no claim.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -31,8 +32,19 @@ class LockError(CellseqError):
 
 
 def lock_dir() -> Path:
-    folder = Path(os.environ.get("CELLSEQ_LOCK_DIR") or Path.home() / ".cellseq" / "locks")
-    folder.mkdir(parents=True, exist_ok=True)
+    given = os.environ.get("CELLSEQ_LOCK_DIR")
+    folder = Path(given or Path.home() / ".cellseq" / "locks")
+    where = f"CELLSEQ_LOCK_DIR={given}" if given else str(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise LockError(f"the lock folder {where} is not a folder (a file is in its"
+                        " place); set CELLSEQ_LOCK_DIR to a folder") from None
+    except OSError as exc:
+        raise LockError(f"the lock folder {where} cannot be created: {_why(exc)}") from None
+    if not folder.is_dir():
+        raise LockError(f"the lock folder {where} is not a folder; set CELLSEQ_LOCK_DIR to"
+                        " a folder")
     return folder
 
 
@@ -65,34 +77,60 @@ def hold_run_dir(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def run_dir_in_use(run_dir: Path) -> bool:
-    """Whether a process is working in the run directory now (it holds the lock)."""
+def run_dir_in_use(run_dir: Path) -> bool | None:
+    """Whether a process is working in the run directory now (it holds the lock); None when
+    that cannot be told (the lock file cannot be opened, e.g. another user's run)."""
     path = Path(run_dir) / RUN_LOCK
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return False
+    if not path.is_file():
+        raise LockError(f"{path} is not a lock file (a {_kind(path)} is in its place); it"
+                        " cannot say whether a process works in the run. Remove it once no"
+                        " cellseq process uses the run")
     lock = FileLock(path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
         return True
+    except OSError as exc:
+        if exc.errno == errno.EROFS:   # nobody writes on a read-only disk
+            return False
+        return None
     lock.release()
     return False
 
 
 @contextmanager
 def _hold(lock_path: Path, info_path: Path | None, run_dir: Path, what: str) -> Iterator[None]:
+    if lock_path.exists() and not lock_path.is_file():
+        raise LockError(f"{what} cannot be locked: {lock_path} is a {_kind(lock_path)}, not a"
+                        " lock file. Remove it once no cellseq process uses it")
     lock = FileLock(lock_path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
         raise LockError(f"{what} is in use by {_holder(info_path, lock_path)}") from None
+    except OSError as exc:
+        raise LockError(f"{what} cannot be locked: {lock_path}: {_why(exc)}") from None
     try:
         if info_path is not None:
-            info_path.write_text(json.dumps({"run": str(Path(run_dir).resolve()),
-                                             "pid": os.getpid(), "since": time.time()}))
+            try:
+                info_path.write_text(json.dumps({"run": str(Path(run_dir).resolve()),
+                                                 "pid": os.getpid(), "since": time.time()}))
+            except OSError as exc:
+                raise LockError(f"{what}: {info_path} cannot be written: {_why(exc)}"
+                                ) from None
         yield
     finally:
         lock.release()
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _kind(path: Path) -> str:
+    return "folder" if path.is_dir() else "special file" if path.exists() else "broken link"
 
 
 def _holder(info_path: Path | None, lock_path: Path) -> str:

@@ -83,6 +83,17 @@ class ResumeState:
                 if e["kind"] in ONCE_KINDS}
         return cls(cells, finished, seen)
 
+    @property
+    def empty(self) -> bool:
+        """Nothing of the run was committed but its metadata (it was killed, or its disk
+        filled, before its first commit): a resume starts it from the beginning."""
+        return not self.cells and not self.finished_experiments
+
+    def of(self, cell_id: str) -> CellHistory:
+        """A cell's history; a cell the store shows nothing of has not started."""
+        hist = self.cells.get(cell_id)
+        return hist if hist is not None else CellHistory("pending", None, {}, {})
+
 
 def plausible_ocv_V(cell: Cell) -> tuple[float, float]:
     """The window a present cell's open-circuit voltage lies in, narrowed by its limits."""
@@ -148,7 +159,7 @@ class Resumption:
         rows of the soak that was under way, carried on from its last checkpoint when the
         interruption was short enough for the hold timer to stand (else it starts again)."""
         assert self.resume is not None
-        hist = [self.resume.cells[r.cell.id] for r in runs]
+        hist = [self.resume.of(r.cell.id) for r in runs]
         if all(r.step_count in h.done for r, h in zip(runs, hist, strict=True)):
             self._restate[chamber] = step
             return True
@@ -283,7 +294,7 @@ class Resumption:
         """Before a resumed run sends anything: every cell still to run shows a plausible
         open-circuit voltage, or the run does not start."""
         assert self.resume is not None
-        wrong = []
+        wrong, unchecked = [], []
         for cid, r in self.runs.items():
             hist = self.resume.cells.get(cid)
             if r.state == "faulted" or (hist is not None and hist.state == "completed"):
@@ -291,13 +302,15 @@ class Resumption:
             try:
                 v = await self._caller(r.instrument)(r.channel.read_voltage)
             except CapabilityError:
-                self.journal.event(cid, "cell_check_skipped", "the channel cannot read its"
-                                   " voltage; carrying on without checking the cell is there")
+                unchecked.append(cid)
                 continue
             lo, hi = plausible_ocv_V(r.cell)
             if not (math.isfinite(v) and lo <= v <= hi):
                 wrong.append(f"{cid} reads {v:.3f} V, outside {lo:g}..{hi:g} V for a"
                              f" {r.cell.kind.value} cell")
-        if wrong:
+        if wrong:   # refused: nothing is written (the run stays as it was)
             raise ResumeRefused("not resuming: " + "; ".join(wrong) + ". Is every cell still"
                                 " connected to its channel? Nothing was started.")
+        for cid in unchecked:
+            self.journal.event(cid, "cell_check_skipped", "the channel cannot read its"
+                               " voltage; carrying on without checking the cell is there")

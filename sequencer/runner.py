@@ -1,24 +1,27 @@
-"""Set up a run directory and run a campaign in it.
+"""Set up a run directory and run a campaign in it; resume the run a directory holds.
 
-A run directory holds: ``run.sqlite`` (data, journal, checkpoints), a byte-for-byte copy of the
-protocol file, ``station.yaml``, ``manifest.json`` (protocol hash, station, versions, seed) and
+A run directory (:mod:`sequencer.run_files`) holds ``run.sqlite`` (data, journal,
+checkpoints), a byte copy of every file the protocol was made of under ``protocol/``,
+``station.yaml``, ``manifest.json`` (each file's SHA-256, the station, versions, seed) and
 ``run.log``. Validation and planning finish before the directory or any instrument is touched.
+The store is created with the run's metadata in it, so a run killed at any moment after is
+resumable, from the beginning if nothing else was committed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import platform
-import shutil
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import trio
 import yaml
@@ -27,30 +30,49 @@ from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
 from protocols import load_campaign
 from protocols.cells import Cell
-from sequencer.cell_run import ResumeRefused
 from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_hardware, build_simulated
-from sequencer.journal import Journal
-from sequencer.locks import claim_channels, hold_run_dir
+from sequencer.journal import LOG_NAME, Journal
+from sequencer.locks import RUN_LOCK, claim_channels, hold_run_dir
 from sequencer.plan import Plan, build_plan
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
+from sequencer.run_files import (
+    MANIFEST,
+    PROTOCOL_DIR,
+    STATION_COPY,
+    RunDirError,
+    check_loaded,
+    layout,
+    listed_files,
+    manifest_files,
+    sha256,
+    verify_copies,
+    write_atomic,
+    write_copies,
+)
 from sequencer.station import Station, load_station, simulated_station
 from sequencer.status import FINISHED, run_outcome
-from sequencer.store import RunStore, StoreBroken, StoreError
+from sequencer.store import DB_NAME, RunStore, StoreBroken, StoreDamaged, StoreError
+from sequencer.store_survey import survey
 from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 
-MANIFEST = "manifest.json"
 #: On instruments simulated faster than real time, poll and watch no more often than this
 #: much wall time.
 MIN_WALL_POLL_S = 0.02
 MIN_WALL_WATCH_S = 0.5
-STATION_COPY = "station.yaml"
 _PACKAGES = ("cellseq", "numpy", "pandas", "pydantic", "pint", "trio", "pyyaml")
+T = TypeVar("T")
 
 
-class RunDirError(CellseqError):
-    """The run directory cannot be used for a new run."""
+@dataclass(frozen=True)
+class Resuming:
+    """How a resumed run takes up the store it continues."""
+
+    state: ResumeState | None    # None: nothing was committed; it starts from the beginning
+    snapshot: dict | None        # a dry run's simulators at the last commit
+    before: str | None           # the status the run had
+    kept_running: bool
 
 
 @dataclass(frozen=True)
@@ -77,23 +99,23 @@ def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None
     """Run a protocol: on in-process simulators in virtual time (no station, or a station of
     ``sim.*`` drivers), or on the instruments a station file addresses, in wall time."""
     plan = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
+    files = layout(plan.campaign)
+    run_dir = Path(run_dir)
     with claim_channels(plan.station, run_dir):
         _claim_run_dir(run_dir)
         with hold_run_dir(run_dir):
-            return _run(plan, protocol, run_dir, seed, progress)
+            return _run(plan, files, run_dir, seed, progress)
 
 
-def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
+def _run(plan: Plan, files: dict[PurePosixPath, bytes], run_dir: Path, seed: int,
          progress: NoProgress | None) -> RunOutcome:
-    shutil.copyfile(protocol, run_dir / protocol.name)
     station = _station_record(plan.station)
-    (run_dir / STATION_COPY).write_text(yaml.safe_dump(station, sort_keys=False),
-                                        encoding="utf-8")
     simulated = plan.station.simulated
     clock: Clock = TrioClock(virtual=True) if simulated else WallClock(plan.station.speed)
+    top = next(iter(files))
     manifest = {
-        "protocol": {"file": protocol.name,
-                     "sha256": hashlib.sha256(protocol.read_bytes()).hexdigest()},
+        "protocol": {"file": str(top), "sha256": sha256(files[top])},
+        "files": manifest_files(files),
         "campaign": plan.campaign.campaign,
         "mode": "simulated" if simulated else "hardware",
         "seed": seed,
@@ -101,59 +123,88 @@ def _run(plan: Plan, protocol: Path, run_dir: Path, seed: int,
         "started_utc": clock.origin_utc,
         "versions": _versions(),
     }
-    (run_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    store = RunStore.create(run_dir, durable=not simulated)
-    with store.transaction():
-        store.set_meta("manifest", manifest)
-        store.set_meta("cells", {c.id: _cell_info(c) for c in plan.campaign.cells})
-        store.set_meta("experiments", [{"name": e.name, "cells": list(e.cells)}
-                                       for e in plan.experiments])
-        store.set_meta("expected", [x.record(e.name) for e in plan.campaign.experiments
-                                    for x in e.expected])
-        store.set_meta("status", "running")
+    try:   # the manifest last: a directory with one holds everything a resume needs
+        write_copies(run_dir, files)
+        write_atomic(run_dir / STATION_COPY,
+                     yaml.safe_dump(station, sort_keys=False).encode("utf-8"))
+        write_atomic(run_dir / MANIFEST, json.dumps(manifest, indent=2).encode("utf-8"))
+    except OSError as exc:
+        raise RunDirError(f"cannot write the run directory {run_dir}: {exc.strerror or exc}."
+                          " Nothing ran") from None
+    store = RunStore.create(run_dir, durable=not simulated, meta=_store_meta(plan, manifest))
     return _execute(plan, run_dir, store, clock, seed, progress)
+
+
+def _store_meta(plan: Plan, manifest: dict) -> dict[str, object]:
+    """What the store holds of the run from its creation on: what status, the analysis and
+    a resume need without reading any file."""
+    return {"manifest": manifest,
+            "cells": {c.id: _cell_info(c) for c in plan.campaign.cells},
+            "experiments": [{"name": e.name, "cells": list(e.cells)}
+                            for e in plan.experiments],
+            "expected": [x.record(e.name) for e in plan.campaign.experiments
+                         for x in e.expected],
+            "status": "running"}
 
 
 def resume_run(run_dir: Path, progress: NoProgress | None = None,
                kept_running: bool = True, station: Path | None = None) -> RunOutcome:
     """Continue a run that stopped (a crash, a power cut, Ctrl-C twice) where its store ends.
 
-    The protocol and station are the run directory's own copies (the protocol's hash is
-    checked). A dry run's simulators come back from the snapshot committed with the last data,
-    so the resumed run gives what an uninterrupted one would. ``kept_running=False`` makes the
-    simulated instruments behave as if they lost power too (their techniques ended at the last
-    point read), which exercises the resume policies. ``station``: the station file again,
-    for the passwords a run never stores; it must be the station the run used.
+    The protocol is read from the run directory's own copies, each checked against the
+    manifest's SHA-256 (the originals may since have been edited, moved or deleted), and the
+    station from its copy. A dry run's simulators come back from the snapshot committed with
+    the last data, so the resumed run gives what an uninterrupted one would; a run that
+    stopped before it committed anything starts from the beginning. ``kept_running=False``
+    makes the simulated instruments behave as if they lost power too (their techniques ended
+    at the last point read), which exercises the resume policies. ``station``: the station
+    file again, for the passwords a run never stores; it must be the station the run used.
+
+    Every check comes before anything is written: a refused resume leaves the run as it was
+    (``interrupted``, and resumable once the cause is fixed).
     """
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).is_file():
-        raise RunDirError(f"{run_dir} is not a cellseq run directory (no {MANIFEST})")
-    with hold_run_dir(run_dir):
+        raise RunDirError(_not_a_run(run_dir))
+    with hold_run_dir(run_dir), contextlib.ExitStack() as cleanup:
         manifest = _read_manifest(run_dir)
-        protocol = run_dir / manifest["protocol"]["file"]
-        if not protocol.is_file() or \
-                hashlib.sha256(protocol.read_bytes()).hexdigest() != manifest["protocol"]["sha256"]:
-            raise RunDirError(f"{protocol} is missing or is not the protocol this run started"
-                              " with; it cannot be resumed")
-        plan = prepare(protocol, run_dir / STATION_COPY)
+        listed = listed_files(manifest, run_dir / MANIFEST)
+        _check_run_log(run_dir)
+        simulated = manifest["mode"] == "simulated"
+        store: RunStore | None = None
+        if (run_dir / DB_NAME).exists():
+            store = _open_for_resume(run_dir, simulated)
+            cleanup.callback(store.close)
+            meta = _damage_refused(run_dir, store.meta)
+            if meta.get("manifest") != manifest:
+                raise RunDirError(f"{run_dir / MANIFEST} is not the manifest of the run in"
+                                  f" {run_dir / DB_NAME}; it cannot be resumed")
+            if meta.get("status") in FINISHED:
+                raise RunDirError(f"{run_dir} holds a finished run ({meta['status']}); there is"
+                                  f" nothing to resume (`cellseq report {run_dir}` writes its"
+                                  " report)")
+        verify_copies(run_dir, listed)
+        protocol = run_dir / listed[0][0]
+        # the copies keep the originals' places, an allowed outside include too; that nothing
+        # but the copies was read is checked next
+        plan = prepare(protocol, run_dir / STATION_COPY, allow_outside_includes=True)
+        check_loaded(run_dir, plan.campaign, listed)
+        if _station_record(plan.station) != manifest.get("station"):
+            raise RunDirError(f"{run_dir / STATION_COPY} has been changed since the run"
+                              " started (it differs from the manifest's station)")
         if station is not None:
             given = build_plan(plan.campaign, load_station(station), protocol.name)
             if _station_record(given.station) != _station_record(plan.station):
                 raise RunDirError(f"{station} is not the station this run used (see"
                                   f" {run_dir / STATION_COPY})")
             plan = given
-        simulated = manifest["mode"] == "simulated"
-        store = RunStore.open(run_dir, readonly=False, durable=not simulated)
-        try:
-            meta = store.meta()
-            if meta.get("status") in FINISHED:
-                raise RunDirError(f"{run_dir} holds a finished run ({meta['status']}); there is"
-                                  " nothing to resume")
-            state = ResumeState.load(store)
-            snapshot = meta.get("sim_snapshot")
-        except BaseException:
-            store.close()
-            raise
+        if store is None:   # killed before its store existed: nothing ran
+            before, state, snapshot = None, None, None
+        else:
+            before, snapshot = meta.get("status"), meta.get("sim_snapshot")
+            state = _damage_refused(run_dir, lambda: ResumeState.load(store))
+            if state.empty:
+                state, snapshot = None, None
         with claim_channels(plan.station, run_dir):
             clock: Clock
             if simulated:
@@ -163,19 +214,61 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
                 speed = plan.station.speed
                 clock = WallClock(speed, manifest["started_utc"],
                                   (time.time() - manifest["started_utc"]) * speed)
-            with store.transaction():
-                store.set_meta("status", "running")
+            if store is None:
+                store = RunStore.create(run_dir, durable=not simulated,
+                                        meta=_store_meta(plan, manifest))
+            cleanup.pop_all()   # _execute closes the store
             return _execute(plan, run_dir, store, clock, int(manifest["seed"]), progress,
-                            resume=(state, snapshot, meta.get("status"), kept_running))
+                            resume=Resuming(state, snapshot, before, kept_running))
+
+
+def _open_for_resume(run_dir: Path, simulated: bool) -> RunStore:
+    """The store, for writing, once SQLite finds no damaged page and every chunk's blob has
+    its size and checksum; else refused with what is damaged and what is still readable."""
+    store = _damage_refused(run_dir, lambda: RunStore.open(
+        run_dir, readonly=False, durable=not simulated, integrity=True))
+    try:
+        _damage_refused(run_dir, store.check_chunks)
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _damage_refused(run_dir: Path, read: Callable[[], T]) -> T:
+    """``read()``; a damaged store refuses the resume, saying what is damaged and what can
+    still be read (nothing is written to it)."""
+    try:
+        return read()
+    except StoreDamaged:
+        raise StoreDamaged(survey(run_dir).message(run_dir) + ". It is not resumed"
+                           ) from None
+
+
+def _check_run_log(run_dir: Path) -> None:
+    log = run_dir / LOG_NAME
+    if (log.exists() or log.is_symlink()) and not log.is_file():
+        raise RunDirError(f"{log} is not a file (the run's log cannot be written); remove or"
+                          " rename it, then resume")
+
+
+def _not_a_run(run_dir: Path) -> str:
+    if not run_dir.is_dir():
+        return f"{run_dir} is not a cellseq run directory (no such directory)"
+    if (run_dir / PROTOCOL_DIR).exists() or (run_dir / STATION_COPY).exists():
+        return (f"{run_dir} holds no {MANIFEST}: its run was cut off while the directory was"
+                " being prepared, before anything ran. Start the run again in a new"
+                " directory (cellseq run FILE --out DIR)")
+    return f"{run_dir} is not a cellseq run directory (no {MANIFEST})"
 
 
 def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int,
-             progress: NoProgress | None,
-             resume: tuple[ResumeState, dict | None, str | None, bool] | None = None
-             ) -> RunOutcome:
+             progress: NoProgress | None, resume: Resuming | None = None) -> RunOutcome:
     journal = Journal(store, run_dir, clock)
     wall = time.perf_counter()
     status = "aborted"
+    # A resume writes nothing (its status neither) until every check before it has passed.
+    begun = resume is None
     try:
         async def main() -> None:
             clock.start()
@@ -191,24 +284,33 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
                 speed = plan.station.speed   # poll at most every MIN_WALL_POLL_S of wall time
                 poll_s = max(HARDWARE_POLL_S, speed * MIN_WALL_POLL_S)
                 watch_s = max(WATCH_S, speed * MIN_WALL_WATCH_S)
-            state = None
+            on_start = None
             if resume is not None:
-                state, snapshot, before, kept_running = resume
-                if snapshot is not None and lab is not None:
-                    lab.restore(snapshot["lab"], kept_running)
-                with store.transaction():
-                    journal.event(None, "run_interrupted",
-                                  f"the run stopped ({before or 'unknown'}) at t ="
-                                  f" {clock.now():.1f} s; everything committed up to then is"
-                                  " kept", status=before, t=clock.now())
-                    journal.event(None, "run_resumed", "resuming where the run store ends")
+                if resume.snapshot is not None and lab is not None:
+                    lab.restore(resume.snapshot["lab"], resume.kept_running)
+
+                def on_start() -> None:
+                    nonlocal begun
+                    begun = True
+                    before = resume.before
+                    with store.transaction():
+                        store.set_meta("status", "running")
+                        journal.event(None, "run_interrupted",
+                                      f"the run stopped ({before or 'unknown'}) at t ="
+                                      f" {clock.now():.1f} s; everything committed up to then"
+                                      " is kept", status=before, t=clock.now())
+                        journal.event(None, "run_resumed",
+                                      "resuming where the run store ends"
+                                      if resume.state is not None else "nothing had been"
+                                      " committed: the run starts from the beginning")
 
             if lab is not None:
                 def snapshot_lab() -> None:
                     store.set_meta("sim_snapshot", {"t": clock.now(), "lab": lab.snapshot()})
                 store.before_commit = snapshot_lab
-            executor = Executor(plan, instruments, store, journal, clock, poll_s,
-                                progress, resume=state, watch_s=watch_s)
+            executor = Executor(plan, instruments, store, journal, clock, poll_s, progress,
+                                resume=resume.state if resume is not None else None,
+                                watch_s=watch_s, on_start=on_start)
             finished = False
             try:
                 async with trio.open_nursery() as nursery:
@@ -238,12 +340,10 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
     except KeyboardInterrupt:
         status = "interrupted"
         raise
-    except ResumeRefused:
-        status = resume[2] if resume is not None and resume[2] else "aborted"
-        raise
     finally:
-        with contextlib.suppress(StoreError), store.transaction():
-            store.set_meta("status", status)
+        if begun:
+            with contextlib.suppress(StoreError), store.transaction():
+                store.set_meta("status", status)
         journal.close()
         store.close()
     faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
@@ -261,20 +361,18 @@ def _station_record(station: Station) -> dict:
 def _read_manifest(run_dir: Path) -> dict:
     path = run_dir / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
         ok = isinstance(manifest, dict) and isinstance(manifest.get("protocol"), dict) and \
             isinstance(manifest["protocol"].get("file"), str) and \
             isinstance(manifest["protocol"].get("sha256"), str) and \
             isinstance(manifest.get("started_utc"), int | float) and \
             isinstance(manifest.get("seed"), int)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise RunDirError(f"{path} cannot be read: {exc}") from None
     if not ok:
         raise RunDirError(f"{path} lacks the protocol, seed or start time of the run")
     if manifest.get("mode") not in ("simulated", "hardware"):
         raise RunDirError(f"{path}: unknown run mode {manifest.get('mode')!r}")
-    if Path(manifest["protocol"]["file"]).name != manifest["protocol"]["file"]:
-        raise RunDirError(f"{path}: the protocol file name must not contain a path")
     return manifest
 
 
@@ -350,9 +448,23 @@ def _states(run_dir: Path) -> list[dict]:
 
 
 def _claim_run_dir(run_dir: Path) -> None:
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Make the new run's directory; an existing one must be empty (or hold only the lock
+    file of a run killed before it wrote anything)."""
+    try:
+        if run_dir.exists() or run_dir.is_symlink():
+            if not run_dir.is_dir():
+                raise RunDirError(f"--out {run_dir}: a file is in its place; choose a new"
+                                  " --out directory")
+            if any(p.name != RUN_LOCK for p in run_dir.iterdir()):
+                raise RunDirError(f"{run_dir} exists and is not empty; choose a new --out"
+                                  " directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunDirError(f"--out {run_dir}: cannot be made, a file stands in its path"
+                          ) from None
+    except OSError as exc:
+        raise RunDirError(f"cannot make the run directory {run_dir}:"
+                          f" {exc.strerror or exc}") from None
 
 
 def _versions() -> dict[str, str]:
@@ -365,4 +477,5 @@ def _versions() -> dict[str, str]:
     return out
 
 
-__all__ = ["RunDirError", "RunOutcome", "prepare", "resume_run", "run_simulated"]
+__all__ = ["MANIFEST", "STATION_COPY", "RunDirError", "RunOutcome", "prepare", "resume_run",
+           "run_simulated"]

@@ -10,6 +10,10 @@ A run's status says how it ended, and never more than its cells did:
   written, an instrument that cannot be reached at the start); ``cellseq resume`` continues it;
 - ``interrupted``: Ctrl-C twice, or the process died (a crash, a power cut); ``cellseq resume``
   continues it.
+
+The store is opened read-only (also on a read-only disk). A damaged store gives a
+:class:`~sequencer.store_rows.StoreDamaged` whose message names the run, what is damaged and
+what can still be read.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sequencer.locks import run_dir_in_use
+from sequencer.locks import RUN_LOCK, run_dir_in_use
 from sequencer.store import RunStore
+from sequencer.store_rows import StoreDamaged
+from sequencer.store_survey import survey
 
 #: Run statuses of a run whose experiments all ran: there is nothing to resume.
 FINISHED = ("completed", "completed_with_faults", "faulted")
@@ -40,7 +46,15 @@ def run_outcome(cell_states: Iterable[str]) -> str:
 
 
 def run_status(run_dir: Path) -> dict[str, Any]:
-    store = RunStore.open(Path(run_dir))
+    run_dir = Path(run_dir)
+    try:
+        return _status(run_dir)
+    except StoreDamaged:
+        raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+
+
+def _status(run_dir: Path) -> dict[str, Any]:
+    store = RunStore.open(run_dir)
     try:
         meta = store.meta()
         manifest = meta.get("manifest", {})
@@ -62,7 +76,12 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             })
         events = store.events()
         status = meta.get("status")
-        if status == "running" and not run_dir_in_use(Path(run_dir)):
+        notes = []
+        in_use = run_dir_in_use(run_dir) if status == "running" else True
+        if in_use is None:
+            notes.append(f"cannot tell whether a process is working in the run: its lock file"
+                         f" {run_dir / RUN_LOCK} cannot be opened")
+        elif status == "running" and not in_use:
             # the process writing it is gone: a crash or a power cut
             status = "interrupted"
             for c in cells:
@@ -74,6 +93,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "status": status, "cells": cells,
             "faulted": [c["cell"] for c in cells if c["state"] == "faulted"],
             "events": len(events), "last_event": events[-1] if events else None,
+            "notes": notes,
         }
     finally:
         store.close()

@@ -21,13 +21,26 @@ from typing import Any
 
 import numpy as np
 
-from drivers.errors import CellseqError
+from sequencer import store_files
+from sequencer.store_rows import (
+    StoreBroken,
+    StoreDamaged,
+    StoreError,
+    chunk_crc,
+    decode_chunk,
+    decode_int,
+    decode_json,
+    decode_number,
+    decode_optional_json,
+    decode_text,
+)
+from sequencer.store_scan import TableReader
 
 DB_NAME = "run.sqlite"
 log = logging.getLogger("cellseq.store")
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SERIES_COLUMNS = ("test_time_s", "step_time_s", "utc_s", "voltage_V", "current_A",
                   "temperature_C", "charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
@@ -45,7 +58,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, cell TEXT NOT NULL, step_id INTEGER NOT NULL,
     step_count INTEGER NOT NULL, step_index INTEGER NOT NULL, cycle INTEGER NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('series', 'spectrum')), n INTEGER NOT NULL,
-    t_first REAL NOT NULL, t_last REAL NOT NULL, data BLOB NOT NULL);
+    t_first REAL NOT NULL, t_last REAL NOT NULL, data BLOB NOT NULL, crc INTEGER);
 CREATE INDEX IF NOT EXISTS chunks_cell ON chunks (cell, kind, id);
 CREATE INDEX IF NOT EXISTS chunks_step ON chunks (step_id, id);
 CREATE TABLE IF NOT EXISTS events (
@@ -59,12 +72,28 @@ CREATE TABLE IF NOT EXISTS cell_state (
 """
 
 
-class StoreError(CellseqError):
-    """The run store cannot be read, or written."""
-
-
-class StoreBroken(StoreError):
-    """A write after the store failed (the first failure says why)."""
+#: The tables and columns a run store must have before it is trusted.
+REQUIRED_COLUMNS = {
+    "meta": {"key", "value"},
+    "steps": {"id", "cell", "experiment", "step_count", "step_index", "kind", "cycle",
+              "started_t", "ended_t", "end_reason", "params", "end_counters"},
+    "chunks": {"id", "cell", "step_id", "step_count", "step_index", "cycle", "kind", "n",
+               "t_first", "t_last", "data"},
+    "events": {"id", "t", "utc", "cell", "kind", "message", "data"},
+    "cell_state": {"cell", "state", "experiment", "step_count", "step_index", "step_kind",
+                   "cycle", "step_started_t", "step_estimate_s", "checkpoint", "last",
+                   "updated_t"},
+}
+#: The JSON type of each meta entry cellseq writes (others are read as they are).
+META_KINDS: dict[str, type] = {"schema_version": int, "manifest": dict, "cells": dict,
+                               "experiments": list, "expected": list, "status": str,
+                               "sim_snapshot": dict}
+#: Store schemas this cellseq reads; 2 lacks the chunks' checksums (see store_rows).
+READABLE_SCHEMAS = (2, SCHEMA_VERSION)
+#: Beside the store: what SQLite keeps next to it, and what :meth:`RunStore.create` builds.
+STORE_FILES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal",
+               f"{DB_NAME}.new", f"{DB_NAME}.new-wal", f"{DB_NAME}.new-shm",
+               f"{DB_NAME}.new-journal")
 
 
 @dataclass(frozen=True)
@@ -80,51 +109,133 @@ class Chunk:
 class RunStore:
     """Open with :meth:`create` (a new run) or :meth:`open` (read, or resume)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, durable: bool = True) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, durable: bool = True,
+                 tables: dict[str, set[str]] | None = None,
+                 cleanup: Callable[[], None] | None = None) -> None:
         self._conn = conn
         self.path = path
         self.durable = durable
         self._in_tx = False
         self._broken = False
         self._last_commit = time.monotonic()
+        self._tables = tables if tables is not None else store_files.list_tables(conn)
+        self._crc = "crc" in self._tables.get("chunks", set())
+        self._cleanup = cleanup
+        self._scan = TableReader(conn, self._tables, path)
+        #: What :meth:`open` found wrong with the store (salvage mode; empty when intact).
+        self.damage: list[str] = []
         #: called inside every transaction just before it commits: a dry run writes its
         #: simulators' snapshot there, so the snapshot always matches the committed data
         self.before_commit: Callable[[], None] | None = None
 
     @classmethod
-    def create(cls, run_dir: Path, durable: bool = True) -> RunStore:
-        """``durable`` syncs every commit to disk (hardware runs: a power cut loses nothing
+    def create(cls, run_dir: Path, durable: bool = True,
+               meta: dict[str, Any] | None = None) -> RunStore:
+        """A new store holding ``meta`` from the start.
+
+        The schema and ``meta`` (the run's manifest, cells, experiments) are written and synced
+        under another name, then renamed into place: a store a reader or a resume finds always
+        has its tables and the run's metadata, whenever the process was killed. ``durable``
+        syncs every later commit to disk too (hardware runs: a power cut loses nothing
         committed); dry runs may skip it."""
         path = Path(run_dir) / DB_NAME
         if path.exists():
             raise StoreError(f"{path} already exists; a run directory holds one run")
-        # Build the schema under another name and rename: a reader (cellseq status) never
-        # finds a run.sqlite without its tables.
         fresh = path.with_name(path.name + ".new")
-        conn = _connect(fresh, readonly=False, durable=durable)
-        conn.executescript(_SCHEMA)
-        conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
-                     (json.dumps(SCHEMA_VERSION),))
-        conn.close()
-        os.replace(fresh, path)
-        return cls(_connect(path, readonly=False, durable=durable), path, durable)
+        store_files.remove_store_files(fresh)   # what a process killed while creating it left
+        try:
+            conn = store_files.connect(fresh, readonly=False, durable=True)
+            try:
+                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+                rows = [("schema_version", SCHEMA_VERSION), *(meta or {}).items()]
+                conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [(k, json.dumps(v)) for k, v in rows])
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            os.replace(fresh, path)
+            store_files.sync_dir(path.parent)
+            return cls(store_files.connect(path, readonly=False, durable=durable), path, durable)
+        except (sqlite3.Error, OSError) as exc:
+            store_files.remove_store_files(fresh)
+            raise StoreError(f"cannot create the run store {path}:"
+                             f" {store_files.reason(exc)}") from None
 
     @classmethod
-    def open(cls, run_dir: Path, readonly: bool = True, durable: bool = True) -> RunStore:
-        path = Path(run_dir) / DB_NAME
-        if not path.is_file():
+    def open(cls, run_dir: Path, readonly: bool = True, durable: bool = True, *,
+             integrity: bool = False, salvage: bool = False) -> RunStore:
+        """Open a run's store once it proves to be one: its tables and columns are all there,
+        and with ``integrity`` SQLite's ``quick_check`` finds no damaged page (a read of the
+        whole file: for commands that read it all anyway, or are about to write to it).
+
+        A damaged store raises :class:`StoreDamaged` naming what is wrong, unless
+        ``salvage``: then it opens for what can still be read, with :attr:`damage` listing
+        what cannot (and reads given a ``damage`` list skip damaged rows, listing them)."""
+        run_dir = Path(run_dir)
+        path = run_dir / DB_NAME
+        if not run_dir.is_dir():
+            raise StoreError(f"{run_dir} is not a cellseq run directory (no such directory)")
+        if not path.exists():
             raise StoreError(f"{run_dir} is not a cellseq run directory (no {DB_NAME})")
+        if not path.is_file():
+            raise StoreDamaged(f"{path} is not a file; the run store is damaged")
+        cleanup = None
         try:
-            conn = _connect(path, readonly=readonly, durable=durable)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} cannot be read as a run store: {exc}") from None
-        version = json.loads(row[0]) if row else None
-        if version != SCHEMA_VERSION:
-            conn.close()
-            raise StoreError(f"{path} has run store schema {version}; this cellseq reads"
-                             f" schema {SCHEMA_VERSION}")
-        return cls(conn, path, durable)
+            if readonly:
+                conn, cleanup = store_files.connect_readonly(path)
+            else:
+                conn = store_files.connect(path, readonly=False, durable=durable)
+            tables = store_files.list_tables(conn)
+            store = cls(conn, path, durable, tables, cleanup)
+        except (sqlite3.Error, OSError) as exc:
+            if cleanup is not None:
+                cleanup()
+            raise StoreDamaged(f"{path} cannot be read as a run store: {store_files.reason(exc)}"
+                               ) from None
+        try:
+            store._check(integrity, salvage)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _check(self, integrity: bool, salvage: bool) -> None:
+        damage = []
+        for table, columns in REQUIRED_COLUMNS.items():
+            have = self._tables.get(table)
+            if have is None:
+                damage.append(f"table {table} is missing")
+            elif columns - have:
+                damage.append(f"table {table} lacks the columns"
+                              f" {', '.join(sorted(columns - have))}")
+        if "meta" in self._tables:
+            try:
+                row = self._conn.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreDamaged(f"{self.path} cannot be read as a run store:"
+                                   f" {store_files.reason(exc)}") from None
+            try:
+                if row is None:
+                    raise StoreDamaged("meta lacks the store's schema version")
+                version = decode_json(row[0], "meta 'schema_version'")
+            except StoreDamaged as exc:   # read it as this cellseq's, as far as it goes
+                damage.append(str(exc))
+                version = SCHEMA_VERSION
+            if version not in READABLE_SCHEMAS:
+                raise StoreError(f"{self.path} has run store schema {version}; this cellseq"
+                                 f" reads schemas {', '.join(map(str, READABLE_SCHEMAS))}")
+        if integrity:
+            try:
+                found = [r[0] for r in self._conn.execute("PRAGMA quick_check(20)")]
+            except sqlite3.DatabaseError as exc:
+                found = [store_files.reason(exc)]
+            if found != ["ok"]:
+                damage.append("damaged pages (SQLite quick_check: " + "; ".join(
+                    str(f) for f in found[:3]) + ("; ..." if len(found) > 3 else "") + ")")
+        self.damage = damage
+        if damage and not salvage:
+            raise StoreDamaged(f"the run store {self.path} is damaged: {'; '.join(damage)}")
 
     def close(self) -> None:
         """Commit what is pending (without the pre-commit hook) and close; never raises."""
@@ -135,6 +246,9 @@ class RunStore:
             self._undo(grouped=False)
         finally:
             self._conn.close()
+            if self._cleanup is not None:
+                self._cleanup()
+                self._cleanup = None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -264,11 +378,17 @@ class RunStore:
         for i, name in enumerate(names):
             block[i] = chunk.columns[name]
         t = chunk.columns["test_time_s"]
+        if not self._crc:   # a schema-2 store, resumed: its new chunks get checksums
+            self._write("ALTER TABLE chunks ADD COLUMN crc INTEGER", ())
+            self._write("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                        (json.dumps(SCHEMA_VERSION),))
+            self._crc = True
+        data = block.tobytes()
         self._write(
             "INSERT INTO chunks (cell, step_id, step_count, step_index, cycle, kind, n, t_first,"
-            " t_last, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " t_last, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind, n,
-             float(t[0]), float(t[-1]), block.tobytes()))
+             float(t[0]), float(t[-1]), data, chunk_crc(data)))
 
     def event(self, t: float, utc: float, cell: str | None, kind: str, message: str,
               data: dict[str, Any] | None = None) -> None:
@@ -292,36 +412,87 @@ class RunStore:
             f" ON CONFLICT(cell) DO UPDATE SET {updates}", tuple(row.values()))
 
     # -- reading ---------------------------------------------------------------------------
+    #
+    # Every read decodes its rows through store_rows, so a damaged row raises StoreDamaged
+    # naming it. Given a ``damage`` list, a read skips what is damaged instead and lists it
+    # there (salvage): a damaged page that stops a table scan makes it read the table one
+    # row at a time, keeping every row that can still be read.
 
-    def meta(self) -> dict[str, Any]:
-        return {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+    def meta(self, damage: list[str] | None = None) -> dict[str, Any]:
+        out = {}
+        for key, value in self._scan.rows("meta", "key, value", damage=damage):
+            try:
+                name = decode_text(key, "a meta key")
+                out[name] = decode_json(value, f"meta {key!r}", META_KINDS.get(name))
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+        return out
 
-    def cells(self) -> list[str]:
-        rows = self._conn.execute("SELECT cell FROM cell_state ORDER BY cell").fetchall()
-        return [r[0] for r in rows]
+    def cells(self, damage: list[str] | None = None) -> list[str]:
+        """The cells with a state (every cell of the run, once it has started)."""
+        return [s["cell"] for s in self.cell_states(damage)]
 
-    def cell_states(self) -> list[dict[str, Any]]:
-        cur = self._conn.execute("SELECT * FROM cell_state ORDER BY cell")
-        names = [d[0] for d in cur.description]
+    def chunk_cells(self, damage: list[str] | None = None) -> list[str]:
+        """The cells with stored points, from the chunks themselves."""
+        rows = self._scan.rows("chunks", "cell", order="cell", damage=damage, distinct=True)
+        out = set()
+        for (cell,) in rows:
+            try:
+                out.add(decode_text(cell, f"a chunk's cell {cell!r}"))
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+        return sorted(out)
+
+    def cell_states(self, damage: list[str] | None = None) -> list[dict[str, Any]]:
+        cols = ("cell", "state", "experiment", "step_count", "step_index", "step_kind", "cycle",
+                "step_started_t", "step_estimate_s", "checkpoint", "last", "updated_t")
         out = []
-        for row in cur.fetchall():
-            rec = dict(zip(names, row, strict=True))
-            rec["checkpoint"] = json.loads(rec["checkpoint"])
-            rec["last"] = json.loads(rec["last"])
+        for row in self._scan.rows("cell_state", ", ".join(cols), order="cell", damage=damage):
+            rec = dict(zip(cols, row, strict=True))
+            where = f"cell_state of {rec['cell']!r}"
+            try:
+                decode_text(rec["cell"], f"{where}: cell")
+                decode_text(rec["state"], f"{where}: state")
+                for key in ("experiment", "step_kind"):
+                    decode_text(rec[key], f"{where}: {key}", optional=True)
+                for key in ("step_count", "step_index", "cycle"):
+                    decode_int(rec[key], f"{where}: {key}", optional=True)
+                for key in ("step_started_t", "step_estimate_s"):
+                    decode_number(rec[key], f"{where}: {key}", optional=True)
+                decode_number(rec["updated_t"], f"{where}: updated_t")
+                rec["checkpoint"] = decode_json(rec["checkpoint"], f"{where}: checkpoint", dict)
+                rec["last"] = decode_json(rec["last"], f"{where}: last values", dict)
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+                continue
             out.append(rec)
         return out
 
-    def steps(self, cell: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM steps", ()
-        if cell is not None:
-            sql, args = sql + " WHERE cell = ?", (cell,)
-        cur = self._conn.execute(sql + " ORDER BY id", args)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-        for r in rows:
-            r["params"] = json.loads(r["params"])
-            r["end_counters"] = json.loads(r["end_counters"]) if r["end_counters"] else None
-        return rows
+    def steps(self, cell: str | None = None, damage: list[str] | None = None
+              ) -> list[dict[str, Any]]:
+        cols = ("id", "cell", "experiment", "step_count", "step_index", "kind", "cycle",
+                "started_t", "ended_t", "end_reason", "params", "end_counters")
+        where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
+        out = []
+        for row in self._scan.rows("steps", ", ".join(cols), where, args, damage=damage):
+            r = dict(zip(cols, row, strict=True))
+            at = f"steps row {r['id']}"
+            try:
+                for key in ("cell", "experiment", "kind"):
+                    decode_text(r[key], f"{at}: {key}")
+                decode_text(r["end_reason"], f"{at}: end_reason", optional=True)
+                for key in ("id", "step_count", "step_index", "cycle"):
+                    decode_int(r[key], f"{at}: {key}")
+                decode_number(r["started_t"], f"{at}: started_t")
+                decode_number(r["ended_t"], f"{at}: ended_t", optional=True)
+                r["params"] = decode_json(r["params"], f"{at}: params", dict)
+                r["end_counters"] = decode_optional_json(r["end_counters"],
+                                                         f"{at}: end counters", dict)
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+                continue
+            out.append(r)
+        return out
 
     def latest_steps(self) -> dict[str, dict[str, Any]]:
         """Each cell's most recent step: its kind, start, end and end reason (ended_t None
@@ -335,56 +506,86 @@ class RunStore:
     def last_point(self, step_id: int) -> dict[str, float] | None:
         """The last committed point of a step (series columns), or None: where a resumed
         step carries on from."""
-        row = self._conn.execute(
-            "SELECT kind, n, data FROM chunks WHERE step_id = ? ORDER BY id DESC LIMIT 1",
-            (step_id,)).fetchone()
+        with self._scan.reading("chunks"):
+            row = self._conn.execute(
+                f"SELECT id, cell, kind, n, data, {self._crc_column} FROM chunks"
+                " WHERE step_id = ? ORDER BY id DESC LIMIT 1", (step_id,)).fetchone()
         if row is None:
             return None
-        kind, n, data = row
+        chunk_id, cell, kind, n, data, crc = row
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
-        block = np.frombuffer(data, dtype="<f8").reshape(len(names), n)
+        block = decode_chunk(data, n, names, crc, f"{self.path}: chunk {chunk_id} of {cell!r}")
         return {name: float(block[i, -1]) for i, name in enumerate(names)}
 
-    def events(self, cell: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT t, utc, cell, kind, message, data FROM events", ()
-        if cell is not None:
-            sql, args = sql + " WHERE cell = ?", (cell,)
-        rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
-        return [{"t": t, "utc": u, "cell": c, "kind": k, "message": m, "data": json.loads(d)}
-                for t, u, c, k, m, d in rows]
+    def events(self, cell: str | None = None, damage: list[str] | None = None
+               ) -> list[dict[str, Any]]:
+        where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
+        out = []
+        rows = self._scan.rows("events", "id, t, utc, cell, kind, message, data", where, args,
+                               damage=damage)
+        for i, t, u, c, k, m, d in rows:
+            at = f"events row {i}"
+            try:
+                out.append({"t": decode_number(t, f"{at}: t"),
+                            "utc": decode_number(u, f"{at}: utc"),
+                            "cell": decode_text(c, f"{at}: cell", optional=True),
+                            "kind": decode_text(k, f"{at}: kind"),
+                            "message": decode_text(m, f"{at}: message"),
+                            "data": decode_json(d, f"{at}: data", dict)})
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+        return out
+
+    def check_chunks(self) -> None:
+        """Every chunk's blob has the size its point count says and matches its checksum
+        (one pass over the data: about 0.2 s per 200 MB); raises StoreDamaged naming the
+        first few that do not."""
+        bad = []
+        with self._scan.reading("chunks"):
+            cur = self._conn.execute(f"SELECT id, cell, kind, n, data, {self._crc_column}"
+                                     " FROM chunks")
+            for chunk_id, cell, kind, n, data, crc in cur:
+                names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+                try:
+                    decode_chunk(data, n, names, crc, f"chunk {chunk_id} of {cell!r}")
+                except StoreDamaged as exc:
+                    bad.append(str(exc))
+        if bad:
+            raise StoreDamaged(f"the run store {self.path} is damaged: {'; '.join(bad[:3])}"
+                               + (f"; and {len(bad) - 3} more chunks" if len(bad) > 3 else ""))
 
     def point_count(self, cell: str | None = None) -> int:
         sql, args = "SELECT COALESCE(SUM(n), 0) FROM chunks", ()
         if cell is not None:
             sql, args = sql + " WHERE cell = ?", (cell,)
-        return int(self._conn.execute(sql, args).fetchone()[0])
+        with self._scan.reading("chunks"):
+            value = self._conn.execute(sql, args).fetchone()[0]
+        return int(decode_int(value, f"{self.path}: the point count of {cell or 'the run'}"))
 
-    def read(self, cell: str, kind: str = "series") -> dict[str, np.ndarray]:
+    def read(self, cell: str, kind: str = "series", damage: list[str] | None = None
+             ) -> dict[str, np.ndarray]:
         """All points of one cell and kind as columns, with step_count/step_index/cycle."""
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
-        rows = self._conn.execute(
-            "SELECT step_count, step_index, cycle, n, data FROM chunks"
-            " WHERE cell = ? AND kind = ? ORDER BY id", (cell, kind)).fetchall()
+        rows = self._scan.chunk_rows(cell, kind, "id, step_count, step_index, cycle, n, data,"
+                                     f" {self._crc_column}", damage)
         parts: dict[str, list[np.ndarray]] = {n: [] for n in (*names, "step_count",
                                                                 "step_index", "cycle")}
-        for step_count, step_index, cycle, n, data in rows:
-            block = np.frombuffer(data, dtype="<f8").reshape(len(names), n)
+        for chunk_id, step_count, step_index, cycle, n, data, crc in rows:
+            at = f"chunk {chunk_id} of {cell!r}"
+            try:
+                block = decode_chunk(data, n, names, crc, at)
+                counts = [decode_int(v, f"{at}: {k}") for k, v in
+                          (("step_count", step_count), ("step_index", step_index),
+                           ("cycle", cycle))]
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+                continue
             for i, name in enumerate(names):
                 parts[name].append(block[i])
-            parts["step_count"].append(np.full(n, step_count, dtype=np.int64))
-            parts["step_index"].append(np.full(n, step_index, dtype=np.int64))
-            parts["cycle"].append(np.full(n, cycle, dtype=np.int64))
+            for key, value in zip(("step_count", "step_index", "cycle"), counts, strict=True):
+                parts[key].append(np.full(n, value, dtype=np.int64))
         return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
 
-
-def _connect(path: Path, readonly: bool, durable: bool = True) -> sqlite3.Connection:
-    if readonly:
-        conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    return conn
+    @property
+    def _crc_column(self) -> str:
+        return "crc" if self._crc else "NULL"

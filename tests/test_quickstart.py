@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -28,8 +29,11 @@ def run_dir(tmp_path_factory):
 
 
 def test_run_directory_holds_store_protocol_copy_and_manifest(run_dir):
-    assert (run_dir / "quickstart.yaml").read_bytes() == QUICKSTART.read_bytes()
+    assert (run_dir / "protocol" / "quickstart.yaml").read_bytes() == QUICKSTART.read_bytes()
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["protocol"]["file"] == "protocol/quickstart.yaml"
+    assert manifest["files"] == [{"path": "protocol/quickstart.yaml",
+                                  "sha256": hashlib.sha256(QUICKSTART.read_bytes()).hexdigest()}]
     assert manifest["seed"] == 3 and manifest["mode"] == "simulated"
     assert len(manifest["protocol"]["sha256"]) == 64
     assert {"python", "numpy", "pydantic", "pint"} <= set(manifest["versions"])

@@ -1,10 +1,5 @@
-"""Resume: a run cut at random moments and resumed gives what an uninterrupted run gives.
-
-A power cut is emulated at a commit: the connection closes without committing (SQLite rolls the
-open transaction back) and the process's work stops there, so the run directory holds exactly
-what a crash at that moment leaves. Commits are made on every block here, so any block
-boundary can be the last one.
-"""
+"""Resume: a run cut at random moments and resumed gives what an uninterrupted run gives
+(the power cut: tests/runs.py)."""
 
 from __future__ import annotations
 
@@ -20,84 +15,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sequencer import store as store_module
 from sequencer.cell_run import ResumeRefused
 from sequencer.locks import LockError, hold_run_dir
 from sequencer.runner import RunDirError, resume_run, run_simulated
 from sequencer.store import RunStore, StoreError
 from tests.conftest import QUICKSTART, ROOT
-
-
-class PowerCut(BaseException):
-    """Not an Exception: nothing in the run may catch it and carry on."""
+from tests.runs import (
+    PowerCut,
+    arm_power_cut,
+    assert_no_duplicates,
+    assert_same_data,
+    crash,
+    data,
+)
 
 
 @pytest.fixture
 def power_cut(monkeypatch):
-    """``cut(n)`` arms a power cut at the n-th commit; returns the commit counter."""
-    monkeypatch.setattr(store_module, "GROUP_COMMIT_S", 0.0)
-    original = RunStore._before_commit
-    state = {"at": None, "count": 0}
-
-    def before_commit(self: RunStore) -> None:
-        state["count"] += 1
-        if state["count"] == state["at"]:
-            self._conn.close()   # uncommitted work is lost, as in a crash
-            raise PowerCut
-        original(self)
-
-    monkeypatch.setattr(RunStore, "_before_commit", before_commit)
-
-    def cut(n: int | None) -> dict:
-        state.update(at=n, count=0)
-        return state
-    return cut
+    return arm_power_cut(monkeypatch)
 
 
-def _crash(protocol: Path, run_dir: Path, seed: int) -> None:
-    with pytest.raises(BaseException) as info:
-        run_simulated(protocol, run_dir, seed)
-    assert isinstance(info.value, PowerCut) or "closed database" in str(info.value)
-
-
-def _data(run_dir: Path) -> dict:
-    store = RunStore.open(run_dir)
-    try:
-        origin = store.meta()["manifest"]["started_utc"]
-        out = {}
-        for cell in store.cells():
-            for kind in ("series", "spectrum"):
-                cols = store.read(cell, kind)
-                cols["utc_s"] = cols["utc_s"] - origin
-                out[cell, kind] = cols
-        return {"data": out, "events": store.events(), "steps": store.steps(),
-                "states": store.cell_states(), "status": store.meta()["status"]}
-    finally:
-        store.close()
-
-
-def _assert_same_data(reference: dict, resumed: dict) -> None:
-    for key, ref in reference["data"].items():
-        got = resumed["data"][key]
-        for name, column in ref.items():
-            assert got[name].shape == column.shape, (key, name)
-            # the same points, bit for bit; the running sums may differ in the last bits
-            # because they are summed in other batches
-            exact = not name.endswith(("_Ah", "_Wh", "utc_s"))
-            np.testing.assert_allclose(got[name], column, rtol=0 if exact else 1e-12,
-                                       atol=0 if exact else 1e-15, err_msg=f"{key} {name}")
-
-
-def _assert_no_duplicates(run: dict) -> None:
-    """Time never goes back; within a step it always moves on (a step's first point may share
-    its moment with the previous step's last, as on any cycler)."""
-    for (cell, kind), cols in run["data"].items():
-        if kind == "series" and len(cols["test_time_s"]):
-            t, step = cols["test_time_s"], cols["step_count"]
-            assert np.all(np.diff(t) >= 0), f"{cell}: time goes back"
-            same_step = np.diff(step) == 0
-            assert np.all(np.diff(t)[same_step] > 0), f"{cell}: a repeated row"
-            assert np.all(np.isfinite(t)), f"{cell}: a torn row"
+_crash, _data = crash, data
+_assert_same_data, _assert_no_duplicates = assert_same_data, assert_no_duplicates
 
 
 @pytest.fixture(scope="module")

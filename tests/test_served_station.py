@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
+from drivers.errors import CellseqError
 from sequencer.runner import resume_run, run_simulated
 from sequencer.serve import serve, write_station
+from sequencer.status import run_status
 from sequencer.store import RunStore
 from simulators.wire.biologic import BiologicServer
 from simulators.wire.neware_bts import NewareBTSServer
@@ -153,6 +155,13 @@ def test_a_killed_client_resumes_against_servers_that_kept_their_cells(served, t
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
+    # without the station, the BTS has no password: refused, and the run stays as it was
+    with pytest.raises(CellseqError, match="no password"):
+        resume_run(run_dir)
+    st = run_status(run_dir)
+    assert st["status"] == "interrupted"
+    assert {c["state"] for c in st["cells"]} <= {"interrupted", "completed"}
+    assert "run_resumed" not in [e["kind"] for e in _store(run_dir)["events"]]
     resume_run(run_dir, station=station)   # the station again: the BTS password is not kept
     run = _store(run_dir)
     assert run["status"] == "completed" and run["states"]["ncm"] == "completed"
