@@ -422,6 +422,80 @@ def analyze_eis(
     out.print_json(json.dumps(result))
 
 
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(
+        help="EC-Lab .mpr/.mpt (any technique), Neware .nda/.ndax, BDF CSV; several files of"
+             " one cell are joined in time order.", show_default=False, parser=_file_path)],
+    out_dir: Annotated[Path, typer.Option("--out", help="New run directory.")],
+    cell: Annotated[str | None, typer.Option(
+        "--cell", help="Cell id [default: the cell file's id, else the first file's name].",
+        show_default=False)] = None,
+    cell_file: Annotated[Path | None, typer.Option(
+        "--cell-file", help="The cell as YAML (id, kind, electrolyte, thickness, area or"
+        " diameter, cathode: material, loading, diameter or area, specific_capacity).",
+        parser=_file_path)] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="blocking, symmetric_li, li_cu or full_cell.")] = None,
+    electrolyte: Annotated[str | None, typer.Option(help="Electrolyte name.")] = None,
+    thickness: Annotated[str | None, typer.Option(help="Membrane thickness, e.g. 300um.")
+                         ] = None,
+    area: Annotated[str | None, typer.Option(help="Membrane area, e.g. 2.01cm2.")] = None,
+    diameter: Annotated[str | None, typer.Option(help="Or its diameter, e.g. 16mm.")] = None,
+    cathode: Annotated[str | None, typer.Option(help="Cathode material, e.g. NCM811.")] = None,
+    loading: Annotated[str | None, typer.Option(help="Cathode loading, e.g. 1.9mg/cm^2.")
+                       ] = None,
+    cathode_diameter: Annotated[str | None, typer.Option(
+        help="Cathode disc diameter, e.g. 12mm.")] = None,
+    cathode_area: Annotated[str | None, typer.Option(help="Or its area, e.g. 1.13cm2.")
+                            ] = None,
+    specific_capacity: Annotated[str | None, typer.Option(
+        help="Cathode specific capacity defining 1C, e.g. 200mAh/g.")] = None,
+) -> None:
+    """Bring instrument files into a run directory that status, export, report and the
+    analyses read like a cellseq run. Exit 2 (nothing written) for a file that is not what
+    its name claims; a truncated file is imported up to where it ends, with a warning."""
+    from sequencer.importer import (
+        ImportRefused,
+        cell_from_options,
+        import_files,
+        load_cell_file,
+    )
+
+    given = {"kind": kind, "electrolyte": electrolyte,
+             "thickness": _spaced(thickness) if thickness else None,
+             "area": _spaced(area) if area else None,
+             "diameter": _spaced(diameter) if diameter else None}
+    cathode_given = {"material": cathode, "loading": _spaced(loading) if loading else None,
+                     "diameter": _spaced(cathode_diameter) if cathode_diameter else None,
+                     "area": _spaced(cathode_area) if cathode_area else None,
+                     "specific_capacity": _spaced(specific_capacity)
+                     if specific_capacity else None}
+    if any(v is not None for v in cathode_given.values()):
+        given["cathode"] = {k: v for k, v in cathode_given.items() if v is not None}
+    try:
+        if cell_file is not None:
+            if any(v is not None for v in given.values()):
+                _fail("give the cell either in --cell-file or by options, not both")
+            described = load_cell_file(cell_file)
+        else:
+            described = cell_from_options(given)
+        outcome = import_files(files, out_dir, described, cell)
+    except (CellseqError, ImportRefused) as exc:
+        _user_errors(exc)
+    for f in outcome.files:
+        out.print(f"{f['path']}: {f['format']}, {f['technique'] or 'technique not named'},"
+                  f" {f['points']:,} points -> experiment {f['experiment']}")
+    for warning in outcome.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+    for note in outcome.notes:
+        if note not in outcome.warnings:
+            err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
+    out.print(f"imported {outcome.points:,} points in {outcome.steps} steps of cell"
+              f" {outcome.cell} in {outcome.wall_s:.2f} s")
+    out.print(f"run directory: {outcome.run_dir}")
+
+
 def _spaced(text: str) -> str:
     """'300um' -> '300 um': CLI users write values without a space."""
     import re
