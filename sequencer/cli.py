@@ -50,7 +50,9 @@ def _begin() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(USER_ERROR)
 
 
@@ -247,7 +249,8 @@ def status(
     if as_json:
         out.print_json(json.dumps(st))
         return
-    out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {st['mode']}, seed {st['seed']},"
+    origin = "imported" if st["mode"] == "imported" else f"{st['mode']}, seed {st['seed']}"
+    out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {origin},"
               f" status [bold]{st['status']}[/]")
     out.print(_status_table(st))
     for c in st["cells"]:
@@ -418,7 +421,7 @@ def analyze_eis(
     except AnalysisError as exc:
         _fail(str(exc))
     for note in result["notes"]:
-        err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
+        err.print(f"note: {note}", soft_wrap=True)
     out.print_json(json.dumps(result))
 
 
@@ -455,6 +458,8 @@ def import_(
     """Bring instrument files into a run directory that status, export, report and the
     analyses read like a cellseq run. Exit 2 (nothing written) for a file that is not what
     its name claims; a truncated file is imported up to where it ends, with a warning."""
+    from rich.markup import escape
+
     from sequencer.importer import (
         ImportRefused,
         cell_from_options,
@@ -487,10 +492,10 @@ def import_(
         out.print(f"{f['path']}: {f['format']}, {f['technique'] or 'technique not named'},"
                   f" {f['points']:,} points -> experiment {f['experiment']}")
     for warning in outcome.warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", markup=True, soft_wrap=True)
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", markup=True, soft_wrap=True)
     for note in outcome.notes:
         if note not in outcome.warnings:
-            err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
+            err.print(f"[yellow]note:[/] {escape(note)}", markup=True, soft_wrap=True)
     out.print(f"imported {outcome.points:,} points in {outcome.steps} steps of cell"
               f" {outcome.cell} in {outcome.wall_s:.2f} s")
     out.print(f"run directory: {outcome.run_dir}")

@@ -63,10 +63,14 @@ def _recording(frame: pd.DataFrame, name: str, suffix: str) -> Recording:
     if stamps.isna().any():
         raise AnalysisError(f"{name}: {int(stamps.isna().sum())} points have no timestamp")
     epoch = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9
-    start = utc_of(stamps.iloc[0].to_pydatetime()) if len(frame) else None
-    time_s = epoch - epoch[0] if len(frame) else epoch
+    start = utc_of(stamps.iloc[0].to_pydatetime().replace(tzinfo=None)) if len(frame) else None
     step = frame["Step"].to_numpy(dtype=np.int64)
     new_step = np.r_[True, step[1:] != step[:-1]] if len(step) else np.zeros(0, bool)
+    time_s = _elapsed(frame, new_step, epoch)
+    if len(frame) and abs((epoch[-1] - epoch[0]) - time_s[-1]) > 60.0:
+        notes.append(f"the file's clock and its step times disagree by"
+                     f" {abs((epoch[-1] - epoch[0]) - time_s[-1]):.0f} s over the file (the"
+                     " clock was set during the test?); times are counted from the step times")
     columns = {"time_s": time_s.astype(np.float64),
                "voltage_V": frame["Voltage"].to_numpy(dtype=np.float64),
                "current_A": frame["Current(mA)"].to_numpy(dtype=np.float64) * 1e-3}
@@ -87,6 +91,20 @@ def _recording(frame: pd.DataFrame, name: str, suffix: str) -> Recording:
     notes.append("capacities and energies counted over the file from Neware's per-step ones")
     return Recording(name, f"Neware {suffix}", "cycling", columns, counters,
                      {"status": labels}, start_utc=start, notes=notes)
+
+
+def _elapsed(frame: pd.DataFrame, new_step: np.ndarray, epoch: np.ndarray) -> np.ndarray:
+    """Seconds from the file's first point, counted by the cycler's step clock (``Time``
+    starts again at every step): each step starts where the one before ended. The wall-clock
+    timestamps can jump (a PC clock set during a test) and are used for the start alone."""
+    if "Time" not in frame.columns or not len(frame):
+        return (epoch - epoch[0]) if len(frame) else epoch
+    step_time = frame["Time"].to_numpy(dtype=np.float64)
+    starts = np.flatnonzero(new_step)
+    ends = np.r_[starts[1:], len(step_time)] - 1
+    offsets = np.r_[0.0, np.cumsum(step_time[ends])[:-1]]
+    elapsed = np.repeat(offsets, ends - starts + 1) + step_time
+    return elapsed - elapsed[0]
 
 
 def _over_the_file(per_step: np.ndarray, new_step: np.ndarray) -> np.ndarray:
