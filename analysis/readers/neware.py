@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -45,7 +46,10 @@ def read_neware(raw: bytes, name: str, suffix: str) -> Recording:
         copy = Path(folder) / f"data{suffix}"
         copy.write_bytes(raw)
         try:
-            frame = NewareNDA.read(str(copy))
+            with warnings.catch_warnings():   # its pandas deprecations are not the user's
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", FutureWarning)
+                frame = NewareNDA.read(str(copy))
         except Exception as exc:   # a foreign reader: whatever it raises is about the file
             said = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise AnalysisError(f"{name}: NewareNDA cannot read this file: {said}") from None
