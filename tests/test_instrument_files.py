@@ -304,3 +304,31 @@ def test_the_readers_are_optional_and_named_when_missing(tmp_path, monkeypatch):
     shutil.copy(ECLAB / "peis.issue_149.mpr", copy)
     result = cellseq("analyze", "eis", copy)
     assert result.exit_code == 2 and "pip install 'cellseq[eclab]'" in result.output
+
+
+def test_damaged_mpr_bytes_are_read_or_refused_never_a_traceback(tmp_path):
+    """Bytes flipped, cut or overwritten anywhere in a real .mpr: galvani's asserts and
+    errors become the file's refusal, and what reads is what the bytes hold."""
+    import random
+
+    from analysis.errors import AnalysisError
+
+    rng = random.Random(7)
+    raw = (ECLAB / "peis.issue_149.mpr").read_bytes()
+    path = tmp_path / "damaged.mpr"
+    outcomes = set()
+    for _ in range(150):
+        data = bytearray(raw)
+        if rng.random() < 0.5:
+            data = data[:rng.randrange(len(data))]
+        else:
+            for _ in range(rng.randint(1, 10)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            read_spectra(path)
+            outcomes.add("read")
+        except AnalysisError as exc:
+            assert str(exc).startswith(f"{path}"), exc
+            outcomes.add("refused")
+    assert outcomes == {"read", "refused"}

@@ -38,6 +38,9 @@ TECHNIQUES = {0x04: "GCPL", 0x06: "CV", 0x0B: "OCV", 0x16: "MP", 0x18: "CA", 0x1
 #: Bytes between the start of the data module and its first record, by module version
 #: (version 0 has two layouts, told apart by its sixth byte).
 _RECORDS_START = {2: 405, 3: 406}
+#: What galvani raises on bytes it cannot read (it checks with assert, among others).
+_GALVANI_ERRORS = (OSError, AssertionError, ValueError, NotImplementedError, RuntimeError,
+                   KeyError, TypeError, IndexError, OverflowError)
 _V0_RECORDS_START = (1007, 100)
 
 
@@ -52,17 +55,17 @@ def read_mpr(raw: bytes, name: str) -> Recording:
     truncated = None
     try:
         mpr, unknown = _parse(biologic, raw)
-    except (OSError, AssertionError, ValueError) as exc:
-        salvaged = _salvage(biologic, raw, exc)
+    except _GALVANI_ERRORS as exc:
+        try:
+            salvaged = _salvage(biologic, raw, exc)
+        except _GALVANI_ERRORS:
+            salvaged = None
         if salvaged is None:
-            raise AnalysisError(f"{name}: not a readable EC-Lab .mpr file: {_said(exc)}"
+            raise AnalysisError(f"{name}: not a readable EC-Lab .mpr file (galvani: {_said(exc)})"
                                 ) from None
         mpr, unknown, truncated, note = salvaged
         if note:
             notes.append(note)
-    except (NotImplementedError, RuntimeError, KeyError, TypeError) as exc:
-        raise AnalysisError(f"{name}: galvani cannot read this EC-Lab .mpr file: {_said(exc)}"
-                            ) from None
     if unknown:
         notes.append(f"columns with IDs {', '.join(unknown)} are unknown to galvani; read by"
                      " their size and not used")
@@ -140,7 +143,7 @@ def _salvage(biologic: Any, raw: bytes, exc: BaseException
         probe = _patched(raw[:start + header], length_at, start, header, 0)
         try:
             itemsize = _parse(biologic, probe)[0].data.dtype.itemsize
-        except (OSError, AssertionError, ValueError, NotImplementedError, RuntimeError):
+        except _GALVANI_ERRORS:
             continue
         whole = (available - header) // itemsize
         said = int(np.frombuffer(raw[start:start + 4], dtype="<u4")[0])
@@ -180,8 +183,9 @@ def _recording(mpr: Any, name: str, notes: list[str], truncated: str | None) -> 
 
     def column(*candidates: str, scale: float = 1.0) -> np.ndarray | None:
         for candidate in candidates:
-            if candidate in names:
-                return np.asarray(data[candidate], dtype=np.float64) * scale
+            if candidate in names:   # a damaged record may hold NaN bit patterns: kept as NaN
+                with np.errstate(all="ignore"):
+                    return np.asarray(data[candidate], dtype=np.float64) * scale
         return None
 
     if "time/s" not in names:
@@ -211,7 +215,7 @@ def _recording(mpr: Any, name: str, notes: list[str], truncated: str | None) -> 
                             ("sequence", ("Ns",)), ("half_cycle", ("half cycle",))):
         values = column(*candidates)
         if values is not None:
-            counters[key] = np.nan_to_num(values).astype(np.int64)
+            counters[key] = np.clip(np.nan_to_num(values), -2.0**62, 2.0**62).astype(np.int64)
     if "flags" in names and "mode" in mpr.flags_dict:
         counters["mode"] = np.asarray(mpr.get_flag("mode"), dtype=np.int64)
     dq = column("dq/mA.h", "dQ/mA.h", scale=1e-3)

@@ -68,7 +68,7 @@ def segments(recording: Recording) -> list[Segment]:
     change[1:] |= eis[1:] != eis[:-1]
     if eis.any():
         f = recording.columns["frequency_Hz"]
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             restart = (f[1:] > RESTART_FACTOR * f[:-1]) & eis[1:] & eis[:-1]
         change[1:] |= restart
     starts = np.flatnonzero(change)
