@@ -77,6 +77,8 @@ class Derived:
 def derive(run_dir: Path, figures: bool = False) -> Derived:
     data = RunData(run_dir)
     out = Derived()
+    if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
+        out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))
     sigma_by_exp: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for ce in data.cell_experiments():
         for analyse in ANALYSES:
@@ -108,9 +110,13 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
         r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
         # a spectrum is labelled by its set temperature, where the run knows it
         t_c = round(sp.temperature_C) if math.isfinite(sp.temperature_C) else None
-        at = {"temperature_degC": t_c} if t_c is not None else {}
+        # imported spectra may have no temperature: their start time tells them apart
+        at = {"temperature_degC": t_c} if t_c is not None else \
+            {"time_s": round(sp.test_time_s, 1)}
         out.results.append(_result(ce, "bulk_resistance", r_b, "Ohm", electrolyte, **at))
-        if ce.kind == "blocking":
+        if ce.kind == "blocking" and not _has_geometry(ce, out, "ionic conductivity"):
+            pass
+        elif ce.kind == "blocking":
             r_total, basis = _membrane_resistance(sp, r_b)
             sigma = conductivity_S_per_m(r_total, ce.info["thickness_m"], ce.info["area_m2"])
             out.results.append(_result(ce, "ionic_conductivity", sigma * S_PER_M_TO_MS_PER_CM,
@@ -135,6 +141,18 @@ def _impedance(ce: CellExperiment, out: Derived, figures: bool,
         out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
                             plots.nyquist(shown, f"{ce.cell} ({electrolyte})",
                                           {t[0]: r_bulks[t[0]] for t in shown}, max_ohm=zoom)))
+
+
+def _has_geometry(ce: CellExperiment, out: Derived, what: str) -> bool:
+    """Whether the cell's thickness and area are known (an imported cell may lack them);
+    if not, one note per experiment says what could not be derived."""
+    if "thickness_m" in ce.info and "area_m2" in ce.info:
+        return True
+    note = (f"{ce.experiment}/{ce.cell}: {what} not derived: the cell's thickness and area"
+            " are not known (cellseq import --thickness and --area or --diameter)")
+    if note not in out.notes:
+        out.notes.append(note)
+    return False
 
 
 def _membrane_resistance(sp, r_bulk: float) -> tuple[float, str]:
@@ -208,7 +226,8 @@ def _symmetric(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
     if ce.kind != "symmetric_li":
         return
     steps = ce.steps_of("constant_current")
-    if not steps:
+    if not steps or ("area_m2" not in ce.info and
+                     not _has_geometry(ce, out, "overpotential and critical current density")):
         return
     rows = ce.rows_of(steps)
     t = rows["Test Time / s"].to_numpy()
@@ -297,6 +316,9 @@ def _li_cu(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
 
 
 def _lsv(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
+    if ce.steps_of("lsv") and "area_m2" not in ce.info and "electrode_area_m2" not in ce.info:
+        _has_geometry(ce, out, "stability window")
+        return
     for step in ce.steps_of("lsv"):
         rows = ce.rows_of([step])
         v = rows["Voltage / V"].to_numpy()
@@ -313,6 +335,10 @@ def _lsv(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
 
 def _full_cell(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
     mass = ce.info.get("active_mass_kg")
+    if ce.kind == "full_cell" and not mass and ce.steps_of("constant_current"):
+        out.notes.append(f"{ce.experiment}/{ce.cell}: no capacities: the cathode's mass and"
+                         " capacity are not known (cellseq import --cathode, --loading,"
+                         " --cathode-diameter, --specific-capacity)")
     if ce.kind != "full_cell" or not mass or ce.series.empty:
         return
     cycling = [s for s in ce.steps_of("constant_current", "constant_voltage", "rest")

@@ -20,6 +20,15 @@ write with either sign) is decided by the data: the spectrum of an electrochemic
 capacitive, so if most non-zero values are positive the column holds -Im Z. ``imag_convention``
 overrides both rules. How the sign was decided is recorded in ``Spectrum.notes``.
 
+A file may hold several spectra (an EC-Lab loop of PEIS, an aging series, cellseq's own
+``<cell>-eis.csv`` export): :func:`read_spectra` cuts it where the file's own counters change
+(EC-Lab's ``cycle number``, ``z cycle``, ``Ns``; BDF's ``Step Count / 1`` and
+``Cycle Count / 1``) and, inside one loop, where a sweep starts again at a high frequency.
+Rows with frequency 0 and no impedance are the rest EC-Lab records before each sweep: they are
+left out, with a note. EC-Lab's binary ``.mpr`` is read through galvani
+(:mod:`analysis.readers.eclab_mpr`). A galvanostatic spectrum (GEIS) has its high-frequency
+artefacts left out, with a note (:mod:`analysis.eis_artefacts`).
+
 Everything that is wrong with a file is an :class:`~analysis.errors.AnalysisError` naming the file
 and the problem (no recognisable columns, non-numeric or missing values, NaN, subnormal numbers,
 every impedance zero, fewer than three points, non-positive frequencies); a pandas or decoding
@@ -49,14 +58,17 @@ import pandas as pd
 
 from analysis.errors import AnalysisError
 from analysis.input_files import UnreadableFile, read_input_file
+from analysis.readers.recording import Recording
 
-__all__ = ["MAX_FILE_BYTES", "MAX_POINTS", "MIN_POINTS", "Spectrum", "read_spectrum"]
+__all__ = ["MAX_FILE_BYTES", "MAX_POINTS", "MIN_POINTS", "Spectrum", "SpectrumFile",
+           "SpectrumPart", "read_spectra", "read_spectrum"]
 
 #: A spectrum needs at least this many points to say anything (an intercept, a fit).
 MIN_POINTS = 3
 #: One spectrum file (an EC-Lab .mpt of a 1000-point spectrum with every column is ~0.3 MB).
 MAX_FILE_BYTES = 32 * 1024 * 1024
-#: Points of one spectrum: 100 points per decade over 12 decades is 1200; more is not a spectrum.
+#: Points of one spectrum file (100 spectra of 1000 points); a spectrum of 100 points per decade
+#: over 12 decades has 1200.
 MAX_POINTS = 100_000
 
 ImagConvention = Literal["auto", "im", "minus_im"]
@@ -166,11 +178,48 @@ class Spectrum:
 
 
 def read_spectrum(path: str | Path, *, imag_convention: ImagConvention = "auto") -> Spectrum:
-    """Read one impedance spectrum from a CSV or text file (formats: see the module docstring).
+    """Read the one impedance spectrum of a CSV or text file (formats: see the module
+    docstring); a file holding several is refused (read it with :func:`read_spectra`).
 
     ``imag_convention``: ``"auto"`` (the column's name, else the data, decides), ``"im"`` (the
     imaginary column holds Im Z) or ``"minus_im"`` (it holds -Im Z).
     """
+    series = read_spectra(path, imag_convention=imag_convention)
+    if len(series.spectra) != 1:
+        raise AnalysisError(f"{series.source}: holds {len(series.spectra)} spectra; read them"
+                            " with read_spectra")
+    return series.spectra[0].spectrum
+
+
+@dataclass(frozen=True, eq=False)
+class SpectrumPart:
+    """One spectrum of a file: ``index`` counts from 1 in file order; ``time_s`` is when it
+    started on the file's clock (None when the file has no time column); ``rows`` the first
+    and last line (text) or record (.mpr) it came from; ``left_out`` what was not used."""
+
+    index: int
+    spectrum: Spectrum
+    time_s: float | None
+    rows: tuple[int, int]
+    left_out: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class SpectrumFile:
+    """Every spectrum of one file, in file order, with how the file was read and cut."""
+
+    source: str
+    spectra: tuple[SpectrumPart, ...]
+    notes: tuple[str, ...]
+    galvanostatic: bool
+
+
+def read_spectra(path: str | Path, *, imag_convention: ImagConvention = "auto",
+                 galvanostatic: bool | None = None) -> SpectrumFile:
+    """Read every impedance spectrum of a file (text formats: see the module docstring;
+    EC-Lab ``.mpr`` through galvani). ``galvanostatic``: whether the spectra were measured
+    under current control (their high-frequency artefacts are then left out); None: as the
+    file says (EC-Lab GEIS)."""
     if imag_convention not in ("auto", "im", "minus_im"):
         raise AnalysisError(
             f"imag_convention must be 'auto', 'im' or 'minus_im', got {imag_convention!r}"
@@ -180,13 +229,89 @@ def read_spectrum(path: str | Path, *, imag_convention: ImagConvention = "auto")
         raw = read_input_file(path, MAX_FILE_BYTES)
     except UnreadableFile as exc:
         raise AnalysisError(f"{name}: {exc.reason}") from None
-    text = _decode(raw, name)
-    lines = _LINE_BREAK.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    table = _locate_table(lines, name)
-    frame, line_numbers = _parse_table(table, name)
-    return _spectrum_from_frame(frame, line_numbers, table, name, imag_convention)
+    if raw.startswith(b"BIO-LOGIC MODULAR FILE"):
+        from analysis.readers.eclab_mpr import read_mpr
+
+        recording = read_mpr(raw, name)
+        if not recording.has_impedance:
+            raise AnalysisError(f"{name}: an EC-Lab .mpr of {recording.technique or 'a technique'}"
+                                " without impedance (no frequency, Re Z and Im Z columns)")
+        rows = np.arange(1, len(recording) + 1)
+        has_time = True
+        notes = [f"EC-Lab .mpr ({recording.technique}) read by galvani", *recording.notes]
+        if recording.truncated:
+            notes.append(recording.truncated)
+        where = "record"
+    else:
+        text = _decode(raw, name)
+        lines = _LINE_BREAK.split(text)
+        if lines and lines[-1] == "":
+            lines.pop()
+        table = _locate_table(lines, name)
+        frame, line_numbers = _parse_table(table, name)
+        recording, notes, has_time = _recording_from_frame(frame, line_numbers, table, name,
+                                                           lines, imag_convention)
+        rows = np.asarray(line_numbers)
+        where = "line"
+    if galvanostatic is None:
+        galvanostatic = recording.galvanostatic_eis
+    return _cut(recording, rows, where, name, notes, galvanostatic, has_time)
+
+
+def _cut(recording: Recording, rows: npt.NDArray[np.int64], where: str, name: str,
+         notes: list[str], galvanostatic: bool, has_time: bool) -> SpectrumFile:
+    """The recording's impedance rows, one spectrum per segment (:mod:`analysis.readers.steps`
+    cuts on the counters and on restarting sweeps)."""
+    from analysis.eis_artefacts import high_frequency_artefacts
+    from analysis.readers.steps import segments
+
+    columns = recording.columns
+    f, re_z, im_z = columns["frequency_Hz"], columns["z_real_ohm"], columns["z_imag_ohm"]
+    rest = (f == 0) & (re_z == 0) & (im_z == 0)
+    if rest.any():
+        notes.append(f"{int(rest.sum())} rows with frequency 0 and no impedance (the rest an"
+                     " EC-Lab file records before each sweep) left out")
+    bad = np.flatnonzero((f <= 0) & ~rest)
+    if bad.size:
+        k = int(bad[0])
+        raise AnalysisError(f"{name}: {where} {rows[k]}: frequency must be positive, got"
+                            f" {f[k]!r}")
+    parts: list[SpectrumPart] = []
+    skipped = []
+    time = columns["time_s"] if has_time else None
+    amplitude = columns.get("current_amplitude_A")
+    for segment in segments(recording):
+        if not segment.spectrum:
+            continue
+        sl = slice(segment.start, segment.stop)
+        if segment.stop - segment.start < MIN_POINTS:
+            skipped.append(f"{where}s {rows[segment.start]}-{rows[segment.stop - 1]}"
+                           f" ({segment.stop - segment.start} points)")
+            continue
+        keep = np.ones(segment.stop - segment.start, dtype=bool)
+        left_out = ""
+        if galvanostatic:
+            keep, left_out = high_frequency_artefacts(
+                f[sl], re_z[sl], amplitude[sl] if amplitude is not None else None)
+        spectrum = Spectrum(f[sl][keep], re_z[sl][keep], im_z[sl][keep], source=name,
+                            notes=tuple(notes))
+        start_time = float(time[segment.start]) if time is not None else None
+        parts.append(SpectrumPart(len(parts) + 1, spectrum, start_time,
+                                  (int(rows[segment.start]), int(rows[segment.stop - 1])),
+                                  left_out))
+    if not parts:
+        raise AnalysisError(
+            f"{name}: a spectrum needs at least {MIN_POINTS} points, the file has "
+            + (", ".join(skipped) if skipped else "none with a positive frequency"))
+    if skipped:
+        notes.append(f"left out, too short for a spectrum: {', '.join(skipped)}")
+    if len(parts) > 1:
+        counters = list(recording.counters)
+        notes.append(f"{len(parts)} spectra, cut where "
+                     + (f"the file's {'/'.join(_COUNTER_LABELS.get(c, c) for c in counters)}"
+                        " changes and " if counters else "")
+                     + "where a sweep starts again at a high frequency")
+    return SpectrumFile(name, tuple(parts), tuple(notes), galvanostatic)
 
 
 # --- decoding and locating the table -------------------------------------------------------------
@@ -243,8 +368,8 @@ def _locate_table(lines: list[str], name: str) -> _Table:
     data = [(number, line) for number, line in data if line.strip()]
     if len(data) > MAX_POINTS:
         raise AnalysisError(
-            f"{name}: {len(data):,} data lines; a spectrum has at most {MAX_POINTS:,} points "
-            "(one spectrum per file)"
+            f"{name}: {len(data):,} data lines; a spectrum file has at most {MAX_POINTS:,}"
+            " points"
         )
     sep = _separator(header_text, data[0][1] if data else header_text)
     header = _split(header_text, sep)
@@ -425,13 +550,27 @@ def _parse_table(table: _Table, name: str) -> tuple[pd.DataFrame, list[int]]:
     return frame, [number for number, _ in table.lines]
 
 
-def _spectrum_from_frame(
+#: Counter columns of a spectrum file (normalised base names) and what they count.
+_COUNTER_NAMES = {"cyclenumber": "cycle", "cycle": "cycle", "cyclecount": "cycle",
+                  "zcycle": "loop", "loop": "loop", "ns": "sequence", "stepcount": "step",
+                  "step": "step"}
+_COUNTER_LABELS = {"cycle": "cycle number", "loop": "z cycle", "sequence": "Ns",
+                   "step": "step count"}
+_TIME_NAMES = frozenset({"time", "testtime", "t", "time_s", "test_time_s", "elapsedtime"})
+_AMPLITUDE_NAMES = frozenset({"|i|"})
+_GALVANOSTATIC = re.compile(r"^\s*galvano electrochemical impedance", re.IGNORECASE)
+
+
+def _recording_from_frame(
     frame: pd.DataFrame,
     line_numbers: list[int],
     table: _Table,
     name: str,
+    lines: list[str],
     imag_convention: ImagConvention,
-) -> Spectrum:
+) -> tuple[Recording, list[str], bool]:
+    """The table's impedance, time, counters and current amplitude as a recording, with how
+    it was read, and whether the file has a time column."""
     notes: list[str] = []
     if table.header is None:
         columns = {"frequency": 0, "real": 1, "imag": 2}
@@ -458,19 +597,34 @@ def _spectrum_from_frame(
     notes.append(reason)
     if negate:
         imag = -imag
-
     frequency = values["frequency"]
     if frequency.size < MIN_POINTS:
         raise AnalysisError(
             f"{name}: a spectrum needs at least {MIN_POINTS} points, the file has {frequency.size}"
         )
-    non_positive = np.flatnonzero(frequency <= 0)
-    if non_positive.size:
-        row = int(non_positive[0])
-        raise AnalysisError(
-            f"{name}: line {line_numbers[row]}: frequency must be positive, got {frequency[row]!r}"
-        )
-    return Spectrum(frequency, values["real"], imag, source=name, notes=tuple(notes))
+    extra: dict[str, npt.NDArray[np.float64]] = {}
+    counters: dict[str, npt.NDArray[np.int64]] = {}
+    for index, token in enumerate(table.header or []):
+        key = re.sub(r"[(\[][^()\[\]]*[)\]]$", "", _normalise(token).split("/")[0]).lower()
+        label = token.strip()
+        if key in _COUNTER_NAMES and _COUNTER_NAMES[key] not in counters:
+            numbers = _numeric_column(frame[index], label, line_numbers, table, name)
+            counters[_COUNTER_NAMES[key]] = numbers.astype(np.int64)
+        elif key in _TIME_NAMES and "time_s" not in extra:
+            extra["time_s"] = _numeric_column(frame[index], label, line_numbers, table, name)
+        elif key in _AMPLITUDE_NAMES and "current_amplitude_A" not in extra:
+            extra["current_amplitude_A"] = _numeric_column(frame[index], label, line_numbers,
+                                                           table, name)
+    has_time = "time_s" in extra
+    if not has_time:
+        extra["time_s"] = np.zeros(frequency.size)
+    preamble = lines[:table.header_line - 1] if table.header is not None else []
+    galvanostatic = any(_GALVANOSTATIC.match(line) for line in preamble[:12])
+    recording = Recording(name, "text", "GEIS" if galvanostatic else "",
+                          {"frequency_Hz": frequency, "z_real_ohm": values["real"],
+                           "z_imag_ohm": imag, **extra}, counters,
+                          galvanostatic_eis=galvanostatic)
+    return recording, notes, has_time
 
 
 def _select_columns(

@@ -50,7 +50,9 @@ def _begin() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     raise typer.Exit(USER_ERROR)
 
 
@@ -247,7 +249,8 @@ def status(
     if as_json:
         out.print_json(json.dumps(st))
         return
-    out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {st['mode']}, seed {st['seed']},"
+    origin = "imported" if st["mode"] == "imported" else f"{st['mode']}, seed {st['seed']}"
+    out.print(f"run {st['run_dir']}: campaign {st['campaign']}, {origin},"
               f" status [bold]{st['status']}[/]")
     out.print(_status_table(st))
     for c in st["cells"]:
@@ -345,29 +348,46 @@ app.add_typer(analyze_app, name="analyze")
 
 @analyze_app.command("eis")
 def analyze_eis(
-    spectrum: Annotated[Path, typer.Argument(help="CSV, EC-Lab .mpt/.txt or ZView export.",
-                                             parser=_file_path)],
-    thickness: Annotated[str, typer.Option(help="Membrane thickness, e.g. 300um.")],
+    spectrum: Annotated[Path, typer.Argument(
+        help="EC-Lab .mpr or .mpt, CSV (cellseq's -eis.csv export too), ZView export.",
+        parser=_file_path)],
+    thickness: Annotated[str | None, typer.Option(
+        help="Membrane thickness, e.g. 300um (with --area or --diameter: conductivity).")
+    ] = None,
     area: Annotated[str | None, typer.Option(help="Electrode area, e.g. 2.01cm2.")] = None,
     diameter: Annotated[str | None, typer.Option(help="Or the disc diameter, e.g. 16mm.")
                         ] = None,
-    fit: Annotated[bool, typer.Option(help="Cross-check with a bounded circuit fit.")] = True,
+    fit: Annotated[bool | None, typer.Option(
+        "--fit/--no-fit", help="Cross-check with a bounded circuit fit [default: for a file"
+        " of one spectrum; a series only with --fit, about a second or more per spectrum].",
+        show_default=False)] = None,
     circuit: Annotated[str | None, typer.Option(
         help="Circuit of the fit (impedance.py syntax, R0 the bulk), e.g. 'R0-p(R1,CPE1)'; "
              "default: chosen from the spectrum.")] = None,
     f_min: Annotated[str | None, typer.Option(help="Fit only above this, e.g. 10Hz.")] = None,
     f_max: Annotated[str | None, typer.Option(help="Fit only below this, e.g. 1MHz.")] = None,
+    galvanostatic: Annotated[bool | None, typer.Option(
+        "--galvanostatic/--potentiostatic",
+        help="How the spectra were measured; galvanostatic ones have their high-frequency"
+             " artefacts left out [default: as the file says (EC-Lab GEIS)].",
+        show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Draw R_b (and sigma) against time or index, and the Nyquist plots"
+        " coloured by index, into this PNG.", parser=_file_path)] = None,
 ) -> None:
-    """Bulk resistance (high-frequency intercept) and conductivity of one spectrum, as JSON.
+    """Bulk resistance (high-frequency intercept), and conductivity where the geometry is
+    given, of every spectrum in a file, as JSON: a ``spectra`` list in file order.
 
-    The fit's R0 is the circuit's infinite-frequency resistance; ``model_intercept_ohm`` reads
-    the fitted model by the same intercept rule, the like-for-like check of the fit. A spectrum
-    of more than 300 points is fitted on 300 spread evenly in log frequency (a note says so)."""
+    A file is cut into spectra where its own counters change (EC-Lab cycle number, z cycle,
+    Ns; BDF step count) and where a sweep starts again; rows with frequency 0 (EC-Lab's rest
+    before each sweep) are left out. The fit's R0 is the circuit's infinite-frequency
+    resistance; ``model_intercept_ohm`` reads the fitted model by the same intercept rule. A
+    spectrum of more than 300 points is fitted on 300 spread evenly in log frequency."""
     import math
 
-    from analysis.eis import bulk_resistance, conductivity_S_per_m
+    from analysis.eis_series import Geometry, analyse, plot_series
     from analysis.errors import AnalysisError
-    from analysis.spectrum_files import read_spectrum
+    from analysis.spectrum_files import read_spectra
     from protocols.units import UnitError, parse_quantity
 
     def quantity(flag: str, text: str, dimension: str) -> float:
@@ -379,54 +399,117 @@ def analyze_eis(
             _fail(f"{flag} must be positive, got {text!r}")
         return value
 
-    d = quantity("--thickness", thickness, "length")
-    if (area is None) == (diameter is None):
-        _fail("give --area or --diameter (one of them)")
-    s = quantity("--area", area, "area") if area else \
-        math.pi * (quantity("--diameter", diameter or "", "length") / 2) ** 2
+    d = quantity("--thickness", thickness, "length") if thickness is not None else None
+    if area is not None and diameter is not None:
+        _fail("give --area or --diameter, not both")
+    s = None
+    if area is not None:
+        s = quantity("--area", area, "area")
+    elif diameter is not None:
+        s = math.pi * (quantity("--diameter", diameter, "length") / 2) ** 2
+        if not (math.isfinite(s) and s > 0):
+            _fail(f"the electrode area from --diameter {diameter!r} is not a usable number")
+    if (d is None) != (s is None):
+        _fail("a conductivity needs both --thickness and --area (or --diameter); give both,"
+              " or neither for the bulk resistance alone")
     window = {name: quantity(flag, text, "frequency") for name, flag, text in
               (("f_min_Hz", "--f-min", f_min), ("f_max_Hz", "--f-max", f_max)) if text}
-    if not (math.isfinite(s) and s > 0):
-        _fail(f"the electrode area from --diameter {diameter!r} is not a usable number")
-    if (circuit or window) and not fit:
+    if (circuit or window) and fit is False:
         _fail("--circuit, --f-min and --f-max choose the fit; drop --no-fit")
+    geometry = Geometry(d, s) if d is not None and s is not None else None
     try:
-        sp = read_spectrum(spectrum)
-        r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-        if r_b <= 0:
-            raise AnalysisError(f"{spectrum}: the high-frequency intercept is {r_b:g} Ohm; a "
-                                "conductivity needs a positive bulk resistance")
-        sigma = conductivity_S_per_m(r_b, d, s)
+        series = read_spectra(spectrum, galvanostatic=galvanostatic)
+        result = analyse(series, geometry, True if (circuit or window) and fit is None
+                         else fit, circuit, window)
+        ok = [e for e in result["spectra"] if e["bulk_resistance_ohm"] is not None]
+        if not ok:
+            raise AnalysisError(f"{spectrum}: " + "; ".join(
+                f"spectrum {e['index']}: {e['note']}" if len(result["spectra"]) > 1
+                else e["note"] for e in result["spectra"]))
+        if plot is not None:
+            plot_series(series, result, plot)
+            result["plot"] = str(plot)
     except AnalysisError as exc:
         _fail(str(exc))
-    result: dict[str, object] = {
-        "file": str(spectrum), "points": len(sp.frequency_Hz),
-        "bulk_resistance_ohm": r_b, "method": "high-frequency real-axis intercept",
-        "thickness_m": d, "area_m2": s,
-        "ionic_conductivity_mS_cm": sigma * 10,
-        "read_as": list(sp.notes)}
-    if fit:
-        from analysis.eis_fit import fit_bulk_resistance
-
-        try:
-            f = fit_bulk_resistance(sp, circuit, **window)
-        except AnalysisError as exc:
-            if circuit or window:  # the user's choice does not suit the spectrum
-                _fail(f"--circuit/--f-min/--f-max: {exc}")
-            result["fit"] = {"error": str(exc)}
-        else:
-            notes = list(f.notes)
-            if f.at_bounds:
-                notes.append(f"parameters ended on a bound ({', '.join(f.at_bounds)}): the "
-                             "circuit may not suit this spectrum; try another with --circuit")
-            result["fit"] = {"circuit": f.circuit, "bulk_resistance_ohm": f.r_bulk_ohm,
-                             "relative_rmse": f.rmse_rel,
-                             "agreement": f.r_bulk_ohm / r_b - 1,
-                             "model_intercept_ohm": f.model_intercept_ohm,
-                             "model_intercept_agreement": f.model_intercept_ohm / r_b - 1,
-                             "parameters": f.parameters,
-                             "parameters_at_bounds": list(f.at_bounds), "notes": notes}
+    for note in result["notes"]:
+        err.print(f"note: {note}", soft_wrap=True)
     out.print_json(json.dumps(result))
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(
+        help="EC-Lab .mpr/.mpt (any technique), Neware .nda/.ndax, BDF CSV; several files of"
+             " one cell are joined in time order.", show_default=False, parser=_file_path)],
+    out_dir: Annotated[Path, typer.Option("--out", help="New run directory.")],
+    cell: Annotated[str | None, typer.Option(
+        "--cell", help="Cell id [default: the cell file's id, else the first file's name].",
+        show_default=False)] = None,
+    cell_file: Annotated[Path | None, typer.Option(
+        "--cell-file", help="The cell as YAML (id, kind, electrolyte, thickness, area or"
+        " diameter, cathode: material, loading, diameter or area, specific_capacity).",
+        parser=_file_path)] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="blocking, symmetric_li, li_cu or full_cell.")] = None,
+    electrolyte: Annotated[str | None, typer.Option(help="Electrolyte name.")] = None,
+    thickness: Annotated[str | None, typer.Option(help="Membrane thickness, e.g. 300um.")
+                         ] = None,
+    area: Annotated[str | None, typer.Option(help="Membrane area, e.g. 2.01cm2.")] = None,
+    diameter: Annotated[str | None, typer.Option(help="Or its diameter, e.g. 16mm.")] = None,
+    cathode: Annotated[str | None, typer.Option(help="Cathode material, e.g. NCM811.")] = None,
+    loading: Annotated[str | None, typer.Option(help="Cathode loading, e.g. 1.9mg/cm^2.")
+                       ] = None,
+    cathode_diameter: Annotated[str | None, typer.Option(
+        help="Cathode disc diameter, e.g. 12mm.")] = None,
+    cathode_area: Annotated[str | None, typer.Option(help="Or its area, e.g. 1.13cm2.")
+                            ] = None,
+    specific_capacity: Annotated[str | None, typer.Option(
+        help="Cathode specific capacity defining 1C, e.g. 200mAh/g.")] = None,
+) -> None:
+    """Bring instrument files into a run directory that status, export, report and the
+    analyses read like a cellseq run. Exit 2 (nothing written) for a file that is not what
+    its name claims; a truncated file is imported up to where it ends, with a warning."""
+    from rich.markup import escape
+
+    from sequencer.importer import (
+        ImportRefused,
+        cell_from_options,
+        import_files,
+        load_cell_file,
+    )
+
+    given = {"kind": kind, "electrolyte": electrolyte,
+             "thickness": _spaced(thickness) if thickness else None,
+             "area": _spaced(area) if area else None,
+             "diameter": _spaced(diameter) if diameter else None}
+    cathode_given = {"material": cathode, "loading": _spaced(loading) if loading else None,
+                     "diameter": _spaced(cathode_diameter) if cathode_diameter else None,
+                     "area": _spaced(cathode_area) if cathode_area else None,
+                     "specific_capacity": _spaced(specific_capacity)
+                     if specific_capacity else None}
+    if any(v is not None for v in cathode_given.values()):
+        given["cathode"] = {k: v for k, v in cathode_given.items() if v is not None}
+    try:
+        if cell_file is not None:
+            if any(v is not None for v in given.values()):
+                _fail("give the cell either in --cell-file or by options, not both")
+            described = load_cell_file(cell_file)
+        else:
+            described = cell_from_options(given)
+        outcome = import_files(files, out_dir, described, cell)
+    except (CellseqError, ImportRefused) as exc:
+        _user_errors(exc)
+    for f in outcome.files:
+        out.print(f"{f['path']}: {f['format']}, {f['technique'] or 'technique not named'},"
+                  f" {f['points']:,} points -> experiment {f['experiment']}")
+    for warning in outcome.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", markup=True, soft_wrap=True)
+    for note in outcome.notes:
+        if note not in outcome.warnings:
+            err.print(f"[yellow]note:[/] {escape(note)}", markup=True, soft_wrap=True)
+    out.print(f"imported {outcome.points:,} points in {outcome.steps} steps of cell"
+              f" {outcome.cell} in {outcome.wall_s:.2f} s")
+    out.print(f"run directory: {outcome.run_dir}")
 
 
 def _spaced(text: str) -> str:

@@ -369,6 +369,9 @@ def _read_manifest(run_dir: Path) -> dict:
             isinstance(manifest.get("seed"), int)
     except (OSError, ValueError, RecursionError) as exc:
         raise RunDirError(f"{path} cannot be read: {exc}") from None
+    if isinstance(manifest, dict) and manifest.get("mode") == "imported":
+        raise RunDirError(f"{path}: an imported run (cellseq import); there is nothing to"
+                          " resume")
     if not ok:
         raise RunDirError(f"{path} lacks the protocol, seed or start time of the run")
     if manifest.get("mode") not in ("simulated", "hardware"):

@@ -82,7 +82,7 @@ def test_more_rows_than_a_spectrum_has_are_refused_before_parsing(tmp_path):
     path = tmp_path / "long.csv"
     lines = "".join(f"{1e6 / (k + 1)!r},100.0,-1.0\n" for k in range(MAX_POINTS + 1))
     path.write_text("frequency,z_real,z_imag\n" + lines)
-    message = f"{path}: 100,001 data lines; a spectrum has at most 100,000 points"
+    message = f"{path}: 100,001 data lines; a spectrum file has at most 100,000 points"
     with pytest.raises(AnalysisError, match=r"100,001 data lines"):
         read_spectrum(path)
     assert message in analyze(path, "--thickness", "300um", "--diameter", "16mm").output
@@ -186,7 +186,7 @@ def test_the_conductivity_of_a_good_file_is_what_the_functions_give(tmp_path):
     result = analyze(csv(tmp_path, GOOD), "--thickness", "300um", "--diameter", "16mm",
                      "--no-fit")
     assert result.exit_code == 0, result.output
-    out = json.loads(result.output)
+    [out] = json.loads(result.output)["spectra"]
     r_b = bulk_resistance(FREQ, Z.real, Z.imag)
     area = math.pi * 0.008**2
     assert out["bulk_resistance_ohm"] == pytest.approx(r_b, rel=1e-12)

@@ -92,8 +92,10 @@ def test_analyze_eis_on_a_real_spectrum():
                      "--no-fit")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    r_b = doc["bulk_resistance_ohm"]
-    assert doc["ionic_conductivity_mS_cm"] == pytest.approx(0.03 / (2.01 * r_b) * 1e3)
+    [spectrum] = doc["spectra"]       # a file of one spectrum gives a list of one
+    r_b = spectrum["bulk_resistance_ohm"]
+    assert spectrum["index"] == 1 and spectrum["points"] == 67 and spectrum["fit"] is None
+    assert spectrum["ionic_conductivity_mS_cm"] == pytest.approx(0.03 / (2.01 * r_b) * 1e3)
     assert "by its name" in " ".join(doc["read_as"])
 
 
@@ -104,19 +106,20 @@ def test_analyze_eis_fit_with_a_chosen_circuit_and_window():
     result = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm",
                      "--circuit", "R0-p(R1,CPE1)", "--f-max", "1kHz")
     assert result.exit_code == 0, result.output
-    fit = json.loads(result.output)["fit"]
+    fit = json.loads(result.output)["spectra"][0]["fit"]
     assert fit["circuit"] == "R0-p(R1,CPE1)" and fit["parameters_at_bounds"] == []
     assert fit["model_intercept_ohm"] == pytest.approx(fit["bulk_resistance_ohm"], rel=0.02)
     assert fit["parameters"]["R1"] == pytest.approx(48.0, rel=0.05)
     narrow = cellseq("analyze", "eis", path, "--thickness", "300um", "--diameter", "16mm",
                      "--circuit", "R0-p(R1,CPE1)", "--f-min", "0.1Hz")
     assert narrow.exit_code == 0, narrow.output
-    assert json.loads(narrow.output)["fit"]["parameters"] != fit["parameters"]
+    assert json.loads(narrow.output)["spectra"][0]["fit"]["parameters"] != fit["parameters"]
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--thickness", "3mA", "--area", "2cm2"], "--thickness: expected a length, got '3 mA'"),
-    (["--thickness", "300um"], "give --area or --diameter"),
+    (["--thickness", "300um"], "a conductivity needs both --thickness and --area"),
+    (["--diameter", "16mm", "--area", "2cm2"], "give --area or --diameter, not both"),
     (["--thickness", "300um", "--area", "2cm2", "--f-min", "3mV"],
      "--f-min: expected a frequency, got '3 mV'"),
     (["--thickness", "300um", "--area", "2cm2", "--circuit", "R1-p(R2,CPE1)"], "has no R0"),
