@@ -1,8 +1,8 @@
 """The one error the analysis raises.
 
-Not (yet) under ``CellseqError``: that root lives in ``drivers.errors``, and importing it runs
-``drivers/__init__`` (trio, instrument interfaces), which the analysis must not depend on. When the
-root moves to a dependency-free module, derive from it as well.
+Not under ``CellseqError`` (:mod:`core.errors`): the command lines that run an analysis catch
+it by name where they catch the root, and a pure function's bad argument stays a
+``ValueError`` for scripts that call the analysis directly.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from analysis.errors import AnalysisError
 from analysis.outcome import run_outcome
 from analysis.report_html import compare, write_report
 from analysis.run_data import RunData
-from sequencer.store_rows import StoreDamaged
-from sequencer.store_survey import damage_message, survey
+from store.rows import StoreDamaged
+from store.survey import damage_message, survey
 
 REPORT_DIR = "report"
 

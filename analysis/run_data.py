@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sequencer.export import frame
-from sequencer.store import RunStore
+from store import RunStore
+from store.frames import frame
 
 
 @dataclass(frozen=True)

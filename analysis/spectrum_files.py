@@ -32,7 +32,7 @@ artefacts left out, with a note (:mod:`analysis.eis_artefacts`).
 Everything that is wrong with a file is an :class:`~analysis.errors.AnalysisError` naming the file
 and the problem (no recognisable columns, non-numeric or missing values, NaN, subnormal numbers,
 every impedance zero, fewer than three points, non-positive frequencies); a pandas or decoding
-traceback never escapes. The file is read through :func:`analysis.input_files.read_input_file`
+traceback never escapes. The file is read through :func:`core.input_files.read_input_file`
 (a regular file of at most :data:`MAX_FILE_BYTES`), and a spectrum has at most
 :data:`MAX_POINTS` points.
 
@@ -57,8 +57,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from analysis.errors import AnalysisError
-from analysis.input_files import UnreadableFile, read_input_file
 from analysis.readers.recording import Recording
+from core.input_files import UnreadableFile, read_input_file
 
 __all__ = ["MAX_FILE_BYTES", "MAX_POINTS", "MIN_POINTS", "Spectrum", "SpectrumFile",
            "SpectrumPart", "read_spectra", "read_spectrum"]

@@ -57,7 +57,7 @@ def doubled_copy(protocol: Path, folder: Path) -> Path:
 
 
 def cell_hours(run_dir: Path) -> tuple[float, int]:
-    from sequencer.store import RunStore
+    from store import RunStore
 
     store = RunStore.open(run_dir)
     try:

@@ -61,7 +61,7 @@ from analysis.derive import derive
 from sequencer.executor import HARDWARE_POLL_S
 from sequencer.runner import MIN_WALL_POLL_S
 from sequencer.status import FINISHED
-from sequencer.store import DB_NAME, SERIES_COLUMNS, SPECTRUM_COLUMNS, RunStore, StoreError
+from store import DB_NAME, SERIES_COLUMNS, SPECTRUM_COLUMNS, RunStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 

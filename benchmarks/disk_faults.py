@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sequencer import store as store_module
 from sequencer.runner import resume_run, run_simulated
-from sequencer.store import RunStore, StoreError
 from simulators.instruments.channel import SimChannel
+from store import RunStore, StoreError
+from store import run_store as store_module
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "protocols" / "examples" / "quickstart.yaml"

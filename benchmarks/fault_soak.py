@@ -46,11 +46,11 @@ from crash_soak import check_store
 from sequencer.runner import resume_run, run_simulated
 from sequencer.serve import ServedLab, serve, write_station
 from sequencer.status import FINISHED
-from sequencer.store import RunStore, StoreError
 from simulators.wire.biologic import BiologicServer
 from simulators.wire.espec import EspecServer
 from simulators.wire.neware_bts import BtsFaults, NewareBTSServer
 from simulators.wire.server import LineServer
+from store import RunStore, StoreError
 
 PROTOCOL = """
 campaign: fault-soak

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sequencer.executor import Executor
 from sequencer.runner import resume_run, run_simulated
-from sequencer.store import RunStore
+from store import RunStore
 
 PROTOCOL = """
 campaign: resume-benchmark

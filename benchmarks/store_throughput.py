@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sequencer.store import SERIES_COLUMNS, Chunk, RunStore
+from store import SERIES_COLUMNS, Chunk, RunStore
 
 CHANNELS = 16
 POINTS_PER_POLL = 200

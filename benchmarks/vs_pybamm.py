@@ -39,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 
 from sequencer.runner import run_simulated
-from sequencer.store import RunStore
+from store import RunStore
 
 PROTOCOL = """campaign: vs-pybamm
 cells:

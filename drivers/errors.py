@@ -1,10 +1,10 @@
-"""The one error tree of cellseq, rooted here because every other package may import drivers."""
+"""The drivers' errors, under cellseq's one root (:class:`core.errors.CellseqError`)."""
 
 from __future__ import annotations
 
+from core.errors import CellseqError
 
-class CellseqError(Exception):
-    """Anything cellseq reports to a user as a problem with their input, station or instruments."""
+__all__ = ["CapabilityError", "CellseqError", "DriverError", "TransportError"]
 
 
 class TransportError(CellseqError, IOError):

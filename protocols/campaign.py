@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
-from analysis.results import DEFAULT_RELATIVE_TOLERANCE, QUANTITY_NAMES
+from core.quantities import DEFAULT_RELATIVE_TOLERANCE, QUANTITY_NAMES
 from protocols.cells import Cell
 from protocols.errors import Problem
 from protocols.steps import CHAMBER_STEPS, CONTAINERS, Step, walk

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis.results import QUANTITY_UNITS
+from core.quantities import QUANTITY_UNITS
 from protocols.campaign import Experiment
 from protocols.cells import Cell
 from protocols.errors import Problem

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from drivers.errors import CellseqError
+from core.errors import CellseqError
 
 
 @dataclass(frozen=True)

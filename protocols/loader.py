@@ -1,6 +1,6 @@
 """Load YAML input files safely and report every problem with file, line and field path.
 
-Safety: every file is read through :func:`analysis.input_files.read_input_file` (regular files
+Safety: every file is read through :func:`core.input_files.read_input_file` (regular files
 only, within :data:`MAX_FILE_BYTES`); YAML is composed with ``yaml.SafeLoader`` (no tags that
 build objects); the expanded node count is bounded (so alias bombs fail fast); nothing in a file
 is executed. A document nests at most :data:`MAX_DEPTH` levels, so nothing downstream recurses
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from analysis.input_files import UnreadableFile, read_input_file
+from core.input_files import UnreadableFile, read_input_file
 from protocols.campaign import Campaign, CampaignFile, Origin
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError

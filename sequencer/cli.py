@@ -308,7 +308,7 @@ def export(
     for note in done.notes:
         err.print(f"note: {note}")
     if done.damage:
-        from sequencer.store_survey import damage_message
+        from store.survey import damage_message
 
         _fail(damage_message(run_dir, list(dict.fromkeys(done.damage)), done.readable))
 

@@ -34,8 +34,8 @@ from sequencer.plan import Plan, PlannedExperiment
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState, Resumption
 from sequencer.status import run_outcome
-from sequencer.store import Chunk, RunStore, StoreError
 from sequencer.suspenders import WATCH_S, ChamberWatch, Suspenders
+from store import Chunk, RunStore, StoreError
 
 #: Longest wait between polls. Hardware is polled every second; a simulated channel says when
 #: its technique ends, so dry runs wake only then (or after an hour of virtual time at most).

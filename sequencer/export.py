@@ -1,4 +1,8 @@
-"""Export a run to CSV or Parquet with Battery Data Format style column names (with units)."""
+"""Export a run to CSV or Parquet with Battery Data Format style column names (with units).
+
+The frames (one per cell and kind, the names and their order) are the store's
+(:mod:`store.frames`); this module decides where they go and writes them whole.
+"""
 
 from __future__ import annotations
 
@@ -11,43 +15,17 @@ import pandas as pd
 
 from drivers.errors import CellseqError
 from sequencer.run_files import RUN_FILES
-from sequencer.store import STORE_FILES, RunStore
-from sequencer.store_rows import StoreDamaged
-from sequencer.store_survey import survey
+from store.frames import frame
+from store.rows import StoreDamaged
+from store.run_store import RunStore
+from store.schema import STORE_FILES
+from store.survey import survey
 
-#: Store column -> Battery Data Format style name.
-BDF_NAMES = {
-    "test_time_s": "Test Time / s",
-    "step_time_s": "Step Time / s",
-    "utc_s": "Unix Time / s",
-    "voltage_V": "Voltage / V",
-    "current_A": "Current / A",
-    "temperature_C": "Temperature T1 / degC",
-    "charge_Ah": "Charging Capacity / Ah",
-    "discharge_Ah": "Discharging Capacity / Ah",
-    "charge_Wh": "Charging Energy / Wh",
-    "discharge_Wh": "Discharging Energy / Wh",
-    "cycle": "Cycle Count / 1",
-    "step_count": "Step Count / 1",
-    "step_index": "Step Index / 1",
-    "frequency_Hz": "Frequency / Hz",
-    "z_real_ohm": "Z Real / Ohm",
-    "z_imag_ohm": "Z Imag / Ohm",
-}
 FORMATS = ("csv", "parquet")
 
 
 class ExportError(CellseqError):
     """The export cannot be written where it was asked to go."""
-
-
-def frame(store: RunStore, cell: str, kind: str = "series",
-          damage: list[str] | None = None) -> pd.DataFrame:
-    """One cell's time series (``series``) or impedance points (``spectrum``), BDF names;
-    with ``damage``, damaged chunks are left out and listed there."""
-    columns = store.read(cell, kind, damage)
-    df = pd.DataFrame({BDF_NAMES[k]: v for k, v in columns.items()})
-    return df[[BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in df.columns]]
 
 
 @dataclass(frozen=True)

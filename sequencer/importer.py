@@ -12,7 +12,7 @@ The run directory holds ``run.sqlite``, ``manifest.json`` (``mode: "imported"``,
 file with its SHA-256, size, format, technique and points) and ``run.log`` (what was read and
 how, and where a truncated file ends). Nothing is written before every file has been read.
 
-All run-store writing of an import is here, against :class:`~sequencer.store.RunStore`.
+All run-store writing of an import is here, against :class:`~store.RunStore`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from analysis.readers.steps import Segment, segments
 from drivers.errors import CellseqError
 from protocols.cells import Cathode, CellKind
 from protocols.types import FROZEN, Area, Identifier, Length
-from sequencer.store import SERIES_COLUMNS, SPECTRUM_COLUMNS, Chunk, RunStore
+from store import SERIES_COLUMNS, SPECTRUM_COLUMNS, Chunk, RunStore
 
 MODE = "imported"
 MANIFEST = "manifest.json"

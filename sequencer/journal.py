@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.clock import Clock
-from sequencer.store import RunStore
+from store import RunStore
 
 LOG_NAME = "run.log"
 log = logging.getLogger("cellseq.journal")

@@ -24,7 +24,7 @@ from sequencer.cell_run import CellFault, CellRun, Mark, ResumeRefused
 from sequencer.counters import Counters
 from sequencer.handlers.set_temperature import SOAK_POLL_S, SoakProgress, SoakTimeout, soak
 from sequencer.plan import PlannedExperiment
-from sequencer.store import RunStore, StoreError
+from store import RunStore, StoreError
 
 #: Events a replay would write again; a resumed run writes each only once.
 ONCE_KINDS = frozenset({"experiment_started", "experiment_finished", "experiment_skipped",

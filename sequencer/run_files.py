@@ -2,7 +2,7 @@
 
 A run directory holds::
 
-    run.sqlite            data, journal, checkpoints (sequencer.store)
+    run.sqlite            data, journal, checkpoints (the store package)
     manifest.json         the files below with their SHA-256, the station, seed, versions
     protocol/...          a byte copy of every file the campaign was made of
     station.yaml          the station (without passwords)
@@ -35,7 +35,7 @@ from sequencer.locks import RUN_LOCK
 MANIFEST = "manifest.json"
 STATION_COPY = "station.yaml"
 PROTOCOL_DIR = "protocol"
-#: The files and folders of a run directory besides its store (sequencer.store.STORE_FILES).
+#: The files and folders of a run directory besides its store (store.STORE_FILES).
 RUN_FILES = (MANIFEST, STATION_COPY, PROTOCOL_DIR, LOG_NAME, RUN_LOCK)
 
 

@@ -53,9 +53,9 @@ from sequencer.run_files import (
 )
 from sequencer.station import Station, load_station, simulated_station
 from sequencer.status import FINISHED, run_outcome
-from sequencer.store import DB_NAME, RunStore, StoreBroken, StoreDamaged, StoreError
-from sequencer.store_survey import survey
 from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
+from store import DB_NAME, RunStore, StoreBroken, StoreDamaged, StoreError
+from store.survey import survey
 
 #: On instruments simulated faster than real time, poll and watch no more often than this
 #: much wall time.

@@ -12,7 +12,7 @@ A run's status says how it ended, and never more than its cells did:
   continues it.
 
 The store is opened read-only (also on a read-only disk). A damaged store gives a
-:class:`~sequencer.store_rows.StoreDamaged` whose message names the run, what is damaged and
+:class:`~store.StoreDamaged` whose message names the run, what is damaged and
 what can still be read.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from sequencer.locks import RUN_LOCK, run_dir_in_use
-from sequencer.store import RunStore
-from sequencer.store_rows import StoreDamaged
-from sequencer.store_survey import survey
+from store import RunStore
+from store.rows import StoreDamaged
+from store.survey import survey
 
 #: Run statuses of a run whose experiments all ran: there is nothing to resume.
 FINISHED = ("completed", "completed_with_faults", "faulted")

@@ -25,7 +25,7 @@ from protocols.units import kelvin_to_celsius
 from sequencer.cell_run import CellFault, CellRun
 from sequencer.handlers.set_temperature import SoakTimeout, soak
 from sequencer.plan import PlannedExperiment
-from sequencer.store import StoreError
+from store import StoreError
 
 #: How often a chamber is read between temperature steps (s): every minute on hardware; a dry
 #: run's simulated chambers, whose faults are injected on purpose, every half hour of virtual

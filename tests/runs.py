@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sequencer import store as store_module
 from sequencer.runner import run_simulated
-from sequencer.store import RunStore
+from store import RunStore
+from store import run_store as store_module
 
 
 class PowerCut(BaseException):

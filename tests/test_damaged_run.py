@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sequencer.cli import app
 from sequencer.runner import run_simulated
-from sequencer.store import DB_NAME, SERIES_COLUMNS, RunStore
+from store import DB_NAME, SERIES_COLUMNS, RunStore
 from tests.conftest import QUICKSTART
 from tests.runs import arm_power_cut, crash
 
@@ -302,7 +302,7 @@ def test_a_chunk_row_decodes_only_when_whole():
     """A blob of the right size and checksum decodes; any other gives StoreDamaged."""
     import numpy as np
 
-    from sequencer.store_rows import StoreDamaged, chunk_crc, decode_chunk
+    from store.rows import StoreDamaged, chunk_crc, decode_chunk
 
     data = np.arange(20.0).tobytes()
     names = SERIES_COLUMNS[:2]

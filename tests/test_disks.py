@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sequencer import store_files
 from sequencer.cli import app
 from sequencer.runner import resume_run, run_simulated
 from sequencer.status import run_status
-from sequencer.store import DB_NAME, RunStore
+from store import DB_NAME, RunStore
+from store import files as store_files
 from tests.conftest import QUICKSTART
 
 FULL = "database or disk is full"

@@ -14,8 +14,8 @@ from sequencer.instruments import Instruments
 from sequencer.journal import Journal
 from sequencer.plan import build_plan
 from sequencer.station import simulated_station
-from sequencer.store import RunStore
 from simulators.lab import SimLab
+from store import RunStore
 
 from .fakes import ResistorCell
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.input_files import UnreadableFile, read_input_file
+from core.input_files import UnreadableFile, read_input_file
 from sequencer.cli import app
 
 from .conftest import QUICKSTART

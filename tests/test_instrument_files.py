@@ -19,7 +19,7 @@ from analysis.eis import bulk_resistance
 from analysis.readers import read_recording
 from analysis.spectrum_files import read_spectra
 from sequencer.cli import app
-from sequencer.store import RunStore
+from store import RunStore
 
 from .conftest import ROOT
 

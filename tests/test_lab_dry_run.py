@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sequencer.cli import app
-from sequencer.store import RunStore
+from store import RunStore
 
 PROTOCOL = """\
 campaign: lab-cells

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from sequencer.cli import CELL_FAULTED, CHECK_FAILED, app
 from sequencer.status import run_outcome
-from sequencer.store import RunStore
+from store import RunStore
 
 from .conftest import QUICKSTART, ROOT
 

@@ -18,7 +18,7 @@ import pytest
 from sequencer.cell_run import ResumeRefused
 from sequencer.locks import LockError, hold_run_dir
 from sequencer.runner import RunDirError, resume_run, run_simulated
-from sequencer.store import RunStore, StoreError
+from store import RunStore, StoreError
 from tests.conftest import QUICKSTART, ROOT
 from tests.runs import (
     PowerCut,

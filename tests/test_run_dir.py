@@ -17,7 +17,7 @@ from sequencer.cli import app
 from sequencer.locks import hold_run_dir
 from sequencer.runner import RunDirError, resume_run, run_simulated
 from sequencer.status import run_status
-from sequencer.store import DB_NAME, RunStore
+from store import DB_NAME, RunStore
 from tests.conftest import QUICKSTART
 from tests.runs import arm_power_cut, assert_no_duplicates, assert_same_data, crash, data
 
@@ -232,7 +232,7 @@ def test_a_run_killed_before_its_first_commit_resumes_from_the_beginning(
 
 def test_a_run_stopped_by_a_full_disk_at_its_first_commit_resumes_from_the_beginning(
         tmp_path, power_cut, quickstart_reference, monkeypatch):
-    from sequencer.store import StoreError
+    from store import StoreError
 
     original = RunStore._before_commit
 

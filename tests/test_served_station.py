@@ -18,9 +18,9 @@ from drivers.errors import CellseqError
 from sequencer.runner import resume_run, run_simulated
 from sequencer.serve import serve, write_station
 from sequencer.status import run_status
-from sequencer.store import RunStore
 from simulators.wire.biologic import BiologicServer
 from simulators.wire.neware_bts import NewareBTSServer
+from store import RunStore
 from tests.conftest import ROOT
 
 PROTOCOL = """

@@ -24,11 +24,11 @@ from drivers.techniques import (
     OpenCircuit,
 )
 from sequencer.cli import app
-from sequencer.store import RunStore
 from simulators.cells import build_cell
 from simulators.clock import ManualClock
 from simulators.instruments import VSP300_CAPABILITIES, SimChannel
 from simulators.materials import load_material
+from store import RunStore
 
 LIQUID = "LiPF6-EC-DEC-EMC"
 AREA_M2 = math.pi * 0.008**2          # a 16 mm disc, 2.01 cm^2

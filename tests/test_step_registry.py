@@ -58,7 +58,7 @@ import sequencer
 unexecuted("sequencer.handlers", sys.argv[2])()
 
 from sequencer.runner import prepare, run_simulated
-from sequencer.store import RunStore
+from store import RunStore
 protocol = Path(sys.argv[3])
 plan = prepare(protocol)
 print("placed on", plan.station.instruments[plan.station.cells["s1"].instrument].driver)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sequencer.counters import Counters
-from sequencer.store import SERIES_COLUMNS, Chunk, RunStore, StoreError
+from store import SERIES_COLUMNS, Chunk, RunStore, StoreError
 
 
 def series(n: int, t0: float = 0.0) -> dict[str, np.ndarray]:

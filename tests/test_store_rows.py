@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sequencer.store import SERIES_COLUMNS, Chunk, RunStore
-from sequencer.store_rows import StoreDamaged, chunk_crc, decode_chunk, decode_json
+from store import SERIES_COLUMNS, Chunk, RunStore
+from store.rows import StoreDamaged, chunk_crc, decode_chunk, decode_json
 
 #: Anything SQLite can hand back for a column.
 sql_values = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1),

@@ -6,7 +6,7 @@
 - BDF CSV (cellseq's export and other Battery Data Format writers:
   :mod:`analysis.readers.bdf_csv`).
 
-Each file is read through :func:`analysis.input_files.read_input_file` (a regular file, at
+Each file is read through :func:`core.input_files.read_input_file` (a regular file, at
 most :data:`MAX_FILE_BYTES`); its kind is told by its name and checked against its bytes.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.errors import AnalysisError
-from analysis.input_files import UnreadableFile, read_input_file
 from analysis.readers.recording import ReaderMissing, Recording
+from core.input_files import UnreadableFile, read_input_file
 
 __all__ = [
     "FORMATS",

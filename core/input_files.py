@@ -7,8 +7,8 @@ on a symbolic-link loop. The file is checked before it is opened (a device is ne
 opening some has side effects) and again after (in case it was swapped in between), opened
 non-blocking, and read at most ``limit_bytes + 1`` bytes.
 
-It lives in ``analysis`` because that package depends on nothing else of cellseq, and
-``protocols`` already imports from it; it knows nothing of what the files hold.
+It lives in the bottom layer because ``protocols`` and ``analysis`` both read users' files
+through it and neither may import the other; it knows nothing of what the files hold.
 """
 
 from __future__ import annotations

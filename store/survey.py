@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sequencer.store import RunStore
-from sequencer.store_rows import StoreDamaged, StoreError
+from store.rows import StoreDamaged, StoreError
+from store.run_store import RunStore
 
 #: Damage listed in a message before "... and N more".
 MAX_LISTED = 5

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sequencer.store_files import reason
-from sequencer.store_rows import StoreDamaged
+from store.files import reason
+from store.rows import StoreDamaged
 
 #: Rows probed one at a time after a damaged page stops a table scan give up after this many
 #: missing row ids in a row (when the table's largest row id cannot be read either).

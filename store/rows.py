@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from drivers.errors import CellseqError
+from core.errors import CellseqError
 
 
 class StoreError(CellseqError):
