@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from drivers.errors import DriverError, TransportError
 from drivers.interfaces import Chamber, ChamberMode, ChamberReading
-from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
+from drivers.spec import Bench, InstrumentSpec, Options, Setup
 from drivers.transports import Transport, open_transport
 
 #: The terminator the controllers use both ways.
@@ -213,21 +213,7 @@ def _build(setup: Setup, bench: Bench) -> EspecChamber:
         setting_pause_s=o.setting_pause_s, min_C=o.min_C, max_C=o.max_C), **link)
 
 
-#: The served controller answers at once: the driver needs no pauses between commands.
-SERVED_OPTIONS = {"query_pause_s": 0.0, "setting_pause_s": 0.0, "timeout_s": 5.0}
-
-
-def _serve(request: ServeRequest) -> Served:
-    """An ESPEC controller on a socket; the cells inside feel its air."""
-    from simulators.wire.espec import EspecServer
-
-    server = EspecServer(host=request.host, speed=request.speed, seed=request.seed)
-    request.start(server)
-    return Served(server, server.socket_url, options=dict(SERVED_OPTIONS),
-                  air=server.air.temperature_at)
-
-
 INSTRUMENTS = (InstrumentSpec(
     name="espec", kind="chamber", channels="none", build=_build, options=EspecOptions,
-    chamber_range_C=lambda o: (o.min_C, o.max_C), serve=_serve,
+    chamber_range_C=lambda o: (o.min_C, o.max_C),
     description="ESPEC chambers (SCP-220 / P-300 controllers)"),)

@@ -43,7 +43,7 @@ from drivers.errors import CapabilityError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler
 from drivers.points import ChannelState, Points, Readout
 from drivers.short_circuit import ShortWatch
-from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
+from drivers.spec import Bench, InstrumentSpec, Options, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import Transport, open_transport
@@ -422,23 +422,9 @@ def _build(setup: Setup, bench: Bench) -> Keithley2450:
         max_current_A=o.max_current_A, max_voltage_V=o.max_voltage_V), **link)
 
 
-def _serve(request: ServeRequest) -> Served:
-    """A 2450 speaking SCPI on a raw socket, its output wired to the one cell. An SMU ends
-    steps only when polled, so at high speeds its cut-offs are coarse."""
-    from simulators.wire.keithley2450 import Keithley2450Server
-
-    (cell,) = request.cells
-    env = cell.temperature_C
-    server = Keithley2450Server(
-        cell.model, host=request.host, speed=request.speed,
-        temperature_C=(lambda t, f=env: float(f(t))) if callable(env) else env)
-    request.start(server)
-    return Served(server, server.visa_address)
-
-
 INSTRUMENTS = (InstrumentSpec(
     name="keithley2450", kind="cycler", channels="one", build=_build,
-    options=Keithley2450Options, capabilities=_capabilities, serve=_serve,
+    options=Keithley2450Options, capabilities=_capabilities,
     description="Keithley 2450 SMU as a one-channel cycler"),)
 
 

@@ -71,7 +71,7 @@ from drivers.interfaces import Channel, ChannelCapabilities, Cycler, SafetyLimit
 from drivers.points import ChannelState, Points, Readout
 from drivers.ranges import at_least, at_most
 from drivers.short_circuit import ShortWatch
-from drivers.spec import Bench, InstrumentSpec, Options, Served, ServedCell, ServeRequest, Setup
+from drivers.spec import Bench, InstrumentSpec, Options, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import LineTransport, Transport
@@ -950,36 +950,7 @@ def _build(setup: Setup, bench: Bench) -> NewareBTS:
     return NewareBTS.from_address(host, config, port=int(port), **link)
 
 
-#: The served BTS: a 5 V / 100 mA unit whose channels also go below 0 V (symmetric cells).
-SERVED_OPTIONS = {"max_current_A": 0.1, "min_voltage_V": -5.0, "max_voltage_V": 5.0}
-
-
-def _serve(request: ServeRequest) -> Served:
-    """A BTS API server with one channel per cell, behind a fresh password (a secret: it is
-    kept out of every run copy)."""
-    from simulators.wire.neware_bts import NewareBTSServer
-
-    password = secrets.token_hex(8)
-    server: NewareBTSServer
-
-    def now_air(cell: ServedCell) -> Callable[[], float] | float:
-        env = cell.temperature_C
-        if not callable(env):
-            return env
-        return lambda: float(env(server.now_s()))
-
-    server = NewareBTSServer([c.model for c in request.cells], host=request.host,
-                             speed=request.speed, password=password,
-                             temperature_C=[now_air(c) for c in request.cells])
-    request.start(server)
-    options: dict[str, Any] = dict(SERVED_OPTIONS)
-    if request.step_dir is not None:
-        options["step_dir"] = str(request.step_dir)
-    return Served(server, f"tcp://{request.host}:{server.port}", channels=len(request.cells),
-                  options=options, username="admin", password=password)
-
-
 INSTRUMENTS = (InstrumentSpec(
     name="neware.bts", kind="cycler", build=_build, options=NewareBTSOptions,
-    capabilities=_capabilities, login=True, serve=_serve,
+    capabilities=_capabilities, login=True,
     description="Neware BTS cyclers through the BTS API"),)

@@ -4,11 +4,12 @@ A driver module (or a simulator module, for the in-process simulators) says what
 is in an ``INSTRUMENTS`` tuple of :class:`InstrumentSpec`: its name in station files, its kind,
 the options a station may give it (a typed pydantic model: an unknown or mistyped option is
 refused with its name), its channel rule, a builder that makes it without I/O, the capabilities
-of its channels for the options given (what pre-flight checks every technique against), a
-chamber's range, and how ``cellseq sim serve`` stands in for it. Station validation, pre-flight,
-the dry run's placement and ``sim serve`` read these specs and nothing else
-(``sequencer.registry`` finds them), so adding an instrument touches its own module, its
-simulator and its tests.
+of its channels for the options given (what pre-flight checks every technique against) and a
+chamber's range. Station validation, pre-flight, the dry run's placement and ``sim serve`` read
+these specs and nothing else (``sequencer.registry`` finds them), so adding an instrument
+touches its own module, its simulator and its tests. What ``cellseq sim serve`` starts in an
+instrument's place is the simulators' to say (``simulators.served``): a driver knows nothing
+of simulators.
 
 Builders import what is heavy (pyvisa, pyserial, easy-biologic) only when called; a spec
 itself is cheap to import.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -53,6 +53,10 @@ class Setup:
     options: Any                     # the spec's own Options model, validated
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: For an address a served stand-in answers (``sim://``): what reaches it in the place of
+    #: the instrument's vendor library (a driver whose link is a library takes it as its
+    #: device factory). None for a real instrument.
+    link: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,50 +72,6 @@ Instrument = MultiChannelInstrument | Chamber
 
 
 @dataclass(frozen=True)
-class ServedCell:
-    """A cell a served instrument holds: its simulated model (a ``simulators`` CellModel) and
-    the air around it, a temperature (degC) or a function of the simulated time (s) that
-    takes an array of times as well."""
-
-    model: Any
-    temperature_C: float | Callable[[Any], Any] = 25.0
-
-
-@dataclass(frozen=True)
-class ServeRequest:
-    """What ``sim serve`` asks of a served simulator: one instrument with these cells on
-    channels 0, 1, ... (none for a chamber), on a time base ``speed`` times the wall clock."""
-
-    host: str
-    speed: float
-    seed: int
-    cells: tuple[ServedCell, ...] = ()
-    channels: int = 0
-    step_dir: Path | None = None
-    epoch: float = 0.0   # time.monotonic() at which every server's simulated time is 0
-
-    def start(self, server: Any) -> Any:
-        """Start ``server`` on the time base all servers share."""
-        server.share_time(self.epoch)
-        return server.start()
-
-
-@dataclass
-class Served:
-    """A served simulator, built but not started (a ``simulators.wire`` LineServer), and how the
-    real driver reaches it: the station entry's address, channels, options and login.
-    ``air``: a chamber's air temperature at a simulated time, for the cells inside."""
-
-    server: Any
-    address: str
-    channels: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    air: Callable[[Any], Any] | None = None
-
-
-@dataclass(frozen=True)
 class DryRun:
     """For an in-process simulator: ``--sim`` places cells of this kind on instruments of
     ``channels`` channels named ``prefix-1``, ``prefix-2``, ..."""
@@ -124,8 +84,7 @@ class DryRun:
 class InstrumentSpec:
     """An instrument, once. ``capabilities`` (channel instruments) and ``chamber_range_C``
     (chambers) take the validated options; ``simulated``: an in-process simulator on the
-    run's virtual clock (no address); ``login``: takes a username and password; ``serve``:
-    what ``cellseq sim serve`` starts in its place."""
+    run's virtual clock (no address); ``login``: takes a username and password."""
 
     name: str
     kind: Kind
@@ -136,7 +95,6 @@ class InstrumentSpec:
     chamber_range_C: Callable[[Any], tuple[float, float]] | None = None
     simulated: bool = False
     login: bool = False
-    serve: Callable[[ServeRequest], Served] | None = None
     dry_run: DryRun | None = None
     description: str = ""
 

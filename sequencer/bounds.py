@@ -29,7 +29,7 @@ from protocols import Problem, ProtocolError
 from protocols.steps import Loop, SetTemperature, Step
 from protocols.types import DAY_S, MAX_DURATION_S
 from sequencer.estimate import technique_estimate_s
-from simulators.instruments.firmware import MAX_GRID_POINTS
+from simulators.specs import MAX_GRID_POINTS
 
 if TYPE_CHECKING:
     from sequencer.plan import Plan, PlannedExperiment

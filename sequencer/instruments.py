@@ -1,14 +1,16 @@
 """Build the instruments a station names, each through its driver's spec.
 
 Builders import their drivers' heavy dependencies (easy-biologic, pyvisa and the like) only
-when a station uses them. The capabilities here are what planning checks a technique against
-before anything is sent, from the driver's spec and the station's options; a driver checks
-again, against what the instrument reports, at connect.
+when a station uses them, and the simulators are imported only for a dry run (or for an address
+a served stand-in answers, ``sim://``). The capabilities here are what planning checks a
+technique against before anything is sent, from the driver's spec and the station's options; a
+driver checks again, against what the instrument reports, at connect.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from drivers.clock import Clock
 from drivers.errors import CellseqError
@@ -17,8 +19,13 @@ from drivers.spec import Bench, Setup
 from protocols import Campaign
 from protocols.cells import Cell
 from sequencer.station import InstrumentConfig, Station
-from simulators.cells.base import CellModel
-from simulators.lab import SimLab
+
+if TYPE_CHECKING:
+    from simulators.cells.base import CellModel
+    from simulators.lab import SimLab
+
+#: The address scheme of a served stand-in reached through a vendor library's place.
+SERVED_SCHEME = "sim://"
 
 
 class StationError(CellseqError):
@@ -51,6 +58,8 @@ def build_simulated(station: Station, campaign: Campaign, clock: Clock,
                     seed: int) -> tuple[Instruments, SimLab]:
     """The station's in-process simulators, and the lab that holds them (whose snapshot a
     resumed dry run restores)."""
+    from simulators.lab import SimLab
+
     lab = SimLab(clock, seed)
     for name, cfg in station.instruments.items():
         if not cfg.spec.simulated:
@@ -84,7 +93,19 @@ def _build(station: Station, bench: Bench) -> Instruments:
 
 def _setup(name: str, cfg: InstrumentConfig) -> Setup:
     return Setup(name=name, address=cfg.address, channels=cfg.channel_count,
-                 options=cfg.parsed_options(), username=cfg.username, password=cfg.secret())
+                 options=cfg.parsed_options(), username=cfg.username, password=cfg.secret(),
+                 link=_served_link(cfg))
+
+
+def _served_link(cfg: InstrumentConfig) -> Any:
+    """What reaches a served stand-in at a ``sim://`` address in the vendor library's place
+    (:mod:`simulators.served`); None for any other address."""
+    if cfg.address is None or not cfg.address.startswith(SERVED_SCHEME):
+        return None
+    from simulators.served import STAND_INS
+
+    stand_in = STAND_INS.get(cfg.driver)
+    return stand_in.link() if stand_in is not None and stand_in.link is not None else None
 
 
 def cell_model(cell: Cell) -> CellModel:

@@ -1,11 +1,15 @@
 """The instruments cellseq knows: every :class:`~drivers.spec.InstrumentSpec` its modules declare.
 
-A module of the ``drivers`` package (real instruments) or of ``simulators.instruments``
-(in-process simulators) declares its instruments in a top-level ``INSTRUMENTS`` tuple; nothing
-else registers them. The modules are found by reading the packages' source files for that
-assignment and importing only those, so a station check does not import pyvisa, pyserial or
-easy-biologic (drivers import them inside their builders), and the first look-up costs one
-import of each instrument module.
+A module of the ``drivers`` package (real instruments) or of ``simulators`` (the in-process
+simulators, whose specs :mod:`simulators.specs` declares apart from their physics) declares its
+instruments in a top-level ``INSTRUMENTS`` tuple; nothing else registers them. The modules are
+found by reading the packages' source files for that assignment and importing only those, so a
+station check does not import pyvisa, pyserial or easy-biologic (drivers import them inside
+their builders) nor the simulators' cells and channels, and the first look-up costs one import
+of each declaring module.
+
+What ``cellseq sim serve`` can stand in for is the simulators' to say
+(:mod:`simulators.served`): the drivers know nothing of their stand-ins.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from drivers.errors import CellseqError
 from drivers.spec import InstrumentSpec, Kind
 
 #: Packages whose modules may declare instruments.
-PACKAGES = ("drivers", "simulators.instruments")
+PACKAGES = ("drivers", "simulators")
 _DECLARES = re.compile(r"^INSTRUMENTS\s*[:=]", re.MULTILINE)
 
 
@@ -100,4 +104,6 @@ def dry_run_spec(kind: Kind) -> InstrumentSpec:
 
 def served(kind: Kind) -> list[str]:
     """Names of the instruments of ``kind`` that ``cellseq sim serve`` can stand in for."""
-    return sorted(s.name for s in specs().values() if s.kind == kind and s.serve is not None)
+    from simulators.served import STAND_INS
+
+    return sorted(s.name for s in specs().values() if s.kind == kind and s.name in STAND_INS)

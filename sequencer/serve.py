@@ -2,15 +2,16 @@
 
 The protocol's cells are placed as a dry run would place them (cells that need a potentiostat
 on potentiostats, the rest on cyclers, one chamber per group of linked experiments), but each
-instrument is a server speaking a real instrument's protocol, started by that instrument's
-driver spec (its ``serve``): by default an ESPEC controller per chamber, a VSP-300 stand-in per
-six potentiostat cells (its link is the vendor DLL, so the real driver reaches it through a
-BiologicDevice proxy), and a Neware BTS per sixteen cycler cells; ``cycler`` (and
-``potentiostat``, ``chamber``) names another driver of that kind that can be served (a
-one-channel instrument, such as a Keithley 2450, gets one server per cell). All servers share
-one time base running ``speed`` times faster than the wall clock, and a cell in a chamber feels
-that chamber's air. The station file written names every address and the speed; ``cellseq run
-FILE --station`` uses it as is. The servers keep their cells' state when a client dies.
+instrument is a server speaking a real instrument's protocol, the stand-in the simulators
+declare for that instrument's driver (:mod:`simulators.served`): by default an ESPEC controller
+per chamber, a VSP-300 stand-in per six potentiostat cells (its link is the vendor DLL, so the
+real driver reaches it through a BiologicDevice proxy), and a Neware BTS per sixteen cycler
+cells; ``cycler`` (and ``potentiostat``, ``chamber``) names another driver of that kind that
+can be served (a one-channel instrument, such as a Keithley 2450, gets one server per cell).
+All servers share one time base running ``speed`` times faster than the wall clock, and a cell
+in a chamber feels that chamber's air. The station file written names every address and the
+speed; ``cellseq run FILE --station`` uses it as is. The servers keep their cells' state when a
+client dies.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from drivers.spec import InstrumentSpec, Kind, Served, ServedCell, ServeRequest
+from drivers.spec import InstrumentSpec, Kind
 from protocols import load_campaign
 from sequencer import registry
 from sequencer.instruments import cell_model
 from sequencer.station import InstrumentConfig, Placement, Station, simulated_station
+from simulators.served import STAND_INS, Served, ServedCell, ServeRequest
 
 #: What stands in for each kind of instrument unless told otherwise.
 DEFAULT_SERVED: dict[Kind, str] = {"chamber": "espec", "potentiostat": "biologic.vsp300",
@@ -75,8 +77,7 @@ def serve(protocol: Path, speed: float, seed: int = 0, host: str = "127.0.0.1",
 
     def start(name: str, spec: InstrumentSpec, cells: tuple[ServedCell, ...],
               channels: int) -> None:
-        assert spec.serve is not None
-        served = spec.serve(replace(request, cells=cells, channels=channels))
+        served = STAND_INS[spec.name].serve(replace(request, cells=cells, channels=channels))
         servers[name] = served.server
         instruments[name] = _config(spec, served)
         if served.air is not None:

@@ -49,7 +49,7 @@ from drivers.errors import CapabilityError, CellseqError, DriverError, Transport
 from drivers.interfaces import Channel, ChannelCapabilities, Potentiostat
 from drivers.points import ChannelState, Points, Readout
 from drivers.short_circuit import ShortWatch
-from drivers.spec import Bench, InstrumentSpec, Options, Served, ServeRequest, Setup
+from drivers.spec import Bench, InstrumentSpec, Options, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import (
     ConstantCurrent,
@@ -558,29 +558,15 @@ def _capabilities(options: VSP300Options) -> ChannelCapabilities:
 
 def _build(setup: Setup, bench: Bench) -> VSP300:
     assert setup.address is not None
-    factory = None
-    if setup.address.startswith("sim://"):   # a served stand-in (cellseq sim serve)
-        from simulators.wire.biologic import BiologicDeviceProxy
-        factory = BiologicDeviceProxy
-    return VSP300(setup.address, device_factory=factory, timeout_s=setup.options.timeout_s,
+    # a served stand-in (cellseq sim serve) is reached through the link the station's
+    # builder was handed for it, in easy-biologic's place
+    return VSP300(setup.address, device_factory=setup.link, timeout_s=setup.options.timeout_s,
                   max_output_A=setup.options.max_output_A)
-
-
-def _serve(request: ServeRequest) -> Served:
-    """A VSP-300 stand-in (its link is the vendor DLL, so the driver reaches it through a
-    BiologicDevice proxy), its channels running the simulated cells."""
-    from simulators.wire.biologic import BiologicServer
-
-    server = BiologicServer(request.channels, {
-        k: (cell.model, cell.temperature_C) for k, cell in enumerate(request.cells)},
-        speed=request.speed, seed=request.seed, host=request.host)
-    request.start(server)
-    return Served(server, server.address, channels=request.channels)
 
 
 INSTRUMENTS = (InstrumentSpec(
     name="biologic.vsp300", kind="potentiostat", build=_build, options=VSP300Options,
-    capabilities=_capabilities, serve=_serve,
+    capabilities=_capabilities,
     description="BioLogic VSP-300 (VMP-300 family) through easy-biologic"),)
 
 

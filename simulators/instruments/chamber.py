@@ -22,13 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from drivers.clock import Clock
 from drivers.errors import TransportError
 from drivers.espec import MAX_C, MIN_C
 from drivers.interfaces import Chamber, ChamberMode, ChamberReading
-from drivers.spec import Bench, DryRun, InstrumentSpec, Options, Setup
 
 FAULT_KINDS = ("alarm", "heater", "no_answer")
 
@@ -200,26 +198,3 @@ def _response(xf: np.ndarray, overshoot: float) -> np.ndarray:
         wd = math.sqrt(1 - zeta**2)
         out = np.exp(-zeta * xf) * (np.cos(wd * xf) + zeta / wd * np.sin(wd * xf))
     return out
-
-
-class SimChamberOptions(Options):
-    """The setpoint range (an ESPEC's by default)."""
-
-    min_C: float = Field(default=MIN_C, ge=-273.15, le=1000)
-    max_C: float = Field(default=MAX_C, ge=-273.15, le=1000)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> SimChamberOptions:
-        if self.min_C >= self.max_C:
-            raise ValueError(f"min_C {self.min_C:g} must be below max_C {self.max_C:g}")
-        return self
-
-
-def _build(setup: Setup, bench: Bench) -> SimChamber:
-    return bench.lab.add_chamber(setup.name, setup.options.min_C, setup.options.max_C)
-
-
-INSTRUMENTS = (InstrumentSpec(
-    name="sim.chamber", kind="chamber", channels="none", build=_build,
-    options=SimChamberOptions, chamber_range_C=lambda o: (o.min_C, o.max_C), simulated=True,
-    dry_run=DryRun("chamber"), description="in-process simulated chamber"),)

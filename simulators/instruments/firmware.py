@@ -16,9 +16,7 @@ from drivers.interfaces import ChannelCapabilities, SafetyLimits
 from drivers.short_circuit import ShortWatch
 from drivers.techniques import ConstantVoltage, Technique
 from simulators.cells.base import Segment
-
-#: Resolution of the firmware's checks: about one second, coarser for very long steps.
-MAX_GRID_POINTS = 200_000
+from simulators.specs import MAX_GRID_POINTS
 
 
 def fine_grid(duration_s: float, record_dt_s: float) -> np.ndarray:
