@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sequencer.executor import Executor
 from sequencer.runner import resume_run, run_simulated
+from sequencer.step_driver import StepDriver
 from store import RunStore
 
 PROTOCOL = """
@@ -80,19 +80,19 @@ def cut_at_rows(rows: int) -> None:
 def time_resume(run_dir: Path) -> float:
     """Seconds from resume_run() to the interrupted step carrying on."""
     reached: dict[str, float] = {}
-    original = Executor._follow
+    original = StepDriver.drive
 
-    async def first_follow(self, *args, **kwargs):
+    async def first_drive(self, *args, **kwargs):
         reached.setdefault("t", time.perf_counter())
         raise Carried
 
-    Executor._follow = first_follow
+    StepDriver.drive = first_drive
     start = time.perf_counter()
     try:
         with contextlib.suppress(Carried):   # raised on purpose once the step carries on
             resume_run(run_dir)
     finally:
-        Executor._follow = original
+        StepDriver.drive = original
     return reached["t"] - start
 
 

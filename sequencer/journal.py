@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.clock import Clock
-from store import RunStore
+from store import RunStore, StoreError
 
 LOG_NAME = "run.log"
 log = logging.getLogger("cellseq.journal")
@@ -31,6 +31,14 @@ class Journal:
         """Routine progress (steps starting and ending): the text log only; the store's
         ``steps`` table already holds it."""
         self._line(self._clock.now(), cell, kind, message)
+
+    def note(self, cell: str | None, kind: str, message: str) -> None:
+        """An event while shutting down: a failing store must not stop the next output going
+        off (run.log still gets the line)."""
+        try:
+            self.event(cell, kind, message)
+        except StoreError:
+            self.log(cell, kind, message)
 
     def _line(self, t: float, cell: str | None, kind: str, message: str) -> None:
         utc = self._clock.utc(t)

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from drivers.clock import Clock
+
+if TYPE_CHECKING:
+    from sequencer.plan import PlannedExperiment
 
 #: Redraw at most this often (wall time): a dry run polls tens of thousands of times.
 REFRESH_S = 0.1
@@ -64,3 +70,22 @@ class TerminalProgress(NoProgress):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._bars.stop()
+
+
+class ExperimentProgress:
+    """The bars of a run's experiments, fed with run time since each began (a part of the
+    executor; it owns when each experiment began)."""
+
+    def __init__(self, bars: NoProgress, clock: Clock) -> None:
+        self._bars, self._clock = bars, clock
+        self._began: dict[str, float] = {}
+
+    def started(self, exp: PlannedExperiment) -> None:
+        self._began[exp.name] = self._clock.now()
+        self._bars.started(exp.name, exp.estimate_s)
+
+    def advanced(self, exp: PlannedExperiment) -> None:
+        self._bars.advanced(exp.name, self._clock.now() - self._began[exp.name])
+
+    def finished(self, exp: PlannedExperiment) -> None:
+        self._bars.finished(exp.name, self._clock.now() - self._began[exp.name])

@@ -14,16 +14,34 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from drivers.clock import Clock
 from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import Chamber
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from protocols.cells import Cell, CellKind
 from protocols.steps import SetTemperature, Step
 from protocols.units import kelvin_to_celsius
-from sequencer.cell_run import CellFault, CellRun, Mark, ResumeRefused
+from sequencer.calls import caller_for
+from sequencer.cell_context import CellContext
+from sequencer.cell_run import CellFault, Mark, ResumeRefused
 from sequencer.counters import Counters
 from sequencer.handlers.set_temperature import SOAK_POLL_S, SoakProgress, SoakTimeout, soak
+from sequencer.journal import Journal
 from sequencer.plan import PlannedExperiment
+from sequencer.step_outcomes import (
+    Carried,
+    Continue,
+    Ended,
+    Interrupted,
+    Replayed,
+    Restart,
+    Running,
+    SoakReplayed,
+    SoakSettled,
+    SoakUnderWay,
+    TakenUp,
+)
+from sequencer.suspenders import Suspenders
 from store import RunStore, StoreError
 
 #: Events a replay would write again; a resumed run writes each only once.
@@ -133,174 +151,190 @@ def remaining(technique: Technique, elapsed_s: float) -> Technique | None:
     return replace(technique, duration_s=left, record_dt_s=min(technique.record_dt_s, left))
 
 
-class Resumption:
-    """The executor's resume behaviour (a part of :class:`~sequencer.executor.Executor`):
-    replaying finished steps and experiments, taking up or carrying on the interrupted step,
-    restating chambers, and checking the cells are there."""
+class Resumer:
+    """Resuming a stopped run (a part of the executor): replaying finished steps and
+    experiments, taking up or carrying on the interrupted step, restating chambers, and
+    checking the cells are there. Owns the stopped run's history (``state``; None for a fresh
+    run, whose replay finds nothing) and the setpoints still to restate."""
 
-    def _fast_forward(self, exp: PlannedExperiment) -> None:
+    def __init__(self, state: ResumeState | None, store: RunStore, journal: Journal,
+                 clock: Clock, chambers: dict[str, Chamber], suspenders: Suspenders) -> None:
+        self.state = state
+        self._store, self._journal, self._clock = store, journal, clock
+        self._chambers, self._suspenders = chambers, suspenders
+        #: chambers whose setpoint a replayed soak passed: restated before a step runs there
+        self._restate: dict[Chamber, SetTemperature] = {}
+
+    def finished(self, exp: PlannedExperiment) -> bool:
+        """The experiment had finished in the stopped run."""
+        return self.state is not None and exp.name in self.state.finished_experiments
+
+    def fast_forward(self, exp: PlannedExperiment, cells: dict[str, CellContext]) -> None:
         """A resumed run passes an experiment that had finished: each cell takes the step
         count, cycle and counters its last step there left."""
-        assert self.resume is not None
+        assert self.state is not None
         for cid in exp.cells:
-            row = self.resume.cells[cid].by_experiment.get(exp.name) \
-                if cid in self.resume.cells else None
+            row = self.state.cells[cid].by_experiment.get(exp.name) \
+                if cid in self.state.cells else None
             if row is None:
                 continue
-            r = self.runs[cid]
+            r = cells[cid].run
             r.step_count, r.cycle = max(r.step_count, row["step_count"]), row["cycle"]
             if row["end_counters"]:
                 r.counters = Counters(**row["end_counters"])
 
-    def _soak_replayed(self, chamber: Chamber, step: SetTemperature, runs: list[CellRun]
-                       ) -> bool | tuple[dict[str, int], SoakProgress | None]:
-        """On resume. True: the soak had settled; it is not waited for again (its setpoint is
-        restated before the next step that runs: :meth:`_restate_chamber`). Otherwise the
-        rows of the soak that was under way, carried on from its last checkpoint when the
-        interruption was short enough for the hold timer to stand (else it starts again)."""
-        assert self.resume is not None
-        hist = [self.resume.of(r.cell.id) for r in runs]
-        if all(r.step_count in h.done for r, h in zip(runs, hist, strict=True)):
+    def replay(self, cell: CellContext) -> Replayed:
+        """The cell's current step (its step count) in the stopped run: ended (the cell's
+        counters are set as it left them), interrupted while running, or not run (None)."""
+        if self.state is None or cell.id not in self.state.cells:
+            return None
+        r = cell.run
+        hist = self.state.cells[cell.id]
+        done = hist.done.get(r.step_count)
+        if done is not None:
+            if done["end_counters"]:
+                r.counters = Counters(**done["end_counters"])
+            return Ended(done["end_reason"])
+        row = hist.open.pop(r.step_count, None)
+        return None if row is None else Interrupted(row)
+
+    def soak_replayed(self, chamber: Chamber, step: SetTemperature,
+                      cells: list[CellContext]) -> SoakReplayed:
+        """A soak in the stopped run: settled (not waited for again; its setpoint is restated
+        before the next step that runs: :meth:`restate_chamber`), under way (carried on from
+        its last checkpoint when the interruption was short enough for the hold timer to
+        stand, else with its hold time and timeout started again), or (None) to be soaked
+        afresh."""
+        if self.state is None:
+            return None
+        hist = [self.state.of(c.id) for c in cells]
+        if all(c.run.step_count in h.done for c, h in zip(cells, hist, strict=True)):
             self._restate[chamber] = step
-            return True
+            return SoakSettled()
         self._restate.pop(chamber, None)
-        rows = {r.cell.id: h.open.pop(r.step_count, None)
-                for r, h in zip(runs, hist, strict=True)}
+        rows = {c.id: h.open.pop(c.run.step_count, None)
+                for c, h in zip(cells, hist, strict=True)}
         if not any(rows.values()):
-            return False
+            return None
         saved = [h.soak for h in hist]
         if all(rows.values()) and saved[0] is not None and all(x == saved[0] for x in saved):
             progress = SoakProgress(**saved[0])
-            if self.clock.now() - progress.last_read_t > SOAK_POLL_S:
+            if self._clock.now() - progress.last_read_t > SOAK_POLL_S:
                 # unwatched for longer than a reading: hold time and timeout start again
-                progress = SoakProgress(self.clock.now(), None, self.clock.now(),
-                                        self.clock.now())
-            return {cid: row["id"] for cid, row in rows.items() if row}, progress
-        with self.store.transaction():
-            for r in runs:
-                row = rows[r.cell.id]
+                progress = SoakProgress(self._clock.now(), None, self._clock.now(),
+                                        self._clock.now())
+            return SoakUnderWay({cid: row["id"] for cid, row in rows.items() if row}, progress)
+        with self._store.transaction():
+            for c in cells:
+                row = rows[c.id]
                 if row is not None:
-                    self.store.end_step(row["id"], self.clock.now(), "interrupted",
-                                        r.counters.as_dict())
-        return False
+                    self._store.end_step(row["id"], self._clock.now(), "interrupted",
+                                         c.run.counters.as_dict())
+        return None
 
-    async def _restate_chamber(self, exp: PlannedExperiment) -> None:
+    async def restate_chamber(self, exp: PlannedExperiment) -> None:
         """The first step a resumed run really runs in a chamber: set the chamber to the last
         setpoint the replay passed (a chamber that lost power holds none) and, if it has
         drifted out of tolerance meanwhile, soak again."""
-        if exp.chamber is None:
+        if not self._restate or exp.chamber is None:
             return
-        chamber = self.instruments.chambers[exp.chamber]
+        chamber = self._chambers[exp.chamber]
         step = self._restate.pop(chamber, None)
         if step is None:
             return
-        watch = self._watch_of(exp)
+        watch = self._suspenders.watch_of(exp)
         assert watch is not None
         watch.step = step
-        call = self._caller(chamber)
+        call = caller_for(chamber)
         target = kelvin_to_celsius(step.target)
         try:
             await call(lambda: chamber.set_temperature_C(target))
             reading = await call(chamber.read)
             if abs(reading.temperature_C - target) > step.tolerance:
-                self.journal.event(None, "resoak", f"{exp.chamber} reads"
-                                   f" {reading.temperature_C:g} degC after the interruption;"
-                                   f" soaking at {target:g} degC again", experiment=exp.name)
-                await soak(chamber, step, self.clock, call)
+                self._journal.event(None, "resoak", f"{exp.chamber} reads"
+                                    f" {reading.temperature_C:g} degC after the interruption;"
+                                    f" soaking at {target:g} degC again", experiment=exp.name)
+                await soak(chamber, step, self._clock, call)
         except StoreError:
             raise   # the store failed, not the chamber: the run stops
         except (SoakTimeout, CellseqError) as exc:
             raise CellFault(f"{exp.name}: the chamber could not be restored: {exc}") from exc
 
-    async def _resume_step(self, exp: PlannedExperiment, step: Step, r: CellRun,
-                           technique: Technique, row: dict[str, Any]) -> str | float | None:
+    async def take_up(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                      technique: Technique, row: dict[str, Any]) -> TakenUp:
         """The step that was running when the run stopped: re-attached if the instrument kept
-        running it, else carried on under its resume policy (:meth:`_carry_on`)."""
-        if self._restate:
-            await self._restate_chamber(exp)
+        running it (:class:`Running`), else carried on under its resume policy
+        (:meth:`carry_on`)."""
+        await self.restate_chamber(exp)
         k = exp.index_of(step)
-        call = self._caller(r.instrument)
-        hist = self.resume.cells[r.cell.id] if self.resume else None
+        r = cell.run
+        hist = self.state.cells[cell.id] if self.state else None
         if hist is not None and hist.counters:
             r.counters = Counters(**hist.counters)
-        last = self.store.last_point(row["id"])
+        last = self._store.last_point(row["id"])
         mark = None if last is None else Mark(last["test_time_s"], last["step_time_s"])
         if r.channel.running_unknown:   # the instrument runs something it cannot name
             try:
-                await call(lambda: r.channel.adopt(technique))
+                await cell.call(lambda: r.channel.adopt(technique))
             except CellseqError as exc:
-                self.journal.event(r.cell.id, "adopt_failed", f"{exp.name} step {k}: {exc}")
+                self._journal.event(cell.id, "adopt_failed", f"{exp.name} step {k}: {exc}")
         attachment = row["params"].get("attachment")
-        if await call(lambda: r.channel.reattach(technique, attachment)):
-            self.journal.event(r.cell.id, "step_reattached", f"{exp.name} step {k}"
-                               f" {step.kind}: the instrument kept running it; carrying on")
+        if await cell.call(lambda: r.channel.reattach(technique, attachment)):
+            self._journal.event(cell.id, "step_reattached", f"{exp.name} step {k}"
+                                f" {step.kind}: the instrument kept running it; carrying on")
             previous = None if last is None else (last["test_time_s"], last["voltage_V"],
                                                   last["current_A"])
-            return await self._follow(exp, step, r, technique, row["id"], row["started_t"],
-                                      0.0, previous, mark)
-        await self._stop(r)
-        await self._wait_for_chamber(exp, r)
+            return Running(row["id"], row["started_t"], 0.0, previous, mark)
+        await cell.stop()
+        await self._suspenders.wait_for_chamber(exp, cell)
         # what the channel did after the last point stored is unknown: the step counts from there
         elapsed = 0.0 if mark is None else mark.step_t
-        return await self._carry_on(exp, step, r, technique, row["id"], mark, elapsed)
+        return self.carry_on(exp, step, cell, technique, row["id"], mark, elapsed)
 
-    async def _carry_on(self, exp: PlannedExperiment, step: Step, r: CellRun,
-                        technique: Technique, step_id: int, mark: Mark | None, elapsed: float
-                        ) -> str | float | None:
+    def carry_on(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                 technique: Technique, step_id: int, mark: Mark | None, elapsed: float
+                 ) -> Carried:
         """An interrupted step, its channel idle, ``elapsed`` of it done: continue it for its
-        remaining time, skip it, or end it so that it starts again. Returns the end reason,
-        or, to start again, the time of its last stored point (None if it stored none)."""
+        remaining time (:class:`Continue`), skip it or let it end (:class:`Ended`), or end it
+        so that it starts again (:class:`Restart`)."""
         k = exp.index_of(step)
         policy = policy_for(step, technique)
         rest = remaining(technique, elapsed) if policy == "continue" else None
         if policy == "restart" or (policy == "continue" and rest is None and mark is None):
-            with self.store.transaction():
-                self.store.end_step(step_id, self.clock.now(), "interrupted",
-                                    r.counters.as_dict())
-                self.journal.event(r.cell.id, "step_restarted", f"{exp.name} step {k}"
-                                   f" {step.kind} starts again after the interruption")
-            return None if mark is None else mark.t
+            with self._store.transaction():
+                self._store.end_step(step_id, self._clock.now(), "interrupted",
+                                     cell.run.counters.as_dict())
+                self._journal.event(cell.id, "step_restarted", f"{exp.name} step {k}"
+                                    f" {step.kind} starts again after the interruption")
+            return Restart(None if mark is None else mark.t)
         if policy == "skip" or rest is None:
             reason = "skipped" if policy == "skip" else "duration"
-            with self.store.transaction():
-                self.store.end_step(step_id, self.clock.now(), reason, r.counters.as_dict())
-                self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k}"
-                                   f" {step.kind}: {reason} after the interruption")
-            return reason
-        try:
-            await self._caller(r.instrument)(lambda: r.channel.start(rest))
-        except CellseqError as exc:
-            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
-        await self._keep_attachment(r, step_id)
-        now = self.clock.now()
-        with self.store.transaction():
-            self._set_state(r, "running", experiment=exp.name, step_index=k,
-                            step_kind=step.kind, step_started_t=now - elapsed,
-                            step_estimate_s=getattr(technique, "duration_s", None))
-            self.journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
-                               f" continues for the remaining {rest.duration_s:.0f} s",
-                               elapsed_s=elapsed)
-        # the counters integrate afresh from the continued technique's first point: nothing
-        # flowed while the output was off
-        return await self._follow(exp, step, r, technique, step_id, now, elapsed, None, mark)
+            with self._store.transaction():
+                self._store.end_step(step_id, self._clock.now(), reason,
+                                     cell.run.counters.as_dict())
+                self._journal.event(cell.id, "step_resumed", f"{exp.name} step {k}"
+                                    f" {step.kind}: {reason} after the interruption")
+            return Ended(reason)
+        return Continue(step_id, rest, elapsed, mark)
 
-    def _event_once(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
+    def event_once(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
         """A journal event a resumed run's replay would repeat: written once."""
-        if self.resume is not None and (cell, kind, message) in self.resume.seen_events:
+        if self.state is not None and (cell, kind, message) in self.state.seen_events:
             return
-        self.journal.event(cell, kind, message, **data)
+        self._journal.event(cell, kind, message, **data)
 
-    async def _check_cells_present(self) -> None:
+    async def check_cells_present(self, cells: dict[str, CellContext]) -> None:
         """Before a resumed run sends anything: every cell still to run shows a plausible
         open-circuit voltage, or the run does not start."""
-        assert self.resume is not None
+        assert self.state is not None
         wrong, unchecked = [], []
-        for cid, r in self.runs.items():
-            hist = self.resume.cells.get(cid)
+        for cid, cell in cells.items():
+            r = cell.run
+            hist = self.state.cells.get(cid)
             if r.state == "faulted" or (hist is not None and hist.state == "completed"):
                 continue
             try:
-                v = await self._caller(r.instrument)(r.channel.read_voltage)
+                v = await cell.call(r.channel.read_voltage)
             except CapabilityError:
                 unchecked.append(cid)
                 continue
@@ -312,5 +346,5 @@ class Resumption:
             raise ResumeRefused("not resuming: " + "; ".join(wrong) + ". Is every cell still"
                                 " connected to its channel? Nothing was started.")
         for cid in unchecked:
-            self.journal.event(cid, "cell_check_skipped", "the channel cannot read its"
-                               " voltage; carrying on without checking the cell is there")
+            self._journal.event(cid, "cell_check_skipped", "the channel cannot read its"
+                                " voltage; carrying on without checking the cell is there")

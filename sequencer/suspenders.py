@@ -18,14 +18,19 @@ from dataclasses import dataclass, field
 
 import trio
 
+from drivers.clock import Clock
 from drivers.errors import CellseqError
-from drivers.interfaces import ChamberMode, ChamberReading
+from drivers.interfaces import Chamber, ChamberMode, ChamberReading
 from protocols.steps import SetTemperature
 from protocols.units import kelvin_to_celsius
-from sequencer.cell_run import CellFault, CellRun
+from sequencer.calls import caller_for
+from sequencer.cell_context import CellContext
+from sequencer.cell_run import CellFault
 from sequencer.handlers.set_temperature import SoakTimeout, soak
+from sequencer.journal import Journal
+from sequencer.pause import PauseControl
 from sequencer.plan import PlannedExperiment
-from store import StoreError
+from store import RunStore, StoreError
 
 #: How often a chamber is read between temperature steps (s): every minute on hardware; a dry
 #: run's simulated chambers, whose faults are injected on purpose, every half hour of virtual
@@ -94,62 +99,73 @@ def next_watch_time(now: float, every_s: float) -> float:
 
 
 class Suspenders:
-    """The executor's chamber watchdog and what it does to cells (a part of
-    :class:`~sequencer.executor.Executor`)."""
+    """The chamber watchdogs and what they do to cells (a part of the executor). Owns one
+    :class:`ChamberWatch` per chamber."""
 
-    async def _sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
-        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
-        if watch is None:
-            await self.clock.sleep_until(wake)
-            return False
-        if watch.suspended:
-            return True
-        with trio.CancelScope() as scope:
-            watch.scopes.add(scope)
-            try:
-                await self.clock.sleep_until(wake)
-            finally:
-                watch.scopes.discard(scope)
-        return scope.cancelled_caught
+    def __init__(self, chambers: dict[str, Chamber], store: RunStore, journal: Journal,
+                 clock: Clock, pause: PauseControl, watch_s: float = WATCH_S) -> None:
+        self._chambers, self._store, self._journal = chambers, store, journal
+        self._clock, self._pause, self.watch_s = clock, pause, watch_s
+        self._watches: dict[str, ChamberWatch] = {}
 
-    def _watch_of(self, exp: PlannedExperiment) -> ChamberWatch | None:
+    def watch_of(self, exp: PlannedExperiment) -> ChamberWatch | None:
+        """The watch of the experiment's chamber (made on first use); None without one."""
         if exp.chamber is None:
             return None
         if exp.chamber not in self._watches:
             self._watches[exp.chamber] = ChamberWatch(exp.chamber)
         return self._watches[exp.chamber]
 
-    async def _wait_for_chamber(self, exp: PlannedExperiment, r: CellRun) -> None:
+    def air_C(self, chamber: str | None) -> float:
+        """The chamber's last reading (NaN if it has not been read, or for no chamber): the
+        temperature of a cell whose channel has no probe."""
+        watch = self._watches.get(chamber or "")
+        return watch.air_C if watch is not None else math.nan
+
+    async def sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
+        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
+        if watch is None:
+            await self._clock.sleep_until(wake)
+            return False
+        if watch.suspended:
+            return True
+        with trio.CancelScope() as scope:
+            watch.scopes.add(scope)
+            try:
+                await self._clock.sleep_until(wake)
+            finally:
+                watch.scopes.discard(scope)
+        return scope.cancelled_caught
+
+    async def wait_for_chamber(self, exp: PlannedExperiment, cell: CellContext) -> None:
         """A suspended chamber's cell rests (output off) until the chamber is back."""
-        watch = self._watch_of(exp)
+        watch = self.watch_of(exp)
         if watch is None or not watch.suspended:
             return
-        with self.store.transaction():
-            self._set_state(r, "suspended")
-        self.store.commit()
+        with self._store.transaction():
+            cell.set_state("suspended")
+        self._store.commit()
         while watch.suspended:
             await watch.ok.wait()
         if watch.failed:
             raise CellFault(f"{exp.name}: {watch.name} did not come back: {watch.failed}")
-        with self.store.transaction():
-            self._set_state(r, "running")
+        with self._store.transaction():
+            cell.set_state("running")
 
-    async def _watch_chamber(self, exp: PlannedExperiment) -> None:
+    async def watch_chamber(self, exp: PlannedExperiment) -> None:
         """Read the chamber between temperature steps; suspend its cells while it is wrong,
         bring them back after a fresh soak (:mod:`sequencer.suspenders`)."""
-        watch = self._watch_of(exp)
+        watch = self.watch_of(exp)
         assert watch is not None and exp.chamber is not None
-        chamber = self.instruments.chambers[exp.chamber]
-        call = self._caller(chamber)
+        chamber = self._chambers[exp.chamber]
+        call = caller_for(chamber)
         while True:
-            await self.clock.sleep_until(next_watch_time(self.clock.now(), self.watch_s))
-            if self.paused:
+            await self._clock.sleep_until(next_watch_time(self._clock.now(), self.watch_s))
+            if self._pause.paused:
                 # outputs are off while paused: stop watching too, and let the paused cells see
                 # that nothing else is scheduled (a dry run's time then stops)
-                self._arrived.set()
-                self._arrived = trio.Event()
-                assert self._go is not None
-                await self._go.wait()
+                self._pause.arrived()
+                await self._pause.until_go()
                 continue
             if watch.step is None or watch.soaking:
                 continue
@@ -162,28 +178,29 @@ class Suspenders:
             if problem is not None:
                 if not watch.suspended:
                     watch.suspend(problem)
-                    self.journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
-                                       " its cells rest until it is back", experiment=exp.name)
+                    self._journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
+                                        " its cells rest until it is back",
+                                        experiment=exp.name)
                 continue
             if not watch.suspended:
                 continue
-            self.journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
-                               " again; soaking before the cells go on", experiment=exp.name)
+            self._journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
+                                " again; soaking before the cells go on", experiment=exp.name)
             watch.soaking = True
             try:
-                result = await soak(chamber, watch.step, self.clock, call)
+                result = await soak(chamber, watch.step, self._clock, call)
             except StoreError:
                 raise
             except SoakTimeout as exc:
                 watch.release(failed=str(exc))
-                self.journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
-                                   experiment=exp.name)
+                self._journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
+                                    experiment=exp.name)
             except CellseqError as exc:
                 watch.reason = f"not answering ({exc})"   # still out: keep the cells resting
             else:
                 watch.release()
-                self.journal.event(None, "chamber_resumed", f"{watch.name} stable at"
-                                   f" {result.last.temperature_C:g} degC again; the cells go"
-                                   " on", experiment=exp.name)
+                self._journal.event(None, "chamber_resumed", f"{watch.name} stable at"
+                                    f" {result.last.temperature_C:g} degC again; the cells go"
+                                    " on", experiment=exp.name)
             finally:
                 watch.soaking = False

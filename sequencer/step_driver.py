@@ -1,0 +1,296 @@
+"""The step driver: one primitive step on one cell's channel, from its start to its end.
+
+It starts the step's technique (or takes up the one a stopped run left running, through the
+resume part), polls it, checks every point against the cell's safety limits, stores the points
+with the cell's checkpoint in one transaction, and sleeps until the instrument says the
+technique will next have news. A chamber that suspends its cells mid-step stops the output;
+once the chamber is back the step carries on under its resume policy. Each of these moves
+returns a result type of :mod:`sequencer.step_outcomes`; :meth:`StepDriver.follow` is the loop
+that turns them into the next move until the step has ended.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from drivers.clock import Clock
+from drivers.errors import CellseqError
+from drivers.points import ChannelState, Points, Readout
+from drivers.techniques import Technique
+from protocols.steps import Step
+from sequencer import safety
+from sequencer.cell_context import CellContext
+from sequencer.cell_run import CellFault, Mark
+from sequencer.journal import Journal
+from sequencer.plan import PlannedExperiment
+from sequencer.progress import ExperimentProgress
+from sequencer.resume import Resumer
+from sequencer.station import Station
+from sequencer.step_outcomes import (
+    Continue,
+    Driven,
+    Ended,
+    Interrupted,
+    PointTVI,
+    Restart,
+    Running,
+    Suspended,
+    TakenUp,
+)
+from sequencer.suspenders import Suspenders
+from store import Chunk, RunStore
+
+#: Polls of a running step tried before an instrument that answers wrongly faults the cell.
+POLL_ATTEMPTS = 3
+MIN_POLL_S = 1e-3
+
+
+class StepDriver:
+    """Runs one step of one cell to its end (a part of the executor). Holds no state of its
+    own between steps: a step's position lives in its :class:`~sequencer.step_outcomes`
+    values and the cell's in its :class:`~sequencer.cell_context.CellContext`."""
+
+    def __init__(self, station: Station, store: RunStore, journal: Journal, clock: Clock,
+                 poll_s: float, progress: ExperimentProgress, resumer: Resumer,
+                 suspenders: Suspenders) -> None:
+        self._station, self._store, self._journal, self._clock = station, store, journal, clock
+        self._poll_s, self._progress = poll_s, progress
+        self._resumer, self._suspenders = resumer, suspenders
+
+    async def run(self, exp: PlannedExperiment, step: Step, cell: CellContext) -> str:
+        """Run one primitive step to its end (a resumed run replays it, or takes it up where
+        the stopped run left it); return the end reason."""
+        technique = exp.techniques[(cell.id, id(step))]
+        cell.run.step_count += 1
+        replayed = self._resumer.replay(cell)
+        if isinstance(replayed, Ended):
+            return replayed.reason
+        move: TakenUp
+        if isinstance(replayed, Interrupted):
+            move = await self._resumer.take_up(exp, step, cell, technique, replayed.row)
+        else:
+            move = await self.start(exp, step, cell, technique)
+        return await self.follow(exp, step, cell, technique, move)
+
+    async def follow(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                     technique: Technique, move: TakenUp) -> str:
+        """Make moves until the step has ended: drive a running technique; start the step
+        again or continue it as the resume part says; after a chamber suspension the cell
+        rests until the chamber is back, then the step carries on under its resume policy."""
+        while True:
+            if isinstance(move, Ended):
+                return move.reason
+            if isinstance(move, Restart):
+                running = await self.start(exp, step, cell, technique, move.after_t)
+            elif isinstance(move, Continue):
+                running = await self.continue_step(exp, step, cell, technique, move)
+            else:
+                running = move
+            driven = await self.drive(exp, step, cell, running)
+            if isinstance(driven, Ended):
+                return driven.reason
+            await self._suspenders.wait_for_chamber(exp, cell)
+            move = self._resumer.carry_on(exp, step, cell, technique, running.step_id,
+                                          driven.mark, driven.elapsed_s)
+
+    async def start(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                    technique: Technique, after_t: float | None = None) -> Running:
+        """Start a step afresh; ``after_t``: a restarted step keeps no point from before the
+        last one its interrupted attempt stored."""
+        await self._resumer.restate_chamber(exp)
+        await self._suspenders.wait_for_chamber(exp, cell)
+        k = exp.index_of(step)
+        r = cell.run
+        started = self._clock.now()
+        params = {**_params(technique), "written_kind": exp.written_kind(step)}
+        with self._store.transaction():
+            step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
+                                             r.cycle, started, params)
+            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=step.kind,
+                           step_started_t=started,
+                           step_estimate_s=getattr(technique, "duration_s", None))
+            self._journal.log(r.cell.id, "step_started", f"{exp.name} step {k} {step.kind}"
+                              f" (cycle {r.cycle}, step count {r.step_count})")
+        try:
+            await cell.call(lambda: r.channel.start(technique))
+            attachment = await cell.call(r.channel.attachment)
+        except CellseqError as exc:
+            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+        await self._keep_attachment(cell, step_id, attachment)
+        mark = None if after_t is None else Mark(after_t, -math.inf)
+        return Running(step_id, started, 0.0, None, mark)
+
+    async def continue_step(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                            technique: Technique, move: Continue) -> Running:
+        """Start what is left of an interrupted step (``move.technique``) on the idle channel."""
+        k = exp.index_of(step)
+        r = cell.run
+        try:
+            await cell.call(lambda: r.channel.start(move.technique))
+        except CellseqError as exc:
+            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+        await self._keep_attachment(cell, move.step_id)
+        now = self._clock.now()
+        with self._store.transaction():
+            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=step.kind,
+                           step_started_t=now - move.elapsed_s,
+                           step_estimate_s=getattr(technique, "duration_s", None))
+            self._journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
+                                f" continues for the remaining"
+                                f" {move.technique.duration_s:.0f} s", elapsed_s=move.elapsed_s)
+        # the counters integrate afresh from the continued technique's first point: nothing
+        # flowed while the output was off
+        return Running(move.step_id, now, move.elapsed_s, None, move.mark)
+
+    async def _keep_attachment(self, cell: CellContext, step_id: int,
+                               attachment: dict[str, str] | None = None) -> None:
+        """Keep with the step what the instrument calls the technique just started, so a
+        later run finds it there again, running or finished."""
+        if attachment is None:
+            attachment = await cell.call(cell.run.channel.attachment)
+        if attachment is not None:
+            with self._store.transaction():
+                self._store.set_attachment(step_id, attachment)
+
+    async def drive(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+                    running: Running) -> Driven:
+        """Poll a running technique to its end, storing its points (see :meth:`store_points`).
+        Returns the end reason or, when the chamber suspended the cell (output off), the last
+        point stored and the step time the output ran for."""
+        k = exp.index_of(step)
+        r = cell.run
+        watch = self._suspenders.watch_of(exp)
+        step_id, t0, step_t0 = running.step_id, running.t0, running.step_t0
+        previous, mark = running.previous, running.mark
+        suspended = False
+        while True:
+            readout = await self._poll(exp, k, cell)
+            points = readout.points
+            trip = safety.check(r.cell.limits, points)
+            if trip is not None:
+                await cell.stop()
+                points = points.select(points.time_s <= trip.time_s)
+            with self._store.transaction():
+                previous, mark = self.store_points(cell, step_id, k, t0, step_t0, points,
+                                                   previous, mark)
+                if trip is not None:
+                    self._store.end_step(step_id, self._clock.now(), "safety_limit",
+                                         r.counters.as_dict())
+                    self._journal.event(r.cell.id, "safety_trip", str(trip),
+                                        quantity=trip.quantity, value=trip.value,
+                                        limit=trip.limit)
+                elif readout.state in (ChannelState.DONE, ChannelState.FAULT):
+                    self._store.end_step(step_id, self._clock.now(),
+                                         readout.end_reason or "done", r.counters.as_dict())
+                    self._journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
+                                      f" {step.kind}: {readout.end_reason}")
+            self._progress.advanced(exp)
+            if trip is not None:
+                raise CellFault(f"safety limit: {trip}")
+            if readout.state is ChannelState.FAULT:
+                raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
+            if readout.state is ChannelState.DONE:
+                return Ended(readout.end_reason or "done")
+            if suspended:
+                await cell.stop()
+                stopped = self._clock.now()
+                elapsed = step_t0 + stopped - t0
+                if previous is not None:   # the output ran on at the last current until now
+                    r.counters.hold(previous, stopped)
+                assert watch is not None
+                with self._store.transaction():
+                    cell.set_state("suspended")
+                    self._journal.event(r.cell.id, "cell_suspended", f"{exp.name} step {k}"
+                                        f" {step.kind}: output off at step time"
+                                        f" {elapsed:.0f} s while {watch.name} is"
+                                        f" {watch.reason}")
+                return Suspended(mark, elapsed)
+            now = self._clock.now()
+            wake = now + self._poll_s
+            if readout.next_event_s is not None:
+                # never wait for a moment already past: that would poll without time moving
+                wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
+            suspended = await self._suspenders.sleep(watch, wake)
+
+    async def _poll(self, exp: PlannedExperiment, k: int, cell: CellContext) -> Readout:
+        """A poll, tried again after a garbled or refused reply (the link itself retries
+        timeouts and broken connections); an instrument that keeps failing faults the cell."""
+        for attempt in range(1, POLL_ATTEMPTS + 1):
+            try:
+                return await cell.call(cell.run.channel.poll)
+            except CellseqError as exc:
+                if attempt == POLL_ATTEMPTS:
+                    await cell.stop()
+                    raise CellFault(f"{exp.name} step {k}: instrument failed {attempt} times"
+                                    f" running: {exc}") from exc
+                self._journal.event(cell.id, "poll_failed", f"{exp.name} step {k}: {exc};"
+                                    f" polling again (attempt {attempt + 1} of"
+                                    f" {POLL_ATTEMPTS})")
+                await self._clock.sleep_until(self._clock.now() + self._poll_s)
+        raise AssertionError("unreachable")
+
+    def store_points(self, cell: CellContext, step_id: int, step_index: int, t0: float,
+                     step_t0: float, points: Points, previous: PointTVI | None,
+                     mark: Mark | None) -> tuple[PointTVI | None, Mark | None]:
+        """Store a poll's points, and count them. Points at or before ``mark`` (the last point
+        this step stored: a re-attached instrument sends its points again) and points whose
+        step time does not move on are neither stored nor counted; the counters integrate from
+        ``previous`` (None: from the first point, or from the last one left out, which is
+        where a continued technique's first point may sit)."""
+        if len(points) == 0:
+            return previous, mark
+        r = cell.run
+        step_time = step_t0 + points.time_s
+        keep = np.diff(step_time, prepend=-np.inf) > 0
+        if mark is not None:
+            keep &= (t0 + points.time_s > mark.t) & (step_time > mark.step_t)
+        if not keep.all():
+            dropped = np.flatnonzero(~keep)
+            if previous is None and dropped[0] == 0:
+                k = int(dropped[np.searchsorted(dropped, np.flatnonzero(keep)[0]) - 1]) \
+                    if keep.any() else int(dropped[-1])
+                previous = (t0 + float(points.time_s[k]), float(points.voltage_V[k]),
+                            float(points.current_A[k]))
+            points = points.select(keep)
+            if len(points) == 0:
+                return previous, mark
+        test_time = t0 + points.time_s
+        step_time = step_t0 + points.time_s
+        if points.frequency_Hz is None:
+            counters = r.counters.accumulate(test_time, points.voltage_V, points.current_A,
+                                             previous)
+        else:  # an impedance sweep moves no net charge: the counters stand still
+            counters = {k: np.full(len(points), v) for k, v in r.counters.as_dict().items()}
+        temperature = points.temperature_C
+        if temperature is None:   # the channel has no probe: the cell is at its chamber's air
+            air = self._suspenders.air_C(self._station.chamber_of(r.cell.id))
+            temperature = np.full(len(points), air)
+        columns = {
+            "test_time_s": test_time, "step_time_s": step_time,
+            "utc_s": self._clock.origin_utc + test_time, "voltage_V": points.voltage_V,
+            "current_A": points.current_A, "temperature_C": temperature, **counters,
+        }
+        kind = "series"
+        if points.frequency_Hz is not None:
+            kind = "spectrum"
+            columns.update(frequency_Hz=points.frequency_Hz, z_real_ohm=points.z_real_ohm,
+                           z_imag_ohm=points.z_imag_ohm)
+        self._store.append(step_id, Chunk(r.cell.id, r.step_count, step_index, r.cycle, kind,
+                                          columns))
+        r.last = {"t": float(columns["test_time_s"][-1]),
+                  "voltage_V": float(columns["voltage_V"][-1]),
+                  "current_A": float(columns["current_A"][-1]),
+                  "temperature_C": float(columns["temperature_C"][-1])}
+        cell.set_state("running")
+        last = float(test_time[-1])
+        return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
+                Mark(last, float(step_time[-1])))
+
+
+def _params(technique: object) -> dict[str, Any]:
+    return {"technique": type(technique).__name__,
+            **{k: v for k, v in vars(technique).items()
+               if isinstance(v, int | float) and math.isfinite(v)}}
