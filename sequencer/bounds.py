@@ -21,7 +21,7 @@ Loops are counted in full (as in the plan's estimate), so the figures are upper 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from drivers.techniques import Impedance, Technique, VoltageSweep
@@ -32,7 +32,7 @@ from sequencer.estimate import technique_estimate_s
 from simulators.specs import MAX_GRID_POINTS
 
 if TYPE_CHECKING:
-    from sequencer.plan import Plan, PlannedExperiment
+    from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 
 MAX_STEP_POINTS = 10_000_000
 MAX_TOTAL_POINTS = 200_000_000
@@ -56,15 +56,16 @@ def bound_problems(plan: Plan) -> Iterator[Problem]:
     steps_by_exp: dict[int, int] = {}
     for exp in plan.experiments:
         for cell in exp.cells:
-            for step, runs in _runs(exp.steps):
+            for node, runs in _runs(exp.steps):
                 steps_by_exp[exp.index] = min(steps_by_exp.get(exp.index, 0) + runs, _HUGE)
+                step = node.step
                 if isinstance(step, SetTemperature):
                     continue
-                technique = exp.techniques[(cell, id(step))]
+                technique = node.techniques[cell]
                 duration = time_limit_s(technique)
                 points = step_points(technique)
                 points_by_exp[exp.index] = points_by_exp.get(exp.index, 0.0) + runs * points
-                position = exp.doc_index[id(step)]   # document order, from 0
+                position = node.number - 1   # document order, from 0
                 if duration > MAX_DURATION_S and (exp.index, position, "s") not in seen:
                     seen.add((exp.index, position, "s"))
                     yield _at(plan, exp, position,
@@ -122,15 +123,17 @@ def step_points(technique: Technique) -> float:
     return points
 
 
-def _runs(steps: tuple[Step, ...] | list[Step], times: int = 1) -> Iterator[tuple[Step, int]]:
-    """Every primitive step and soak of an expanded experiment, with how often it runs."""
-    for step in steps:
-        if isinstance(step, Loop):
-            for child in step.steps:
-                runs = step.count if child.every is None else math.ceil(step.count / child.every)
+def _runs(steps: Iterable[PlannedStep], times: int = 1) -> Iterator[tuple[PlannedStep, int]]:
+    """Every primitive step and soak of a planned experiment, with how often it runs."""
+    for node in steps:
+        if isinstance(node.step, Loop):
+            count = node.step.count
+            for child in node.children:
+                every = child.step.every
+                runs = count if every is None else math.ceil(count / every)
                 yield from _runs([child], min(times * runs, _HUGE))
         else:
-            yield step, times
+            yield node, times
 
 
 def _why_long(step: Step, technique: Technique) -> str:

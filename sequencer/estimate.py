@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from drivers.techniques import (
     ConstantCurrent,
@@ -18,7 +20,10 @@ from drivers.techniques import (
     Technique,
     VoltageSweep,
 )
-from protocols.steps import Loop, SetTemperature, Step
+from protocols.steps import Loop, SetTemperature
+
+if TYPE_CHECKING:
+    from sequencer.plan import PlannedStep
 
 #: A soak usually takes the hold plus the time the air and the cell need to get there.
 SOAK_APPROACH_S = 1800.0
@@ -53,24 +58,25 @@ def sweep_duration_s(sweep: VoltageSweep, start_V: float) -> float:
     return one / sweep.scan_rate_V_s
 
 
-def experiment_estimate_s(steps: tuple[Step, ...] | list[Step],
-                          techniques: dict[tuple[str, int], Technique], cell: str,
+def experiment_estimate_s(steps: Iterable[PlannedStep], cell: str,
                           capacity_Ah: float | None = None) -> float:
+    """How long planned ``steps`` take on ``cell`` (loops counted in full)."""
     total = 0.0
-    for step in steps:
-        if isinstance(step, SetTemperature):
-            total += step.hold + SOAK_APPROACH_S
-        elif isinstance(step, Loop):
-            total += _loop_estimate(step, techniques, cell, capacity_Ah)
+    for node in steps:
+        if isinstance(node.step, SetTemperature):
+            total += node.step.hold + SOAK_APPROACH_S
+        elif isinstance(node.step, Loop):
+            total += _loop_estimate(node, cell, capacity_Ah)
         else:
-            total += technique_estimate_s(techniques[(cell, id(step))], capacity_Ah)
+            total += technique_estimate_s(node.techniques[cell], capacity_Ah)
     return total
 
 
-def _loop_estimate(loop: Loop, techniques: dict[tuple[str, int], Technique], cell: str,
-                   capacity_Ah: float | None) -> float:
+def _loop_estimate(loop: PlannedStep, cell: str, capacity_Ah: float | None) -> float:
+    assert isinstance(loop.step, Loop)
+    count = loop.step.count
     total = 0.0
-    for step in loop.steps:
-        runs = loop.count if step.every is None else math.ceil(loop.count / step.every)
-        total += runs * experiment_estimate_s([step], techniques, cell, capacity_Ah)
+    for child in loop.children:
+        runs = count if child.step.every is None else math.ceil(count / child.step.every)
+        total += runs * experiment_estimate_s([child], cell, capacity_Ah)
     return total

@@ -24,7 +24,7 @@ import trio
 from drivers.clock import Clock
 from drivers.errors import CellseqError
 from drivers.interfaces import SafetyLimits
-from protocols.steps import Loop, SetTemperature, Step
+from protocols.steps import Loop, SetTemperature
 from sequencer.calls import caller_for
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, CellRun
@@ -32,7 +32,7 @@ from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
 from sequencer.pause import PauseControl
-from sequencer.plan import Plan, PlannedExperiment
+from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
 from sequencer.resume import Resumer, ResumeState
 from sequencer.status import run_outcome
@@ -212,7 +212,7 @@ class Executor:
                 cells = [c for c in cells if c.run.state != "faulted"]
                 if not cells:
                     break
-                if isinstance(segment, SetTemperature):
+                if isinstance(segment, PlannedStep):
                     await self._soak(exp, segment, cells)
                 else:
                     async with trio.open_nursery() as nursery:
@@ -222,13 +222,14 @@ class Executor:
         self.progress.finished(exp)
         self.resumer.event_once(None, "experiment_finished", exp.name)
 
-    async def _soak(self, exp: PlannedExperiment, step: SetTemperature,
+    async def _soak(self, exp: PlannedExperiment, node: PlannedStep,
                     cells: list[CellContext]) -> None:
         """The meeting point of a temperature step: the chamber soaks once for all cells."""
-        assert exp.chamber is not None
+        assert exp.chamber is not None and isinstance(node.step, SetTemperature)
+        step = node.step
         await self._safe_point(cells)
         chamber = self.instruments.chambers[exp.chamber]
-        k = exp.index_of(step)
+        k = node.number
         for c in cells:
             c.run.step_count += 1
         carried: SoakProgress | None = None
@@ -285,7 +286,7 @@ class Executor:
                                    f"{exp.chamber} stable at {result.last.temperature_C:g} degC"
                                    f" after {result.settled_after_s / 60:.1f} min")
 
-    async def _run_cell(self, exp: PlannedExperiment, steps: list[Step],
+    async def _run_cell(self, exp: PlannedExperiment, steps: list[PlannedStep],
                         cell: CellContext) -> None:
         try:
             await self._run_steps(exp, steps, cell)
@@ -295,30 +296,32 @@ class Executor:
                 cell.set_state("faulted")
                 self.journal.event(cell.id, "cell_faulted", str(exc), experiment=exp.name)
 
-    async def _run_steps(self, exp: PlannedExperiment, steps: list[Step], cell: CellContext,
-                         iteration: int | None = None, breaks: frozenset[str] = frozenset()
-                         ) -> Seen:
+    async def _run_steps(self, exp: PlannedExperiment, steps: tuple[PlannedStep, ...] |
+                         list[PlannedStep], cell: CellContext, iteration: int | None = None,
+                         breaks: frozenset[str] = frozenset()) -> Seen:
         """Run ``steps``; return the end reasons seen. A reason in ``breaks`` (a short circuit
         inside a loop that ends on one) leaves the block at once."""
         seen = Seen()
-        for step in steps:
-            if step.every is not None and iteration is not None and \
-                    (iteration - 1) % step.every:
+        for node in steps:
+            every = node.step.every
+            if every is not None and iteration is not None and (iteration - 1) % every:
                 continue
-            if isinstance(step, Loop):
-                seen.add(await self._run_loop(exp, step, cell, breaks))
+            if isinstance(node.step, Loop):
+                seen.add(await self._run_loop(exp, node, cell, breaks))
             else:
-                seen.reasons.add(await self._run_channel_step(exp, step, cell))
+                seen.reasons.add(await self._run_channel_step(exp, node, cell))
             if seen.reasons & breaks:
                 break
         return seen
 
-    async def _run_loop(self, exp: PlannedExperiment, loop: Loop, cell: CellContext,
+    async def _run_loop(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                         breaks: frozenset[str]) -> Seen:
+        loop = node.step
+        assert isinstance(loop, Loop)
         until = loop.until
         if until is not None and until.short_circuit:
             breaks = breaks | {"short"}
-        counts = loop.count_cycles and not any(isinstance(s, Loop) for s in loop.steps)
+        counts = loop.count_cycles and not any(isinstance(c.step, Loop) for c in node.children)
         r = cell.run
         seen = Seen()
         first_capacity: float | None = None
@@ -326,7 +329,7 @@ class Executor:
             if counts:
                 r.cycle += 1
             before = r.counters.discharge_Ah
-            got = await self._run_steps(exp, loop.steps, cell, iteration, breaks)
+            got = await self._run_steps(exp, node.children, cell, iteration, breaks)
             seen.add(got)
             why = None
             if got.reasons & breaks:
@@ -344,19 +347,19 @@ class Executor:
                 # says so (a ramp's level and the ramp are one step as written)
                 if not got.break_reported:
                     self.resumer.event_once(cell.id, "loop_ended", f"{exp.name} step"
-                                            f" {exp.index_of(loop)}: loop ended after"
+                                            f" {node.number}: loop ended after"
                                             f" iteration {iteration} of {loop.count}: {why}")
                 if got.reasons & breaks:
                     seen.break_reported = True
                 break
         return seen
 
-    async def _run_channel_step(self, exp: PlannedExperiment, step: Step,
+    async def _run_channel_step(self, exp: PlannedExperiment, node: PlannedStep,
                                 cell: CellContext) -> str:
         """Run one primitive step to its end, after the pause point before it; return the end
         reason."""
         await self._safe_point([cell])
-        return await self.driver.run(exp, step, cell)
+        return await self.driver.run(exp, node, cell)
 
     # -- instruments -----------------------------------------------------------------------
 
@@ -424,14 +427,15 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _segments(steps: tuple[Step, ...]) -> list[SetTemperature | list[Step]]:
-    """Split top-level steps at set_temperature steps, which all cells pass together."""
-    out: list[SetTemperature | list[Step]] = []
-    for step in steps:
-        if isinstance(step, SetTemperature):
-            out.append(step)
+def _segments(steps: tuple[PlannedStep, ...]) -> list[PlannedStep | list[PlannedStep]]:
+    """Split top-level steps at set_temperature steps (a node of its own), which all cells
+    pass together; the steps between are lists that each cell runs on its own."""
+    out: list[PlannedStep | list[PlannedStep]] = []
+    for node in steps:
+        if isinstance(node.step, SetTemperature):
+            out.append(node)
         elif out and isinstance(out[-1], list):
-            out[-1].append(step)
+            out[-1].append(node)
         else:
-            out.append([step])
+            out.append([node])
     return out

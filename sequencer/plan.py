@@ -3,23 +3,35 @@
 Nothing touches an instrument until the plan exists, so a C-rate that exceeds a channel's range
 or a frequency outside the EIS window is refused before the first command is sent.
 
-Compound steps (plating/stripping, CCD ramp, GITT, CC-CV, temperature sweeps) are expanded here
-into loops of primitive steps; every expanded step keeps the document position of the step it
-came from. Experiments hold resources (their cells' channels and chambers) and are scheduled in
-file order: each starts when the last earlier experiment sharing a resource with it has ended,
-so experiments on disjoint resources run in parallel. The executor follows the same rule.
+Each experiment's steps become a tree of :class:`PlannedStep` nodes: the step model, its
+number in the document and the kind it was written as, its technique for each cell, and a
+loop's body as its children. Compound steps (plating/stripping, CCD ramp, GITT, CC-CV,
+temperature sweeps) are expanded here into loops of primitive steps; every expanded step keeps
+the document position of the step it came from.
+
+Experiments hold resources (their cells' channels and chambers) and are scheduled in file
+order: each starts when the last earlier experiment sharing a resource with it has ended, so
+experiments on disjoint resources run in parallel. The executor follows the same rule.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 
 from drivers.errors import CapabilityError
 from drivers.ranges import within
 from drivers.techniques import Technique
 from protocols import Campaign, Problem, ProtocolError
-from protocols.steps import CHAMBER_STEPS, Loop, SetTemperature, Step, TemperatureSweep, walk
+from protocols.steps import (
+    CHAMBER_STEPS,
+    CONTAINERS,
+    Loop,
+    SetTemperature,
+    Step,
+    TemperatureSweep,
+    walk,
+)
 from protocols.units import kelvin_to_celsius
 from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
@@ -29,30 +41,47 @@ from sequencer.station import Station
 
 
 @dataclass(frozen=True)
+class PlannedStep:
+    """A node of an experiment's plan: one expanded step (a primitive, a loop or a soak).
+
+    ``number`` is the step's number in its experiment as users count it, from 1 in document
+    order, loops before their bodies: the same in run.log, ``cellseq status``, ``plan --json``
+    and the store's (and the export's) step index; steps a compound step became carry the
+    compound's number. ``written_kind`` is the kind as written (``gitt`` for the pulses a GITT
+    step became). ``techniques``: what each cell's channel runs for a primitive step (empty for
+    loops and soaks; filled while the plan is built). ``children``: a loop's body. A
+    temperature sweep's body appears once per setpoint, the same nodes each time."""
+
+    step: Step
+    number: int
+    written_kind: str
+    techniques: dict[str, Technique] = field(default_factory=dict, compare=False)
+    children: tuple[PlannedStep, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return self.step.kind
+
+
+def walk_planned(steps: Iterable[PlannedStep]) -> Iterator[PlannedStep]:
+    """Every node in run order, loops before their bodies (a shared body once per use)."""
+    for node in steps:
+        yield node
+        yield from walk_planned(node.children)
+
+
+@dataclass(frozen=True)
 class PlannedExperiment:
     index: int
     name: str
     cells: tuple[str, ...]
-    steps: tuple[Step, ...]                       # expanded: primitives, loops, set_temperature
+    steps: tuple[PlannedStep, ...]                # the tree: primitives, loops, soaks
     chamber: str | None
     resources: tuple[str, ...]
-    doc_index: dict[int, int]                     # id(expanded step) -> position in the file
     doc_steps: tuple[Step, ...]                   # the steps as written
-    doc_kinds: tuple[str, ...]                    # kind of each written step, by position
-    techniques: dict[tuple[str, int], Technique]  # (cell, id(step)) -> technique
     estimate_s: float = 0.0
     start_s: float = 0.0
     after: tuple[int, ...] = ()                   # experiments that must end first
-
-    def index_of(self, step: Step) -> int:
-        """The step's number in its experiment as users count it, from 1 in document order,
-        loops before their bodies: the same in run.log, ``cellseq status``, ``plan --json`` and
-        the store's (and the export's) step index."""
-        return self.doc_index[id(step)] + 1
-
-    def written_kind(self, step: Step) -> str:
-        """The kind of the step as written (``gitt`` for the pulses a GITT step became)."""
-        return self.doc_kinds[self.doc_index[id(step)]]
 
     @property
     def end_s(self) -> float:
@@ -98,10 +127,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 f"{where}: cells {', '.join(missing)} have no instrument channel in station"
                 f" {station.station!r}")))
             continue
-        written = list(walk(exp.steps))
-        positions = {id(s): k for k, s in enumerate(written)}
-        doc_index: dict[int, int] = {}
-        steps = _expand(exp.steps, positions, doc_index, None)
+        kinds = [s.kind for s in walk(exp.steps)]
+        steps = _expand(exp.steps, 0, None, kinds)
         chambers = {station.chamber_of(c) for c in exp.cells}
         chamber = next(iter(chambers)) if len(chambers) == 1 else None
         uses_chamber = any(isinstance(s, CHAMBER_STEPS) for s in exp.steps)
@@ -113,9 +140,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 f"{where}: its cells sit in different chambers"
                 f" ({', '.join(sorted(map(str, chambers)))}) but share one temperature"
                 " schedule")))
-        techniques: dict[tuple[str, int], Technique] = {}
-        for step in _walk(steps):
-            k = doc_index[id(step)]
+        for node in walk_planned(steps):
+            step, k = node.step, node.number - 1
             at = campaign.locate_step(i, k)
             if isinstance(step, SetTemperature):
                 if chamber is None:
@@ -129,7 +155,7 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
             if isinstance(step, Loop):
                 continue
             for cell_id in exp.cells:
-                if (cell_id, id(step)) in techniques:
+                if cell_id in node.techniques:   # a sweep's body, met again
                     continue
                 try:
                     cell = campaign.cell(cell_id)
@@ -138,12 +164,11 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 except (ValueError, CapabilityError) as exc:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
-                techniques[(cell_id, id(step))] = tech
+                node.techniques[cell_id] = tech
         resources = sorted({f"{station.cells[c].instrument}/ch{station.cells[c].channel}"
                             for c in exp.cells} | {str(c) for c in chambers if c})
         planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
-                                         tuple(resources), doc_index, tuple(exp.steps),
-                                         tuple(s.kind for s in written), techniques))
+                                         tuple(resources), tuple(exp.steps)))
     if problems:
         raise ProtocolError(problems)
     plan = replace(_schedule(campaign, station, planned), notes=notes)
@@ -168,18 +193,19 @@ def _add(problems: list[Problem], problem: Problem) -> None:
         problems.append(problem)
 
 
-def _expand(steps: list[Step], positions: dict[int, int], doc_index: dict[int, int],
-            inherited: int | None) -> list[Step]:
-    """Expanded copies of ``steps``. Written steps keep their own document position; steps
-    generated by a compound step inherit the compound's."""
-    out: list[Step] = []
+def _expand(steps: list[Step], first: int, inherited: int | None,
+            kinds: list[str]) -> list[PlannedStep]:
+    """Planned nodes of ``steps``, the first of which is written at document position
+    ``first`` (from 0). Written steps keep their own position; steps generated by a compound
+    step inherit the compound's (``inherited``)."""
+    out: list[PlannedStep] = []
+    k = first
     for step in steps:
-        k = inherited if inherited is not None else positions[id(step)]
+        here = inherited if inherited is not None else k
         if isinstance(step, TemperatureSweep):
-            body = _expand(step.steps, positions, doc_index, inherited)
+            body = _expand(step.steps, k + 1, inherited, kinds)
             for soak in step.setpoints():
-                doc_index[id(soak)] = k
-                out.append(soak)
+                out.append(PlannedStep(soak, here + 1, kinds[here]))
                 out.extend(body)
         elif type(step) in EXPANSIONS:
             children = EXPANSIONS[type(step)](step)
@@ -188,29 +214,31 @@ def _expand(steps: list[Step], positions: dict[int, int], doc_index: dict[int, i
                 children = [c.model_copy(update={"every": step.every,
                                                  "on_resume": step.on_resume})
                             for c in children]
-            out.extend(_expand(children, positions, doc_index, k))
+            out.extend(_expand(children, here, here, kinds))
+        elif isinstance(step, Loop):
+            body = _expand(step.steps, k + 1, inherited, kinds)
+            loop = Loop.model_construct(**{**dict(step), "steps": [b.step for b in body]})
+            out.append(PlannedStep(loop, here + 1, kinds[here], children=tuple(body)))
         else:
-            if isinstance(step, Loop):
-                body = _expand(step.steps, positions, doc_index, inherited)
-                step = Loop.model_construct(**{**dict(step), "steps": body})
-            doc_index[id(step)] = k
-            out.append(step)
+            out.append(PlannedStep(step, here + 1, kinds[here]))
+        k += _numbers(step)
     return out
 
 
-def _walk(steps: tuple[Step, ...] | list[Step]) -> Iterator[Step]:
-    for step in steps:
-        yield step
-        if isinstance(step, Loop):
-            yield from _walk(step.steps)
+def _numbers(step: Step) -> int:
+    """How many document positions a written step takes: itself and, for a container, every
+    step of its body (as :func:`protocols.steps.walk` counts them)."""
+    if isinstance(step, CONTAINERS):
+        return 1 + sum(_numbers(s) for s in step.steps)
+    return 1
 
 
 def _schedule(campaign: Campaign, station: Station,
               planned: list[PlannedExperiment]) -> Plan:
     done: list[PlannedExperiment] = []
     for exp in planned:
-        estimate = max(experiment_estimate_s(exp.steps, exp.techniques, c,
-                                             campaign.cell(c).capacity_Ah) for c in exp.cells)
+        estimate = max(experiment_estimate_s(exp.steps, c, campaign.cell(c).capacity_Ah)
+                       for c in exp.cells)
         before = [p for p in done if set(p.resources) & set(exp.resources)]
         start = max((p.end_s for p in before), default=0.0)
         done.append(replace(exp, estimate_s=estimate, start_s=start,

@@ -27,7 +27,7 @@ from sequencer.cell_run import CellFault, Mark, ResumeRefused
 from sequencer.counters import Counters
 from sequencer.handlers.set_temperature import SOAK_POLL_S, SoakProgress, SoakTimeout, soak
 from sequencer.journal import Journal
-from sequencer.plan import PlannedExperiment
+from sequencer.plan import PlannedExperiment, PlannedStep
 from sequencer.step_outcomes import (
     Carried,
     Continue,
@@ -260,13 +260,13 @@ class Resumer:
         except (SoakTimeout, CellseqError) as exc:
             raise CellFault(f"{exp.name}: the chamber could not be restored: {exc}") from exc
 
-    async def take_up(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    async def take_up(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                       technique: Technique, row: dict[str, Any]) -> TakenUp:
         """The step that was running when the run stopped: re-attached if the instrument kept
         running it (:class:`Running`), else carried on under its resume policy
         (:meth:`carry_on`)."""
         await self.restate_chamber(exp)
-        k = exp.index_of(step)
+        k = node.number
         r = cell.run
         hist = self.state.cells[cell.id] if self.state else None
         if hist is not None and hist.counters:
@@ -281,7 +281,7 @@ class Resumer:
         attachment = row["params"].get("attachment")
         if await cell.call(lambda: r.channel.reattach(technique, attachment)):
             self._journal.event(cell.id, "step_reattached", f"{exp.name} step {k}"
-                                f" {step.kind}: the instrument kept running it; carrying on")
+                                f" {node.kind}: the instrument kept running it; carrying on")
             previous = None if last is None else (last["test_time_s"], last["voltage_V"],
                                                   last["current_A"])
             return Running(row["id"], row["started_t"], 0.0, previous, mark)
@@ -289,23 +289,23 @@ class Resumer:
         await self._suspenders.wait_for_chamber(exp, cell)
         # what the channel did after the last point stored is unknown: the step counts from there
         elapsed = 0.0 if mark is None else mark.step_t
-        return self.carry_on(exp, step, cell, technique, row["id"], mark, elapsed)
+        return self.carry_on(exp, node, cell, technique, row["id"], mark, elapsed)
 
-    def carry_on(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    def carry_on(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                  technique: Technique, step_id: int, mark: Mark | None, elapsed: float
                  ) -> Carried:
         """An interrupted step, its channel idle, ``elapsed`` of it done: continue it for its
         remaining time (:class:`Continue`), skip it or let it end (:class:`Ended`), or end it
         so that it starts again (:class:`Restart`)."""
-        k = exp.index_of(step)
-        policy = policy_for(step, technique)
+        k = node.number
+        policy = policy_for(node.step, technique)
         rest = remaining(technique, elapsed) if policy == "continue" else None
         if policy == "restart" or (policy == "continue" and rest is None and mark is None):
             with self._store.transaction():
                 self._store.end_step(step_id, self._clock.now(), "interrupted",
                                      cell.run.counters.as_dict())
                 self._journal.event(cell.id, "step_restarted", f"{exp.name} step {k}"
-                                    f" {step.kind} starts again after the interruption")
+                                    f" {node.kind} starts again after the interruption")
             return Restart(None if mark is None else mark.t)
         if policy == "skip" or rest is None:
             reason = "skipped" if policy == "skip" else "duration"
@@ -313,7 +313,7 @@ class Resumer:
                 self._store.end_step(step_id, self._clock.now(), reason,
                                      cell.run.counters.as_dict())
                 self._journal.event(cell.id, "step_resumed", f"{exp.name} step {k}"
-                                    f" {step.kind}: {reason} after the interruption")
+                                    f" {node.kind}: {reason} after the interruption")
             return Ended(reason)
         return Continue(step_id, rest, elapsed, mark)
 

@@ -20,12 +20,11 @@ from drivers.clock import Clock
 from drivers.errors import CellseqError
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import Technique
-from protocols.steps import Step
 from sequencer import safety
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, Mark
 from sequencer.journal import Journal
-from sequencer.plan import PlannedExperiment
+from sequencer.plan import PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress
 from sequencer.resume import Resumer
 from sequencer.station import Station
@@ -60,22 +59,22 @@ class StepDriver:
         self._poll_s, self._progress = poll_s, progress
         self._resumer, self._suspenders = resumer, suspenders
 
-    async def run(self, exp: PlannedExperiment, step: Step, cell: CellContext) -> str:
+    async def run(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext) -> str:
         """Run one primitive step to its end (a resumed run replays it, or takes it up where
         the stopped run left it); return the end reason."""
-        technique = exp.techniques[(cell.id, id(step))]
+        technique = node.techniques[cell.id]
         cell.run.step_count += 1
         replayed = self._resumer.replay(cell)
         if isinstance(replayed, Ended):
             return replayed.reason
         move: TakenUp
         if isinstance(replayed, Interrupted):
-            move = await self._resumer.take_up(exp, step, cell, technique, replayed.row)
+            move = await self._resumer.take_up(exp, node, cell, technique, replayed.row)
         else:
-            move = await self.start(exp, step, cell, technique)
-        return await self.follow(exp, step, cell, technique, move)
+            move = await self.start(exp, node, cell, technique)
+        return await self.follow(exp, node, cell, technique, move)
 
-    async def follow(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    async def follow(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                      technique: Technique, move: TakenUp) -> str:
         """Make moves until the step has ended: drive a running technique; start the step
         again or continue it as the resume part says; after a chamber suspension the cell
@@ -84,61 +83,61 @@ class StepDriver:
             if isinstance(move, Ended):
                 return move.reason
             if isinstance(move, Restart):
-                running = await self.start(exp, step, cell, technique, move.after_t)
+                running = await self.start(exp, node, cell, technique, move.after_t)
             elif isinstance(move, Continue):
-                running = await self.continue_step(exp, step, cell, technique, move)
+                running = await self.continue_step(exp, node, cell, technique, move)
             else:
                 running = move
-            driven = await self.drive(exp, step, cell, running)
+            driven = await self.drive(exp, node, cell, running)
             if isinstance(driven, Ended):
                 return driven.reason
             await self._suspenders.wait_for_chamber(exp, cell)
-            move = self._resumer.carry_on(exp, step, cell, technique, running.step_id,
+            move = self._resumer.carry_on(exp, node, cell, technique, running.step_id,
                                           driven.mark, driven.elapsed_s)
 
-    async def start(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    async def start(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                     technique: Technique, after_t: float | None = None) -> Running:
         """Start a step afresh; ``after_t``: a restarted step keeps no point from before the
         last one its interrupted attempt stored."""
         await self._resumer.restate_chamber(exp)
         await self._suspenders.wait_for_chamber(exp, cell)
-        k = exp.index_of(step)
+        k = node.number
         r = cell.run
         started = self._clock.now()
-        params = {**_params(technique), "written_kind": exp.written_kind(step)}
+        params = {**_params(technique), "written_kind": node.written_kind}
         with self._store.transaction():
-            step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
+            step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, node.kind,
                                              r.cycle, started, params)
-            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=step.kind,
+            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=node.kind,
                            step_started_t=started,
                            step_estimate_s=getattr(technique, "duration_s", None))
-            self._journal.log(r.cell.id, "step_started", f"{exp.name} step {k} {step.kind}"
+            self._journal.log(r.cell.id, "step_started", f"{exp.name} step {k} {node.kind}"
                               f" (cycle {r.cycle}, step count {r.step_count})")
         try:
             await cell.call(lambda: r.channel.start(technique))
             attachment = await cell.call(r.channel.attachment)
         except CellseqError as exc:
-            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+            raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
         await self._keep_attachment(cell, step_id, attachment)
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return Running(step_id, started, 0.0, None, mark)
 
-    async def continue_step(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    async def continue_step(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                             technique: Technique, move: Continue) -> Running:
         """Start what is left of an interrupted step (``move.technique``) on the idle channel."""
-        k = exp.index_of(step)
+        k = node.number
         r = cell.run
         try:
             await cell.call(lambda: r.channel.start(move.technique))
         except CellseqError as exc:
-            raise CellFault(f"{exp.name} step {k} ({step.kind}) refused: {exc}") from exc
+            raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
         await self._keep_attachment(cell, move.step_id)
         now = self._clock.now()
         with self._store.transaction():
-            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=step.kind,
+            cell.set_state("running", experiment=exp.name, step_index=k, step_kind=node.kind,
                            step_started_t=now - move.elapsed_s,
                            step_estimate_s=getattr(technique, "duration_s", None))
-            self._journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {step.kind}:"
+            self._journal.event(r.cell.id, "step_resumed", f"{exp.name} step {k} {node.kind}:"
                                 f" continues for the remaining"
                                 f" {move.technique.duration_s:.0f} s", elapsed_s=move.elapsed_s)
         # the counters integrate afresh from the continued technique's first point: nothing
@@ -155,12 +154,12 @@ class StepDriver:
             with self._store.transaction():
                 self._store.set_attachment(step_id, attachment)
 
-    async def drive(self, exp: PlannedExperiment, step: Step, cell: CellContext,
+    async def drive(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                     running: Running) -> Driven:
         """Poll a running technique to its end, storing its points (see :meth:`store_points`).
         Returns the end reason or, when the chamber suspended the cell (output off), the last
         point stored and the step time the output ran for."""
-        k = exp.index_of(step)
+        k = node.number
         r = cell.run
         watch = self._suspenders.watch_of(exp)
         step_id, t0, step_t0 = running.step_id, running.t0, running.step_t0
@@ -186,7 +185,7 @@ class StepDriver:
                     self._store.end_step(step_id, self._clock.now(),
                                          readout.end_reason or "done", r.counters.as_dict())
                     self._journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
-                                      f" {step.kind}: {readout.end_reason}")
+                                      f" {node.kind}: {readout.end_reason}")
             self._progress.advanced(exp)
             if trip is not None:
                 raise CellFault(f"safety limit: {trip}")
@@ -204,7 +203,7 @@ class StepDriver:
                 with self._store.transaction():
                     cell.set_state("suspended")
                     self._journal.event(r.cell.id, "cell_suspended", f"{exp.name} step {k}"
-                                        f" {step.kind}: output off at step time"
+                                        f" {node.kind}: output off at step time"
                                         f" {elapsed:.0f} s while {watch.name} is"
                                         f" {watch.reason}")
                 return Suspended(mark, elapsed)

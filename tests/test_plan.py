@@ -51,15 +51,16 @@ def test_plating_stripping_expands_to_a_loop_that_ends_on_a_short(write_yaml):
 """)
     (exp,) = plan.experiments
     _rest, loop = exp.steps
-    assert isinstance(loop, Loop) and loop.count == 2400 and loop.until.short_circuit
-    charge, discharge = loop.steps
+    assert isinstance(loop.step, Loop) and loop.step.count == 2400
+    assert loop.step.until.short_circuit
+    charge, discharge = loop.children
     # the written step's number, counted from 1 as run.log and status show it
-    assert exp.index_of(charge) == exp.index_of(loop) == 2
-    tech = exp.techniques[("s1", id(charge))]
+    assert charge.number == loop.number == 2
+    tech = charge.techniques["s1"]
     assert isinstance(tech, ConstantCurrent)
     assert tech.current_A == pytest.approx(0.35e-3 * 2.0106, rel=1e-3)
     assert tech.duration_s == 1800 and tech.short_below_V == 0.005
-    assert exp.techniques[("s1", id(discharge))].current_A == pytest.approx(-tech.current_A)
+    assert discharge.techniques["s1"].current_A == pytest.approx(-tech.current_A)
     assert exp.estimate_s == pytest.approx(3600 + 2400 * 3600)
 
 
@@ -72,10 +73,10 @@ def test_ccd_ramp_levels(write_yaml):
          half_cycle: 30 min}
 """)
     (outer,) = plan.experiments[0].steps
-    assert isinstance(outer, Loop) and outer.count == 1 and outer.until.short_circuit
-    assert len(outer.steps) == 20
-    currents = [plan.experiments[0].techniques[("s1", id(level.steps[0]))].current_A
-                for level in outer.steps]
+    assert isinstance(outer.step, Loop) and outer.step.count == 1
+    assert outer.step.until.short_circuit
+    assert len(outer.children) == 20
+    currents = [level.children[0].techniques["s1"].current_A for level in outer.children]
     assert currents[0] == pytest.approx(0.1e-3 * 2.0106, rel=1e-3)
     assert currents[-1] == pytest.approx(2.0e-3 * 2.0106, rel=1e-3)
 
@@ -93,15 +94,15 @@ def test_cccv_gitt_and_sweeps_become_techniques(write_yaml):
     exp = plan.experiments[0]
     cc, cv, gitt_loop, lsv = exp.steps
     capacity = 200 * 1.9e-3 * 1.131 * 1e-3   # mAh/g * g/cm^2 * cm^2 -> Ah
-    tcc = exp.techniques[("f1", id(cc))]
+    tcc = cc.techniques["f1"]
     assert tcc.current_A == pytest.approx(0.1 * capacity, rel=1e-3)
     assert tcc.until_voltage_V == 4.35
     assert tcc.duration_s == pytest.approx(1.5 * 10 * 3600, rel=1e-3)   # the default limit
-    tcv = exp.techniques[("f1", id(cv))]
+    tcv = cv.techniques["f1"]
     assert isinstance(tcv, ConstantVoltage)
     assert tcv.until_abs_current_A == pytest.approx(capacity / 50, rel=1e-3)
-    assert gitt_loop.until.voltage_limit and gitt_loop.count == 1000
-    tl = exp.techniques[("f1", id(lsv))]
+    assert gitt_loop.step.until.voltage_limit and gitt_loop.step.count == 1000
+    tl = lsv.techniques["f1"]
     assert isinstance(tl, VoltageSweep) and tl.vertices_V == (6.0,)
     assert tl.until_abs_current_A == pytest.approx(50e-6 * 1e4 * 1.131e-4, rel=1e-3)
 
@@ -118,10 +119,10 @@ def test_temperature_sweep_expands_to_soaks_and_blocks(write_yaml):
           - {kind: peis, f_start: 3 MHz, f_end: 0.1 Hz, amplitude: 10 mV}
 """)
     exp = plan.experiments[0]
-    soaks = [s for s in exp.steps if isinstance(s, SetTemperature)]
+    soaks = [s.step for s in exp.steps if isinstance(s.step, SetTemperature)]
     assert [round(s.target - 273.15, 2) for s in soaks] == [25, 40, 60]
     assert len(exp.steps) == 6 and exp.chamber is not None
-    assert [exp.index_of(s) for s in exp.steps] == [1, 2, 1, 2, 1, 2]
+    assert [s.number for s in exp.steps] == [1, 2, 1, 2, 1, 2]
 
 
 def test_out_of_range_values_are_refused_before_running(write_yaml):
