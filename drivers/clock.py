@@ -11,9 +11,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import trio
-import trio.testing
+
+if TYPE_CHECKING:
+    import trio.testing
 
 
 class Clock(ABC):
@@ -52,6 +55,8 @@ class TrioClock(Clock):
 
     def trio_clock(self) -> trio.abc.Clock | None:
         if self.virtual and self._mock is None:
+            import trio.testing  # only a dry run needs it (and it loads pytest's helpers)
+
             self._mock = trio.testing.MockClock(autojump_threshold=0)
         return self._mock
 

@@ -33,12 +33,11 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import Field
 
-from drivers.clock import Clock
 from drivers.errors import CapabilityError, DriverError
 from drivers.interfaces import Channel, ChannelCapabilities, Cycler
 from drivers.points import ChannelState, Points, Readout
@@ -47,6 +46,9 @@ from drivers.spec import Bench, InstrumentSpec, Options, Setup
 from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import Transport, open_transport
+
+if TYPE_CHECKING:
+    from drivers.clock import Clock
 
 #: The 2450's source ranges (its 200 V range needs the interlock; cells never need it).
 MAX_CURRENT_A = 1.05

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from drivers.clock import Clock
 from drivers.interfaces import Chamber, ChannelCapabilities, MultiChannelInstrument
+
+if TYPE_CHECKING:
+    from drivers.clock import Clock
 
 Kind = Literal["potentiostat", "cycler", "chamber"]
 #: ``one``: a single output whatever the station says (channels may be omitted, or 1);
@@ -36,7 +38,7 @@ class Options(BaseModel):
     """A driver's station options: no unknown keys, no conversion (a string is not a number;
     an integer is a valid float). Field names carry their unit (``timeout_s``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class NoOptions(Options):

@@ -18,7 +18,6 @@ from rich.table import Table
 
 from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
-from sequencer.progress import TerminalProgress
 
 if TYPE_CHECKING:
     from sequencer.runner import RunOutcome
@@ -79,7 +78,7 @@ RunDirArg = Annotated[Path, typer.Argument(help="Run directory.", show_default=F
 @app.command()
 def validate(protocol: ProtocolArg, allow_outside_includes: OutsideIncludesOpt = False) -> None:
     """Check a protocol file: schema, units, references, and the plan on a simulated station."""
-    from sequencer.runner import prepare
+    from sequencer.plan import prepare
 
     try:
         checked = prepare(protocol, allow_outside_includes=allow_outside_includes)
@@ -103,7 +102,7 @@ def plan(
     allow_outside_includes: OutsideIncludesOpt = False,
 ) -> None:
     """When each experiment starts and ends, given the station's resources."""
-    from sequencer.runner import prepare
+    from sequencer.plan import prepare
 
     try:
         p = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
@@ -154,6 +153,8 @@ def run(
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
+    from sequencer.progress import TerminalProgress
+
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
     try:
         if station is not None:   # before a long run starts, not after it
@@ -221,6 +222,7 @@ def resume(
 ) -> None:
     """Continue a run that a crash, a power cut or Ctrl-C stopped, where its data ends.
     Exit codes as for ``run``."""
+    from sequencer.progress import TerminalProgress
     from sequencer.runner import resume_run
 
     bars = TerminalProgress(err) if err.is_terminal else None

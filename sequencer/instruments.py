@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from drivers.clock import Clock
 from drivers.errors import CellseqError
 from drivers.interfaces import Chamber, ChannelCapabilities, MultiChannelInstrument
 from drivers.spec import Bench, Setup
@@ -21,6 +20,7 @@ from protocols.cells import Cell
 from sequencer.station import InstrumentConfig, Station
 
 if TYPE_CHECKING:
+    from drivers.clock import Clock
     from simulators.cells.base import CellModel
     from simulators.lab import SimLab
 

@@ -6,10 +6,12 @@ import contextlib
 import datetime as dt
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drivers.clock import Clock
 from store import RunStore, StoreError
+
+if TYPE_CHECKING:
+    from drivers.clock import Clock
 
 LOG_NAME = "run.log"
 log = logging.getLogger("cellseq.journal")

@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
 from drivers.errors import CellseqError
-from sequencer.station import Station
+
+if TYPE_CHECKING:
+    from sequencer.station import Station
 
 RUN_LOCK = ".cellseq.lock"
 

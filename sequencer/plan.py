@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from drivers.errors import CapabilityError
 from drivers.ranges import within
 from drivers.techniques import Technique
-from protocols import Campaign, Problem, ProtocolError
+from protocols import Campaign, Problem, ProtocolError, load_campaign
 from protocols.steps import (
     CHAMBER_STEPS,
     CONTAINERS,
@@ -37,7 +38,7 @@ from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
-from sequencer.station import Station
+from sequencer.station import Station, load_station, simulated_station
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,15 @@ class Plan:
             "makespan_s": self.makespan_s,
             "notes": list(self.notes),
         }
+
+
+def prepare(protocol: Path, station: Path | None = None, *,
+            allow_outside_includes: bool = False) -> Plan:
+    """Load, validate and plan, on the given station or a simulated one; raises
+    ProtocolError."""
+    campaign = load_campaign(protocol, allow_outside_includes=allow_outside_includes)
+    bench = load_station(station) if station else simulated_station(campaign)
+    return build_plan(campaign, bench, protocol.name)
 
 
 def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:

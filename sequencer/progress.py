@@ -10,12 +10,10 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from drivers.clock import Clock
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from drivers.clock import Clock
     from sequencer.plan import PlannedExperiment
 
 #: Redraw at most this often (wall time): a dry run polls tens of thousands of times.
@@ -41,6 +39,8 @@ class NoProgress:
 
 class TerminalProgress(NoProgress):
     def __init__(self, console: Console) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._bars = Progress(TextColumn("{task.description:<36}"), BarColumn(),
                               TextColumn("{task.fields[hours]:>9} h"), TimeElapsedColumn(),
                               console=console, transient=False)

@@ -28,13 +28,12 @@ import yaml
 
 from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
-from protocols import load_campaign
 from protocols.cells import Cell
 from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_hardware, build_simulated
 from sequencer.journal import LOG_NAME, Journal
 from sequencer.locks import RUN_LOCK, claim_channels, hold_run_dir
-from sequencer.plan import Plan, build_plan
+from sequencer.plan import Plan, build_plan, prepare
 from sequencer.progress import NoProgress
 from sequencer.resume import ResumeState
 from sequencer.run_files import (
@@ -51,7 +50,7 @@ from sequencer.run_files import (
     write_atomic,
     write_copies,
 )
-from sequencer.station import Station, load_station, simulated_station
+from sequencer.station import Station, load_station
 from sequencer.status import FINISHED, run_outcome
 from sequencer.suspenders import SIMULATED_WATCH_S, WATCH_S
 from store import DB_NAME, RunStore, StoreBroken, StoreDamaged, StoreError
@@ -82,15 +81,6 @@ class RunOutcome:
     wall_s: float
     faulted: list[str]
     status: str   # see sequencer.status: completed, completed_with_faults or faulted
-
-
-def prepare(protocol: Path, station: Path | None = None, *,
-            allow_outside_includes: bool = False) -> Plan:
-    """Load, validate and plan, on the given station or a simulated one; raises
-    ProtocolError."""
-    campaign = load_campaign(protocol, allow_outside_includes=allow_outside_includes)
-    bench = load_station(station) if station else simulated_station(campaign)
-    return build_plan(campaign, bench, protocol.name)
 
 
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,

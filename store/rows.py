@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from core.errors import CellseqError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class StoreError(CellseqError):
@@ -79,6 +80,8 @@ def decode_chunk(data: object, n: object, names: tuple[str, ...], crc: object,
         if chunk_crc(data) != crc:
             raise StoreDamaged(f"{where}: its blob does not match its checksum (bits changed"
                                " on the disk)")
+    import numpy as np  # here, not at the top: reading a run's state needs no numpy
+
     return np.frombuffer(data, dtype="<f8").reshape(len(names), n)
 
 

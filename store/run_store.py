@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from store import files as store_files
 from store.rows import (
@@ -45,6 +43,9 @@ from store.schema import (
     SERIES_COLUMNS,
     SPECTRUM_COLUMNS,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger("cellseq.store")
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
@@ -329,6 +330,8 @@ class RunStore:
         n = len(chunk.columns["test_time_s"])
         if n == 0:
             return
+        import numpy as np  # imported with the first points: status and the like need none
+
         block = np.empty((len(names), n), dtype="<f8")
         for i, name in enumerate(names):
             block[i] = chunk.columns[name]
@@ -520,6 +523,8 @@ class RunStore:
     def read(self, cell: str, kind: str = "series", damage: list[str] | None = None
              ) -> dict[str, np.ndarray]:
         """All points of one cell and kind as columns, with step_count/step_index/cycle."""
+        import numpy as np
+
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
         rows = self._scan.chunk_rows(cell, kind, "id, step_count, step_index, cycle, n, data,"
                                      f" {self._crc_column}", damage)

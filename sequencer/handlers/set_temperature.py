@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drivers.clock import Clock
 from drivers.interfaces import Chamber, ChamberReading
 from protocols.steps import SetTemperature
 from protocols.units import kelvin_to_celsius
+
+if TYPE_CHECKING:
+    from drivers.clock import Clock
 
 #: How often the chamber is read while soaking.
 SOAK_POLL_S = 30.0

@@ -1,0 +1,113 @@
+"""Start-up time of the ``cellseq`` command: wall time of everyday commands, and what imports cost.
+
+    python benchmarks/startup.py [--runs 7] [--top 15]
+
+Each command runs ``--runs`` times as a fresh process (``cellseq`` as installed, else
+``python -m sequencer``); the median wall time is printed against the 0.5 s target. Then each
+command runs once under ``python -X importtime``, and the modules whose own import took longest
+are listed with the top-level package that pulled them in. ``status`` reads the run directory of
+a quickstart dry run made first (without its report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "protocols" / "examples" / "quickstart.yaml"
+TARGET_S = 0.5
+_IMPORT = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
+
+
+def cellseq() -> list[str]:
+    """How to start the command: the installed script beside this Python, or the module."""
+    script = Path(sys.executable).with_name("cellseq")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sequencer"]
+
+
+def wall_s(argv: list[str], runs: int) -> tuple[float, int]:
+    """Median wall time of ``runs`` runs, and the exit code of the last."""
+    times, code = [], 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        code = subprocess.run(argv, capture_output=True, check=False).returncode
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), code
+
+
+def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
+    """(own import s, module, the module that pulled it in) for every module one run of
+    ``cellseq args`` imports; the puller is the outermost import below ``sequencer.cli`` (or
+    the lazy import inside the command), as ``-X importtime`` nests them."""
+    code = ("import sys; from sequencer.cli import main;"
+            " sys.argv = ['cellseq', *sys.argv[1:]]; main()")
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args],
+                          capture_output=True, text=True, check=False)
+    rows = []
+    for line in done.stderr.splitlines():
+        m = _IMPORT.match(line)
+        if m is not None:
+            rows.append((int(m[1]) / 1e6, len(m[3]) // 2, m[4]))
+    # importtime prints a module after the modules it imported: read backwards, each line's
+    # ancestors are the last lines seen at each smaller depth
+    out, chain = [], []
+    for own, depth, name in reversed(rows):
+        del chain[depth:]
+        chain.append(name)
+        via = chain[1] if len(chain) > 1 and chain[0] == "sequencer.cli" else chain[0]
+        out.append((own, name, via))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--top", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        made = subprocess.run([*cellseq(), "run", str(QUICKSTART), "--sim", "--out",
+                               str(run_dir), "--no-report"], capture_output=True, text=True,
+                              check=False)
+        if made.returncode != 0:
+            sys.exit(f"the quickstart dry run failed: {made.stderr}")
+        commands = {
+            "cellseq --help": ["--help"],
+            "cellseq validate quickstart.yaml": ["validate", str(QUICKSTART)],
+            "cellseq status RUN": ["status", str(run_dir)],
+        }
+        print(f"{'command':<36} {'median s':>9}  target {TARGET_S} s  ({args.runs} runs each)")
+        results = {}
+        for label, argv in commands.items():
+            median, code = wall_s([*cellseq(), *argv], args.runs)
+            results[label] = median
+            verdict = "met" if median <= TARGET_S and code == 0 else \
+                ("FAILED (exit {code})" if code else "not met")
+            print(f"{label:<36} {median:9.3f}  {verdict.format(code=code)}")
+        python = wall_s([sys.executable, "-c", "pass"], args.runs)[0]
+        print(f"{'(python -c pass, for reference)':<36} {python:9.3f}")
+        for label, argv in commands.items():
+            costs = import_costs(argv)
+            total = sum(c[0] for c in costs)
+            print(f"\n{label}: {len(costs)} modules, {total:.3f} s of imports; the largest"
+                  " (own time, and the import that pulled it in):")
+            for own, name, via in sorted(costs, reverse=True)[:args.top]:
+                print(f"  {own * 1000:7.1f} ms  {name:<44} <- {via}")
+            packages: dict[str, float] = {}
+            for own, name, _ in costs:
+                packages[name.split(".")[0]] = packages.get(name.split(".")[0], 0.0) + own
+            heavy = sorted(packages.items(), key=lambda kv: -kv[1])[:8]
+            print("  by package: " + ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in heavy))
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

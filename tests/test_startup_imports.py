@@ -1,0 +1,69 @@
+"""What a command loads before it answers: ``--help`` and ``status`` none of the heavy
+libraries, ``validate`` only the units and arrays it checks a protocol with. Each command runs
+in a fresh interpreter; ``benchmarks/startup.py`` measures the time it takes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sequencer.runner import run_simulated
+
+from .conftest import QUICKSTART
+
+#: Libraries no quick command needs: plotting, tables, the event loop, the test runner, the
+#: fitting and file libraries.
+HEAVY = {"pandas", "matplotlib", "pyarrow", "impedance", "trio", "_pytest", "pytest", "galvani",
+         "NewareNDA", "pyvisa", "serial"}
+COMMAND = """
+import sys
+from sequencer.cli import main
+sys.argv = ["cellseq", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+def loaded(*args: str) -> set[str]:
+    """The top-level packages ``cellseq ARGS`` has imported when it ends."""
+    done = subprocess.run([sys.executable, "-c", COMMAND, *args], capture_output=True,
+                          text=True, timeout=120)
+    return set(done.stderr.strip().splitlines()[-1].split())
+
+
+def test_help_loads_no_numpy_and_nothing_heavy():
+    modules = loaded("--help")
+    assert modules & (HEAVY | {"numpy", "pint", "protocols", "store"}) == set()
+
+
+def test_status_reads_a_run_without_numpy_units_or_the_event_loop(tmp_path):
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text("""campaign: t
+cells:
+  - {id: s1, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm}
+experiments:
+  - name: e
+    cells: [s1]
+    steps:
+      - {kind: rest, duration: 1 min}
+""", encoding="utf-8")
+    run_simulated(protocol, tmp_path / "run", seed=1)
+    modules = loaded("status", str(tmp_path / "run"))
+    assert modules & (HEAVY | {"numpy", "pint", "protocols", "simulators"}) == set()
+
+
+def test_validate_loads_units_and_arrays_but_no_simulator_physics_or_event_loop():
+    modules = loaded("validate", str(QUICKSTART))
+    assert {"pint", "numpy", "protocols"} <= modules
+    assert modules & HEAVY == set()
+    simulators = subprocess.run(
+        [sys.executable, "-c", COMMAND.replace(
+            'print(" ".join(sorted({m.split(".")[0] for m in sys.modules})), file=sys.stderr)',
+            'print(" ".join(sorted(m for m in sys.modules if m.startswith("simulators"))),'
+            " file=sys.stderr)"), "validate", str(Path(QUICKSTART))],
+        capture_output=True, text=True, timeout=120)
+    assert simulators.stderr.strip().splitlines()[-1].split() == ["simulators", "simulators.specs"]
