@@ -67,6 +67,40 @@ def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
     return out
 
 
+PHASES = """
+import sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+import sequencer.cli
+import typer._adapters
+t1 = time.perf_counter()
+import sequencer.plan
+t2 = time.perf_counter()
+from protocols.units import registry
+registry()
+t3 = time.perf_counter()
+from protocols import load_campaign
+campaign = load_campaign(Path(sys.argv[1]))
+t4 = time.perf_counter()
+from sequencer.station import simulated_station
+plan = sequencer.plan.build_plan(campaign, simulated_station(campaign), "quickstart.yaml")
+t5 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+"""
+
+
+def validate_phases(runs: int) -> list[float]:
+    """Median seconds of each phase of ``validate`` in one process: the command line
+    (typer, rich, pydantic), the plan's modules, pint's unit registry, loading the protocol,
+    and placing and planning it."""
+    samples = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", PHASES, str(QUICKSTART)],
+                              capture_output=True, text=True, check=True)
+        samples.append([float(x) for x in done.stdout.split()])
+    return [statistics.median(col) for col in zip(*samples, strict=True)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -94,6 +128,12 @@ def main() -> None:
             print(f"{label:<36} {median:9.3f}  {verdict.format(code=code)}")
         python = wall_s([sys.executable, "-c", "pass"], args.runs)[0]
         print(f"{'(python -c pass, for reference)':<36} {python:9.3f}")
+        phases = validate_phases(args.runs)
+        names = ("command line (typer, rich, pydantic)", "the plan's modules",
+                 "pint's unit registry", "loading the protocol", "placing and planning")
+        print("\nvalidate, phase by phase (median s, in one process):")
+        for name, seconds in zip(names, phases, strict=True):
+            print(f"  {seconds:6.3f}  {name}")
         for label, argv in commands.items():
             costs = import_costs(argv)
             total = sum(c[0] for c in costs)
