@@ -139,6 +139,10 @@ def run(
         "--check", help="Compare the results with the protocol's expected values: exit 3 if"
         " any is missed (each miss printed), 1 if a cell faulted, 0 if all holds.")] = False,
     allow_outside_includes: OutsideIncludesOpt = False,
+    speed: Annotated[float | None, typer.Option(
+        "--speed", help="With --sim: run the simulated lab this many simulated seconds per"
+        " wall second instead of as fast as it can (to watch it live, e.g. on the"
+        " dashboard).", min=1e-3, max=1e6, show_default=False)] = None,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time.
 
@@ -149,6 +153,9 @@ def run(
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
+    if speed is not None and not sim:
+        _fail("--speed paces a dry run: use it with --sim (a served lab's speed is set by"
+              " `cellseq sim serve --speed`)")
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
@@ -158,7 +165,7 @@ def run(
             _notes(prepare(protocol, station,
                            allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
-                                allow_outside_includes=allow_outside_includes)
+                                allow_outside_includes=allow_outside_includes, speed=speed)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
