@@ -47,6 +47,9 @@ experiments:
              record_every: 5 s}
 """
 SPEED = 120
+#: Waits generous enough for a machine busy with other work (the processes start in 2 s here).
+STARTUP_S = 180
+WAIT_MS = 60_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -112,15 +115,15 @@ def _start(tmp_path: Path) -> Served:
                             "--speed", str(SPEED), "--out", str(run_dir), "--no-report"],
                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + STARTUP_S
     while not (run_dir / "run.sqlite").exists():
         assert run.poll() is None and time.monotonic() < deadline, run.communicate()
         time.sleep(0.05)
     dashboard = subprocess.Popen([sys.executable, "-m", "sequencer", "dashboard", str(run_dir),
                                   "--port", "0"], cwd=ROOT, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ready, _, _ = select.select([dashboard.stdout], [], [], 60)
-    assert ready, "the dashboard printed nothing in 60 s"
+    ready, _, _ = select.select([dashboard.stdout], [], [], STARTUP_S)
+    assert ready, f"the dashboard printed nothing in {STARTUP_S} s"
     line = dashboard.stdout.readline()
     assert " at http://127.0.0.1:" in line, (line, dashboard.stderr.read())
     url = line.split(" at ", 1)[1].strip()
@@ -151,6 +154,7 @@ def served(tmp_path_factory) -> Iterator[Served]:
 @pytest.fixture
 def page(browser, served):
     context = browser.new_context(viewport={"width": 1300, "height": 900})
+    context.set_default_timeout(WAIT_MS)
     pg = context.new_page()
     pg.outside = []   # requests to anywhere but the dashboard: there must be none
     pg.on("request", lambda r: None if r.url.startswith((served.base, "data:"))
@@ -182,7 +186,7 @@ def test_the_overview_shows_the_run_live_and_its_values_update(page, served):
         "([v, t]) => { const r = document.querySelector(\"tr[data-cell='li-1']\");"
         " return r.querySelector('td[data-q=voltage]').textContent !== v &&"
         " r.querySelectorAll('td.num')[4].textContent !== t; }", arg=[first, t_first],
-        timeout=20_000)
+        timeout=WAIT_MS)
     assert page.locator("section[data-run=run] [data-status]").inner_text() == "running"
     assert "dry run paced x120" in page.locator("section[data-run=run] h2").inner_text()
 
@@ -195,7 +199,7 @@ def test_a_cell_page_plots_follow_the_run_and_zoom_to_every_point(page, served):
     latest = page.locator("#latest")
     t0 = float(latest.get_attribute("data-t"))
     page.wait_for_function(f"() => Number(document.querySelector('#latest').dataset.t) > {t0}",
-                           timeout=20_000)
+                           timeout=WAIT_MS)
     current = page.locator(".chart[data-q=current_A] canvas").first
     assert current.is_visible()
     # drag across a tenth of the voltage plot: every point of that range is drawn
@@ -206,7 +210,7 @@ def test_a_cell_page_plots_follow_the_run_and_zoom_to_every_point(page, served):
     page.mouse.move(box["x"] + box["width"] * 0.85, y, steps=5)
     page.mouse.up()
     page.wait_for_function("() => document.querySelector('#shown').dataset.everyPoint === 'true'",
-                           timeout=10_000)
+                           timeout=WAIT_MS)
     shown = page.locator("#shown")
     assert 0 < int(shown.get_attribute("data-points")) < 1000
     page.locator("#full").click()
@@ -220,9 +224,9 @@ def test_pausing_a_cell_from_the_page_pauses_it_in_the_run(page, served):
     page.locator("#who").dispatch_event("change")
     _row(page, "li-1").locator("button[data-action=pause]").click()
     page.wait_for_function("() => document.querySelector('#notice').textContent.includes("
-                           "'li-1 stops at its next step boundary')", timeout=10_000)
+                           "'li-1 stops at its next step boundary')", timeout=WAIT_MS)
     page.wait_for_function("() => document.querySelector(\"tr[data-cell='li-1']\")"
-                           ".dataset.state === 'paused'", timeout=20_000)
+                           ".dataset.state === 'paused'", timeout=WAIT_MS)
     states = {c["cell"]: c["state"] for c in served.status()["cells"]}
     assert states == {"li-1": "paused", "li-2": "running"}          # the other runs on
     asked = served.events("control_request")[-1]
@@ -238,12 +242,13 @@ def test_pausing_a_cell_from_the_page_pauses_it_in_the_run(page, served):
         store.close()
     _row(page, "li-1").locator("button[data-action=continue]").click()
     page.wait_for_function("() => document.querySelector(\"tr[data-cell='li-1']\")"
-                           ".dataset.state === 'running'", timeout=20_000)
+                           ".dataset.state === 'running'", timeout=WAIT_MS)
     assert [e["data"]["who"] for e in served.events("control_request")][-2:] == ["pat", "pat"]
 
 
 def test_controls_need_the_token_printed_at_start(browser, served):
     context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
     pg = context.new_page()
     pg.on("dialog", lambda d: d.accept())
     try:
@@ -269,6 +274,7 @@ def test_controls_need_the_token_printed_at_start(browser, served):
 def test_stopping_the_run_from_the_page_stops_it_as_ctrl_c_twice(browser, tmp_path):
     served = _start(tmp_path)
     context = browser.new_context()
+    context.set_default_timeout(WAIT_MS)
     pg = context.new_page()
     pg.on("dialog", lambda d: d.accept())
     try:
@@ -277,11 +283,11 @@ def test_stopping_the_run_from_the_page_stops_it_as_ctrl_c_twice(browser, tmp_pa
         pg.fill("#who", "quinn")
         pg.locator("#who").dispatch_event("change")
         pg.locator("section[data-run=run] h2 button[data-action=stop]").click()
-        _out, err = served.run.communicate(timeout=30)
+        _out, err = served.run.communicate(timeout=STARTUP_S)
         assert served.run.returncode == 130, err
         assert "every output is off" in err and "Traceback" not in err
         pg.wait_for_function("() => document.querySelector('[data-status]').dataset.status"
-                             " === 'interrupted'", timeout=20_000)
+                             " === 'interrupted'", timeout=WAIT_MS)
         doc = served.status()
         assert doc["status"] == "interrupted"
         assert {c["state"] for c in doc["cells"]} == {"aborted"}
@@ -291,7 +297,7 @@ def test_stopping_the_run_from_the_page_stops_it_as_ctrl_c_twice(browser, tmp_pa
         assert "control_request: stop the run, asked by quinn (127.0.0.1)" in log
         # the page now offers no controls: no process runs it
         pg.wait_for_function("() => !document.querySelector('button[data-action=pause]')",
-                             timeout=20_000)
+                             timeout=WAIT_MS)
         assert "no process runs it" in pg.locator("section[data-run=run] h2").inner_text()
     finally:
         context.close()
