@@ -187,3 +187,26 @@ def test_beyond_loopback_every_page_needs_the_token(runs):
         c.cookies.clear()
         assert c.get("/api/runs", headers={TOKEN_HEADER: TOKEN}).status_code == 200
         assert c.get("/api/runs").status_code == 401
+
+
+def test_the_dashboard_command_refuses_what_it_cannot_serve(tmp_path, runs):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from sequencer.cli import app
+
+    cli = CliRunner()
+    got = cli.invoke(app, ["dashboard"])
+    assert got.exit_code == 2 and "name run directories, or a folder of them" in got.output
+    got = cli.invoke(app, ["dashboard", str(tmp_path)])
+    assert got.exit_code == 2 and "is not a cellseq run directory" in got.output
+    got = cli.invoke(app, ["dashboard", "--runs", str(tmp_path / "nowhere")])
+    assert got.exit_code == 2 and "not a folder" in got.output
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        got = cli.invoke(app, ["dashboard", str(runs / "quick"), "--port", str(port)])
+    assert got.exit_code == 2 and f"cannot serve on 127.0.0.1:{port}" in got.output
+    assert "Traceback" not in got.output
