@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import secrets
 import time
@@ -34,10 +35,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from drivers.errors import CellseqError
 from sequencer.dashboard.envelope import SeriesView
 from sequencer.dashboard.source import NotFound, Refused, RunSource, SourceError
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("cellseq.dashboard")
 TOKEN_HEADER = "x-cellseq-token"
 TOKEN_COOKIE = "cellseq_token"
 #: How often the runs are looked at for changes (live runs; others every IDLE_POLL_S).
@@ -119,12 +122,19 @@ class Hub:
         self.changed = asyncio.Event()
 
     async def run(self) -> None:
+        self.warming = asyncio.ensure_future(anyio.to_thread.run_sync(self._warm))
         while True:
             changed = await anyio.to_thread.run_sync(self._poll)
             if changed:
                 event, self.changed = self.changed, asyncio.Event()
                 event.set()
             await asyncio.sleep(TICK_S)
+
+    def _warm(self) -> None:
+        try:
+            self.source.warm()
+        except CellseqError as exc:   # a view of that run will say it again, to its reader
+            log.warning("preparing the runs' views: %s", exc)
 
     def _poll(self) -> bool:
         changed = False
@@ -261,6 +271,8 @@ def build_app(source: RunSource, access: Access) -> Starlette:
             yield
         finally:
             task.cancel()
+            if hasattr(hub, "warming"):
+                hub.warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -158,6 +158,16 @@ class LocalRuns:
                 address: str) -> str:
         return self._run(run_id).control(action, cell, who, address)
 
+    def warm(self) -> None:
+        """Build every served cell's series summary, so a first view need not wait for it."""
+        with self._lock:
+            runs = list(self._by_id.values())
+        for run in runs:
+            try:
+                run.warm()
+            except SourceError:
+                continue   # its page will say why
+
     def close(self) -> None:
         with self._lock:
             for run in self._by_id.values():
@@ -266,22 +276,31 @@ class _LocalRun:
                 self._known(cell)
             return store.events_after(after_id, limit, cell)
 
+    def warm(self) -> None:
+        for cell in list(self._cells()):
+            with self.lock:
+                self._caught_up(self._open(), cell)
+
+    def _caught_up(self, store: RunStore, cell: str) -> Envelope:
+        """The cell's series summary with everything committed since it was last used."""
+        env = self._envelopes.setdefault(cell, Envelope())
+        while True:
+            got = _chunks(store, cell, env.last_chunk_id, None, 256)
+            if not got:
+                return env
+            env.add(*_joined(got))
+
     def series(self, cell: str, t0: float | None, t1: float | None, width: int
                ) -> SeriesView:
         with self.lock:
             store = self._open()
             self._known(cell)
-            env = self._envelopes.setdefault(cell, Envelope())
-            while True:   # what was committed since the last view
-                got = store.chunk_columns(cell, "series", _COLUMNS, env.last_chunk_id)
-                if not got:
-                    break
-                env.add(*_joined(got))
+            env = self._caught_up(store, cell)
 
             def read_raw(first: int, last: int) -> dict[str, np.ndarray]:
                 parts, after = [], first - 1
                 while True:
-                    got = store.chunk_columns(cell, "series", _COLUMNS, after, last, 4096)
+                    got = _chunks(store, cell, after, last, 4096)
                     if not got:
                         break
                     parts.extend(got)
@@ -415,6 +434,14 @@ class _LocalRun:
         except OSError as exc:
             raise SourceError(f"run {self.id}: the request cannot be written:"
                               f" {exc.strerror or exc}") from None
+
+
+def _chunks(store: RunStore, cell: str, after: int, until: int | None, limit: int
+            ) -> list[tuple[int, dict[str, np.ndarray]]]:
+    try:
+        return store.chunk_columns(cell, "series", _COLUMNS, after, until, limit)
+    except StoreError as exc:
+        raise SourceError(f"cell {cell}: {exc}") from None
 
 
 def _joined(got: list[tuple[int, dict[str, np.ndarray]]]

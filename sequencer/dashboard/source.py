@@ -134,4 +134,9 @@ class RunSource(Protocol):
         journal's ``control_request`` event carries it with the run's answer)."""
         ...
 
+    def warm(self) -> None:
+        """Prepare what views will need (may take seconds; called once, in the background,
+        when the dashboard starts)."""
+        ...
+
     def close(self) -> None: ...

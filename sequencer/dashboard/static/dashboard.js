@@ -267,6 +267,13 @@ async function appendJournal(box, runId, cell) {
   return key;
 }
 
+// Long tables (a result per cycle for 1000 cycles) are cut: the report has them all.
+const ROWS = 50;
+function cut(rows, what) {
+  return rows.length <= ROWS ? [rows, null] : [rows.slice(0, ROWS), h("p", {class: "muted"},
+    `... and ${rows.length - ROWS} more ${what} (the run's report/summary.json has them all)`)];
+}
+
 async function showResults(box, runId, cell) {
   const r = await api(`/api/runs/${enc(runId)}/results`);
   const mine = (x) => !cell || x.cell === cell;
@@ -280,7 +287,7 @@ async function showResults(box, runId, cell) {
                                     r.outcome.status)));
   }
   for (const n of r.notes || []) box.append(h("p", {class: "muted"}, n));
-  const checks = (r.checks || []).filter(mine);
+  const [checks, moreChecks] = cut((r.checks || []).filter(mine), "checks");
   if (checks.length) {
     box.append(h("h3", {}, "Expected values"), h("table", {class: "checks"},
       h("thead", {}, h("tr", {}, ["cell", "quantity", "conditions", "expected", "measured",
@@ -293,14 +300,14 @@ async function showResults(box, runId, cell) {
           `${(100 * c.relative_difference).toFixed(1)} %`),
         h("td", {class: "num"}, `${(100 * c.tolerance).toFixed(0)} %`),
         h("td", {}, h("span", {class: `badge ${c.status === "pass" ? "pass" : "fail"}`},
-                      c.status)))))));
+                      c.status)))))), moreChecks);
   } else if (!r.has_report && (r.expected || []).filter(mine).length) {
     box.append(h("h3", {}, "Expected values (not yet measured)"), h("table", {},
       h("tbody", {}, r.expected.filter(mine).map((x) => h("tr", {},
         h("td", {}, x.cell || ""), h("td", {}, x.quantity), h("td", {}, cond(x.conditions)),
         h("td", {class: "num"}, `${sig(x.value)} ${x.unit || ""}`))))));
   }
-  const results = (r.results || []).filter(mine);
+  const [results, moreResults] = cut((r.results || []).filter(mine), "results");
   if (results.length) {
     box.append(h("h3", {}, "Results"), h("table", {class: "results"},
       h("thead", {}, h("tr", {}, ["experiment", "cell", "quantity", "value", "conditions"].map(
@@ -309,7 +316,7 @@ async function showResults(box, runId, cell) {
         h("td", {}, x.experiment), h("td", {}, x.cell), h("td", {}, x.quantity),
         h("td", {class: "num"}, x.value === null ? `- (${x.note || "no value"})` :
           `${sig(x.value)} ${x.unit}`),
-        h("td", {}, cond(x.conditions)))))));
+        h("td", {}, cond(x.conditions)))))), moreResults);
   }
   if (!cell) {
     for (const name of r.figures || []) {
