@@ -214,7 +214,13 @@ def build_app(source: RunSource, access: Access) -> Starlette:
         return _json({"spectra": [_plain(s) for s in got]})
 
     async def results(request: Request) -> Response:
-        return _json(_plain(await call(source.results, request.path_params["run"])))
+        got = _plain(await call(source.results, request.path_params["run"]))
+        cell = request.query_params.get("cell")
+        if cell is not None:   # one cell's page: its rows only
+            for key in ("results", "checks", "expected"):
+                got[key] = [r for r in got[key] if r.get("cell") == cell]
+            got["figures"] = []
+        return _json(got)
 
     async def figure(request: Request) -> Response:
         data = await call(source.figure, request.path_params["run"],

@@ -182,6 +182,16 @@ class _LocalRun:
         self._fixed: dict[str, Any] = {}     # meta that never changes (manifest, cells)
         self._envelopes: dict[str, Envelope] = {}
         self._live, self._live_at = False, -math.inf
+        #: answers kept until the store changes (its newest chunk and event ids move)
+        self._kept: dict[tuple[object, ...], tuple[object, Any]] = {}
+
+    def _keep(self, key: tuple[object, ...], stamp: object, make: Any) -> Any:
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        value = make()
+        self._kept[key] = (stamp, value)
+        return value
 
     def close(self) -> None:
         with self.lock:
@@ -313,19 +323,25 @@ class _LocalRun:
         with self.lock:
             store = self._open()
             self._known(cell)
-            rows = [(0.0, 0, 0.0, 0.0)]   # the counters start at zero with the test
-            for s in store.steps(cell):
-                if s["end_counters"]:
-                    c = s["end_counters"]
-                    rows.append((s["ended_t"], s["cycle"], c["charge_Ah"], c["discharge_Ah"]))
-            state = next((s for s in store.cell_states() if s["cell"] == cell), None)
-            counters = state["checkpoint"].get("counters") if state else None
-            if state is not None and counters and state["cycle"] is not None:
-                rows.append((state["updated_t"], state["cycle"], counters["charge_Ah"],
-                             counters["discharge_Ah"]))   # the step running now, so far
-            mass = self._cells()[cell].get("active_mass_kg")
-            finished = state is not None and state["state"] in ("completed", "faulted")
-            current = state["cycle"] if state is not None else None
+            states = tuple((s["state"], s["updated_t"]) for s in store.cell_states()
+                           if s["cell"] == cell)
+            return self._keep(("cycles", cell), (store.last_ids(), states),
+                              lambda: self._cycles(store, cell))
+
+    def _cycles(self, store: RunStore, cell: str) -> list[CycleRow]:
+        rows = [(0.0, 0, 0.0, 0.0)]   # the counters start at zero with the test
+        for s in store.steps(cell):
+            if s["end_counters"]:
+                c = s["end_counters"]
+                rows.append((s["ended_t"], s["cycle"], c["charge_Ah"], c["discharge_Ah"]))
+        state = next((s for s in store.cell_states() if s["cell"] == cell), None)
+        counters = state["checkpoint"].get("counters") if state else None
+        if state is not None and counters and state["cycle"] is not None:
+            rows.append((state["updated_t"], state["cycle"], counters["charge_Ah"],
+                         counters["discharge_Ah"]))   # the step running now, so far
+        mass = self._cells()[cell].get("active_mass_kg")
+        finished = state is not None and state["state"] in ("completed", "faulted")
+        current = state["cycle"] if state is not None else None
         df = pd.DataFrame(rows, columns=[TEST_TIME, CYCLE, CHARGE_CAPACITY,
                                          DISCHARGE_CAPACITY])
         try:
@@ -343,12 +359,16 @@ class _LocalRun:
         return out
 
     def spectra(self, cell: str, last: int) -> list[Spectrum]:
-        """The cell's last ``last`` spectra (a spectrum is a step's impedance points)."""
         with self.lock:
             store = self._open()
             self._known(cell)
-            data = store.read(cell, "spectrum")
-            experiments = {s["step_count"]: s["experiment"] for s in store.steps(cell)}
+            return self._keep(("spectra", cell, last), store.last_ids(),
+                              lambda: self._spectra(store, cell, last))
+
+    def _spectra(self, store: RunStore, cell: str, last: int) -> list[Spectrum]:
+        """The cell's last ``last`` spectra (a spectrum is a step's impedance points)."""
+        data = store.read(cell, "spectrum")
+        experiments = {s["step_count"]: s["experiment"] for s in store.steps(cell)}
         counts = data["step_count"]
         out = []
         for count in (np.unique(counts)[-last:] if last > 0 else []):
@@ -369,6 +389,12 @@ class _LocalRun:
         summary_path = self.path / "report" / "summary.json"
         if not summary_path.is_file():
             return Results(False, expected=expected)
+        stamp = summary_path.stat().st_mtime_ns
+        with self.lock:
+            return self._keep(("results",), stamp, lambda: self._results(summary_path,
+                                                                         expected))
+
+    def _results(self, summary_path: Path, expected: list[dict[str, Any]]) -> Results:
         try:
             with summary_path.open("rb") as f:
                 raw = f.read(MAX_SUMMARY_BYTES + 1)

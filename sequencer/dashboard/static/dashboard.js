@@ -275,7 +275,7 @@ function cut(rows, what) {
 }
 
 async function showResults(box, runId, cell) {
-  const r = await api(`/api/runs/${enc(runId)}/results`);
+  const r = await api(`/api/runs/${enc(runId)}/results` + (cell ? `?cell=${enc(cell)}` : ""));
   const mine = (x) => !cell || x.cell === cell;
   const cond = (c) => Object.entries(c || {}).map(([k, v]) => `${k}=${v}`).join(", ");
   if (!r.has_report) {
