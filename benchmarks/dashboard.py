@@ -9,9 +9,10 @@
    page (V-t, I-t, T-t over the whole run, capacity and CE over every cycle, Nyquist), the
    first time after the dashboard started (its min/max summary of the series is built then)
    and again.
-2. A committed point visible: a writer commits a point a second into a run's store, as a run on
-   hardware does (the same RunStore calls, synced commits); the cell page open in the browser
-   records when each point's value appears; the delay from commit to page, per point.
+2. A committed point visible: a writer commits a point every 0.5-1.5 s (at random) into a
+   run's store, as a run on hardware does (the same RunStore calls, synced commits); the cell
+   page open in the browser records when each point's value appears; the delay from commit to
+   page, per point.
 3. 50 cells live: a dry run of 50 cells (virtual time, as fast as it goes), alone and while the
    dashboard serves it with the overview and a cell page open in the browser, alternated; the
    run's own wall time.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -199,10 +201,14 @@ def commit_to_page(browser, work: Path, points: int = 30) -> None:
     committed: dict[str, float] = {}
     stop = threading.Event()
 
+    import random
+    spacing = random.Random(1)
+
     def write() -> None:
         t = 0.0
         for k in range(points + 5):
-            if stop.wait(1.0):
+            # at random moments, so commits do not fall in step with the dashboard's polls
+            if stop.wait(spacing.uniform(0.5, 1.5)):
                 return
             t += 1.0
             v = round(3.0 + 1e-4 * k, 4)
@@ -241,7 +247,7 @@ def commit_to_page(browser, work: Path, points: int = 30) -> None:
             store.close()
     delays = sorted(seen[v] / 1000 - committed[v] for v in committed if v in seen)
     missed = len(committed) - len(delays)
-    print(f"committed point to page, {len(committed)} points a second apart: median"
+    print(f"committed point to page, {len(committed)} points 0.5-1.5 s apart: median"
           f" {statistics.median(delays):.2f} s, 95th percentile"
           f" {delays[int(0.95 * (len(delays) - 1))]:.2f} s, worst {delays[-1]:.2f} s"
           f"{f'; {missed} never shown' if missed else ''}")
@@ -271,7 +277,10 @@ def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
                 pages[0].goto(dash.url)
                 pages[1].goto(dash.url)
                 pages[1].goto(f"{dash.base}/#/run/{out.name}/cell/li-01")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             _stdout, err = proc.communicate()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)   # the run's process alone
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         finally:
             for p in pages or []:
                 p.close()
@@ -282,16 +291,20 @@ def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
             raise SystemExit(f"the 50-cell run failed: {err}")
         return float(line.split("the run itself")[1].split()[0])
 
-    alone, watched = [], []
+    alone, watched, cpu = [], [], []
     for k in range(rounds):
         alone.append(one_run(2 * k, False))
         watched.append(one_run(2 * k + 1, True))
+    cpu_alone, cpu_watched = cpu[0::2], cpu[1::2]
     a, w = statistics.median(alone), statistics.median(watched)
     print(f"50 cells, a dry run of 60 plating/stripping cycles each (50 x 60 h): the run"
           f" alone {a:.2f} s, while the dashboard serves it to a browser {w:.2f} s (medians of"
           f" {rounds}): {100 * (w / a - 1):+.1f} %")
     print(f"  alone: {', '.join(f'{x:.2f}' for x in alone)}; watched:"
           f" {', '.join(f'{x:.2f}' for x in watched)}")
+    ca, cw = statistics.median(cpu_alone), statistics.median(cpu_watched)
+    print(f"  the run process's CPU time (less sensitive to other work on the machine): alone"
+          f" {ca:.2f} s, watched {cw:.2f} s: {100 * (cw / ca - 1):+.1f} %")
     if shots is not None:
         paced_screenshot(browser, work, protocol, shots)
 

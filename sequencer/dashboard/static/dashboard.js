@@ -162,7 +162,10 @@ const STANDOUT = ["faulted", "suspended", "paused"];
 
 function cellTable(ov) {
   const runId = ov.run.id;
-  const rows = ov.cells.map((c) => h("tr", {
+  // faulted, suspended and paused cells first: they need someone's attention
+  const rank = (c) => { const k = STANDOUT.indexOf(c.state); return k < 0 ? STANDOUT.length : k; };
+  const cells = [...ov.cells].sort((a, b) => rank(a) - rank(b));
+  const rows = cells.map((c) => h("tr", {
     class: STANDOUT.includes(c.state) ? c.state : null, "data-cell": c.cell,
     "data-state": c.state},
     h("td", {}, h("a", {href: `#/run/${enc(runId)}/cell/${enc(c.cell)}`}, c.cell)),
