@@ -141,6 +141,10 @@ def run(
         "--check", help="Compare the results with the protocol's expected values: exit 3 if"
         " any is missed (each miss printed), 1 if a cell faulted, 0 if all holds.")] = False,
     allow_outside_includes: OutsideIncludesOpt = False,
+    speed: Annotated[float | None, typer.Option(
+        "--speed", help="With --sim: run the simulated lab this many simulated seconds per"
+        " wall second instead of as fast as it can (to watch it live, e.g. on the"
+        " dashboard).", min=1e-3, max=1e6, show_default=False)] = None,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time.
 
@@ -151,6 +155,9 @@ def run(
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
+    if speed is not None and not sim:
+        _fail("--speed paces a dry run: use it with --sim (a served lab's speed is set by"
+              " `cellseq sim serve --speed`)")
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
@@ -160,7 +167,7 @@ def run(
             _notes(prepare(protocol, station,
                            allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
-                                allow_outside_includes=allow_outside_includes)
+                                allow_outside_includes=allow_outside_includes, speed=speed)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
@@ -576,6 +583,60 @@ def _short_source(text: str) -> str:
     """The first citation of a source text, for the table."""
     head = text.split(";")[0]
     return head if len(head) <= 90 else head[:87] + "..."
+
+
+@app.command()
+def dashboard(
+    run_dirs: Annotated[list[Path] | None, typer.Argument(
+        help="Run directories to show.", show_default=False)] = None,
+    runs: Annotated[Path | None, typer.Option(
+        "--runs", help="A folder of run directories: every run in it, new ones as they"
+        " start.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(
+        help="Interface to serve on. Beyond 127.0.0.1 every page needs the token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)
+                    ] = 8765,
+) -> None:
+    """Serve a live view of runs in the browser: every cell's state and last values, plots
+    that follow the run as it records, the report's results, and pause, continue and stop.
+    Runs until Ctrl-C (the runs it shows are not affected)."""
+    from sequencer.dashboard.local import LocalRuns
+    from sequencer.dashboard.source import SourceError
+
+    if not run_dirs and runs is None:
+        _fail("name run directories, or a folder of them with --runs DIR")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        _fail(f"the dashboard needs its extra packages ({exc.name}): pip install"
+              " 'cellseq[dashboard]'")
+    from sequencer.dashboard.serve import is_loopback, listen, serve
+    try:
+        source = LocalRuns(run_dirs or [], runs)
+    except SourceError as exc:
+        _user_errors(exc)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+    def announce(url: str, token: str, pages_need_token: bool) -> None:
+        shown = len(source.runs())
+        out.print(f"cellseq dashboard: {shown} run{'s' if shown != 1 else ''} at {url}",
+                  markup=False)
+        out.print(f"token: {token} (pause, continue and stop need it"
+                  f"{'; so does every page' if pages_need_token else ''})", markup=False)
+        if not is_loopback(host):
+            err.print(f"[yellow]note:[/] serving on {host}, beyond this machine: anyone who"
+                      " reaches it with the token can pause and stop runs, and the traffic is"
+                      " not encrypted (an SSH tunnel to 127.0.0.1 is safer)", markup=True)
+        out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(source, sock, host, announce)
 
 
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")

@@ -26,6 +26,7 @@ from drivers.techniques import Technique
 from protocols.steps import Loop, SetTemperature, Step
 from sequencer import safety
 from sequencer.cell_run import CellFault, CellRun, Mark
+from sequencer.controls import Holds
 from sequencer.counters import Counters
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
@@ -65,8 +66,11 @@ class Executor(Resumption, Suspenders):
         self.journal, self.clock, self.poll_s = journal, clock, poll_s
         self.progress = progress or NoProgress()
         self._began: dict[str, float] = {}
-        self._go: trio.Event | None = None   # cleared while paused
+        #: pauses and stops, of the whole run (Ctrl-C) and of single cells (sequencer.controls)
+        self.holds = Holds()
         self.interrupted = False
+        #: what the journal gives as the reason when the run is interrupted
+        self.stop_reason = "interrupted by the user (Ctrl-C)"
         self.runs: dict[str, CellRun] = {}
         for cell_id, placement in plan.station.cells.items():
             if any(cell_id in e.cells for e in plan.experiments):
@@ -85,61 +89,58 @@ class Executor(Resumption, Suspenders):
 
     def pause(self) -> None:
         """Hold every cell at its next step boundary (outputs are off between steps)."""
-        if self._go is not None and self._go.is_set():
-            self._go = trio.Event()
+        if not self.holds.run_held:
+            self.holds.run_held = True
+            self.holds.notify()
             self.journal.event(None, "pause_requested", "cells stop at their next step"
                                " boundary; Ctrl-C again stops the run")
 
     def unpause(self) -> None:
-        if self._go is not None and not self._go.is_set():
-            self._go.set()
+        if self.holds.run_held:
+            self.holds.run_held = False
+            self.holds.notify(released=True)
             self.journal.event(None, "run_continued", "the run goes on")
 
     @property
     def paused(self) -> bool:
-        return self._go is not None and not self._go.is_set()
+        return self.holds.run_held
 
-    async def _safe_point(self, runs: list[CellRun]) -> None:
-        """Where a pause takes effect: between steps, with the channels idle."""
-        if self._go is None or self._go.is_set():
+    async def _safe_point(self, runs: list[CellRun], announce: bool = True) -> None:
+        """Where a pause takes effect: between steps (or where a cell stopped from outside
+        turned its output off), with the channels idle."""
+        cells = [r.cell.id for r in runs]
+        if not self.holds.holds_any(cells):
             return
         with self.store.transaction():
             for r in runs:
                 self._set_state(r, "paused")
-            self.journal.event(runs[0].cell.id if len(runs) == 1 else None, "paused",
-                               f"{', '.join(r.cell.id for r in runs)} paused between steps")
+            if announce:
+                why = "" if self.paused else \
+                    f" ({'; '.join(self.holds.reasons.get(c, '') for c in cells)})"
+                self.journal.event(cells[0] if len(runs) == 1 else None, "paused",
+                                   f"{', '.join(cells)} paused between steps{why}")
         self.store.commit()   # a dry run's grouped writes too: the pause may last
-        await self._hold()
+        with self.holds.at_hold(cells):
+            await self._hold(cells)
         with self.store.transaction():
             for r in runs:
                 self._set_state(r, "running")
 
-    async def _hold(self) -> None:
-        """Wait for the pause to end. Other cells may still be on their way to a step
-        boundary; once nothing else is scheduled, virtual time stops (a dry run would
-        otherwise spin looking for the next deadline)."""
-        assert self._go is not None
-        self._arrived.set()
-        self._arrived = trio.Event()
-        while not self._go.is_set():
+    async def _hold(self, cells: list[str]) -> None:
+        """Wait until nothing holds these cells. Other cells may still be on their way to a
+        step boundary, or run on; once nothing else is scheduled, virtual time stops (a dry
+        run would otherwise spin looking for the next deadline) until a hold is released."""
+        while self.holds.holds_any(cells):
             stats = trio.lowlevel.current_statistics()
             if stats.tasks_runnable == 0 and stats.seconds_to_next_deadline == math.inf:
+                released = self.holds.released
                 with self.clock.frozen():
-                    await self._go.wait()
+                    await released.wait()
             else:
-                arrived = self._arrived
-                async with trio.open_nursery() as nursery:
-                    async def _either(event: trio.Event) -> None:
-                        await event.wait()
-                        nursery.cancel_scope.cancel()
-                    nursery.start_soon(_either, arrived)
-                    nursery.start_soon(_either, self._go)
+                await self.holds.changed.wait()
 
     async def run(self) -> None:
         """Run every experiment; outputs off and chambers to standby however it ends."""
-        self._arrived = trio.Event()
-        self._go = trio.Event()
-        self._go.set()
         try:
             await self._open_all()
             if self.resume is not None:
@@ -177,8 +178,7 @@ class Executor(Resumption, Suspenders):
                 interrupted = self.interrupted or isinstance(exc, KeyboardInterrupt) or (
                     isinstance(exc, BaseExceptionGroup)
                     and exc.subgroup(KeyboardInterrupt) is not None)
-                reason = ("interrupted by the user (Ctrl-C)" if interrupted
-                          else f"aborted: {_describe(exc)}")
+                reason = self.stop_reason if interrupted else f"aborted: {_describe(exc)}"
                 try:
                     with self.store.transaction():
                         for r in self.runs.values():
@@ -298,7 +298,8 @@ class Executor(Resumption, Suspenders):
 
     async def _run_cell(self, exp: PlannedExperiment, steps: list[Step], r: CellRun) -> None:
         try:
-            await self._run_steps(exp, steps, r)
+            with self.holds.running(r.cell.id):
+                await self._run_steps(exp, steps, r)
         except CellFault as exc:
             with self.store.transaction():
                 r.fault = str(exc)
@@ -430,6 +431,7 @@ class Executor(Resumption, Suspenders):
         if isinstance(outcome, str):
             return outcome
         await self._wait_for_chamber(exp, r)
+        await self._safe_point([r], announce=False)   # a cell stopped from outside waits
         carried = await self._carry_on(exp, step, r, technique, step_id, *outcome)
         if isinstance(carried, str):
             return carried
@@ -474,25 +476,34 @@ class Executor(Resumption, Suspenders):
                 raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
             if readout.state is ChannelState.DONE:
                 return readout.end_reason or "done"
-            if suspended:
+            stopped_by = self.holds.take_stop(r.cell.id)   # a stop asked from outside
+            if suspended or stopped_by is not None:
                 await self._stop(r)
                 stopped = self.clock.now()
                 elapsed = step_t0 + stopped - t0
                 if previous is not None:   # the output ran on at the last current until now
                     r.counters.hold(previous, stopped)
-                assert watch is not None
                 with self.store.transaction():
-                    self._set_state(r, "suspended")
-                    self.journal.event(r.cell.id, "cell_suspended", f"{exp.name} step {k}"
-                                       f" {step.kind}: output off at step time {elapsed:.0f} s"
-                                       f" while {watch.name} is {watch.reason}")
+                    if stopped_by is not None:
+                        self._set_state(r, "paused")
+                        self.journal.event(r.cell.id, "cell_stopped", f"{exp.name} step {k}"
+                                           f" {step.kind}: output off at step time"
+                                           f" {elapsed:.0f} s ({stopped_by})")
+                    else:
+                        assert watch is not None
+                        self._set_state(r, "suspended")
+                        self.journal.event(r.cell.id, "cell_suspended", f"{exp.name} step"
+                                           f" {k} {step.kind}: output off at step time"
+                                           f" {elapsed:.0f} s while {watch.name} is"
+                                           f" {watch.reason}")
                 return mark, elapsed
             now = self.clock.now()
             wake = now + self.poll_s
             if readout.next_event_s is not None:
                 # never wait for a moment already past: that would poll without time moving
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
-            suspended = await self._sleep(watch, wake)
+            with self.holds.interruptible(r.cell.id):
+                suspended = await self._sleep(watch, wake)
 
     async def _poll(self, exp: PlannedExperiment, k: int, r: CellRun) -> Readout:
         """A poll, tried again after a garbled or refused reply (the link itself retries

@@ -143,13 +143,12 @@ class Suspenders:
         call = self._caller(chamber)
         while True:
             await self.clock.sleep_until(next_watch_time(self.clock.now(), self.watch_s))
-            if self.paused:
+            if self.holds.resting(exp.cells):
                 # outputs are off while paused: stop watching too, and let the paused cells see
                 # that nothing else is scheduled (a dry run's time then stops)
-                self._arrived.set()
-                self._arrived = trio.Event()
-                assert self._go is not None
-                await self._go.wait()
+                self.holds.notify()
+                while self.holds.resting(exp.cells):
+                    await self.holds.changed.wait()
                 continue
             if watch.step is None or watch.soaking:
                 continue
