@@ -208,8 +208,15 @@ def status(
         word = f"{s['silent_s']:.0f} s ago" + (" [bold red](gone)[/]" if s["gone"] else "")
         stations.add_row(s["name"], ", ".join(s["kinds"]), s["host"], word)
     out.print(stations)
-    jobs = Table("job", "run", "for", "station", "queue", "run status", "waited", "points",
-                 box=box.SIMPLE_HEAD)
+    jobs = Table(box=box.SIMPLE_HEAD)
+    jobs.add_column("job", justify="right", no_wrap=True)
+    jobs.add_column("run", overflow="fold")
+    for name in ("for", "station"):
+        jobs.add_column(name, overflow="fold")
+    for name in ("queue", "run status"):
+        jobs.add_column(name, no_wrap=True)
+    jobs.add_column("waited", justify="right", no_wrap=True)
+    jobs.add_column("points", justify="right", no_wrap=True)
     for r in st["runs"]:
         target_text = r["target_station"] or "+".join(r["needs"] or [])
         waited = f"{r['wait_s']:.1f} s" if r["wait_s"] is not None else "-"

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,19 +92,26 @@ class JobRun:
     # -- the job ---------------------------------------------------------------------------
 
     async def run(self) -> str:
-        link, me = self.worker.link, self.worker.name
-        record = await link(_fetch_run, self.run_id)
+        me = self.worker.name
+        record = await self.worker.record(_fetch_run, self.run_id)
         if record is None:
             raise JobRefused(f"run {self.run_id} is not in the lab record")
         if record["station"] not in (None, me):
             raise JobRefused(f"run {self.run_id} started on station {record['station']}; it"
                              " resumes only there")
         try:
-            continuing = record["started"] is not None or (self.run_dir / DB_NAME).exists()
-            if continuing and not (self.run_dir / DB_NAME).exists():
-                await self._finish("lost", f"its run directory {self.run_dir} is missing on"
-                                   f" station {me}; it cannot be resumed")
-                raise JobRefused(f"run {self.run_id}: run directory {self.run_dir} missing")
+            if self.run_dir.exists():
+                await self._settled()   # an earlier worker's run may still be going: wait
+            continuing = (self.run_dir / DB_NAME).exists()
+            if record["started"] is not None and not continuing:
+                # started, and no store: the station died before the run made it (nothing ran
+                # and nothing was recorded: start afresh), or the store is gone (refuse)
+                if await self.worker.record(_has_record, self.run_id):
+                    await self._finish("lost", f"its run directory {self.run_dir} is missing on"
+                                       f" station {me}; it cannot be resumed")
+                    raise JobRefused(f"run {self.run_id}: run directory {self.run_dir} missing")
+                if self.run_dir.exists():
+                    shutil.rmtree(self.run_dir)
             station_file = self.work / "station.yaml" if record["needs"] else \
                 self.worker.station_path
             if not continuing:
@@ -123,14 +131,14 @@ class JobRun:
                                            f" {MAX_RESUMES} times on resume; see"
                                            f" {self.work / 'output.log'}")
                         raise JobRefused(f"run {self.run_id} failed {MAX_RESUMES} resumes")
-                    await link(_note_resume, self.run_id, me)
+                    await self.worker.record(_note_resume, self.run_id, me)
                     self.worker.say(f"run {self.run_id}: resuming where its store ends")
                     command = ["resume", str(self.run_dir), "--station", str(station_file)]
                 code = await self._supervise(command)
                 status = await self._status()
                 if self.worker.stopping and status not in FINISHED:
                     await self._sync_until(STOP_SYNC_S)
-                    await link(_set_status, self.run_id, "interrupted",
+                    await self.worker.record(_set_status, self.run_id, "interrupted",
                                f"station {me}'s worker stopped; the run resumes when it starts"
                                " again")
                     raise StationStopping(self.worker.queues[0])
@@ -166,7 +174,7 @@ class JobRun:
         from protocols.errors import ProtocolError
         from sequencer.plan import build_plan
 
-        files = await self.worker.link(_fetch_files, self.run_id)
+        files = await self.worker.record(_fetch_files, self.run_id)
         folder = self.work / "protocol"
         for name, data in files:
             target = folder / _safe_relative(name)
@@ -189,7 +197,7 @@ class JobRun:
         try:
             await asyncio.to_thread(check)
         except NotPlaceable as exc:
-            everyone = await self.worker.link(_refused_by, self.run_id, self.worker.name,
+            everyone = await self.worker.record(_refused_by, self.run_id, self.worker.name,
                                               record["needs"])
             if everyone:
                 await self._finish("refused", f"no station can place it: {exc}")
@@ -203,7 +211,7 @@ class JobRun:
         return protocol
 
     async def _start(self, record: dict[str, Any]) -> None:
-        claimed = await self.worker.link(_claim, self.run_id, self.worker.name,
+        claimed = await self.worker.record(_claim, self.run_id, self.worker.name,
                                          str(self.run_dir.resolve()))
         if not claimed:
             raise JobRefused(f"run {self.run_id} was started by another station")
@@ -301,7 +309,7 @@ class JobRun:
             self._conflict = exc
             self.worker.say(f"error: {exc}")
             with contextlib.suppress(*self.worker.db_errors):
-                await self.worker.link(_lab_event, self.worker.name, self.run_id,
+                await self.worker.record(_lab_event, self.worker.name, self.run_id,
                                        "record_conflict", str(exc))
             return False
         except self.worker.db_errors as exc:
@@ -329,7 +337,7 @@ class JobRun:
 
         st = await asyncio.to_thread(run_status, self.run_dir)
         faulted = ", ".join(st["faulted"])
-        counts = await self.worker.link(_counts, self.run_id)
+        counts = await self.worker.record(_counts, self.run_id)
         local = await asyncio.to_thread(_local_counts, self.run_dir)
         message = f"{counts['points']} points in the record" + \
             (f"; cells that faulted: {faulted}" if faulted else "")
@@ -338,15 +346,15 @@ class JobRun:
         elif counts != local:
             message += (f"; the record differs from the station's store (record {counts},"
                         f" store {local})")
-            await self.worker.link(_lab_event, self.worker.name, self.run_id,
+            await self.worker.record(_lab_event, self.worker.name, self.run_id,
                                    "record_mismatch", message)
         await self._finish(status, message)
         self.worker.say(f"run {self.run_id}: {status}; {message}")
         return status
 
     async def _finish(self, status: str, message: str) -> None:
-        await self.worker.link(_end, self.run_id, status, message)
-        await self.worker.link(_lab_event, self.worker.name, self.run_id, status, message)
+        await self.worker.record(_end, self.run_id, status, message)
+        await self.worker.record(_lab_event, self.worker.name, self.run_id, status, message)
 
 
 FINISHED = ("completed", "completed_with_faults", "faulted")
@@ -414,7 +422,8 @@ def _fetch_files(conn: Any, run_id: str) -> list[tuple[str, bytes]]:
 
 
 def _claim(conn: Any, run_id: str, station: str, run_dir: str) -> bool:
-    row = conn.execute("UPDATE runs SET station = %s, status = 'running', started = now(),"
+    row = conn.execute("UPDATE runs SET station = %s, status = 'running',"
+                       " started = coalesce(started, now()),"
                        " run_dir = %s WHERE run_id = %s AND (station IS NULL OR station = %s)"
                        " RETURNING run_id", (station, run_dir, run_id, station)).fetchone()
     return row is not None
@@ -451,6 +460,13 @@ def _refused_by(conn: Any, run_id: str, station: str, needs: list[str]) -> bool:
     able = {name for name, kinds in conn.execute("SELECT name, kinds FROM stations")
             if set(needs) <= set(kinds)}
     return able <= refused
+
+
+def _has_record(conn: Any, run_id: str) -> bool:
+    """Whether the record holds anything of the run's store."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM run_meta WHERE run_id = %(r)s) OR EXISTS"
+                       " (SELECT 1 FROM run_events WHERE run_id = %(r)s)", {"r": run_id})
+    return bool(row.fetchone()[0])
 
 
 def _counts(conn: Any, run_id: str) -> dict[str, int]:

@@ -88,19 +88,21 @@ def kinds_needed(campaign: Campaign) -> tuple[str, ...]:
 
 
 def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str | None,
-           needs: tuple[str, ...] | None, seed: int) -> tuple[int, str, list[str]]:
+           needs: tuple[str, ...] | None, seed: int, app: procrastinate.App | None = None
+           ) -> tuple[int, str, list[str]]:
     """Validate ``protocol`` and queue it: for ``station`` alone, or for any station with the
     kinds of instrument ``needs`` (default: those the protocol needs). Returns the job id, the
     run id and notes for the user. Raises ProtocolError (the protocol is invalid) or LabError
-    (no such station, none that can run it); nothing is queued then."""
+    (no such station, none that can run it); nothing is queued then. ``app``: an open
+    procrastinate app of the lab, to queue many jobs through one pool."""
     from protocols import load_campaign
     from protocols.errors import ProtocolError
     from sequencer.lab.placement import place
     from sequencer.plan import build_plan
-    from sequencer.runner import prepare
+    from sequencer.station import simulated_station
 
-    prepare(protocol)   # the protocol on its own: schema, units, references, plan
     campaign = load_campaign(protocol)
+    build_plan(campaign, simulated_station(campaign), protocol.name)   # the protocol itself
     notes: list[str] = []
     stations = _stations(conn)
     if station is not None:
@@ -119,15 +121,21 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
             raise LabError(f"{protocol.name} needs a {' and a '.join(missing)} (as --sim would"
                            f" place it), which --needs {','.join(needs)} leaves out")
         able, unable = [], []
+        verdicts: dict[str, str | None] = {}   # stations alike but for their name: once
         for name, candidate in stations.items():
-            have = {i.kind for i in candidate.instruments.values()}
-            if not set(needs) <= have:
+            if not set(needs) <= {i.kind for i in candidate.instruments.values()}:
                 continue
-            try:
-                build_plan(campaign, place(campaign, candidate), protocol.name)
+            alike = candidate.model_dump_json(exclude={"station"})
+            if alike not in verdicts:
+                try:
+                    build_plan(campaign, place(campaign, candidate), protocol.name)
+                    verdicts[alike] = None
+                except (LabError, ProtocolError) as exc:   # the station cannot run it
+                    verdicts[alike] = str(exc).splitlines()[0]
+            if verdicts[alike] is None:
                 able.append(name)
-            except (LabError, ProtocolError) as exc:   # the station cannot run it
-                unable.append(f"{name}: {str(exc).splitlines()[0]}")
+            else:
+                unable.append(f"{name}: {verdicts[alike]}")
         if not able:
             why = "; ".join(unable) if unable else \
                 f"none has a {' and a '.join(needs)} ({_listing(stations)})"
@@ -145,8 +153,10 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
             conn.execute("INSERT INTO run_files VALUES (%s, %s, %s, %s)",
                          (run_id, f.name, f.data, hashlib.sha256(f.data).hexdigest()))
     try:
-        app = make_app(db, application="cellseq lab submit")
-        with app.open():
+        if app is None:
+            with make_app(db, application="cellseq lab submit").open() as own:
+                job_id = own.configure_task(TASK, queue=queue).defer(run_id=run_id)
+        else:
             job_id = app.configure_task(TASK, queue=queue).defer(run_id=run_id)
     except Exception as exc:
         with conn.transaction():

@@ -32,6 +32,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,8 @@ HEARTBEAT_S = 5.0
 STALLED_S = 30.0
 #: Seconds between two looks for jobs a dead worker fetched and never started.
 RESCUE_EVERY_S = 30.0
+#: How long a stopping worker keeps trying to write to the record before it leaves.
+STOP_PATIENCE_S = 10.0
 
 
 class RecordLink:
@@ -116,6 +119,26 @@ class StationWorker:
 
     def say(self, message: str) -> None:
         self._say(message)
+
+    async def record(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(conn, *args)`` on the record, tried again through a database outage until it
+        goes through (a stopping worker gives up after ``STOP_PATIENCE_S``). For the writes a
+        job cannot do without: each is idempotent, or harmless twice (a journal line)."""
+        import psycopg
+
+        pause, since = 0.5, time.monotonic()
+        while True:
+            try:
+                result = await self.link(fn, *args)
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                self.database_down(exc)
+                if self.stopping and time.monotonic() - since > STOP_PATIENCE_S:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            self.database_up()
+            return result
 
     # -- the database's health, as the worker reports it ----------------------------------------
 
@@ -272,7 +295,7 @@ async def _run_job(context: Any, run_id: str) -> str:
 
         worker.say(f"run {run_id}: the worker failed:\n{traceback.format_exc()}")
         with contextlib.suppress(*worker.db_errors):
-            await worker.link(_failed, run_id, f"the station's worker failed: {exc!r}")
+            await worker.record(_failed, run_id, f"the station's worker failed: {exc!r}")
         raise
 
 
