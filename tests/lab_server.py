@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,12 +73,18 @@ experiments:
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory):
-    """The session's PostgreSQL server (pgserver's handle)."""
-    server = embedded.start(tmp_path_factory.mktemp("pg") / "data", keep=False)
-    embedded.require_passwords(server)
-    yield server
-    server.cleanup()
+def pg():
+    """The session's PostgreSQL server (pgserver's handle). Its data is not under pytest's
+    temporary folder: run as root, pgserver runs the server as a user of its own, which must
+    reach the folder, and every pytest session resets its folder's mode to the owner's only."""
+    folder = Path(tempfile.mkdtemp(prefix="cellseq-test-pg-"))
+    server = embedded.start(folder / "data", keep=False)
+    try:
+        embedded.require_passwords(server)
+        yield server
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

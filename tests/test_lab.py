@@ -107,6 +107,8 @@ def test_a_station_login_has_only_what_a_station_needs(lab, pg):
                           f"SELECT * FROM cellseq_{other.name}.procrastinate_jobs",
                           "INSERT INTO runs (run_id, campaign, protocol, seed, status) VALUES"
                           " ('x', 'c', 'p.yaml', 0, 'queued')",    # submitting is not its job
+                          "INSERT INTO procrastinate_jobs (queue_name, task_name, args) VALUES"
+                          " ('q', 'cellseq.run', '{}')", "DELETE FROM procrastinate_jobs",
                           "DELETE FROM run_chunks", "TRUNCATE run_events",
                           "CREATE TABLE mine (a int)", "UPDATE runs SET seed = 1",
                           "INSERT INTO run_files VALUES ('x', 'a', ''::bytea, '')"):

@@ -285,7 +285,11 @@ def lab_copy(db: str | None, lab: str | None, run_id: str, folder: Path | None
             status = rebuild(conn, target, run_id, folder)
     err.print(f"run {run_id} ({status} in {target.where}) rebuilt from the lab record in"
               f" {folder}")
-    return folder, status
+    from sequencer.status import FINISHED, RESUMABLE
+
+    # the run's status in a run store's words: a run stopped by the lab (cancelled, failed,
+    # lost with its station) reads as interrupted, as a run stopped by Ctrl-C does
+    return folder, status if status in (*FINISHED, *RESUMABLE, "running") else "interrupted"
 
 
 def _spaced(text: str) -> str:

@@ -86,8 +86,11 @@ _ALL_RECORD = ("lab_settings", "stations", "runs", "run_files", *_RUN_TABLES, "l
 #: What each role may do, as (privileges, tables). Column lists limit UPDATE to the columns
 #: the role's commands write.
 GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "station": (
-        ("SELECT, INSERT, UPDATE, DELETE", _QUEUE_TABLES),
+    "station": (   # takes, retries and ends jobs; registers itself; submits nothing
+        ("SELECT, UPDATE", ("procrastinate_jobs",)),
+        ("SELECT, INSERT, UPDATE, DELETE", ("procrastinate_workers",)),
+        ("SELECT, INSERT", ("procrastinate_events",)),
+        ("SELECT", ("procrastinate_periodic_defers",)),
         ("SELECT", ("lab_settings", "runs", "run_files")),
         ("UPDATE (station, status, message, run_dir, started, ended, resumes, refused_by)",
          ("runs",)),
