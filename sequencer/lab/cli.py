@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,21 +209,13 @@ def status(
         word = f"{s['silent_s']:.0f} s ago" + (" [bold red](gone)[/]" if s["gone"] else "")
         stations.add_row(s["name"], ", ".join(s["kinds"]), s["host"], word)
     out.print(stations)
-    jobs = Table(box=box.SIMPLE_HEAD)
-    jobs.add_column("job", justify="right", no_wrap=True)
-    jobs.add_column("run", overflow="fold")
-    for name in ("for", "station"):
-        jobs.add_column(name, overflow="fold")
-    for name in ("queue", "run status"):
-        jobs.add_column(name, no_wrap=True)
-    jobs.add_column("waited", justify="right", no_wrap=True)
-    jobs.add_column("points", justify="right", no_wrap=True)
-    for r in st["runs"]:
-        target_text = r["target_station"] or "+".join(r["needs"] or [])
-        waited = f"{r['wait_s']:.1f} s" if r["wait_s"] is not None else "-"
-        jobs.add_row(str(r["job_id"]), r["run_id"], target_text, r["station"] or "-",
-                     r["job"] or "-", r["status"], waited, str(r["points"]))
-    out.print(jobs)
+    for r in st["runs"]:   # two lines a job: run ids are long, and stay whole
+        wanted = f"station {r['target_station']}" if r["target_station"] else \
+            f"any station with {', '.join(r['needs'] or [])}"
+        waited = f", waited {r['wait_s']:.1f} s" if r["wait_s"] is not None else ""
+        on = f" on {r['station']}" if r["station"] else ""
+        out.print(f"job {r['job_id']}  {r['run_id']}\n    {r['status']}{on} (for {wanted});"
+                  f" queue: {r['job'] or '-'}{waited}; {r['points']} points", markup=False)
     for r in st["runs"]:
         if r["message"] and r["status"] not in ("completed",):
             out.print(f"job {r['job_id']} ({r['status']}): {r['message']}", markup=False)
@@ -263,6 +256,11 @@ def embedded_db(
     except (OSError, RuntimeError) as exc:
         fail(f"the embedded server did not start: {exc}")
     out.print(f"PostgreSQL at {server.get_uri()}\nCtrl-C stops it")
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)   # stopped as a service: stop the server too
     try:
         with contextlib.suppress(KeyboardInterrupt):
             while True:
