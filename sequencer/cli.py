@@ -293,17 +293,45 @@ def _status_table(st: dict) -> Table:
     return table
 
 
+LabDbOpt = Annotated[str | None, typer.Option(
+    "--db", help="Read run RUN_ID from this lab database (see cellseq lab); it is rebuilt"
+    " into a local run directory first.", show_default=False)]
+LabNameOpt = Annotated[str | None, typer.Option(
+    "--lab", help="With --db (or $CELLSEQ_LAB_DB): the lab [default: $CELLSEQ_LAB or 'lab'].",
+    show_default=False)]
+CopyDirOpt = Annotated[Path | None, typer.Option(
+    "--copy-dir", help="With --db: where the run is rebuilt"
+    " [default: runs/lab-<lab>-record/RUN_ID].",
+    show_default=False)]
+
+
+def _from_lab(run_dir: Path, db: str | None, lab: str | None, copy_dir: Path | None
+              ) -> tuple[Path, str | None]:
+    """RUN_DIR itself, or with --db (or --lab) the run of that id rebuilt from the lab record
+    (psycopg is imported only then)."""
+    if db is None and lab is None:
+        return run_dir, None
+    from sequencer.lab.cli import lab_copy
+
+    return lab_copy(db, lab, str(run_dir), copy_dir)
+
+
 @app.command()
 def export(
     run_dir: RunDirArg,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     to: Annotated[Path | None, typer.Option("--to", help="Output folder.")] = None,
+    db: LabDbOpt = None,
+    lab: LabNameOpt = None,
+    copy_dir: CopyDirOpt = None,
 ) -> None:
-    """Write each cell's data with Battery Data Format column names."""
+    """Write each cell's data with Battery Data Format column names. With --db, RUN_DIR is
+    the id of a run in the lab."""
     from sequencer.export import FORMATS, export_run
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    run_dir, _ = _from_lab(run_dir, db, lab, copy_dir)
     try:
         done = export_run(run_dir, fmt, to)
     except CellseqError as exc:
@@ -321,16 +349,23 @@ def export(
 
 
 @app.command()
-def report(run_dir: RunDirArg) -> None:
+def report(
+    run_dir: RunDirArg,
+    db: LabDbOpt = None,
+    lab: LabNameOpt = None,
+    copy_dir: CopyDirOpt = None,
+) -> None:
     """Derive the campaign's results from the raw data; write report/summary.json and
-    report/index.html."""
+    report/index.html. With --db, RUN_DIR is the id of a run in the lab."""
     from analysis.errors import AnalysisError
     from analysis.report import make_report
     from sequencer.status import run_status
 
+    run_dir, lab_status = _from_lab(run_dir, db, lab, copy_dir)
     try:
+        # a run whose process died: interrupted; a run of the lab: as the lab knows it
         try:
-            status = run_status(run_dir)["status"]   # a run whose process died: interrupted
+            status = lab_status or run_status(run_dir)["status"]
         except CellseqError:   # damage, a lock that cannot be read: the report salvages what
             status = None      # it can and names what it could not read
         summary, index, notes = make_report(run_dir, status=status)
@@ -638,6 +673,14 @@ def dashboard(
     with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, host, announce)
 
+
+def _add_lab() -> None:
+    from sequencer.lab.cli import lab_app  # typer and stdlib only; psycopg loads per command
+
+    app.add_typer(lab_app, name="lab")
+
+
+_add_lab()
 
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")
 app.add_typer(sim_app, name="sim")

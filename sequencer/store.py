@@ -517,6 +517,17 @@ class RunStore:
         block = decode_chunk(data, n, names, crc, f"{self.path}: chunk {chunk_id} of {cell!r}")
         return {name: float(block[i, -1]) for i, name in enumerate(names)}
 
+    def rows_after(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``steps``, ``chunks`` or ``events`` with an id above
+        ``after_id``, in id order, as stored (JSON as its text, a chunk's data as bytes): what
+        a copy of the store (the lab record) reads, and keys by the same ids."""
+        if table not in ("steps", "chunks", "events"):
+            raise ValueError(f"rows_after reads steps, chunks or events, not {table!r}")
+        cur = self._conn.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                                 (after_id, limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def events(self, cell: str | None = None, damage: list[str] | None = None
                ) -> list[dict[str, Any]]:
         where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
