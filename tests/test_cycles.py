@@ -41,7 +41,7 @@ def test_a_check_up_inside_an_aging_loop_is_a_cycle_of_its_own():
 
 def test_nested_loops_and_a_discharge_after_a_loop_do_not_merge_cycles():
     steps, k = [], 0
-    for outer in range(2):           # outer loop: check-up, then an inner loop of 1C cycles
+    for _outer in range(2):           # outer loop: check-up, then an inner loop of 1C cycles
         k += 1
         steps += [cc(k, ONE_C / 3, 1e-3), cc(k + 1, -ONE_C / 3, 1e-3)]
         k += 1
@@ -213,7 +213,7 @@ def test_export_cycles_writes_one_row_per_cycle_with_bdf_names(aging_run, tmp_pa
     assert ce.to_numpy() == pytest.approx(ratio.to_numpy())
     v_charge = table["Mean Charge Voltage / V"].astype(float)
     v_discharge = table["Mean Discharge Voltage / V"].astype(float)
-    assert ((2.8 < v_discharge) & (v_discharge < v_charge) & (v_charge < 4.35)).all()
+    assert ((v_discharge > 2.8) & (v_discharge < v_charge) & (v_charge < 4.35)).all()
     assert set(table["Discharge End Reason"]) == {"voltage"}
     assert set(table["Temperature T1 / degC"]) == {25.0}
     assert table["C-Rate / 1"].tolist()[-1] == 5.0 and table["Charge C-Rate / 1"].tolist()[-1] \

@@ -88,7 +88,7 @@ def test_a_table_beyond_the_cells_limits_is_refused_naming_the_field(write_yaml,
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     text = " ".join(result.output.split())
-    assert f"protocol.yaml:" in text and f".steps[1].{field}" in text
+    assert "protocol.yaml:" in text and f".steps[1].{field}" in text
     assert "cell ncm-1" in text and message in text
 
 
