@@ -97,7 +97,7 @@ def bound_problems(plan: Plan) -> Iterator[Problem]:
                           f" {MAX_STEPS_RUN:,}")
     if plan.makespan_bound_s > MAX_CAMPAIGN_S:
         yield Problem(campaign.sources[0] if campaign.sources else "", None, "",
-                      f"the campaign is planned to take {_span(plan.makespan_bound_s)} at most;"
+                      f"the campaign is planned to take {_span(plan.makespan_bound_s)};"
                       f" the limit is {MAX_CAMPAIGN_S / (365.25 * DAY_S):g} years")
 
 
