@@ -6,8 +6,9 @@ Data Format's style, a name and its unit:
 
 ``Cell``, ``Experiment``, ``Cycle Count / 1``, ``Tag``, ``Series / 1``,
 ``Charging Capacity / Ah``, ``Discharging Capacity / Ah``, ``Charging Energy / Wh``,
-``Discharging Energy / Wh``, ``Coulombic Efficiency / %`` (discharge over charge of the cycle;
-empty without both), ``Mean Charge Voltage / V`` and ``Mean Discharge Voltage / V`` (energy over
+``Discharging Energy / Wh``, ``Coulombic Efficiency / %`` (discharge over charge of the cycle,
+charge over discharge for a Li||Cu cell's; empty without both), ``Mean Charge Voltage / V``
+and ``Mean Discharge Voltage / V`` (energy over
 capacity), ``Charge End Reason`` and ``Discharge End Reason`` (how the half's last step ended),
 ``Temperature T1 / degC`` (the chamber's set point, else the measured mean), ``C-Rate / 1`` (the
 discharge's, the charge's for a cycle without one) and ``Charge C-Rate / 1``.

@@ -17,6 +17,9 @@ so far, so a loop's ``until: capacity_retention_below`` and the report use one d
 - A charge step starts a new cycle when the current one has already discharged; consecutive
   steps of one direction are one half (CC then CV; a discharge at 1C then at C/10). A discharge
   before any charge is a cycle of its own (no coulombic efficiency).
+- A cell whose cycles lead with the discharge (Li||Cu: plating onto the copper, then stripping
+  it) is counted the other way round (``leading="discharge"``): its efficiency is the charge
+  over the discharge of the cycle.
 - A change of tag starts a new cycle: a cycle belongs to one series.
 
 So a C/3 check-up run every 100 cycles inside a 1C loop is its own cycle, however the loops are
@@ -34,6 +37,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 #: Steps that measure rather than cycle: they lie between cycles.
 MEASURING_KINDS = frozenset({"rest", "peis", "geis", "lsv", "cv", "chronoamperometry",
@@ -84,6 +88,8 @@ class Cycle:
     tag: str
     steps: tuple[StepOutcome, ...]
     experiment: str = ""
+    #: +1: the cycle is a charge, then a discharge; -1: a discharge, then a charge (Li||Cu)
+    leading: int = 1
 
     def _sum(self, name: str) -> float:
         return float(sum(getattr(s, name) for s in self.steps))
@@ -114,10 +120,13 @@ class Cycle:
 
     @property
     def coulombic_efficiency(self) -> float | None:
-        """Discharge over charge of this cycle (a fraction); None without both halves."""
-        if not self.charges or not self.discharges or not self.charge_Ah > 0:
+        """What came back over what went in (a fraction): discharge over charge, or for a cycle
+        that leads with the discharge, charge over discharge; None without both halves."""
+        if not self.charges or not self.discharges:
             return None
-        return self.discharge_Ah / self.charge_Ah
+        given, returned = (self.charge_Ah, self.discharge_Ah) if self.leading > 0 else \
+            (self.discharge_Ah, self.charge_Ah)
+        return returned / given if given > 0 else None
 
     @property
     def discharge_current_A(self) -> float | None:
@@ -175,12 +184,14 @@ def round_rate(rate: float) -> float:
     return float(f"{rate:.2g}")
 
 
-def cycles_of(steps: Sequence[StepOutcome],
-              numbers: Mapping[int, int] | None = None) -> list[Cycle]:
+def cycles_of(steps: Sequence[StepOutcome], numbers: Mapping[int, int] | None = None,
+              leading: Literal["charge", "discharge"] = "charge") -> list[Cycle]:
     """The cycles of ``steps`` (in the order they ran), numbered from 1.
 
     ``numbers`` (step count -> cycle) groups the steps by cycle numbers given elsewhere
-    instead: imported files keep the cycles their own counters say (cycle 0 is none)."""
+    instead: imported files keep the cycles their own counters say (cycle 0 is none).
+    ``leading``: the half a cycle begins with (``discharge`` for Li||Cu cells)."""
+    lead = 1 if leading == "charge" else -1
     groups: list[list[StepOutcome]] = []
     if numbers is not None:
         by_number: dict[int, list[StepOutcome]] = {}
@@ -193,19 +204,20 @@ def cycles_of(steps: Sequence[StepOutcome],
         for s in steps:
             if not s.direction:
                 continue
-            if current and _starts_a_cycle(current, s):
+            if current and _starts_a_cycle(current, s, lead):
                 groups.append(current)
                 current = []
             current.append(s)
         if current:
             groups.append(current)
-    return [Cycle(k, g[0].tag, tuple(g), g[0].experiment) for k, g in enumerate(groups, 1)]
+    return [Cycle(k, g[0].tag, tuple(g), g[0].experiment, lead)
+            for k, g in enumerate(groups, 1)]
 
 
-def _starts_a_cycle(current: list[StepOutcome], step: StepOutcome) -> bool:
+def _starts_a_cycle(current: list[StepOutcome], step: StepOutcome, lead: int) -> bool:
     if step.tag != current[0].tag or step.experiment != current[0].experiment:
         return True
-    return step.direction > 0 and any(s.direction < 0 for s in current)
+    return step.direction == lead and any(s.direction == -lead for s in current)
 
 
 def series_key(cycle: Cycle, one_c_A: float | None) -> SeriesKey:

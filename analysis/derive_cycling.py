@@ -43,12 +43,15 @@ def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]
     if shared is not None and key in shared.cycles:
         return shared.cycles[key]
     outcomes = step_outcomes(ce.steps, ce.series, ce.experiment)
+    # a Li||Cu cycle plates onto the copper (a discharge), then strips it
+    leading = "discharge" if ce.kind == "li_cu" else "charge"
     if any((s.get("params") or {}).get("imported") for s in ce.steps):
-        cycles = _cycles_of(outcomes, {int(s["step_count"]): int(s["cycle"]) for s in ce.steps})
+        cycles = _cycles_of(outcomes, {int(s["step_count"]): int(s["cycle"]) for s in ce.steps},
+                            leading)
     else:
         before = shared.cycles_before.get(ce.cell, 0) if shared is not None else 0
-        cycles = [Cycle(c.number + before, c.tag, c.steps, c.experiment)
-                  for c in _cycles_of(outcomes)]
+        cycles = [Cycle(c.number + before, c.tag, c.steps, c.experiment, c.leading)
+                  for c in _cycles_of(outcomes, leading=leading)]
     if shared is not None:
         shared.cycles[key] = cycles
     return cycles

@@ -236,3 +236,13 @@ def test_a_cell_called_cycles_keeps_its_file_and_the_table_goes_beside_it(write_
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "export" / "cycles~2.csv").exists()
     assert "cycles~2.csv" in result.output
+
+
+def test_a_li_cu_cycle_plates_then_strips():
+    plate, strip = 1e-4, 0.96e-4
+    steps = [cc(1, -1e-4, plate), cc(2, 1e-4, strip), cc(3, -1e-4, plate), cc(4, 1e-4, strip)]
+    cycles = cycles_of(steps, leading="discharge")
+    assert len(cycles) == 2
+    assert [c.coulombic_efficiency for c in cycles] == pytest.approx([0.96, 0.96])
+    # counted charge-first, the same steps pair a stripping with the next plating
+    assert [c.coulombic_efficiency for c in cycles_of(steps)][1] == pytest.approx(1 / 0.96)
