@@ -184,3 +184,35 @@ def test_a_current_still_falling_is_no_steady_current():
 
 def test_the_summary_of_a_sweep_is_json(sweep_run):
     assert json.dumps(summary_of(sweep_run))
+
+
+SYMMETRIC = """
+campaign: li-li
+cells:
+  - {id: lili-1, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm,
+     limits: {max_voltage: 1 V, min_voltage: -1 V}}
+experiments:
+  - name: cycling
+    cells: [lili-1]
+    steps:
+      - {kind: set_temperature, target: 25 degC, tolerance: 0.5 K, hold: 10 min, timeout: 3 h}
+      - kind: loop
+        count: 31
+        steps:
+          - {kind: peis, every: 15, f_start: 1 MHz, f_end: 0.1 Hz, amplitude: 10 mV,
+             points_per_decade: 8}
+          - {kind: constant_current, direction: charge, current: 0.1 mA/cm^2, duration: 30 min,
+             record_every: 5 min}
+          - {kind: constant_current, direction: discharge, current: 0.1 mA/cm^2,
+             duration: 30 min, record_every: 5 min}
+"""
+
+
+def test_a_cycling_cells_interface_is_not_called_at_rest(write_yaml, tmp_path):
+    run_simulated(write_yaml(SYMMETRIC), tmp_path / "run", seed=2)
+    captions = [caption for _, caption, _ in derive(tmp_path / "run", figures=True).figures]
+    assert "lili-1: interfacial resistance while cycling" in captions
+    assert not any("at rest" in c for c in captions)
+    results = summary_of(tmp_path / "run")["results"]
+    cycles = [r["conditions"]["cycle"] for r in results if r["quantity"] == "bulk_resistance"]
+    assert cycles == [0, 15, 30]
