@@ -1,8 +1,9 @@
 """Replicates: cells of one experiment in the same role, their mean and standard deviation.
 
 **A role** is what a cell is in an experiment, all but its name: its kind, its materials
-(electrolyte, cathode, anode) and its geometry (membrane thickness and area, electrode area,
-active mass, nominal capacity; equal to 4 significant digits). Cells of one experiment that share
+(electrolyte, cathode, anode and N/P ratio) and its geometry (membrane thickness and area,
+electrode area, active mass, nominal capacity; equal to 4 significant digits). (Runs recorded
+before the store kept the anode compare the rest.) Cells of one experiment that share
 a role are replicates: they ran the same steps on the same kind of cell, so their results for one
 quantity under one set of conditions are repeated measurements of one thing.
 
@@ -27,7 +28,7 @@ from analysis.plots_series import band
 from analysis.results import Result
 
 #: What makes a cell's role (keys of the cell descriptions the run store keeps).
-ROLE_KEYS = ("kind", "electrolyte", "cathode", "anode", "thickness_m", "area_m2",
+ROLE_KEYS = ("kind", "electrolyte", "cathode", "anode", "np_ratio", "thickness_m", "area_m2",
              "electrode_area_m2", "active_mass_kg", "capacity_Ah")
 #: Conditions measured, not set: left out when results of replicates are matched.
 MEASURED_CONDITIONS = frozenset({"time_s", "day", "relaxed_voltage_V", "voltage_V",

@@ -98,3 +98,16 @@ def test_replicates_are_drawn_with_bands(run):
     (line,) = ax.get_lines()
     assert line.get_xdata().tolist() == [1, 2, 3, 4]
     assert ax.get_xlabel() == "cycle"
+
+
+def test_cells_with_another_anode_are_no_replicates(run):
+    from sequencer.store import RunStore
+
+    store = RunStore.open(run)
+    try:
+        cells = store.meta()["cells"]
+    finally:
+        store.close()
+    assert cells["a"]["anode"] == "Li" and cells["a"]["np_ratio"] == 1.1
+    graphite = {**cells["b"], "anode": "graphite"}
+    assert role(cells["a"]) == role(cells["b"]) != role(graphite)
