@@ -113,14 +113,17 @@ def plan(
         out.print_json(json.dumps(p.to_json()))
         return
     table = Table("experiment", "cells", "resources", "start (h)", "end (h)", "duration (h)",
+                  "at most (h)",
                   title=f"{p.campaign.campaign}: plan on station {p.station.station!r}")
     for e in p.experiments:
         table.add_row(e.name, ", ".join(e.cells), ", ".join(e.resources),
                       f"{e.start_s / 3600:.1f}", f"{e.end_s / 3600:.1f}",
-                      f"{e.estimate_s / 3600:.1f}")
+                      f"{e.estimate_s / 3600:.1f}", f"{e.bound_s / 3600:.1f}")
     out.print(table)
-    out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days);"
-              " loops that may end early are counted in full")
+    out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days),"
+              f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
+              " capacity holds, every other loop counted in full; 'at most' runs every loop"
+              " to its count")
     _notes(p.notes)
 
 
@@ -321,19 +324,21 @@ def export(
     run_dir: RunDirArg,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     to: Annotated[Path | None, typer.Option("--to", help="Output folder.")] = None,
+    cycles: Annotated[bool, typer.Option("--cycles", help="Write the per-cycle table"
+                                         " (one row per cycle and cell) instead.")] = False,
     db: LabDbOpt = None,
     lab: LabNameOpt = None,
     copy_dir: CopyDirOpt = None,
 ) -> None:
-    """Write each cell's data with Battery Data Format column names. With --db, RUN_DIR is
-    the id of a run in the lab."""
-    from sequencer.export import FORMATS, export_run
+    """Write each cell's data with Battery Data Format column names (or, with --cycles, one
+    row per cycle and cell). With --db, RUN_DIR is the id of a run in the lab."""
+    from sequencer.export import FORMATS, export_cycles, export_run
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     run_dir, _ = _from_lab(run_dir, db, lab, copy_dir)
     try:
-        done = export_run(run_dir, fmt, to)
+        done = (export_cycles if cycles else export_run)(run_dir, fmt, to)
     except CellseqError as exc:
         _user_errors(exc)
     except ImportError as exc:

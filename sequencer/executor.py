@@ -393,7 +393,7 @@ class Executor(Resumption, Suspenders):
         k = exp.index_of(step)
         call = self._caller(r.instrument)
         started = self.clock.now()
-        params = {**_params(technique), "written_kind": exp.written_kind(step)}
+        params = {**_params(technique), "written_kind": exp.written_kind(step), "tag": step.tag}
         with self.store.transaction():
             step_id = self.store.begin_step(r.cell.id, exp.name, r.step_count, k, step.kind,
                                             r.cycle, started, params)

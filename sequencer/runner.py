@@ -457,7 +457,8 @@ def _cell_info(cell: Cell) -> dict[str, object]:
                                "electrode_area_m2": cell.electrode_area_m2}
     if cell.cathode is not None:
         info.update(cathode=cell.cathode.material, active_mass_kg=cell.cathode.active_mass_kg,
-                    capacity_Ah=cell.cathode.capacity_Ah)
+                    capacity_Ah=cell.cathode.capacity_Ah, anode=cell.anode,
+                    np_ratio=cell.np_ratio)
     return info
 
 
