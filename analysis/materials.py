@@ -35,3 +35,14 @@ def molar_properties(material: str, library: Library | None = None) -> MolarProp
         raise AnalysisError(f"no molar properties for {material!r}: the library's {m.name} gives"
                             " no molar_mass_g_per_mol and density_g_per_cm3")
     return MolarProperties(doc.molar_mass_g_per_mol * 1e-3, doc.density_g_per_cm3 * 1e3)
+
+
+def particle_radius_m(material: str, library: Library | None = None) -> float | None:
+    """The active particles' radius the library gives for an electrode material (its
+    ``electrode`` block), or None where it gives none (an unknown name raises)."""
+    try:
+        m = (library or builtin()).resolve(material)
+    except UnknownMaterial as exc:
+        raise AnalysisError(f"no particle radius for {material!r}: {exc}") from None
+    electrode = getattr(m.doc, "electrode", None)
+    return None if electrode is None else float(electrode.particle_radius_m)

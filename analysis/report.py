@@ -50,6 +50,8 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     meta: dict[str, Any] = {"seed": data.manifest.get("seed"),
                             "mode": data.manifest.get("mode"),
                             "protocol": data.manifest.get("protocol")}
+    if derived.replicates:
+        meta["replicates"] = derived.replicates
     if damage:
         meta["store_damage"] = damage
     report_dir = run_dir / REPORT_DIR
@@ -83,4 +85,6 @@ def summary_of(run_dir: Path, status: str | None = None) -> dict[str, Any]:
     if data.expected:
         summary["checks"] = [c.to_dict() for c in compare(derived.results, data.expected)]
     summary["notes"] = derived.notes
+    if derived.replicates:
+        summary["replicates"] = derived.replicates
     return summary

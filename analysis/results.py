@@ -13,11 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.errors import AnalysisError
-from core.quantities import DEFAULT_RELATIVE_TOLERANCE, QUANTITY_NAMES, QUANTITY_UNITS
+from core.quantities import (
+    ALSO_REPORTED_IN,
+    DEFAULT_RELATIVE_TOLERANCE,
+    QUANTITY_NAMES,
+    QUANTITY_UNITS,
+    reported_units,
+)
 
 #: The contract's names (:mod:`core.quantities`) are part of this module's public names.
-__all__ = ["DEFAULT_RELATIVE_TOLERANCE", "QUANTITY_NAMES", "QUANTITY_UNITS", "ConditionValue",
-           "Result"]
+__all__ = ["ALSO_REPORTED_IN", "DEFAULT_RELATIVE_TOLERANCE", "QUANTITY_NAMES", "QUANTITY_UNITS",
+           "ConditionValue", "Result", "reported_units"]
 
 ConditionValue = int | float | str | bool
 

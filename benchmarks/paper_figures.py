@@ -40,7 +40,10 @@ def main() -> None:
     grouped: dict[tuple, list[dict]] = defaultdict(list)
     for c in checks:
         key = (c["cell"], c["quantity"], json.dumps(
-            {k: v for k, v in (c["conditions"] or {}).items() if k not in ("cycle",)},
+            # repeated measurements of one figure (cycles, a sweep's legs, a series' number)
+            # are one row, the worst shown
+            {k: v for k, v in (c["conditions"] or {}).items()
+             if k not in ("cycle", "sequence", "series")},
             sort_keys=True))
         grouped[key].append(c)
     print(f"{'cell':26} {'quantity':26} {'conditions':44} {'paper':>8} {'dry run':>9}"

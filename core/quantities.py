@@ -21,6 +21,10 @@ QUANTITY_NAMES: tuple[str, ...] = (
     "capacity_retention",
     "stability_window",
     "diffusion_coefficient",
+    "pulse_resistance",
+    "electronic_conductivity",
+    "ohmic_resistance",
+    "charge_transfer_resistance",
 )
 
 #: The unit each quantity is reported in; an expected value may be written in any unit of the
@@ -38,7 +42,23 @@ QUANTITY_UNITS: dict[str, str] = {
     "capacity_retention": "%",
     "stability_window": "V",
     "diffusion_coefficient": "cm2/s",
+    "pulse_resistance": "Ohm",
+    "electronic_conductivity": "S/cm",
+    "ohmic_resistance": "Ohm",
+    "charge_transfer_resistance": "Ohm",
 }
+
+#: Quantities also reported in a unit of another dimension, as records of their own: a pulse
+#: resistance in Ohm and, area-specific, in Ohm cm2 (with the condition ``area_specific``).
+ALSO_REPORTED_IN: dict[str, tuple[str, ...]] = {"pulse_resistance": ("Ohm cm2",)}
+
+
+def reported_units(quantity: str) -> tuple[str, ...]:
+    """The units records of ``quantity`` come in (an expected value may be written in any
+    unit of the same dimension as one of them)."""
+    unit = QUANTITY_UNITS.get(quantity)
+    return (unit, *ALSO_REPORTED_IN.get(quantity, ())) if unit else ()
+
 
 #: Pass band of an expected value that gives no tolerance: +-5 % of it (the one default, for
 #: protocol files and reports alike).

@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.quantities import QUANTITY_UNITS
-from protocols.campaign import Experiment
+from core.quantities import reported_units
+from protocols.campaign import Experiment, walk_with_locations
 from protocols.cells import Cell
 from protocols.errors import Problem
-from protocols.steps import walk
 from protocols.types import CurrentSetpoint
 from protocols.units import UnitError, convert
 
@@ -53,7 +52,14 @@ def check_campaign(top_file: str, cells: list[Placed], experiments: list[Placed]
             if problem:
                 problems.append(p.problem(("experiments", p.index, "expected", k, "unit"),
                                           problem))
-        for step in walk(exp.steps):
+        for step, loc in walk_with_locations(exp.steps):
+            for cid in exp.cells:   # a step that checks itself against the cell (HPPC pulses)
+                cell = seen_cells.get(cid)
+                check = getattr(step, "cell_problems", None)
+                if cell is not None and check is not None:
+                    problems.extend(p.problem(("experiments", p.index, *loc, *field),
+                                              f"cell {cid}: {message}")
+                                    for field, message in check(cell.item))
             if not _uses_c_rate(step):
                 continue
             for cid in exp.cells:
@@ -89,9 +95,15 @@ def _uses_c_rate(step: object) -> bool:
 def _unit_problem(quantity: str, unit: str) -> str | None:
     """Why an expected value's unit cannot be compared with what the analysis reports for its
     quantity, or None. Units are compared through pint, so ``cm^2/s`` and ``cm2/s`` are one."""
-    reported = QUANTITY_UNITS.get(quantity)
-    try:
-        convert(1.0, unit, reported or unit)
-    except UnitError as exc:
-        return f"{exc}; {quantity} is reported in {reported}" if reported else str(exc)
-    return None
+    reported = reported_units(quantity) or (unit,)
+    failures = []
+    for candidate in reported:
+        try:
+            convert(1.0, unit, candidate)
+        except UnitError as exc:
+            failures.append(exc)
+            continue
+        return None
+    if reported == (unit,):
+        return str(failures[0])
+    return f"{failures[0]}; {quantity} is reported in {' or '.join(reported)}"

@@ -74,6 +74,7 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "scan_rate": ("[mass]*[length]**2/[time]**4/[current]", "a scan rate"),
     "temperature_rate": ("[temperature]/[time]", "a temperature rate"),
     "fraction": ("[]", "a percentage"),
+    "charge": ("[current]*[time]", "a charge"),
 }
 
 
@@ -278,6 +279,7 @@ _EXAMPLES = {
     "scan_rate": "1 mV/s",
     "temperature_rate": "1 K/min",
     "fraction": "80 %",
+    "charge": "0.5 mAh",
 }
 
 

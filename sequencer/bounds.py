@@ -15,7 +15,7 @@ step, the cell and the limit:
 - runs at most :data:`MAX_STEPS_RUN` steps (loop iterations counted; a dry run spends about
   0.6 ms per step), and is planned to end within :data:`MAX_CAMPAIGN_S` (ten years).
 
-Loops are counted in full (as in the plan's estimate), so the figures are upper bounds.
+Loops are counted in full (as in the plan's bound, ``at most``), so the figures are upper bounds.
 """
 
 from __future__ import annotations
@@ -96,10 +96,10 @@ def bound_problems(plan: Plan) -> Iterator[Problem]:
                           f"the campaign runs about {steps:.3g} steps in all, loop iterations"
                           f" counted (this experiment {steps_by_exp[worst]:.3g}); the limit is"
                           f" {MAX_STEPS_RUN:,}")
-    if plan.makespan_s > MAX_CAMPAIGN_S:
+    if plan.makespan_bound_s > MAX_CAMPAIGN_S:
         yield Problem(campaign.sources[0] if campaign.sources else "", None, "",
-                      f"the campaign is planned to take {_span(plan.makespan_s)}; the limit is"
-                      f" {MAX_CAMPAIGN_S / (365.25 * DAY_S):g} years")
+                      f"the campaign is planned to take {_span(plan.makespan_bound_s)};"
+                      f" the limit is {MAX_CAMPAIGN_S / (365.25 * DAY_S):g} years")
 
 
 def time_limit_s(technique: Technique) -> float:

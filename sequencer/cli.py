@@ -112,14 +112,17 @@ def plan(
         out.print_json(json.dumps(p.to_json()))
         return
     table = Table("experiment", "cells", "resources", "start (h)", "end (h)", "duration (h)",
+                  "at most (h)",
                   title=f"{p.campaign.campaign}: plan on station {p.station.station!r}")
     for e in p.experiments:
         table.add_row(e.name, ", ".join(e.cells), ", ".join(e.resources),
                       f"{e.start_s / 3600:.1f}", f"{e.end_s / 3600:.1f}",
-                      f"{e.estimate_s / 3600:.1f}")
+                      f"{e.estimate_s / 3600:.1f}", f"{e.bound_s / 3600:.1f}")
     out.print(table)
-    out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days);"
-              " loops that may end early are counted in full")
+    out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days),"
+              f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
+              " capacity holds, every other loop counted in full; 'at most' runs every loop"
+              " to its count")
     _notes(p.notes)
 
 
@@ -140,6 +143,10 @@ def run(
         "--check", help="Compare the results with the protocol's expected values: exit 3 if"
         " any is missed (each miss printed), 1 if a cell faulted, 0 if all holds.")] = False,
     allow_outside_includes: OutsideIncludesOpt = False,
+    speed: Annotated[float | None, typer.Option(
+        "--speed", help="With --sim: run the simulated lab this many simulated seconds per"
+        " wall second instead of as fast as it can (to watch it live, e.g. on the"
+        " dashboard).", min=1e-3, max=1e6, show_default=False)] = None,
 ) -> None:
     """Run a protocol; with --sim on simulators in virtual time.
 
@@ -150,6 +157,9 @@ def run(
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
+    if speed is not None and not sim:
+        _fail("--speed paces a dry run: use it with --sim (a served lab's speed is set by"
+              " `cellseq sim serve --speed`)")
     if out_dir is None:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         out_dir = Path("runs") / f"{protocol.stem}-{stamp}"
@@ -161,7 +171,7 @@ def run(
             _notes(prepare(protocol, station,
                            allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
-                                allow_outside_includes=allow_outside_includes)
+                                allow_outside_includes=allow_outside_includes, speed=speed)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
@@ -288,19 +298,49 @@ def _status_table(st: dict) -> Table:
     return table
 
 
+LabDbOpt = Annotated[str | None, typer.Option(
+    "--db", help="Read run RUN_ID from this lab database (see cellseq lab); it is rebuilt"
+    " into a local run directory first.", show_default=False)]
+LabNameOpt = Annotated[str | None, typer.Option(
+    "--lab", help="With --db (or $CELLSEQ_LAB_DB): the lab [default: $CELLSEQ_LAB or 'lab'].",
+    show_default=False)]
+CopyDirOpt = Annotated[Path | None, typer.Option(
+    "--copy-dir", help="With --db: where the run is rebuilt"
+    " [default: runs/lab-<lab>-record/RUN_ID].",
+    show_default=False)]
+
+
+def _from_lab(run_dir: Path, db: str | None, lab: str | None, copy_dir: Path | None
+              ) -> tuple[Path, str | None]:
+    """RUN_DIR itself, or with --db (or --lab) the run of that id rebuilt from the lab record
+    (psycopg is imported only then)."""
+    if db is None and lab is None:
+        return run_dir, None
+    from sequencer.lab.cli import lab_copy
+
+    return lab_copy(db, lab, str(run_dir), copy_dir)
+
+
 @app.command()
 def export(
     run_dir: RunDirArg,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
     to: Annotated[Path | None, typer.Option("--to", help="Output folder.")] = None,
+    cycles: Annotated[bool, typer.Option("--cycles", help="Write the per-cycle table"
+                                         " (one row per cycle and cell) instead.")] = False,
+    db: LabDbOpt = None,
+    lab: LabNameOpt = None,
+    copy_dir: CopyDirOpt = None,
 ) -> None:
-    """Write each cell's data with Battery Data Format column names."""
-    from sequencer.export import FORMATS, export_run
+    """Write each cell's data with Battery Data Format column names (or, with --cycles, one
+    row per cycle and cell). With --db, RUN_DIR is the id of a run in the lab."""
+    from sequencer.export import FORMATS, export_cycles, export_run
 
     if fmt not in FORMATS:
         _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    run_dir, _ = _from_lab(run_dir, db, lab, copy_dir)
     try:
-        done = export_run(run_dir, fmt, to)
+        done = (export_cycles if cycles else export_run)(run_dir, fmt, to)
     except CellseqError as exc:
         _user_errors(exc)
     except ImportError as exc:
@@ -316,16 +356,23 @@ def export(
 
 
 @app.command()
-def report(run_dir: RunDirArg) -> None:
+def report(
+    run_dir: RunDirArg,
+    db: LabDbOpt = None,
+    lab: LabNameOpt = None,
+    copy_dir: CopyDirOpt = None,
+) -> None:
     """Derive the campaign's results from the raw data; write report/summary.json and
-    report/index.html."""
+    report/index.html. With --db, RUN_DIR is the id of a run in the lab."""
     from analysis.errors import AnalysisError
     from analysis.report import make_report
     from sequencer.status import run_status
 
+    run_dir, lab_status = _from_lab(run_dir, db, lab, copy_dir)
     try:
+        # a run whose process died: interrupted; a run of the lab: as the lab knows it
         try:
-            status = run_status(run_dir)["status"]   # a run whose process died: interrupted
+            status = lab_status or run_status(run_dir)["status"]
         except CellseqError:   # damage, a lock that cannot be read: the report salvages what
             status = None      # it can and names what it could not read
         summary, index, notes = make_report(run_dir, status=status)
@@ -579,6 +626,68 @@ def _short_source(text: str) -> str:
     head = text.split(";")[0]
     return head if len(head) <= 90 else head[:87] + "..."
 
+
+@app.command()
+def dashboard(
+    run_dirs: Annotated[list[Path] | None, typer.Argument(
+        help="Run directories to show.", show_default=False)] = None,
+    runs: Annotated[Path | None, typer.Option(
+        "--runs", help="A folder of run directories: every run in it, new ones as they"
+        " start.", show_default=False)] = None,
+    host: Annotated[str, typer.Option(
+        help="Interface to serve on. Beyond 127.0.0.1 every page needs the token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)
+                    ] = 8765,
+) -> None:
+    """Serve a live view of runs in the browser: every cell's state and last values, plots
+    that follow the run as it records, the report's results, and pause, continue and stop.
+    Runs until Ctrl-C (the runs it shows are not affected)."""
+    from sequencer.dashboard.local import LocalRuns
+    from sequencer.dashboard.source import SourceError
+
+    if not run_dirs and runs is None:
+        _fail("name run directories, or a folder of them with --runs DIR")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        _fail(f"the dashboard needs its extra packages ({exc.name}): pip install"
+              " 'cellseq[dashboard]'")
+    from sequencer.dashboard.serve import is_loopback, listen, serve
+    try:
+        source = LocalRuns(run_dirs or [], runs)
+    except SourceError as exc:
+        _user_errors(exc)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
+
+    def announce(url: str, token: str, pages_need_token: bool) -> None:
+        shown = len(source.runs())
+        out.print(f"cellseq dashboard: {shown} run{'s' if shown != 1 else ''} at {url}",
+                  markup=False)
+        out.print(f"token: {token} (pause, continue and stop need it"
+                  f"{'; so does every page' if pages_need_token else ''})", markup=False)
+        if not is_loopback(host):
+            err.print(f"[yellow]note:[/] serving on {host}, beyond this machine: anyone who"
+                      " reaches it with the token can pause and stop runs, and the traffic is"
+                      " not encrypted (an SSH tunnel to 127.0.0.1 is safer)", markup=True)
+        out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
+        sys.stdout.flush()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(source, sock, host, announce)
+
+
+def _add_lab() -> None:
+    from sequencer.lab.cli import lab_app  # typer and stdlib only; psycopg loads per command
+
+    app.add_typer(lab_app, name="lab")
+
+
+_add_lab()
 
 sim_app = typer.Typer(no_args_is_help=True, help="Simulated instruments.")
 app.add_typer(sim_app, name="sim")

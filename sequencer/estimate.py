@@ -1,8 +1,15 @@
 """How long steps will take, for the plan and for ``cellseq status``.
 
 An estimate, not a promise: limit-terminated steps are taken at the time the cell's nominal
-capacity allows at their current (or their time limit, if shorter); loops that may end early
-count every iteration, so the plan's end times are upper bounds for them.
+capacity allows at their current (or their time limit, if shorter). A loop bounded by a generous
+count is taken at what it will probably run, and its count gives the bound, shown apart:
+
+- a loop that ends on a voltage limit and moves charge each iteration (a GITT's pulses, an
+  HPPC-like titration written as a loop) runs about as many iterations as the nominal capacity
+  holds of that charge, plus one to reach the limit: 90 pulses of 1/60 of the capacity
+  probably run 61, ``max_pulses: 1000`` too;
+- every other loop (a retention threshold, a short circuit, a count) runs its count, which is
+  then its estimate and its bound alike.
 """
 
 from __future__ import annotations
@@ -59,24 +66,43 @@ def sweep_duration_s(sweep: VoltageSweep, start_V: float) -> float:
 
 
 def experiment_estimate_s(steps: Iterable[PlannedStep], cell: str,
-                          capacity_Ah: float | None = None) -> float:
-    """How long planned ``steps`` take on ``cell`` (loops counted in full)."""
+                          capacity_Ah: float | None = None, *, bound: bool = False) -> float:
+    """What planned ``steps`` will probably take on ``cell``; with ``bound``, at most (every
+    loop to its count)."""
     total = 0.0
     for node in steps:
         if isinstance(node.step, SetTemperature):
             total += node.step.hold + SOAK_APPROACH_S
         elif isinstance(node.step, Loop):
-            total += _loop_estimate(node, cell, capacity_Ah)
+            total += _loop_estimate(node, cell, capacity_Ah, bound)
         else:
             total += technique_estimate_s(node.techniques[cell], capacity_Ah)
     return total
 
 
-def _loop_estimate(loop: PlannedStep, cell: str, capacity_Ah: float | None) -> float:
+def _loop_estimate(loop: PlannedStep, cell: str, capacity_Ah: float | None,
+                   bound: bool) -> float:
     assert isinstance(loop.step, Loop)
-    count = loop.step.count
+    count = loop.step.count if bound else probable_iterations(loop, cell, capacity_Ah)
     total = 0.0
     for child in loop.children:
         runs = count if child.step.every is None else math.ceil(count / child.step.every)
-        total += runs * experiment_estimate_s([child], cell, capacity_Ah)
+        total += runs * experiment_estimate_s([child], cell, capacity_Ah, bound=bound)
     return total
+
+
+def probable_iterations(loop: PlannedStep, cell: str, capacity_Ah: float | None) -> int:
+    """How many iterations the planned ``loop`` will probably run (see the module
+    docstring)."""
+    assert isinstance(loop.step, Loop)
+    until = loop.step.until
+    if until is None or not until.voltage_limit or not capacity_Ah:
+        return loop.step.count
+    net_Ah = 0.0
+    for child in loop.children:
+        technique = child.techniques.get(cell)
+        if isinstance(technique, ConstantCurrent) and child.step.every is None:
+            net_Ah += technique.current_A * technique.duration_s / 3600
+    if abs(net_Ah) < 1e-9 * capacity_Ah:
+        return loop.step.count
+    return min(loop.step.count, math.ceil(capacity_Ah / abs(net_Ah)) + 1)

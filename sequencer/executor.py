@@ -31,7 +31,7 @@ from sequencer.cell_run import CellFault, CellRun
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
-from sequencer.pause import PauseControl
+from sequencer.pause import Holds, PauseControl
 from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
 from sequencer.resume import Resumer, ResumeState
@@ -72,16 +72,18 @@ class Executor:
         self.resume, self.watch_s = resume, watch_s
         #: called once the checks before a run have passed, before it writes anything
         self.on_start = on_start
-        #: set when the user stopped the run (Ctrl-C twice)
+        #: set when the user stopped the run (Ctrl-C twice, or a stop from the dashboard)
         self.interrupted = False
-        self.pause_control = PauseControl(journal, clock)
+        #: what the journal gives as the reason when the run is interrupted
+        self.stop_reason = "interrupted by the user (Ctrl-C)"
+        self.pause_control = PauseControl(store, journal, clock)
         self.suspenders = Suspenders(instruments.chambers, store, journal, clock,
                                      self.pause_control, watch_s)
         self.resumer = Resumer(resume, store, journal, clock, instruments.chambers,
                                self.suspenders)
         self.progress = ExperimentProgress(progress or NoProgress(), clock)
         self.driver = StepDriver(plan.station, store, journal, clock, poll_s, self.progress,
-                                 self.resumer, self.suspenders)
+                                 self.resumer, self.suspenders, self.pause_control)
         self.cells: dict[str, CellContext] = {}
         for cell_id, placement in plan.station.cells.items():
             if any(cell_id in e.cells for e in plan.experiments):
@@ -111,24 +113,18 @@ class Executor:
     def paused(self) -> bool:
         return self.pause_control.paused
 
+    @property
+    def holds(self) -> Holds:
+        """Pauses and stops, of the whole run and of single cells (:mod:`sequencer.controls`
+        changes them)."""
+        return self.pause_control.holds
+
     async def _safe_point(self, cells: list[CellContext]) -> None:
-        """A pause point: between steps, with the channels idle. A pause takes effect here."""
-        if not self.pause_control.paused:
-            return
-        with self.store.transaction():
-            for c in cells:
-                c.set_state("paused")
-            self.journal.event(cells[0].id if len(cells) == 1 else None, "paused",
-                               f"{', '.join(c.id for c in cells)} paused between steps")
-        self.store.commit()   # a dry run's grouped writes too: the pause may last
-        await self.pause_control.hold()
-        with self.store.transaction():
-            for c in cells:
-                c.set_state("running")
+        """A pause point: between steps, with the channels idle. A hold takes effect here."""
+        await self.pause_control.safe_point(cells)
 
     async def run(self) -> None:
         """Run every experiment; outputs off and chambers to standby however it ends."""
-        self.pause_control.start()
         try:
             await self._open_all()
             if self.resume is not None:
@@ -166,8 +162,7 @@ class Executor:
                 interrupted = self.interrupted or isinstance(exc, KeyboardInterrupt) or (
                     isinstance(exc, BaseExceptionGroup)
                     and exc.subgroup(KeyboardInterrupt) is not None)
-                reason = ("interrupted by the user (Ctrl-C)" if interrupted
-                          else f"aborted: {_describe(exc)}")
+                reason = self.stop_reason if interrupted else f"aborted: {_describe(exc)}"
                 try:
                     with self.store.transaction():
                         for c in self.cells.values():
@@ -289,7 +284,8 @@ class Executor:
     async def _run_cell(self, exp: PlannedExperiment, steps: list[PlannedStep],
                         cell: CellContext) -> None:
         try:
-            await self._run_steps(exp, steps, cell)
+            with self.holds.running(cell.id):
+                await self._run_steps(exp, steps, cell)
         except CellFault as exc:
             with self.store.transaction():
                 cell.run.fault = str(exc)

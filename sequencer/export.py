@@ -73,6 +73,37 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Exported
     return Exported(written, damage, readable, notes)
 
 
+def export_cycles(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Exported:
+    """Write ``cycles.<fmt>``: one row per cycle and cell (``analysis.cycle_export``: cycle,
+    tag, capacities and energies, coulombic efficiency, mean voltages, end reasons,
+    temperature and C-rate). A cell called ``cycles`` keeps its own file name; the table then
+    gets ``cycles~2``."""
+    from analysis.cycle_export import cycle_table
+    from analysis.errors import AnalysisError
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    run_dir = Path(run_dir)
+    try:
+        table, damage, notes = cycle_table(run_dir)
+    except StoreDamaged:   # not even its tables can be listed
+        raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+    except AnalysisError as exc:
+        raise ExportError(f"cannot make the cycle table of {run_dir}: {exc}") from None
+    out_dir = _output_folder(run_dir, out_dir or run_dir / "export")
+    stem, k = "cycles", 1
+    taken = {str(c).casefold() for c in table["Cell"].unique()}
+    while stem.casefold() in taken or f"{stem}-eis".casefold() in taken:
+        k += 1
+        stem = f"cycles~{k}"
+    if k > 1:
+        notes = [*notes, f"the cycle table goes to {stem}.{fmt}: cycles.{fmt} is a cell's file"]
+    path = out_dir / f"{stem}.{fmt}"
+    _write(table, path, fmt, run_dir)
+    readable = [f"{len(table)} cycles of {table['Cell'].nunique()} cells written"]
+    return Exported([path], list(dict.fromkeys(damage)), readable, notes)
+
+
 def _output_folder(run_dir: Path, out_dir: Path) -> Path:
     """The folder to write into, made if missing; refused if it is not a folder or is one
     of the run's own."""

@@ -33,6 +33,7 @@ from protocols.steps import (
     TemperatureSweep,
     walk,
 )
+from protocols.steps.base import inherit_tag
 from protocols.units import kelvin_to_celsius
 from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
@@ -81,6 +82,7 @@ class PlannedExperiment:
     resources: tuple[str, ...]
     doc_steps: tuple[Step, ...]                   # the steps as written
     estimate_s: float = 0.0
+    bound_s: float = 0.0                          # at most: every loop to its count
     start_s: float = 0.0
     after: tuple[int, ...] = ()                   # experiments that must end first
 
@@ -95,6 +97,7 @@ class Plan:
     station: Station
     experiments: tuple[PlannedExperiment, ...]
     makespan_s: float = 0.0
+    makespan_bound_s: float = 0.0
     #: what the plan left aside, for the user to see (station cells not in the protocol)
     notes: tuple[str, ...] = ()
 
@@ -102,11 +105,13 @@ class Plan:
         return {
             "experiments": [
                 {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
-                 "start_s": e.start_s, "end_s": e.end_s,
+                 "start_s": e.start_s, "end_s": e.end_s, "estimate_s": e.estimate_s,
+                 "bound_s": e.bound_s,
                  "steps": [{"index": i, "kind": s.kind, "label": s.label}
                            for i, s in enumerate(walk(list(e.doc_steps)), start=1)]}
                 for e in self.experiments],
             "makespan_s": self.makespan_s,
+            "makespan_bound_s": self.makespan_bound_s,
             "notes": list(self.notes),
         }
 
@@ -218,7 +223,7 @@ def _expand(steps: list[Step], first: int, inherited: int | None,
                 out.append(PlannedStep(soak, here + 1, kinds[here]))
                 out.extend(body)
         elif type(step) in EXPANSIONS:
-            children = EXPANSIONS[type(step)](step)
+            children = inherit_tag(EXPANSIONS[type(step)](step), step.tag)
             if step.every is not None or step.on_resume is not None:
                 # what was said of the compound step holds for each step it became
                 children = [c.model_copy(update={"every": step.every,
@@ -246,12 +251,17 @@ def _numbers(step: Step) -> int:
 def _schedule(campaign: Campaign, station: Station,
               planned: list[PlannedExperiment]) -> Plan:
     done: list[PlannedExperiment] = []
+    ends: dict[int, float] = {}   # each experiment's latest end, every loop to its count
     for exp in planned:
-        estimate = max(experiment_estimate_s(exp.steps, c, campaign.cell(c).capacity_Ah)
-                       for c in exp.cells)
+        estimate, bound = (max(experiment_estimate_s(exp.steps, c, campaign.cell(c).capacity_Ah,
+                                                     bound=b)
+                               for c in exp.cells)
+                           for b in (False, True))
         before = [p for p in done if set(p.resources) & set(exp.resources)]
         start = max((p.end_s for p in before), default=0.0)
-        done.append(replace(exp, estimate_s=estimate, start_s=start,
+        start_bound = max((ends[p.index] for p in before), default=0.0)
+        ends[exp.index] = start_bound + bound
+        done.append(replace(exp, estimate_s=estimate, bound_s=bound, start_s=start,
                             after=tuple(p.index for p in before)))
     makespan = max((e.end_s for e in done), default=0.0)
-    return Plan(campaign, station, tuple(done), makespan)
+    return Plan(campaign, station, tuple(done), makespan, max(ends.values(), default=0.0))

@@ -29,6 +29,7 @@ import yaml
 from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
 from protocols.cells import Cell
+from sequencer.controls import watch_requests
 from sequencer.executor import HARDWARE_POLL_S, SIMULATED_POLL_S, Executor
 from sequencer.instruments import build_hardware, build_simulated
 from sequencer.journal import LOG_NAME, Journal
@@ -60,6 +61,9 @@ from store.survey import survey
 #: much wall time.
 MIN_WALL_POLL_S = 0.02
 MIN_WALL_WATCH_S = 0.5
+#: A paced dry run (``--speed``) polls its simulated instruments this often (wall time), as a
+#: run on hardware would, so what it records is committed and seen soon after.
+PACED_POLL_WALL_S = 0.5
 _PACKAGES = ("cellseq", "numpy", "pandas", "pydantic", "pint", "trio", "pyyaml")
 T = TypeVar("T")
 
@@ -85,23 +89,31 @@ class RunOutcome:
 
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
                   progress: NoProgress | None = None, *,
-                  allow_outside_includes: bool = False) -> RunOutcome:
+                  allow_outside_includes: bool = False, speed: float | None = None
+                  ) -> RunOutcome:
     """Run a protocol: on in-process simulators in virtual time (no station, or a station of
-    ``sim.*`` drivers), or on the instruments a station file addresses, in wall time."""
+    ``sim.*`` drivers), or on the instruments a station file addresses, in wall time.
+
+    ``speed`` paces a dry run against the wall clock, ``speed`` simulated seconds per wall
+    second, instead of running it as fast as it can: for watching it live."""
     plan = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
+    if speed is not None and not plan.station.simulated:
+        raise RunDirError("--speed paces a dry run on simulators; a station's instruments run"
+                          " at their own speed (a served lab's is set by sim serve --speed)")
     files = layout(plan.campaign)
     run_dir = Path(run_dir)
     with claim_channels(plan.station, run_dir):
         _claim_run_dir(run_dir)
         with hold_run_dir(run_dir):
-            return _run(plan, files, run_dir, seed, progress)
+            return _run(plan, files, run_dir, seed, progress, speed)
 
 
 def _run(plan: Plan, files: dict[PurePosixPath, bytes], run_dir: Path, seed: int,
-         progress: NoProgress | None) -> RunOutcome:
+         progress: NoProgress | None, speed: float | None = None) -> RunOutcome:
     station = _station_record(plan.station)
     simulated = plan.station.simulated
-    clock: Clock = TrioClock(virtual=True) if simulated else WallClock(plan.station.speed)
+    clock: Clock = TrioClock(virtual=True) if simulated and speed is None else \
+        WallClock(speed or plan.station.speed)
     top = next(iter(files))
     manifest = {
         "protocol": {"file": str(top), "sha256": sha256(files[top])},
@@ -109,6 +121,7 @@ def _run(plan: Plan, files: dict[PurePosixPath, bytes], run_dir: Path, seed: int
         "campaign": plan.campaign.campaign,
         "mode": "simulated" if simulated else "hardware",
         "seed": seed,
+        **({"speed": speed} if speed is not None else {}),
         "station": station,
         "started_utc": clock.origin_utc,
         "versions": _versions(),
@@ -197,7 +210,10 @@ def resume_run(run_dir: Path, progress: NoProgress | None = None,
                 state, snapshot = None, None
         with claim_channels(plan.station, run_dir):
             clock: Clock
-            if simulated:
+            if simulated and manifest.get("speed"):   # a paced dry run stays paced
+                clock = WallClock(float(manifest["speed"]), manifest["started_utc"],
+                                  snapshot["t"] if snapshot else 0.0)
+            elif simulated:
                 clock = TrioClock(virtual=True, origin_utc=manifest["started_utc"],
                                   offset_s=snapshot["t"] if snapshot else 0.0)
             else:   # run time went on while nothing ran
@@ -269,6 +285,8 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
             if plan.station.simulated:
                 instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
                 poll_s, watch_s = SIMULATED_POLL_S, SIMULATED_WATCH_S
+                if isinstance(clock, WallClock):   # paced: polled like hardware
+                    poll_s = min(SIMULATED_POLL_S, clock.speed * PACED_POLL_WALL_S)
             else:
                 instruments = build_hardware(plan.station, clock)
                 speed = plan.station.speed   # poll at most every MIN_WALL_POLL_S of wall time
@@ -306,6 +324,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
                 async with trio.open_nursery() as nursery:
                     if threading.current_thread() is threading.main_thread():
                         nursery.start_soon(_watch_ctrl_c, executor)
+                    nursery.start_soon(watch_requests, executor, run_dir)
                     await executor.run()
                     nursery.cancel_scope.cancel()
                 finished = True
@@ -428,7 +447,8 @@ def _cell_info(cell: Cell) -> dict[str, object]:
                                "electrode_area_m2": cell.electrode_area_m2}
     if cell.cathode is not None:
         info.update(cathode=cell.cathode.material, active_mass_kg=cell.cathode.active_mass_kg,
-                    capacity_Ah=cell.cathode.capacity_Ah)
+                    capacity_Ah=cell.cathode.capacity_Ah, anode=cell.anode,
+                    np_ratio=cell.np_ratio)
     return info
 
 

@@ -3,8 +3,9 @@
 It starts the step's technique (or takes up the one a stopped run left running, through the
 resume part), polls it, checks every point against the cell's safety limits, stores the points
 with the cell's checkpoint in one transaction, and sleeps until the instrument says the
-technique will next have news. A chamber that suspends its cells mid-step stops the output;
-once the chamber is back the step carries on under its resume policy. Each of these moves
+technique will next have news. A chamber that suspends its cells mid-step stops the output,
+and so does a stop of the cell asked from outside (:mod:`sequencer.controls`); once the chamber
+is back and nothing holds the cell, the step carries on under its resume policy. Each of these moves
 returns a result type of :mod:`sequencer.step_outcomes`; :meth:`StepDriver.follow` is the loop
 that turns them into the next move until the step has ended.
 """
@@ -24,6 +25,7 @@ from sequencer import safety
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, Mark
 from sequencer.journal import Journal
+from sequencer.pause import PauseControl
 from sequencer.plan import PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress
 from sequencer.resume import Resumer
@@ -54,10 +56,10 @@ class StepDriver:
 
     def __init__(self, station: Station, store: RunStore, journal: Journal, clock: Clock,
                  poll_s: float, progress: ExperimentProgress, resumer: Resumer,
-                 suspenders: Suspenders) -> None:
+                 suspenders: Suspenders, pause: PauseControl) -> None:
         self._station, self._store, self._journal, self._clock = station, store, journal, clock
         self._poll_s, self._progress = poll_s, progress
-        self._resumer, self._suspenders = resumer, suspenders
+        self._resumer, self._suspenders, self._pause = resumer, suspenders, pause
 
     async def run(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext) -> str:
         """Run one primitive step to its end (a resumed run replays it, or takes it up where
@@ -77,8 +79,9 @@ class StepDriver:
     async def follow(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                      technique: Technique, move: TakenUp) -> str:
         """Make moves until the step has ended: drive a running technique; start the step
-        again or continue it as the resume part says; after a chamber suspension the cell
-        rests until the chamber is back, then the step carries on under its resume policy."""
+        again or continue it as the resume part says; after a chamber suspension or a stop
+        from outside the cell rests until the chamber is back and nothing holds it, then the
+        step carries on under its resume policy."""
         while True:
             if isinstance(move, Ended):
                 return move.reason
@@ -92,6 +95,7 @@ class StepDriver:
             if isinstance(driven, Ended):
                 return driven.reason
             await self._suspenders.wait_for_chamber(exp, cell)
+            await self._pause.safe_point([cell], announce=False)   # a cell stopped from outside
             move = self._resumer.carry_on(exp, node, cell, technique, running.step_id,
                                           driven.mark, driven.elapsed_s)
 
@@ -104,7 +108,8 @@ class StepDriver:
         k = node.number
         r = cell.run
         started = self._clock.now()
-        params = {**_params(technique), "written_kind": node.written_kind}
+        params = {**_params(technique), "written_kind": node.written_kind,
+                  "tag": node.step.tag}
         with self._store.transaction():
             step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, node.kind,
                                              r.cycle, started, params)
@@ -157,8 +162,8 @@ class StepDriver:
     async def drive(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                     running: Running) -> Driven:
         """Poll a running technique to its end, storing its points (see :meth:`store_points`).
-        Returns the end reason or, when the chamber suspended the cell (output off), the last
-        point stored and the step time the output ran for."""
+        Returns the end reason or, when the chamber suspended the cell or a stop from outside
+        came (output off), the last point stored and the step time the output ran for."""
         k = node.number
         r = cell.run
         watch = self._suspenders.watch_of(exp)
@@ -193,26 +198,34 @@ class StepDriver:
                 raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
             if readout.state is ChannelState.DONE:
                 return Ended(readout.end_reason or "done")
-            if suspended:
+            stopped_by = self._pause.holds.take_stop(cell.id)   # a stop asked from outside
+            if suspended or stopped_by is not None:
                 await cell.stop()
                 stopped = self._clock.now()
                 elapsed = step_t0 + stopped - t0
                 if previous is not None:   # the output ran on at the last current until now
                     r.counters.hold(previous, stopped)
-                assert watch is not None
                 with self._store.transaction():
-                    cell.set_state("suspended")
-                    self._journal.event(r.cell.id, "cell_suspended", f"{exp.name} step {k}"
-                                        f" {node.kind}: output off at step time"
-                                        f" {elapsed:.0f} s while {watch.name} is"
-                                        f" {watch.reason}")
+                    if stopped_by is not None:
+                        cell.set_state("paused")
+                        self._journal.event(r.cell.id, "cell_stopped", f"{exp.name} step {k}"
+                                            f" {node.kind}: output off at step time"
+                                            f" {elapsed:.0f} s ({stopped_by})")
+                    else:
+                        assert watch is not None
+                        cell.set_state("suspended")
+                        self._journal.event(r.cell.id, "cell_suspended", f"{exp.name} step"
+                                            f" {k} {node.kind}: output off at step time"
+                                            f" {elapsed:.0f} s while {watch.name} is"
+                                            f" {watch.reason}")
                 return Suspended(mark, elapsed)
             now = self._clock.now()
             wake = now + self._poll_s
             if readout.next_event_s is not None:
                 # never wait for a moment already past: that would poll without time moving
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
-            suspended = await self._suspenders.sleep(watch, wake)
+            with self._pause.holds.interruptible(cell.id):
+                suspended = await self._suspenders.sleep(watch, wake)
 
     async def _poll(self, exp: PlannedExperiment, k: int, cell: CellContext) -> Readout:
         """A poll, tried again after a garbled or refused reply (the link itself retries

@@ -62,8 +62,9 @@ class Running:
 
 @dataclass(frozen=True)
 class Suspended:
-    """The chamber suspended the cell mid-step: its output is off, ``mark`` is the last point
-    stored and ``elapsed_s`` the step time its output ran for."""
+    """The chamber suspended the cell mid-step, or a stop of the cell was asked from outside:
+    its output is off, ``mark`` is the last point stored and ``elapsed_s`` the step time its
+    output ran for. The step carries on once the chamber is back and nothing holds the cell."""
 
     mark: Mark | None
     elapsed_s: float

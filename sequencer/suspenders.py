@@ -161,11 +161,9 @@ class Suspenders:
         call = caller_for(chamber)
         while True:
             await self._clock.sleep_until(next_watch_time(self._clock.now(), self.watch_s))
-            if self._pause.paused:
-                # outputs are off while paused: stop watching too, and let the paused cells see
-                # that nothing else is scheduled (a dry run's time then stops)
-                self._pause.arrived()
-                await self._pause.until_go()
+            # outputs are off while the cells are held: stop watching too, and let the held
+            # cells see that nothing else is scheduled (a dry run's time then stops)
+            if await self._pause.rest_while_held(exp.cells):
                 continue
             if watch.step is None or watch.soaking:
                 continue

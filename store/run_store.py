@@ -475,6 +475,17 @@ class RunStore:
         block = decode_chunk(data, n, names, crc, f"{self.path}: chunk {chunk_id} of {cell!r}")
         return {name: float(block[i, -1]) for i, name in enumerate(names)}
 
+    def rows_after(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of ``steps``, ``chunks`` or ``events`` with an id above
+        ``after_id``, in id order, as stored (JSON as its text, a chunk's data as bytes): what
+        a copy of the store (the lab record) reads, and keys by the same ids."""
+        if table not in ("steps", "chunks", "events"):
+            raise ValueError(f"rows_after reads steps, chunks or events, not {table!r}")
+        cur = self._conn.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                                 (after_id, limit))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     def events(self, cell: str | None = None, damage: list[str] | None = None
                ) -> list[dict[str, Any]]:
         where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
@@ -549,3 +560,70 @@ class RunStore:
     @property
     def _crc_column(self) -> str:
         return "crc" if self._crc else "NULL"
+
+    # -- reading a run as it grows (the dashboard tails a store another process writes) ----
+
+    def meta_value(self, key: str) -> Any:
+        """One meta entry (None if absent), without reading the others (a dry run's simulator
+        snapshot among them)."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def last_ids(self) -> tuple[int, int]:
+        """The newest chunk's and event's ids (0 when none): they grow with every commit."""
+        row = self._conn.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM chunks),"
+                                 " (SELECT COALESCE(MAX(id), 0) FROM events)").fetchone()
+        return int(row[0]), int(row[1])
+
+    def events_after(self, after_id: int, limit: int, cell: str | None = None
+                     ) -> list[dict[str, Any]]:
+        """Up to ``limit`` journal events with ids after ``after_id``, oldest first, with
+        their ids; ``after_id`` < 0 gives the newest ``limit``. With ``cell``: that cell's
+        events and the run's own (those of no cell)."""
+        where, args = ("(cell = ? OR cell IS NULL)", [cell]) if cell is not None else ("1", [])
+        if after_id < 0:
+            sql = (f"SELECT * FROM (SELECT id, t, utc, cell, kind, message, data FROM events"
+                   f" WHERE {where} ORDER BY id DESC LIMIT ?) ORDER BY id")
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
+        else:
+            rows = self._conn.execute(
+                f"SELECT id, t, utc, cell, kind, message, data FROM events WHERE {where}"
+                " AND id > ? ORDER BY id LIMIT ?", (*args, after_id, limit)).fetchall()
+        return [{"id": i, "t": t, "utc": u, "cell": c, "kind": k, "message": m,
+                 "data": json.loads(d)} for i, t, u, c, k, m, d in rows]
+
+    def chunk_columns(self, cell: str, kind: str, columns: tuple[str, ...], after_id: int = 0,
+                      until_id: int | None = None, limit: int = 256
+                      ) -> list[tuple[int, dict[str, np.ndarray]]]:
+        """``(chunk id, {column: values})`` of up to ``limit`` of a cell's chunks of ``kind``
+        with ids in (``after_id``, ``until_id``], oldest first. Only the named columns are
+        read from a large chunk's blob (a tenth of the bytes for one column), so a view of
+        millions of points reads what it draws; the blob's size is checked, its checksum
+        (which needs every byte) is not: this is for views, the analysis reads :meth:`read`."""
+        import numpy as np
+
+        names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+        index = [names.index(c) for c in columns]
+        rows = self._conn.execute(
+            "SELECT id, n, length(data), CASE WHEN n <= 64 THEN data END FROM chunks"
+            " WHERE cell = ? AND kind = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+            (cell, kind, after_id, until_id if until_id is not None else 2 ** 62,
+             limit)).fetchall()
+        out = []
+        for chunk_id, n, size, small in rows:
+            if size != n * len(names) * 8:
+                raise StoreError(f"{self.path}: chunk {chunk_id} holds {size} bytes, not the"
+                                 f" {n * len(names) * 8} of its {n} points; the store is"
+                                 " damaged")
+            if small is not None:
+                block = np.frombuffer(small, dtype="<f8").reshape(len(names), n)
+                out.append((chunk_id, {c: block[i].copy() for c, i in zip(columns, index,
+                                                                        strict=True)}))
+                continue
+            cols = {}
+            with self._conn.blobopen("chunks", "data", chunk_id, readonly=True) as blob:
+                for c, i in zip(columns, index, strict=True):
+                    blob.seek(i * n * 8)
+                    cols[c] = np.frombuffer(blob.read(n * 8), dtype="<f8")
+            out.append((chunk_id, cols))
+        return out

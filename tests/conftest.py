@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,7 @@ def write_yaml(tmp_path: Path):
         path.write_text(text, encoding="utf-8")
         return path
     return write
+
+
+with contextlib.suppress(ImportError):   # the lab's tests need the `lab` extra (in `test`)
+    from tests.lab_server import lab, pg  # noqa: F401 -- fixtures of the lab tests

@@ -36,11 +36,11 @@ def test_to_dict_is_the_contract_record():
     }
 
 
-def test_quantity_names_are_the_contracts_twelve():
-    assert len(set(QUANTITY_NAMES)) == 12
-    assert {"ionic_conductivity", "activation_energy", "diffusion_coefficient"} <= set(
-        QUANTITY_NAMES
-    )
+def test_quantity_names_are_the_contracts_sixteen():
+    assert len(set(QUANTITY_NAMES)) == 16
+    assert {"ionic_conductivity", "activation_energy", "diffusion_coefficient",
+            "pulse_resistance", "electronic_conductivity", "ohmic_resistance",
+            "charge_transfer_resistance"} <= set(QUANTITY_NAMES)
 
 
 def test_unknown_quantity_is_refused():

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from typer.testing import CliRunner
 
 from analysis import plots
-from analysis.derive import ANALYSES, Derived, derive
+from analysis.derive import ANALYSES, Derived, Shared, derive
 from analysis.materials import molar_properties
 from analysis.run_data import CellExperiment
 from sequencer.cli import app
@@ -124,7 +124,7 @@ def analyse(kind: str, info: dict, steps: list[tuple[int, float, float]]) -> Der
     out = Derived()
     ce = CellExperiment("test", "cell-1", {"kind": kind, **info}, records, series)
     for analysis in ANALYSES:
-        analysis(ce, out, False, {})
+        analysis(ce, out, False, Shared())
     return out
 
 

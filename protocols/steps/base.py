@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -24,12 +25,42 @@ def _kind_required(schema: dict[str, Any]) -> None:
             required.insert(0, "kind")
 
 
+_S = TypeVar("_S", bound="StepBase")
+
+
+def inherit_tag(steps: Sequence[_S], tag: str) -> list[_S]:
+    """``steps`` with ``tag`` given to each that carries none, and through containers to the
+    steps inside them: what the tag of a loop, a sweep or a compound step means."""
+    if not tag:
+        return list(steps)
+    out = []
+    for step in steps:
+        if step.tag:
+            out.append(step)
+            continue
+        update: dict[str, Any] = {"tag": tag}
+        if "steps" in type(step).model_fields:
+            update["steps"] = inherit_tag(step.steps, tag)  # type: ignore[attr-defined]
+        out.append(step.model_copy(update=update))
+    return out
+
+
 class StepBase(BaseModel):
     model_config = ConfigDict(**FROZEN, json_schema_extra=_kind_required)
     label: str = Field(default="", max_length=200)
     every: Count | None = Field(default=None, ge=1, le=100_000,
                               description="inside a loop: run on iterations 1, 1+N, 1+2N, ...")
     on_resume: ResumePolicy | None = None
+    tag: str = Field(default="", max_length=64, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)?$",
+                     description="what the step is for (rpt, aging, formation): a change of tag"
+                     " starts a new cycle and a new series in the analysis; on a loop or a"
+                     " compound step it holds for the steps inside that carry none")
+
+    @model_validator(mode="after")
+    def _body_inherits_the_tag(self) -> StepBase:
+        if self.tag and "steps" in type(self).model_fields:
+            object.__setattr__(self, "steps", inherit_tag(self.steps, self.tag))  # type: ignore[attr-defined]
+        return self
 
 
 class RecordingStep(StepBase):

@@ -1,0 +1,79 @@
+"""The per-cycle table ``cellseq export RUN --cycles`` writes: one row per cycle and cell.
+
+Cycles are :mod:`analysis.cycles`' (a charge and the discharge after it, however the loops
+nest), numbered over each cell's run as the report numbers them. Columns are named in the Battery
+Data Format's style, a name and its unit:
+
+``Cell``, ``Experiment``, ``Cycle Count / 1``, ``Tag``, ``Series / 1``,
+``Charging Capacity / Ah``, ``Discharging Capacity / Ah``, ``Charging Energy / Wh``,
+``Discharging Energy / Wh``, ``Coulombic Efficiency / %`` (discharge over charge of the cycle,
+charge over discharge for a Li||Cu cell's; empty without both), ``Mean Charge Voltage / V``
+and ``Mean Discharge Voltage / V`` (energy over
+capacity), ``Charge End Reason`` and ``Discharge End Reason`` (how the half's last step ended),
+``Temperature T1 / degC`` (the chamber's set point, else the measured mean), ``C-Rate / 1`` (the
+discharge's, the charge's for a cycle without one) and ``Charge C-Rate / 1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.cycles import Cycle, round_rate, series_of
+from analysis.derive_cycling import cell_cycles
+from analysis.derived import Shared
+from analysis.errors import AnalysisError
+from analysis.run_data import RunData
+
+COLUMNS = ("Cell", "Experiment", "Cycle Count / 1", "Tag", "Series / 1",
+           "Charging Capacity / Ah", "Discharging Capacity / Ah", "Charging Energy / Wh",
+           "Discharging Energy / Wh", "Coulombic Efficiency / %", "Mean Charge Voltage / V",
+           "Mean Discharge Voltage / V", "Charge End Reason", "Discharge End Reason",
+           "Temperature T1 / degC", "C-Rate / 1", "Charge C-Rate / 1")
+
+
+def cycle_table(run_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The table, what of a damaged store could not be read, and notes (a cell whose cycles
+    could not be made, and why)."""
+    data = RunData(run_dir)
+    shared = Shared()
+    rows: list[dict[str, object]] = []
+    notes: list[str] = []
+    for ce in data.cell_experiments():
+        try:
+            cycles = cell_cycles(ce, shared)
+        except AnalysisError as exc:
+            notes.append(f"{ce.experiment}/{ce.cell}: no cycles: {exc}")
+            continue
+        if not cycles:
+            continue
+        shared.cycles_before[ce.cell] = cycles[-1].number
+        one_c = ce.info.get("capacity_Ah")
+        number_of = {c.number: s.number for s in series_of(cycles, one_c) for c in s.cycles}
+        rows.extend(_row(ce.cell, ce.experiment, c, number_of[c.number], one_c)
+                    for c in cycles)
+    return pd.DataFrame(rows, columns=list(COLUMNS)), data.damage, notes
+
+
+def _row(cell: str, experiment: str, c: Cycle, series: int, one_c: float | None
+         ) -> dict[str, object]:
+    ce = c.coulombic_efficiency
+    charge_rate = c.charge_current_A / one_c if one_c and c.charge_current_A else None
+    return {
+        "Cell": cell, "Experiment": experiment, "Cycle Count / 1": c.number, "Tag": c.tag,
+        "Series / 1": series,
+        "Charging Capacity / Ah": c.charge_Ah, "Discharging Capacity / Ah": c.discharge_Ah,
+        "Charging Energy / Wh": c.charge_Wh, "Discharging Energy / Wh": c.discharge_Wh,
+        "Coulombic Efficiency / %": None if ce is None else 100 * ce,
+        "Mean Charge Voltage / V":
+            c.charge_Wh / c.charge_Ah if c.charge_Ah > 0 and c.charge_Wh > 0 else None,
+        "Mean Discharge Voltage / V":
+            c.discharge_Wh / c.discharge_Ah if c.discharge_Ah > 0 and c.discharge_Wh > 0
+            else None,
+        "Charge End Reason": c.charges[-1].end_reason if c.charges else "",
+        "Discharge End Reason": c.discharges[-1].end_reason if c.discharges else "",
+        "Temperature T1 / degC": c.temperature_degC,
+        "C-Rate / 1": c.c_rate(one_c),
+        "Charge C-Rate / 1": None if charge_rate is None else round_rate(charge_rate),
+    }

@@ -1,0 +1,95 @@
+"""A cell's steps as :class:`~analysis.cycles.StepOutcome` records, from its stored data.
+
+What each step passed comes from the points themselves: the cumulative counters' growth over
+the step's rows. The growth between a step's last point and the next step's first (what the
+channel passed after its last point before the output went off) belongs to the step that passed
+it, the earlier one. A step's temperature is the chamber's set point from the last soak before
+it, where the experiment soaked; else the mean of its measured temperature.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.cycles import StepOutcome
+from analysis.errors import AnalysisError
+
+STEP = "Step Count / 1"
+TIME = "Test Time / s"
+TEMPERATURE = "Temperature T1 / degC"
+COUNTERS = {"charge_Ah": "Charging Capacity / Ah", "discharge_Ah": "Discharging Capacity / Ah",
+            "charge_Wh": "Charging Energy / Wh", "discharge_Wh": "Discharging Energy / Wh"}
+KELVIN_OFFSET = 273.15
+
+
+def step_outcomes(steps: list[dict[str, Any]], series: pd.DataFrame,
+                  experiment: str = "") -> list[StepOutcome]:
+    """One record per stored step (a step attempted twice, once interrupted, is one record),
+    in the order the steps ran. ``steps`` are the run store's step rows of one cell and
+    experiment, ``series`` that experiment's points (BDF names)."""
+    passed = _passed_per_step(series)
+    temperatures = _mean_temperatures(series)
+    by_count: dict[int, dict[str, Any]] = {}
+    for s in sorted(steps, key=lambda s: (s["step_count"], s.get("started_t") or 0.0)):
+        by_count[int(s["step_count"])] = s      # the last attempt says how the step ended
+    out = []
+    set_point: float | None = None
+    for count, s in by_count.items():
+        params = s.get("params") or {}
+        if s["kind"] == "set_temperature" and "target_K" in params:
+            set_point = float(params["target_K"]) - KELVIN_OFFSET
+        amounts = passed.get(count, {})
+        measured = temperatures.get(count)
+        current = params.get("current_A") if params.get("technique", "ConstantCurrent") == \
+            "ConstantCurrent" else None
+        out.append(StepOutcome(
+            step_count=count, kind=str(s["kind"]),
+            current_A=float(current) if isinstance(current, int | float) else None,
+            tag=str(params.get("tag") or ""), written_kind=str(params.get("written_kind") or ""),
+            temperature_degC=set_point if set_point is not None else measured,
+            end_reason=str(s.get("end_reason") or ""), experiment=experiment,
+            **{name: amounts.get(name, 0.0) for name in COUNTERS}))
+    return out
+
+
+def _passed_per_step(series: pd.DataFrame) -> dict[int, dict[str, float]]:
+    needed = (STEP, COUNTERS["charge_Ah"], COUNTERS["discharge_Ah"])
+    if series.empty or any(c not in series.columns for c in needed):
+        return {}
+    ordered = series.sort_values(TIME, kind="stable") if TIME in series.columns else series
+    step = ordered[STEP].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(step)):
+        raise AnalysisError(f"{STEP!r} has NaN or inf")
+    step = step.astype(np.int64)
+    # the growth up to a step's first point was passed by the step before it
+    owner = step.copy()
+    owner[1:] = np.where(step[1:] != step[:-1], step[:-1], step[1:])
+    out: dict[int, dict[str, float]] = {}
+    for name, column in COUNTERS.items():
+        if column not in series.columns:   # energies are not in every file
+            continue
+        values = ordered[column].to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise AnalysisError(f"{column!r} has NaN or inf, first at row {int(bad[0])}")
+        growth = np.diff(values, prepend=values[:1])
+        if np.any(growth < 0):
+            row = int(np.flatnonzero(growth < 0)[0])
+            raise AnalysisError(f"{column!r} decreases at row {row} (time order):"
+                                f" {values[row - 1]!r} -> {values[row]!r}; cumulative counters"
+                                " never go down")
+        sums = pd.Series(growth).groupby(owner).sum()
+        for count, value in sums.items():
+            out.setdefault(int(count), {})[name] = float(value)
+    return out
+
+
+def _mean_temperatures(series: pd.DataFrame) -> dict[int, float]:
+    if series.empty or TEMPERATURE not in series.columns:
+        return {}
+    means = series.groupby(STEP)[TEMPERATURE].mean()
+    return {int(k): float(v) for k, v in means.items() if math.isfinite(v)}

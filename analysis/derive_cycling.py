@@ -1,0 +1,225 @@
+"""Full cells: capacity, coulombic efficiency and retention per cycle and per series.
+
+Cycles and series are :mod:`analysis.cycles`' (a charge and the discharge after it, however the
+loops nest; a series is the cycles of one tag, C-rate and temperature). Every result carries its
+cycle's ``series`` (numbered from 1 in the order series first appear in the experiment), ``tag``
+where the steps had one, ``c_rate`` and ``temperature_degC``; retention compares a series' last
+cycle with its first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analysis import plots, plots_series
+from analysis.cycle_steps import step_outcomes
+from analysis.cycles import Cycle, Series, series_of
+from analysis.cycles import cycles_of as _cycles_of
+from analysis.derived import Derived, Shared, note_once, result
+from analysis.errors import AnalysisError
+from analysis.materials import molar_properties
+from analysis.run_data import CellExperiment
+
+#: A series whose cycles span this many cycle numbers or more gets a capacity retention: a
+#: long test, or check-ups spread over one (not three formation cycles).
+RETENTION_MIN_CYCLES = 20
+#: Below this a "C-rate" is a rest's noise, not a discharge.
+MIN_C_RATE = 0.005
+#: A cycle that discharged less than this fraction of the cell's nominal capacity had no real
+#: discharge (it ended at once, or only a rest's noise was counted): its capacity is null.
+MIN_DISCHARGE_FRACTION = 1e-3
+#: Coulombic efficiencies outside this band (percent) are not physical: null, with a note.
+CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
+FARADAY_C_PER_MOL = 96485.33212
+
+
+def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]:
+    """The cycles of one cell in one experiment, numbered on from its earlier experiments'
+    (``shared.cycles_before``; imported runs keep the cycles their files give), made once per
+    experiment where ``shared`` keeps them."""
+    key = (ce.experiment, ce.cell)
+    if shared is not None and key in shared.cycles:
+        return shared.cycles[key]
+    outcomes = step_outcomes(ce.steps, ce.series, ce.experiment)
+    # a Li||Cu cycle plates onto the copper (a discharge), then strips it
+    leading = "discharge" if ce.kind == "li_cu" else "charge"
+    if any((s.get("params") or {}).get("imported") for s in ce.steps):
+        cycles = _cycles_of(outcomes, {int(s["step_count"]): int(s["cycle"]) for s in ce.steps},
+                            leading)
+    else:
+        before = shared.cycles_before.get(ce.cell, 0) if shared is not None else 0
+        cycles = [Cycle(c.number + before, c.tag, c.steps, c.experiment, c.leading)
+                  for c in _cycles_of(outcomes, leading=leading)]
+    if shared is not None:
+        shared.cycles[key] = cycles
+    return cycles
+
+
+def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> None:
+    mass = ce.info.get("active_mass_kg")
+    if ce.kind == "full_cell" and not mass and ce.steps_of("constant_current"):
+        out.notes.append(f"{ce.experiment}/{ce.cell}: no capacities: the cathode's mass and"
+                         " capacity are not known (cellseq import --cathode, --loading,"
+                         " --cathode-diameter, --specific-capacity)")
+    if ce.kind != "full_cell" or not mass or ce.series.empty:
+        return
+    one_c = ce.info.get("capacity_Ah")
+    cycles = [c for c in cell_cycles(ce, shared) if c.discharges]
+    if not cycles:
+        return
+    series = series_of(cycles, one_c)
+    series_of_cycle = {c.number: s for s in series for c in s.cycles}
+    checks = _CapacityChecks(ce, (one_c or 0.0) / mass, out)
+    capacity, efficiency, valid = {}, {}, {}
+    for c in cycles:
+        conditions = _conditions(c, series_of_cycle[c.number], one_c)
+        q = c.discharge_Ah / mass
+        problem = checks.capacity_problem(c.number, q) if one_c else None
+        valid[c.number] = problem is None
+        if problem is None:
+            capacity[c.number] = q
+            out.results.append(result(ce, "discharge_capacity", q, "mAh/g", **conditions))
+        else:
+            out.results.append(result(ce, "discharge_capacity", None, "mAh/g", note=problem,
+                                      **conditions))
+        ratio = c.coulombic_efficiency
+        if ratio is None:
+            continue   # nothing charged in this cycle (one that discharges first)
+        percent = 100 * ratio
+        if problem is None and CE_PLAUSIBLE_PERCENT[0] <= percent <= CE_PLAUSIBLE_PERCENT[1]:
+            efficiency[c.number] = percent
+            out.results.append(result(ce, "coulombic_efficiency", percent, "%", **conditions))
+        else:
+            note = problem or checks.ce_problem(c.number, percent)
+            out.results.append(result(ce, "coulombic_efficiency", None, "%", note=note,
+                                      **conditions))
+    checks.summarise()
+    for s in series:
+        _retention(ce, out, s, [c for c in s.cycles if valid[c.number]], one_c)
+    if figures:
+        _figures(ce, out, series, capacity, efficiency, mass, one_c)
+
+
+def _conditions(c: Cycle, s: Series, one_c: float | None) -> dict[str, float | int | str]:
+    conditions: dict[str, float | int | str] = {"cycle": c.number, "series": s.number}
+    if s.key.tag:
+        conditions["tag"] = s.key.tag
+    rate = c.c_rate(one_c)
+    if rate is not None and rate >= MIN_C_RATE:
+        conditions["c_rate"] = rate
+    if s.key.temperature_degC is not None:
+        conditions["temperature_degC"] = s.key.temperature_degC
+    return conditions
+
+
+def _retention(ce: CellExperiment, out: Derived, s: Series, valid: list[Cycle],
+               one_c: float | None) -> None:
+    """Last over first of a series spanning at least RETENTION_MIN_CYCLES cycles."""
+    if len(valid) < 2 or valid[-1].number - valid[0].number + 1 < RETENTION_MIN_CYCLES:
+        return
+    first, last = valid[0], valid[-1]
+    conditions = _conditions(first, s, one_c)
+    del conditions["cycle"]
+    conditions.update(cycles=len(valid), first_cycle=first.number, last_cycle=last.number)
+    out.results.append(result(ce, "capacity_retention",
+                              100.0 * last.discharge_Ah / first.discharge_Ah, "%",
+                              **conditions))
+
+
+def _figures(ce: CellExperiment, out: Derived, series: list[Series],
+             capacity: dict[int, float], efficiency: dict[int, float], mass: float,
+             one_c: float | None) -> None:
+    # only physical numbers are drawn: a left-out cycle is a gap, said in the notes
+    traces = []
+    for s in series:
+        numbers = np.array([c.number for c in s.cycles], dtype=float)
+        traces.append((str(s.key), numbers,
+                       np.array([capacity.get(int(n), np.nan) for n in numbers]),
+                       np.array([efficiency.get(int(n), np.nan) for n in numbers])))
+    out.figures.append((ce.experiment, f"{ce.cell}: capacity and coulombic efficiency",
+                        plots_series.capacity_and_ce_series(traces, title=ce.cell)))
+    curves = _discharge_curves(ce, series, mass)
+    if curves:
+        out.figures.append((ce.experiment, f"{ce.cell}: voltage against capacity",
+                            plots.voltage_vs_capacity(curves, title=ce.cell)))
+
+
+def _discharge_curves(ce: CellExperiment, series: list[Series], mass: float
+                      ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The first discharge of each series, capacity counted from its start."""
+    curves = []
+    for s in series[:12]:
+        first = s.cycles[0]
+        rows = ce.series[ce.series["Step Count / 1"].isin(
+            [st.step_count for st in first.discharges])]
+        if len(rows) < 3:
+            continue
+        q = (rows["Discharging Capacity / Ah"] - rows["Discharging Capacity / Ah"].iloc[0]) \
+            / mass
+        curves.append((str(s.key), q.to_numpy(), rows["Voltage / V"].to_numpy()))
+    return curves
+
+
+class _CapacityChecks:
+    """Whether a cycle's numbers are physical: a real discharge (not one that ended at once,
+    nor a rest's noise counted as one), no more than the cathode's theoretical capacity, a
+    coulombic efficiency within 0-150 %. Each failure is collected for one note per kind."""
+
+    def __init__(self, ce: CellExperiment, nominal_mAh_g: float, out: Derived) -> None:
+        self.ce, self.nominal, self.out = ce, nominal_mAh_g, out
+        self.theoretical = _theoretical_capacity_mAh_g(str(ce.info.get("cathode", "")))
+        self.no_discharge: list[str] = []
+        self.above: list[str] = []
+        self.bad_ce: list[str] = []
+
+    def capacity_problem(self, cycle: int, q: float) -> str | None:
+        if q < MIN_DISCHARGE_FRACTION * self.nominal:
+            self.no_discharge.append(f"{cycle} ({q:.3g} mAh/g)")
+            return (f"no real discharge: {q:.3g} mAh/g is under {MIN_DISCHARGE_FRACTION:.1%}"
+                    f" of the nominal {self.nominal:.4g} mAh/g (the discharge ended at once)")
+        if self.theoretical is not None and q > self.theoretical:
+            self.above.append(f"{cycle} ({q:.4g} mAh/g)")
+            return (f"{q:.4g} mAh/g is above the theoretical capacity of"
+                    f" {self.ce.info.get('cathode')} ({self.theoretical:.4g} mAh/g)")
+        return None
+
+    def ce_problem(self, cycle: int, ce_percent: float) -> str:
+        self.bad_ce.append(f"{cycle} ({ce_percent:.4g} %)")
+        return (f"coulombic efficiency {ce_percent:.4g} % is outside"
+                f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %")
+
+    def summarise(self) -> None:
+        where = f"{self.ce.experiment}/{self.ce.cell}"
+        for cycles, what in (
+                (self.no_discharge, "no real discharge (under"
+                 f" {MIN_DISCHARGE_FRACTION:.1%} of the nominal {self.nominal:.4g} mAh/g):"
+                 " discharge capacity and coulombic efficiency"),
+                (self.above, "discharge capacity above the cathode's theoretical"
+                 f" {self.theoretical or 0:.4g} mAh/g: discharge capacity and coulombic"
+                 " efficiency"),
+                (self.bad_ce, "coulombic efficiency outside"
+                 f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %: coulombic"
+                 " efficiency")):
+            if cycles:
+                note_once(self.out, f"{where}: {_cycles_text(cycles)}: {what} reported as"
+                          " null, left out of the plots and of the retention")
+
+
+def _cycles_text(cycles: list[str]) -> str:
+    shown = ", ".join(cycles[:8])
+    more = f" and {len(cycles) - 8} more" if len(cycles) > 8 else ""
+    return f"cycle{'s' if len(cycles) > 1 else ''} {shown}{more}"
+
+
+def _theoretical_capacity_mAh_g(cathode: str) -> float | None:
+    """One Li per formula unit: F / (3.6 M) mAh/g, M in g/mol (NCM811: 275 mAh/g; LFP: 170);
+    None for a cathode whose molar mass the analysis does not know."""
+    try:
+        molar_mass_g = molar_properties(cathode).molar_mass_kg_per_mol * 1e3
+    except AnalysisError:
+        return None
+    if not math.isfinite(molar_mass_g) or molar_mass_g <= 0:
+        return None
+    return FARADAY_C_PER_MOL / 3.6 / molar_mass_g

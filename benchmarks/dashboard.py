@@ -1,0 +1,378 @@
+"""The dashboard against its targets, measured in a real browser (Chromium through Playwright).
+
+    python benchmarks/dashboard.py [--work DIR] [--screenshots docs/]
+
+1. First paint of a run with 10 M points: a dry run of one NCM811 cell cycled 1550 times at
+   1C, a point every second (about 10 M points, 3 years of test time; made once and kept in
+   --work), served by `cellseq dashboard`; the time from navigation to the page drawn (the
+   page marks it after its plots' next animation frame), for the overview and for the cell's
+   page (V-t, I-t, T-t over the whole run, capacity and CE over every cycle, Nyquist), the
+   first time after the dashboard started (its min/max summary of the series is built then)
+   and again.
+2. A committed point visible: a writer commits a point every 0.5-1.5 s (at random) into a
+   run's store, as a run on hardware does (the same RunStore calls, synced commits); the cell
+   page open in the browser records when each point's value appears; the delay from commit to
+   page, per point.
+3. 50 cells live: a dry run of 50 cells (virtual time, as fast as it goes), alone and while the
+   dashboard serves it with the overview and a cell page open in the browser, alternated; the
+   run's own wall time.
+4. --screenshots: PNGs of the overview (the 10 M run, and a paced dry run of the 50 cells with
+   one paused from the page and one faulted) and of the 10 M cell's page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LONG = """campaign: dashboard-benchmark
+cells:
+  - id: ncm811-long-1
+    kind: full_cell
+    electrolyte: AIOSE
+    thickness: 300 um
+    diameter: 16 mm
+    cathode: {material: NCM811, loading: 1.9 mg/cm^2, diameter: 12 mm,
+              specific_capacity: 200 mAh/g}
+    limits: {max_voltage: 4.45 V, min_voltage: 2.5 V, max_current: 2 mA}
+experiments:
+  - name: cycling
+    cells: [ncm811-long-1]
+    steps:
+      - {kind: set_temperature, target: 25 degC, tolerance: 0.5 K, hold: 10 min, timeout: 3 h}
+      - kind: loop
+        count: 1550
+        steps:
+          - {kind: peis, f_start: 1 MHz, f_end: 0.1 Hz, amplitude: 10 mV,
+             points_per_decade: 8, every: 200}
+          - {kind: constant_current, direction: charge, current: 1C, until_voltage: 4.35 V,
+             record_every: 1 s}
+          - {kind: constant_voltage, voltage: 4.35 V, until_current: C/20, duration: 1 h,
+             record_every: 1 s}
+          - {kind: constant_current, direction: discharge, current: 1C, until_voltage: 2.8 V,
+             record_every: 1 s}
+          - {kind: rest, duration: 10 min, record_every: 1 s}
+"""
+
+
+def fifty(loops: int) -> str:
+    """50 Li|Li cells plating and stripping; li-50's limit is too tight, so it faults."""
+    cells = "\n".join(
+        f"  - {{id: li-{k:02d}, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um,"
+        f" diameter: 16 mm{', limits: {max_voltage: 1 mV}' if k == 50 else ''}}}"
+        for k in range(1, 51))
+    return f"""campaign: fifty-cells
+cells:
+{cells}
+experiments:
+  - name: plating
+    cells: [{", ".join(f"li-{k:02d}" for k in range(1, 51))}]
+    steps:
+      - kind: loop
+        count: {loops}
+        steps:
+          - {{kind: constant_current, direction: charge, current: 0.1 mA, duration: 30 min,
+             record_every: 10 s}}
+          - {{kind: constant_current, direction: discharge, current: 0.1 mA,
+             duration: 30 min, record_every: 10 s}}
+"""
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def cellseq(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sequencer", *args], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+class Dashboard:
+    def __init__(self, *args: str) -> None:
+        self.proc = cellseq("dashboard", *args, "--port", "0")
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline() if ready else ""
+        if " at http" not in line:
+            raise SystemExit(f"the dashboard did not start: {line}{self.proc.stderr.read()}")
+        self.url = line.split(" at ", 1)[1].strip()
+        self.base = self.url.split("/?")[0]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def painted_ms(page, url: str, kind: str) -> float:
+    """Navigation to the page drawn, as the page's own clock measures it."""
+    page.goto("about:blank")
+    page.goto(url)
+    page.wait_for_selector(f"body[data-painted={kind}]", state="attached", timeout=60_000)
+    return page.evaluate("() => performance.getEntriesByName('cellseq-painted')[0].startTime")
+
+
+def make_long_run(work: Path) -> Path:
+    run_dir = work / "runs" / "ncm811-10M"
+    if (run_dir / "run.sqlite").exists():
+        return run_dir
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    protocol = work / "long.yaml"
+    protocol.write_text(LONG)
+    print("making the 10 M point run (once; kept in --work) ...", flush=True)
+    began = time.perf_counter()
+    proc = cellseq("run", str(protocol), "--sim", "--out", str(run_dir))
+    _out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"the dry run failed: {err}")
+    print(f"  made in {time.perf_counter() - began:.0f} s", flush=True)
+    return run_dir
+
+
+def first_paint(browser, work: Path, shots: Path | None) -> None:
+    from store import RunStore
+
+    run_dir = make_long_run(work)
+    store = RunStore.open(run_dir)
+    points = store.point_count("ncm811-long-1")
+    store.close()
+    dash = Dashboard(str(run_dir))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        cell_url = f"{dash.base}/#/run/ncm811-10M/cell/ncm811-long-1"
+        page.goto(dash.url)   # the token: into the page's session
+        cold_cell = painted_ms(page, cell_url, "cell")
+        drawn = page.locator("#shown").get_attribute("data-drawn")
+        warm_cell = [painted_ms(page, cell_url, "cell") for _ in range(5)]
+        overview = [painted_ms(page, dash.base + "/", "overview") for _ in range(5)]
+        print(f"first paint, a run with {points / 1e6:.2f} M points (one cell, "
+              f"{drawn} points drawn):")
+        print(f"  cell page, the first time after the dashboard started: {cold_cell:.0f} ms")
+        print(f"  cell page again: median {statistics.median(warm_cell):.0f} ms,"
+              f" worst {max(warm_cell):.0f} ms (5 loads)")
+        print(f"  overview: median {statistics.median(overview):.0f} ms, worst"
+              f" {max(overview):.0f} ms (5 loads)")
+        if shots is not None:
+            painted_ms(page, cell_url, "cell")
+            time.sleep(0.5)
+            page.screenshot(path=str(shots / "dashboard-cell.png"), full_page=True)
+        page.close()
+    finally:
+        dash.stop()
+
+
+def commit_to_page(browser, work: Path, points: int = 30) -> None:
+    """A writer commits a point a second (synced, as on hardware); the page records when each
+    point's value shows."""
+    from sequencer.locks import hold_run_dir
+    from store import Chunk, RunStore
+
+    run_dir = work / "latency-run"
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    store = RunStore.create(run_dir, durable=True)
+    with store.transaction():
+        store.set_meta("manifest", {"campaign": "latency", "mode": "hardware",
+                                    "started_utc": time.time()})
+        store.set_meta("cells", {"c1": {"kind": "symmetric_li"}})
+        store.set_meta("status", "running")
+        step = store.begin_step("c1", "e", 1, 1, "rest", 0, 0.0, {})
+    committed: dict[str, float] = {}
+    stop = threading.Event()
+
+    import random
+    spacing = random.Random(1)
+
+    def write() -> None:
+        t = 0.0
+        for k in range(points + 5):
+            # at random moments, so commits do not fall in step with the dashboard's polls
+            if stop.wait(spacing.uniform(0.5, 1.5)):
+                return
+            t += 1.0
+            v = round(3.0 + 1e-4 * k, 4)
+            cols = {c: [0.0] for c in ("step_time_s", "utc_s", "current_A", "temperature_C",
+                                       "charge_Ah", "discharge_Ah", "charge_Wh",
+                                       "discharge_Wh")}
+            cols.update(test_time_s=[t], voltage_V=[v])
+            import numpy as np
+            with store.transaction():
+                store.append(step, Chunk("c1", 1, 1, 0, "series",
+                                         {c: np.asarray(x) for c, x in cols.items()}))
+                store.set_cell_state("c1", "running", t, last={"t": t, "voltage_V": v})
+            committed[f"{v:.4f}"] = time.time()
+
+    with hold_run_dir(run_dir):
+        dash = Dashboard(str(run_dir))
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(dash.url)
+            page.goto(f"{dash.base}/#/run/latency-run/cell/c1")
+            page.wait_for_selector("body[data-painted=cell]", state="attached")
+            page.evaluate("""() => { window.seen = {};
+              new MutationObserver(() => {
+                const v = document.querySelector('#latest').dataset.v;
+                if (v && !(v in window.seen))
+                  window.seen[Number(v).toFixed(4)] = performance.timeOrigin + performance.now();
+              }).observe(document.querySelector('#latest'), {attributes: true}); }""")
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join()
+            time.sleep(2.5)
+            seen = page.evaluate("() => window.seen")
+        finally:
+            stop.set()
+            dash.stop()
+            store.close()
+    delays = sorted(seen[v] / 1000 - committed[v] for v in committed if v in seen)
+    missed = len(committed) - len(delays)
+    print(f"committed point to page, {len(committed)} points 0.5-1.5 s apart: median"
+          f" {statistics.median(delays):.2f} s, 95th percentile"
+          f" {delays[int(0.95 * (len(delays) - 1))]:.2f} s, worst {delays[-1]:.2f} s"
+          f"{f'; {missed} never shown' if missed else ''}")
+
+
+def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
+    protocol = work / "fifty.yaml"
+    protocol.write_text(fifty(loops=60))
+    root = work / "fifty-runs"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+
+    def one_run(k: int, watched: bool) -> float:
+        out = root / f"run-{k}-{'watched' if watched else 'alone'}"
+        dash = pages = None
+        if watched:
+            dash = Dashboard("--runs", str(root))
+        proc = cellseq("run", str(protocol), "--sim", "--out", str(out), "--no-report")
+        try:
+            if watched:
+                while not (out / "run.sqlite").exists():
+                    time.sleep(0.02)
+                time.sleep(0.2)
+                pages = [browser.new_page(viewport={"width": 1400, "height": 1000})
+                         for _ in range(2)]
+                pages[0].goto(dash.url)
+                pages[1].goto(dash.url)
+                pages[1].goto(f"{dash.base}/#/run/{out.name}/cell/li-01")
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            _stdout, err = proc.communicate()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)   # the run's process alone
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        finally:
+            for p in pages or []:
+                p.close()
+            if dash is not None:
+                dash.stop()
+        line = next((ln for ln in _stdout.splitlines() if "the run itself" in ln), None)
+        if line is None:
+            raise SystemExit(f"the 50-cell run failed: {err}")
+        return float(line.split("the run itself")[1].split()[0])
+
+    alone, watched, cpu = [], [], []
+    for k in range(rounds):
+        alone.append(one_run(2 * k, False))
+        watched.append(one_run(2 * k + 1, True))
+    cpu_alone, cpu_watched = cpu[0::2], cpu[1::2]
+    a, w = statistics.median(alone), statistics.median(watched)
+    print(f"50 cells, a dry run of 60 plating/stripping cycles each (50 x 60 h): the run"
+          f" alone {a:.2f} s, while the dashboard serves it to a browser {w:.2f} s (medians of"
+          f" {rounds}): {100 * (w / a - 1):+.1f} %")
+    print(f"  alone: {', '.join(f'{x:.2f}' for x in alone)}; watched:"
+          f" {', '.join(f'{x:.2f}' for x in watched)}")
+    ca, cw = statistics.median(cpu_alone), statistics.median(cpu_watched)
+    print(f"  the run process's CPU time (less sensitive to other work on the machine): alone"
+          f" {ca:.2f} s, watched {cw:.2f} s: {100 * (cw / ca - 1):+.1f} %")
+    if shots is not None:
+        paced_screenshot(browser, work, protocol, shots)
+
+
+def paced_screenshot(browser, work: Path, protocol: Path, shots: Path) -> None:
+    """The overview of a paced dry run of the 50 cells, li-07 paused from the page, beside
+    the 10 M run."""
+    root = work / "shots"
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir()
+    long_run = work / "runs" / "ncm811-10M"
+    run_dir = root / "fifty-cells"
+    proc = cellseq("run", str(protocol), "--sim", "--speed", "120", "--out", str(run_dir),
+                   "--no-report")
+    while not (run_dir / "run.sqlite").exists():
+        time.sleep(0.05)
+    dash = Dashboard(str(run_dir), str(long_run))
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("dialog", lambda d: d.accept())
+        page.goto(dash.url)
+        page.wait_for_selector("body[data-painted=overview]", state="attached")
+        page.fill("#who", "benchmark")
+        page.locator("#who").dispatch_event("change")
+        page.wait_for_function("() => document.querySelector(\"tr[data-cell='li-07']\")"
+                               "?.dataset.state === 'running'", timeout=60_000)
+        page.locator("tr[data-cell='li-07'] button[data-action=pause]").click()
+        page.wait_for_function("() => document.querySelector(\"tr[data-cell='li-07']\")"
+                               ".dataset.state === 'paused'", timeout=60_000)
+        time.sleep(1.0)
+        page.screenshot(path=str(shots / "dashboard-overview.png"), full_page=False)
+        page.close()
+    finally:
+        dash.stop()
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, help="keep the runs here (the 10 M point run"
+                        " is made once)")
+    parser.add_argument("--screenshots", type=Path, help="write the README's PNGs here")
+    parser.add_argument("--rounds", type=int, default=3, help="50-cell runs of each kind")
+    parser.add_argument("--only", choices=("paint", "latency", "fifty"))
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="cellseq-dashboard-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("CELLSEQ_LOCK_DIR", str(work / "locks"))
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        print(f"browser: {browser.browser_type.name} {browser.version}; work: {work}")
+        if args.only in (None, "paint"):
+            first_paint(browser, work, args.screenshots)
+        if args.only in (None, "latency"):
+            commit_to_page(browser, work)
+        if args.only in (None, "fifty"):
+            fifty_cells(browser, work, args.rounds, args.screenshots)
+        browser.close()
+    print(json.dumps({"work": str(work)}))
+
+
+if __name__ == "__main__":
+    main()

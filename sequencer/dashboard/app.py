@@ -1,0 +1,349 @@
+"""The dashboard's web application (Starlette): pages, a JSON API, server-sent events.
+
+Everything it shows comes from a :class:`~sequencer.dashboard.source.RunSource`; it knows
+nothing of run directories or stores. Access (:class:`Access`): controls need the token
+printed at start, sent by the page in a header (a cookie alone does not do: another site's
+form could send it); served beyond the loopback interface, every request needs the token
+(the first page takes it from the address, ``/?token=...``, and leaves a cookie). On the
+loopback interface, requests must name a loopback host (a page of another site that resolves
+its name to 127.0.0.1 gets nothing). Every page's content security policy allows this server
+alone: nothing is loaded from elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from drivers.errors import CellseqError
+from sequencer.dashboard.envelope import SeriesView
+from sequencer.dashboard.source import NotFound, Refused, RunSource, SourceError
+
+STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("cellseq.dashboard")
+TOKEN_HEADER = "x-cellseq-token"
+TOKEN_COOKIE = "cellseq_token"
+#: How often the runs are looked at for changes (live runs; others every IDLE_POLL_S).
+TICK_S = 0.5
+IDLE_POLL_S = 5.0
+KEEPALIVE_S = 15.0
+MAX_WIDTH = 8000
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+_SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
+     b" frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+@dataclass(frozen=True)
+class Access:
+    token: str
+    pages_need_token: bool   # served beyond the loopback interface
+
+    def valid(self, value: str | None) -> bool:
+        return value is not None and secrets.compare_digest(value.encode(), self.token.encode())
+
+    def page_token(self, request: Request) -> str | None:
+        return request.headers.get(TOKEN_HEADER) or request.cookies.get(TOKEN_COOKIE) or \
+            request.query_params.get("token")
+
+
+class _Gate:
+    """Security headers on every response; served beyond loopback, the token on every
+    request (a valid ``?token=`` leaves a cookie, for the pages' own requests)."""
+
+    def __init__(self, app: ASGIApp, access: Access) -> None:
+        self.app, self.access = app, access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        set_cookie = False
+        if self.access.pages_need_token:
+            if not self.access.valid(self.access.page_token(request)):
+                response = JSONResponse(
+                    {"error": "this dashboard needs its token: open the address it printed"
+                              " when it started (.../?token=...)"}, status_code=401)
+                await response(scope, receive, _with_headers(send, False, self.access))
+                return
+            set_cookie = self.access.valid(request.query_params.get("token")) and \
+                not self.access.valid(request.cookies.get(TOKEN_COOKIE))
+        await self.app(scope, receive, _with_headers(send, set_cookie, self.access))
+
+
+def _with_headers(send: Send, set_cookie: bool, access: Access) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers += _SECURITY_HEADERS
+            if set_cookie:
+                headers.append((b"set-cookie", f"{TOKEN_COOKIE}={access.token}; Path=/;"
+                                               " HttpOnly; SameSite=Strict".encode()))
+            message = {**message, "headers": headers}
+        await send(message)
+    return sending
+
+
+class Hub:
+    """Looks at every run for changes (``TICK_S``; runs no process holds every
+    ``IDLE_POLL_S``) and wakes the event streams of the runs that changed."""
+
+    def __init__(self, source: RunSource) -> None:
+        self.source = source
+        self.versions: dict[str, object] = {}
+        self.overviews: dict[str, dict[str, Any]] = {}
+        self._due: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    async def run(self) -> None:
+        self.warming = asyncio.ensure_future(anyio.to_thread.run_sync(self._warm))
+        while True:
+            changed = await anyio.to_thread.run_sync(self._poll)
+            if changed:
+                event, self.changed = self.changed, asyncio.Event()
+                event.set()
+            await asyncio.sleep(TICK_S)
+
+    def _warm(self) -> None:
+        try:
+            self.source.warm()
+        except CellseqError as exc:   # a view of that run will say it again, to its reader
+            log.warning("preparing the runs' views: %s", exc)
+
+    def _poll(self) -> bool:
+        changed = False
+        now = time.monotonic()
+        for info in self.source.runs():
+            if now < self._due.get(info.id, 0.0):
+                continue
+            self._due[info.id] = now + (TICK_S if info.live else IDLE_POLL_S) * 0.9
+            try:
+                version = self.source.version(info.id)
+                if version != self.versions.get(info.id):
+                    self.overviews[info.id] = _plain(self.source.overview(info.id))
+                    self.versions[info.id] = version
+                    changed = True
+            except SourceError as exc:
+                self.overviews[info.id] = {"error": str(exc)}
+                self.versions[info.id] = ("error", str(exc))
+        return changed
+
+
+def build_app(source: RunSource, access: Access) -> Starlette:
+    hub = Hub(source)
+
+    async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        return await anyio.to_thread.run_sync(fn, *args)
+
+    def handled(endpoint: Callable[[Request], Awaitable[Response]]
+                ) -> Callable[[Request], Awaitable[Response]]:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except NotFound as exc:
+                return JSONResponse({"error": str(exc)}, status_code=404)
+            except Refused as exc:
+                return JSONResponse({"error": str(exc)}, status_code=409)
+            except (SourceError, _BadRequest) as exc:
+                return JSONResponse({"error": str(exc)},
+                                    status_code=400 if isinstance(exc, _BadRequest) else 500)
+        return wrapped
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html")
+
+    async def runs(request: Request) -> Response:
+        return _json({"runs": [_plain(r) for r in await call(source.runs)],
+                      "controls_need_token": True})
+
+    async def overview(request: Request) -> Response:
+        return _json(_plain(await call(source.overview, request.path_params["run"])))
+
+    async def events(request: Request) -> Response:
+        q = request.query_params
+        return _json({"events": await call(
+            source.events, request.path_params["run"], _int(q, "after", -1, -1, 2 ** 62),
+            q.get("cell"), _int(q, "limit", 200, 1, 2000))})
+
+    async def series(request: Request) -> Response:
+        q = request.query_params
+        view: SeriesView = await call(
+            source.series, request.path_params["run"], request.path_params["cell"],
+            _float(q, "t0"), _float(q, "t1"), _int(q, "width", 1000, 10, MAX_WIDTH))
+        return _json({
+            "t_first_s": view.t_first_s, "t_last_s": view.t_last_s, "t0_s": view.t0_s,
+            "t1_s": view.t1_s, "points_in_view": view.points_in_view,
+            "every_point": view.every_point,
+            "traces": {q: {"t": tr.t_s.tolist(), "y": tr.y.tolist()}
+                       for q, tr in view.traces.items()}})
+
+    async def cycles(request: Request) -> Response:
+        rows = await call(source.cycles, request.path_params["run"], request.path_params["cell"])
+        return _json({"cycles": [_plain(r) for r in rows]})
+
+    async def spectra(request: Request) -> Response:
+        got = await call(source.spectra, request.path_params["run"],
+                         request.path_params["cell"],
+                         _int(request.query_params, "last", 3, 0, 50))
+        return _json({"spectra": [_plain(s) for s in got]})
+
+    async def results(request: Request) -> Response:
+        got = _plain(await call(source.results, request.path_params["run"]))
+        cell = request.query_params.get("cell")
+        if cell is not None:   # one cell's page: its rows only
+            for key in ("results", "checks", "expected"):
+                got[key] = [r for r in got[key] if r.get("cell") == cell]
+            got["figures"] = []
+        return _json(got)
+
+    async def figure(request: Request) -> Response:
+        data = await call(source.figure, request.path_params["run"],
+                          request.path_params["name"])
+        return Response(data, media_type="image/png")
+
+    async def control(request: Request) -> Response:
+        if not access.valid(request.headers.get(TOKEN_HEADER)):
+            return JSONResponse({"error": "controls need the token the dashboard printed when"
+                                          " it started"}, status_code=403)
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise _BadRequest("the request is not JSON") from None
+        if not isinstance(body, dict) or body.get("action") not in ("pause", "continue",
+                                                                    "stop"):
+            raise _BadRequest("action must be pause, continue or stop")
+        cell = body.get("cell")
+        who = body.get("who") or "someone"
+        if not (cell is None or isinstance(cell, str)) or not isinstance(who, str):
+            raise _BadRequest("cell and who must be text")
+        address = request.client.host if request.client else "unknown"
+        request_id = await call(source.control, request.path_params["run"], body["action"],
+                                cell, who.strip()[:80] or "someone", address)
+        return _json({"request": request_id}, status_code=202)
+
+    async def stream(request: Request) -> Response:
+        run_id = request.query_params.get("run")
+        if run_id is not None:
+            await call(source.overview, run_id)   # NotFound for an unknown run
+
+        async def changes() -> AsyncIterator[str]:
+            seen: dict[str, object] = {}
+            while True:
+                payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
+                           if (run_id is None or rid == run_id) and seen.get(rid) != v
+                           and rid in hub.overviews}
+                for rid in payload:
+                    seen[rid] = hub.versions[rid]
+                if payload:
+                    yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
+                    continue
+                yield ": still here\n\n"
+
+        return StreamingResponse(changes(), media_type="text/event-stream",
+                                 headers={"X-Accel-Buffering": "no"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(hub.run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            if hasattr(hub, "warming"):
+                hub.warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    routes = [
+        Route("/", index),
+        Route("/api/runs", handled(runs)),
+        Route("/api/stream", handled(stream)),
+        Route("/api/runs/{run}", handled(overview)),
+        Route("/api/runs/{run}/events", handled(events)),
+        Route("/api/runs/{run}/results", handled(results)),
+        Route("/api/runs/{run}/figures/{name}", handled(figure)),
+        Route("/api/runs/{run}/control", handled(control), methods=["POST"]),
+        Route("/api/runs/{run}/cells/{cell}/series", handled(series)),
+        Route("/api/runs/{run}/cells/{cell}/cycles", handled(cycles)),
+        Route("/api/runs/{run}/cells/{cell}/spectra", handled(spectra)),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    middleware = [Middleware(_Gate, access=access)]
+    if not access.pages_need_token:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+class _BadRequest(SourceError):
+    """A request's parameters are wrong."""
+
+
+def _int(q: Any, name: str, default: int, lo: int, hi: int) -> int:
+    text = q.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be a whole number, not {text!r}") from None
+    if not lo <= value <= hi:
+        raise _BadRequest(f"{name} must lie between {lo} and {hi}, not {value}")
+    return value
+
+
+def _float(q: Any, name: str) -> float | None:
+    text = q.get(name)
+    if text in (None, ""):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadRequest(f"{name} must be a number, not {text!r}") from None
+    if not math.isfinite(value):
+        raise _BadRequest(f"{name} must be a finite number, not {text!r}")
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [_plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _json(data: Any, status_code: int = 200) -> Response:
+    return Response(json.dumps(_plain(data), allow_nan=False, separators=(",", ":")),
+                    status_code=status_code, media_type="application/json")

@@ -1,0 +1,56 @@
+"""Serve the dashboard with uvicorn until Ctrl-C."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+from collections.abc import Callable
+
+from sequencer.dashboard.source import RunSource
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0: any free port); OSError if it cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(64)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(source: RunSource, sock: socket.socket, host: str,
+          announce: Callable[[str, str, bool], None], token: str | None = None) -> None:
+    """Serve ``source`` on ``sock`` until Ctrl-C. ``announce(url, token, pages_need_token)``
+    is called once the server is about to accept requests."""
+    import uvicorn
+
+    from sequencer.dashboard.app import Access, build_app
+
+    access = Access(token or secrets.token_urlsafe(18), pages_need_token=not is_loopback(host))
+    app = build_app(source, access)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on",
+                            timeout_graceful_shutdown=1, access_log=False)
+    server = uvicorn.Server(config)
+    port = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    announce(f"http://{shown}:{port}/?token={access.token}", access.token,
+             access.pages_need_token)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        source.close()

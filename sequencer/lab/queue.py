@@ -1,0 +1,221 @@
+"""The lab's queue (procrastinate) and the commands that put work in it and take it out.
+
+One procrastinate task, ``cellseq.run``, with one argument: the run's id. Everything else a
+station needs (the protocol files, the seed, where the job may go) is in the lab record
+(``runs``, ``run_files``), written at submission, so a job is as readable as the record.
+
+Queues route jobs to stations:
+
+- ``<lab>/s/<station>``: a job for that station alone (``--station``), and every job a station
+  has started: a started job's cells are on that station's channels, so it never moves;
+- ``<lab>/n/<kinds>``: a job that needs only kinds of instrument (``--needs``), coded ``c``
+  cycler, ``p`` potentiostat, ``t`` chamber; a worker takes from every combination of the kinds
+  its station has.
+
+Queue names are short because PostgreSQL notifies each queue on a channel whose name is at
+most 63 bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import re
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sequencer.lab.settings import LabDb, LabError, station_name
+
+if TYPE_CHECKING:
+    import procrastinate
+    import psycopg
+
+    from protocols import Campaign
+    from sequencer.station import Station
+
+TASK = "cellseq.run"
+KIND_CODES = {"cycler": "c", "potentiostat": "p", "chamber": "t"}
+KINDS = tuple(KIND_CODES)
+
+
+def station_queue(lab: str, station: str) -> str:
+    return f"{lab}/s/{station}"
+
+
+def needs_queue(lab: str, kinds: Iterable[str]) -> str:
+    return f"{lab}/n/{''.join(sorted(KIND_CODES[k] for k in set(kinds)))}"
+
+
+def worker_queues(lab: str, station: str, kinds: Iterable[str]) -> list[str]:
+    """The station's own queue, then one per combination of the kinds it has."""
+    have = sorted(set(kinds))
+    combos = [c for n in range(1, len(have) + 1) for c in itertools.combinations(have, n)]
+    return [station_queue(lab, station), *(needs_queue(lab, c) for c in combos)]
+
+
+def parse_needs(text: str) -> tuple[str, ...]:
+    kinds = tuple(sorted({k.strip() for k in text.split(",") if k.strip()}))
+    unknown = [k for k in kinds if k not in KIND_CODES]
+    if unknown or not kinds:
+        raise LabError(f"--needs {text!r}: a comma-separated list of {', '.join(KINDS)}")
+    return kinds
+
+
+def make_app(db: LabDb, *, max_connections: int = 3, application: str = "cellseq") -> \
+        procrastinate.App:
+    """The lab's procrastinate app: its tables are in the lab's schema (the connection's
+    search_path), its connections few (a lab has many workers)."""
+    import procrastinate
+
+    connector = procrastinate.PsycopgConnector(
+        conninfo=db.with_options(application_name=application[:63]),
+        min_size=1, max_size=max_connections)
+    return procrastinate.App(connector=connector)
+
+
+def kinds_needed(campaign: Campaign) -> tuple[str, ...]:
+    """The kinds of instrument a protocol needs: those of the simulated station ``--sim``
+    would place it on (a potentiostat only for what a cycler cannot run)."""
+    from sequencer.station import simulated_station
+
+    station = simulated_station(campaign)
+    used = {station.instruments[p.instrument].kind for p in station.cells.values()}
+    used |= {station.instruments[p.chamber].kind for p in station.cells.values() if p.chamber}
+    return tuple(sorted(used))
+
+
+def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str | None,
+           needs: tuple[str, ...] | None, seed: int, app: procrastinate.App | None = None
+           ) -> tuple[int, str, list[str]]:
+    """Validate ``protocol`` and queue it: for ``station`` alone, or for any station with the
+    kinds of instrument ``needs`` (default: those the protocol needs). Returns the job id, the
+    run id and notes for the user. Raises ProtocolError (the protocol is invalid) or LabError
+    (no such station, none that can run it); nothing is queued then. ``app``: an open
+    procrastinate app of the lab, to queue many jobs through one pool."""
+    from protocols import load_campaign
+    from protocols.errors import ProtocolError
+    from sequencer.lab.placement import place
+    from sequencer.plan import build_plan
+    from sequencer.station import simulated_station
+
+    campaign = load_campaign(protocol)
+    build_plan(campaign, simulated_station(campaign), protocol.name)   # the protocol itself
+    notes: list[str] = []
+    stations = _stations(conn)
+    if station is not None:
+        station_name(station)
+        if station not in stations:
+            raise LabError(f"lab {db.lab!r} has no station {station!r}"
+                           f" ({_listing(stations)}); a station joins when its worker starts")
+        build_plan(campaign, stations[station], protocol.name)   # ProtocolError names it
+        queue, needs = station_queue(db.lab, station), None
+    else:
+        required = kinds_needed(campaign)
+        if needs is None:
+            needs = required
+        missing = sorted(set(required) - set(needs))
+        if missing:
+            raise LabError(f"{protocol.name} needs a {' and a '.join(missing)} (as --sim would"
+                           f" place it), which --needs {','.join(needs)} leaves out")
+        able, unable = [], []
+        verdicts: dict[str, str | None] = {}   # stations alike but for their name: once
+        for name, candidate in stations.items():
+            if not set(needs) <= {i.kind for i in candidate.instruments.values()}:
+                continue
+            alike = candidate.model_dump_json(exclude={"station"})
+            if alike not in verdicts:
+                try:
+                    build_plan(campaign, place(campaign, candidate), protocol.name)
+                    verdicts[alike] = None
+                except (LabError, ProtocolError) as exc:   # the station cannot run it
+                    verdicts[alike] = str(exc).splitlines()[0]
+            if verdicts[alike] is None:
+                able.append(name)
+            else:
+                unable.append(f"{name}: {verdicts[alike]}")
+        if not able:
+            why = "; ".join(unable) if unable else \
+                f"none has a {' and a '.join(needs)} ({_listing(stations)})"
+            raise LabError(f"no station of lab {db.lab!r} can run {protocol.name}: {why}")
+        if unable:
+            notes.append("stations that cannot run it and will pass it on: " + "; ".join(unable))
+        queue = needs_queue(db.lab, needs)
+    run_id = _run_id(campaign.campaign)
+    with conn.transaction():
+        conn.execute("INSERT INTO runs (run_id, campaign, protocol, seed, target_station, needs,"
+                     " status) VALUES (%s, %s, %s, %s, %s, %s, 'queued')",
+                     (run_id, campaign.campaign, protocol.name, seed, station,
+                      list(needs) if needs else None))
+        for f in campaign.files:
+            conn.execute("INSERT INTO run_files VALUES (%s, %s, %s, %s)",
+                         (run_id, f.name, f.data, hashlib.sha256(f.data).hexdigest()))
+    try:
+        if app is None:
+            with make_app(db, application="cellseq lab submit").open() as own:
+                job_id = own.configure_task(TASK, queue=queue).defer(run_id=run_id)
+        else:
+            job_id = app.configure_task(TASK, queue=queue).defer(run_id=run_id)
+    except Exception as exc:
+        with conn.transaction():
+            conn.execute("UPDATE runs SET status = 'refused', message = %s, ended = now()"
+                         " WHERE run_id = %s", (f"could not be queued: {exc}", run_id))
+        raise LabError(f"{run_id} could not be queued: {exc}") from None
+    with conn.transaction():
+        conn.execute("UPDATE runs SET job_id = %s WHERE run_id = %s", (job_id, run_id))
+    return job_id, run_id, notes
+
+
+def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
+    """Cancel a queued job, or ask its station to stop a running one (every output off); by
+    job id or run id. Returns what happened."""
+    row = _job_row(conn, db, job)
+    job_id, run_id, status = row
+    if status is None:
+        raise LabError(f"job {job_id} of run {run_id} is not in the queue")
+    app = make_app(db, application="cellseq lab cancel")
+    with app.open():
+        accepted = app.job_manager.cancel_job_by_id(job_id, abort=True)
+    if not accepted:
+        raise LabError(f"job {job_id} (run {run_id}) has already ended ({status})")
+    if status == "todo":
+        with conn.transaction():
+            conn.execute("UPDATE runs SET status = 'cancelled', ended = now() WHERE run_id = %s",
+                         (run_id,))
+        return f"job {job_id} (run {run_id}) cancelled before it started"
+    return (f"job {job_id} (run {run_id}): its station was asked to stop the run; every output"
+            " goes off, and cellseq lab status shows it cancelled once the station confirms")
+
+
+def _job_row(conn: psycopg.Connection, db: LabDb, job: str) -> tuple[int, str, str | None]:
+    if re.fullmatch(r"[0-9]{1,18}", job):
+        where, arg = "r.job_id = %s", int(job)
+    else:
+        where, arg = "r.run_id = %s", job
+    row = conn.execute("SELECT r.job_id, r.run_id, j.status::text FROM runs r LEFT JOIN"
+                       f" procrastinate_jobs j ON j.id = r.job_id WHERE {where}",
+                       (arg,)).fetchone()
+    if row is None or row[0] is None:
+        raise LabError(f"lab {db.lab!r} has no job {job!r} (give a job id or a run id, as"
+                       " cellseq lab status shows them)")
+    return row[0], row[1], row[2]
+
+
+def _stations(conn: psycopg.Connection) -> dict[str, Station]:
+    """The lab's stations, as their workers registered them."""
+    from sequencer.station import Station
+
+    return {name: Station.model_validate(record)
+            for name, record in conn.execute("SELECT name, station FROM stations ORDER BY name")}
+
+
+def _listing(stations: dict[str, Any]) -> str:
+    return "stations: " + ", ".join(stations) if stations else "no station has joined yet"
+
+
+def _run_id(campaign: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", campaign)[:40].strip("-.") or "run"
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stem}-{stamp}-{secrets.token_hex(3)}"

@@ -1,0 +1,364 @@
+"""A station's worker: takes the lab's jobs for its station and runs them, one at a time.
+
+``cellseq lab worker --station st.yaml`` registers the station in the lab (its name, the kinds
+of instrument it has, its station file without passwords), then takes jobs from its own queue
+and from the queues of every combination of its kinds (:mod:`sequencer.lab.queue`), and runs
+each (:mod:`sequencer.lab.job`). One worker per station: a second one on the same PC is refused
+(a lock file), and one on another PC is refused while the first still reports in.
+
+It reports every few seconds (``stations.seen``): ``cellseq lab status`` reports a station that
+stayed silent longer than the lab's station time-out, with the jobs waiting for it; they are
+never moved to another station.
+
+When it starts, it takes back its station's jobs that an earlier worker left running (the PC
+crashed, the worker was killed): they go back to the station's queue and their runs resume.
+Jobs that a dead worker fetched but never started go back to their queue for any station.
+
+When the database cannot be reached the running run goes on, its rows wait in its run store,
+and the worker tries again every few seconds; it takes no new job until the database answers.
+Ctrl-C (or SIGTERM) stops the worker: the running run stops with every output off, and its job
+waits for this station's next worker, which resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from procrastinate.retry import BaseRetryStrategy, RetryDecision
+
+from sequencer.lab.queue import TASK, make_app, station_queue, worker_queues
+from sequencer.lab.settings import LabDb, LabError, station_name
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from sequencer.station import Station
+
+#: Seconds between two reports of the station to the record.
+HEARTBEAT_S = 5.0
+#: A worker whose procrastinate heartbeat is older than this is dead (its never-started jobs
+#: are requeued).
+STALLED_S = 30.0
+#: Seconds between two looks for jobs a dead worker fetched and never started.
+RESCUE_EVERY_S = 30.0
+#: How long a stopping worker keeps trying to write to the record before it leaves.
+STOP_PATIENCE_S = 10.0
+
+
+class RecordLink:
+    """The worker's own connection to the lab record (the queue has its pool): one call at a
+    time, from a thread; a broken connection is dropped and made again at the next call."""
+
+    def __init__(self, db: LabDb, application: str) -> None:
+        self._conninfo = db.with_options(application_name=application[:63], keepalives=1,
+                                         keepalives_idle=10, keepalives_interval=5,
+                                         keepalives_count=3)
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        import psycopg
+
+        with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._conninfo, autocommit=True)
+            try:
+                return fn(self._conn, *args)
+            except psycopg.Error:
+                if self._conn.broken or self._conn.closed:
+                    self._conn.close()
+                    self._conn = None
+                raise
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(self.call, fn, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+class StationWorker:
+    def __init__(self, db: LabDb, station_path: Path, station: Station, runs_root: Path,
+                 say: Callable[[str], None] | None = None) -> None:
+        import procrastinate
+        import psycopg
+        import psycopg_pool
+
+        self.db = db
+        self.name = station_name(station.station)
+        self.station_path = Path(station_path).resolve()
+        self.station = station
+        self.kinds = sorted({i.kind for i in station.instruments.values()})
+        self.queues = worker_queues(db.lab, self.name, self.kinds)
+        self.runs_root = Path(runs_root).resolve()
+        self.link = RecordLink(db, f"cellseq station {self.name}")
+        self.stopping = False
+        self.db_errors: tuple[type[BaseException], ...] = (
+            psycopg.Error, psycopg_pool.PoolTimeout, procrastinate.exceptions.ConnectorException,
+            OSError)
+        self._say = say or _print
+        self._down = False
+        self._worker: Any = None
+        self._stopped = asyncio.Event()
+
+    def say(self, message: str) -> None:
+        self._say(message)
+
+    async def record(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(conn, *args)`` on the record, tried again through a database outage until it
+        goes through (a stopping worker gives up after ``STOP_PATIENCE_S``). For the writes a
+        job cannot do without: each is idempotent, or harmless twice (a journal line)."""
+        import psycopg
+
+        pause, since = 0.5, time.monotonic()
+        while True:
+            try:
+                result = await self.link(fn, *args)
+            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+                self.database_down(exc)
+                if self.stopping and time.monotonic() - since > STOP_PATIENCE_S:
+                    raise
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            self.database_up()
+            return result
+
+    # -- the database's health, as the worker reports it ----------------------------------------
+
+    def database_down(self, exc: BaseException) -> None:
+        if not self._down:
+            self._down = True
+            self.say(f"lab database unreachable ({_short(exc)}): runs go on, their rows wait in"
+                     " their run stores; trying again")
+
+    def database_up(self, copied: int = 0) -> None:
+        if self._down:
+            self._down = False
+            self.say("lab database reachable again" +
+                     (f"; {copied} rows kept meanwhile copied" if copied else ""))
+
+    # -- serving ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self.stopping:
+            self.say("stopping: a running run stops with every output off, and its job waits"
+                     f" for station {self.name}")
+        self.stopping = True
+        self._stopped.set()
+        if self._worker is not None:
+            self._worker.stop()
+
+    async def serve(self) -> None:
+        """Take and run jobs until :meth:`stop`; ride out database outages."""
+        for name in ("procrastinate", "psycopg.pool"):   # the worker reports outages itself
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        self._install_signals()
+        self.runs_root.mkdir(parents=True, exist_ok=True)
+        pause = 1.0
+        first = True
+        while not self.stopping:
+            try:
+                await self._session(first)
+                first = False
+                pause = 1.0
+            except LabError:
+                raise
+            except self.db_errors as exc:
+                self.database_down(exc)
+            if not self.stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), pause)
+                pause = min(pause * 2, 5.0)
+        self.link.close()
+
+    async def _session(self, first: bool) -> None:
+        from procrastinate.worker import Worker
+
+        app = make_app(self.db, application=f"cellseq station {self.name}")
+        app.task(name=TASK, pass_context=True, retry=_Retry())(_run_job)
+        async with app.open_async():
+            await self.link(self._register, first)
+            self.database_up()
+            await self._take_back(app)
+            beat = asyncio.ensure_future(self._heartbeat(app))
+            try:
+                self._worker = Worker(
+                    app, queues=self.queues, name=f"station {self.name}", concurrency=1,
+                    install_signal_handlers=False, additional_context={"station": self},
+                    update_heartbeat_interval=HEARTBEAT_S, stalled_worker_timeout=STALLED_S,
+                    fetch_job_polling_interval=2.0, abort_job_polling_interval=1.0)
+                if first:
+                    self.say(f"station {self.name} ({', '.join(self.kinds)}) takes jobs of"
+                             f" {self.db.where}; runs in {self.runs_root}")
+                if not self.stopping:
+                    await self._worker.run()
+            finally:
+                self._worker = None
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError, *self.db_errors):
+                    await beat
+
+    def _register(self, conn: psycopg.Connection, first: bool) -> None:
+        record = self.station.model_dump(mode="json", exclude_none=True)
+        for inst in record["instruments"].values():
+            inst.pop("password", None)
+        host, pid = socket.gethostname(), os.getpid()
+        with conn.transaction():
+            row = conn.execute("SELECT host, pid, now() - seen < make_interval(secs =>"
+                               " (SELECT value::float8 FROM lab_settings WHERE key ="
+                               " 'station_timeout_s')) FROM stations WHERE name = %s FOR UPDATE",
+                               (self.name,)).fetchone()
+            if first and row is not None and row[0] != host and row[2]:
+                raise LabError(f"station {self.name} is served by a worker on {row[0]}"
+                               f" (process {row[1]}), which reported in recently; a station has"
+                               " one worker: stop that one first")
+            conn.execute(
+                "INSERT INTO stations (name, kinds, station, host, pid, started, seen) VALUES"
+                " (%s, %s, %s, %s, %s, now(), now()) ON CONFLICT (name) DO UPDATE SET"
+                " kinds = excluded.kinds, station = excluded.station, host = excluded.host,"
+                " pid = excluded.pid, started = CASE WHEN %s THEN now() ELSE stations.started"
+                " END, seen = now(), login = current_user",
+                (self.name, self.kinds, json.dumps(record), host, pid, first))
+
+    async def _take_back(self, app: Any) -> None:
+        """Jobs an earlier worker of this station left running: back to this station's queue
+        (their runs resume), or ended if they were cancelled meanwhile."""
+        from procrastinate.jobs import Status
+
+        rows = await self.link(_left_running, self.name)
+        for job_id, abort, run_id in rows:
+            if abort:
+                await app.job_manager.finish_job_by_id_async(job_id, Status.ABORTED, False)
+                await self.link(_cancelled, run_id)
+                self.say(f"run {run_id} (job {job_id}) was cancelled while no worker ran it")
+            else:
+                await app.job_manager.retry_job_by_id_async(
+                    job_id, _now(), queue=station_queue(self.db.lab, self.name))
+                self.say(f"run {run_id} (job {job_id}) was left running by an earlier worker:"
+                         " taking it back to resume it")
+
+    async def _heartbeat(self, app: Any) -> None:
+        since_rescue = RESCUE_EVERY_S
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            since_rescue += HEARTBEAT_S
+            try:
+                await self.link(_seen, self.name)
+                self.database_up()
+                if since_rescue >= RESCUE_EVERY_S:
+                    since_rescue = 0.0
+                    for job_id, run_id in await self.link(_never_started, STALLED_S):
+                        await app.job_manager.retry_job_by_id_async(job_id, _now())
+                        self.say(f"run {run_id} (job {job_id}): its worker died before"
+                                 " starting it; back in its queue")
+            except self.db_errors as exc:
+                self.database_down(exc)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        if os.name == "nt" or threading.current_thread() is not threading.main_thread():
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(self.stop))
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+
+async def _run_job(context: Any, run_id: str) -> str:
+    """The procrastinate task: one job, on the station of the worker that fetched it."""
+    from sequencer.lab.job import JobRun
+
+    worker: StationWorker = context.additional_context["station"]
+    try:
+        return await JobRun(worker, run_id).run()
+    except (LabError, asyncio.CancelledError, *_passing()):
+        raise
+    except Exception as exc:   # a bug: say it where the station's operator sees it
+        import traceback
+
+        worker.say(f"run {run_id}: the worker failed:\n{traceback.format_exc()}")
+        with contextlib.suppress(*worker.db_errors):
+            await worker.record(_failed, run_id, f"the station's worker failed: {exc!r}")
+        raise
+
+
+def _passing() -> tuple[type[BaseException], ...]:
+    from sequencer.lab.job import StationStopping
+
+    return (StationStopping,)
+
+
+class _Retry(BaseRetryStrategy):
+    """procrastinate's retry strategy for the lab: a stopping worker's job goes back to its
+    station's queue; a job this station cannot place goes back to its queue for another;
+    nothing else is retried (a run is never started twice by accident)."""
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        from sequencer.lab.job import PassOn, StationStopping
+
+        if isinstance(exception, StationStopping):
+            return RetryDecision(retry_at=_now(), queue=exception.queue)
+        if isinstance(exception, PassOn):
+            return RetryDecision(retry_in={"seconds": 5})
+        return None
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _print(message: str) -> None:
+    stamp = dt.datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {message}", flush=True, file=sys.stdout)
+
+
+# -- the record (each runs in the worker's record link) ----------------------------------------
+
+def _left_running(conn: Any, station: str) -> list[tuple[int, bool, str]]:
+    return conn.execute("SELECT j.id, j.abort_requested, r.run_id FROM procrastinate_jobs j"
+                        " JOIN runs r ON r.job_id = j.id WHERE j.status = 'doing' AND"
+                        " r.station = %s ORDER BY j.id", (station,)).fetchall()
+
+
+def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str]]:
+    return conn.execute(
+        "SELECT j.id, r.run_id FROM procrastinate_jobs j JOIN runs r ON r.job_id = j.id"
+        " LEFT JOIN procrastinate_workers w ON w.id = j.worker_id WHERE j.status = 'doing'"
+        " AND r.started IS NULL AND (w.id IS NULL OR w.last_heartbeat < now() -"
+        " make_interval(secs => %s))", (stalled_s,)).fetchall()
+
+
+def _seen(conn: Any, station: str) -> None:
+    conn.execute("UPDATE stations SET seen = now() WHERE name = %s", (station,))
+
+
+def _cancelled(conn: Any, run_id: str) -> None:
+    conn.execute("UPDATE runs SET status = 'cancelled', ended = now(), message = 'cancelled"
+                 " while no worker ran it' WHERE run_id = %s", (run_id,))
+
+
+def _failed(conn: Any, run_id: str, message: str) -> None:
+    conn.execute("UPDATE runs SET status = 'failed', ended = now(), message = %s WHERE"
+                 " run_id = %s", (message, run_id))

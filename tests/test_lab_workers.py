@@ -1,0 +1,206 @@
+"""Station workers in processes of their own, on one PostgreSQL: sharing a queue, a station
+PC that crashes mid-run, the database cut mid-run, a cancel. Each worker logs in with its own
+station role and password; every run is a dry run of a few seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from sequencer.cli import app
+from store import RunStore
+
+from .lab_server import LONG, QUICKSTART
+
+runner = CliRunner()
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the tests stop workers with SIGINT")
+
+
+def operator(lab) -> dict[str, str]:
+    """Run ``cellseq`` as the lab's operator (its password from the environment)."""
+    name = f"{lab.name}_op"
+    if name not in lab.passwords:
+        lab.login(name, "operator")
+    env = {"PGPASSWORD": lab.passwords[name], "CELLSEQ_LAB": lab.name,
+           "CELLSEQ_LAB_DB": lab.url(name)}
+
+    def cellseq(*args: object):
+        result = runner.invoke(app, [str(a) for a in args], env=env)
+        return result
+    return cellseq
+
+
+def submitted(result) -> tuple[int, str]:
+    assert result.exit_code == 0, result.output
+    words = result.output.split()
+    return int(words[1].rstrip(":")), words[3]
+
+
+def stations_up(lab, *names: str) -> bool:
+    rows = lab.sql("SELECT name FROM stations")
+    return {r[0] for r in rows} >= set(names)
+
+
+def local_points(run_dir) -> int:
+    store = RunStore.open(run_dir)
+    try:
+        return store.point_count()
+    finally:
+        store.close()
+
+
+def no_point_twice(lab, run_id: str, tmp_path) -> None:
+    """The record holds each point once: no (step, test time) of a cell twice, and every
+    step's points in time order, in the run rebuilt from the record."""
+    from sequencer.lab.record import rebuild
+
+    with psycopg.connect(lab.admin().conninfo, autocommit=True) as conn:
+        rebuild(conn, lab.admin(), run_id, tmp_path / f"copy-{run_id}")
+    store = RunStore.open(tmp_path / f"copy-{run_id}")
+    try:
+        for cell in store.cells():
+            data = store.read(cell)
+            keys = set(zip(data["step_count"].tolist(), data["test_time_s"].tolist(),
+                           strict=True))
+            assert len(keys) == len(data["test_time_s"]), f"{cell}: a point twice"
+            for step in np.unique(data["step_count"]):
+                t = data["test_time_s"][data["step_count"] == step]
+                assert np.all(np.diff(t) > 0), f"{cell} step {step}: points out of order"
+    finally:
+        store.close()
+
+
+def test_two_workers_take_jobs_from_one_queue(lab, tmp_path):
+    cellseq = operator(lab)
+    for station in ("st-1", "st-2"):
+        lab.start_worker(station, lab.login(f"{lab.name}_{station[-1]}", "station"))
+    lab.wait(lambda: stations_up(lab, "st-1", "st-2"), 60, "both stations to join")
+    jobs = [submitted(cellseq("lab", "submit", QUICKSTART, "--seed", str(seed)))
+            for seed in (1, 2)]
+
+    def done() -> bool:
+        return all(lab.run(run)["status"] == "completed" for _, run in jobs)
+    lab.wait(done, 90, "both runs to complete")
+    ran_on = {lab.run(run)["station"] for _, run in jobs}
+    assert ran_on == {"st-1", "st-2"}, "each worker took one of the two jobs"
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    shown = {r["run_id"]: r for r in st["runs"]}
+    for _, run in jobs:
+        assert shown[run]["job"] == "succeeded" and shown[run]["status"] == "completed"
+        station = lab.run(run)["station"]
+        assert shown[run]["points"] == local_points(lab.run_dir(station, run)) > 0
+        result = cellseq("report", run, "--lab", lab.name, "--copy-dir", tmp_path / run)
+        assert result.exit_code == 0, result.output
+        summary = json.loads((tmp_path / run / "report" / "summary.json").read_text())
+        assert summary["run"]["status"] == "completed"
+        assert any(r["quantity"] == "ionic_conductivity" for r in summary["results"])
+    assert st["problems"] == []
+
+    # no password reaches a run directory, the job's folder or the lab record
+    secrets = [p.encode() for p in lab.passwords.values()]
+    for path in (lab.folder / "runs").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert not any(s in data for s in secrets), f"a password in {path}"
+    tables = [r[0] for r in lab.sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+        (f"cellseq_{lab.name}",))]
+    assert "run_chunks" in tables and "procrastinate_jobs" in tables
+    for table in tables:
+        for (text,) in lab.sql(f"SELECT t::text FROM {table} t"):
+            assert not any(s.decode() in text for s in secrets), f"a password in {table}"
+
+    # the station validates again: a job its own station file cannot run is refused there
+    lab.sql("UPDATE stations SET station = jsonb_set(station, '{cells,ncm-z}',"
+            " '{\"instrument\": \"cycler-1\", \"channel\": 5}') WHERE name = 'st-2'")
+    (tmp_path / "z.yaml").write_text(LONG.format(count=3).replace("ncm-a", "ncm-z"))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "z.yaml", "--station", "st-2"))
+    lab.wait(lambda: lab.run(run)["status"] == "refused", 30, "the station to refuse it")
+    assert "does not validate on station st-2" in lab.run(run)["message"]
+    assert "ncm-z" in lab.run(run)["message"]
+    assert not lab.run_dir("st-2", run).exists()   # nothing ran
+    assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
+        [("failed",)]
+
+
+def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tmp_path):
+    cellseq = operator(lab)
+    logins = {s: lab.login(f"{lab.name}_{s[-1]}", "station") for s in ("st-1", "st-2")}
+    first = lab.start_worker("st-1", logins["st-1"])
+    lab.start_worker("st-2", logins["st-2"])
+    lab.wait(lambda: stations_up(lab, "st-1", "st-2"), 60, "both stations to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=400))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    # the station PC crashes: its worker and the run die at once, without a word
+    os.kill(lab.run_pid("st-1", run), signal.SIGKILL)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert lab.run(run)["status"] == "running"
+    assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
+        [("doing",)]
+    lab.start_worker("st-1", logins["st-1"])
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "the run to complete")
+    record = lab.run(run)
+    assert record["station"] == "st-1" and record["resumes"] == 1
+    assert "taking it back to resume it" in lab.worker_log("st-1")
+    assert run not in lab.worker_log("st-2")
+    assert not lab.run_dir("st-2", run).exists()
+    run_dir = lab.run_dir("st-1", run)
+    store = RunStore.open(run_dir)
+    kinds = [e["kind"] for e in store.events()]
+    store.close()
+    assert "run_resumed" in kinds
+    assert lab.points(run) == local_points(run_dir)
+    no_point_twice(lab, run, tmp_path)
+
+
+def test_the_database_cut_mid_run_loses_and_doubles_nothing(lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=400))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    # the database goes away for the station: every connection dropped, logins refused
+    lab.sql(f"ALTER ROLE {login} NOLOGIN")
+    lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (login,))
+    in_record = lab.points(run)
+    run_dir = lab.run_dir("st-1", run)
+    lab.wait(lambda: local_points(run_dir) > in_record + 5000, 60, "the run to go on")
+    assert lab.points(run) == in_record, "nothing reaches the record during the outage"
+    lab.wait(lambda: "lab database unreachable" in lab.worker_log("st-1"), 30,
+             "the worker to say so")
+    lab.sql(f"ALTER ROLE {login} LOGIN")
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 120, "the run to complete")
+    assert lab.points(run) == local_points(run_dir)
+    for table in ("steps", "events"):
+        assert lab.sql(f"SELECT count(*) FROM run_{table} WHERE run_id = %s", (run,))[0][0] == \
+            len(getattr(RunStore.open(run_dir), table)())
+    no_point_twice(lab, run, tmp_path)
+    assert "lab database reachable again" in lab.worker_log("st-1")
+    lab.wait(lambda: lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                             (job,)) == [("succeeded",)], 60, "the job to succeed")
+
+    # and a cancel stops a running run with every output off
+    (tmp_path / "longer.yaml").write_text(LONG.format(count=3000))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "longer.yaml"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the second run's first points")
+    result = cellseq("lab", "cancel", str(job))
+    assert result.exit_code == 0 and "asked to stop the run" in result.output
+    lab.wait(lambda: lab.run(run)["status"] == "cancelled", 60, "the run to be cancelled")
+    from sequencer.status import run_status
+
+    st = run_status(lab.run_dir("st-1", run))
+    assert st["status"] == "interrupted"
+    assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
+        [("aborted",)]
+    assert lab.points(run) == local_points(lab.run_dir("st-1", run))
