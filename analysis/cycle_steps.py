@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.cycles import StepOutcome
+from analysis.cycles import Cycle, StepOutcome, cycles_of
 from analysis.errors import AnalysisError
 
 STEP = "Step Count / 1"
@@ -31,8 +31,13 @@ def step_outcomes(steps: list[dict[str, Any]], series: pd.DataFrame,
     """One record per stored step (a step attempted twice, once interrupted, is one record),
     in the order the steps ran. ``steps`` are the run store's step rows of one cell and
     experiment, ``series`` that experiment's points (BDF names)."""
-    passed = _passed_per_step(series)
-    temperatures = _mean_temperatures(series)
+    return outcomes_of(steps, _passed_per_step(series), _mean_temperatures(series), experiment)
+
+
+def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]],
+                temperatures: dict[int, float], experiment: str = "") -> list[StepOutcome]:
+    """:func:`step_outcomes` from what each step passed (step count -> counter -> amount, as
+    :class:`PassedPerStep` folds it) and each step's mean measured temperature."""
     by_count: dict[int, dict[str, Any]] = {}
     for s in sorted(steps, key=lambda s: (s["step_count"], s.get("started_t") or 0.0)):
         by_count[int(s["step_count"])] = s      # the last attempt says how the step ended
@@ -54,6 +59,38 @@ def step_outcomes(steps: list[dict[str, Any]], series: pd.DataFrame,
             end_reason=str(s.get("end_reason") or ""), experiment=experiment,
             **{name: amounts.get(name, 0.0) for name in COUNTERS}))
     return out
+
+
+class PassedPerStep:
+    """What each step passed, folded chunk by chunk from a cell's points in time order: a
+    view of a growing run adds only its new chunks, and gets :func:`step_outcomes`' amounts.
+
+    The growth up to a step's first point belongs to the step before it, as there."""
+
+    def __init__(self) -> None:
+        self.passed: dict[int, dict[str, float]] = {}
+        self._last: dict[str, float] = {}
+        self._step: int | None = None
+
+    def add(self, step_count: int, counters: dict[str, np.ndarray]) -> None:
+        """One chunk of one step: ``counters`` maps COUNTERS' keys to cumulative values."""
+        for name, values in counters.items():
+            if values.size == 0:
+                continue
+            if not np.all(np.isfinite(values)):
+                raise AnalysisError(f"{COUNTERS[name]!r} has NaN or inf in step {step_count}")
+            before = self._last.get(name, float(values[0]))
+            growth = np.diff(values, prepend=before)
+            if np.any(growth < 0):
+                raise AnalysisError(f"{COUNTERS[name]!r} decreases in step {step_count};"
+                                    " cumulative counters never go down")
+            first_owner = self._step if self._step is not None else step_count
+            mine = self.passed.setdefault(step_count, {})
+            head = self.passed.setdefault(first_owner, {})
+            head[name] = head.get(name, 0.0) + float(growth[0])
+            mine[name] = mine.get(name, 0.0) + float(growth[1:].sum())
+            self._last[name] = float(values[-1])
+        self._step = step_count
 
 
 def _passed_per_step(series: pd.DataFrame) -> dict[int, dict[str, float]]:
@@ -93,3 +130,17 @@ def _mean_temperatures(series: pd.DataFrame) -> dict[int, float]:
         return {}
     means = series.groupby(STEP)[TEMPERATURE].mean()
     return {int(k): float(v) for k, v in means.items() if math.isfinite(v)}
+
+
+def numbered_cycles(outcomes: list[StepOutcome], steps: list[dict[str, Any]], kind: str,
+                    before: int) -> list[Cycle]:
+    """One experiment's cycles of a cell from its step outcomes, numbered on from ``before``
+    (the cycles of the cell's earlier experiments); an imported run's steps keep the cycle
+    numbers their files give. The report and the dashboard both count cycles here."""
+    # a Li||Cu cycle plates onto the copper (a discharge), then strips it
+    leading = "discharge" if kind == "li_cu" else "charge"
+    if any((s.get("params") or {}).get("imported") for s in steps):
+        return cycles_of(outcomes, {int(s["step_count"]): int(s["cycle"]) for s in steps},
+                          leading)
+    return [Cycle(c.number + before, c.tag, c.steps, c.experiment, c.leading)
+            for c in cycles_of(outcomes, leading=leading)]

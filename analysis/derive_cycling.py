@@ -14,9 +14,8 @@ import math
 import numpy as np
 
 from analysis import plots, plots_series
-from analysis.cycle_steps import step_outcomes
+from analysis.cycle_steps import numbered_cycles, step_outcomes
 from analysis.cycles import Cycle, Series, series_of
-from analysis.cycles import cycles_of as _cycles_of
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.errors import AnalysisError
 from analysis.materials import molar_properties
@@ -42,16 +41,9 @@ def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]
     key = (ce.experiment, ce.cell)
     if shared is not None and key in shared.cycles:
         return shared.cycles[key]
-    outcomes = step_outcomes(ce.steps, ce.series, ce.experiment)
-    # a Li||Cu cycle plates onto the copper (a discharge), then strips it
-    leading = "discharge" if ce.kind == "li_cu" else "charge"
-    if any((s.get("params") or {}).get("imported") for s in ce.steps):
-        cycles = _cycles_of(outcomes, {int(s["step_count"]): int(s["cycle"]) for s in ce.steps},
-                            leading)
-    else:
-        before = shared.cycles_before.get(ce.cell, 0) if shared is not None else 0
-        cycles = [Cycle(c.number + before, c.tag, c.steps, c.experiment, c.leading)
-                  for c in _cycles_of(outcomes, leading=leading)]
+    before = shared.cycles_before.get(ce.cell, 0) if shared is not None else 0
+    cycles = numbered_cycles(step_outcomes(ce.steps, ce.series, ce.experiment), ce.steps,
+                             ce.kind, before)
     if shared is not None:
         shared.cycles[key] = cycles
     return cycles

@@ -598,29 +598,37 @@ class RunStore:
         """``(chunk id, {column: values})`` of up to ``limit`` of a cell's chunks of ``kind``
         with ids in (``after_id``, ``until_id``], oldest first. Only the named columns are
         read from a large chunk's blob (a tenth of the bytes for one column), so a view of
-        millions of points reads what it draws; the blob's size is checked, its checksum
+        millions of points reads what it draws (``step_count`` is the chunk's step, one value
+        per point); the blob's size is checked, its checksum
         (which needs every byte) is not: this is for views, the analysis reads :meth:`read`."""
         import numpy as np
 
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+        with_step = "step_count" in columns
+        columns = tuple(c for c in columns if c != "step_count")
         index = [names.index(c) for c in columns]
         rows = self._conn.execute(
-            "SELECT id, n, length(data), CASE WHEN n <= 64 THEN data END FROM chunks"
+            "SELECT id, n, length(data), CASE WHEN n <= 64 THEN data END, step_count"
+            " FROM chunks"
             " WHERE cell = ? AND kind = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
             (cell, kind, after_id, until_id if until_id is not None else 2 ** 62,
              limit)).fetchall()
         out = []
-        for chunk_id, n, size, small in rows:
+        for chunk_id, n, size, small, step_count in rows:
             if size != n * len(names) * 8:
                 raise StoreError(f"{self.path}: chunk {chunk_id} holds {size} bytes, not the"
                                  f" {n * len(names) * 8} of its {n} points; the store is"
                                  " damaged")
             if small is not None:
                 block = np.frombuffer(small, dtype="<f8").reshape(len(names), n)
-                out.append((chunk_id, {c: block[i].copy() for c, i in zip(columns, index,
-                                                                        strict=True)}))
+                cols = {c: block[i].copy() for c, i in zip(columns, index, strict=True)}
+                if with_step:
+                    cols["step_count"] = np.full(n, int(step_count), dtype=np.int64)
+                out.append((chunk_id, cols))
                 continue
             cols = {}
+            if with_step:
+                cols["step_count"] = np.full(n, int(step_count), dtype=np.int64)
             with self._conn.blobopen("chunks", "data", chunk_id, readonly=True) as blob:
                 for c, i in zip(columns, index, strict=True):
                     blob.seek(i * n * 8)

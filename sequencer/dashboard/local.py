@@ -19,15 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from analysis.cycling import (
-    CHARGE_CAPACITY,
-    CYCLE,
-    DISCHARGE_CAPACITY,
-    TEST_TIME,
-    cycle_table,
-)
+from analysis.cycle_steps import PassedPerStep, numbered_cycles, outcomes_of
 from analysis.errors import AnalysisError
 from sequencer.controls import Action, ControlError, write_request
 from sequencer.dashboard.envelope import QUANTITIES, Envelope, SeriesView
@@ -54,6 +47,8 @@ FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
 MAX_SUMMARY_BYTES = 64 * 2 ** 20
 MAX_FIGURE_BYTES = 32 * 2 ** 20
 _COLUMNS = ("test_time_s", *QUANTITIES)
+#: The cumulative counters cycles are counted from (analysis.cycle_steps.COUNTERS' keys).
+_COUNTER_COLUMNS = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -184,6 +179,8 @@ class _LocalRun:
         self._live, self._live_at = False, -math.inf
         #: answers kept until the store changes (its newest chunk and event ids move)
         self._kept: dict[tuple[object, ...], tuple[object, Any]] = {}
+        #: per cell: what each experiment's steps passed so far, and the last chunk folded in
+        self._folds: dict[str, tuple[dict[str, PassedPerStep], int]] = {}
 
     def _keep(self, key: tuple[object, ...], stamp: object, make: Any) -> Any:
         kept = self._kept.get(key)
@@ -329,33 +326,49 @@ class _LocalRun:
                               lambda: self._cycles(store, cell))
 
     def _cycles(self, store: RunStore, cell: str) -> list[CycleRow]:
-        rows = [(0.0, 0, 0.0, 0.0)]   # the counters start at zero with the test
-        for s in store.steps(cell):
-            if s["end_counters"]:
-                c = s["end_counters"]
-                rows.append((s["ended_t"], s["cycle"], c["charge_Ah"], c["discharge_Ah"]))
+        """The cell's cycles as the report counts them (:mod:`analysis.cycle_steps`), from
+        what each step passed; the new chunks are folded in, the old ones not read again."""
+        steps = store.steps(cell)
         state = next((s for s in store.cell_states() if s["cell"] == cell), None)
-        counters = state["checkpoint"].get("counters") if state else None
-        if state is not None and counters and state["cycle"] is not None:
-            rows.append((state["updated_t"], state["cycle"], counters["charge_Ah"],
-                         counters["discharge_Ah"]))   # the step running now, so far
-        mass = self._cells()[cell].get("active_mass_kg")
-        finished = state is not None and state["state"] in ("completed", "faulted")
-        current = state["cycle"] if state is not None else None
-        df = pd.DataFrame(rows, columns=[TEST_TIME, CYCLE, CHARGE_CAPACITY,
-                                         DISCHARGE_CAPACITY])
+        experiment_of = {int(s["step_count"]): str(s["experiment"]) for s in steps}
+        folds, after = self._folds.setdefault(cell, ({}, 0))
         try:
-            table = cycle_table(df, mass)
+            while True:
+                got = store.chunk_columns(cell, "series", ("step_count", *_COUNTER_COLUMNS),
+                                          after_id=after, limit=256)
+                if not got:
+                    break
+                for chunk_id, cols in got:
+                    count = int(cols["step_count"][0]) if cols["step_count"].size else 0
+                    experiment = experiment_of.get(count) or (state or {}).get("experiment", "")
+                    folds.setdefault(experiment, PassedPerStep()).add(
+                        count, {k: cols[k] for k in _COUNTER_COLUMNS})
+                    after = chunk_id
         except AnalysisError as exc:
             raise SourceError(f"run {self.id}, cell {cell}: cycles: {exc}") from None
-        out = []
-        for r in table.to_dict("records"):
-            complete = finished or current is None or int(r["cycle"]) < current
-            out.append(CycleRow(int(r["cycle"]), complete, float(r["charge_capacity_Ah"]),
-                                float(r["discharge_capacity_Ah"]),
-                                _finite(r["coulombic_efficiency"]) if complete else None,
-                                _finite(r.get("charge_capacity_mAh_g")),
-                                _finite(r.get("discharge_capacity_mAh_g"))))
+        finally:
+            self._folds[cell] = (folds, after)
+        info = self._cells()[cell]
+        mass = info.get("active_mass_kg")
+        finished = state is not None and state["state"] in ("completed", "faulted")
+        running = None if finished or state is None else state.get("experiment")
+        out: list[CycleRow] = []
+        before = 0
+        for experiment in _in_order(steps):
+            mine = [s for s in steps if s["experiment"] == experiment]
+            fold = folds.get(experiment)
+            outcomes = outcomes_of(mine, fold.passed if fold else {}, {}, experiment)
+            cycles = numbered_cycles(outcomes, mine, str(info.get("kind", "")), before)
+            if cycles:
+                before = cycles[-1].number
+            for i, c in enumerate(cycles):
+                complete = experiment != running or i < len(cycles) - 1
+                ce = c.coulombic_efficiency
+                out.append(CycleRow(
+                    c.number, complete, c.charge_Ah, c.discharge_Ah,
+                    _finite(ce) if complete and ce is not None else None,
+                    c.charge_Ah / mass if mass else None,
+                    c.discharge_Ah / mass if mass else None))
         return out
 
     def spectra(self, cell: str, last: int) -> list[Spectrum]:
@@ -484,3 +497,12 @@ def _finite(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _in_order(steps: list[dict[str, Any]]) -> list[str]:
+    """The experiments of a cell's steps, in the order they began."""
+    out: list[str] = []
+    for s in sorted(steps, key=lambda s: (s["started_t"] or 0.0, s["id"])):
+        if s["experiment"] not in out:
+            out.append(s["experiment"])
+    return out
