@@ -79,6 +79,10 @@ PositiveCurrent = _quantity("current", positive=True)
 PositiveCurrentDensity = _quantity("current_density", positive=True)
 ScanRate = _quantity("scan_rate", positive=True)
 Fraction = _quantity("fraction", positive=True)
+Charge = _quantity("charge", positive=True)
+PositivePower = _quantity("power", positive=True)
+PositiveResistance = _quantity("resistance", positive=True)
+CurrentRate = _quantity("current_rate", positive=True)
 
 
 @dataclass(frozen=True)
