@@ -172,7 +172,9 @@ class SimChannel(Channel):
             start, env = now, self._temperature
             early = firmware.extra_end(technique, seg, self._caps, self._limits,
                                        lambda t: env(start + t))
-            if early is not None and early[0] < self._duration:
+            # a condition met at the very time limit is what ended the step
+            if early is not None and (early[0] < self._duration or (
+                    early[0] <= self._duration and self._end_reason == "duration")):
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
 
