@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from simulators.clock import ManualClock
 from drivers.errors import CapabilityError
 from drivers.interfaces import ChannelCapabilities
 from drivers.techniques import ConstantCurrent, EndConditions, OpenCircuit
 from sequencer.cli import app
 from sequencer.runner import run_simulated
 from simulators.cells import build_cell
+from simulators.clock import ManualClock
 from simulators.instruments import CYCLER_CAPABILITIES, VSP300_CAPABILITIES
 from simulators.instruments.channel import SimChannel
 from store import RunStore
