@@ -601,12 +601,10 @@ def materials(
             m = lib.resolve(name)
         except UnknownMaterial as exc:
             _fail(str(exc))
-        out.print(f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
-                  markup=False)
-        out.print(f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}")
-        for what, source in m.sources.items():
-            out.print(f"  source of {what}: {source}", markup=False)
-        out.print(f"  assumed: {', '.join(m.assumed) or 'none'}")
+        head = [f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
+                f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}"]
+        for line in [*_wrapped(head), *m.describe_provenance()]:
+            out.print(line, markup=False)
         return
     table = Table(title="cellseq material library")
     for col in ("material", "kind", "aliases", "sources", "assumed"):
@@ -619,6 +617,18 @@ def materials(
     out.print("Names match ignoring case and punctuation, NCM = NMC, and electrolyte recipes as"
               " salt + solvents + additives ('1 M LiPF6 in EC:EMC 3:7 + 2 wt% VC')."
               " `cellseq materials NAME` shows one material's sources and assumed values.")
+
+
+def _wrapped(lines: list[str], width: int = 80) -> list[str]:
+    """Lines folded to ``width`` columns, continuing under their own indent plus two."""
+    import textwrap
+
+    out_lines: list[str] = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        out_lines += textwrap.wrap(line, width, subsequent_indent=indent,
+                                   break_on_hyphens=False) or [""]
+    return out_lines
 
 
 def _short_source(text: str) -> str:
