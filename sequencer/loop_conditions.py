@@ -23,13 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from analysis.cycles import Cycle, StepOutcome, cycles_of, series_key, series_retention
 from drivers.techniques import ConstantCurrent
 from protocols.steps import Loop, LoopUntil
 from protocols.units import kelvin_to_celsius
-from sequencer.plan import PlannedStep
+from sequencer.counters import SECONDS_PER_HOUR
+
+if TYPE_CHECKING:
+    from sequencer.plan import PlannedStep
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,11 @@ def measured_reason(until: LoopUntil, last: Callable[[], dict[str, float] | None
     ``last`` gives the iteration's last stored point (voltage_V, temperature_C), read only if
     a voltage or temperature condition needs it; ``last_discharge_Ah`` what its last discharge
     step delivered (None: it discharged nothing)."""
-    if until.discharge_capacity_below is not None and last_discharge_Ah is not None \
-            and last_discharge_Ah < until.discharge_capacity_below:
-        return (f"the last discharge delivered {1e3 * last_discharge_Ah:.4g} mAh, below"
-                f" {1e3 * until.discharge_capacity_below:g} mAh")
+    if until.discharge_capacity_below is not None and last_discharge_Ah is not None:
+        below_Ah = until.discharge_capacity_below / SECONDS_PER_HOUR   # written in coulombs
+        if last_discharge_Ah < below_Ah:
+            return (f"the last discharge delivered {1e3 * last_discharge_Ah:.4g} mAh, below"
+                    f" {1e3 * below_Ah:.4g} mAh")
     if all(x is None for x in (until.voltage_below, until.voltage_above,
                                until.temperature_above, until.temperature_below)):
         return None

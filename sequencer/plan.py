@@ -39,6 +39,7 @@ from sequencer.bounds import check_bounds
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
+from sequencer.loop_conditions import watched_discharge
 from sequencer.station import Station, load_station, simulated_station
 
 
@@ -180,6 +181,15 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
                 node.techniques[cell_id] = tech
+        for node in walk_planned(steps):
+            until = node.step.until if isinstance(node.step, Loop) else None
+            if until is not None and until.capacity_retention_below is not None and any(
+                    watched_discharge(node, c) is None for c in exp.cells):
+                _add(problems, replace(
+                    campaign.locate_step(i, node.number - 1, ("until",
+                                                              "capacity_retention_below")),
+                    message="the loop has no constant-current discharge whose capacity"
+                    " the retention could compare"))
         resources = sorted({f"{station.cells[c].instrument}/ch{station.cells[c].channel}"
                             for c in exp.cells} | {str(c) for c in chambers if c})
         planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
