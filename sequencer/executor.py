@@ -29,6 +29,7 @@ from drivers.techniques import ConstantCurrent
 from protocols.cells import CellKind
 from protocols.steps import Loop, SetTemperature
 from protocols.units import kelvin_to_celsius
+from sequencer.branches import branch_of
 from sequencer.calls import caller_for
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, CellRun
@@ -324,17 +325,47 @@ class Executor:
         steps run so far the outermost loop around them began (None outside loops);
         ``watches``: the retention conditions of the loops around them."""
         seen = Seen()
-        for node in steps:
+        taken: dict[tuple[int, str], int] = {}   # branches taken in this run of the block
+        index = 0
+        while index < len(steps):
+            node = steps[index]
+            index += 1
             every = node.step.every
             if every is not None and iteration is not None and (iteration - 1) % every:
                 continue
             if isinstance(node.step, Loop):
                 seen.add(await self._run_loop(exp, node, cell, breaks, scope, watches))
             else:
-                seen.reasons.add(await self._run_channel_step(exp, node, cell))
+                reason = await self._run_channel_step(exp, node, cell)
+                seen.reasons.add(reason)
+                target = self._branch(exp, node, cell, reason, taken)
+                if target is not None:
+                    index = next(i for i, n in enumerate(steps) if n.number == target)
             if seen.reasons & breaks or seen.ended_by is not None:
                 break
         return seen
+
+    def _branch(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
+                reason: str, taken: dict[tuple[int, str], int]) -> int | None:
+        """The number of the step a branch of ``node`` goes to on ``reason``, if one is
+        written and not yet taken as often as it may be (``taken`` counts)."""
+        branch = branch_of(exp.branches, node.number, reason)
+        if branch is None:
+            return None
+        key = (branch.source, branch.reason)
+        done = taken.get(key, 0)
+        r = cell.run
+        where = f"{exp.name} step {node.number} (step count {r.step_count})"
+        if branch.at_most is not None and done >= branch.at_most:
+            self.resumer.event_once(cell.id, "branch_bound", f"{where} ended on"
+                                    f" {branch.reason}: goto {branch.label!r} not taken, taken"
+                                    f" {done} times already (at most {branch.at_most})")
+            return None
+        taken[key] = done + 1
+        bound = f" ({done + 1} of at most {branch.at_most})" if branch.at_most else ""
+        self.resumer.event_once(cell.id, "branch", f"{where} ended on {branch.reason}: goto"
+                                f" {branch.label!r} (step {branch.target}){bound}")
+        return branch.target
 
     async def _run_loop(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                         breaks: frozenset[str], scope: int | None,

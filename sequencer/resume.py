@@ -46,7 +46,7 @@ from store import RunStore, StoreError
 
 #: Events a replay would write again; a resumed run writes each only once.
 ONCE_KINDS = frozenset({"experiment_started", "experiment_finished", "experiment_skipped",
-                        "loop_ended"})
+                        "loop_ended", "branch", "branch_bound"})
 
 #: Open-circuit voltages a connected cell of each kind can show (V). A channel with no cell
 #: floats, usually to a rail, outside these.
