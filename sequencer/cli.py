@@ -20,6 +20,7 @@ from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
 
 if TYPE_CHECKING:
+    from sequencer.plan import Plan
     from sequencer.runner import RunOutcome
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -123,7 +124,24 @@ def plan(
               f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
               " capacity holds, every other loop counted in full; 'at most' runs every loop"
               " to its count")
+    _branches(p)
     _notes(p.notes)
+
+
+def _branches(p: Plan) -> None:
+    """Each experiment's branches and their bounds, and what each retention loop watches."""
+    from sequencer.plan import watches_of
+
+    for e in p.experiments:
+        lines = [b.describe() for b in e.branches] + watches_of(e)
+        if not lines:
+            continue
+        out.print(f"{e.name}:", highlight=False)
+        if e.branches:
+            out.print("  branches: the estimate takes none, 'at most' every jump back"
+                      " to its bound", highlight=False)
+        for line in lines:
+            out.print(f"  {line}", highlight=False)
 
 
 def _notes(notes: tuple[str, ...]) -> None:
