@@ -46,10 +46,6 @@ class Soak:
     def key(self) -> tuple[float, float, float, float]:
         return self.target_K, self.tolerance_K, self.hold_s, self.timeout_s
 
-    def describe(self) -> str:
-        return (f"{kelvin_to_celsius(self.target_K):g} degC +/-{self.tolerance_K:g} K,"
-                f" hold {self.hold_s / 60:g} min, timeout {self.timeout_s / 3600:g} h")
-
 
 @dataclass(frozen=True)
 class Steps:
@@ -87,10 +83,22 @@ def schedule(steps: Sequence[PlannedStep]) -> list[Item]:
     return out
 
 
-def _say(item: Item | None) -> str:
-    if item is None:
-        return "nothing"
-    return item.describe() if isinstance(item, Soak) else "other steps"
+def _say(a: Item | None, b: Item | None) -> str:
+    """What differs between two items, here (``a``) and there (``b``), briefly."""
+    if isinstance(a, Soak) and isinstance(b, Soak):
+        for name, unit, x, y in (("", " degC", kelvin_to_celsius(a.target_K),
+                                  kelvin_to_celsius(b.target_K)),
+                                 ("tolerance ", " K", a.tolerance_K, b.tolerance_K),
+                                 ("hold ", " min", a.hold_s / 60, b.hold_s / 60),
+                                 ("timeout ", " h", a.timeout_s / 3600, b.timeout_s / 3600)):
+            if x != y:
+                return f"{name}{x:g}{unit} here, {y:g}{unit} there"
+
+    def one(item: Item | None) -> str:
+        if item is None:
+            return "nothing"
+        return "set_temperature" if isinstance(item, Soak) else "other steps"
+    return f"{one(a)} here, {one(b)} there"
 
 
 def disagreement(mine: list[Item], theirs: list[Item]) -> str | None:
@@ -109,5 +117,5 @@ def disagreement(mine: list[Item], theirs: list[Item]) -> str | None:
         if isinstance(a, Steps) and isinstance(b, Steps):
             continue
         where = f"step {a.number}" if a is not None else "its end"
-        return f"chamber schedule differs at {where}: {_say(a)} here, {_say(b)} there"
+        return f"chamber schedule differs at {where} ({_say(a, b)})"
     return None

@@ -338,8 +338,8 @@ def _order(planned: list[PlannedExperiment]) -> list[PlannedExperiment]:
             blocked = [p for p in before if p.index not in members
                        and p.index not in leader.after]
             if reason is None and any(i in why for i in members):
-                reason = "shares a channel with " + next(by_index[i].name for i in members
-                                                         if i in why)
+                reason = (next(by_index[i].name for i in members if i in why)
+                          + ", sharing the chamber, uses one of its channels")
             if reason is None and blocked:
                 reason = f"also waits for {blocked[0].name}"
             if reason is None:
