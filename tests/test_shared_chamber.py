@@ -4,8 +4,7 @@ the chamber soaking once for all; others queue (virtual time, small protocols)."
 from __future__ import annotations
 
 import json
-import random
-import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -139,22 +138,37 @@ def test_plan_shows_the_sharers(write_yaml):
 
 def test_a_shared_run_cut_and_resumed_gives_the_uninterrupted_result(
         tmp_path, write_yaml, monkeypatch):
+    """Cut inside the first shared soak, while one experiment waits at the meeting for the
+    other's longer rest, and inside the second shared soak: each resumes to the uninterrupted
+    run, point for point, with no soak started twice."""
     protocol, station = files(write_yaml, two(a_rest="1 h", b_rest="90 min"))
     power_cut = arm_power_cut(monkeypatch)
     counter = power_cut(None)
     run_simulated(protocol, tmp_path / "reference", seed=2, station=station)
     reference = data(tmp_path / "reference")
     commits = counter["count"]
-    for n in sorted(random.Random(5).sample(range(2, commits), 3)):
+
+    def cut(n: int) -> tuple[Path, list[tuple[str, str]]]:
         run_dir = tmp_path / f"cut-{n}"
         power_cut(n)
         crash(protocol, run_dir, seed=2, station=station)
-        power_cut(None)
+        open_steps = sorted((s["cell"], s["kind"]) for s in data(run_dir)["steps"]
+                            if s["ended_t"] is None)
+        return run_dir, open_steps
+
+    first, open_first = cut(commits // 4)
+    assert open_first == [("a", "set_temperature"), ("b", "set_temperature")]
+    waiting = next(run for run in (cut(n) for n in range(commits * 4 // 10, commits * 6 // 10))
+                   if run[1] == [("b", "rest")])[0]   # a's rest ended, b's goes on
+    second, open_second = cut(commits * 3 // 4)
+    assert open_second == [("a", "set_temperature"), ("b", "set_temperature")]
+    power_cut(None)
+    for run_dir in (first, waiting, second):
         resume_run(run_dir)
         resumed = data(run_dir)
         assert_same_data(reference, resumed)
         assert_no_duplicates(resumed)
         assert resumed["status"] == "completed"
         kinds = [e["kind"] for e in resumed["events"]]
-        assert kinds.count("soak_started") == 4, n   # no soak started twice
-        shutil.rmtree(run_dir)
+        assert kinds.count("soak_started") == 4, run_dir   # no soak started twice
+        assert kinds.count("run_resumed") == 1
