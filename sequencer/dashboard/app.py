@@ -20,7 +20,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drivers.errors import CellseqError
 from sequencer.dashboard.envelope import SeriesView
 from sequencer.dashboard.source import NotFound, Refused, RunSource, SourceError
 
@@ -112,7 +111,8 @@ def _with_headers(send: Send, set_cookie: bool, access: Access) -> Send:
 
 class Hub:
     """Looks at every run for changes (``TICK_S``; runs no process holds every
-    ``IDLE_POLL_S``) and wakes the event streams of the runs that changed."""
+    ``IDLE_POLL_S``) and wakes the event streams of the runs that changed. It looks only
+    while a page listens: a dashboard nobody watches reads nothing."""
 
     def __init__(self, source: RunSource) -> None:
         self.source = source
@@ -120,21 +120,31 @@ class Hub:
         self.overviews: dict[str, dict[str, Any]] = {}
         self._due: dict[str, float] = {}
         self.changed = asyncio.Event()
+        self.listeners = 0
+        self.wanted = asyncio.Event()
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        self.listeners += 1
+        self.wanted.set()
+        try:
+            yield
+        finally:
+            self.listeners -= 1
+            if self.listeners == 0:   # what it saw goes stale from now: forget it
+                self.wanted.clear()
+                self.versions.clear()
+                self.overviews.clear()
+                self._due.clear()
 
     async def run(self) -> None:
-        self.warming = asyncio.ensure_future(anyio.to_thread.run_sync(self._warm))
         while True:
+            await self.wanted.wait()
             changed = await anyio.to_thread.run_sync(self._poll)
             if changed:
                 event, self.changed = self.changed, asyncio.Event()
                 event.set()
             await asyncio.sleep(TICK_S)
-
-    def _warm(self) -> None:
-        try:
-            self.source.warm()
-        except CellseqError as exc:   # a view of that run will say it again, to its reader
-            log.warning("preparing the runs' views: %s", exc)
 
     def _poll(self) -> bool:
         changed = False
@@ -199,13 +209,15 @@ def build_app(source: RunSource, access: Access) -> Starlette:
         return _json({
             "t_first_s": view.t_first_s, "t_last_s": view.t_last_s, "t0_s": view.t0_s,
             "t1_s": view.t1_s, "points_in_view": view.points_in_view,
-            "every_point": view.every_point,
+            "every_point": view.every_point, "complete": view.complete,
+            "points_total": view.points_total,
             "traces": {q: {"t": tr.t_s.tolist(), "y": tr.y.tolist()}
                        for q, tr in view.traces.items()}})
 
     async def cycles(request: Request) -> Response:
-        rows = await call(source.cycles, request.path_params["run"], request.path_params["cell"])
-        return _json({"cycles": [_plain(r) for r in rows]})
+        got = await call(source.cycles, request.path_params["run"], request.path_params["cell"])
+        return _json({"cycles": [_plain(r) for r in got.rows], "complete": got.complete,
+                      "points_read": got.points_read, "points_total": got.points_total})
 
     async def spectra(request: Request) -> Response:
         got = await call(source.spectra, request.path_params["run"],
@@ -254,18 +266,19 @@ def build_app(source: RunSource, access: Access) -> Starlette:
 
         async def changes() -> AsyncIterator[str]:
             seen: dict[str, object] = {}
-            while True:
-                payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
-                           if (run_id is None or rid == run_id) and seen.get(rid) != v
-                           and rid in hub.overviews}
-                for rid in payload:
-                    seen[rid] = hub.versions[rid]
-                if payload:
-                    yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
-                    continue
-                yield ": still here\n\n"
+            with hub.listening():
+                while True:
+                    payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
+                               if (run_id is None or rid == run_id) and seen.get(rid) != v
+                               and rid in hub.overviews}
+                    for rid in payload:
+                        seen[rid] = hub.versions[rid]
+                    if payload:
+                        yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
+                        continue
+                    yield ": still here\n\n"
 
         return StreamingResponse(changes(), media_type="text/event-stream",
                                  headers={"X-Accel-Buffering": "no"})
@@ -277,8 +290,6 @@ def build_app(source: RunSource, access: Access) -> Starlette:
             yield
         finally:
             task.cancel()
-            if hasattr(hub, "warming"):
-                hub.warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

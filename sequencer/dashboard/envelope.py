@@ -49,6 +49,10 @@ class SeriesView:
     points_in_view: int
     every_point: bool            # False: min and max per pixel
     traces: dict[str, Trace]
+    #: False while the cell's points are still being read for the first time (a long run's
+    #: first view): the traces hold the points read so far, ``points_total`` says of how many
+    complete: bool = True
+    points_total: int | None = None
 
 
 class Envelope:
