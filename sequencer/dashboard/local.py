@@ -190,9 +190,11 @@ class _CellPoints:
         self.envelope = Envelope()
         self.last_chunk = 0              # the last series chunk read
         self.complete = False            # every series chunk committed so far was read
+        self.last_fold_chunk = 0         # the last series chunk folded into ``folds``
+        self.folded = False
+        self.points_folded = 0
         self.folds: dict[str, PassedPerStep] = {}
         self.fold_error: str | None = None
-        self.experiment_of: dict[int, str] = {}    # step count -> experiment
         self.last_spectrum_chunk = 0
         self.spectra: dict[int, list[dict[str, np.ndarray]]] = {}   # step count -> chunks
 
@@ -207,6 +209,9 @@ class _LocalRun:
         self._live, self._live_at = False, -math.inf
         #: answers kept until the store changes (its newest chunk and event ids move)
         self._kept: dict[tuple[object, ...], tuple[object, Any]] = {}
+        #: (cell, step count) -> experiment, from the step rows up to ``_last_step_row``
+        self._experiments: dict[tuple[str, int], str] = {}
+        self._last_step_row = 0
 
     def _keep(self, key: tuple[object, ...], stamp: object, make: Any) -> Any:
         kept = self._kept.get(key)
@@ -309,39 +314,61 @@ class _LocalRun:
                 self._known(cell)
             return store.events_after(after_id, limit, cell)
 
-    def _read_points(self, store: RunStore, cell: str, budget_s: float = READ_BUDGET_S
-                     ) -> _CellPoints:
-        """The cell's points read up to what is committed, or for ``budget_s`` of wall time
-        if that is less (``complete`` says which)."""
-        from analysis.cycle_steps import PassedPerStep
+    def _read_series(self, store: RunStore, cell: str) -> _CellPoints:
+        """The cell's series summary with the chunks committed since it was last used, read
+        for at most ``READ_BUDGET_S`` (``complete`` says whether it has them all)."""
+        points = self._points.setdefault(cell, _CellPoints())
+        deadline = time.perf_counter() + READ_BUDGET_S
+        while True:
+            got = _chunks(store, cell, points.last_chunk, None, READ_CHUNKS, _COLUMNS)
+            if got:
+                points.envelope.add(*_joined(got))
+                points.last_chunk = got[-1][0]
+            points.complete = len(got) < READ_CHUNKS
+            if points.complete or time.perf_counter() > deadline:
+                return points
+
+    def _fold_counters(self, store: RunStore, cell: str) -> _CellPoints:
+        """What the cell's steps passed, with the chunks committed since (for at most
+        ``READ_BUDGET_S``; ``folded`` says whether they are all in)."""
+        from analysis.cycle_steps import PassedPerStep  # pandas: loaded with the first cycles
         from analysis.errors import AnalysisError
 
-        got_points = self._points.setdefault(cell, _CellPoints())
-        deadline = time.perf_counter() + budget_s
-        steps_read = False
-        while True:
-            got = _chunks(store, cell, got_points.last_chunk, None, READ_CHUNKS)
+        points = self._points.setdefault(cell, _CellPoints())
+        deadline = time.perf_counter() + READ_BUDGET_S
+        while points.fold_error is None:
+            got = _chunks(store, cell, points.last_fold_chunk, None, READ_CHUNKS,
+                          ("step_count", *_COUNTER_COLUMNS))
+            try:
+                for count, counters in _by_step(got):
+                    experiment = self._experiment(store, cell, count)
+                    points.folds.setdefault(experiment, PassedPerStep()).add(count, counters)
+            except AnalysisError as exc:
+                points.fold_error = f"run {self.id}, cell {cell}: cycles: {exc}"
             if got:
-                ids, cols = _joined(got)
-                got_points.envelope.add(ids, cols)
-                got_points.last_chunk = got[-1][0]
-            if got_points.fold_error is None and got:
-                if not steps_read and any(int(c["step_count"][0]) not in
-                                          got_points.experiment_of for _, c in got):
-                    got_points.experiment_of.update(
-                        {int(s["step_count"]): str(s["experiment"]) for s in store.steps(cell)})
-                    steps_read = True
-                try:
-                    for count, counters in _by_step(got):
-                        experiment = got_points.experiment_of.get(count) or \
-                            self._state_of(store, cell).get("experiment") or ""
-                        got_points.folds.setdefault(experiment, PassedPerStep()).add(
-                            count, counters)
-                except AnalysisError as exc:
-                    got_points.fold_error = f"run {self.id}, cell {cell}: cycles: {exc}"
-            got_points.complete = len(got) < READ_CHUNKS
-            if got_points.complete or time.perf_counter() > deadline:
-                return got_points
+                points.last_fold_chunk = got[-1][0]
+                points.points_folded += sum(len(c["step_count"]) for _, c in got)
+            points.folded = len(got) < READ_CHUNKS
+            if points.folded or time.perf_counter() > deadline:
+                break
+        return points
+
+    def _experiment(self, store: RunStore, cell: str, count: int) -> str:
+        """The experiment of a cell's step, from the step rows as stored (read on, only
+        those added since, when a step is not known yet)."""
+        key = (cell, count)
+        if key not in self._experiments:
+            while True:
+                rows = store.rows_after("steps", self._last_step_row, 4096)
+                for r in rows:
+                    self._experiments[(str(r["cell"]), int(r["step_count"]))] = \
+                        str(r["experiment"])
+                    self._last_step_row = int(r["id"])
+                if len(rows) < 4096:
+                    break
+        if key not in self._experiments:   # the step's row is not committed: the cell's now
+            return str(self._state_of(store, cell).get("experiment") or "")
+        return self._experiments[key]
 
     def _state_of(self, store: RunStore, cell: str) -> dict[str, Any]:
         return next((s for s in store.cell_states() if s["cell"] == cell), {})
@@ -351,7 +378,7 @@ class _LocalRun:
         with self.lock:
             store = self._open()
             self._known(cell)
-            points = self._read_points(store, cell)
+            points = self._read_series(store, cell)
 
             def read_raw(first: int, last: int) -> dict[str, np.ndarray]:
                 parts, after = [], first - 1
@@ -376,17 +403,17 @@ class _LocalRun:
         with self.lock:
             store = self._open()
             self._known(cell)
-            points = self._read_points(store, cell)
+            points = self._fold_counters(store, cell)
             if points.fold_error is not None:
                 raise SourceError(points.fold_error)
-            if not points.complete:
-                return Cycles([], False, points.envelope.points, store.point_count(cell))
+            if not points.folded:
+                return Cycles([], False, points.points_folded, store.point_count(cell))
             state = self._state_of(store, cell)
-            stamp = (points.last_chunk, state.get("state"), state.get("updated_t"),
+            stamp = (points.last_fold_chunk, state.get("state"), state.get("updated_t"),
                      state.get("step_count"))
             rows = self._keep(("cycles", cell), stamp,
                               lambda: self._cycles(store, cell, points, state))
-            return Cycles(rows, True, points.envelope.points, points.envelope.points)
+            return Cycles(rows, True, points.points_folded, points.points_folded)
 
     def _cycles(self, store: RunStore, cell: str, points: _CellPoints,
                 state: dict[str, Any]) -> list[CycleRow]:
@@ -434,15 +461,13 @@ class _LocalRun:
                 if len(got) < READ_CHUNKS:
                     break
             counts = sorted(points.spectra)[-last:] if last > 0 else []
-            if any(c not in points.experiment_of for c in counts):
-                points.experiment_of.update(
-                    {int(s["step_count"]): str(s["experiment"]) for s in store.steps(cell)})
+            experiments = {c: self._experiment(store, cell, c) for c in counts}
         out = []
         for count in counts:
             data = {c: np.concatenate([part[c] for part in points.spectra[count]])
                     for c in _SPECTRUM_COLUMNS}
             temps = data["temperature_C"][np.isfinite(data["temperature_C"])]
-            out.append(Spectrum(count, points.experiment_of.get(count, ""),
+            out.append(Spectrum(count, experiments[count],
                                 float(data["test_time_s"][0]),
                                 float(np.mean(temps)) if len(temps) else None,
                                 data["frequency_Hz"].tolist(), data["z_real_ohm"].tolist(),

@@ -497,12 +497,13 @@ async function cellPage(main, runId, cell) {
     }, [null, ...got.spectra.map((s) => [s.z_real_ohm, s.z_imag_ohm.map((z) => -z)])], nyqEl);
   }
 
-  const series = (async () => {
-    const complete = await drawSeries();
+  // the time plots first: the cycles' first count (loading the analysis) waits for them
+  const series = drawSeries();
+  const cycles = series.then(() => untilComplete(drawCycles));
+  await Promise.all([series.then(async (complete) => {
     await marked("cellseq-first-chart", "firstChart");
     if (!complete) await untilComplete(drawSeries);
-  })();
-  await Promise.all([series, untilComplete(drawCycles),
+  }), cycles,
                      drawSpectra(), showResults(results, runId, cell),
                      appendJournal(journal, runId, cell)]);
   await painted("cell");
