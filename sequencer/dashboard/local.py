@@ -56,7 +56,7 @@ RESCAN_S = 5.0
 RESCAN_ASKED_S = 0.5
 LIVE_CHECK_S = 2.0
 #: Wall time one request spends reading a cell's points it has not read before.
-READ_BUDGET_S = 0.2
+READ_BUDGET_S = 0.15
 #: Chunks per read (a chunk is one poll's points: a few to a few thousand).
 READ_CHUNKS = 256
 #: The report's figure names (analysis.report_html writes no others).

@@ -334,6 +334,13 @@ function chartWidth(el) { return Math.max(300, Math.floor(el.clientWidth - 10));
 
 async function cellPage(main, runId, cell) {
   crumbs([[runId, `#/run/${enc(runId)}`], [cell, `#/run/${enc(runId)}/cell/${enc(cell)}`]]);
+  // the series is asked for with the run's state, not after it (the plots' width: main's
+  // content box, as laid out below; checked before the answer is used)
+  const seriesUrl = (w, range = "") =>
+    `/api/runs/${enc(runId)}/cells/${enc(cell)}/series?width=${w}${range}`;
+  const early = {width: chartWidth({clientWidth: main.clientWidth - 32}), answer: null};
+  early.answer = api(seriesUrl(early.width));
+  early.answer.catch(() => null);   // a refusal is reported by the request made instead
   let ov = await api(`/api/runs/${enc(runId)}`);
   let row = ov.cells.find((c) => c.cell === cell);
   if (!row) throw new Error(`run ${runId} has no cell ${cell}`);
@@ -393,8 +400,9 @@ async function cellPage(main, runId, cell) {
     fetching = (async () => {
       const w = chartWidth(plots);
       const range = view ? `&t0=${view[0]}&t1=${view[1]}` : "";
-      const s = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/series?width=${w}` +
-                          range);
+      const asked = early.answer && !view && w === early.width ? early.answer : null;
+      early.answer = null;
+      const s = (asked && await asked.catch(() => null)) || await api(seriesUrl(w, range));
       let n = 0;
       for (const [q, meta] of Object.entries(QTY)) {
         const tr = s.traces[q];
@@ -450,7 +458,7 @@ async function cellPage(main, runId, cell) {
            {label: "capacity", values: ticks, size: 60},
            {side: 1, scale: "ce", label: "CE / %", grid: {show: false}, values: ticks}],
   }, [[], [], [], []], capEl);
-  let nyquist = null;
+  let nyquist = null, spectraShown = null;
   async function drawCycles() {
     const got = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/cycles`);
     if (!got.complete) {   // cycles are counted once every point is read: none half-counted
@@ -477,7 +485,11 @@ async function cellPage(main, runId, cell) {
     return true;
   }
   async function drawSpectra() {
-    const got = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/spectra?last=3`);
+    const text = JSON.stringify(
+      await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/spectra?last=3`));
+    if (text === spectraShown) return;   // no new spectrum: the plot stays as it is
+    spectraShown = text;
+    const got = JSON.parse(text);
     const colors = ["#9467bd", "#8c564b", "#e377c2"];
     if (nyquist) nyquist.destroy();
     nyquist = null;
