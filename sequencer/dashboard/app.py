@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -43,7 +44,7 @@ log = logging.getLogger("cellseq.dashboard")
 TOKEN_HEADER = "x-cellseq-token"
 TOKEN_COOKIE = "cellseq_token"
 #: How often the runs are looked at for changes (live runs; others every IDLE_POLL_S).
-TICK_S = 0.5
+TICK_S = 1.0
 IDLE_POLL_S = 5.0
 KEEPALIVE_S = 15.0
 MAX_WIDTH = 8000
@@ -203,21 +204,20 @@ def build_app(source: RunSource, access: Access) -> Starlette:
 
     async def series(request: Request) -> Response:
         q = request.query_params
-        view: SeriesView = await call(
-            source.series, request.path_params["run"], request.path_params["cell"],
-            _float(q, "t0"), _float(q, "t1"), _int(q, "width", 1000, 10, MAX_WIDTH))
-        return _json({
-            "t_first_s": view.t_first_s, "t_last_s": view.t_last_s, "t0_s": view.t0_s,
-            "t1_s": view.t1_s, "points_in_view": view.points_in_view,
-            "every_point": view.every_point, "complete": view.complete,
-            "points_total": view.points_total,
-            "traces": {q: {"t": tr.t_s.tolist(), "y": tr.y.tolist()}
-                       for q, tr in view.traces.items()}})
+        args = (request.path_params["run"], request.path_params["cell"], _float(q, "t0"),
+                _float(q, "t1"), _int(q, "width", 1000, 10, MAX_WIDTH))
+        # read and encoded in a worker thread: the server's loop keeps answering meanwhile
+        return Response(await call(lambda: _series_json(source.series(*args))),
+                        media_type="application/json")
 
     async def cycles(request: Request) -> Response:
-        got = await call(source.cycles, request.path_params["run"], request.path_params["cell"])
-        return _json({"cycles": [_plain(r) for r in got.rows], "complete": got.complete,
-                      "points_read": got.points_read, "points_total": got.points_total})
+        run_id, cell = request.path_params["run"], request.path_params["cell"]
+
+        def answer() -> str:
+            got = source.cycles(run_id, cell)
+            return _dumps({"cycles": [_plain(r) for r in got.rows], "complete": got.complete,
+                           "points_read": got.points_read, "points_total": got.points_total})
+        return Response(await call(answer), media_type="application/json")
 
     async def spectra(request: Request) -> Response:
         got = await call(source.spectra, request.path_params["run"],
@@ -355,6 +355,28 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(_plain(data), allow_nan=False, separators=(",", ":"))
+
+
 def _json(data: Any, status_code: int = 200) -> Response:
-    return Response(json.dumps(_plain(data), allow_nan=False, separators=(",", ":")),
-                    status_code=status_code, media_type="application/json")
+    return Response(_dumps(data), status_code=status_code, media_type="application/json")
+
+
+def _series_json(view: SeriesView) -> str:
+    """A series view as JSON; its thousands of numbers go straight from the arrays (a number
+    that is not finite becomes null, as everywhere)."""
+    head = _plain({"t_first_s": view.t_first_s, "t_last_s": view.t_last_s,
+                   "t0_s": view.t0_s, "t1_s": view.t1_s, "points_in_view": view.points_in_view,
+                   "every_point": view.every_point, "complete": view.complete,
+                   "points_total": view.points_total})
+    head["traces"] = {q: {"t": _numbers(tr.t_s), "y": _numbers(tr.y)}
+                      for q, tr in view.traces.items()}
+    return json.dumps(head, allow_nan=False, separators=(",", ":"))
+
+
+def _numbers(values: np.ndarray) -> list[float | None]:
+    out = values.tolist()
+    if not np.isfinite(values).all():
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
