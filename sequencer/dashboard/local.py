@@ -396,7 +396,7 @@ class _LocalRun:
             # the whole run's span, for the axis: to the last values the run recorded
             last_t = _finite((self._state_of(store, cell).get("last") or {}).get("t"))
             t_last = max(view.t_last_s or 0.0, last_t or 0.0)
-            return replace(view, complete=False, points_total=store.point_count(cell),
+            return replace(view, complete=False, points_total=store.point_count(cell, "series"),
                            t_last_s=t_last, t1_s=t_last if t1 is None else view.t1_s)
 
     def cycles(self, cell: str) -> Cycles:
@@ -407,7 +407,7 @@ class _LocalRun:
             if points.fold_error is not None:
                 raise SourceError(points.fold_error)
             if not points.folded:
-                return Cycles([], False, points.points_folded, store.point_count(cell))
+                return Cycles([], False, points.points_folded, store.point_count(cell, "series"))
             state = self._state_of(store, cell)
             stamp = (points.last_fold_chunk, state.get("state"), state.get("updated_t"),
                      state.get("step_count"))
