@@ -278,7 +278,7 @@ def endpoint_times(dash: Dashboard, when: str) -> None:
             "series, a day": f"{api}/series?width=1380&t0={t1 - 86400}&t1={t1}",
             "series, 20 min (every point)": f"{api}/series?width=1380&t0={t0 + 3600}"
                                             f"&t1={t0 + 4800}",
-            "cycles (1610)": f"{api}/cycles", "spectra (last 3)": f"{api}/spectra?last=3"}
+            "cycles (1700)": f"{api}/cycles", "spectra (last 3)": f"{api}/spectra?last=3"}
     print(f"  response times ({when}), median and worst of 5:")
     for name, url in urls.items():
         took = [get_s(url)[0] for _ in range(5)]
