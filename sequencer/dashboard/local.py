@@ -390,14 +390,17 @@ class _LocalRun:
                     after = got[-1][0]
                 return _joined(parts)[1]
 
-            view = points.envelope.view(t0, t1, width, read_raw)
             if points.complete:
-                return view
-            # the whole run's span, for the axis: to the last values the run recorded
+                return points.envelope.view(t0, t1, width, read_raw)
+            # a first view, still reading: over the whole run's span (to the last values the
+            # run recorded), from the blocks' extremes
+            span = points.envelope.span()
             last_t = _finite((self._state_of(store, cell).get("last") or {}).get("t"))
-            t_last = max(view.t_last_s or 0.0, last_t or 0.0)
-            return replace(view, complete=False, points_total=store.point_count(cell, "series"),
-                           t_last_s=t_last, t1_s=t_last if t1 is None else view.t1_s)
+            t_last = max(span[1] if span else 0.0, last_t or 0.0)
+            view = points.envelope.view(t0, t_last if t1 is None else t1, width, read_raw,
+                                        coarse=True)
+            return replace(view, complete=False, t_last_s=max(view.t_last_s or 0.0, t_last),
+                           points_total=store.point_count(cell, "series"))
 
     def cycles(self, cell: str) -> Cycles:
         with self.lock:
