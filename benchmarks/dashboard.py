@@ -3,7 +3,7 @@
     python benchmarks/dashboard.py [--work DIR] [--screenshots docs/]
 
 1. First paint of a run with 10 M points: a dry run of one NCM811 cell cycled 1700 times at
-   1C, a point every second (10.4 M points, 3 years of test time; made once and kept in
+   1C, a point every second (10.3 M points, 3 years of test time; made once and kept in
    --work), served by `cellseq dashboard`. From the command's start (and from its printed
    address) to the cell's page (V-t, I-t, T-t over the whole run, capacity and CE over every
    cycle, Nyquist) first drawing its plots, and to the page complete (every point read); then
