@@ -73,13 +73,13 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                 r["state"] += " (station gone)"
                 silent = "is not registered in the lab (it never reported, or was removed)" \
                     if s is None else f"has been silent for {_ago(s['silent_s'])}"
-                ask = f"station {bound} {silent} (the lab's time-out is {_ago(timeout_s)})"
+                ask = f"{bound} {silent} (the lab's time-out is {_ago(timeout_s)})"
                 if r["abort_requested"]:
                     problems.append(
-                        f"job {r['job_id']} (run {r['run_id']}) was cancelled, and {ask}: the"
-                        " cancel has not reached the station, so nothing confirms its outputs"
-                        " are off; check the station, and restart its worker, which stops the"
-                        " run and ends the job cancelled")
+                        f"job {r['job_id']} (run {r['run_id']}) was cancelled, and station {ask}:"
+                        " the cancel has not reached the station, so nothing confirms its"
+                        " outputs are off; check the station, and restart its worker, which"
+                        " stops the run and ends the job cancelled")
                     continue
                 what = "resume" if r["station"] else "start"
                 problems.append(
