@@ -213,8 +213,9 @@ class Bench:
                 running = self.sql("SELECT run_id, station FROM runs r WHERE status ="
                                    " 'running' AND station IS NOT NULL AND EXISTS (SELECT 1"
                                    " FROM run_chunks c WHERE c.run_id = r.run_id)")
-                running = [r for r in running if r[1] not in {n for _, n in restarts}]
-                if not running:
+                running = [r for r in running if r[1] not in {n for _, n in restarts}
+                           and self.run_alive(r[1], r[0])]
+                if not running:   # (a dry run often ends before its worker has copied it)
                     continue
                 run_id, name = self.rng.choice(running)
                 self.crash(name, run_id)
@@ -231,6 +232,16 @@ class Bench:
         for _, name in restarts:
             time.sleep(1.0)
             self.start(name)
+
+    def run_alive(self, name: str, run_id: str) -> bool:
+        """Whether the run's own process still runs: a crash then cuts a run, not only its
+        worker's copy of a run that has ended."""
+        pid_file = self.work / "runs" / name / ".lab" / run_id / "run.pid"
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
 
     def crash(self, name: str, run_id: str) -> None:
         """The station PC dies: its worker and its run, at once, without a word."""
