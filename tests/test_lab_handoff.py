@@ -150,3 +150,14 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     shown = {r["run_id"]: r for r in json.loads(cellseq("lab", "status", "--json").output)
              ["runs"]}[run]
     assert shown["state"] == "cancelled"
+
+    # a run that ended while a dropped connection kept its job's end from the queue: the
+    # station's worker ends the job as the record says the run ended
+    (lost_job,) = lab.sql("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status)"
+                          " VALUES (%s, 'cellseq.run', '{}', 'doing') RETURNING id",
+                          (f"{lab.name}/s/st-1",))[0]
+    lab.sql("INSERT INTO runs (run_id, job_id, campaign, protocol, seed, station, status,"
+            " started, ended) VALUES ('unheard', %s, 'c', 'p.yaml', 0, 'st-1', 'completed',"
+            " now() - interval '2 min', now() - interval '1 min')", (lost_job,))
+    lab.wait(lambda: _job(lab, lost_job) == "succeeded", 60, "the worker to end the job")
+    assert "which the queue had not heard" in lab.worker_log("st-1")
