@@ -236,12 +236,13 @@ class Bench:
     def run_alive(self, name: str, run_id: str) -> bool:
         """Whether the run's own process still runs: a crash then cuts a run, not only its
         worker's copy of a run that has ended."""
+        from sequencer.lab.job import _alive  # a run that has ended, not yet reaped, is not
+
         pid_file = self.work / "runs" / name / ".lab" / run_id / "run.pid"
         try:
-            os.kill(int(pid_file.read_text()), 0)
+            return _alive(int(pid_file.read_text()))
         except (OSError, ValueError):
             return False
-        return True
 
     def crash(self, name: str, run_id: str) -> None:
         """The station PC dies: its worker and its run, at once, without a word."""

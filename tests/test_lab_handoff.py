@@ -161,3 +161,27 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
             " now() - interval '2 min', now() - interval '1 min')", (lost_job,))
     lab.wait(lambda: _job(lab, lost_job) == "succeeded", 60, "the worker to end the job")
     assert "which the queue had not heard" in lab.worker_log("st-1")
+
+
+def test_a_worker_stopped_while_the_database_is_away_leaves_and_its_next_one_finishes(
+        lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    worker = lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=40))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    lab.sql(f"ALTER ROLE {login} NOLOGIN")
+    lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (login,))
+    run_dir = lab.run_dir("st-1", run)
+    lab.wait(lambda: run_status(run_dir)["status"] == "completed", 90, "the run to end")
+    worker.send_signal(signal.SIGINT)   # Ctrl-C, the database still away
+    worker.wait(timeout=90)   # it leaves: the copy's last word waits in the run store
+    assert lab.run(run)["status"] == "running"
+    lab.sql(f"ALTER ROLE {login} LOGIN")
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "the next worker to end it")
+    assert lab.points(run) == local_points(run_dir)
+    lab.wait(lambda: _job(lab, job) == "succeeded", 60, "the job to succeed")

@@ -353,7 +353,13 @@ class JobRun:
             if self._conflict is not None:
                 return False
             if deadline is not None and time.monotonic() > deadline:
+                if limit_s is None:   # the worker stops while the database is away
+                    raise StationStopping(self.worker.queues[0])
                 return False
+            if deadline is None and self.worker.stopping:
+                # the rows stay in the run store: the station's next worker copies them and
+                # ends the job; a worker asked to stop does not wait for the database
+                deadline = time.monotonic() + STOP_SYNC_S
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
         return True
