@@ -125,9 +125,19 @@ class Bench:
         self.crashed: list[str] = []   # run ids of runs killed with their station
 
     def sql(self, query: str, args: tuple = ()) -> list[tuple]:
-        with psycopg.connect(self.admin.conninfo, autocommit=True) as conn:
-            cur = conn.execute(query, args)
-            return cur.fetchall() if cur.description else []
+        """The benchmark's own look at the record (a server busy with 50 stations may keep
+        a new connection waiting past its time-out: tried again)."""
+        for attempt in range(5):
+            try:
+                with psycopg.connect(self.admin.conninfo, autocommit=True,
+                                     connect_timeout=30) as conn:
+                    cur = conn.execute(query, args)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(2.0)
+        return []
 
     def url(self, login: str) -> str:
         return self.server.get_uri().replace("postgres:@", f"{login}@")
