@@ -8,8 +8,10 @@ One PostgreSQL (pgserver's, started here); ``--stations`` workers (``cellseq lab
 process each, each with its own station login and password); a campaign of ``--jobs`` jobs
 (cycling protocols of 60 to 300 cycles, and quickstarts with impedance and a chamber), most
 submitted for any station with the instruments they need, one in ten bound to one station.
-While it runs, ``--crashes`` times a random station PC crashes (its worker and its run are
-SIGKILLed, and its worker starts again a few seconds later, as after a reboot), and
+While it runs, up to ``--crashes`` times a random station PC crashes (its worker and its run
+are SIGKILLed, and its worker starts again a few seconds later, as after a reboot; only a
+station whose run's process still runs, so a crash cuts a run: a dry run lasts seconds, and an
+attempt that finds none is skipped), and
 ``--drops`` times the database drops connections (one station's, or every station's at once,
 with ``pg_terminate_backend``).
 
