@@ -110,7 +110,10 @@ def plot_series(series: SpectrumFile, result: dict[str, Any], path: Path) -> Non
     from matplotlib.figure import Figure
 
     entries = result["spectra"]
-    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    # fixed margins: a layout engine measures every tick label before drawing (about half
+    # of the figure's time), for two panels whose labels are known in advance
+    fig = Figure(figsize=(11, 4.5))
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.12, top=0.92, wspace=0.38)
     trend, nyquist = fig.subplots(1, 2)
     timed = all(e["time_s"] is not None for e in entries) and len(entries) > 1 and \
         len({e["time_s"] for e in entries}) == len(entries)
@@ -140,7 +143,8 @@ def plot_series(series: SpectrumFile, result: dict[str, Any], path: Path) -> Non
     nyquist.set_xlabel("Re Z / Ohm")
     nyquist.set_ylabel("-Im Z / Ohm")
     nyquist.set_aspect("equal", adjustable="datalim")
-    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=colours), ax=nyquist, label="spectrum")
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=colours), ax=nyquist, label="spectrum",
+                 fraction=0.05, pad=0.03)
     try:
         fig.savefig(path, dpi=110)
     except OSError as exc:

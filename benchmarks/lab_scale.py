@@ -8,8 +8,10 @@ One PostgreSQL (pgserver's, started here); ``--stations`` workers (``cellseq lab
 process each, each with its own station login and password); a campaign of ``--jobs`` jobs
 (cycling protocols of 60 to 300 cycles, and quickstarts with impedance and a chamber), most
 submitted for any station with the instruments they need, one in ten bound to one station.
-While it runs, ``--crashes`` times a random station PC crashes (its worker and its run are
-SIGKILLed, and its worker starts again a few seconds later, as after a reboot), and
+While it runs, up to ``--crashes`` times a random station PC crashes (its worker and its run
+are SIGKILLed, and its worker starts again a few seconds later, as after a reboot; only a
+station whose run's process still runs, so a crash cuts a run: a dry run lasts seconds, and an
+attempt that finds none is skipped), and
 ``--drops`` times the database drops connections (one station's, or every station's at once,
 with ``pg_terminate_backend``).
 
@@ -125,9 +127,19 @@ class Bench:
         self.crashed: list[str] = []   # run ids of runs killed with their station
 
     def sql(self, query: str, args: tuple = ()) -> list[tuple]:
-        with psycopg.connect(self.admin.conninfo, autocommit=True) as conn:
-            cur = conn.execute(query, args)
-            return cur.fetchall() if cur.description else []
+        """The benchmark's own look at the record (a server busy with 50 stations may keep
+        a new connection waiting past its time-out: tried again)."""
+        for attempt in range(5):
+            try:
+                with psycopg.connect(self.admin.conninfo, autocommit=True,
+                                     connect_timeout=30) as conn:
+                    cur = conn.execute(query, args)
+                    return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError:
+                if attempt == 4:
+                    raise
+                time.sleep(2.0)
+        return []
 
     def url(self, login: str) -> str:
         return self.server.get_uri().replace("postgres:@", f"{login}@")
@@ -213,8 +225,9 @@ class Bench:
                 running = self.sql("SELECT run_id, station FROM runs r WHERE status ="
                                    " 'running' AND station IS NOT NULL AND EXISTS (SELECT 1"
                                    " FROM run_chunks c WHERE c.run_id = r.run_id)")
-                running = [r for r in running if r[1] not in {n for _, n in restarts}]
-                if not running:
+                running = [r for r in running if r[1] not in {n for _, n in restarts}
+                           and self.run_alive(r[1], r[0])]
+                if not running:   # (a dry run often ends before its worker has copied it)
                     continue
                 run_id, name = self.rng.choice(running)
                 self.crash(name, run_id)
@@ -231,6 +244,17 @@ class Bench:
         for _, name in restarts:
             time.sleep(1.0)
             self.start(name)
+
+    def run_alive(self, name: str, run_id: str) -> bool:
+        """Whether the run's own process still runs: a crash then cuts a run, not only its
+        worker's copy of a run that has ended."""
+        from sequencer.lab.job import _alive  # a run that has ended, not yet reaped, is not
+
+        pid_file = self.work / "runs" / name / ".lab" / run_id / "run.pid"
+        try:
+            return _alive(int(pid_file.read_text()))
+        except (OSError, ValueError):
+            return False
 
     def crash(self, name: str, run_id: str) -> None:
         """The station PC dies: its worker and its run, at once, without a word."""

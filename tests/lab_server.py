@@ -128,17 +128,18 @@ class Lab:
                    CELLSEQ_LOCK_DIR=str(self.folder / "locks"))
         return env
 
-    def station_file(self, name: str) -> Path:
+    def station_file(self, name: str, text: str = STATION) -> Path:
         path = self.folder / f"{name}.yaml"
-        path.write_text(STATION.format(name=name), encoding="utf-8")
+        path.write_text(text.format(name=name), encoding="utf-8")
         return path
 
-    def start_worker(self, station: str, login: str) -> subprocess.Popen:
-        """``cellseq lab worker`` for ``station`` as ``login``, in a process of its own."""
+    def start_worker(self, station: str, login: str, text: str = STATION) -> subprocess.Popen:
+        """``cellseq lab worker`` for ``station`` as ``login``, in a process of its own
+        (``text``: its station file, ``{name}`` for its name)."""
         log = open(self.folder / f"worker-{station}.log", "ab")   # noqa: SIM115 -- kept open
         proc = subprocess.Popen(
             [sys.executable, "-m", "sequencer", "lab", "worker", "--station",
-             str(self.station_file(station)), "--db", self.url(login), "--runs",
+             str(self.station_file(station, text)), "--db", self.url(login), "--runs",
              str(self.folder / "runs" / station)],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.folder,
             start_new_session=True)

@@ -260,6 +260,77 @@ def test_a_truncated_file_imports_what_it_holds_and_says_where_it_ends(tmp_path,
     assert "cut off" in notes
 
 
+NDAX = NEWARE / "TESTCELL0001-B2-2025-M50T_NewareNDA_Investigation.ndax"
+
+
+def member_span(path, member: str) -> tuple[int, int]:
+    """Where a member's compressed bytes lie in a zip (its local header first)."""
+    import zipfile
+
+    info = zipfile.ZipFile(path).getinfo(member)
+    return info.header_offset, info.header_offset + 30 + len(member) + 20 + info.compress_size
+
+
+def test_a_truncated_ndax_imports_the_points_it_times_and_names_what_was_lost(tmp_path):
+    whole = NDAX.read_bytes()
+    begin, end = member_span(NDAX, "data_runInfo.ndc")   # times and capacities, the last
+    keep = (begin + end) // 2                           # member the points need
+    cut = tmp_path / "cut.ndax"
+    cut.write_bytes(whole[:keep])
+    run, result = imported(tmp_path, "cut", cut)
+    full = read_recording(NDAX).recording
+    store = RunStore.open(run)
+    try:
+        points = store.point_count()
+        series = store.read(store.cells()[0])
+    finally:
+        store.close()
+    assert 1000 < points < len(full)
+    # what is imported is what the whole file says of those points, no time made up after
+    assert series["test_time_s"] == pytest.approx(full.columns["time_s"][:points])
+    assert series["voltage_V"] == pytest.approx(full.columns["voltage_V"][:points])
+    said = " ".join(result.output.split())
+    assert "warning:" in said and f"cut off at byte {keep:,}" in said
+    assert "inside its member data_runInfo.ndc" in said and f"{points:,} points are read" in said
+    assert "file_truncated" in (run / "run.log").read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert "data_runInfo.ndc" in manifest["files"][0]["truncated"]
+    assert any("data_runInfo.ndc" in n for n in summary(run)["notes"])
+
+
+def test_a_truncated_ndax_without_its_times_is_refused_naming_byte_and_member(tmp_path):
+    begin, end = member_span(NDAX, "data.ndc")
+    cut = tmp_path / "cut.ndax"
+    cut.write_bytes(NDAX.read_bytes()[:(begin + end) // 2])
+    result = cellseq("import", cut, "--out", tmp_path / "run")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert f"{cut}: the .ndax is cut off at byte {(begin + end) // 2:,} (inside data.ndc)" in said
+    assert "data_runInfo.ndc and data_step.ndc" in said and "Traceback" not in said
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_truncated_nda_says_where_it_ends(tmp_path):
+    cut = tmp_path / "cut.nda"
+    cut.write_bytes((NEWARE / "TestFile.nda").read_bytes()[:100_000])
+    run, result = imported(tmp_path, "cut", cut)
+    assert "file_truncated" in (run / "run.log").read_text()
+    assert "warning:" in result.output and "footer block, which is missing" in result.output
+    assert 0 < len(read_recording(cut).recording) < len(read_recording(NEWARE /
+                                                                        "TestFile.nda").recording)
+    assert read_recording(NEWARE / "TestFile.nda").recording.truncated is None
+
+
+def test_an_mpr_cut_before_its_data_is_refused_naming_module_and_byte(tmp_path):
+    cut = tmp_path / "cut.mpr"
+    cut.write_bytes((ECLAB / "gcpl.issue_149.mpr").read_bytes()[:5000])
+    result = cellseq("import", cut, "--out", tmp_path / "run")
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"{cut}: the .mpr is cut off at byte 5,000, inside its VMP Set module" in said
+    assert "nothing imported" in said and not (tmp_path / "run").exists()
+
+
 def test_cellseqs_own_eis_export_is_cut_into_its_spectra(tmp_path):
     run, _ = imported(tmp_path, "peis", ECLAB / "vsp_peis_with.mpr",
                       options=("--kind", "blocking"))

@@ -61,6 +61,10 @@ def read_mpr(raw: bytes, name: str) -> Recording:
         except _GALVANI_ERRORS:
             salvaged = None
         if salvaged is None:
+            cut = _where_cut(biologic, raw)
+            if cut:
+                raise AnalysisError(f"{name}: {cut}; no data point can be read, nothing"
+                                    " imported") from None
             raise AnalysisError(f"{name}: not a readable EC-Lab .mpr file (galvani: {_said(exc)})"
                                 ) from None
         mpr, unknown, truncated, note = salvaged
@@ -155,6 +159,31 @@ def _salvage(biologic: Any, raw: bytes, exc: BaseException
                               f" {start + length:,}); those points are read"), ""
 
     return None
+
+
+def _where_cut(biologic: Any, raw: bytes) -> str | None:
+    """Where a file cut off before any whole data point ends: in which module, at which
+    byte (None: the bytes are not cut, they are wrong)."""
+    modules = []
+    stream = io.BytesIO(raw)
+    stream.seek(len(biologic.MPR_MAGIC))
+    try:
+        for module in biologic.read_VMP_modules(stream, read_module_data=False):
+            modules.append(module)
+    except (OSError, ValueError):   # cut inside a module's header
+        after = f" after its {_module(modules[-1])} module" if modules else ""
+        return (f"the .mpr is cut off at byte {len(raw):,}, inside the header of a"
+                f" module{after}")
+    for m in modules:
+        begin, length = int(m["offset"]), int(m["length"])
+        if begin + length > len(raw):
+            return (f"the .mpr is cut off at byte {len(raw):,}, inside its {_module(m)} module"
+                    f" (bytes {begin:,} to {begin + length:,})")
+    return None
+
+
+def _module(m: dict[str, Any]) -> str:
+    return bytes(m["shortname"]).decode("ascii", errors="replace").strip()
 
 
 def _length_field(raw: bytes, data_start: int) -> int:

@@ -23,6 +23,15 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import AnalysisError
+from analysis.readers.neware_cut import (
+    CutArchive,
+    describe,
+    looks_like_cut_zip,
+    nda_end,
+    nda_has_end_mark,
+    needs_split_members,
+    salvage_ndax,
+)
 from analysis.readers.recording import CLOCK_NOTE, ReaderMissing, Recording, utc_of
 
 NDA_MAGIC = b"NEWARE"
@@ -30,9 +39,20 @@ NDA_MAGIC = b"NEWARE"
 
 def read_neware(raw: bytes, name: str, suffix: str) -> Recording:
     """The recording in a Neware file's bytes (``suffix`` ``.nda`` or ``.ndax``)."""
+    cut: CutArchive | None = None
     if suffix == ".ndax" and not zipfile.is_zipfile(io.BytesIO(raw)):
-        raise AnalysisError(f"{name}: not a Neware .ndax file (an .ndax is a zip archive;"
-                            " this file is not one, or it is cut off)")
+        if not looks_like_cut_zip(raw):
+            raise AnalysisError(f"{name}: not a Neware .ndax file (an .ndax is a zip archive;"
+                                " this file is not one)")
+        cut = salvage_ndax(raw, name)
+        lost = needs_split_members(cut.archive)
+        if lost:
+            raise AnalysisError(
+                f"{name}: the .ndax is cut off at byte {len(raw):,} (inside"
+                f" {cut.cut_member or 'a member header'}) and cannot be read: its"
+                f" {' and '.join(lost)}, which hold the points' times, cycles and steps, are"
+                " lost with the end of the file, so no point can be placed in time")
+        raw = cut.archive
     if suffix == ".nda" and not raw.startswith(NDA_MAGIC):
         raise AnalysisError(f"{name}: not a Neware .nda file (it does not start with"
                             f" {NDA_MAGIC.decode()!r})")
@@ -52,8 +72,33 @@ def read_neware(raw: bytes, name: str, suffix: str) -> Recording:
                 frame = NewareNDA.read(str(copy))
         except Exception as exc:   # a foreign reader: whatever it raises is about the file
             said = " ".join(str(exc).split())[:300] or type(exc).__name__
-            raise AnalysisError(f"{name}: NewareNDA cannot read this file: {said}") from None
-    return _recording(frame, name, suffix)
+            raise AnalysisError(f"{name}: NewareNDA cannot read this file: {said}"
+                                + (f" ({describe(cut, 0, None)})" if cut else "")) from None
+        last_timed = _last_timed(copy.parent, raw) if cut is not None and \
+            cut.cut_member == "data_runInfo.ndc" else None
+    if last_timed is not None:
+        # NewareNDA gives the points after the last one the run information times a time,
+        # step and capacity by carrying the last ones on: made up, so left out
+        frame = frame[frame["Index"] <= last_timed]
+    recording = _recording(frame, name, suffix)
+    if cut is not None:
+        recording.truncated = describe(cut, len(recording), last_timed)
+    elif suffix == ".nda":
+        recording.truncated = nda_end(raw)
+        if not nda_has_end_mark(raw):
+            recording.notes.append("a version 29 .nda has no end mark: whether the file is"
+                                   " whole cannot be told from its bytes")
+    return recording
+
+
+def _last_timed(folder: Path, archive: bytes) -> int:
+    """The last point the run information member of a cut-off .ndax times."""
+    from NewareNDA.NewareNDAx import read_ndc
+
+    part = folder / "runinfo.ndc"
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        part.write_bytes(z.read("data_runInfo.ndc"))
+    return int(read_ndc(str(part))["Index"].max())
 
 
 def _recording(frame: pd.DataFrame, name: str, suffix: str) -> Recording:

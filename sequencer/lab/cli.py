@@ -214,8 +214,11 @@ def status(
             f"any station with {', '.join(r['needs'] or [])}"
         waited = f", waited {r['wait_s']:.1f} s" if r["wait_s"] is not None else ""
         on = f" on {r['station']}" if r["station"] else ""
-        out.print(f"job {r['job_id']}  {r['run_id']}\n    {r['status']}{on} (for {wanted});"
-                  f" queue: {r['job'] or '-'}{waited}; {r['points']} points", markup=False)
+        passed = f"; passed on by {', '.join(r['refused_by'])}" if r["refused_by"] and \
+            r["job"] == "todo" else ""
+        out.print(f"job {r['job_id']}  {r['run_id']}\n    {r['state']}{on} (for {wanted});"
+                  f" queue: {r['job'] or '-'}{waited}; {r['points']} points{passed}",
+                  markup=False)
     for r in st["runs"]:
         if r["message"] and r["status"] not in ("completed",):
             out.print(f"job {r['job_id']} ({r['status']}): {r['message']}", markup=False)

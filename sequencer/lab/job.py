@@ -168,6 +168,31 @@ class JobRun:
         finally:
             self.replica.close()
 
+    async def end_cancelled(self) -> None:
+        """A job cancelled while no worker of its station ran (the worker was killed, the PC
+        crashed): a run whose process outlived the worker is stopped (every output off), the
+        rows its store holds are copied, and the run ends ``cancelled`` in the record."""
+        from sequencer.locks import run_dir_in_use
+
+        try:
+            still = self.run_dir.exists() and run_dir_in_use(self.run_dir)
+            if still:
+                self.worker.say(f"run {self.run_id}: cancelled while no worker ran it, and its"
+                                " process still runs: stopping it (every output off)")
+                await self._stop_run()
+            copied = True
+            if (self.run_dir / DB_NAME).exists():
+                copied = await self._sync_until(STOP_SYNC_S)
+            how = "its run was stopped with every output off" if still else \
+                "its run's process had already ended with the station's worker"
+            message = f"cancelled while no worker ran it; {how}"
+            if not copied:
+                message += ("; rows its store holds are not all in the record yet (they stay"
+                            f" in {self.run_dir})")
+            await self._finish("cancelled", message)
+        finally:
+            self.replica.close()
+
     async def _prepare(self, record: dict[str, Any]) -> Path:
         """Write the submitted files, place the job (``--needs``), validate it on this
         station; JobRefused (or PassOn) with the reason, before anything runs."""
@@ -202,7 +227,8 @@ class JobRun:
             if everyone:
                 await self._finish("refused", f"no station can place it: {exc}")
                 raise JobRefused(str(exc)) from None
-            self.worker.say(f"run {self.run_id}: {exc}; passed on to another station")
+            if self.worker.name not in (record["refused_by"] or []):   # said once a job
+                self.worker.say(f"run {self.run_id}: {exc}; passed on to another station")
             raise PassOn(str(exc)) from None
         except ProtocolError as exc:
             message = f"does not validate on station {self.worker.name}: {exc}"
@@ -327,7 +353,13 @@ class JobRun:
             if self._conflict is not None:
                 return False
             if deadline is not None and time.monotonic() > deadline:
+                if limit_s is None:   # the worker stops while the database is away
+                    raise StationStopping(self.worker.queues[0])
                 return False
+            if deadline is None and self.worker.stopping:
+                # the rows stay in the run store: the station's next worker copies them and
+                # ends the job; a worker asked to stop does not wait for the database
+                deadline = time.monotonic() + STOP_SYNC_S
             await asyncio.sleep(pause)
             pause = min(pause * 2, 5.0)
         return True
@@ -378,13 +410,17 @@ def _tail(path: Path, lines: int = 6) -> str:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process (an earlier worker's run) still exists."""
+    """Whether a process (an earlier worker's run) still exists; one that has ended and
+    waits to be reaped (a zombie: its parent, the earlier worker, is gone) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:   # not ours to signal, but there
         return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     return True
 
 
@@ -410,7 +446,7 @@ def _local_counts(run_dir: Path) -> dict[str, int]:
 
 def _fetch_run(conn: Any, run_id: str) -> dict[str, Any] | None:
     cur = conn.execute("SELECT run_id, job_id, protocol, seed, target_station, needs, station,"
-                       " status, started FROM runs WHERE run_id = %s", (run_id,))
+                       " status, started, refused_by FROM runs WHERE run_id = %s", (run_id,))
     row = cur.fetchone()
     return None if row is None else dict(zip([d.name for d in cur.description], row,
                                              strict=True))

@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from sequencer.station import Station
 
 TASK = "cellseq.run"
+#: A station whose worker has not reported for this long (three of its reports) is not
+#: running: a cancel says the stop cannot be confirmed.
+SILENT_S = 15.0
 KIND_CODES = {"cycler": "c", "potentiostat": "p", "chamber": "t"}
 KINDS = tuple(KIND_CODES)
 
@@ -185,8 +188,21 @@ def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
             conn.execute("UPDATE runs SET status = 'cancelled', ended = now() WHERE run_id = %s",
                          (run_id,))
         return f"job {job_id} (run {run_id}) cancelled before it started"
-    return (f"job {job_id} (run {run_id}): its station was asked to stop the run; every output"
-            " goes off, and cellseq lab status shows it cancelled once the station confirms")
+    said = (f"job {job_id} (run {run_id}): its station was asked to stop the run; every"
+            " output goes off, and cellseq lab status shows it cancelled once the station"
+            " confirms")
+    row = conn.execute("SELECT r.station, extract(epoch FROM now() - s.seen)::float8 FROM runs r"
+                       " LEFT JOIN stations s ON s.name = r.station WHERE r.run_id = %s",
+                       (run_id,)).fetchone()
+    station, silent_s = row if row else (None, None)
+    if station is not None and (silent_s is None or silent_s > SILENT_S):
+        said += (f". But station {station} "
+                 + ("is not registered in the lab" if silent_s is None else
+                    f"has not reported for {silent_s:.0f} s")
+                 + ": its worker is not running, so nothing confirms the run has stopped; the"
+                 " job shows as cancelling until the station's worker starts again, stops the"
+                 " run and ends the job cancelled")
+    return said
 
 
 def _job_row(conn: psycopg.Connection, db: LabDb, job: str) -> tuple[int, str, str | None]:

@@ -44,7 +44,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
         s["started"] = s["started"].isoformat()
     cur = conn.execute(
         "SELECT r.job_id, r.run_id, r.campaign, j.status::text AS job, j.abort_requested,"
-        " r.status, r.station, r.target_station, r.needs, r.resumes, r.message,"
+        " r.status, r.station, r.target_station, r.needs, r.refused_by, r.resumes, r.message,"
         " r.submitted, r.started, r.ended,"
         " extract(epoch FROM r.started - r.submitted)::float8 AS wait_s,"
         " (SELECT coalesce(sum(n), 0) FROM run_chunks c WHERE c.run_id = r.run_id) AS points"
@@ -60,27 +60,44 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     by_name = {s["name"]: s for s in stations}
     problems = []
     for r in runs:
+        r["refused_by"] = list(r["refused_by"] or [])
+        r["state"] = r["status"]
         if r["job"] not in ("todo", "doing"):
             continue
+        if r["abort_requested"]:
+            r["state"] = "cancelling"   # asked to stop; the station has not confirmed yet
         bound = r["station"] or r["target_station"]
         if bound is not None:
             s = by_name.get(bound)
             if s is None or s["gone"]:
-                silent = "has never reported" if s is None else \
-                    f"has been silent for {_ago(s['silent_s'])}"
-                what = "stop" if r["abort_requested"] else \
-                    ("resume" if r["station"] else "start")
+                r["state"] += " (station gone)"
+                silent = "is not registered in the lab (it never reported, or was removed)" \
+                    if s is None else f"has been silent for {_ago(s['silent_s'])}"
+                ask = f"{bound} {silent} (the lab's time-out is {_ago(timeout_s)})"
+                if r["abort_requested"]:
+                    problems.append(
+                        f"job {r['job_id']} (run {r['run_id']}) was cancelled, and station {ask}:"
+                        " the cancel has not reached the station, so nothing confirms its"
+                        " outputs are off; check the station, and restart its worker, which"
+                        " stops the run and ends the job cancelled")
+                    continue
+                what = "resume" if r["station"] else "start"
                 problems.append(
                     f"job {r['job_id']} (run {r['run_id']}) waits for station {bound} to"
-                    f" {what} it, and {bound} {silent} (the lab's time-out is"
-                    f" {_ago(timeout_s)}); it is not moved to another station: restart the"
+                    f" {what} it, and {ask}; it is not moved to another station: restart the"
                     f" station's worker, or cancel the job (cellseq lab cancel {r['job_id']})")
-        elif r["job"] == "todo":
+        elif r["job"] == "todo" and not r["abort_requested"]:
             live = [s for s in stations if not s["gone"] and set(r["needs"]) <= set(s["kinds"])]
+            able = [s["name"] for s in live if s["name"] not in r["refused_by"]]
             if not live:
                 problems.append(
                     f"job {r['job_id']} (run {r['run_id']}) needs a {' and a '.join(r['needs'])}"
                     " and no live station has them")
+            elif not able:
+                problems.append(
+                    f"job {r['job_id']} (run {r['run_id']}) waits for a station that can place"
+                    f" it: every live station with a {' and a '.join(r['needs'])}"
+                    f" ({', '.join(s['name'] for s in live)}) has passed it on")
     return {"lab": db.lab, "where": db.where, "station_timeout_s": timeout_s,
             "stations": stations, "runs": runs, "problems": problems}
 

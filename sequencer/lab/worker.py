@@ -113,6 +113,8 @@ class StationWorker:
             psycopg.Error, psycopg_pool.PoolTimeout, procrastinate.exceptions.ConnectorException,
             OSError)
         self._say = say or _print
+        #: The job this worker runs now (procrastinate's id), if any.
+        self.current_job: int | None = None
         self._down = False
         self._worker: Any = None
         self._stopped = asyncio.Event()
@@ -242,11 +244,13 @@ class StationWorker:
         (their runs resume), or ended if they were cancelled meanwhile."""
         from procrastinate.jobs import Status
 
+        from sequencer.lab.job import JobRun
+
         rows = await self.link(_left_running, self.name)
         for job_id, abort, run_id in rows:
             if abort:
+                await JobRun(self, run_id).end_cancelled()
                 await app.job_manager.finish_job_by_id_async(job_id, Status.ABORTED, False)
-                await self.link(_cancelled, run_id)
                 self.say(f"run {run_id} (job {job_id}) was cancelled while no worker ran it")
             else:
                 await app.job_manager.retry_job_by_id_async(
@@ -264,12 +268,37 @@ class StationWorker:
                 self.database_up()
                 if since_rescue >= RESCUE_EVERY_S:
                     since_rescue = 0.0
-                    for job_id, run_id in await self.link(_never_started, STALLED_S):
+                    for job_id, run_id, abort in await self.link(_never_started, STALLED_S):
+                        if abort:   # cancelled meanwhile: it ends so, never retried
+                            from procrastinate.jobs import Status
+
+                            await self.link(_cancelled, run_id, "cancelled; its worker had"
+                                            " died before starting it, nothing ran")
+                            await app.job_manager.finish_job_by_id_async(
+                                job_id, Status.ABORTED, False)
+                            self.say(f"run {run_id} (job {job_id}): cancelled while its"
+                                     " worker was dead; nothing ran")
+                            continue
                         await app.job_manager.retry_job_by_id_async(job_id, _now())
                         self.say(f"run {run_id} (job {job_id}): its worker died before"
                                  " starting it; back in its queue")
+                    await self._settle_ended(app)
             except self.db_errors as exc:
                 self.database_down(exc)
+
+    async def _settle_ended(self, app: Any) -> None:
+        """End, in the queue, this station's jobs whose runs the record shows ended."""
+        from procrastinate.jobs import Status
+
+        from sequencer.lab.job import FINISHED
+
+        for job_id, status in await self.link(_ended_still_doing, self.name, self.current_job,
+                                              STALLED_S):
+            ended = Status.SUCCEEDED if status in FINISHED else \
+                Status.ABORTED if status == "cancelled" else Status.FAILED
+            await app.job_manager.finish_job_by_id_async(job_id, ended, False)
+            self.say(f"job {job_id}: its run ended {status}, which the queue had not heard"
+                     f" (the connection dropped as it was told); the job ends {ended.value}")
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -286,6 +315,7 @@ async def _run_job(context: Any, run_id: str) -> str:
     from sequencer.lab.job import JobRun
 
     worker: StationWorker = context.additional_context["station"]
+    worker.current_job = context.job.id
     try:
         return await JobRun(worker, run_id).run()
     except (LabError, asyncio.CancelledError, *_passing()):
@@ -297,6 +327,8 @@ async def _run_job(context: Any, run_id: str) -> str:
         with contextlib.suppress(*worker.db_errors):
             await worker.record(_failed, run_id, f"the station's worker failed: {exc!r}")
         raise
+    finally:
+        worker.current_job = None
 
 
 def _passing() -> tuple[type[BaseException], ...]:
@@ -342,21 +374,38 @@ def _left_running(conn: Any, station: str) -> list[tuple[int, bool, str]]:
                         " r.station = %s ORDER BY j.id", (station,)).fetchall()
 
 
-def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str]]:
+def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool]]:
     return conn.execute(
-        "SELECT j.id, r.run_id FROM procrastinate_jobs j JOIN runs r ON r.job_id = j.id"
+        "SELECT j.id, r.run_id, j.abort_requested FROM procrastinate_jobs j"
+        " JOIN runs r ON r.job_id = j.id"
         " LEFT JOIN procrastinate_workers w ON w.id = j.worker_id WHERE j.status = 'doing'"
         " AND r.started IS NULL AND (w.id IS NULL OR w.last_heartbeat < now() -"
-        " make_interval(secs => %s))", (stalled_s,)).fetchall()
+        " make_interval(secs => %(s)s)) AND NOT EXISTS (SELECT 1 FROM procrastinate_events e"
+        " WHERE e.job_id = j.id AND e.type = 'started' AND e.at > now() -"
+        " make_interval(secs => %(s)s))", {"s": stalled_s}).fetchall()
+    # (a job fetched moments ago is being started: its worker's heartbeat may be late, or
+    # its worker's row pruned by another worker after a dropped connection)
+
+
+def _ended_still_doing(conn: Any, station: str, current: int | None, settle_s: float
+                       ) -> list[tuple[int, str]]:
+    """This station's jobs whose runs ended a while ago (the record says so) and which the
+    queue still has running: the end of the job did not reach the queue (the connection
+    dropped as the worker reported it). The job this worker runs now is not one."""
+    return conn.execute(
+        "SELECT j.id, r.status FROM procrastinate_jobs j JOIN runs r ON r.job_id = j.id"
+        " WHERE j.status = 'doing' AND r.station = %s AND r.ended IS NOT NULL AND r.ended <"
+        " now() - make_interval(secs => %s) AND j.id IS DISTINCT FROM %s",
+        (station, settle_s, current)).fetchall()
 
 
 def _seen(conn: Any, station: str) -> None:
     conn.execute("UPDATE stations SET seen = now() WHERE name = %s", (station,))
 
 
-def _cancelled(conn: Any, run_id: str) -> None:
-    conn.execute("UPDATE runs SET status = 'cancelled', ended = now(), message = 'cancelled"
-                 " while no worker ran it' WHERE run_id = %s", (run_id,))
+def _cancelled(conn: Any, run_id: str, message: str) -> None:
+    conn.execute("UPDATE runs SET status = 'cancelled', ended = now(), message = %s WHERE"
+                 " run_id = %s", (message, run_id))
 
 
 def _failed(conn: Any, run_id: str, message: str) -> None:

@@ -1,0 +1,190 @@
+"""Station workers on one PostgreSQL, the less travelled paths: a job that needs only kinds of
+instrument handed from a station that cannot place it to one that can (or refused when none
+can), and a job cancelled while its station's worker is gone. A cancelled or orphaned job
+shows as such in ``cellseq lab status``, never as completed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+
+import pytest
+
+from sequencer.status import run_status
+
+from .lab_server import LONG, STATION
+from .test_lab_workers import local_points, operator, stations_up, submitted
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="the tests stop workers with SIGINT")
+
+#: A station with a cycler that stops at 4.0 V: it has the kind of instrument LONG needs, and
+#: cannot place LONG's cell (charged to 4.3 V, limited at 4.45 V).
+LOW = """\
+station: {name}
+instruments:
+  cycler-1: {{driver: sim.cycler, channels: 4, options: {{max_voltage_V: 4.0}}}}
+cells:
+  other: {{instrument: cycler-1, channel: 3}}
+"""
+
+
+def _register(lab, name: str) -> None:
+    """A station as its worker registers it, without a worker."""
+    from sequencer.station import load_station
+
+    record = load_station(lab.station_file(name, STATION)).model_dump(mode="json",
+                                                                      exclude_none=True)
+    lab.sql("INSERT INTO stations (name, kinds, station, host, pid, started, seen) VALUES"
+            " (%s, %s, %s, %s, 1, now(), now())",   # this PC: its worker may take over
+            (name, ["chamber", "cycler", "potentiostat"], json.dumps(record),
+             socket.gethostname()))
+
+
+def submitted_line(result) -> tuple[int, str]:
+    """The job id and run id ``cellseq lab submit`` printed (after its notes)."""
+    assert result.exit_code == 0, result.output
+    words = next(line for line in result.output.splitlines() if line.startswith("job ")).split()
+    return int(words[1].rstrip(":")), words[3]
+
+
+def _alive(pid: int) -> bool:
+    from sequencer.lab.job import _alive as alive  # a zombie is not alive
+
+    return alive(pid)
+
+
+def _job(lab, job: int) -> str:
+    return lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,))[0][0]
+
+
+def test_a_needs_job_passes_from_a_station_that_cannot_place_it_to_one_that_can(lab, tmp_path):
+    cellseq = operator(lab)
+    logins = {s: lab.login(f"{lab.name}_{k}", "station") for k, s in enumerate(("low", "st-2"))}
+    lab.start_worker("low", logins["low"], LOW)
+    lab.wait(lambda: stations_up(lab, "low"), 60, "the low station to join")
+    _register(lab, "st-2")   # joined, its worker not started yet
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3))
+    result = cellseq("lab", "submit", tmp_path / "long.yaml")   # any station with a cycler
+    assert result.exit_code == 0, result.output
+    job, run = submitted_line(result)
+    assert "stations that cannot run it and will pass it on: low" in " ".join(
+        result.output.split())
+    lab.wait(lambda: lab.run(run)["refused_by"] == ["low"], 60, "the low station to pass it on")
+    assert lab.worker_log("low").count("passed on to another station") == 1
+    assert lab.run(run)["status"] == "queued" and _job(lab, job) == "todo"
+    text = " ".join(cellseq("lab", "status").output.split())
+    assert "queued (for any station with cycler)" in text and "passed on by low" in text
+
+    # low would take it again every few seconds, and pass it on again: stopped here so that
+    # the test does not depend on which of two polling workers comes first
+    lab.stop_workers()
+    lab.start_worker("st-2", logins["st-2"])
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "st-2 to run it")
+    record = lab.run(run)
+    assert record["station"] == "st-2" and record["refused_by"] == ["low"]
+    assert _job(lab, job) == "succeeded"
+    assert lab.points(run) == local_points(lab.run_dir("st-2", run)) > 0
+    assert not lab.run_dir("low", run).exists()
+
+    # every station that could take it is gone: the job waits, visibly, then is refused
+    lab.stop_workers()
+    lab.start_worker("low", logins["low"], LOW)
+    lab.sql("UPDATE stations SET seen = now() WHERE name = 'st-2'")   # as if still there
+    job, run = submitted_line(cellseq("lab", "submit", tmp_path / "long.yaml"))
+    lab.wait(lambda: lab.run(run)["refused_by"] == ["low"], 60, "the low station to pass it on")
+    lab.sql("UPDATE stations SET seen = now() - interval '1 hour' WHERE name = 'st-2'")
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    assert any(f"job {job} " in p and "waits for a station that can place it" in p
+               and "(low) has passed it on" in p for p in st["problems"]), st["problems"]
+    lab.sql("DELETE FROM stations WHERE name = 'st-2'")   # taken out of the lab
+    lab.wait(lambda: lab.run(run)["status"] == "refused", 60, "the job to be refused")
+    assert "no station can place it" in lab.run(run)["message"]
+    assert _job(lab, job) == "failed"
+    shown = {r["run_id"]: r for r in json.loads(cellseq("lab", "status", "--json").output)
+             ["runs"]}
+    assert shown[run]["state"] == "refused"
+
+
+def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_returns(
+        lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    worker = lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    # the worker dies; the run's process (a session of its own) goes on
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    pid = lab.run_pid("st-1", run)
+    assert _alive(pid)
+    lab.sql("UPDATE stations SET seen = now() - interval '1 hour' WHERE name = 'st-1'")
+
+    result = cellseq("lab", "cancel", str(job))
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "station st-1 has not reported for 3600 s" in said
+    assert "nothing confirms the run has stopped" in said and "cancelling" in said
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    shown = {r["run_id"]: r for r in st["runs"]}[run]
+    assert shown["state"] == "cancelling (station gone)" and shown["job"] == "doing"
+    assert [p for p in st["problems"] if f"job {job} " in p and "was cancelled" in p
+            and "nothing confirms its outputs are off" in p]
+    text = " ".join(cellseq("lab", "status").output.split())
+    assert f"job {job} {run} cancelling (station gone) on st-1" in text
+    assert "completed" not in text
+    lab.sql("DELETE FROM stations WHERE name = 'st-1'")   # and taken out of the lab
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    assert any("station st-1 is not registered in the lab" in p for p in st["problems"])
+    assert _alive(pid), "nothing stops a run while no worker of its station runs"
+
+    # the station's worker starts again: it stops the run, copies its rows, ends the job
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: lab.run(run)["status"] == "cancelled", 90, "the run to be cancelled")
+    assert "its run was stopped with every output off" in lab.run(run)["message"]
+    assert not _alive(pid)
+    assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted"
+    assert _job(lab, job) == "aborted"
+    assert lab.points(run) == local_points(lab.run_dir("st-1", run))
+    assert "was cancelled while no worker ran it" in lab.worker_log("st-1")
+    shown = {r["run_id"]: r for r in json.loads(cellseq("lab", "status", "--json").output)
+             ["runs"]}[run]
+    assert shown["state"] == "cancelled"
+
+    # a run that ended while a dropped connection kept its job's end from the queue: the
+    # station's worker ends the job as the record says the run ended
+    (lost_job,) = lab.sql("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status)"
+                          " VALUES (%s, 'cellseq.run', '{}', 'doing') RETURNING id",
+                          (f"{lab.name}/s/st-1",))[0]
+    lab.sql("INSERT INTO runs (run_id, job_id, campaign, protocol, seed, station, status,"
+            " started, ended) VALUES ('unheard', %s, 'c', 'p.yaml', 0, 'st-1', 'completed',"
+            " now() - interval '2 min', now() - interval '1 min')", (lost_job,))
+    lab.wait(lambda: _job(lab, lost_job) == "succeeded", 60, "the worker to end the job")
+    assert "which the queue had not heard" in lab.worker_log("st-1")
+
+
+def test_a_worker_stopped_while_the_database_is_away_leaves_and_its_next_one_finishes(
+        lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    worker = lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=40))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    lab.sql(f"ALTER ROLE {login} NOLOGIN")
+    lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (login,))
+    run_dir = lab.run_dir("st-1", run)
+    lab.wait(lambda: run_status(run_dir)["status"] == "completed", 90, "the run to end")
+    worker.send_signal(signal.SIGINT)   # Ctrl-C, the database still away
+    worker.wait(timeout=90)   # it leaves: the copy's last word waits in the run store
+    assert lab.run(run)["status"] == "running"
+    lab.sql(f"ALTER ROLE {login} LOGIN")
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "the next worker to end it")
+    assert lab.points(run) == local_points(run_dir)
+    lab.wait(lambda: _job(lab, job) == "succeeded", 60, "the job to succeed")
