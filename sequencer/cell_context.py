@@ -27,6 +27,7 @@ class CellContext:
     def __init__(self, run: CellRun, store: RunStore, journal: Journal, clock: Clock) -> None:
         self.run = run
         self._store, self._journal, self._clock = store, journal, clock
+        self._caller = caller_for(run.instrument)
 
     @property
     def id(self) -> str:
@@ -47,7 +48,7 @@ class CellContext:
     async def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn``, a call to the cell's instrument or channel (in a worker thread when the
         instrument's I/O blocks)."""
-        return await caller_for(self.run.instrument)(fn)
+        return await self._caller(fn)
 
     async def stop(self) -> bool:
         """Output off; a failure is journalled, not raised (the run goes on; the end of the

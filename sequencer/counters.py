@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
+_NAMES = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
 
 
 @dataclass
@@ -30,23 +31,23 @@ class Counters:
         dt = np.diff(t) / SECONDS_PER_HOUR
         dq = 0.5 * (i[1:] + i[:-1]) * dt
         de = 0.5 * (v[1:] * i[1:] + v[:-1] * i[:-1]) * dt
-        out = {}
-        for name, inc, start in (
-            ("charge_Ah", np.maximum(dq, 0), self.charge_Ah),
-            ("discharge_Ah", np.maximum(-dq, 0), self.discharge_Ah),
-            ("charge_Wh", np.maximum(de, 0), self.charge_Wh),
-            ("discharge_Wh", np.maximum(-de, 0), self.discharge_Wh),
-        ):
-            # added one point after another from the last value: however the points were
-            # split into polls (a resumed run splits them elsewhere), the sums are the same
-            # to the last bit
-            series = np.cumsum(np.concatenate(([start], inc)))
-            if previous is not None:
-                series = series[1:]
-            out[name] = series
-            if len(series):
-                setattr(self, name, float(series[-1]))
-        return out
+        # one row per counter: its last value, then its increments; added one point after
+        # another from the last value (a cumulative sum runs along each row in order), so
+        # however the points were split into polls (a resumed run splits them elsewhere) the
+        # sums are the same to the last bit
+        series = np.empty((4, len(dt) + 1))
+        series[:, 0] = (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh)
+        np.maximum(dq, 0, out=series[0, 1:])
+        np.maximum(-dq, 0, out=series[1, 1:])
+        np.maximum(de, 0, out=series[2, 1:])
+        np.maximum(-de, 0, out=series[3, 1:])
+        np.cumsum(series, axis=1, out=series)
+        if previous is not None:
+            series = series[:, 1:]
+        if series.shape[1]:
+            (self.charge_Ah, self.discharge_Ah, self.charge_Wh,
+             self.discharge_Wh) = series[:, -1].tolist()
+        return dict(zip(_NAMES, series, strict=True))
 
     def hold(self, previous: tuple[float, float, float], until_t: float) -> None:
         """Count ``previous``'s current (and power) held from its time to ``until_t``: what a

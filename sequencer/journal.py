@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,9 @@ if TYPE_CHECKING:
     from drivers.clock import Clock
 
 LOG_NAME = "run.log"
+#: A dry run's routine lines go out to ``run.log`` this often (wall time), as its store commits
+#: (a crash loses about as much of either); events, and every line of a run on hardware, at once.
+FLUSH_S = 0.5
 log = logging.getLogger("cellseq.journal")
 
 
@@ -22,12 +26,13 @@ class Journal:
         self._store, self._clock = store, clock
         self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
         self._log_failed = False
+        self._flushed = time.monotonic()
 
     def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
-        """A notable event: into the store's journal and the text log."""
+        """A notable event: into the store's journal and the text log (written out at once)."""
         t = self._clock.now()
         self._store.event(t, self._clock.utc(t), cell, kind, message, data)
-        self._line(t, cell, kind, message)
+        self._line(t, cell, kind, message, flush=True)
 
     def log(self, cell: str | None, kind: str, message: str) -> None:
         """Routine progress (steps starting and ending): the text log only; the store's
@@ -42,13 +47,18 @@ class Journal:
         except StoreError:
             self.log(cell, kind, message)
 
-    def _line(self, t: float, cell: str | None, kind: str, message: str) -> None:
+    def _line(self, t: float, cell: str | None, kind: str, message: str,
+              flush: bool = False) -> None:
+        """A line of ``run.log``; routine lines of a dry run are written out every
+        ``FLUSH_S`` of wall time, with its store's commits."""
         utc = self._clock.utc(t)
         stamp = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
         who = f" [{cell}]" if cell else ""
         try:
             self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
-            self._log.flush()
+            if flush or self._store.durable or time.monotonic() - self._flushed >= FLUSH_S:
+                self._log.flush()
+                self._flushed = time.monotonic()
         except OSError as exc:   # the text log is a convenience; the store holds the journal
             if not self._log_failed:
                 log.warning("run.log cannot be written (%s); the run store keeps the journal",

@@ -35,7 +35,7 @@ def check(limits: Limits, points: Points) -> Trip | None:
             candidates.append((k, Trip(quantity, float(values[k]), limit,
                                        float(points.time_s[k]))))
 
-    if len(points) == 0:
+    if len(points) == 0 or _all_within(limits, points):
         return None
     v, i = points.voltage_V, points.current_A
     if limits.max_voltage is not None:
@@ -48,3 +48,18 @@ def check(limits: Limits, points: Points) -> Trip | None:
         t_max = kelvin_to_celsius(limits.max_temperature)
         first(points.temperature_C > t_max, "temperature", points.temperature_C, t_max)
     return min(candidates, key=lambda c: c[0])[1] if candidates else None
+
+
+def _all_within(limits: Limits, points: Points) -> bool:
+    """Every point within every limit, from the extremes alone (the common case, a few array
+    reductions); False when one is beyond, or a value is NaN (then each point is looked at)."""
+    v = points.voltage_V
+    if limits.max_voltage is not None and not float(v.max()) <= limits.max_voltage:
+        return False
+    if limits.min_voltage is not None and not float(v.min()) >= limits.min_voltage:
+        return False
+    if limits.max_current is not None and \
+            not float(np.abs(points.current_A).max()) <= limits.max_current:
+        return False
+    return limits.max_temperature is None or points.temperature_C is None or \
+        float(points.temperature_C.max()) <= kelvin_to_celsius(limits.max_temperature)

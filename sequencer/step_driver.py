@@ -257,21 +257,27 @@ class StepDriver:
             return previous, mark
         r = cell.run
         step_time = step_t0 + points.time_s
-        keep = np.diff(step_time, prepend=-np.inf) > 0
-        if mark is not None:
-            keep &= (t0 + points.time_s > mark.t) & (step_time > mark.step_t)
-        if not keep.all():
-            dropped = np.flatnonzero(~keep)
-            if previous is None and dropped[0] == 0:
-                k = int(dropped[np.searchsorted(dropped, np.flatnonzero(keep)[0]) - 1]) \
-                    if keep.any() else int(dropped[-1])
-                previous = (t0 + float(points.time_s[k]), float(points.voltage_V[k]),
-                            float(points.current_A[k]))
-            points = points.select(keep)
-            if len(points) == 0:
-                return previous, mark
+        # points come in order and after the mark, but for a re-attached instrument's first
+        # poll (it sends its points again) and an instrument's glitch
+        in_order = _rising(step_time) and (
+            mark is None or (t0 + float(points.time_s[0]) > mark.t
+                             and float(step_time[0]) > mark.step_t))
+        if not in_order:
+            keep = np.diff(step_time, prepend=-np.inf) > 0
+            if mark is not None:
+                keep &= (t0 + points.time_s > mark.t) & (step_time > mark.step_t)
+            if not keep.all():
+                dropped = np.flatnonzero(~keep)
+                if previous is None and dropped[0] == 0:
+                    k = int(dropped[np.searchsorted(dropped, np.flatnonzero(keep)[0]) - 1]) \
+                        if keep.any() else int(dropped[-1])
+                    previous = (t0 + float(points.time_s[k]), float(points.voltage_V[k]),
+                                float(points.current_A[k]))
+                points = points.select(keep)
+                if len(points) == 0:
+                    return previous, mark
+                step_time = step_t0 + points.time_s
         test_time = t0 + points.time_s
-        step_time = step_t0 + points.time_s
         if points.frequency_Hz is None:
             counters = r.counters.accumulate(test_time, points.voltage_V, points.current_A,
                                              previous)
@@ -301,6 +307,14 @@ class StepDriver:
         last = float(test_time[-1])
         return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
                 Mark(last, float(step_time[-1])))
+
+
+def _rising(step_time: np.ndarray) -> bool:
+    """Every point's step time moves on from the one before (the first from nothing): a poll
+    whose points are all kept."""
+    if not step_time[0] > -math.inf:   # NaN
+        return False
+    return len(step_time) == 1 or bool((step_time[1:] > step_time[:-1]).all())
 
 
 def _params(technique: object) -> dict[str, Any]:

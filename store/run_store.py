@@ -48,6 +48,9 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger("cellseq.store")
+#: The fields of a cell's state besides the state itself and its time.
+_STATE_FIELDS = ("experiment", "step_count", "step_index", "step_kind", "cycle",
+                 "step_started_t", "step_estimate_s", "checkpoint", "last")
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
 
@@ -83,6 +86,11 @@ class RunStore:
         #: called inside every transaction just before it commits: a dry run writes its
         #: simulators' snapshot there, so the snapshot always matches the committed data
         self.before_commit: Callable[[], None] | None = None
+        #: cell states set inside transactions, written (JSON-encoded) when they commit: a
+        #: cell's state changes at every poll, and only the last one of a commit is kept
+        self._states: dict[str, dict[str, Any]] = {}
+        #: what the current grouped block changed in ``_states``, to undo it with the block
+        self._states_undo: dict[str, dict[str, Any] | None] = {}
 
     @classmethod
     def create(cls, run_dir: Path, durable: bool = True,
@@ -197,6 +205,8 @@ class RunStore:
         """Commit what is pending (without the pre-commit hook) and close; never raises."""
         try:
             if self._conn.in_transaction:
+                if not self._broken:
+                    self._write_states()
                 self._conn.execute("ROLLBACK" if self._broken else "COMMIT")
         except sqlite3.Error:
             self._undo(grouped=False)
@@ -235,10 +245,12 @@ class RunStore:
             yield
             if grouped:
                 self._conn.execute("RELEASE block")
+                self._states_undo.clear()
                 if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
                     self.commit()
             else:
                 self._before_commit()
+                self._write_states()
                 self._conn.execute("COMMIT")
         except BaseException as exc:
             self._undo(grouped)
@@ -250,15 +262,25 @@ class RunStore:
 
     def _undo(self, grouped: bool) -> None:
         """Roll back the block (or, if that cannot be done, the whole uncommitted group)."""
+        undo, self._states_undo = self._states_undo, {}
         try:
             if self._conn.in_transaction and grouped:
                 try:
                     self._conn.execute("ROLLBACK TO block")
                     self._conn.execute("RELEASE block")
                 except sqlite3.Error:
+                    self._states.clear()
                     self._conn.execute("ROLLBACK")
-            elif self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                else:
+                    for cell, before in undo.items():
+                        if before is None:
+                            self._states.pop(cell, None)
+                        else:
+                            self._states[cell] = before
+            else:
+                self._states.clear()
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:   # the connection is gone: nothing uncommitted survives it
             log.debug("rollback of %s failed: %s", self.path, exc)
 
@@ -278,6 +300,7 @@ class RunStore:
         if self._conn.in_transaction:
             try:
                 self._before_commit()
+                self._write_states()
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._undo(grouped=False)
@@ -355,14 +378,40 @@ class RunStore:
             (t, utc, cell, kind, message, json.dumps(data or {})))
 
     def set_cell_state(self, cell: str, state: str, t: float, **fields: Any) -> None:
-        row = {"cell": cell, "state": state, "updated_t": t}
-        for key in ("experiment", "step_count", "step_index", "step_kind", "cycle",
-                    "step_started_t", "step_estimate_s"):
+        """A cell's state and checkpoint (``checkpoint`` and ``last``: dicts the caller no
+        longer changes). Inside a transaction it is written when the transaction commits,
+        merged with the cell's other states set since (the last value of each field stands):
+        a poll sets it every time and only the state at the commit is ever seen."""
+        row = {"state": state, "updated_t": t}
+        for key in _STATE_FIELDS:
             if key in fields:
                 row[key] = fields[key]
+        if not self._in_tx:
+            self._write_state(cell, row)
+            return
+        if self._broken:
+            raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
+                              " written to it")
+        pending = self._states.get(cell)
+        if cell not in self._states_undo:
+            self._states_undo[cell] = dict(pending) if pending is not None else None
+        if pending is None:
+            self._states[cell] = row
+        else:
+            pending.update(row)
+
+    def _write_states(self) -> None:
+        """Write the cell states set in the transaction about to commit."""
+        states, self._states = self._states, {}
+        self._states_undo.clear()
+        for cell, row in states.items():
+            self._write_state(cell, row)
+
+    def _write_state(self, cell: str, fields: dict[str, Any]) -> None:
+        row = {"cell": cell, **fields}
         for key in ("checkpoint", "last"):
-            if key in fields:
-                row[key] = json.dumps(fields[key])
+            if key in row:
+                row[key] = json.dumps(row[key])
         cols = ", ".join(row)
         updates = ", ".join(f"{k} = excluded.{k}" for k in row if k != "cell")
         self._write(
@@ -424,6 +473,12 @@ class RunStore:
                 self._scan.damaged(exc, damage)
                 continue
             out.append(rec)
+        if self._states:   # states set in the transaction under way, not yet written
+            by_cell = {rec["cell"]: rec for rec in out}
+            for cell, fields in self._states.items():
+                by_cell.setdefault(cell, dict.fromkeys(cols, None) | {"cell": cell}
+                                   ).update(fields)
+            out = sorted(by_cell.values(), key=lambda rec: rec["cell"])
         return out
 
     def steps(self, cell: str | None = None, damage: list[str] | None = None

@@ -290,3 +290,29 @@ def test_the_instrument_stops_a_step_at_the_limit_between_recorded_points(tmp_pa
     assert next(s for s in store.cell_states() if s["cell"] == "a")["state"] == "faulted"
     assert any(e["kind"] == "limits_set" and "watched by the instrument for: a" in e["message"]
                for e in store.events())
+
+
+@pytest.mark.parametrize("nan_at", [None, 0, 2])
+def test_the_safety_check_finds_the_first_point_beyond_a_limit_past_nan_readings(nan_at):
+    from drivers.points import Points
+    from protocols.cells import Limits
+    from sequencer import safety
+
+    limits = Limits(max_voltage="4.4 V", min_voltage="2.5 V", max_current="2 mA",
+                    max_temperature="40 degC")
+    t = np.arange(5.0)
+    v = np.array([3.0, 3.5, 4.0, 4.5, 3.0])
+    i = np.full(5, 1e-3)
+    temp = np.full(5, 25.0)
+    if nan_at is not None:
+        v[nan_at] = np.nan
+    trip = safety.check(limits, Points(t, v, i, temp))
+    assert trip is not None and (trip.quantity, trip.time_s, trip.value) == ("voltage", 3.0, 4.5)
+    v[3] = 4.0
+    assert safety.check(limits, Points(t, v, i, temp)) is None
+    temp[4] = 41.0
+    trip = safety.check(limits, Points(t, v, i, temp))
+    assert trip is not None and (trip.quantity, trip.time_s) == ("temperature", 4.0)
+    i[1] = -3e-3
+    trip = safety.check(limits, Points(t, v, i, temp))
+    assert trip is not None and (trip.quantity, trip.time_s) == ("current", 1.0)

@@ -87,3 +87,29 @@ def test_a_dry_run_store_groups_blocks_and_a_failed_block_leaves_only_itself_out
     assert reader.point_count() == 6            # committed: the failed block is not there
     assert list(reader.read("c1")["test_time_s"]) == [0, 1, 2, 3, 4, 5]
     store.close()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_cells_state_commits_with_its_block_and_a_failed_block_takes_its_state_back(
+        tmp_path, durable):
+    store = RunStore.create(tmp_path, durable=durable)
+    reader = RunStore.open(tmp_path)
+    with store.transaction():
+        store.set_cell_state("c1", "running", 1.0, step_count=1, checkpoint={"n": 1},
+                             last={"t": 1.0})
+        store.set_cell_state("c1", "running", 2.0, checkpoint={"n": 2}, last={"t": 2.0})
+        # the writer reads the state it set; the merged fields are the last of each
+        (state,) = store.cell_states()
+        assert (state["updated_t"], state["step_count"], state["checkpoint"]) == (2.0, 1,
+                                                                                 {"n": 2})
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_cell_state("c1", "faulted", 3.0, checkpoint={"n": 3}, last={"t": 3.0})
+        store.set_cell_state("c2", "running", 3.0, checkpoint={}, last={})
+        raise RuntimeError("a block fails half way")
+    assert [(s["cell"], s["state"]) for s in store.cell_states()] == [("c1", "running")]
+    store.commit()
+    (state,) = reader.cell_states()
+    assert (state["state"], state["updated_t"], state["step_count"], state["checkpoint"],
+            state["last"]) == ("running", 2.0, 1, {"n": 2}, {"t": 2.0})
+    store.close()
+    reader.close()

@@ -160,13 +160,20 @@ class FunctionSegment(Segment):
     def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = np.clip(np.asarray(t_s, dtype=float), 0.0, self.duration_s)
         v, i = self._sample(t)
-        return np.broadcast_to(v, t.shape).astype(float), np.broadcast_to(i, t.shape).astype(float)
+        return _fresh(v, t.shape), _fresh(i, t.shape)
 
     def finish(self, elapsed_s: float) -> None:
         if self._finished:
             raise RuntimeError("this segment has already been finished")
         self._finished = True
         self._finish(min(max(float(elapsed_s), 0.0), self.duration_s))
+
+
+def _fresh(values: Array, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` (an array of ``shape``, or a value for every point) as a new float array."""
+    if isinstance(values, np.ndarray) and values.shape == shape:
+        return values.astype(float)
+    return np.broadcast_to(values, shape).astype(float)
 
 
 # -- voltage sweeps (LSV, CV) ---------------------------------------------------------------------
