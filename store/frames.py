@@ -1,10 +1,15 @@
 """A run's points as tables: Battery Data Format style column names (with units).
 
 The export writes these frames and the analysis reads them, so both see one set of names.
+:func:`batches` gives a cell's points a bounded number of rows at a time, for whatever must
+go through all of them (an export) without holding them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import pandas as pd
 
 from store.run_store import RunStore
@@ -37,3 +42,31 @@ def frame(store: RunStore, cell: str, kind: str = "series",
     columns = store.read(cell, kind, damage)
     df = pd.DataFrame({BDF_NAMES[k]: v for k, v in columns.items()})
     return df[[BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in df.columns]]
+
+
+#: Rows per batch of :func:`batches`: 13 columns of 8 bytes make a batch about 27 MB.
+BATCH_ROWS = 262_144
+
+
+def batches(store: RunStore, cell: str, kind: str = "series",
+            damage: list[str] | None = None, rows: int = BATCH_ROWS
+            ) -> Iterator[dict[str, np.ndarray]]:
+    """One cell's points of one kind as :func:`frame`'s columns, in the order stored, about
+    ``rows`` at a time (whole chunks: a batch ends at the first chunk that fills it)."""
+    pending: list[dict[str, np.ndarray]] = []
+    count = 0
+    for chunk in store.chunks(cell, kind, damage):
+        pending.append({BDF_NAMES[name]: chunk.column(name) for name in BDF_NAMES
+                        if name in chunk.columns or name in ("cycle", "step_count",
+                                                             "step_index")})
+        count += chunk.n
+        if count >= rows:
+            yield _joined(pending)
+            pending, count = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    order = [BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in parts[0]]
+    return {name: np.concatenate([p[name] for p in parts]) for name in order}
