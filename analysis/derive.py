@@ -52,8 +52,10 @@ CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
 __all__ = ["ANALYSES", "Derived", "Shared", "derive"]
 
 
-def derive(run_dir: Path, figures: bool = False) -> Derived:
-    data = RunData(run_dir)
+def derive(run_dir: Path, figures: bool = False, data: RunData | None = None) -> Derived:
+    """Every result of the run; ``data``: the run's :class:`RunData` where the caller has it
+    already (read once, not twice)."""
+    data = data if data is not None else RunData(run_dir)
     out = Derived()
     if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
         out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))

@@ -39,9 +39,12 @@ def frame(store: RunStore, cell: str, kind: str = "series",
           damage: list[str] | None = None) -> pd.DataFrame:
     """One cell's time series (``series``) or impedance points (``spectrum``), BDF names;
     with ``damage``, damaged chunks are left out and listed there."""
-    columns = store.read(cell, kind, damage)
-    df = pd.DataFrame({BDF_NAMES[k]: v for k, v in columns.items()})
-    return df[[BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in df.columns]]
+    return frame_of(store.read(cell, kind, damage))
+
+
+def frame_of(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Columns read from the store (:meth:`RunStore.read`) as a frame, BDF names in order."""
+    return pd.DataFrame({BDF_NAMES[k]: columns[k] for k in BDF_NAMES if k in columns})
 
 
 #: Rows per batch of :func:`batches`: 13 columns of 8 bytes make a batch about 27 MB.
