@@ -52,10 +52,12 @@ BATCH_ROWS = 262_144
 
 
 def batches(store: RunStore, cell: str, kind: str = "series",
-            damage: list[str] | None = None, rows: int = BATCH_ROWS
+            damage: list[str] | None = None, rows: int | None = None
             ) -> Iterator[dict[str, np.ndarray]]:
     """One cell's points of one kind as :func:`frame`'s columns, in the order stored, about
-    ``rows`` at a time (whole chunks: a batch ends at the first chunk that fills it)."""
+    ``rows`` (:data:`BATCH_ROWS`) at a time (whole chunks: a batch ends at the first chunk
+    that fills it)."""
+    rows = rows or BATCH_ROWS
     pending: list[dict[str, np.ndarray]] = []
     count = 0
     for chunk in store.chunks(cell, kind, damage):
