@@ -12,7 +12,10 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from store.run_store import RunStore
+from store.run_store import RunStore, StoredChunk
+
+#: What a chunk holds once for all its points (its step and cycle), stored apart from its blob.
+COUNTS = ("cycle", "step_count", "step_index")
 
 #: Store column -> Battery Data Format style name.
 BDF_NAMES = {
@@ -58,12 +61,10 @@ def batches(store: RunStore, cell: str, kind: str = "series",
     ``rows`` (:data:`BATCH_ROWS`) at a time (whole chunks: a batch ends at the first chunk
     that fills it)."""
     rows = rows or BATCH_ROWS
-    pending: list[dict[str, np.ndarray]] = []
+    pending: list[StoredChunk] = []
     count = 0
     for chunk in store.chunks(cell, kind, damage):
-        pending.append({BDF_NAMES[name]: chunk.column(name) for name in BDF_NAMES
-                        if name in chunk.columns or name in ("cycle", "step_count",
-                                                             "step_index")})
+        pending.append(chunk)
         count += chunk.n
         if count >= rows:
             yield _joined(pending)
@@ -72,6 +73,13 @@ def batches(store: RunStore, cell: str, kind: str = "series",
         yield _joined(pending)
 
 
-def _joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    order = [BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in parts[0]]
-    return {name: np.concatenate([p[name] for p in parts]) for name in order}
+def _joined(chunks: list[StoredChunk]) -> dict[str, np.ndarray]:
+    sizes = [c.n for c in chunks]
+    out = {}
+    for name, bdf in BDF_NAMES.items():
+        if name in COUNTS:
+            out[bdf] = np.repeat(np.array([getattr(c, name) for c in chunks], dtype=np.int64),
+                                 sizes)
+        elif name in chunks[0].columns:
+            out[bdf] = np.concatenate([c.columns[name] for c in chunks])
+    return out
