@@ -18,6 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 from matplotlib.figure import Figure
 
+#: The report's figures' resolution (dots per inch).
+FIGURE_DPI = 120
+
 
 def cores() -> int:
     """The cores this process may run on."""

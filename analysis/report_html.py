@@ -49,12 +49,11 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from analysis.errors import AnalysisError
-from analysis.render import render_png
+from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
 from protocols.units import UnitError, convert
 
 #: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
-FIGURE_DPI = 120
 
 _IDENTITY_KEYS = ("experiment", "cell", "material", "quantity")
 _RESERVED_KEYS = ("campaign", "results", "checks", "run", "notes")
@@ -277,9 +276,12 @@ def _save_figures(
     images: list[_Image] = []
     try:
         for k, (_, _, fig) in enumerate(figures, start=1):
-            if not isinstance(fig, Figure):
-                raise AnalysisError(f"figures[{k - 1}] must hold a matplotlib Figure")
-        pngs = render_png([fig for _, _, fig in figures], FIGURE_DPI)
+            if not isinstance(fig, Figure | bytes):
+                raise AnalysisError(f"figures[{k - 1}] must hold a matplotlib Figure (or"
+                                    " its PNG)")
+        drawn = iter(render_png([f for *_, f in figures if isinstance(f, Figure)],
+                                FIGURE_DPI))
+        pngs = [f if isinstance(f, bytes) else next(drawn) for *_, f in figures]
         for k, ((section, caption, fig), png) in enumerate(zip(figures, pngs, strict=True),
                                                            start=1):
             if embed:

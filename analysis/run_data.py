@@ -167,7 +167,9 @@ class RunData:
             #: ``step_kind``, ``checkpoint`` (with the ``fault``), as the store keeps them
             self.cell_states: dict[str, dict[str, Any]] = {
                 s["cell"]: s for s in store.cell_states(self.damage)}
-            self._steps = store.steps(damage=self.damage)
+            # which cell ran in which experiment: the steps themselves are read a cell at a time
+            self._ran = list(dict.fromkeys(
+                (cell, experiment) for cell, experiment in store.step_owners(self.damage)))
             self._stored_cells = set(store.chunk_cells(self.damage))
             self.experiments: list[dict[str, Any]] = meta.get("experiments") or \
                 self._experiments_from_steps()
@@ -176,32 +178,46 @@ class RunData:
 
     def experiments_run(self, cell: str) -> set[str]:
         """The experiments in which ``cell`` ran at least one step."""
-        return {s["experiment"] for s in self._steps if s["cell"] == cell}
+        return {experiment for owner, experiment in self._ran if owner == cell}
 
     def _experiments_from_steps(self) -> list[dict[str, Any]]:
         """The experiments and their cells as the steps show them: when the store's list of
         them is damaged, what of the analysis can still be made."""
         out: dict[str, list[str]] = {}
-        for s in self._steps:
-            cells = out.setdefault(s["experiment"], [])
-            if s["cell"] not in cells:
-                cells.append(s["cell"])
+        for cell, experiment in self._ran:
+            cells = out.setdefault(experiment, [])
+            if cell not in cells:
+                cells.append(cell)
         return [{"name": name, "cells": cells} for name, cells in out.items()]
 
-    def cell_experiments(self) -> Iterator[CellExperiment]:
-        """Each (experiment, cell) pair with data, cell by cell. Its points stay in the store
-        until an analysis reads them (see :class:`CellExperiment`): at most one experiment's
-        points of one cell are in memory at a time, however long the campaign."""
+    def cells_with_points(self) -> list[str]:
+        """The cells of the experiments that stored points, in the order
+        :meth:`cell_experiments` takes them."""
+        return [cell for cell in self._experiments_by_cell() if cell in self._stored_cells]
+
+    def _experiments_by_cell(self) -> dict[str, list[str]]:
         by_cell: dict[str, list[str]] = {}
         for exp in self.experiments:
             for cell in exp["cells"]:
                 by_cell.setdefault(cell, []).append(exp["name"])
-        for cell, experiments in by_cell.items():
-            if cell not in self._stored_cells:
+        return by_cell
+
+    def cell_experiments(self, only: str | None = None) -> Iterator[CellExperiment]:
+        """Each (experiment, cell) pair with data, cell by cell (of the cell ``only``, where
+        given). Its points stay in the store until an analysis reads them (see
+        :class:`CellExperiment`): at most one experiment's points of one cell are in memory
+        at a time, however long the campaign."""
+        for cell, experiments in self._experiments_by_cell().items():
+            if cell not in self._stored_cells or (only is not None and cell != only):
                 continue
             source = PointSource(self.run_dir, cell, self.damage)
+            store = RunStore.open(self.run_dir, salvage=True)
+            try:
+                cell_steps = store.steps(cell, damage=self.damage)
+            finally:
+                store.close()
             for name in experiments:
-                steps = [s for s in self._steps if s["cell"] == cell and s["experiment"] == name]
+                steps = [s for s in cell_steps if s["experiment"] == name]
                 if not steps:
                     continue
                 counts = {s["step_count"] for s in steps}

@@ -473,6 +473,18 @@ class RunStore:
             out.append(r)
         return out
 
+    def step_owners(self, damage: list[str] | None = None) -> list[tuple[str, str]]:
+        """Each step's (cell, experiment), in the order stored: which cell ran in which
+        experiment, without reading the steps whole."""
+        out = []
+        for cell, experiment in self._scan.rows("steps", "cell, experiment", damage=damage):
+            try:
+                out.append((decode_text(cell, "a step's cell"),
+                            decode_text(experiment, f"a step's experiment of {cell!r}")))
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+        return out
+
     def latest_steps(self) -> dict[str, dict[str, Any]]:
         """Each cell's most recent step: its kind, start, end and end reason (ended_t None
         while it runs)."""
