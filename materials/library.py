@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from materials.matcher import closest, key, lookup_keys, recipe_key
+from materials.provenance import Provenance, account, describe
 from materials.schema import MaterialFile, MaterialKind
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
@@ -70,7 +72,23 @@ class Material:
 
     @property
     def assumed(self) -> list[str]:
+        """The names of the assumed values (``assumed_reasons`` has why)."""
         return list(self.doc.assumed)
+
+    @property
+    def assumed_reasons(self) -> dict[str, str]:
+        return dict(self.doc.assumed)
+
+    def provenance(self) -> tuple[list[Provenance], list[str], list[str]]:
+        """(every value's account, values neither sourced nor assumed, names in both)."""
+        return account(self.doc.model_dump(exclude_unset=True), self.doc.sources,
+                       self.doc.assumed)
+
+    def describe_provenance(self) -> list[str]:
+        """The sources with the values each gives, then the assumed values with their reasons
+        (what ``cellseq materials NAME`` prints)."""
+        return describe(self.doc.model_dump(exclude_unset=True), self.doc.sources,
+                        self.doc.assumed)
 
 
 class Library:
@@ -150,8 +168,22 @@ def read_material(path: Path, builtin: bool = True) -> Material:
         data = yaml.load(fh, Loader=_SAFE_LOADER)
     try:
         return parse_material(data, path, builtin)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+    except ValidationError as exc:
+        raise ValueError("; ".join(f"{path.name}: {where}{msg}" for where, msg in _problems(exc))
+                         ) from None
+    except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from None
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    """(``field: `` or ``""``, message) per error, without pydantic's decoration."""
+    out = []
+    for err in exc.errors(include_url=False):
+        ctx = err.get("ctx") or {}
+        loc = (ctx["field"], ctx["entry"]) if "entry" in ctx else err["loc"]
+        where = ".".join(str(p) for p in loc)
+        out.append((f"{where}: " if where else "", err["msg"].removeprefix("Value error, ")))
+    return out
 
 
 @functools.cache

@@ -2,8 +2,10 @@
 
 A file has an identity (``name``, ``kind``, ``aliases``, ``formula``, molar mass and density,
 an electrolyte's ``composition``), its ``sources`` (what value comes from which publication) and
-``assumed`` (the values that no publication gives, listed apart), and the parameters of the
-models that use it:
+``assumed`` (the values that no publication gives, listed apart, each with the reason; a plain
+list of names is accepted too), and the parameters of the models that use it. How the names of
+``sources`` and ``assumed`` cover values is :mod:`materials.provenance`'s; the schema checks
+that every name mentions a key of the file and that no name is in both.
 
 - every electrolyte: the membrane keys of :data:`MEMBRANE_KEYS` (blocking, Li||Li, Li||Cu cells);
   a liquid one also a ``liquid`` block (transport inside porous electrodes);
@@ -22,6 +24,9 @@ from itertools import pairwise
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from materials.provenance import split_names, unknown_names
 
 MaterialKind = Literal["cathode", "anode", "electrolyte"]
 
@@ -153,7 +158,17 @@ class MaterialFile(BaseModel):
     electrode: Electrode | None = None
     liquid: Liquid | None = None
     sources: dict[str, str] = Field(min_length=1)
-    assumed: list[str] = Field(default_factory=list)
+    #: value name -> why no publication gives it (a list of names reads as reasons left blank)
+    assumed: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("assumed", mode="before")
+    @classmethod
+    def _assumed_list(cls, v: object) -> object:
+        if isinstance(v, list):
+            if not all(isinstance(x, str) for x in v):
+                raise ValueError("assumed: a list of value names, or a mapping name -> reason")
+            return dict.fromkeys(v, "")
+        return v
 
     @model_validator(mode="after")
     def _parameters(self) -> MaterialFile:
@@ -182,16 +197,31 @@ class MaterialFile(BaseModel):
             if not (self.lithium_metal or self.electrode is not None or paper):
                 raise ValueError(f"a {self.kind} needs an electrode block (or lithium_metal:"
                                  " true for a Li metal anode)")
-        known = have | set(type(self).model_fields)
+        present = self.model_dump(exclude_unset=True)
+        for what, names in (("sources", self.sources), ("assumed", self.assumed)):
+            for entry in names:
+                bad = unknown_names(present, split_names(entry))
+                if bad:
+                    raise _located(what, entry, f"{what} names {bad[0]!r}, which is not a key of"
+                                   " this file")
+        sourced = {n: e for e in self.sources for n in split_names(e)}
         for entry in self.assumed:
-            head = entry.split(".", 1)[0]
-            if head not in known:
-                raise ValueError(f"assumed names {entry!r}, which is not a key of this file")
+            both = [n for n in split_names(entry) if n in sourced]
+            if both:
+                raise _located("assumed", entry, f"{both[0]!r} is both in sources and in"
+                               " assumed (a value is either sourced or assumed)")
         return self
 
     def parameters(self) -> dict[str, object]:
         """Everything as plain data (what the models read)."""
         return self.model_dump(mode="python")
+
+
+def _located(field: str, entry: str, message: str) -> PydanticCustomError:
+    """An error that says which ``sources``/``assumed`` entry is wrong (its ``ctx`` lets a
+    loader point at the entry's line)."""
+    text = message.replace("{", "{{").replace("}", "}}")
+    return PydanticCustomError("material_name", text, {"field": field, "entry": entry})
 
 
 def _numeric(v: object) -> bool:

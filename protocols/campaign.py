@@ -137,13 +137,15 @@ class Campaign(BaseModel):
         return Problem(self.sources[0] if self.sources else "", None,
                        ".".join(map(str, ("experiments", experiment, *loc))), "")
 
-    def locate_step(self, experiment: int, position: int) -> Problem:
-        """Where the ``position``-th step (document order) of an experiment was written: a
-        Problem template (file, line, field path) for messages about it."""
+    def locate_step(self, experiment: int, position: int,
+                    field: tuple[object, ...] = ()) -> Problem:
+        """Where the ``position``-th step (document order) of an experiment was written, or
+        a ``field`` of it: a Problem template (file, line, field path) for messages about
+        it."""
         exp = self.experiments[experiment]
         loc = next(loc for k, (_, loc) in enumerate(walk_with_locations(exp.steps))
                    if k == position)
-        return self.locate_experiment(experiment, loc)
+        return self.locate_experiment(experiment, (*loc, *field))
 
 
 @dataclass(frozen=True)

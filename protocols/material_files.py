@@ -68,7 +68,9 @@ def campaign_library(files: Sequence[SourceFile], problems: list[Problem]) -> Li
             material = parse_material(data, path, builtin=False)
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
-                line, field = _locate(root, err["loc"])
+                ctx = err.get("ctx") or {}
+                loc = (ctx["field"], ctx["entry"]) if "entry" in ctx else err["loc"]
+                line, field = _locate(root, loc)
                 message = err["msg"].removeprefix("Value error, ")
                 if err["type"] == "missing":
                     message = f"missing required field {str(err['loc'][-1])!r}"

@@ -79,6 +79,7 @@ PositiveCurrent = _quantity("current", positive=True)
 PositiveCurrentDensity = _quantity("current_density", positive=True)
 ScanRate = _quantity("scan_rate", positive=True)
 Fraction = _quantity("fraction", positive=True)
+PositiveCharge = _quantity("charge", positive=True)
 
 
 @dataclass(frozen=True)

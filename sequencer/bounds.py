@@ -21,13 +21,14 @@ Loops are counted in full (as in the plan's bound, ``at most``), so the figures 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from drivers.techniques import Impedance, Technique, VoltageSweep
 from protocols import Problem, ProtocolError
 from protocols.steps import Loop, SetTemperature, Step
 from protocols.types import DAY_S, MAX_DURATION_S
+from sequencer.branches import PlannedBranch, extra_runs
 from sequencer.estimate import technique_estimate_s
 from simulators.specs import MAX_GRID_POINTS
 
@@ -56,7 +57,7 @@ def bound_problems(plan: Plan) -> Iterator[Problem]:
     steps_by_exp: dict[int, int] = {}
     for exp in plan.experiments:
         for cell in exp.cells:
-            for node, runs in _runs(exp.steps):
+            for node, runs in _runs(exp.steps, 1, exp.branches):
                 steps_by_exp[exp.index] = min(steps_by_exp.get(exp.index, 0) + runs, _HUGE)
                 step = node.step
                 if isinstance(step, SetTemperature):
@@ -123,17 +124,24 @@ def step_points(technique: Technique) -> float:
     return points
 
 
-def _runs(steps: Iterable[PlannedStep], times: int = 1) -> Iterator[tuple[PlannedStep, int]]:
-    """Every primitive step and soak of a planned experiment, with how often it runs."""
-    for node in steps:
-        if isinstance(node.step, Loop):
-            count = node.step.count
-            for child in node.children:
-                every = child.step.every
-                runs = count if every is None else math.ceil(count / every)
-                yield from _runs([child], min(times * runs, _HUGE))
-        else:
-            yield node, times
+def _runs(steps: Sequence[PlannedStep], times: int = 1,
+          branches: Sequence[PlannedBranch] = ()) -> Iterator[tuple[PlannedStep, int]]:
+    """Every primitive step and soak of a planned experiment, with how often it runs at
+    most (jumps back taken as often as they may)."""
+    for node, more in zip(steps, extra_runs(steps, branches), strict=True):
+        yield from _node_runs(node, min(times * (1 + more), _HUGE), branches)
+
+
+def _node_runs(node: PlannedStep, times: int,
+               branches: Sequence[PlannedBranch]) -> Iterator[tuple[PlannedStep, int]]:
+    if not isinstance(node.step, Loop):
+        yield node, times
+        return
+    count = node.step.count
+    for child, more in zip(node.children, extra_runs(node.children, branches), strict=True):
+        every = child.step.every
+        runs = count if every is None else math.ceil(count / every)
+        yield from _node_runs(child, min(times * runs * (1 + more), _HUGE), branches)
 
 
 def _why_long(step: Step, technique: Technique) -> str:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from drivers.errors import CellseqError
 from drivers.interfaces import Channel, MultiChannelInstrument
 from protocols.cells import Cell
 from sequencer.counters import Counters
+
+if TYPE_CHECKING:
+    from sequencer.loop_conditions import RanStep
 
 
 @dataclass(frozen=True)
@@ -40,3 +44,9 @@ class CellRun:
     state: str = "pending"
     fault: str | None = None
     last: dict[str, float] = field(default_factory=dict)
+    #: the steps run on the channel so far, in order (what a loop's ``until`` looks at)
+    ran: list[RanStep] = field(default_factory=list)
+    #: the run store's row of the step the channel runs or ran last
+    step_id: int | None = None
+    #: the chamber's set point from the experiment's last soak (degC), None before any
+    set_point_degC: float | None = None

@@ -20,6 +20,7 @@ from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
 
 if TYPE_CHECKING:
+    from sequencer.plan import Plan
     from sequencer.runner import RunOutcome
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -123,7 +124,24 @@ def plan(
               f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
               " capacity holds, every other loop counted in full; 'at most' runs every loop"
               " to its count")
+    _branches(p)
     _notes(p.notes)
+
+
+def _branches(p: Plan) -> None:
+    """Each experiment's branches and their bounds, and what each retention loop watches."""
+    from sequencer.plan import watches_of
+
+    for e in p.experiments:
+        lines = [b.describe() for b in e.branches] + watches_of(e)
+        if not lines:
+            continue
+        out.print(f"{e.name}:", highlight=False)
+        if e.branches:
+            out.print("  branches: the estimate takes none, 'at most' every jump back"
+                      " to its bound", highlight=False)
+        for line in lines:
+            out.print(f"  {line}", highlight=False)
 
 
 def _notes(notes: tuple[str, ...]) -> None:
@@ -601,12 +619,10 @@ def materials(
             m = lib.resolve(name)
         except UnknownMaterial as exc:
             _fail(str(exc))
-        out.print(f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
-                  markup=False)
-        out.print(f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}")
-        for what, source in m.sources.items():
-            out.print(f"  source of {what}: {source}", markup=False)
-        out.print(f"  assumed: {', '.join(m.assumed) or 'none'}")
+        head = [f"{m.name} ({m.kind}){'' if m.builtin else ', a lab file'}: {m.doc.description}",
+                f"  file: {m.path.name}; aliases: {', '.join(m.aliases) or 'none'}"]
+        for line in [*_wrapped(head), *m.describe_provenance()]:
+            out.print(line, markup=False)
         return
     table = Table(title="cellseq material library")
     for col in ("material", "kind", "aliases", "sources", "assumed"):
@@ -619,6 +635,18 @@ def materials(
     out.print("Names match ignoring case and punctuation, NCM = NMC, and electrolyte recipes as"
               " salt + solvents + additives ('1 M LiPF6 in EC:EMC 3:7 + 2 wt% VC')."
               " `cellseq materials NAME` shows one material's sources and assumed values.")
+
+
+def _wrapped(lines: list[str], width: int = 80) -> list[str]:
+    """Lines folded to ``width`` columns, continuing under their own indent plus two."""
+    import textwrap
+
+    out_lines: list[str] = []
+    for line in lines:
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        out_lines += textwrap.wrap(line, width, subsequent_indent=indent,
+                                   break_on_hyphens=False) or [""]
+    return out_lines
 
 
 def _short_source(text: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from drivers.techniques import (
@@ -28,6 +28,7 @@ from drivers.techniques import (
     VoltageSweep,
 )
 from protocols.steps import Loop, SetTemperature
+from sequencer.branches import PlannedBranch, extra_runs
 
 if TYPE_CHECKING:
     from sequencer.plan import PlannedStep
@@ -66,28 +67,36 @@ def sweep_duration_s(sweep: VoltageSweep, start_V: float) -> float:
 
 
 def experiment_estimate_s(steps: Iterable[PlannedStep], cell: str,
-                          capacity_Ah: float | None = None, *, bound: bool = False) -> float:
-    """What planned ``steps`` will probably take on ``cell``; with ``bound``, at most (every
-    loop to its count)."""
-    total = 0.0
-    for node in steps:
-        if isinstance(node.step, SetTemperature):
-            total += node.step.hold + SOAK_APPROACH_S
-        elif isinstance(node.step, Loop):
-            total += _loop_estimate(node, cell, capacity_Ah, bound)
-        else:
-            total += technique_estimate_s(node.techniques[cell], capacity_Ah)
-    return total
+                          capacity_Ah: float | None = None, *, bound: bool = False,
+                          branches: Sequence[PlannedBranch] = ()) -> float:
+    """What planned ``steps`` will probably take on ``cell`` (no branch taken); with
+    ``bound``, at most (every loop to its count, every jump back of ``branches`` taken as
+    often as it may)."""
+    steps = list(steps)
+    extra = extra_runs(steps, branches) if bound else [0] * len(steps)
+    return sum((1 + more) * _node_estimate_s(node, cell, capacity_Ah, bound, branches)
+               for node, more in zip(steps, extra, strict=True))
+
+
+def _node_estimate_s(node: PlannedStep, cell: str, capacity_Ah: float | None, bound: bool,
+                     branches: Sequence[PlannedBranch]) -> float:
+    if isinstance(node.step, SetTemperature):
+        return node.step.hold + SOAK_APPROACH_S
+    if isinstance(node.step, Loop):
+        return _loop_estimate(node, cell, capacity_Ah, bound, branches)
+    return technique_estimate_s(node.techniques[cell], capacity_Ah)
 
 
 def _loop_estimate(loop: PlannedStep, cell: str, capacity_Ah: float | None,
-                   bound: bool) -> float:
+                   bound: bool, branches: Sequence[PlannedBranch] = ()) -> float:
     assert isinstance(loop.step, Loop)
     count = loop.step.count if bound else probable_iterations(loop, cell, capacity_Ah)
+    extra = extra_runs(loop.children, branches) if bound else [0] * len(loop.children)
     total = 0.0
-    for child in loop.children:
+    for child, more in zip(loop.children, extra, strict=True):
         runs = count if child.step.every is None else math.ceil(count / child.step.every)
-        total += runs * experiment_estimate_s([child], cell, capacity_Ah, bound=bound)
+        total += runs * (1 + more) * _node_estimate_s(child, cell, capacity_Ah, bound,
+                                                      branches)
     return total
 
 

@@ -21,16 +21,22 @@ from dataclasses import dataclass, field
 
 import trio
 
+from analysis.cycles import StepOutcome
 from drivers.clock import Clock
 from drivers.errors import CellseqError
 from drivers.interfaces import SafetyLimits
+from drivers.techniques import ConstantCurrent
+from protocols.cells import CellKind
 from protocols.steps import Loop, SetTemperature
+from protocols.units import kelvin_to_celsius
+from sequencer.branches import branch_of
 from sequencer.calls import caller_for
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, CellRun
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
+from sequencer.loop_conditions import RanStep, measured_reason, retention_check, watched_discharge
 from sequencer.pause import Holds, PauseControl
 from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
@@ -49,15 +55,29 @@ SIMULATED_POLL_S = 3600.0
 
 @dataclass
 class Seen:
-    """What a block of steps ended with: every end reason its steps gave, and whether a loop
-    inside it already journalled the break (a short circuit) that ends the loops around it."""
+    """What a block of steps ended with: every end reason its steps gave, whether a loop
+    inside it already journalled the break (a short circuit) that ends the loops around it,
+    and the loop around it (its number, and why) whose capacity retention fell below its
+    threshold inside the block: every loop up to that one ends."""
 
     reasons: set[str] = field(default_factory=set)
     break_reported: bool = False
+    ended_by: tuple[int, str] | None = None
 
     def add(self, other: Seen) -> None:
         self.reasons |= other.reasons
         self.break_reported |= other.break_reported
+        self.ended_by = self.ended_by or other.ended_by
+
+
+@dataclass(frozen=True)
+class RetentionWatch:
+    """A loop's ``until: capacity_retention_below``: checked after each iteration of the loop
+    and of every loop inside it, on the cycles of the discharge step numbered ``watched``."""
+
+    loop: int
+    below: float
+    watched: int
 
 
 class Executor:
@@ -198,6 +218,8 @@ class Executor:
         for cid in skipped:
             self.resumer.event_once(cid, "experiment_skipped",
                                     f"{exp.name}: cell faulted earlier ({self.runs[cid].fault})")
+        for c in cells:
+            c.run.set_point_degC = None
         self.resumer.event_once(None, "experiment_started", exp.name, cells=list(exp.cells))
         self.progress.started(exp)
         async with trio.open_nursery() as watching:
@@ -227,6 +249,7 @@ class Executor:
         k = node.number
         for c in cells:
             c.run.step_count += 1
+            c.run.set_point_degC = kelvin_to_celsius(step.target)
         carried: SoakProgress | None = None
         ids: dict[str, int] = {}
         replayed = self.resumer.soak_replayed(chamber, step, cells)
@@ -294,24 +317,59 @@ class Executor:
 
     async def _run_steps(self, exp: PlannedExperiment, steps: tuple[PlannedStep, ...] |
                          list[PlannedStep], cell: CellContext, iteration: int | None = None,
-                         breaks: frozenset[str] = frozenset()) -> Seen:
+                         breaks: frozenset[str] = frozenset(), scope: int | None = None,
+                         watches: tuple[RetentionWatch, ...] = ()) -> Seen:
         """Run ``steps``; return the end reasons seen. A reason in ``breaks`` (a short circuit
-        inside a loop that ends on one) leaves the block at once."""
+        inside a loop that ends on one), or the capacity retention of a loop around them
+        falling below its threshold, leaves the block at once. ``scope``: where in the cell's
+        steps run so far the outermost loop around them began (None outside loops);
+        ``watches``: the retention conditions of the loops around them."""
         seen = Seen()
-        for node in steps:
+        taken: dict[tuple[int, str], int] = {}   # branches taken in this run of the block
+        index = 0
+        while index < len(steps):
+            node = steps[index]
+            index += 1
             every = node.step.every
             if every is not None and iteration is not None and (iteration - 1) % every:
                 continue
             if isinstance(node.step, Loop):
-                seen.add(await self._run_loop(exp, node, cell, breaks))
+                seen.add(await self._run_loop(exp, node, cell, breaks, scope, watches))
             else:
-                seen.reasons.add(await self._run_channel_step(exp, node, cell))
-            if seen.reasons & breaks:
+                reason = await self._run_channel_step(exp, node, cell)
+                seen.reasons.add(reason)
+                target = self._branch(exp, node, cell, reason, taken)
+                if target is not None:
+                    index = next(i for i, n in enumerate(steps) if n.number == target)
+            if seen.reasons & breaks or seen.ended_by is not None:
                 break
         return seen
 
+    def _branch(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
+                reason: str, taken: dict[tuple[int, str], int]) -> int | None:
+        """The number of the step a branch of ``node`` goes to on ``reason``, if one is
+        written and not yet taken as often as it may be (``taken`` counts)."""
+        branch = branch_of(exp.branches, node.number, reason)
+        if branch is None:
+            return None
+        key = (branch.source, branch.reason)
+        done = taken.get(key, 0)
+        r = cell.run
+        where = f"{exp.name} step {node.number} (step count {r.step_count})"
+        if branch.at_most is not None and done >= branch.at_most:
+            self.resumer.event_once(cell.id, "branch_bound", f"{where} ended on"
+                                    f" {branch.reason}: goto {branch.label!r} not taken, taken"
+                                    f" {done} times already (at most {branch.at_most})")
+            return None
+        taken[key] = done + 1
+        bound = f" ({done + 1} of at most {branch.at_most})" if branch.at_most else ""
+        self.resumer.event_once(cell.id, "branch", f"{where} ended on {branch.reason}: goto"
+                                f" {branch.label!r} (step {branch.target}){bound}")
+        return branch.target
+
     async def _run_loop(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
-                        breaks: frozenset[str]) -> Seen:
+                        breaks: frozenset[str], scope: int | None,
+                        watches: tuple[RetentionWatch, ...]) -> Seen:
         loop = node.step
         assert isinstance(loop, Loop)
         until = loop.until
@@ -319,25 +377,41 @@ class Executor:
             breaks = breaks | {"short"}
         counts = loop.count_cycles and not any(isinstance(c.step, Loop) for c in node.children)
         r = cell.run
+        if scope is None:
+            scope = len(r.ran)
+        if until is not None and until.capacity_retention_below is not None:
+            watched = watched_discharge(node, cell.id)
+            if watched is not None:   # the plan refuses a retention with nothing to watch
+                watches = (*watches, RetentionWatch(node.number, until.capacity_retention_below,
+                                                    watched))
         seen = Seen()
-        first_capacity: float | None = None
         for iteration in range(1, loop.count + 1):
             if counts:
                 r.cycle += 1
-            before = r.counters.discharge_Ah
-            got = await self._run_steps(exp, node.children, cell, iteration, breaks)
+            start = len(r.ran)
+            got = await self._run_steps(exp, node.children, cell, iteration, breaks, scope,
+                                        watches)
             seen.add(got)
             why = None
             if got.reasons & breaks:
                 why = "a short circuit"
+            elif got.ended_by is not None and got.ended_by[0] != node.number:
+                break   # a loop around this one ends: the journal says so there
+            elif got.ended_by is not None:
+                why = got.ended_by[1]
+                seen.ended_by = None
             elif until is not None and until.voltage_limit and "voltage" in got.reasons:
                 why = "a step reached its voltage limit"
-            elif until is not None and until.capacity_retention_below is not None:
-                capacity = r.counters.discharge_Ah - before
-                first_capacity = first_capacity or (capacity if capacity > 0 else None)
-                if first_capacity and capacity / first_capacity < until.capacity_retention_below:
-                    why = (f"capacity retention {100 * capacity / first_capacity:.1f} % fell"
-                           f" below {100 * until.capacity_retention_below:g} %")
+            else:
+                fell = self._retention_fell(cell, watches, scope, start)
+                if fell is not None and fell[0] != node.number:
+                    seen.ended_by = fell
+                    break
+                if fell is not None:
+                    why = fell[1]
+                elif until is not None and until.measured:
+                    why = measured_reason(until, lambda: self._last_point(r),
+                                          _last_discharge_Ah(r.ran[start:]))
             if why:
                 # a short ends every loop around it; the innermost one, where it happened,
                 # says so (a ramp's level and the ramp are one step as written)
@@ -350,12 +424,45 @@ class Executor:
                 break
         return seen
 
+    def _retention_fell(self, cell: CellContext, watches: tuple[RetentionWatch, ...],
+                        scope: int, start: int) -> tuple[int, str] | None:
+        """The outermost loop whose capacity retention the steps from ``start`` on brought
+        below its threshold, and why; None if none."""
+        r = cell.run
+        leading = "discharge" if r.cell.kind is CellKind.LI_CU else "charge"
+        for watch in watches:
+            check = retention_check(r.ran[scope:], start - scope, watch.watched,
+                                    r.cell.capacity_Ah, leading)
+            if check is not None and check.retention < watch.below:
+                return watch.loop, (
+                    f"capacity retention {100 * check.retention:.1f} % fell below"
+                    f" {100 * watch.below:g} % ({1e3 * check.cycle.discharge_Ah:.4g} mAh"
+                    f" against {1e3 * check.first.discharge_Ah:.4g} mAh in the first cycle of"
+                    f" the series '{check.series}')")
+        return None
+
+    def _last_point(self, r: CellRun) -> dict[str, float] | None:
+        """The last point the cell's last step stored (the same on a resumed run)."""
+        return None if r.step_id is None else self.store.last_point(r.step_id)
+
     async def _run_channel_step(self, exp: PlannedExperiment, node: PlannedStep,
                                 cell: CellContext) -> str:
         """Run one primitive step to its end, after the pause point before it; return the end
-        reason."""
+        reason. What it passed is kept in the cell's steps run (:class:`RanStep`)."""
         await self._safe_point([cell])
-        return await self.driver.run(exp, node, cell)
+        r = cell.run
+        before = r.counters.as_dict()
+        reason = await self.driver.run(exp, node, cell)
+        after = r.counters.as_dict()
+        technique = node.techniques[cell.id]
+        current = technique.current_A if isinstance(technique, ConstantCurrent) else None
+        r.ran.append(RanStep(StepOutcome(
+            step_count=r.step_count, kind=node.kind, current_A=current, tag=node.step.tag,
+            written_kind=node.written_kind, temperature_degC=r.set_point_degC,
+            end_reason=reason, experiment=exp.name,
+            **{name: max(after[name] - before[name], 0.0) for name in after}),
+            node.number, r.step_id))
+        return reason
 
     # -- instruments -----------------------------------------------------------------------
 
@@ -414,6 +521,14 @@ class Executor:
                 await caller_for(inst)(inst.close)
             except CellseqError as exc:
                 self.journal.note(None, "close_failed", f"{type(inst).__name__}: {exc}")
+
+
+def _last_discharge_Ah(ran: list[RanStep]) -> float | None:
+    """What the last step of ``ran`` that discharged delivered; None if none did."""
+    for step in reversed(ran):
+        if step.outcome.direction < 0:
+            return step.outcome.discharge_Ah
+    return None
 
 
 def _describe(exc: BaseException) -> str:

@@ -36,9 +36,11 @@ from protocols.steps import (
 from protocols.steps.base import inherit_tag
 from protocols.units import kelvin_to_celsius
 from sequencer.bounds import check_bounds
+from sequencer.branches import PlannedBranch, plan_branches
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
+from sequencer.loop_conditions import watched_discharge
 from sequencer.station import Station, load_station, simulated_station
 
 
@@ -85,6 +87,7 @@ class PlannedExperiment:
     bound_s: float = 0.0                          # at most: every loop to its count
     start_s: float = 0.0
     after: tuple[int, ...] = ()                   # experiments that must end first
+    branches: tuple[PlannedBranch, ...] = ()      # on_end gotos, resolved and bounded
 
     @property
     def end_s(self) -> float:
@@ -107,6 +110,9 @@ class Plan:
                 {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
                  "start_s": e.start_s, "end_s": e.end_s, "estimate_s": e.estimate_s,
                  "bound_s": e.bound_s,
+                 "branches": [{"step": b.source, "on": b.reason, "goto": b.label,
+                               "target_step": b.target, "at_most": b.at_most}
+                              for b in e.branches],
                  "steps": [{"index": i, "kind": s.kind, "label": s.label}
                            for i, s in enumerate(walk(list(e.doc_steps)), start=1)]}
                 for e in self.experiments],
@@ -143,6 +149,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                 f" {station.station!r}")))
             continue
         kinds = [s.kind for s in walk(exp.steps)]
+        branches, wrong = plan_branches(campaign, i, exp.steps)
+        problems.extend(wrong)
         steps = _expand(exp.steps, 0, None, kinds)
         chambers = {station.chamber_of(c) for c in exp.cells}
         chamber = next(iter(chambers)) if len(chambers) == 1 else None
@@ -180,10 +188,20 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
                 node.techniques[cell_id] = tech
+        for node in walk_planned(steps):
+            until = node.step.until if isinstance(node.step, Loop) else None
+            if until is not None and until.capacity_retention_below is not None and any(
+                    watched_discharge(node, c) is None for c in exp.cells):
+                _add(problems, replace(
+                    campaign.locate_step(i, node.number - 1, ("until",
+                                                              "capacity_retention_below")),
+                    message="the loop has no constant-current discharge whose capacity"
+                    " the retention could compare"))
         resources = sorted({f"{station.cells[c].instrument}/ch{station.cells[c].channel}"
                             for c in exp.cells} | {str(c) for c in chambers if c})
         planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
-                                         tuple(resources), tuple(exp.steps)))
+                                         tuple(resources), tuple(exp.steps),
+                                         branches=branches))
     if problems:
         raise ProtocolError(problems)
     plan = replace(_schedule(campaign, station, planned), notes=notes)
@@ -254,7 +272,7 @@ def _schedule(campaign: Campaign, station: Station,
     ends: dict[int, float] = {}   # each experiment's latest end, every loop to its count
     for exp in planned:
         estimate, bound = (max(experiment_estimate_s(exp.steps, c, campaign.cell(c).capacity_Ah,
-                                                     bound=b)
+                                                     bound=b, branches=exp.branches)
                                for c in exp.cells)
                            for b in (False, True))
         before = [p for p in done if set(p.resources) & set(exp.resources)]
@@ -265,3 +283,19 @@ def _schedule(campaign: Campaign, station: Station,
                             after=tuple(p.index for p in before)))
     makespan = max((e.end_s for e in done), default=0.0)
     return Plan(campaign, station, tuple(done), makespan, max(ends.values(), default=0.0))
+
+
+def watches_of(exp: PlannedExperiment) -> list[str]:
+    """What each loop's capacity retention compares, for ``cellseq plan``: the cycles of
+    which discharge step (the same for every cell of the experiment)."""
+    out = []
+    cell = exp.cells[0]
+    for node in walk_planned(exp.steps):
+        until = node.step.until if isinstance(node.step, Loop) else None
+        if until is None or until.capacity_retention_below is None:
+            continue
+        watched = watched_discharge(node, cell)
+        out.append(f"step {node.number}: until retention <"
+                   f" {100 * until.capacity_retention_below:g} % of its series' first cycle"
+                   f" (discharge step {watched})")
+    return out

@@ -46,7 +46,7 @@ from store import RunStore, StoreError
 
 #: Events a replay would write again; a resumed run writes each only once.
 ONCE_KINDS = frozenset({"experiment_started", "experiment_finished", "experiment_skipped",
-                        "loop_ended"})
+                        "loop_ended", "branch", "branch_bound"})
 
 #: Open-circuit voltages a connected cell of each kind can show (V). A channel with no cell
 #: floats, usually to a rail, outside these.
@@ -192,11 +192,15 @@ class Resumer:
         hist = self.state.cells[cell.id]
         done = hist.done.get(r.step_count)
         if done is not None:
+            r.step_id = done["id"]
             if done["end_counters"]:
                 r.counters = Counters(**done["end_counters"])
             return Ended(done["end_reason"])
         row = hist.open.pop(r.step_count, None)
-        return None if row is None else Interrupted(row)
+        if row is None:
+            return None
+        r.step_id = row["id"]
+        return Interrupted(row)
 
     def soak_replayed(self, chamber: Chamber, step: SetTemperature,
                       cells: list[CellContext]) -> SoakReplayed:

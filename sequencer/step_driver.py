@@ -113,6 +113,7 @@ class StepDriver:
         with self._store.transaction():
             step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, node.kind,
                                              r.cycle, started, params)
+            r.step_id = step_id
             cell.set_state("running", experiment=exp.name, step_index=k, step_kind=node.kind,
                            step_started_t=started,
                            step_estimate_s=getattr(technique, "duration_s", None))

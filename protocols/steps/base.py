@@ -7,6 +7,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from protocols.steps.branch import OnEnd
 from protocols.types import FROZEN, Count, Duration, PositiveCurrent, PositiveVoltage
 
 DEFAULT_RECORD_EVERY_S = 10.0
@@ -51,6 +52,10 @@ class StepBase(BaseModel):
     every: Count | None = Field(default=None, ge=1, le=100_000,
                               description="inside a loop: run on iterations 1, 1+N, 1+2N, ...")
     on_resume: ResumePolicy | None = None
+    on_end: OnEnd = Field(default_factory=dict,
+                          description="end reason -> 'goto LABEL' or {goto: LABEL, at_most: N}:"
+                          " the step labelled LABEL in the same list runs next (a jump back"
+                          " needs at_most)")
     tag: str = Field(default="", max_length=64, pattern=r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)?$",
                      description="what the step is for (rpt, aging, formation): a change of tag"
                      " starts a new cycle and a new series in the analysis; on a loop or a"

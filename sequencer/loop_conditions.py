@@ -1,0 +1,130 @@
+"""A loop's ``until``: which cycles a capacity retention watches, and whether an iteration
+ended the loop.
+
+The retention a loop stops on is the report's (:func:`analysis.cycles.series_retention`): the
+executor keeps a :class:`RanStep` for every step a cell ran, as the run store records it, cuts
+them into cycles with :func:`analysis.cycles.cycles_of` and compares a cycle with the first
+cycle of its series (same tag, C-rate and temperature). So a C/3 check-up run every 100
+iterations of a 1C aging loop is its own cycle and series: it is neither summed into an aging
+cycle nor compared with one.
+
+Which cycles a loop watches is fixed by the plan (:func:`watched_discharge`): those of the
+constant-current discharge that runs most often per iteration of the loop, counting the loops
+inside it and steps run only ``every`` N iterations (the aging discharge, not the check-up's;
+on a tie, the first in the document). The reference is the first cycle of the same series
+since the outermost loop around it began: a loop nested in another compares with the first
+cycle of the whole nest, not of its own latest run.
+
+Everything here is re-derived on a resumed run from the store's rows (the replayed steps' end
+counters, their last points): the loop's decisions come out as they did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from analysis.cycles import Cycle, StepOutcome, cycles_of, series_key, series_retention
+from drivers.techniques import ConstantCurrent
+from protocols.steps import Loop, LoopUntil
+from protocols.units import kelvin_to_celsius
+from sequencer.counters import SECONDS_PER_HOUR
+
+if TYPE_CHECKING:
+    from sequencer.plan import PlannedStep
+
+
+@dataclass(frozen=True)
+class RanStep:
+    """A step a cell ran: what cycles need of it, the plan node it ran (its number) and its
+    row in the run store."""
+
+    outcome: StepOutcome
+    number: int
+    step_id: int | None
+
+
+def watched_discharge(loop: PlannedStep, cell: str) -> int | None:
+    """The number of the constant-current discharge whose cycles ``loop``'s retention watches
+    (see the module's docstring); None when the loop discharges nothing at constant current."""
+    runs: dict[int, float] = {}
+
+    def visit(nodes: Sequence[PlannedStep], times: float) -> None:
+        for node in nodes:
+            every = node.step.every
+            here = times / every if every else times
+            if isinstance(node.step, Loop):
+                visit(node.children, here * node.step.count)
+                continue
+            technique = node.techniques.get(cell)
+            if isinstance(technique, ConstantCurrent) and technique.current_A < 0:
+                runs[node.number] = runs.get(node.number, 0.0) + here
+
+    visit(loop.children, 1.0)
+    if not runs:
+        return None
+    most = max(runs.values())
+    return min(n for n, r in runs.items() if r == most)
+
+
+@dataclass(frozen=True)
+class RetentionCheck:
+    """What a capacity retention compares: the cycle and the first of its series."""
+
+    retention: float
+    cycle: Cycle
+    first: Cycle
+    series: str
+
+
+def retention_check(ran: Sequence[RanStep], since: int, watched: int, one_c_A: float | None,
+                    leading: Literal["charge", "discharge"]) -> RetentionCheck | None:
+    """The retention of the last watched cycle of ``ran`` that has a step from index ``since``
+    on (one that ended in the iteration just run), against the first cycle of its series in
+    ``ran``; None if the iteration completed no watched cycle or nothing compares."""
+    index = {id(r.outcome): (i, r.number) for i, r in enumerate(ran)}
+    cycles = cycles_of([r.outcome for r in ran], leading=leading)
+    for cycle in reversed(cycles):
+        if not any(index[id(s)][1] == watched for s in cycle.discharges):
+            continue
+        if not any(index[id(s)][0] >= since for s in cycle.steps):
+            return None
+        retention = series_retention(cycles, one_c_A, cycle)
+        if retention is None:
+            return None
+        key = series_key(cycle, one_c_A)
+        first = next(c for c in cycles if c.discharges and series_key(c, one_c_A) == key)
+        return RetentionCheck(retention, cycle, first, str(key))
+    return None
+
+
+def measured_reason(until: LoopUntil, last: Callable[[], dict[str, float] | None],
+                    last_discharge_Ah: float | None) -> str | None:
+    """Why a measured condition of ``until`` ends the loop after an iteration, or None.
+    ``last`` gives the iteration's last stored point (voltage_V, temperature_C), read only if
+    a voltage or temperature condition needs it; ``last_discharge_Ah`` what its last discharge
+    step delivered (None: it discharged nothing)."""
+    if until.discharge_capacity_below is not None and last_discharge_Ah is not None:
+        below_Ah = until.discharge_capacity_below / SECONDS_PER_HOUR   # written in coulombs
+        if last_discharge_Ah < below_Ah:
+            return (f"the last discharge delivered {1e3 * last_discharge_Ah:.4g} mAh, below"
+                    f" {1e3 * below_Ah:.4g} mAh")
+    if all(x is None for x in (until.voltage_below, until.voltage_above,
+                               until.temperature_above, until.temperature_below)):
+        return None
+    point = last()
+    if point is None:
+        return None
+    v, t = point["voltage_V"], point["temperature_C"]
+    if until.voltage_below is not None and v < until.voltage_below:
+        return f"the cell's voltage {v:.4g} V fell below {until.voltage_below:g} V"
+    if until.voltage_above is not None and v > until.voltage_above:
+        return f"the cell's voltage {v:.4g} V rose above {until.voltage_above:g} V"
+    if until.temperature_above is not None and t > kelvin_to_celsius(until.temperature_above):
+        return (f"the cell's temperature {t:.3g} degC rose above"
+                f" {kelvin_to_celsius(until.temperature_above):g} degC")
+    if until.temperature_below is not None and t < kelvin_to_celsius(until.temperature_below):
+        return (f"the cell's temperature {t:.3g} degC fell below"
+                f" {kelvin_to_celsius(until.temperature_below):g} degC")
+    return None

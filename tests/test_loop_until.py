@@ -1,0 +1,188 @@
+"""A loop's ``until``: a capacity retention compares like with like (a check-up inside an
+aging loop is a series of its own and neither ends the loop nor is summed into its cycles),
+checked after every iteration of the loops inside; measured conditions; and a resumed run
+decides as the uninterrupted one did."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.report import summary_of
+from sequencer.cli import app
+from sequencer.runner import resume_run, run_simulated
+from store import RunStore
+from tests.conftest import ROOT
+from tests.runs import arm_power_cut, assert_same_data, crash, data
+
+from .fakes import FadingCell, ResistorCell
+from .test_executor import run
+
+RECIPE = ROOT / "protocols" / "examples" / "rpt_in_aging.yaml"
+
+
+def _ended(store: RunStore, cell: str) -> list[str]:
+    return [e["message"] for e in store.events(cell) if e["kind"] == "loop_ended"]
+
+
+def _open(run_dir: Path) -> RunStore:
+    return RunStore.open(run_dir)
+
+
+def _results(summary: dict, quantity: str, tag: str) -> list[dict]:
+    return [r for r in summary["results"]
+            if r["quantity"] == quantity and r["conditions"].get("tag") == tag]
+
+
+def _variant(tmp_path: Path, threshold: str, every: int, nested: bool = False) -> Path:
+    """The recipe, shorter: a higher retention threshold and check-ups more often; ``nested``
+    writes the aging cycles as an inner loop of ``every`` cycles and the check-up after it."""
+    text = RECIPE.read_text(encoding="utf-8")
+    text = text.replace("capacity_retention_below: 80 %", f"capacity_retention_below: {threshold}")
+    text = text.replace("every: 50", f"every: {every}")
+    if nested:
+        aging = text[text.index("          - {kind: cccv_charge, tag: aging"):]
+        head = text[:text.index("          - kind: loop                 # the check-up")]
+        check_up = text[len(head):text.index("          - {kind: cccv_charge, tag: aging")]
+        check_up = check_up.replace(f"            every: {every}\n", "")
+        inner = ("          - kind: loop\n            tag: aging\n"
+                 f"            count: {every}\n            steps:\n"
+                 + "".join("    " + line + "\n" for line in aging.splitlines()))
+        text = head + inner + check_up
+    path = tmp_path / "variant.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_rpt_in_aging_recipe_stops_near_80_percent_of_its_first_1c_cycle(tmp_path):
+    """The issue's protocol as a user writes it: the aging loop ends when a 1C cycle falls
+    below 80 % of the first 1C cycle; the C/3 check-ups are their own series."""
+    run_dir = tmp_path / "run"
+    run_simulated(RECIPE, run_dir, seed=1)
+    store = _open(run_dir)
+    (ended,) = _ended(store, "pouch-1")
+    store.close()
+    assert "fell below 80 %" in ended and "'aging, 1C, 25 degC'" in ended
+    said = float(re.search(r"capacity retention ([\d.]+) %", ended)[1])
+    summary = summary_of(run_dir)
+    (aging,) = _results(summary, "capacity_retention", "aging")
+    (rpt,) = _results(summary, "capacity_retention", "rpt")
+    # the loop and the report compare the same cycles: the aging series' last over its first
+    assert aging["value"] == pytest.approx(said, abs=0.05)
+    assert 79.0 < aging["value"] < 80.0
+    assert aging["conditions"]["c_rate"] == 1.0
+    assert rpt["conditions"]["c_rate"] == 0.33 and rpt["conditions"]["cycles"] == 3
+    capacities = {tag: [r["value"] for r in _results(summary, "discharge_capacity", tag)]
+                  for tag in ("aging", "rpt")}
+    # no check-up is summed into an aging cycle: every 1C cycle delivers less than the
+    # check-up before it, and none more than the first 1C cycle
+    assert len(capacities["rpt"]) == 3
+    assert max(capacities["aging"]) < capacities["rpt"][0] < 200.0
+    assert capacities["aging"][0] == pytest.approx(max(capacities["aging"]), rel=0.01)
+    # the check-ups alone never ended the loop although they fade too; the aging cycles ran
+    # well past the second check-up
+    assert aging["conditions"]["cycles"] > 100
+
+
+def test_nested_loops_compare_with_the_first_cycle_of_the_whole_nest(tmp_path):
+    """Aging written as an inner loop of 5 cycles with a check-up after it, the retention on
+    the outer loop: the nest ends inside the inner loop at the cycle that fell below, against
+    the very first 1C cycle, and the check-up of that iteration is not run."""
+    run_dir = tmp_path / "run"
+    run_simulated(_variant(tmp_path, "97 %", 5, nested=True), run_dir, seed=1)
+    store = _open(run_dir)
+    (ended,) = _ended(store, "pouch-1")
+    steps = store.steps("pouch-1")
+    store.close()
+    assert ended.startswith("aging-with-check-ups step 3: loop ended")   # the outer loop
+    assert "fell below 97 %" in ended
+    assert steps[-1]["kind"] == "constant_current" and steps[-1]["params"]["tag"] == "aging"
+    summary = summary_of(run_dir)
+    (aging,) = _results(summary, "capacity_retention", "aging")
+    assert aging["conditions"]["first_cycle"] == 1   # not the first of the inner loop's run
+    assert 96.5 < aging["value"] < 97.0
+    assert aging["value"] == pytest.approx(
+        float(re.search(r"capacity retention ([\d.]+) %", ended)[1]), abs=0.05)
+
+
+def test_a_run_cut_inside_the_aging_loop_resumes_to_the_same_decisions(tmp_path, monkeypatch):
+    protocol = _variant(tmp_path, "97 %", 4)
+    reference_dir = tmp_path / "reference"
+    cut = arm_power_cut(monkeypatch)
+    counter = cut(None)
+    run_simulated(protocol, reference_dir, seed=2)
+    reference = data(reference_dir)
+    commits = counter["count"]
+    for n in sorted(random.Random(5).sample(range(commits // 3, commits - 2), 2)):
+        run_dir = tmp_path / f"cut-{n}"
+        cut(n)
+        crash(protocol, run_dir, seed=2)
+        cut(None)
+        resume_run(run_dir)
+        resumed = data(run_dir)
+        assert_same_data(reference, resumed)
+        ended = [e["message"] for e in resumed["events"] if e["kind"] == "loop_ended"]
+        assert ended == [e["message"] for e in reference["events"]
+                         if e["kind"] == "loop_ended"]
+        assert len(ended) == 1
+
+
+def test_until_a_measured_voltage_and_a_discharge_capacity(tmp_path, write_yaml):
+    store, _ = run(tmp_path, write_yaml, """
+  - name: by-voltage
+    cells: [a]
+    steps:
+      - kind: loop
+        count: 20
+        until: {voltage_above: 3.2 V}
+        steps:
+          - {kind: constant_current, direction: charge, current: 1 mA, duration: 60 s}
+          - {kind: rest, duration: 1 min}
+  - name: by-capacity
+    cells: [b]
+    steps:
+      - kind: loop
+        count: 50
+        until: {discharge_capacity_below: 0.2 mAh}
+        steps:
+          - {kind: constant_current, direction: charge, current: 1 mA, until_voltage: 3.5 V,
+             duration: 10 h}
+          - {kind: constant_current, direction: discharge, current: 1 mA, until_voltage: 3.0 V,
+             duration: 10 h}
+""", cells={"a": ResistorCell(v0=3.0, k_V_per_C=1.0, r_ohm=0.0),
+            "b": FadingCell(v0=3.0, k_V_per_C=0.5, r_ohm=0.0)})
+    # a: +0.06 V per iteration from 3.0 V: 3.24 V after the 4th
+    (ended,) = _ended(store, "a")
+    assert "iteration 4 of 20" in ended and "rose above 3.2 V" in ended
+    assert len(store.steps("a")) == 8
+    # b: 0.2778 mAh first, 10 % less capacity per discharge: 0.2778 / 1.1^4 = 0.190 mAh
+    (ended,) = _ended(store, "b")
+    assert "iteration 5 of 50" in ended and "below 0.2 mAh" in ended
+
+
+def test_a_retention_with_no_discharge_to_watch_is_refused(tmp_path, write_yaml):
+    path = write_yaml("""
+campaign: t
+cells:
+  - {id: a, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm}
+experiments:
+  - name: e
+    cells: [a]
+    steps:
+      - kind: loop
+        count: 5
+        until:
+          capacity_retention_below: 80 %
+        steps:
+          - {kind: rest, duration: 1 h}
+""")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "protocol.yaml:12: experiments[0].steps[0].until.capacity_retention_below" in \
+        result.output
+    assert "no constant-current discharge" in result.output
+    assert "Traceback" not in result.output
