@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,6 +182,9 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
     tmp = path.with_name(f".{path.name}.tmp")
     writer = None
     rows = 0
+    # one batch is written (pyarrow, without the GIL) while the next is read and rounded
+    pool = ThreadPoolExecutor(max_workers=1)
+    writing: Future[None] | None = None
     try:
         for part in parts:
             if fmt == "csv":
@@ -193,8 +197,12 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
                 if path.is_dir():
                     raise ExportError(f"cannot write {path}: a folder is in its place")
                 writer = _writer(tmp, fmt, table.schema)
-            writer.write_table(table)
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(writer.write_table, table)
             rows += table.num_rows
+        if writing is not None:
+            writing.result()
         if writer is not None:
             writer.close()
             writer = None
@@ -202,6 +210,7 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
+        pool.shutdown(wait=True)
         if writer is not None:
             with contextlib.suppress(OSError):
                 writer.close()
