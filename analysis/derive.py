@@ -55,9 +55,11 @@ CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
 __all__ = ["ANALYSES", "Derived", "Shared", "derive"]
 
 
-def derive(run_dir: Path, figures: bool = False, data: RunData | None = None) -> Derived:
+def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
+           drawn: bool = False) -> Derived:
     """Every result of the run; ``data``: the run's :class:`RunData` where the caller has it
-    already (read once, not twice)."""
+    already (read once, not twice). With ``drawn``, a figure may come back as its PNG (drawn
+    by the worker that made it: the report's way), else each is a ``Figure``."""
     data = data if data is not None else RunData(run_dir)
     out = Derived()
     if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
@@ -66,7 +68,7 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None) ->
     cells = data.cells_with_points()
     workers = min(cores(), len(cells))
     if workers > 1:
-        _derive_in_parallel(data, cells, out, figures, shared, workers)
+        _derive_in_parallel(data, cells, out, figures, shared, workers, drawn)
     else:
         for cell in cells:
             _derive_cell(data, cell, out, figures, shared)
@@ -102,11 +104,11 @@ _WORKER_DATA: RunData | None = None
 
 
 def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
-                        shared: Shared, workers: int) -> None:
+                        shared: Shared, workers: int, drawn: bool) -> None:
     """:func:`_derive_cell` of each cell in a worker process, the cells' outputs joined in
     the order one process would have made them (cell by cell): each cell's analyses are its
-    own, apart from what :class:`Shared` gathers for the run, which is joined too. A cell's
-    figures are drawn to PNG in its worker."""
+    own, apart from what :class:`Shared` gathers for the run, which is joined too. With
+    ``drawn``, a cell's figures are drawn to PNG in its worker."""
     global _WORKER_DATA
     methods = multiprocessing.get_all_start_methods()
     if "fork" not in methods:   # a worker would have to read the run again: not worth it
@@ -117,7 +119,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
     try:
         with ProcessPoolExecutor(max_workers=workers,
                                  mp_context=multiprocessing.get_context("fork")) as pool:
-            jobs = [pool.submit(_cell_in_worker, cell, figures) for cell in cells]
+            jobs = [pool.submit(_cell_in_worker, cell, figures, drawn) for cell in cells]
             for job in jobs:
                 part, sigma, damage = job.result()
                 out.results.extend(part.results)
@@ -129,16 +131,17 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
         _WORKER_DATA = None
 
 
-def _cell_in_worker(cell: str, figures: bool
+def _cell_in_worker(cell: str, figures: bool, drawn: bool
                     ) -> tuple[Derived, dict[tuple[str, str], list[tuple[float, float]]],
                                list[str]]:
     data = _WORKER_DATA
     assert data is not None
     part, shared = Derived(), Shared()
     _derive_cell(data, cell, part, figures, shared)
-    part.figures = [(section, caption, png) for (section, caption, _), png in
-                    zip(part.figures, render_png([f for *_, f in part.figures], FIGURE_DPI,
-                                                 workers=1), strict=True)]
+    if drawn:
+        part.figures = [(section, caption, png) for (section, caption, _), png in
+                        zip(part.figures, render_png([f for *_, f in part.figures],
+                                                     FIGURE_DPI, workers=1), strict=True)]
     return part, shared.sigma_by_exp, data.damage
 
 

@@ -41,7 +41,7 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     run_dir = Path(run_dir)
     try:
         data = RunData(run_dir)
-        derived = derive(run_dir, figures=figures, data=data)
+        derived = derive(run_dir, figures=figures, data=data, drawn=True)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None
     damage = list(dict.fromkeys([*data.damage, *derived.damage]))
