@@ -44,6 +44,9 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
         derived = derive(run_dir, figures=figures, data=data, drawn=True)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+    except OSError as exc:   # a figure drawn where the analysis ran, as the report will be
+        raise AnalysisError(f"cannot write the report into {run_dir / REPORT_DIR}:"
+                            f" {exc.strerror or exc}") from None
     damage = list(dict.fromkeys([*data.damage, *derived.damage]))
     notes = [*derived.notes, *(f"damaged run store, left out: {d}" for d in damage)]
     outcome = run_outcome(data, derived.results, status)

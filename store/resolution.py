@@ -23,7 +23,8 @@ the instrument changes range with the value). The choice, per column:
 - charge and energy counters: 9 significant digits. They are running sums over the whole run,
   and a cycle's capacity is the difference of two of them: 9 digits keep a cycle's capacity to
   1e-5 of itself after ten thousand cycles.
-- frequency and impedance: 6 significant digits (EC-Lab's own exports print fewer).
+- frequency and impedance: 7 significant digits, what EC-Lab keeps of them (its data files
+  store them as 32-bit floats, 24 bits of mantissa: about 7 digits).
 - counts (cycle, step): whole numbers, as stored.
 
 The rounding is to the nearest decimal (numpy's ``round``), so the float written is the one
@@ -74,7 +75,7 @@ CSV_RESOLUTION: dict[str, Resolution] = {
     "Discharging Capacity / Ah": Resolution(9, significant=True),
     "Charging Energy / Wh": Resolution(9, significant=True),
     "Discharging Energy / Wh": Resolution(9, significant=True),
-    "Frequency / Hz": Resolution(6, significant=True),
-    "Z Real / Ohm": Resolution(6, significant=True),
-    "Z Imag / Ohm": Resolution(6, significant=True),
+    "Frequency / Hz": Resolution(7, significant=True),
+    "Z Real / Ohm": Resolution(7, significant=True),
+    "Z Imag / Ohm": Resolution(7, significant=True),
 }
