@@ -2,20 +2,22 @@
 
     python benchmarks/dashboard.py [--work DIR] [--screenshots docs/]
 
-1. First paint of a run with 10 M points: a dry run of one NCM811 cell cycled 1550 times at
-   1C, a point every second (about 10 M points, 3 years of test time; made once and kept in
-   --work), served by `cellseq dashboard`; the time from navigation to the page drawn (the
-   page marks it after its plots' next animation frame), for the overview and for the cell's
-   page (V-t, I-t, T-t over the whole run, capacity and CE over every cycle, Nyquist), the
-   first time after the dashboard started (its min/max summary of the series is built then)
-   and again.
+1. First paint of a run with 10 M points: a dry run of one NCM811 cell cycled 1700 times at
+   1C, a point every second (10.3 M points, 3 years of test time; made once and kept in
+   --work), served by `cellseq dashboard`. From the command's start (and from its printed
+   address) to the cell's page (V-t, I-t, T-t over the whole run, capacity and CE over every
+   cycle, Nyquist) first drawing its plots, and to the page complete (every point read); then
+   the page again, and the overview, as the page's own clock measures them (after its plots'
+   next animation frame). The series, cycles and spectra endpoints' response times at 10 M
+   points, the first answers after start and later ones; the dashboard's memory (RSS).
 2. A committed point visible: a writer commits a point every 0.5-1.5 s (at random) into a
    run's store, as a run on hardware does (the same RunStore calls, synced commits); the cell
    page open in the browser records when each point's value appears; the delay from commit to
    page, per point.
 3. 50 cells live: a dry run of 50 cells (virtual time, as fast as it goes), alone and while the
-   dashboard serves it with the overview and a cell page open in the browser, alternated; the
-   run's own wall time.
+   dashboard serves it with the overview and a cell page open in the browser (measured once
+   the cell page has drawn the run), alternated; the run's own wall time and CPU time, and the
+   CPU time the dashboard and the browser took meanwhile.
 4. --screenshots: PNGs of the overview (the 10 M run, and a paced dry run of the 50 cells with
    one paused from the page and one faulted) and of the 10 M cell's page.
 """
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +59,7 @@ experiments:
     steps:
       - {kind: set_temperature, target: 25 degC, tolerance: 0.5 K, hold: 10 min, timeout: 3 h}
       - kind: loop
-        count: 1550
+        count: 1700
         steps:
           - {kind: peis, f_start: 1 MHz, f_end: 0.1 Hz, amplitude: 10 mV,
              points_per_decade: 8, every: 200}
@@ -131,6 +134,58 @@ def painted_ms(page, url: str, kind: str) -> float:
     return page.evaluate("() => performance.getEntriesByName('cellseq-painted')[0].startTime")
 
 
+def mark_utc(page, name: str) -> float:
+    """When the page set a performance mark, in seconds since the epoch."""
+    return page.evaluate(f"() => (performance.timeOrigin + performance.getEntriesByName("
+                         f"'{name}')[0].startTime) / 1000")
+
+
+def memory_MB(pid: int) -> tuple[float, float]:
+    """A process's resident memory now and at its peak (Linux /proc)."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User and system CPU time of these processes so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue   # gone
+        fields = stat.rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the browser's processes below this one)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def get_s(url: str) -> tuple[float, dict]:
+    began = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as response:
+        body = json.loads(response.read())
+    return time.perf_counter() - began, body
+
+
 def make_long_run(work: Path) -> Path:
     run_dir = work / "runs" / "ncm811-10M"
     if (run_dir / "run.sqlite").exists():
@@ -156,18 +211,27 @@ def first_paint(browser, work: Path, shots: Path | None) -> None:
     store = RunStore.open(run_dir)
     points = store.point_count("ncm811-long-1")
     store.close()
+    cell_hash = "#/run/ncm811-10M/cell/ncm811-long-1"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto("about:blank")
+    began = time.time()
     dash = Dashboard(str(run_dir))
     try:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        cell_url = f"{dash.base}/#/run/ncm811-10M/cell/ncm811-long-1"
-        page.goto(dash.url)   # the token: into the page's session
-        cold_cell = painted_ms(page, cell_url, "cell")
+        printed = time.time()
+        page.goto(dash.url + cell_hash)
+        page.wait_for_selector("body[data-first-chart]", state="attached", timeout=120_000)
+        page.wait_for_selector("body[data-painted=cell]", state="attached", timeout=120_000)
+        first, whole = mark_utc(page, "cellseq-first-chart"), mark_utc(page, "cellseq-painted")
         drawn = page.locator("#shown").get_attribute("data-drawn")
+        cell_url = f"{dash.base}/{cell_hash}"
         warm_cell = [painted_ms(page, cell_url, "cell") for _ in range(5)]
         overview = [painted_ms(page, dash.base + "/", "overview") for _ in range(5)]
         print(f"first paint, a run with {points / 1e6:.2f} M points (one cell, "
               f"{drawn} points drawn):")
-        print(f"  cell page, the first time after the dashboard started: {cold_cell:.0f} ms")
+        print(f"  `cellseq dashboard` started -> address printed {printed - began:.2f} s ->"
+              f" the cell page's plots first drawn {first - began:.2f} s (from the address"
+              f" {first - printed:.2f} s) -> the page complete, every point read"
+              f" {whole - began:.2f} s")
         print(f"  cell page again: median {statistics.median(warm_cell):.0f} ms,"
               f" worst {max(warm_cell):.0f} ms (5 loads)")
         print(f"  overview: median {statistics.median(overview):.0f} ms, worst"
@@ -177,8 +241,49 @@ def first_paint(browser, work: Path, shots: Path | None) -> None:
             time.sleep(0.5)
             page.screenshot(path=str(shots / "dashboard-cell.png"), full_page=True)
         page.close()
+        endpoint_times(dash, "the same dashboard, after the page read every point")
+        rss, peak = memory_MB(dash.proc.pid)
+        print(f"  the dashboard's memory: {rss:.0f} MB resident, {peak:.0f} MB at its peak")
     finally:
         dash.stop()
+    dash = Dashboard(str(run_dir))   # a fresh one: the first requests read the points
+    try:
+        api = f"{dash.base}/api/runs/ncm811-10M/cells/ncm811-long-1"
+        firsts, complete, began = [], False, time.perf_counter()
+        while not complete:
+            took, body = get_s(f"{api}/series?width=1380")
+            firsts.append(took)
+            complete = body["complete"]
+        print(f"  a fresh dashboard: the whole-run series answered in {firsts[0]:.2f} s"
+              f" ({'complete' if len(firsts) == 1 else 'partly read'}), complete after"
+              f" {len(firsts)} requests, {time.perf_counter() - began:.2f} s")
+        firsts, complete, began = [], False, time.perf_counter()
+        while not complete:
+            took, body = get_s(f"{api}/cycles")
+            firsts.append(took)
+            complete = body["complete"]
+        print(f"  then the cycles: answered in {firsts[0]:.2f} s (loading the analysis),"
+              f" {len(body['cycles'])} counted after {len(firsts)} requests,"
+              f" {time.perf_counter() - began:.2f} s")
+        endpoint_times(dash, "then")
+    finally:
+        dash.stop()
+
+
+def endpoint_times(dash: Dashboard, when: str) -> None:
+    api = f"{dash.base}/api/runs/ncm811-10M/cells/ncm811-long-1"
+    _, whole = get_s(f"{api}/series?width=1380")
+    t0, t1 = whole["t_first_s"], whole["t_last_s"]
+    urls = {"series, the whole run (1380 px)": f"{api}/series?width=1380",
+            "series, a day": f"{api}/series?width=1380&t0={t1 - 86400}&t1={t1}",
+            "series, 20 min (every point)": f"{api}/series?width=1380&t0={t0 + 3600}"
+                                            f"&t1={t0 + 4800}",
+            "cycles (1700)": f"{api}/cycles", "spectra (last 3)": f"{api}/spectra?last=3"}
+    print(f"  response times ({when}), median and worst of 5:")
+    for name, url in urls.items():
+        took = [get_s(url)[0] for _ in range(5)]
+        print(f"    {name}: {1e3 * statistics.median(took):.0f} ms, worst"
+              f" {1e3 * max(took):.0f} ms")
 
 
 def commit_to_page(browser, work: Path, points: int = 30) -> None:
@@ -241,16 +346,22 @@ def commit_to_page(browser, work: Path, points: int = 30) -> None:
             writer.join()
             time.sleep(2.5)
             seen = page.evaluate("() => window.seen")
+            every = page.locator("#shown").get_attribute("data-every-point")
         finally:
             stop.set()
             dash.stop()
             store.close()
-    delays = sorted(seen[v] / 1000 - committed[v] for v in committed if v in seen)
+    # the values grow with each point and the plot holds every point: a point is on the page
+    # once it, or a later one, is the latest plotted (two commits between two looks at the
+    # run appear together)
+    shown = {v: min((at for s, at in seen.items() if float(s) >= float(v)), default=None)
+             for v in committed}
+    delays = sorted(at / 1000 - committed[v] for v, at in shown.items() if at is not None)
     missed = len(committed) - len(delays)
     print(f"committed point to page, {len(committed)} points 0.5-1.5 s apart: median"
           f" {statistics.median(delays):.2f} s, 95th percentile"
           f" {delays[int(0.95 * (len(delays) - 1))]:.2f} s, worst {delays[-1]:.2f} s"
-          f"{f'; {missed} never shown' if missed else ''}")
+          f"{f'; {missed} never shown' if missed else ''} (every point plotted: {every})")
 
 
 def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
@@ -266,21 +377,28 @@ def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
         dash = pages = None
         if watched:
             dash = Dashboard("--runs", str(root))
+        browser_pids = descendants(os.getpid())
+        others = [*browser_pids, *([dash.proc.pid] if dash else [])]
+        others_before = cpu_s(others)
+        began = time.time()
         proc = cellseq("run", str(protocol), "--sim", "--out", str(out), "--no-report")
         try:
             if watched:
                 while not (out / "run.sqlite").exists():
                     time.sleep(0.02)
-                time.sleep(0.2)
                 pages = [browser.new_page(viewport={"width": 1400, "height": 1000})
                          for _ in range(2)]
                 pages[0].goto(dash.url)
-                pages[1].goto(dash.url)
-                pages[1].goto(f"{dash.base}/#/run/{out.name}/cell/li-01")
+                pages[1].goto(f"{dash.url}#/run/{out.name}/cell/li-01")
+                pages[1].wait_for_selector("body[data-painted=cell]", state="attached",
+                                           timeout=60_000)
+                seen.append(time.time() - began)
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             _stdout, err = proc.communicate()
             after = resource.getrusage(resource.RUSAGE_CHILDREN)   # the run's process alone
             cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+            took.append(time.time() - began)
+            others_cpu.append(cpu_s(others + descendants(os.getpid())) - others_before)
         finally:
             for p in pages or []:
                 p.close()
@@ -291,7 +409,7 @@ def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
             raise SystemExit(f"the 50-cell run failed: {err}")
         return float(line.split("the run itself")[1].split()[0])
 
-    alone, watched, cpu = [], [], []
+    alone, watched, cpu, seen, took, others_cpu = [], [], [], [], [], []
     for k in range(rounds):
         alone.append(one_run(2 * k, False))
         watched.append(one_run(2 * k + 1, True))
@@ -301,10 +419,15 @@ def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
           f" alone {a:.2f} s, while the dashboard serves it to a browser {w:.2f} s (medians of"
           f" {rounds}): {100 * (w / a - 1):+.1f} %")
     print(f"  alone: {', '.join(f'{x:.2f}' for x in alone)}; watched:"
-          f" {', '.join(f'{x:.2f}' for x in watched)}")
+          f" {', '.join(f'{x:.2f}' for x in watched)}; the cell page drawn"
+          f" {', '.join(f'{x:.1f}' for x in seen)} s after the run's start (of"
+          f" {', '.join(f'{x:.1f}' for x in took[1::2])} s)")
     ca, cw = statistics.median(cpu_alone), statistics.median(cpu_watched)
     print(f"  the run process's CPU time (less sensitive to other work on the machine): alone"
           f" {ca:.2f} s, watched {cw:.2f} s: {100 * (cw / ca - 1):+.1f} %")
+    busy, idle = statistics.median(others_cpu[1::2]), statistics.median(others_cpu[0::2])
+    print(f"  meanwhile the dashboard and the browser took {busy:.2f} s of CPU time watching"
+          f" (median; the idle browser alone {idle:.2f} s)")
     if shots is not None:
         paced_screenshot(browser, work, protocol, shots)
 

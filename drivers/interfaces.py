@@ -19,9 +19,12 @@ from drivers.points import Readout
 from drivers.ranges import at_most, within
 from drivers.techniques import (
     ConstantCurrent,
+    ConstantPower,
+    ConstantResistance,
     ConstantVoltage,
     Impedance,
     OpenCircuit,
+    Profile,
     Technique,
     VoltageSweep,
     commanded,
@@ -47,6 +50,9 @@ class ChannelCapabilities:
     #: does it in firmware; a cycler's driver may read the voltage first and hold that plus
     #: the offset, as precisely as the cycler sets a voltage)
     holds_vs_ocv: bool = True
+    #: the end conditions (:class:`~drivers.techniques.EndConditions`, by their end reason)
+    #: the channel ends a step on by itself; a step asking for another is refused
+    ends_on: frozenset[str] = field(default_factory=frozenset)
 
     def offers(self, technique: Technique) -> bool:
         """The channel has this kind of technique at all (whatever its values): what decides
@@ -57,9 +63,13 @@ class ChannelCapabilities:
             case Impedance():
                 return self.eis_min_Hz is not None and self.eis_max_Hz is not None
             case ConstantVoltage(vs_ocv=True):
-                return self.holds_vs_ocv
+                return self.holds_vs_ocv and self._ends_offered(technique)
             case _:
-                return True
+                return self._ends_offered(technique)
+
+    def _ends_offered(self, technique: Technique) -> bool:
+        ends = getattr(technique, "ends", None)
+        return ends is None or set(ends.names()) <= self.ends_on
 
     def check(self, technique: Technique, cell_V: VoltageWindow = (None, None)) -> None:
         """Raise :class:`CapabilityError` for what the real channel would refuse or could not
@@ -77,10 +87,17 @@ class ChannelCapabilities:
             case ConstantVoltage(vs_ocv=True) if not self.holds_vs_ocv:
                 raise CapabilityError("this channel cannot hold a voltage relative to the"
                                       " open-circuit voltage (vs: ocv); use a potentiostat")
-            case OpenCircuit() | ConstantCurrent() | ConstantVoltage() | VoltageSweep():
+            case (OpenCircuit() | ConstantCurrent() | ConstantVoltage() | VoltageSweep()
+                  | ConstantPower() | ConstantResistance() | Profile()):
                 pass
             case _:
                 raise CapabilityError(f"{name}: pre-flight has no rule for this technique")
+        ends = getattr(technique, "ends", None)
+        missing = sorted(set(ends.names()) - self.ends_on) if ends is not None else []
+        if missing:
+            offered = ", ".join(sorted(self.ends_on)) or "none"
+            raise CapabilityError(f"this channel cannot end a step on {', '.join(missing)}"
+                                  f" (it ends steps on: {offered})")
         what = commanded(technique)
         for label, current in what.currents_A:
             if not at_most(abs(current), self.max_current_A):

@@ -25,11 +25,48 @@ EIS_SETTLE_S = 0.1
 SHORT_COLLAPSE_FRACTION = 0.2
 
 
+#: Every end condition a step may give, by the end reason it records.
+END_CONDITIONS = ("charge", "soc", "step_time", "dV_dt", "dI_dt", "temperature_above",
+                  "temperature_below")
+
+
+@dataclass(frozen=True)
+class EndConditions:
+    """Conditions that end a time-series technique besides its own limits, as cycler firmware
+    offers them (each None: not watched). The end reason names the condition that ended it:
+
+    ``charge``: |charge passed in the step| reached ``charge_Ah``; ``soc``: the same, with the
+    charge given as a share of the cell's capacity (``soc_charge_Ah``); ``step_time``: the step
+    ran ``step_time_s``; ``dV_dt`` / ``dI_dt``: |dV/dt| or |dI/dt| fell to the value (a
+    relaxation or a hold that has settled), watched after ``slope_window_s``;
+    ``temperature_above`` / ``temperature_below``: the cell's temperature crossed the value.
+    """
+
+    charge_Ah: float | None = None
+    soc_charge_Ah: float | None = None
+    step_time_s: float | None = None
+    dV_dt_V_s: float | None = None
+    dI_dt_A_s: float | None = None
+    temperature_above_C: float | None = None
+    temperature_below_C: float | None = None
+    #: the slopes are taken over this window (s), and not before it has passed
+    slope_window_s: float = 10.0
+
+    def names(self) -> tuple[str, ...]:
+        """The end reasons these conditions can give."""
+        pairs = (("charge", self.charge_Ah), ("soc", self.soc_charge_Ah),
+                 ("step_time", self.step_time_s), ("dV_dt", self.dV_dt_V_s),
+                 ("dI_dt", self.dI_dt_A_s), ("temperature_above", self.temperature_above_C),
+                 ("temperature_below", self.temperature_below_C))
+        return tuple(name for name, value in pairs if value is not None)
+
+
 @dataclass(frozen=True)
 class OpenCircuit:
     duration_s: float
     record_dt_s: float
     record_dV_V: float | None = None   # also record when V moved this much (EC-Lab's dE)
+    ends: EndConditions | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +113,7 @@ class ConstantCurrent:
     short_below_V: float | None = None
     settle_s: float = 60.0
     short_collapse_fraction: float | None = SHORT_COLLAPSE_FRACTION
+    ends: EndConditions | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +130,62 @@ class ConstantVoltage:
     steady_window_s: float | None = None
     #: the voltage is relative to the open-circuit voltage measured at the start
     vs_ocv: bool = False
+    ends: EndConditions | None = None
+
+
+@dataclass(frozen=True)
+class ConstantPower:
+    """Constant power; positive power charges (I = P / V, as the sign of a current). Ends at
+    ``until_voltage_V`` (crossed upwards when charging, downwards when discharging) or after
+    ``duration_s``. ``peak_current_A``: the largest |I| it can draw, P over the lowest voltage
+    the cell may reach during the step (what pre-flight checks against the channel)."""
+
+    power_W: float
+    duration_s: float
+    record_dt_s: float
+    peak_current_A: float
+    until_voltage_V: float | None = None
+    record_dV_V: float | None = None
+    ends: EndConditions | None = None
+
+
+@dataclass(frozen=True)
+class ConstantResistance:
+    """A constant load: the cell discharges through ``resistance_ohm`` (I = -V / R). Ends when
+    the voltage falls to ``until_voltage_V`` or after ``duration_s``. ``peak_current_A``: the
+    highest voltage the cell may sit at over R."""
+
+    resistance_ohm: float
+    duration_s: float
+    record_dt_s: float
+    peak_current_A: float
+    until_voltage_V: float | None = None
+    record_dV_V: float | None = None
+    ends: EndConditions | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A current or power profile: ``values`` (A or W, positive charges) at ``times_s`` (from
+    0, increasing), linearly interpolated between them; lasts until the last time. Ends early
+    when the voltage leaves ``min_voltage_V``..``max_voltage_V`` (reason ``voltage``).
+    ``peak_current_A``: the largest |I| it draws (for a power profile, |P| over the lowest
+    voltage the cell may reach); ``peak_label``: where that is written (``file.csv:12``)."""
+
+    quantity: str                    # "current" or "power"
+    times_s: tuple[float, ...]
+    values: tuple[float, ...]
+    record_dt_s: float
+    peak_current_A: float
+    min_voltage_V: float | None = None
+    max_voltage_V: float | None = None
+    peak_label: str = "profile"
+    record_dV_V: float | None = None
+    ends: EndConditions | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.times_s[-1])
 
 
 @dataclass(frozen=True)
@@ -108,7 +202,11 @@ class VoltageSweep:
     start_V: float | None = None   # None: from the open-circuit voltage
 
 
-Technique = OpenCircuit | Impedance | ConstantCurrent | ConstantVoltage | VoltageSweep
+Technique = (OpenCircuit | Impedance | ConstantCurrent | ConstantVoltage | VoltageSweep
+             | ConstantPower | ConstantResistance | Profile)
+#: Techniques that drive a current the cell's voltage decides, or follow a table: a cycler's
+#: firmware runs them; the simulators run them as a chain of short constant currents.
+DrivenTechnique = ConstantPower | ConstantResistance | Profile
 
 
 @dataclass(frozen=True)
@@ -149,6 +247,17 @@ def commanded(technique: Technique) -> Commanded:
             return Commanded(from_ocv_V=(("voltage vs open circuit", technique.voltage_V),))
         case ConstantVoltage():
             return Commanded(voltages_V=(("voltage", technique.voltage_V),))
+        case ConstantPower() | ConstantResistance():
+            until = technique.until_voltage_V
+            sign = 1.0 if isinstance(technique, ConstantPower) and technique.power_W > 0 else -1.0
+            return Commanded(voltages_V=(("until_voltage", until),) if until is not None else (),
+                             currents_A=(("peak current", sign * technique.peak_current_A),))
+        case Profile():
+            limits = tuple((name, v) for name, v in (("min_voltage", technique.min_voltage_V),
+                                                     ("max_voltage", technique.max_voltage_V))
+                           if v is not None)
+            return Commanded(voltages_V=limits, currents_A=(
+                (f"{technique.peak_label} current", technique.peak_current_A),))
         case VoltageSweep():
             many = len(technique.vertices_V) > 1
             vertices = tuple((f"vertices[{k}]" if many else "vertex", v)

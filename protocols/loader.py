@@ -31,10 +31,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from core.input_files import UnreadableFile, read_input_file
-from protocols.campaign import Campaign, CampaignFile, Origin
+from protocols.campaign import Campaign, CampaignFile, Origin, walk_with_locations
 from protocols.checks import Placed, check_campaign
 from protocols.errors import Problem, ProtocolError
 from protocols.material_files import campaign_library, cell_problems, folder_files
+from protocols.profile_files import MAX_PROFILE_BYTES, ProfileData, ProfileFileError, parse_profile
+from protocols.steps.profile import CurrentProfile
 
 #: One protocol or station file.
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -89,6 +91,7 @@ class _Load:
     problems: list[Problem] = field(default_factory=list)
     stopped: bool = False            # a campaign-wide limit was reached
     materials: list[SourceFile] = field(default_factory=list)   # the lab's own material files
+    profiles: dict[Path, SourceFile] = field(default_factory=dict)   # profile CSV files read
 
 
 def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> Campaign:
@@ -120,7 +123,7 @@ def load_campaign(path: str | Path, *, allow_outside_includes: bool = False) -> 
         cells=[p.item for p in load.cells], experiments=[p.item for p in load.experiments],
         sources=[f.name for f in load.files], material_files=[f.name for f in load.materials])
     campaign._origins = [Origin(p.file, p.index, p.locate, p.via) for p in load.experiments]
-    campaign._files = (*load.files, *load.materials)
+    campaign._files = (*load.files, *load.materials, *load.profiles.values())
     return campaign
 
 
@@ -152,6 +155,11 @@ def _load_tree(load: _Load, path: Path, name: str, raw: bytes, via: tuple[str, .
     load.cells.extend(Placed(c, name, i, locate, via) for i, c in enumerate(doc.cells))
     load.experiments.extend(Placed(e, name, i, locate, via)
                             for i, e in enumerate(doc.experiments))
+    for i, experiment in enumerate(doc.experiments):
+        for step, loc in walk_with_locations(experiment.steps):
+            if isinstance(step, CurrentProfile):
+                line, field_path = _locate(root, ("experiments", i, *loc, "file"))
+                _read_profile(load, path, lexical, name, line, field_path, step, via)
     for k, ref in enumerate(doc.include):
         if load.stopped:
             break
@@ -247,6 +255,56 @@ def _read_materials(load: _Load, path: Path, name: str, line: int | None, field_
         except ValueError:   # another drive (Windows): no relative path exists
             shown = str(real)
         load.materials.append(SourceFile(shown, real, raw, f, folder))
+
+
+def _read_profile(load: _Load, path: Path, lexical: Path, name: str, line: int | None,
+                  field_path: str, step: CurrentProfile, via: tuple[str, ...]) -> None:
+    """Read the CSV file a profile step names, relative to the protocol file that holds it and
+    under the include policy, and hand the step what it holds; a problem names the protocol's
+    line for a file that cannot be read, and the CSV's own line for what is wrong inside."""
+
+    def refuse(message: str) -> None:
+        load.problems.append(Problem(name, line, field_path, message, via))
+
+    ref = step.file
+    if os.path.isabs(ref) and not load.allow_outside:
+        return refuse(f"profile {ref!r} is an absolute path; name it relative to this file,"
+                      " inside its folder (or pass --allow-outside-includes)")
+    try:
+        real = Path(os.path.realpath(path.parent / ref))
+    except (OSError, ValueError):
+        return refuse(f"profile {ref!r} is not a usable path")
+    if not load.allow_outside and not real.is_relative_to(load.root):
+        return refuse(f"profile {ref!r} leads outside the protocol's folder ({load.root});"
+                      " move the file inside it, or pass --allow-outside-includes")
+    source = load.profiles.get(real)
+    if source is None:
+        try:
+            raw = read_input_file(real, MAX_PROFILE_BYTES)
+        except UnreadableFile as exc:
+            return refuse(f"profile {ref!r} {exc.reason}" if exc.reason != "no such file"
+                          else f"profile file {ref!r} does not exist")
+        if load.total_bytes + len(raw) > MAX_TOTAL_BYTES:
+            load.stopped = True
+            return refuse(f"the campaign's files add up to more than {MAX_TOTAL_BYTES:,} bytes"
+                          " (the limit)")
+        load.total_bytes += len(raw)
+        try:
+            shown = Path(os.path.relpath(real, load.root)).as_posix()
+        except ValueError:   # another drive (Windows): no relative path exists
+            shown = str(real)
+        written = Path(os.path.normpath(lexical.parent / ref))
+        source = SourceFile(shown, real, raw, written, ref)
+        load.profiles[real] = source
+    try:
+        data: ProfileData = parse_profile(source.data, source.name, step.quantity,
+                                          step.time_unit, step.value_unit)
+    except ProfileFileError as exc:
+        load.problems.append(Problem(source.name, exc.line, "", exc.message,
+                                     (*via, f"{name}:{line}")))
+        return None
+    step.attach(data)
+    return None
 
 
 #: Checks a validated model beyond its schema: yields (field location, message) pairs.

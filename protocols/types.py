@@ -80,6 +80,10 @@ PositiveCurrentDensity = _quantity("current_density", positive=True)
 ScanRate = _quantity("scan_rate", positive=True)
 Fraction = _quantity("fraction", positive=True)
 PositiveCharge = _quantity("charge", positive=True)
+Charge = PositiveCharge
+PositivePower = _quantity("power", positive=True)
+PositiveResistance = _quantity("resistance", positive=True)
+CurrentRate = _quantity("current_rate", positive=True)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,8 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "temperature_rate": ("[temperature]/[time]", "a temperature rate"),
     "fraction": ("[]", "a percentage"),
     "charge": ("[current]*[time]", "a charge"),
+    "power": ("[mass]*[length]**2/[time]**3", "a power"),
+    "current_rate": ("[current]/[time]", "a current rate"),
 }
 
 
@@ -280,6 +282,8 @@ _EXAMPLES = {
     "temperature_rate": "1 K/min",
     "fraction": "80 %",
     "charge": "0.5 mAh",
+    "power": "10 mW",
+    "current_rate": "1 uA/min",
 }
 
 

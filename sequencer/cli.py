@@ -124,8 +124,29 @@ def plan(
               f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
               " capacity holds, every other loop counted in full; 'at most' runs every loop"
               " to its count")
+    _chambers(p)
     _branches(p)
     _notes(p.notes)
+
+
+def _chambers(p: Plan) -> None:
+    """Which experiments share a chamber, and why others in one queue (wrapped for an
+    80-column terminal)."""
+    import textwrap
+
+    def say(first: str, then: str) -> None:
+        for line in [*textwrap.wrap(first, 78), *textwrap.wrap(then, 78, initial_indent="  ",
+                                                                 subsequent_indent="  ")]:
+            out.print(line, highlight=False, markup=False)
+
+    for e in p.experiments:
+        if e.sharing and e.sharing[0] == e.index:
+            say(f"{e.chamber} shared by " + ", ".join(p.experiments[i].name for i in e.sharing)
+                + ":", "temperature schedules agree: they start together, one soak for all")
+        for wait in e.waits:
+            after, why = wait.split(": ", 1)
+            if not why.startswith("shares "):
+                say(f"{e.name} queued {after}:", why)
 
 
 def _branches(p: Plan) -> None:

@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING
 
 from drivers.techniques import (
     ConstantCurrent,
+    ConstantPower,
+    ConstantResistance,
     ConstantVoltage,
     Impedance,
     OpenCircuit,
+    Profile,
     Technique,
     VoltageSweep,
 )
@@ -40,6 +43,29 @@ CV_HOLD_TYPICAL_S = 3600.0
 
 
 def technique_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
+    """What ``technique`` will probably take, its end conditions included (a charge is taken
+    at the technique's current, or its largest one)."""
+    own = _own_estimate_s(technique, capacity_Ah)
+    ends = getattr(technique, "ends", None)
+    if ends is None:
+        return own
+    current = abs(getattr(technique, "current_A", 0.0)) or getattr(technique,
+                                                                    "peak_current_A", 0.0)
+    for limit in (ends.step_time_s,
+                  *(q / current * 3600 for q in (ends.charge_Ah, ends.soc_charge_Ah)
+                    if q is not None and current > 0)):
+        if limit is not None:
+            own = min(own, limit)
+    return own
+
+
+def _own_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
+    if isinstance(technique, ConstantPower | ConstantResistance):
+        if technique.until_voltage_V is not None and capacity_Ah:
+            return min(technique.duration_s, capacity_Ah / technique.peak_current_A * 3600)
+        return technique.duration_s
+    if isinstance(technique, Profile):
+        return technique.duration_s
     if isinstance(technique, Impedance):
         return float(technique.point_durations_s().sum())
     if isinstance(technique, OpenCircuit):

@@ -1,7 +1,9 @@
 """The executor: runs a plan's experiments on instruments and streams every point to the store.
 
 Experiments run as the plan scheduled them: each starts when every earlier experiment sharing a
-channel or chamber with it has ended. Within an experiment each cell runs its steps independently
+channel or chamber with it has ended, except that experiments sharing a chamber whose
+temperature schedules agree run together and soak once for all
+(:mod:`sequencer.shared_chamber`). Within an experiment each cell runs its steps independently
 on its own channel; a ``set_temperature`` step is a meeting point: every cell stops there, the
 chamber soaks once, then all go on. Each poll's points and the cell's checkpoint commit in one
 transaction. Whatever happens, every output is turned off before the executor returns.
@@ -41,6 +43,7 @@ from sequencer.pause import Holds, PauseControl
 from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
 from sequencer.resume import Resumer, ResumeState
+from sequencer.shared_chamber import Arrivals, ChamberShare
 from sequencer.status import run_outcome
 from sequencer.step_driver import StepDriver
 from sequencer.step_outcomes import SoakSettled, SoakUnderWay
@@ -104,6 +107,12 @@ class Executor:
         self.progress = ExperimentProgress(progress or NoProgress(), clock)
         self.driver = StepDriver(plan.station, store, journal, clock, poll_s, self.progress,
                                  self.resumer, self.suspenders, self.pause_control)
+        #: each sharing experiment's chamber share (one object per group of sharers)
+        self.shares: dict[int, ChamberShare] = {}
+        for exp in plan.experiments:
+            if exp.sharing and exp.index not in self.shares:
+                share = ChamberShare([plan.experiments[i] for i in exp.sharing])
+                self.shares.update(dict.fromkeys(exp.sharing, share))
         self.cells: dict[str, CellContext] = {}
         for cell_id, placement in plan.station.cells.items():
             if any(cell_id in e.cells for e in plan.experiments):
@@ -207,6 +216,8 @@ class Executor:
         try:
             await self._run_experiment(exp)
         finally:
+            if exp.index in self.shares:
+                self.shares[exp.index].leave(exp)
             finished[exp.index].set()
 
     async def _run_experiment(self, exp: PlannedExperiment) -> None:
@@ -223,14 +234,22 @@ class Executor:
         self.resumer.event_once(None, "experiment_started", exp.name, cells=list(exp.cells))
         self.progress.started(exp)
         async with trio.open_nursery() as watching:
+            share = self.shares.get(exp.index)
             if exp.chamber is not None:
-                watching.start_soon(self.suspenders.watch_chamber, exp)
+                watching.start_soon(self.suspenders.watch_chamber, exp, share)
+            soaks = 0
             for segment in _segments(exp.steps):
                 cells = [c for c in cells if c.run.state != "faulted"]
                 if not cells:
                     break
-                if isinstance(segment, PlannedStep):
-                    await self._soak(exp, segment, cells)
+                if isinstance(segment, PlannedStep) and share is not None:
+                    await self._safe_point(cells)
+                    await share.meet(soaks, exp, cells,
+                                     lambda arrived, node=segment: self._soak_all(node, arrived))
+                    soaks += 1
+                elif isinstance(segment, PlannedStep):
+                    await self._safe_point(cells)
+                    await self._soak_all(segment, {exp.name: (exp, cells)})
                 else:
                     async with trio.open_nursery() as nursery:
                         for c in cells:
@@ -239,14 +258,19 @@ class Executor:
         self.progress.finished(exp)
         self.resumer.event_once(None, "experiment_finished", exp.name)
 
-    async def _soak(self, exp: PlannedExperiment, node: PlannedStep,
-                    cells: list[CellContext]) -> None:
-        """The meeting point of a temperature step: the chamber soaks once for all cells."""
-        assert exp.chamber is not None and isinstance(node.step, SetTemperature)
+    async def _soak_all(self, node: PlannedStep, arrived: Arrivals) -> None:
+        """The meeting point of a temperature step: the chamber soaks once for the cells of
+        every experiment in ``arrived`` (one, or the sharers of the chamber); a failure
+        faults them all and is reported for each experiment."""
+        assert isinstance(node.step, SetTemperature)
         step = node.step
-        await self._safe_point(cells)
-        chamber = self.instruments.chambers[exp.chamber]
+        members = list(arrived.values())
+        exp0 = members[0][0]
+        assert exp0.chamber is not None
+        chamber = self.instruments.chambers[exp0.chamber]
         k = node.number
+        cells = [c for _, cs in members for c in cs]
+        of = {c.id: e for e, cs in members for c in cs}
         for c in cells:
             c.run.step_count += 1
             c.run.set_point_degC = kelvin_to_celsius(step.target)
@@ -257,25 +281,28 @@ class Executor:
             return
         if isinstance(replayed, SoakUnderWay):
             ids, carried = replayed.step_ids, replayed.progress
+        names = [e.name for e, _ in members]
         if not ids:
             with self.store.transaction():
                 for c in cells:
                     r = c.run
                     ids[c.id] = self.store.begin_step(
-                        c.id, exp.name, r.step_count, k, step.kind, r.cycle,
+                        c.id, of[c.id].name, r.step_count, k, step.kind, r.cycle,
                         self.clock.now(), {"target_K": step.target, "tolerance_K": step.tolerance})
-                    c.set_state("running", experiment=exp.name, step_index=k,
+                    c.set_state("running", experiment=of[c.id].name, step_index=k,
                                 step_kind=step.kind, step_started_t=self.clock.now(),
                                 step_estimate_s=step.timeout)
-                self.journal.event(None, "soak_started", f"{exp.chamber} to"
-                                   f" {step.target - 273.15:g} degC", experiment=exp.name)
+                for name in names:
+                    self.journal.event(None, "soak_started", f"{exp0.chamber} to"
+                                       f" {step.target - 273.15:g} degC{_with(names, name)}",
+                                       experiment=name)
 
         def checkpoint(progress: SoakProgress) -> None:
             with self.store.transaction():
                 for c in cells:
                     c.set_state("running", soak=progress)
 
-        watch = self.suspenders.watch_of(exp)
+        watch = self.suspenders.watch_of(exp0)
         assert watch is not None
         watch.soaking = True
         try:
@@ -295,14 +322,17 @@ class Executor:
                 self.store.end_step(ids[c.id], self.clock.now(), reason,
                                     c.run.counters.as_dict())
                 if fault:
-                    c.run.fault = f"{exp.name}: {fault}"
+                    c.run.fault = f"{of[c.id].name}: {fault}"
                     c.set_state("faulted")
-            if fault:
-                self.journal.event(None, "soak_failed", fault, experiment=exp.name)
-            else:
-                self.journal.event(None, "soak_settled",
-                                   f"{exp.chamber} stable at {result.last.temperature_C:g} degC"
-                                   f" after {result.settled_after_s / 60:.1f} min")
+            for name in names:
+                if fault:
+                    self.journal.event(None, "soak_failed", fault + _with(names, name),
+                                       experiment=name)
+                else:
+                    self.journal.event(None, "soak_settled", f"{exp0.chamber} stable at"
+                                       f" {result.last.temperature_C:g} degC after"
+                                       f" {result.settled_after_s / 60:.1f} min"
+                                       f"{_with(names, name)}", experiment=name)
 
     async def _run_cell(self, exp: PlannedExperiment, steps: list[PlannedStep],
                         cell: CellContext) -> None:
@@ -536,6 +566,12 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
+
+
+def _with(names: list[str], name: str) -> str:
+    """" (shared with ...)" for a soak of a shared chamber; nothing for one experiment's."""
+    others = [n for n in names if n != name]
+    return f" (shared with {', '.join(others)})" if others else ""
 
 
 def _segments(steps: tuple[PlannedStep, ...]) -> list[PlannedStep | list[PlannedStep]]:

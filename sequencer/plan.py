@@ -11,7 +11,9 @@ the document position of the step it came from.
 
 Experiments hold resources (their cells' channels and chambers) and are scheduled in file
 order: each starts when the last earlier experiment sharing a resource with it has ended, so
-experiments on disjoint resources run in parallel. The executor follows the same rule.
+experiments on disjoint resources run in parallel. The executor follows the same rule. The one
+exception: experiments on disjoint channels in one chamber whose temperature schedules agree
+(:mod:`sequencer.chamber_schedule`) share the chamber, start together and meet at each soak.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from protocols.steps import (
 )
 from protocols.steps.base import inherit_tag
 from protocols.units import kelvin_to_celsius
+from sequencer import chamber_schedule
 from sequencer.bounds import check_bounds
 from sequencer.branches import PlannedBranch, plan_branches
 from sequencer.estimate import experiment_estimate_s
@@ -88,6 +91,11 @@ class PlannedExperiment:
     start_s: float = 0.0
     after: tuple[int, ...] = ()                   # experiments that must end first
     branches: tuple[PlannedBranch, ...] = ()      # on_end gotos, resolved and bounded
+    #: the experiments it shares its chamber with (their indices; itself included), their
+    #: soaks one for all: empty when it has the chamber to itself
+    sharing: tuple[int, ...] = ()
+    #: why it waits for each experiment in ``after``, for ``cellseq plan``
+    waits: tuple[str, ...] = ()
 
     @property
     def end_s(self) -> float:
@@ -110,6 +118,9 @@ class Plan:
                 {"name": e.name, "cells": list(e.cells), "resources": list(e.resources),
                  "start_s": e.start_s, "end_s": e.end_s, "estimate_s": e.estimate_s,
                  "bound_s": e.bound_s,
+                 "shares_chamber_with": [self.experiments[i].name for i in e.sharing
+                                         if i != e.index],
+                 "waits_for": list(e.waits),
                  "branches": [{"step": b.source, "on": b.reason, "goto": b.label,
                                "target_step": b.target, "at_most": b.at_most}
                               for b in e.branches],
@@ -268,21 +279,112 @@ def _numbers(step: Step) -> int:
 
 def _schedule(campaign: Campaign, station: Station,
               planned: list[PlannedExperiment]) -> Plan:
-    done: list[PlannedExperiment] = []
+    """Who waits for whom (:func:`_order`), then when each starts and ends: every member of
+    a shared chamber starts with the others and waits at each soak for the slowest."""
+    ordered = _order(planned)
+    by_index = {e.index: e for e in ordered}
+    costs = {e.index: _item_costs(campaign, e) if len(e.sharing) > 1 else None
+             for e in ordered}
+    done: dict[int, PlannedExperiment] = {}
     ends: dict[int, float] = {}   # each experiment's latest end, every loop to its count
-    for exp in planned:
-        estimate, bound = (max(experiment_estimate_s(exp.steps, c, campaign.cell(c).capacity_Ah,
-                                                     bound=b, branches=exp.branches)
-                               for c in exp.cells)
-                           for b in (False, True))
-        before = [p for p in done if set(p.resources) & set(exp.resources)]
+    for exp in ordered:
+        mine = costs[exp.index]
+        if mine is None:
+            estimate, bound = (max(experiment_estimate_s(exp.steps, c,
+                                                         campaign.cell(c).capacity_Ah,
+                                                         bound=b, branches=exp.branches)
+                                   for c in exp.cells)
+                               for b in (False, True))
+        else:
+            group = [costs[i] for i in exp.sharing]
+            estimate, bound = (_with_meetings(mine[b], [g[b] for g in group if g is not None])
+                               for b in (0, 1))
+        before = [done[i] for i in exp.after]
         start = max((p.end_s for p in before), default=0.0)
         start_bound = max((ends[p.index] for p in before), default=0.0)
         ends[exp.index] = start_bound + bound
-        done.append(replace(exp, estimate_s=estimate, bound_s=bound, start_s=start,
-                            after=tuple(p.index for p in before)))
-    makespan = max((e.end_s for e in done), default=0.0)
-    return Plan(campaign, station, tuple(done), makespan, max(ends.values(), default=0.0))
+        done[exp.index] = replace(by_index[exp.index], estimate_s=estimate, bound_s=bound,
+                                  start_s=start)
+    experiments = tuple(done[e.index] for e in ordered)
+    makespan = max((e.end_s for e in experiments), default=0.0)
+    return Plan(campaign, station, experiments, makespan, max(ends.values(), default=0.0))
+
+
+def _order(planned: list[PlannedExperiment]) -> list[PlannedExperiment]:
+    """Each experiment's ``after`` (the earlier ones it waits for), ``sharing`` and
+    ``waits``. It waits for every earlier experiment sharing a resource with it, except that
+    it joins the chamber's latest sharing group when it shares no channel with the group,
+    their schedules agree, and it would wait for nothing the group's first member does not
+    (so all members start together)."""
+    done: list[PlannedExperiment] = []
+    groups: dict[int, list[int]] = {}   # first member -> members
+    group_of: dict[int, int] = {}
+    by_index: dict[int, PlannedExperiment] = {}
+    for exp in planned:
+        before = [p for p in done if set(p.resources) & set(exp.resources)]
+        why: dict[int, str] = {}
+        for p in before:
+            shared = sorted(set(p.resources) & set(exp.resources) - {exp.chamber})
+            if shared:
+                why[p.index] = f"shares {', '.join(shared)}"
+        joined = None
+        same_chamber = [p for p in before if exp.chamber is not None
+                        and p.chamber == exp.chamber]
+        if same_chamber:
+            leader = by_index[group_of[same_chamber[-1].index]]
+            members = groups[leader.index]
+            reason = chamber_schedule.disagreement(chamber_schedule.schedule(exp.steps),
+                                                   chamber_schedule.schedule(leader.steps))
+            blocked = [p for p in before if p.index not in members
+                       and p.index not in leader.after]
+            if reason is None and any(i in why for i in members):
+                reason = (next(by_index[i].name for i in members if i in why)
+                          + ", sharing the chamber, uses one of its channels")
+            if reason is None and blocked:
+                reason = f"also waits for {blocked[0].name}"
+            if reason is None:
+                joined = leader
+            for p in same_chamber:
+                why.setdefault(p.index, reason or "")
+        if joined is not None:
+            members = groups[joined.index]
+            members.append(exp.index)
+            group_of[exp.index] = joined.index
+            after = joined.after
+            waits = tuple(f"after {by_index[i].name}: {w}" for i, w in
+                          zip(joined.after, joined.waits, strict=True))
+        else:
+            groups[exp.index] = [exp.index]
+            group_of[exp.index] = exp.index
+            after = tuple(p.index for p in before)
+            waits = tuple(f"after {p.name}: {why.get(p.index) or 'shares ' + str(p.chamber)}"
+                          for p in before)
+        placed = replace(exp, after=after, waits=waits)
+        done.append(placed)
+        by_index[exp.index] = placed
+    out = []
+    for exp in done:
+        members = groups[group_of[exp.index]]
+        out.append(replace(exp, sharing=tuple(members)) if len(members) > 1 else exp)
+    return out
+
+
+def _item_costs(campaign: Campaign, exp: PlannedExperiment) -> tuple[list[float], list[float]]:
+    """What each item of the experiment's chamber schedule probably takes (the slowest of its
+    cells), and at most."""
+    return tuple(  # type: ignore[return-value]
+        [max(experiment_estimate_s(item, c, campaign.cell(c).capacity_Ah, bound=b,
+                                   branches=exp.branches) for c in exp.cells)
+         for item in chamber_schedule.items(exp.steps)]
+        for b in (False, True))
+
+
+def _with_meetings(mine: list[float], group: list[list[float]]) -> float:
+    """An experiment's duration when every soak waits for the slowest of the group: each item
+    before its last takes as long as the group's longest, its last item its own time."""
+    if not mine:
+        return 0.0
+    return sum(max(g[i] for g in group) for i in range(len(mine) - 1)) + mine[-1]
 
 
 def watches_of(exp: PlannedExperiment) -> list[str]:

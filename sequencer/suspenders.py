@@ -30,6 +30,7 @@ from sequencer.handlers.set_temperature import SoakTimeout, soak
 from sequencer.journal import Journal
 from sequencer.pause import PauseControl
 from sequencer.plan import PlannedExperiment
+from sequencer.shared_chamber import ChamberShare
 from store import RunStore, StoreError
 
 #: How often a chamber is read between temperature steps (s): every minute on hardware; a dry
@@ -152,9 +153,12 @@ class Suspenders:
         with self._store.transaction():
             cell.set_state("running")
 
-    async def watch_chamber(self, exp: PlannedExperiment) -> None:
+    async def watch_chamber(self, exp: PlannedExperiment,
+                            share: ChamberShare | None = None) -> None:
         """Read the chamber between temperature steps; suspend its cells while it is wrong,
-        bring them back after a fresh soak (:mod:`sequencer.suspenders`)."""
+        bring them back after a fresh soak (:mod:`sequencer.suspenders`). A shared chamber is
+        read by one sharer's watch at a time (``share.watcher()``), for all sharers: what it
+        finds is journalled for each."""
         watch = self.watch_of(exp)
         assert watch is not None and exp.chamber is not None
         chamber = self._chambers[exp.chamber]
@@ -163,7 +167,11 @@ class Suspenders:
             await self._clock.sleep_until(next_watch_time(self._clock.now(), self.watch_s))
             # outputs are off while the cells are held: stop watching too, and let the held
             # cells see that nothing else is scheduled (a dry run's time then stops)
-            if await self._pause.rest_while_held(exp.cells):
+            if share is not None and share.watcher() is not exp:
+                continue
+            sharers = [exp] if share is None else list(share.active)
+            if await self._pause.rest_while_held(
+                    exp.cells if share is None else share.cells()):
                 continue
             if watch.step is None or watch.soaking:
                 continue
@@ -176,14 +184,17 @@ class Suspenders:
             if problem is not None:
                 if not watch.suspended:
                     watch.suspend(problem)
-                    self._journal.event(None, "chamber_suspended", f"{watch.name}: {problem};"
-                                        " its cells rest until it is back",
-                                        experiment=exp.name)
+                    for e in sharers:
+                        self._journal.event(None, "chamber_suspended", f"{watch.name}:"
+                                            f" {problem}; its cells rest until it is back",
+                                            experiment=e.name)
                 continue
             if not watch.suspended:
                 continue
-            self._journal.event(None, "chamber_recovering", f"{watch.name} answers normally"
-                                " again; soaking before the cells go on", experiment=exp.name)
+            for e in sharers:
+                self._journal.event(None, "chamber_recovering", f"{watch.name} answers"
+                                    " normally again; soaking before the cells go on",
+                                    experiment=e.name)
             watch.soaking = True
             try:
                 result = await soak(chamber, watch.step, self._clock, call)
@@ -191,14 +202,16 @@ class Suspenders:
                 raise
             except SoakTimeout as exc:
                 watch.release(failed=str(exc))
-                self._journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
-                                    experiment=exp.name)
+                for e in sharers:
+                    self._journal.event(None, "chamber_failed", f"{watch.name}: {exc}",
+                                        experiment=e.name)
             except CellseqError as exc:
                 watch.reason = f"not answering ({exc})"   # still out: keep the cells resting
             else:
                 watch.release()
-                self._journal.event(None, "chamber_resumed", f"{watch.name} stable at"
-                                    f" {result.last.temperature_C:g} degC again; the cells go"
-                                    " on", experiment=exp.name)
+                for e in sharers:
+                    self._journal.event(None, "chamber_resumed", f"{watch.name} stable at"
+                                        f" {result.last.temperature_C:g} degC again; the cells"
+                                        " go on", experiment=e.name)
             finally:
                 watch.soaking = False

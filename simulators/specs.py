@@ -13,6 +13,11 @@ channels (a station may rate it otherwise with the same options). The simulated 
 voltage relative to the open-circuit voltage: those holds are small polarisations (10 mV for a
 transference number) that a cycler sets no better than to a few mV, so dry runs put them on a
 potentiostat.
+
+The simulated cycler also runs what cycler firmware (Neware BTS, Arbin, Maccor) offers beyond a
+BTS step file cellseq writes today: constant power, constant resistance, current and power
+profiles, and the end conditions of :class:`~drivers.techniques.EndConditions`. No real driver
+of cellseq offers them yet, so pre-flight refuses them on real hardware, naming the step.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from drivers.espec import MAX_C, MIN_C
 from drivers.interfaces import ChannelCapabilities
 from drivers.neware_bts import rated_capabilities as bts_capabilities
 from drivers.spec import Bench, DryRun, InstrumentSpec, Options, Setup
+from drivers.techniques import END_CONDITIONS
 
 if TYPE_CHECKING:
     from simulators.instruments.chamber import SimChamber
@@ -37,8 +43,11 @@ VSP300_CAPABILITIES = vsp300_capabilities()
 
 CYCLER_CHANNELS = 16
 CYCLER_MAX_CURRENT_A, CYCLER_MIN_V, CYCLER_MAX_V = 0.1, -5.0, 5.0
+_BTS = bts_capabilities(CYCLER_MAX_CURRENT_A, CYCLER_MIN_V, CYCLER_MAX_V)
 CYCLER_CAPABILITIES = replace(
-    bts_capabilities(CYCLER_MAX_CURRENT_A, CYCLER_MIN_V, CYCLER_MAX_V), holds_vs_ocv=False)
+    _BTS, holds_vs_ocv=False,
+    techniques=_BTS.techniques | {"ConstantPower", "ConstantResistance", "Profile"},
+    ends_on=frozenset(END_CONDITIONS))
 
 #: Resolution of a simulated channel's firmware checks: about one second, coarser for very
 #: long steps (the plan bounds a step's points with it too).

@@ -556,10 +556,12 @@ class RunStore:
             raise StoreDamaged(f"the run store {self.path} is damaged: {'; '.join(bad[:3])}"
                                + (f"; and {len(bad) - 3} more chunks" if len(bad) > 3 else ""))
 
-    def point_count(self, cell: str | None = None) -> int:
+    def point_count(self, cell: str | None = None, kind: str | None = None) -> int:
         sql, args = "SELECT COALESCE(SUM(n), 0) FROM chunks", ()
         if cell is not None:
             sql, args = sql + " WHERE cell = ?", (cell,)
+            if kind is not None:
+                sql, args = sql + " AND kind = ?", (cell, kind)
         with self._scan.reading("chunks"):
             value = self._conn.execute(sql, args).fetchone()[0]
         return int(decode_int(value, f"{self.path}: the point count of {cell or 'the run'}"))

@@ -167,3 +167,16 @@ def test_a_run_with_branches_cut_and_resumed_takes_the_same_branches(tmp_path, m
         assert_same_data(reference, resumed)
         assert [e["message"] for e in resumed["events"]
                 if e["kind"].startswith("branch")] == branches
+
+
+def test_every_end_reason_a_step_can_give_can_be_branched_on():
+    """A branch on an ``until`` condition (charge, soc, dV_dt ...) is as writable as one on a
+    voltage limit: the reasons the language accepts are the ones the instruments give."""
+    from typing import get_args
+
+    from drivers.techniques import END_CONDITIONS
+    from protocols.steps.branch import END_REASONS, EndReason
+
+    assert set(get_args(EndReason)) == set(END_REASONS)
+    assert set(END_CONDITIONS) <= set(END_REASONS)
+    assert all(END_REASONS[c] == c for c in END_CONDITIONS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("starlette", reason="the dashboard extra is not installed")
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 
 from analysis.report import make_report
 from sequencer.controls import control_dir, read_request
+from sequencer.dashboard import local
 from sequencer.dashboard.app import TOKEN_COOKIE, TOKEN_HEADER, Access, build_app
 from sequencer.dashboard.local import LocalRuns
 from sequencer.locks import hold_run_dir
@@ -210,3 +212,61 @@ def test_the_dashboard_command_refuses_what_it_cannot_serve(tmp_path, runs):
         got = cli.invoke(app, ["dashboard", str(runs / "quick"), "--port", str(port)])
     assert got.exit_code == 2 and f"cannot serve on 127.0.0.1:{port}" in got.output
     assert "Traceback" not in got.output
+
+
+def test_a_long_runs_first_view_is_read_over_several_requests_each_answering_at_once(
+        runs, monkeypatch):
+    """Each request reads what its budget allows and answers with what is read so far,
+    marked incomplete; cycles are not counted from part of the points."""
+    whole = LocalRuns([], runs)
+    want_series = whole.series("quick", "ncm811-1", None, None, 300)
+    want_cycles = whole.cycles("quick", "ncm811-1")
+    assert want_series.complete and want_cycles.complete and want_cycles.rows
+    monkeypatch.setattr(local, "READ_CHUNKS", 2)
+    monkeypatch.setattr(local, "READ_BUDGET_S", 0.0)
+    source = LocalRuns([], runs)
+    first = source.series("quick", "ncm811-1", None, None, 300)
+    assert not first.complete and first.points_total == want_series.points_in_view
+    assert 0 < first.points_in_view < first.points_total
+    assert first.t_last_s == pytest.approx(want_series.t_last_s)   # the axis: the whole run
+    cycles = source.cycles("quick", "ncm811-1")
+    assert not cycles.complete and cycles.rows == []
+    assert 0 < cycles.points_read < cycles.points_total == first.points_total
+    views = [source.series("quick", "ncm811-1", None, None, 300) for _ in range(400)]
+    assert not all(v.complete for v in views) and views[-1].complete
+    done = views[-1]
+    assert done.points_in_view == want_series.points_in_view and done.points_total is None
+    for q, trace in want_series.traces.items():
+        assert np.array_equal(done.traces[q].t_s, trace.t_s)
+        assert np.array_equal(done.traces[q].y, trace.y)
+    counted = [source.cycles("quick", "ncm811-1") for _ in range(400)]
+    assert counted[-1] == want_cycles
+
+
+def test_a_run_begun_after_the_dashboard_started_is_found_when_asked_for(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setattr(local, "RESCAN_S", 1e6)     # the folder's periodic look: not yet
+    source = LocalRuns([], tmp_path)
+    assert source.runs() == []
+    run_simulated(QUICKSTART, tmp_path / "later", seed=3)
+    assert source.overview("later").run.status == "completed"   # not 5 s later: at once
+
+
+def test_a_dashboard_no_page_listens_to_reads_nothing(runs, monkeypatch):
+    import time
+
+    from sequencer.dashboard import app as web
+
+    monkeypatch.setattr(web, "TICK_S", 0.02)
+    asked: list[str] = []
+
+    class Counted(LocalRuns):
+        def version(self, run_id: str) -> tuple[object, ...]:
+            asked.append(run_id)
+            return super().version(run_id)
+
+    with TestClient(build_app(Counted([], runs), Access(TOKEN, False)),
+                    base_url="http://127.0.0.1") as c:
+        assert c.get("/api/runs/quick").status_code == 200
+        time.sleep(0.3)
+    assert asked == []

@@ -134,3 +134,23 @@ def test_an_empty_series_and_a_short_one():
     env.add(ids, cols)
     view = env.view(None, None, 500, lambda a, b: pytest.fail("all in memory"))
     assert view.every_point and len(view.traces["voltage_V"].t_s) == BLOCK - 1
+
+
+def test_a_coarse_first_view_draws_the_blocks_extremes_without_reading_points_again():
+    """While a long run is still being read, its view over the whole run's span comes from
+    the blocks read so far: fewer blocks than pixels, yet no point is read again and every
+    block's extremes (every spike) are drawn."""
+    ids, cols = series(5, 40 * BLOCK)
+    env = envelope_of(ids, cols)
+    t = cols["test_time_s"]
+    whole_run_end = t[-1] * 500         # most of the run not read yet
+    calls: list = []
+    view = env.view(None, whole_run_end, 1000, reader(ids, cols, calls), coarse=True)
+    assert calls == [] and not view.every_point
+    assert view.t1_s == whole_run_end
+    v = cols["voltage_V"]
+    assert view.traces["voltage_V"].y.max() == v.max()
+    assert view.traces["voltage_V"].y.min() == v.min()
+    full = env.view(None, whole_run_end, 1000, reader(ids, cols, calls))
+    assert calls                         # without coarse, those points are read again
+    assert full.traces["voltage_V"].y.max() == v.max()

@@ -15,9 +15,12 @@ from drivers.interfaces import ChannelCapabilities
 from drivers.ranges import within
 from drivers.techniques import (
     ConstantCurrent,
+    ConstantPower,
+    ConstantResistance,
     ConstantVoltage,
     Impedance,
     OpenCircuit,
+    Profile,
     Technique,
     VoltageSweep,
     commanded,
@@ -111,7 +114,16 @@ def test_every_technique_says_what_it_commands_and_pre_flight_fails_on_one_it_do
                Impedance(1e5, 1, 0.0, 5, galvanostatic=True, amplitude_A=1e-4, bias_A=3e-4),
                ConstantCurrent(-0.01, 60, 1, until_voltage_V=2.8),
                ConstantVoltage(4.2, 60, 1), ConstantVoltage(0.01, 60, 1, vs_ocv=True),
-               VoltageSweep((4.0, 2.0), 1e-3, 1, start_V=3.0)]
+               VoltageSweep((4.0, 2.0), 1e-3, 1, start_V=3.0),
+               ConstantPower(-2e-3, 60, 1, peak_current_A=8e-4, until_voltage_V=2.5),
+               ConstantResistance(100.0, 60, 1, peak_current_A=0.045),
+               Profile("current", (0.0, 10.0), (1e-3, -2e-3), 1, peak_current_A=2e-3,
+                       min_voltage_V=2.8, peak_label="c.csv:3")]
+    assert commanded(samples[-3]) == type(commanded(samples[0]))(
+        voltages_V=(("until_voltage", 2.5),), currents_A=(("peak current", -8e-4),))
+    assert commanded(samples[-2]).currents_A == (("peak current", -0.045),)
+    assert commanded(samples[-1]) == type(commanded(samples[0]))(
+        voltages_V=(("min_voltage", 2.8),), currents_A=(("c.csv:3 current", 2e-3),))
     assert {type(t) for t in samples} == set(typing.get_args(Technique))
     assert [commanded(t) for t in samples][1:5] == [
         type(commanded(samples[0]))(from_ocv_V=(("PEIS amplitude", -0.01),
@@ -123,7 +135,7 @@ def test_every_technique_says_what_it_commands_and_pre_flight_fails_on_one_it_do
                                     currents_A=(("current", -0.01),)),
         type(commanded(samples[0]))(voltages_V=(("voltage", 4.2),)),
     ]
-    assert commanded(samples[-1]).voltages_V == (("start", 3.0), ("vertices[0]", 4.0),
+    assert commanded(samples[6]).voltages_V == (("start", 3.0), ("vertices[0]", 4.0),
                                                  ("vertices[1]", 2.0))
 
     @dataclass(frozen=True)

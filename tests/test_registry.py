@@ -13,7 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 import drivers
-from drivers.techniques import ConstantCurrent, ConstantVoltage, Impedance, VoltageSweep
+from drivers.techniques import (
+    END_CONDITIONS,
+    ConstantCurrent,
+    ConstantVoltage,
+    Impedance,
+    VoltageSweep,
+)
 from sequencer import registry
 from sequencer.cli import app
 from sequencer.serve import served_spec
@@ -85,7 +91,10 @@ def test_simulators_take_their_ratings_from_the_drivers():
 
     assert rated("sim.potentiostat") == rated("biologic.vsp300")
     sim, bts = rated("sim.cycler"), rated("neware.bts", max_current_A=0.1, min_voltage_V=-5)
-    assert sim == replace(bts, holds_vs_ocv=False)
+    # the BTS's ratings, plus what cycler firmware runs that no real driver offers yet
+    assert sim == replace(bts, holds_vs_ocv=False, ends_on=frozenset(END_CONDITIONS),
+                          techniques=bts.techniques | {"ConstantPower", "ConstantResistance",
+                                                       "Profile"})
     assert rated("sim.cycler", max_current_A=2.0).max_current_A == 2.0
     assert sim == CYCLER_CAPABILITIES and rated("biologic.vsp300") == VSP300_CAPABILITIES
 

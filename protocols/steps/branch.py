@@ -25,9 +25,13 @@ END_REASONS: dict[str, str] = {
     "duration": "duration",
     "steady_state": "steady",
     "short_circuit": "short",
+    # the end conditions of ``until`` (drivers.techniques.END_CONDITIONS) end a step by name
+    **{name: name for name in ("charge", "soc", "step_time", "dV_dt", "dI_dt",
+                               "temperature_above", "temperature_below")},
 }
 EndReason = Literal["voltage_limit", "current_limit", "duration", "steady_state",
-                    "short_circuit"]
+                    "short_circuit", "charge", "soc", "step_time", "dV_dt", "dI_dt",
+                    "temperature_above", "temperature_below"]
 #: The most times one branch may be taken.
 MAX_JUMPS = 10_000
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from protocols.steps.base import RecordingStep
+from protocols.steps.until import StepUntil
 from protocols.types import CurrentLike, Duration, PositiveVoltage, Voltage
 
 Direction = Literal["charge", "discharge"]
@@ -23,12 +24,13 @@ class ConstantCurrent(RecordingStep):
     current: CurrentLike
     until_voltage: Voltage | None = None
     duration: Duration | None = None
+    until: StepUntil | None = None
     short_circuit_below: PositiveVoltage | None = None
 
     @model_validator(mode="after")
     def _has_an_end(self) -> ConstantCurrent:
-        if self.until_voltage is None and self.duration is None:
-            raise ValueError("give until_voltage, duration or both")
+        if self.until_voltage is None and self.duration is None and self.until is None:
+            raise ValueError("give until_voltage, duration or both (or an until condition)")
         return self
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from protocols.steps.base import RecordingStep
+from protocols.steps.until import StepUntil
 from protocols.types import CurrentLike, Duration, Voltage
 
 
@@ -18,11 +19,12 @@ class ConstantVoltage(RecordingStep):
     voltage: Voltage
     until_current: CurrentLike | None = None
     duration: Duration | None = None
+    until: StepUntil | None = None
 
     @model_validator(mode="after")
     def _has_an_end(self) -> ConstantVoltage:
-        if self.until_current is None and self.duration is None:
-            raise ValueError("give until_current, duration or both")
+        if self.until_current is None and self.duration is None and self.until is None:
+            raise ValueError("give until_current, duration or both (or an until condition)")
         return self
 
 

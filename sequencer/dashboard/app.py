@@ -20,12 +20,13 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -35,7 +36,6 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drivers.errors import CellseqError
 from sequencer.dashboard.envelope import SeriesView
 from sequencer.dashboard.source import NotFound, Refused, RunSource, SourceError
 
@@ -44,7 +44,7 @@ log = logging.getLogger("cellseq.dashboard")
 TOKEN_HEADER = "x-cellseq-token"
 TOKEN_COOKIE = "cellseq_token"
 #: How often the runs are looked at for changes (live runs; others every IDLE_POLL_S).
-TICK_S = 0.5
+TICK_S = 1.0
 IDLE_POLL_S = 5.0
 KEEPALIVE_S = 15.0
 MAX_WIDTH = 8000
@@ -112,7 +112,8 @@ def _with_headers(send: Send, set_cookie: bool, access: Access) -> Send:
 
 class Hub:
     """Looks at every run for changes (``TICK_S``; runs no process holds every
-    ``IDLE_POLL_S``) and wakes the event streams of the runs that changed."""
+    ``IDLE_POLL_S``) and wakes the event streams of the runs that changed. It looks only
+    while a page listens: a dashboard nobody watches reads nothing."""
 
     def __init__(self, source: RunSource) -> None:
         self.source = source
@@ -120,21 +121,31 @@ class Hub:
         self.overviews: dict[str, dict[str, Any]] = {}
         self._due: dict[str, float] = {}
         self.changed = asyncio.Event()
+        self.listeners = 0
+        self.wanted = asyncio.Event()
+
+    @contextlib.contextmanager
+    def listening(self) -> Iterator[None]:
+        self.listeners += 1
+        self.wanted.set()
+        try:
+            yield
+        finally:
+            self.listeners -= 1
+            if self.listeners == 0:   # what it saw goes stale from now: forget it
+                self.wanted.clear()
+                self.versions.clear()
+                self.overviews.clear()
+                self._due.clear()
 
     async def run(self) -> None:
-        self.warming = asyncio.ensure_future(anyio.to_thread.run_sync(self._warm))
         while True:
+            await self.wanted.wait()
             changed = await anyio.to_thread.run_sync(self._poll)
             if changed:
                 event, self.changed = self.changed, asyncio.Event()
                 event.set()
             await asyncio.sleep(TICK_S)
-
-    def _warm(self) -> None:
-        try:
-            self.source.warm()
-        except CellseqError as exc:   # a view of that run will say it again, to its reader
-            log.warning("preparing the runs' views: %s", exc)
 
     def _poll(self) -> bool:
         changed = False
@@ -193,19 +204,20 @@ def build_app(source: RunSource, access: Access) -> Starlette:
 
     async def series(request: Request) -> Response:
         q = request.query_params
-        view: SeriesView = await call(
-            source.series, request.path_params["run"], request.path_params["cell"],
-            _float(q, "t0"), _float(q, "t1"), _int(q, "width", 1000, 10, MAX_WIDTH))
-        return _json({
-            "t_first_s": view.t_first_s, "t_last_s": view.t_last_s, "t0_s": view.t0_s,
-            "t1_s": view.t1_s, "points_in_view": view.points_in_view,
-            "every_point": view.every_point,
-            "traces": {q: {"t": tr.t_s.tolist(), "y": tr.y.tolist()}
-                       for q, tr in view.traces.items()}})
+        args = (request.path_params["run"], request.path_params["cell"], _float(q, "t0"),
+                _float(q, "t1"), _int(q, "width", 1000, 10, MAX_WIDTH))
+        # read and encoded in a worker thread: the server's loop keeps answering meanwhile
+        return Response(await call(lambda: _series_json(source.series(*args))),
+                        media_type="application/json")
 
     async def cycles(request: Request) -> Response:
-        rows = await call(source.cycles, request.path_params["run"], request.path_params["cell"])
-        return _json({"cycles": [_plain(r) for r in rows]})
+        run_id, cell = request.path_params["run"], request.path_params["cell"]
+
+        def answer() -> str:
+            got = source.cycles(run_id, cell)
+            return _dumps({"cycles": [_plain(r) for r in got.rows], "complete": got.complete,
+                           "points_read": got.points_read, "points_total": got.points_total})
+        return Response(await call(answer), media_type="application/json")
 
     async def spectra(request: Request) -> Response:
         got = await call(source.spectra, request.path_params["run"],
@@ -254,18 +266,19 @@ def build_app(source: RunSource, access: Access) -> Starlette:
 
         async def changes() -> AsyncIterator[str]:
             seen: dict[str, object] = {}
-            while True:
-                payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
-                           if (run_id is None or rid == run_id) and seen.get(rid) != v
-                           and rid in hub.overviews}
-                for rid in payload:
-                    seen[rid] = hub.versions[rid]
-                if payload:
-                    yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
-                    continue
-                yield ": still here\n\n"
+            with hub.listening():
+                while True:
+                    payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
+                               if (run_id is None or rid == run_id) and seen.get(rid) != v
+                               and rid in hub.overviews}
+                    for rid in payload:
+                        seen[rid] = hub.versions[rid]
+                    if payload:
+                        yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
+                        continue
+                    yield ": still here\n\n"
 
         return StreamingResponse(changes(), media_type="text/event-stream",
                                  headers={"X-Accel-Buffering": "no"})
@@ -277,8 +290,6 @@ def build_app(source: RunSource, access: Access) -> Starlette:
             yield
         finally:
             task.cancel()
-            if hasattr(hub, "warming"):
-                hub.warming.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -344,6 +355,28 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(_plain(data), allow_nan=False, separators=(",", ":"))
+
+
 def _json(data: Any, status_code: int = 200) -> Response:
-    return Response(json.dumps(_plain(data), allow_nan=False, separators=(",", ":")),
-                    status_code=status_code, media_type="application/json")
+    return Response(_dumps(data), status_code=status_code, media_type="application/json")
+
+
+def _series_json(view: SeriesView) -> str:
+    """A series view as JSON; its thousands of numbers go straight from the arrays (a number
+    that is not finite becomes null, as everywhere)."""
+    head = _plain({"t_first_s": view.t_first_s, "t_last_s": view.t_last_s,
+                   "t0_s": view.t0_s, "t1_s": view.t1_s, "points_in_view": view.points_in_view,
+                   "every_point": view.every_point, "complete": view.complete,
+                   "points_total": view.points_total})
+    head["traces"] = {q: {"t": _numbers(tr.t_s), "y": _numbers(tr.y)}
+                      for q, tr in view.traces.items()}
+    return json.dumps(head, allow_nan=False, separators=(",", ":"))
+
+
+def _numbers(values: np.ndarray) -> list[float | None]:
+    out = values.tolist()
+    if not np.isfinite(values).all():
+        out = [v if math.isfinite(v) else None for v in out]
+    return out

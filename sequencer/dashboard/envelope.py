@@ -49,6 +49,10 @@ class SeriesView:
     points_in_view: int
     every_point: bool            # False: min and max per pixel
     traces: dict[str, Trace]
+    #: False while the cell's points are still being read for the first time (a long run's
+    #: first view): the traces hold the points read so far, ``points_total`` says of how many
+    complete: bool = True
+    points_total: int | None = None
 
 
 class Envelope:
@@ -103,9 +107,10 @@ class Envelope:
         return (float(min(firsts)), float(max(lasts))) if firsts else None
 
     def view(self, t0: float | None, t1: float | None, width: int,
-             read_raw: RawReader) -> SeriesView:
+             read_raw: RawReader, coarse: bool = False) -> SeriesView:
         """The points to draw between ``t0`` and ``t1`` (None: the series' ends) on a plot
-        ``width`` pixels wide."""
+        ``width`` pixels wide. ``coarse``: where the view holds fewer blocks than pixels, their
+        extremes rather than every point read again (a first, provisional view)."""
         span = self.span()
         if span is None:
             empty = {q: Trace(np.empty(0), np.empty(0)) for q in QUANTITIES}
@@ -119,7 +124,8 @@ class Envelope:
         in_tail = (tail["test_time_s"] >= t0) & (tail["test_time_s"] <= t1)
         blocks = max(i1 - i0, 0)
         points = blocks * BLOCK + int(in_tail.sum())
-        if points <= RAW_POINTS_PER_PIXEL * width or blocks < width:
+        few = blocks < width and not (coarse and blocks)
+        if points <= RAW_POINTS_PER_PIXEL * width or few:
             raw = self._raw(b, [(i0, i1)] if blocks else [], read_raw)
             keep = (raw["test_time_s"] >= t0) & (raw["test_time_s"] <= t1)
             t = raw["test_time_s"][keep]

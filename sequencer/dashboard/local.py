@@ -5,6 +5,14 @@ run's process writes, and a reader never blocks that writer. Every call on a run
 run's lock (one connection, used from the web layer's worker threads one at a time). Only
 paths found at start (the directories given, and the subdirectories of ``--runs``) are ever
 opened: a run id is a name looked up here, never a path.
+
+A cell's points are read once, oldest first, and only when a page asks for them: each read
+feeds the cell's series summary, what its steps passed (its cycles) and its spectra, and the
+next request reads only the chunks committed since. A long run's first view reads its
+millions of points over several requests (``READ_BUDGET_S`` each, the run's lock released in
+between): each answers at once with what has been read so far, marked incomplete, so a page
+draws at once and fills in, and no other request of the run waits seconds behind it. Nothing
+is read for a run no page shows.
 """
 
 from __future__ import annotations
@@ -15,18 +23,17 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.cycle_steps import PassedPerStep, numbered_cycles, outcomes_of
-from analysis.errors import AnalysisError
-from sequencer.controls import Action, ControlError, write_request
 from sequencer.dashboard.envelope import QUANTITIES, Envelope, SeriesView
 from sequencer.dashboard.source import (
     CellRow,
     CycleRow,
+    Cycles,
     NotFound,
     Overview,
     Refused,
@@ -39,9 +46,19 @@ from sequencer.locks import run_dir_in_use
 from sequencer.status import FINISHED, UNFINISHED_CELL_STATES
 from store import DB_NAME, RunStore, StoreError
 
-#: How often ``--runs`` is looked through for new runs, and a run's process for being alive.
+if TYPE_CHECKING:   # loaded with the first cycles asked for: pandas is slow to import
+    from analysis.cycle_steps import PassedPerStep
+    from sequencer.controls import Action
+
+#: How often ``--runs`` is looked through for new runs, and a run's process for being alive;
+#: a run id not (yet) known has the folder looked through again at most every RESCAN_ASKED_S.
 RESCAN_S = 5.0
+RESCAN_ASKED_S = 0.5
 LIVE_CHECK_S = 2.0
+#: Wall time one request spends reading a cell's points it has not read before.
+READ_BUDGET_S = 0.15
+#: Chunks per read (a chunk is one poll's points: a few to a few thousand).
+READ_CHUNKS = 256
 #: The report's figure names (analysis.report_html writes no others).
 FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
 MAX_SUMMARY_BYTES = 64 * 2 ** 20
@@ -49,6 +66,8 @@ MAX_FIGURE_BYTES = 32 * 2 ** 20
 _COLUMNS = ("test_time_s", *QUANTITIES)
 #: The cumulative counters cycles are counted from (analysis.cycle_steps.COUNTERS' keys).
 _COUNTER_COLUMNS = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
+_SPECTRUM_COLUMNS = ("step_count", "test_time_s", "temperature_C", "frequency_Hz",
+                     "z_real_ohm", "z_imag_ohm")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -64,7 +83,7 @@ class LocalRuns:
         self._by_path: dict[Path, _LocalRun] = {}
         self._by_id: dict[str, _LocalRun] = {}
         self._lock = threading.Lock()
-        self._scanned = -math.inf
+        self._scanned = self._asked = -math.inf
         for d in run_dirs:
             if not is_run_dir(d):
                 raise SourceError(f"{d} is not a cellseq run directory (no {DB_NAME})")
@@ -105,6 +124,10 @@ class LocalRuns:
         with self._lock:
             self._rescan()
             run = self._by_id.get(run_id)
+            if run is None and time.monotonic() - self._asked > RESCAN_ASKED_S:
+                self._asked, self._scanned = time.monotonic(), -math.inf   # a run just begun
+                self._rescan()
+                run = self._by_id.get(run_id)
         if run is None:
             raise NotFound(f"no run {run_id!r} is served here")
         return run
@@ -137,7 +160,7 @@ class LocalRuns:
                width: int) -> SeriesView:
         return self._run(run_id).series(cell, t0_s, t1_s, width)
 
-    def cycles(self, run_id: str, cell: str) -> list[CycleRow]:
+    def cycles(self, run_id: str, cell: str) -> Cycles:
         return self._run(run_id).cycles(cell)
 
     def spectra(self, run_id: str, cell: str, last: int) -> list[Spectrum]:
@@ -153,20 +176,27 @@ class LocalRuns:
                 address: str) -> str:
         return self._run(run_id).control(action, cell, who, address)
 
-    def warm(self) -> None:
-        """Build every served cell's series summary, so a first view need not wait for it."""
-        with self._lock:
-            runs = list(self._by_id.values())
-        for run in runs:
-            try:
-                run.warm()
-            except SourceError:
-                continue   # its page will say why
-
     def close(self) -> None:
         with self._lock:
             for run in self._by_id.values():
                 run.close()
+
+
+class _CellPoints:
+    """What has been read of one cell's points, in chunk order: its series summary, what each
+    experiment's steps passed (cycles are counted from it), and its spectra."""
+
+    def __init__(self) -> None:
+        self.envelope = Envelope()
+        self.last_chunk = 0              # the last series chunk read
+        self.complete = False            # every series chunk committed so far was read
+        self.last_fold_chunk = 0         # the last series chunk folded into ``folds``
+        self.folded = False
+        self.points_folded = 0
+        self.folds: dict[str, PassedPerStep] = {}
+        self.fold_error: str | None = None
+        self.last_spectrum_chunk = 0
+        self.spectra: dict[int, list[dict[str, np.ndarray]]] = {}   # step count -> chunks
 
 
 class _LocalRun:
@@ -175,12 +205,13 @@ class _LocalRun:
         self.lock = threading.Lock()
         self._store: RunStore | None = None
         self._fixed: dict[str, Any] = {}     # meta that never changes (manifest, cells)
-        self._envelopes: dict[str, Envelope] = {}
+        self._points: dict[str, _CellPoints] = {}
         self._live, self._live_at = False, -math.inf
         #: answers kept until the store changes (its newest chunk and event ids move)
         self._kept: dict[tuple[object, ...], tuple[object, Any]] = {}
-        #: per cell: what each experiment's steps passed so far, and the last chunk folded in
-        self._folds: dict[str, tuple[dict[str, PassedPerStep], int]] = {}
+        #: (cell, step count) -> experiment, from the step rows up to ``_last_step_row``
+        self._experiments: dict[tuple[str, int], str] = {}
+        self._last_step_row = 0
 
     def _keep(self, key: tuple[object, ...], stamp: object, make: Any) -> Any:
         kept = self._kept.get(key)
@@ -283,80 +314,126 @@ class _LocalRun:
                 self._known(cell)
             return store.events_after(after_id, limit, cell)
 
-    def warm(self) -> None:
-        for cell in list(self._cells()):
-            with self.lock:
-                self._caught_up(self._open(), cell)
-
-    def _caught_up(self, store: RunStore, cell: str) -> Envelope:
-        """The cell's series summary with everything committed since it was last used."""
-        env = self._envelopes.setdefault(cell, Envelope())
+    def _read_series(self, store: RunStore, cell: str) -> _CellPoints:
+        """The cell's series summary with the chunks committed since it was last used, read
+        for at most ``READ_BUDGET_S`` (``complete`` says whether it has them all)."""
+        points = self._points.setdefault(cell, _CellPoints())
+        deadline = time.perf_counter() + READ_BUDGET_S
         while True:
-            got = _chunks(store, cell, env.last_chunk_id, None, 256)
-            if not got:
-                return env
-            env.add(*_joined(got))
+            got = _chunks(store, cell, points.last_chunk, None, READ_CHUNKS, _COLUMNS)
+            if got:
+                points.envelope.add(*_joined(got))
+                points.last_chunk = got[-1][0]
+            points.complete = len(got) < READ_CHUNKS
+            if points.complete or time.perf_counter() > deadline:
+                return points
+
+    def _fold_counters(self, store: RunStore, cell: str) -> _CellPoints:
+        """What the cell's steps passed, with the chunks committed since (for at most
+        ``READ_BUDGET_S``; ``folded`` says whether they are all in)."""
+        from analysis.cycle_steps import PassedPerStep  # pandas: loaded with the first cycles
+        from analysis.errors import AnalysisError
+
+        points = self._points.setdefault(cell, _CellPoints())
+        deadline = time.perf_counter() + READ_BUDGET_S
+        while points.fold_error is None:
+            got = _chunks(store, cell, points.last_fold_chunk, None, READ_CHUNKS,
+                          ("step_count", *_COUNTER_COLUMNS))
+            try:
+                for count, counters in _by_step(got):
+                    experiment = self._experiment(store, cell, count)
+                    points.folds.setdefault(experiment, PassedPerStep()).add(count, counters)
+            except AnalysisError as exc:
+                points.fold_error = f"run {self.id}, cell {cell}: cycles: {exc}"
+            if got:
+                points.last_fold_chunk = got[-1][0]
+                points.points_folded += sum(len(c["step_count"]) for _, c in got)
+            points.folded = len(got) < READ_CHUNKS
+            if points.folded or time.perf_counter() > deadline:
+                break
+        return points
+
+    def _experiment(self, store: RunStore, cell: str, count: int) -> str:
+        """The experiment of a cell's step, from the step rows as stored (read on, only
+        those added since, when a step is not known yet)."""
+        key = (cell, count)
+        if key not in self._experiments:
+            while True:
+                rows = store.rows_after("steps", self._last_step_row, 4096)
+                for r in rows:
+                    self._experiments[(str(r["cell"]), int(r["step_count"]))] = \
+                        str(r["experiment"])
+                    self._last_step_row = int(r["id"])
+                if len(rows) < 4096:
+                    break
+        if key not in self._experiments:   # the step's row is not committed: the cell's now
+            return str(self._state_of(store, cell).get("experiment") or "")
+        return self._experiments[key]
+
+    def _state_of(self, store: RunStore, cell: str) -> dict[str, Any]:
+        return next((s for s in store.cell_states() if s["cell"] == cell), {})
 
     def series(self, cell: str, t0: float | None, t1: float | None, width: int
                ) -> SeriesView:
         with self.lock:
             store = self._open()
             self._known(cell)
-            env = self._caught_up(store, cell)
+            points = self._read_series(store, cell)
 
             def read_raw(first: int, last: int) -> dict[str, np.ndarray]:
                 parts, after = [], first - 1
                 while True:
-                    got = _chunks(store, cell, after, last, 4096)
+                    got = _chunks(store, cell, after, last, 4096, _COLUMNS)
                     if not got:
                         break
                     parts.extend(got)
                     after = got[-1][0]
                 return _joined(parts)[1]
 
-            return env.view(t0, t1, width, read_raw)
+            if points.complete:
+                return points.envelope.view(t0, t1, width, read_raw)
+            # a first view, still reading: over the whole run's span (to the last values the
+            # run recorded), from the blocks' extremes
+            span = points.envelope.span()
+            last_t = _finite((self._state_of(store, cell).get("last") or {}).get("t"))
+            t_last = max(span[1] if span else 0.0, last_t or 0.0)
+            view = points.envelope.view(t0, t_last if t1 is None else t1, width, read_raw,
+                                        coarse=True)
+            return replace(view, complete=False, t_last_s=max(view.t_last_s or 0.0, t_last),
+                           points_total=store.point_count(cell, "series"))
 
-    def cycles(self, cell: str) -> list[CycleRow]:
+    def cycles(self, cell: str) -> Cycles:
         with self.lock:
             store = self._open()
             self._known(cell)
-            states = tuple((s["state"], s["updated_t"]) for s in store.cell_states()
-                           if s["cell"] == cell)
-            return self._keep(("cycles", cell), (store.last_ids(), states),
-                              lambda: self._cycles(store, cell))
+            points = self._fold_counters(store, cell)
+            if points.fold_error is not None:
+                raise SourceError(points.fold_error)
+            if not points.folded:
+                return Cycles([], False, points.points_folded, store.point_count(cell, "series"))
+            state = self._state_of(store, cell)
+            stamp = (points.last_fold_chunk, state.get("state"), state.get("updated_t"),
+                     state.get("step_count"))
+            rows = self._keep(("cycles", cell), stamp,
+                              lambda: self._cycles(store, cell, points, state))
+            return Cycles(rows, True, points.points_folded, points.points_folded)
 
-    def _cycles(self, store: RunStore, cell: str) -> list[CycleRow]:
+    def _cycles(self, store: RunStore, cell: str, points: _CellPoints,
+                state: dict[str, Any]) -> list[CycleRow]:
         """The cell's cycles as the report counts them (:mod:`analysis.cycle_steps`), from
-        what each step passed; the new chunks are folded in, the old ones not read again."""
+        what each step passed, folded in as the cell's points were read."""
+        from analysis.cycle_steps import numbered_cycles, outcomes_of
+
         steps = store.steps(cell)
-        state = next((s for s in store.cell_states() if s["cell"] == cell), None)
-        experiment_of = {int(s["step_count"]): str(s["experiment"]) for s in steps}
-        folds, after = self._folds.setdefault(cell, ({}, 0))
-        try:
-            while True:
-                got = store.chunk_columns(cell, "series", ("step_count", *_COUNTER_COLUMNS),
-                                          after_id=after, limit=256)
-                if not got:
-                    break
-                for chunk_id, cols in got:
-                    count = int(cols["step_count"][0]) if cols["step_count"].size else 0
-                    experiment = experiment_of.get(count) or (state or {}).get("experiment", "")
-                    folds.setdefault(experiment, PassedPerStep()).add(
-                        count, {k: cols[k] for k in _COUNTER_COLUMNS})
-                    after = chunk_id
-        except AnalysisError as exc:
-            raise SourceError(f"run {self.id}, cell {cell}: cycles: {exc}") from None
-        finally:
-            self._folds[cell] = (folds, after)
         info = self._cells()[cell]
         mass = info.get("active_mass_kg")
-        finished = state is not None and state["state"] in ("completed", "faulted")
-        running = None if finished or state is None else state.get("experiment")
+        finished = state.get("state") in ("completed", "faulted")
+        running = None if finished or not state else state.get("experiment")
         out: list[CycleRow] = []
         before = 0
         for experiment in _in_order(steps):
             mine = [s for s in steps if s["experiment"] == experiment]
-            fold = folds.get(experiment)
+            fold = points.folds.get(experiment)
             outcomes = outcomes_of(mine, fold.passed if fold else {}, {}, experiment)
             cycles = numbered_cycles(outcomes, mine, str(info.get("kind", "")), before)
             if cycles:
@@ -372,28 +449,32 @@ class _LocalRun:
         return out
 
     def spectra(self, cell: str, last: int) -> list[Spectrum]:
+        """The cell's last ``last`` spectra (a spectrum is a step's impedance points); only
+        the spectrum chunks committed since the last call are read."""
         with self.lock:
             store = self._open()
             self._known(cell)
-            return self._keep(("spectra", cell, last), store.last_ids(),
-                              lambda: self._spectra(store, cell, last))
-
-    def _spectra(self, store: RunStore, cell: str, last: int) -> list[Spectrum]:
-        """The cell's last ``last`` spectra (a spectrum is a step's impedance points)."""
-        data = store.read(cell, "spectrum")
-        experiments = {s["step_count"]: s["experiment"] for s in store.steps(cell)}
-        counts = data["step_count"]
+            points = self._points.setdefault(cell, _CellPoints())
+            while True:
+                got = _chunks(store, cell, points.last_spectrum_chunk, None, READ_CHUNKS,
+                              _SPECTRUM_COLUMNS, "spectrum")
+                for chunk_id, cols in got:
+                    points.spectra.setdefault(int(cols["step_count"][0]), []).append(cols)
+                    points.last_spectrum_chunk = chunk_id
+                if len(got) < READ_CHUNKS:
+                    break
+            counts = sorted(points.spectra)[-last:] if last > 0 else []
+            experiments = {c: self._experiment(store, cell, c) for c in counts}
         out = []
-        for count in (np.unique(counts)[-last:] if last > 0 else []):
-            sel = counts == count
-            temps = data["temperature_C"][sel]
-            temps = temps[np.isfinite(temps)]
-            out.append(Spectrum(int(count), experiments.get(int(count), ""),
-                                float(data["test_time_s"][sel][0]),
+        for count in counts:
+            data = {c: np.concatenate([part[c] for part in points.spectra[count]])
+                    for c in _SPECTRUM_COLUMNS}
+            temps = data["temperature_C"][np.isfinite(data["temperature_C"])]
+            out.append(Spectrum(count, experiments[count],
+                                float(data["test_time_s"][0]),
                                 float(np.mean(temps)) if len(temps) else None,
-                                data["frequency_Hz"][sel].tolist(),
-                                data["z_real_ohm"][sel].tolist(),
-                                data["z_imag_ohm"][sel].tolist()))
+                                data["frequency_Hz"].tolist(), data["z_real_ohm"].tolist(),
+                                data["z_imag_ohm"].tolist()))
         return out
 
     def results(self) -> Results:
@@ -456,6 +537,8 @@ class _LocalRun:
         return data
 
     def control(self, action: Action, cell: str | None, who: str, address: str) -> str:
+        from sequencer.controls import ControlError, write_request
+
         with self.lock:
             store = self._open()
             if cell is not None:
@@ -475,21 +558,37 @@ class _LocalRun:
                               f" {exc.strerror or exc}") from None
 
 
-def _chunks(store: RunStore, cell: str, after: int, until: int | None, limit: int
-            ) -> list[tuple[int, dict[str, np.ndarray]]]:
+def _chunks(store: RunStore, cell: str, after: int, until: int | None, limit: int,
+            columns: tuple[str, ...] = ("step_count", *_COLUMNS, *_COUNTER_COLUMNS),
+            kind: str = "series") -> list[tuple[int, dict[str, np.ndarray]]]:
     try:
-        return store.chunk_columns(cell, "series", _COLUMNS, after, until, limit)
+        return store.chunk_columns(cell, kind, columns, after, until, limit)
     except StoreError as exc:
         raise SourceError(f"cell {cell}: {exc}") from None
 
 
 def _joined(got: list[tuple[int, dict[str, np.ndarray]]]
             ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Chunks as one array per column, and each point's chunk id."""
+    """Chunks as one array per series column, and each point's chunk id."""
     if not got:
         return np.empty(0), {c: np.empty(0) for c in _COLUMNS}
     ids = np.concatenate([np.full(len(cols["test_time_s"]), cid) for cid, cols in got])
     return ids, {c: np.concatenate([cols[c] for _, cols in got]) for c in _COLUMNS}
+
+
+def _by_step(got: list[tuple[int, dict[str, np.ndarray]]]
+             ) -> list[tuple[int, dict[str, np.ndarray]]]:
+    """The chunks' counters, consecutive chunks of one step joined (a step's chunks folded
+    at once, as one: the same amounts, fewer calls)."""
+    out: list[tuple[int, list[dict[str, np.ndarray]]]] = []
+    for _, cols in got:
+        count = int(cols["step_count"][0])
+        if out and out[-1][0] == count:
+            out[-1][1].append(cols)
+        else:
+            out.append((count, [cols]))
+    return [(count, {c: np.concatenate([p[c] for p in parts]) if len(parts) > 1
+                     else parts[0][c] for c in _COUNTER_COLUMNS}) for count, parts in out]
 
 
 def _finite(value: Any) -> float | None:

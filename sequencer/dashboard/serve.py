@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import socket
 from collections.abc import Callable
 
 from sequencer.dashboard.source import RunSource
+
+#: The dashboard gives way to the runs it shows: where a run keeps every core busy (a dry run
+#: as fast as it goes, a crowded lab PC), the scheduler serves the run's executor first.
+NICENESS = 10
 
 
 def is_loopback(host: str) -> bool:
@@ -47,6 +52,8 @@ def serve(source: RunSource, sock: socket.socket, host: str,
                             timeout_graceful_shutdown=1, access_log=False)
     server = uvicorn.Server(config)
     port = sock.getsockname()[1]
+    if hasattr(os, "nice"):   # POSIX
+        os.nice(NICENESS)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     announce(f"http://{shown}:{port}/?token={access.token}", access.token,
              access.pages_need_token)

@@ -9,11 +9,13 @@ Everything returned is plain data (dataclasses, numbers, lists), ready for JSON.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.errors import CellseqError
-from sequencer.controls import Action
-from sequencer.dashboard.envelope import SeriesView
+
+if TYPE_CHECKING:   # the controls module loads trio and pydantic: not for start-up
+    from sequencer.controls import Action
+    from sequencer.dashboard.envelope import SeriesView
 
 
 class SourceError(CellseqError):
@@ -76,6 +78,18 @@ class CycleRow:
 
 
 @dataclass(frozen=True)
+class Cycles:
+    """A cell's cycles. While the cell's points are still being read (a long run's first view
+    reads its millions of points over several requests), ``complete`` is False and ``rows``
+    is empty: a cycle counted from part of its points would be a wrong number."""
+
+    rows: list[CycleRow]
+    complete: bool = True
+    points_read: int = 0
+    points_total: int = 0
+
+
+@dataclass(frozen=True)
 class Spectrum:
     step_count: int
     experiment: str
@@ -120,7 +134,7 @@ class RunSource(Protocol):
     def series(self, run_id: str, cell: str, t0_s: float | None, t1_s: float | None,
                width: int) -> SeriesView: ...
 
-    def cycles(self, run_id: str, cell: str) -> list[CycleRow]: ...
+    def cycles(self, run_id: str, cell: str) -> Cycles: ...
 
     def spectra(self, run_id: str, cell: str, last: int) -> list[Spectrum]: ...
 
@@ -132,11 +146,6 @@ class RunSource(Protocol):
                 address: str) -> str:
         """Ask the run's process to pause, continue or stop; returns the request's id (the
         journal's ``control_request`` event carries it with the run's answer)."""
-        ...
-
-    def warm(self) -> None:
-        """Prepare what views will need (may take seconds; called once, in the background,
-        when the dashboard starts)."""
         ...
 
     def close(self) -> None: ...

@@ -19,13 +19,18 @@ from drivers.interfaces import Channel, ChannelCapabilities, SafetyLimits
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import (
     ConstantCurrent,
+    ConstantPower,
+    ConstantResistance,
     ConstantVoltage,
+    EndConditions,
     Impedance,
     OpenCircuit,
+    Profile,
     Technique,
     VoltageSweep,
 )
 from simulators.cells.base import CellModel, Segment
+from simulators.cells.driven import begin_driven
 from simulators.instruments import firmware
 
 
@@ -155,14 +160,21 @@ class SimChannel(Channel):
                 technique = replace(technique, vs_ocv=False, voltage_V=technique.voltage_V
                                     + self._cell.ocv_V(temperature))
             try:
-                seg = self._cell.begin(technique, temperature)
+                if isinstance(technique, ConstantPower | ConstantResistance | Profile):
+                    seg = begin_driven(self._cell, technique, temperature)
+                else:
+                    seg = self._cell.begin(technique, temperature)
             except NotImplementedError as exc:
                 raise DriverError(f"{self.name}: the simulated cell cannot run"
                                   f" {type(technique).__name__}: {exc}") from None
             self._segment, self._spectrum = seg, None
             self._duration, self._end_reason = seg.duration_s, seg.end_reason
-            early = firmware.extra_end(technique, seg, self._caps, self._limits)
-            if early is not None and early[0] < self._duration:
+            start, env = now, self._temperature
+            early = firmware.extra_end(technique, seg, self._caps, self._limits,
+                                       lambda t: env(start + t))
+            # a condition met at the very time limit is what ended the step
+            if early is not None and (early[0] < self._duration or (
+                    early[0] <= self._duration and self._end_reason == "duration")):
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
 
@@ -235,13 +247,16 @@ class SimChannel(Channel):
 
 
 _TECHNIQUES = {t.__name__: t for t in (OpenCircuit, Impedance, ConstantCurrent, ConstantVoltage,
-                                       VoltageSweep)}
+                                       VoltageSweep, ConstantPower, ConstantResistance, Profile)}
 
 
 def technique_from_dict(data: dict[str, Any]) -> Technique:
     """A technique back from :meth:`SimChannel.snapshot` (only the known types)."""
     fields = dict(data)
     cls = _TECHNIQUES[fields.pop("type")]
-    if "vertices_V" in fields:
-        fields["vertices_V"] = tuple(fields["vertices_V"])
+    for name in ("vertices_V", "times_s", "values"):
+        if name in fields:
+            fields[name] = tuple(fields[name])
+    if fields.get("ends") is not None:
+        fields["ends"] = EndConditions(**fields["ends"])
     return cls(**fields)

@@ -9,12 +9,13 @@ fine time grid in one vectorised pass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from drivers.interfaces import ChannelCapabilities, SafetyLimits
 from drivers.short_circuit import ShortWatch
-from drivers.techniques import ConstantVoltage, Technique
+from drivers.techniques import ConstantVoltage, EndConditions, Technique
 from simulators.cells.base import Segment
 from simulators.specs import MAX_GRID_POINTS
 
@@ -25,10 +26,13 @@ def fine_grid(duration_s: float, record_dt_s: float) -> np.ndarray:
 
 
 def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
-              limits: SafetyLimits | None = None) -> tuple[float, str] | None:
+              limits: SafetyLimits | None = None,
+              temperature_C: Callable[[np.ndarray], np.ndarray] | None = None
+              ) -> tuple[float, str] | None:
     """The first time a firmware criterion ends the technique before the cell's own end:
     the channel's compliance (voltage or current out of its range: the real one overloads and
-    stops), the cell's safety limits, a short circuit, a steady current."""
+    stops), the cell's safety limits, a short circuit, a steady current, the step's end
+    conditions (``temperature_C``: the cell's temperature at step times)."""
     t = fine_grid(segment.duration_s, technique.record_dt_s)
     v, i = segment.sample(t)
     out = (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
@@ -60,7 +64,52 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
             hit = np.flatnonzero(np.abs(i_now - i_then) <= technique.steady_rel * np.abs(i_now))
             if hit.size:
                 ends.append((float(later[hit[0]]), "steady"))
+    conditions = getattr(technique, "ends", None)
+    if conditions is not None:
+        met = conditions_met(conditions, t, v, i, temperature_C)
+        if met is not None:
+            ends.append(met)
     return min(ends) if ends else None
+
+
+def conditions_met(ends: EndConditions, t: np.ndarray, v: np.ndarray, i: np.ndarray,
+                   temperature_C: Callable[[np.ndarray], np.ndarray] | None
+                   ) -> tuple[float, str] | None:
+    """The first time on the grid ``t`` one of ``ends`` holds, and its name (a tie goes to
+    the one listed first in :meth:`EndConditions.names`)."""
+    found: list[tuple[float, int, str]] = []
+
+    def first(hit: np.ndarray, name: str) -> None:
+        if hit.any():
+            found.append((float(t[np.argmax(hit)]), len(found), name))
+
+    if ends.charge_Ah is not None or ends.soc_charge_Ah is not None:
+        passed = np.abs(np.concatenate(([0.0], np.cumsum(0.5 * (i[1:] + i[:-1])
+                                                         * np.diff(t))))) / 3600.0
+        for name, level in (("charge", ends.charge_Ah), ("soc", ends.soc_charge_Ah)):
+            if level is not None:
+                first(passed >= level * (1 - 1e-9), name)
+    if ends.step_time_s is not None:
+        first(t >= ends.step_time_s * (1 - 1e-12), "step_time")
+    window = ends.slope_window_s
+    for name, level, values in (("dV_dt", ends.dV_dt_V_s, v), ("dI_dt", ends.dI_dt_A_s, i)):
+        if level is None:
+            continue
+        later = t >= window
+        back = np.interp(t - window, t, values)
+        slope = np.abs(values - back) / window
+        first(later & (slope <= level), name)
+    if temperature_C is not None and (ends.temperature_above_C is not None
+                                      or ends.temperature_below_C is not None):
+        temp = np.asarray(temperature_C(t), dtype=float)
+        if ends.temperature_above_C is not None:
+            first(temp >= ends.temperature_above_C, "temperature_above")
+        if ends.temperature_below_C is not None:
+            first(temp <= ends.temperature_below_C, "temperature_below")
+    if not found:
+        return None
+    at, _, name = min(found)
+    return at, name
 
 
 def record_times(technique: Technique, segment: Segment, duration_s: float) -> np.ndarray:

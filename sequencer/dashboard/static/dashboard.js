@@ -334,6 +334,13 @@ function chartWidth(el) { return Math.max(300, Math.floor(el.clientWidth - 10));
 
 async function cellPage(main, runId, cell) {
   crumbs([[runId, `#/run/${enc(runId)}`], [cell, `#/run/${enc(runId)}/cell/${enc(cell)}`]]);
+  // the series is asked for with the run's state, not after it (the plots' width: main's
+  // content box, as laid out below; checked before the answer is used)
+  const seriesUrl = (w, range = "") =>
+    `/api/runs/${enc(runId)}/cells/${enc(cell)}/series?width=${w}${range}`;
+  const early = {width: chartWidth({clientWidth: main.clientWidth - 32}), answer: null};
+  early.answer = api(seriesUrl(early.width));
+  early.answer.catch(() => null);   // a refusal is reported by the request made instead
   let ov = await api(`/api/runs/${enc(runId)}`);
   let row = ov.cells.find((c) => c.cell === cell);
   if (!row) throw new Error(`run ${runId} has no cell ${cell}`);
@@ -385,35 +392,47 @@ async function cellPage(main, runId, cell) {
       }]},
     }, [[], []], el);
   }
+  // A long run's first view: the server reads its points over several requests and answers
+  // each with what it has read so far (complete false); the plots fill in until complete.
   let fetching = null, again = false;
   async function drawSeries() {
     if (fetching) { again = true; return fetching; }
     fetching = (async () => {
       const w = chartWidth(plots);
       const range = view ? `&t0=${view[0]}&t1=${view[1]}` : "";
-      const s = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/series?width=${w}` +
-                          range);
+      const asked = early.answer && !view && w === early.width ? early.answer : null;
+      early.answer = null;
+      const s = (asked && await asked.catch(() => null)) || await api(seriesUrl(w, range));
       let n = 0;
       for (const [q, meta] of Object.entries(QTY)) {
         const tr = s.traces[q];
         n += tr.t.length;
         charts[q].setData(withGaps(tr.t.map((t) => t / 3600), tr.y.map((y) => y * meta.scale)));
+        if (!s.complete && s.t_first_s !== null) {   // the axis over the whole run already
+          charts[q].setScale("x", {min: s.t0_s / 3600, max: s.t1_s / 3600});
+        }
       }
       const v = s.traces.voltage_V;
-      if (v.t.length) {
+      if (!s.complete) {
+        latest.textContent = "reading the run's points: the latest are plotted once read";
+      } else if (v.t.length) {
         const i = v.t.length - 1;
         latest.textContent = `latest plotted point: t = ${hours(v.t[i])} h, ` +
           `V = ${v.y[i].toFixed(4)} V`;
         latest.dataset.t = v.t[i];
         latest.dataset.v = v.y[i];
       }
-      shown.textContent = `${s.points_in_view} points in view; ` +
+      shown.textContent = (s.complete ? "" : `reading the run's points: ` +
+        `${(s.points_in_view / 1e6).toFixed(1)} of ${(s.points_total / 1e6).toFixed(1)} M so ` +
+        "far; ") + `${s.points_in_view} points in view; ` +
         (s.every_point ? "every point drawn" : `min and max of each of ${w} pixel columns`);
       shown.dataset.points = s.points_in_view;
       shown.dataset.everyPoint = s.every_point;
       shown.dataset.drawn = n;
+      shown.dataset.complete = s.complete;
+      return s.complete;
     })();
-    try { await fetching; } finally {
+    try { return await fetching; } finally {
       fetching = null;
       if (again) { again = false; drawSeries(); }
     }
@@ -439,9 +458,15 @@ async function cellPage(main, runId, cell) {
            {label: "capacity", values: ticks, size: 60},
            {side: 1, scale: "ce", label: "CE / %", grid: {show: false}, values: ticks}],
   }, [[], [], [], []], capEl);
-  let nyquist = null;
+  let nyquist = null, spectraShown = null;
   async function drawCycles() {
     const got = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/cycles`);
+    if (!got.complete) {   // cycles are counted once every point is read: none half-counted
+      capEl.hidden = true;
+      capNote.textContent = `counting cycles: ${(got.points_read / 1e6).toFixed(1)} of ` +
+        `${(got.points_total / 1e6).toFixed(1)} M points read`;
+      return false;
+    }
     const rows = got.cycles.filter((r) => r.complete);   // a cycle under way: in the note
     const open = got.cycles.filter((r) => !r.complete);
     const specific = got.cycles.length && got.cycles[0].discharge_mAh_g !== null;
@@ -457,9 +482,14 @@ async function cellPage(main, runId, cell) {
     capNote.textContent = (rows.length ? "" : "no complete cycle (yet). ") + open.map((r) =>
       `Cycle ${r.cycle} may be under way: so far charged ${cap(r, "charge")}, discharged ` +
       `${cap(r, "discharge")}; it is plotted once the cell has moved on.`).join(" ");
+    return true;
   }
   async function drawSpectra() {
-    const got = await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/spectra?last=3`);
+    const text = JSON.stringify(
+      await api(`/api/runs/${enc(runId)}/cells/${enc(cell)}/spectra?last=3`));
+    if (text === spectraShown) return;   // no new spectrum: the plot stays as it is
+    spectraShown = text;
+    const got = JSON.parse(text);
     const colors = ["#9467bd", "#8c564b", "#e377c2"];
     if (nyquist) nyquist.destroy();
     nyquist = null;
@@ -479,8 +509,15 @@ async function cellPage(main, runId, cell) {
     }, [null, ...got.spectra.map((s) => [s.z_real_ohm, s.z_imag_ohm.map((z) => -z)])], nyqEl);
   }
 
-  await Promise.all([drawSeries(), drawCycles(), drawSpectra(),
-                     showResults(results, runId, cell), appendJournal(journal, runId, cell)]);
+  // the time plots first: the cycles' first count (loading the analysis) waits for them
+  const series = drawSeries();
+  const cycles = series.then(() => untilComplete(drawCycles));
+  await Promise.all([series.then(async (complete) => {
+    await marked("cellseq-first-chart", "firstChart");
+    if (!complete) await untilComplete(drawSeries);
+  }), cycles,
+                     drawSpectra(), showResults(results, runId, cell),
+                     appendJournal(journal, runId, cell)]);
   await painted("cell");
 
   let seen = row;
@@ -501,11 +538,19 @@ async function cellPage(main, runId, cell) {
 }
 
 // The page is drawn: after the next frame, so what was set up is on the screen. Marked for
-// tests and the benchmark (performance mark "cellseq-painted", body[data-painted]).
-async function painted(kind) {
+// tests and the benchmark (performance mark "cellseq-painted", body[data-painted]; a cell
+// page's first drawn plots: "cellseq-first-chart", body[data-first-chart]).
+async function painted(kind) { await marked("cellseq-painted", "painted", kind); }
+
+async function marked(name, key, value = "1") {
   await new Promise((resolve) => requestAnimationFrame(() => resolve()));
-  performance.mark("cellseq-painted");
-  document.body.dataset.painted = kind;
+  performance.mark(name);
+  document.body.dataset[key] = value;
+}
+
+// Calls fn (which answers whether what it drew is complete) until it is.
+async function untilComplete(fn) {
+  while (!(await fn())) await new Promise((resolve) => setTimeout(resolve, 50));
 }
 
 // -- routing ---------------------------------------------------------------------------
@@ -517,6 +562,7 @@ function crumbs(parts) {
 async function route() {
   if (S.stream) { S.stream.close(); S.stream = null; }
   delete document.body.dataset.painted;
+  delete document.body.dataset.firstChart;
   const main = document.getElementById("main");
   main.replaceChildren();
   notice("");
