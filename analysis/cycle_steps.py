@@ -93,6 +93,91 @@ class PassedPerStep:
         self._step = step_count
 
 
+class StepFold:
+    """What each step passed and its mean measured temperature, folded from a cell's chunks
+    in the order stored (store column names): :func:`step_outcomes`' inputs without every
+    point in memory. Chunks are gathered into batches of about ``BATCH`` points and each batch
+    is folded with array operations, as :func:`_passed_per_step` folds a whole series: a
+    run polled a point at a time costs no Python per point. The growth up to a step's first
+    point belongs to the step before it, as there."""
+
+    #: The store columns a fold reads.
+    COLUMNS = ("temperature_C", *COUNTERS)
+    BATCH = 65_536
+
+    def __init__(self) -> None:
+        self.passed: dict[int, dict[str, float]] = {}
+        self.points = 0
+        self._sums: dict[int, list[float]] = {}
+        self._last: dict[str, float] = {}
+        self._step: int | None = None
+        self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
+        self._pending_n = 0
+
+    def add(self, step_count: int, columns: dict[str, np.ndarray]) -> None:
+        """One chunk of one step."""
+        n = len(next(iter(columns.values()))) if columns else 0
+        if n == 0:
+            return
+        self._pending.append((step_count, columns))
+        self._pending_n += n
+        if self._pending_n >= self.BATCH:
+            self._flush()
+
+    def finish(self) -> StepFold:
+        """Fold what is gathered; call once every chunk is added."""
+        self._flush()
+        return self
+
+    def temperatures(self) -> dict[int, float]:
+        """Each step's mean measured temperature (steps with no finite reading left out)."""
+        return {k: total / count for k, (total, count) in self._sums.items() if count}
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        parts, self._pending, self._pending_n = self._pending, [], 0
+        step = np.concatenate([np.full(len(next(iter(c.values()))), k, dtype=np.int64)
+                               for k, c in parts])
+        self.points += step.size
+        # the growth up to each point was passed by the step of the point before it
+        owner = np.empty_like(step)
+        owner[0] = self._step if self._step is not None else step[0]
+        owner[1:] = step[:-1]
+        owners, where = np.unique(owner, return_inverse=True)
+        for k in np.unique(step):
+            self.passed.setdefault(int(k), {})
+        for name in COUNTERS:
+            if name not in parts[0][1]:
+                continue
+            values = np.concatenate([c[name] for _, c in parts])
+            bad = np.flatnonzero(~np.isfinite(values))
+            if bad.size:
+                raise AnalysisError(f"{COUNTERS[name]!r} has NaN or inf in step"
+                                    f" {int(step[bad[0]])}")
+            growth = np.diff(values, prepend=self._last.get(name, float(values[0])))
+            down = np.flatnonzero(growth < 0)
+            if down.size:
+                raise AnalysisError(f"{COUNTERS[name]!r} decreases in step"
+                                    f" {int(step[down[0]])}; cumulative counters never go"
+                                    " down")
+            for k, total in zip(owners, np.bincount(where, weights=growth), strict=True):
+                mine = self.passed.setdefault(int(k), {})
+                mine[name] = mine.get(name, 0.0) + float(total)
+            self._last[name] = float(values[-1])
+        if "temperature_C" in parts[0][1]:
+            temperature = np.concatenate([c["temperature_C"] for _, c in parts])
+            finite = np.isfinite(temperature)
+            steps, at = np.unique(step[finite], return_inverse=True)
+            totals = np.bincount(at, weights=temperature[finite])
+            counts = np.bincount(at)
+            for k, total, count in zip(steps, totals, counts, strict=True):
+                entry = self._sums.setdefault(int(k), [0.0, 0])
+                entry[0] += float(total)
+                entry[1] += int(count)
+        self._step = int(step[-1])
+
+
 def _passed_per_step(series: pd.DataFrame) -> dict[int, dict[str, float]]:
     needed = (STEP, COUNTERS["charge_Ah"], COUNTERS["discharge_Ah"])
     if series.empty or any(c not in series.columns for c in needed):

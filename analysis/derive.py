@@ -23,7 +23,9 @@ Nothing here is given the answer: every number comes from the stored points.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from analysis.eis import arrhenius_fit
 from analysis.errors import AnalysisError
 from analysis.lsv import stability_window
 from analysis.plating import average_ce
+from analysis.render import FIGURE_DPI, cores, render_png
 from analysis.replicates import band_figures, replicate_summary
 from analysis.run_data import CellExperiment, RunData
 from analysis.symmetric import (
@@ -52,13 +55,36 @@ CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
 __all__ = ["ANALYSES", "Derived", "Shared", "derive"]
 
 
-def derive(run_dir: Path, figures: bool = False) -> Derived:
-    data = RunData(run_dir)
+def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
+           drawn: bool = False) -> Derived:
+    """Every result of the run; ``data``: the run's :class:`RunData` where the caller has it
+    already (read once, not twice). With ``drawn``, a figure may come back as its PNG (drawn
+    by the worker that made it: the report's way), else each is a ``Figure``."""
+    data = data if data is not None else RunData(run_dir)
     out = Derived()
     if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
         out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))
     shared = Shared()
-    for ce in data.cell_experiments():
+    cells = data.cells_with_points()
+    workers = min(cores(), len(cells))
+    if workers > 1:
+        _derive_in_parallel(data, cells, out, figures, shared, workers, drawn)
+    else:
+        for cell in cells:
+            _derive_cell(data, cell, out, figures, shared)
+    out.replicates = replicate_summary(data.experiments, data.cells, out.results)
+    if figures:
+        _arrhenius_figures(data, out, shared.sigma_by_exp)
+        out.figures.extend(band_figures(out.replicates))
+    out.damage = data.damage
+    return out
+
+
+def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: Shared
+                 ) -> None:
+    """Every analysis of one cell's experiments, in order (a cell's cycles are numbered on
+    from its earlier experiments')."""
+    for ce in data.cell_experiments(only=cell):
         for analyse in ANALYSES:
             try:
                 analyse(ce, out, figures, shared)
@@ -71,12 +97,52 @@ def derive(run_dir: Path, figures: bool = False) -> Derived:
         if cycles:
             shared.cycles_before[ce.cell] = cycles[-1].number
         shared.cycles.pop((ce.experiment, ce.cell), None)
-    out.replicates = replicate_summary(data.experiments, data.cells, out.results)
-    if figures:
-        _arrhenius_figures(data, out, shared.sigma_by_exp)
-        out.figures.extend(band_figures(out.replicates))
-    out.damage = data.damage
-    return out
+
+
+#: The run a worker of :func:`_derive_in_parallel` analyses (inherited when it forks).
+_WORKER_DATA: RunData | None = None
+
+
+def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
+                        shared: Shared, workers: int, drawn: bool) -> None:
+    """:func:`_derive_cell` of each cell in a worker process, the cells' outputs joined in
+    the order one process would have made them (cell by cell): each cell's analyses are its
+    own, apart from what :class:`Shared` gathers for the run, which is joined too. With
+    ``drawn``, a cell's figures are drawn to PNG in its worker."""
+    global _WORKER_DATA
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" not in methods:   # a worker would have to read the run again: not worth it
+        for cell in cells:
+            _derive_cell(data, cell, out, figures, shared)
+        return
+    _WORKER_DATA = data
+    try:
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context("fork")) as pool:
+            jobs = [pool.submit(_cell_in_worker, cell, figures, drawn) for cell in cells]
+            for job in jobs:
+                part, sigma, damage = job.result()
+                out.results.extend(part.results)
+                out.notes.extend(part.notes)
+                out.figures.extend(part.figures)
+                shared.sigma_by_exp.update(sigma)
+                data.damage.extend(d for d in damage if d not in data.damage)
+    finally:
+        _WORKER_DATA = None
+
+
+def _cell_in_worker(cell: str, figures: bool, drawn: bool
+                    ) -> tuple[Derived, dict[tuple[str, str], list[tuple[float, float]]],
+                               list[str]]:
+    data = _WORKER_DATA
+    assert data is not None
+    part, shared = Derived(), Shared()
+    _derive_cell(data, cell, part, figures, shared)
+    if drawn:
+        part.figures = [(section, caption, png) for (section, caption, _), png in
+                        zip(part.figures, render_png([f for *_, f in part.figures],
+                                                     FIGURE_DPI, workers=1), strict=True)]
+    return part, shared.sigma_by_exp, data.damage
 
 
 # -- galvanostatic cycling ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from analysis import plots, plots_series
-from analysis.cycle_steps import numbered_cycles, step_outcomes
+from analysis.cycle_steps import numbered_cycles
 from analysis.cycles import Cycle, Series, series_of
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.errors import AnalysisError
@@ -42,8 +42,7 @@ def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]
     if shared is not None and key in shared.cycles:
         return shared.cycles[key]
     before = shared.cycles_before.get(ce.cell, 0) if shared is not None else 0
-    cycles = numbered_cycles(step_outcomes(ce.steps, ce.series, ce.experiment), ce.steps,
-                             ce.kind, before)
+    cycles = numbered_cycles(ce.outcomes(), ce.steps, ce.kind, before)
     if shared is not None:
         shared.cycles[key] = cycles
     return cycles
@@ -55,7 +54,7 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         out.notes.append(f"{ce.experiment}/{ce.cell}: no capacities: the cathode's mass and"
                          " capacity are not known (cellseq import --cathode, --loading,"
                          " --cathode-diameter, --specific-capacity)")
-    if ce.kind != "full_cell" or not mass or ce.series.empty:
+    if ce.kind != "full_cell" or not mass or not ce.has_points:
         return
     one_c = ce.info.get("capacity_Ah")
     cycles = [c for c in cell_cycles(ce, shared) if c.discharges]
@@ -144,8 +143,9 @@ def _discharge_curves(ce: CellExperiment, series: list[Series], mass: float
     curves = []
     for s in series[:12]:
         first = s.cycles[0]
-        rows = ce.series[ce.series["Step Count / 1"].isin(
-            [st.step_count for st in first.discharges])]
+        counts = {st.step_count for st in first.discharges}
+        rows = ce.rows_of([s for s in ce.steps if s["step_count"] in counts],
+                          ("Discharging Capacity / Ah", "Voltage / V"))
         if len(rows) < 3:
             continue
         q = (rows["Discharging Capacity / Ah"] - rows["Discharging Capacity / Ah"].iloc[0]) \

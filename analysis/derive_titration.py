@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from analysis import plots_titration
-from analysis.cycle_steps import step_outcomes
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.errors import AnalysisError
 from analysis.gitt import gitt_diffusion, gitt_length_scale
@@ -55,7 +54,7 @@ def _net_discharged(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _temperatures(ce: CellExperiment) -> dict[int, float | None]:
-    return {o.step_count: o.temperature_degC for o in step_outcomes(ce.steps, ce.series)}
+    return {o.step_count: o.temperature_degC for o in ce.outcomes()}
 
 
 # -- GITT ---------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from analysis.run_data import CellExperiment
 @dataclass
 class Derived:
     results: list[Result] = field(default_factory=list)
-    figures: list[tuple[str, str, Figure]] = field(default_factory=list)
+    #: (section, caption, figure): a Figure, or its PNG where a worker drew it already
+    figures: list[tuple[str, str, Figure | bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     damage: list[str] = field(default_factory=list)   # what of a damaged store was not read
     #: mean and standard deviation of replicate cells (:mod:`analysis.replicates`)

@@ -41,9 +41,12 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     run_dir = Path(run_dir)
     try:
         data = RunData(run_dir)
-        derived = derive(run_dir, figures=figures)
+        derived = derive(run_dir, figures=figures, data=data, drawn=True)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None
+    except OSError as exc:   # a figure drawn where the analysis ran, as the report will be
+        raise AnalysisError(f"cannot write the report into {run_dir / REPORT_DIR}:"
+                            f" {exc.strerror or exc}") from None
     damage = list(dict.fromkeys([*data.damage, *derived.damage]))
     notes = [*derived.notes, *(f"damaged run store, left out: {d}" for d in damage)]
     outcome = run_outcome(data, derived.results, status)
@@ -78,7 +81,7 @@ def summary_of(run_dir: Path, status: str | None = None) -> dict[str, Any]:
     figure: for a run's printed summary and its checks when no report is written."""
     run_dir = Path(run_dir)
     data = RunData(run_dir)
-    derived = derive(run_dir, figures=False)
+    derived = derive(run_dir, figures=False, data=data)
     summary: dict[str, Any] = {"campaign": data.campaign,
                                "run": run_outcome(data, derived.results, status),
                                "results": [r.to_dict() for r in derived.results]}

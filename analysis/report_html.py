@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io
 import json
 import math
 import numbers
@@ -50,11 +49,11 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from analysis.errors import AnalysisError
+from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
 from protocols.units import UnitError, convert
 
 #: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
-FIGURE_DPI = 120
 
 _IDENTITY_KEYS = ("experiment", "cell", "material", "quantity")
 _RESERVED_KEYS = ("campaign", "results", "checks", "run", "notes")
@@ -276,16 +275,20 @@ def _save_figures(
             old.unlink()
     images: list[_Image] = []
     try:
-        for k, (section, caption, fig) in enumerate(figures, start=1):
-            if not isinstance(fig, Figure):
-                raise AnalysisError(f"figures[{k - 1}] must hold a matplotlib Figure")
+        for k, (_, _, fig) in enumerate(figures, start=1):
+            if not isinstance(fig, Figure | bytes):
+                raise AnalysisError(f"figures[{k - 1}] must hold a matplotlib Figure (or"
+                                    " its PNG)")
+        drawn = iter(render_png([f for *_, f in figures if isinstance(f, Figure)],
+                                FIGURE_DPI))
+        pngs = [f if isinstance(f, bytes) else next(drawn) for *_, f in figures]
+        for k, ((section, caption, fig), png) in enumerate(zip(figures, pngs, strict=True),
+                                                           start=1):
             if embed:
-                buffer = io.BytesIO()
-                fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
-                src = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+                src = "data:image/png;base64," + base64.b64encode(png).decode()
             else:
                 name = f"fig{k:03d}-{_slug(section)}.png"
-                fig.savefig(figure_dir / name, format="png", dpi=FIGURE_DPI)
+                (figure_dir / name).write_bytes(png)
                 src = f"figures/{name}"
             images.append(_Image(str(section), str(caption), src))
             _close(fig)

@@ -10,15 +10,18 @@ lists what could not be (the report shows it, and ``cellseq report`` then exits 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from analysis.cycle_steps import StepFold, outcomes_of, step_outcomes
+from analysis.cycles import StepOutcome
 from store import RunStore
-from store.frames import frame
+from store.frames import BDF_NAMES, frame_of
+from store.run_store import StoredChunk
 
 
 @dataclass(frozen=True)
@@ -31,16 +34,63 @@ class Spectrum:
     z_imag_ohm: np.ndarray
 
 
-@dataclass
-class CellExperiment:
-    """One cell's data within one experiment."""
+class PointSource:
+    """Where a cell's points are: its run store, read on demand (one step's rows, a few
+    columns, or chunk by chunk), so an analysis holds what it uses and no more."""
 
-    experiment: str
-    cell: str
-    info: dict[str, Any]
-    steps: list[dict[str, Any]]
-    series: pd.DataFrame            # BDF column names, this experiment's rows only
-    spectra: list[Spectrum] = field(default_factory=list)
+    def __init__(self, run_dir: Path, cell: str, damage: list[str]) -> None:
+        self.run_dir, self.cell, self.damage = run_dir, cell, damage
+
+    def frame(self, step_counts: set[int], columns: tuple[str, ...] | None = None
+              ) -> pd.DataFrame:
+        """The points of these steps, in the order stored (BDF names; with ``columns``, BDF
+        names too, only those and the step, cycle and step index)."""
+        store_columns = None if columns is None else \
+            tuple(k for k, v in BDF_NAMES.items() if v in columns)
+        store = RunStore.open(self.run_dir, salvage=True)
+        try:
+            data = store.read(self.cell, "series", self.damage, store_columns, step_counts)
+        finally:
+            store.close()
+        return frame_of(data)
+
+    def chunks(self, step_counts: set[int], columns: tuple[str, ...]
+               ) -> Iterator[StoredChunk]:
+        """These steps' chunks one at a time (store column names)."""
+        store = RunStore.open(self.run_dir, salvage=True)
+        try:
+            yield from store.chunks(self.cell, "series", self.damage, columns, step_counts)
+        finally:
+            store.close()
+
+
+class CellExperiment:
+    """One cell's data within one experiment.
+
+    Its points are read from the store when an analysis asks for them: :attr:`series` (every
+    column of the experiment's points, read once and kept), :meth:`rows_of` (some steps, some
+    columns) and :meth:`outcomes` (what each step passed, folded chunk by chunk). Given a
+    ``series`` frame instead of a ``source`` (an imported file, a test), all come from it."""
+
+    def __init__(self, experiment: str, cell: str, info: dict[str, Any],
+                 steps: list[dict[str, Any]], series: pd.DataFrame | None = None,
+                 spectra: list[Spectrum] | None = None, source: PointSource | None = None
+                 ) -> None:
+        if series is None and source is None:
+            raise ValueError("a cell's experiment needs its series or a source of it")
+        self.experiment, self.cell, self.info, self.steps = experiment, cell, info, steps
+        self.spectra: list[Spectrum] = spectra or []
+        self._series, self._source = series, source
+        self._outcomes: list[StepOutcome] | None = None
+        self._has_points: bool | None = None
+
+    @property
+    def series(self) -> pd.DataFrame:
+        """Every point of the experiment (BDF column names), read once."""
+        if self._series is None:
+            assert self._source is not None
+            self._series = self._source.frame(self._counts(self.steps))
+        return self._series
 
     @property
     def kind(self) -> str:
@@ -53,9 +103,50 @@ class CellExperiment:
     def steps_of(self, *kinds: str) -> list[dict[str, Any]]:
         return [s for s in self.steps if s["kind"] in kinds]
 
-    def rows_of(self, steps: list[dict[str, Any]]) -> pd.DataFrame:
-        counts = {s["step_count"] for s in steps}
-        return self.series[self.series["Step Count / 1"].isin(counts)]
+    def rows_of(self, steps: list[dict[str, Any]], columns: tuple[str, ...] | None = None
+                ) -> pd.DataFrame:
+        """The points of ``steps`` (with ``columns``: only those BDF columns, and the step,
+        cycle and step index), read from the store unless the whole series is at hand."""
+        counts = self._counts(steps)
+        if self._series is None and self._source is not None:
+            return self._source.frame(counts, columns)
+        rows = self.series[self.series["Step Count / 1"].isin(counts)]
+        return rows if columns is None else rows[[c for c in rows.columns if c in columns or
+                                                  c in _COUNT_COLUMNS]]
+
+    def outcomes(self) -> list[StepOutcome]:
+        """Each step's :class:`~analysis.cycles.StepOutcome`: what it passed and its
+        temperature, folded chunk by chunk from the store (or from :attr:`series`)."""
+        if self._outcomes is None:
+            if self._series is not None or self._source is None:
+                self._outcomes = step_outcomes(self.steps, self.series, self.experiment)
+                self._has_points = not self.series.empty
+            else:
+                fold = StepFold()
+                for chunk in self._source.chunks(self._counts(self.steps), StepFold.COLUMNS):
+                    fold.add(chunk.step_count, chunk.columns)
+                fold.finish()
+                self._outcomes = outcomes_of(self.steps, fold.passed,
+                                             fold.temperatures(), self.experiment)
+                self._has_points = fold.points > 0
+        return self._outcomes
+
+    @property
+    def has_points(self) -> bool:
+        """Whether the experiment stored any point of this cell."""
+        if self._has_points is None:
+            if self._series is not None:
+                self._has_points = not self._series.empty
+            else:
+                self.outcomes()
+        return bool(self._has_points)
+
+    @staticmethod
+    def _counts(steps: list[dict[str, Any]]) -> set[int]:
+        return {int(s["step_count"]) for s in steps}
+
+
+_COUNT_COLUMNS = ("Cycle Count / 1", "Step Count / 1", "Step Index / 1")
 
 
 class RunData:
@@ -76,7 +167,9 @@ class RunData:
             #: ``step_kind``, ``checkpoint`` (with the ``fault``), as the store keeps them
             self.cell_states: dict[str, dict[str, Any]] = {
                 s["cell"]: s for s in store.cell_states(self.damage)}
-            self._steps = store.steps(damage=self.damage)
+            # which cell ran in which experiment: the steps themselves are read a cell at a time
+            self._ran = list(dict.fromkeys(
+                (cell, experiment) for cell, experiment in store.step_owners(self.damage)))
             self._stored_cells = set(store.chunk_cells(self.damage))
             self.experiments: list[dict[str, Any]] = meta.get("experiments") or \
                 self._experiments_from_steps()
@@ -85,43 +178,56 @@ class RunData:
 
     def experiments_run(self, cell: str) -> set[str]:
         """The experiments in which ``cell`` ran at least one step."""
-        return {s["experiment"] for s in self._steps if s["cell"] == cell}
+        return {experiment for owner, experiment in self._ran if owner == cell}
 
     def _experiments_from_steps(self) -> list[dict[str, Any]]:
         """The experiments and their cells as the steps show them: when the store's list of
         them is damaged, what of the analysis can still be made."""
         out: dict[str, list[str]] = {}
-        for s in self._steps:
-            cells = out.setdefault(s["experiment"], [])
-            if s["cell"] not in cells:
-                cells.append(s["cell"])
+        for cell, experiment in self._ran:
+            cells = out.setdefault(experiment, [])
+            if cell not in cells:
+                cells.append(cell)
         return [{"name": name, "cells": cells} for name, cells in out.items()]
 
-    def cell_experiments(self) -> Iterator[CellExperiment]:
-        """Each (experiment, cell) pair with data, cell by cell: one cell's points are in
-        memory at a time, however long the campaign."""
+    def cells_with_points(self) -> list[str]:
+        """The cells of the experiments that stored points, in the order
+        :meth:`cell_experiments` takes them."""
+        return [cell for cell in self._experiments_by_cell() if cell in self._stored_cells]
+
+    def _experiments_by_cell(self) -> dict[str, list[str]]:
         by_cell: dict[str, list[str]] = {}
         for exp in self.experiments:
             for cell in exp["cells"]:
                 by_cell.setdefault(cell, []).append(exp["name"])
-        for cell, experiments in by_cell.items():
-            if cell not in self._stored_cells:
+        return by_cell
+
+    def cell_experiments(self, only: str | None = None) -> Iterator[CellExperiment]:
+        """Each (experiment, cell) pair with data, cell by cell (of the cell ``only``, where
+        given). Its points stay in the store until an analysis reads them (see
+        :class:`CellExperiment`): at most one experiment's points of one cell are in memory
+        at a time, however long the campaign."""
+        for cell, experiments in self._experiments_by_cell().items():
+            if cell not in self._stored_cells or (only is not None and cell != only):
                 continue
+            source = PointSource(self.run_dir, cell, self.damage)
             store = RunStore.open(self.run_dir, salvage=True)
             try:
-                series = frame(store, cell, "series", self.damage)
-                spectra = store.read(cell, "spectrum", self.damage)
+                cell_steps = store.steps(cell, damage=self.damage)
             finally:
                 store.close()
             for name in experiments:
-                steps = [s for s in self._steps if s["cell"] == cell and s["experiment"] == name]
+                steps = [s for s in cell_steps if s["experiment"] == name]
                 if not steps:
                     continue
                 counts = {s["step_count"] for s in steps}
-                rows = series[series["Step Count / 1"].isin(counts)] if len(series) else series
+                store = RunStore.open(self.run_dir, salvage=True)
+                try:
+                    spectra = store.read(cell, "spectrum", self.damage, step_counts=counts)
+                finally:
+                    store.close()
                 yield CellExperiment(name, cell, self.cells.get(cell, {}), steps,
-                                     rows.reset_index(drop=True),
-                                     self._spectra_of(spectra, counts))
+                                     spectra=self._spectra_of(spectra, counts), source=source)
 
     @staticmethod
     def _spectra_of(data: dict[str, np.ndarray], counts: set[int]) -> list[Spectrum]:

@@ -1,25 +1,37 @@
 """Export a run to CSV or Parquet with Battery Data Format style column names (with units).
 
 The frames (one per cell and kind, the names and their order) are the store's
-(:mod:`store.frames`); this module decides where they go and writes them whole.
+(:mod:`store.frames`); this module decides where they go and writes them a batch of chunks at
+a time (a Parquet row group, a block of CSV lines), so an export's memory follows one batch
+however long the run. CSV numbers are written at the instruments' resolution
+(:mod:`store.resolution`), Parquet keeps the stored float64.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from drivers.errors import CellseqError
 from sequencer.run_files import RUN_FILES
-from store.frames import frame
+from store.frames import batches
+from store.resolution import CSV_RESOLUTION
 from store.rows import StoreDamaged
 from store.run_store import RunStore
 from store.schema import STORE_FILES
 from store.survey import survey
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 FORMATS = ("csv", "parquet")
 
@@ -60,13 +72,11 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Exported
         targets, notes = _file_names(cells, fmt)
         written, points = [], 0
         for (cell, kind), name in targets.items():
-            df = frame(store, cell, kind, damage)
-            if df.empty:
-                continue
             path = out_dir / name
-            _write(df, path, fmt, run_dir)
-            written.append(path)
-            points += len(df)
+            rows = _write_batches(batches(store, cell, kind, damage), path, fmt, run_dir)
+            if rows:
+                written.append(path)
+                points += rows
     finally:
         store.close()
     readable = [f"{points} points of {len(cells)} cells written"]
@@ -159,6 +169,95 @@ def _write(df: pd.DataFrame, path: Path, fmt: str, run_dir: Path) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
+                   run_dir: Path) -> int:
+    """Write the batches as one file, whole or not at all (a temporary name, then renamed);
+    nothing when there are none. Returns the rows written."""
+    import pyarrow as pa
+
+    if _is_run_file(run_dir, path):
+        raise ExportError(f"{path} is one of the run's own files; it is not written over")
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer = None
+    rows = 0
+    # one batch is written (pyarrow, without the GIL) while the next is read and rounded
+    pool = ThreadPoolExecutor(max_workers=1)
+    writing: Future[None] | None = None
+    try:
+        for part in parts:
+            if fmt == "csv":
+                part = {name: CSV_RESOLUTION[name].round(values) if name in CSV_RESOLUTION
+                        else values for name, values in part.items()}
+            # NaN (no temperature probe in no chamber) is a missing value: an empty CSV field
+            table = pa.table({name: pa.array(values, from_pandas=True)
+                              for name, values in part.items()})
+            if writer is None:
+                if path.is_dir():
+                    raise ExportError(f"cannot write {path}: a folder is in its place")
+                writer = _writer(tmp, fmt, table.schema)
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(writer.write_table, table)
+            rows += table.num_rows
+        if writing is not None:
+            writing.result()
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        pool.shutdown(wait=True)
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
+        if tmp.exists():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return rows
+
+
+def _writer(path: Path, fmt: str, schema: pa.Schema) -> _CsvWriter | pq.ParquetWriter:
+    """A streaming writer: CSV lines under a header, or Parquet with a row group per batch."""
+    import pyarrow as pa
+
+    if fmt == "csv":
+        return _CsvWriter(path, schema)
+    import pyarrow.parquet as pq
+
+    # dictionary encoding only where values repeat (the counts): tried on every float column
+    # it costs three times the writing and saves nothing
+    whole = [f.name for f in schema if pa.types.is_integer(f.type)]
+    return pq.ParquetWriter(path, schema, use_dictionary=whole)
+
+
+class _CsvWriter:
+    """pyarrow's CSV writer under a header of bare column names (as pandas writes them:
+    ``Test Time / s``, unquoted; the names hold no comma nor quote)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        import pyarrow.csv as pa_csv
+
+        self._file = open(path, "wb")   # noqa: SIM115 - closed by close()
+        try:
+            self._file.write((",".join(schema.names) + "\n").encode())
+            self._csv = pa_csv.CSVWriter(self._file, schema, write_options=pa_csv.WriteOptions(
+                include_header=False, quoting_style="none"))
+        except BaseException:
+            self._file.close()
+            raise
+
+    def write_table(self, table: pa.Table) -> None:
+        self._csv.write_table(table)
+
+    def close(self) -> None:
+        try:
+            self._csv.close()
+        finally:
+            self._file.close()
 
 
 def _is_run_file(run_dir: Path, path: Path) -> bool:

@@ -1,13 +1,21 @@
 """A run's points as tables: Battery Data Format style column names (with units).
 
 The export writes these frames and the analysis reads them, so both see one set of names.
+:func:`batches` gives a cell's points a bounded number of rows at a time, for whatever must
+go through all of them (an export) without holding them all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import numpy as np
 import pandas as pd
 
-from store.run_store import RunStore
+from store.run_store import RunStore, StoredChunk
+
+#: What a chunk holds once for all its points (its step and cycle), stored apart from its blob.
+COUNTS = ("cycle", "step_count", "step_index")
 
 #: Store column -> Battery Data Format style name.
 BDF_NAMES = {
@@ -34,6 +42,44 @@ def frame(store: RunStore, cell: str, kind: str = "series",
           damage: list[str] | None = None) -> pd.DataFrame:
     """One cell's time series (``series``) or impedance points (``spectrum``), BDF names;
     with ``damage``, damaged chunks are left out and listed there."""
-    columns = store.read(cell, kind, damage)
-    df = pd.DataFrame({BDF_NAMES[k]: v for k, v in columns.items()})
-    return df[[BDF_NAMES[k] for k in BDF_NAMES if BDF_NAMES[k] in df.columns]]
+    return frame_of(store.read(cell, kind, damage))
+
+
+def frame_of(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Columns read from the store (:meth:`RunStore.read`) as a frame, BDF names in order."""
+    return pd.DataFrame({BDF_NAMES[k]: columns[k] for k in BDF_NAMES if k in columns})
+
+
+#: Rows per batch of :func:`batches`: 13 columns of 8 bytes make a batch about 27 MB.
+BATCH_ROWS = 262_144
+
+
+def batches(store: RunStore, cell: str, kind: str = "series",
+            damage: list[str] | None = None, rows: int | None = None
+            ) -> Iterator[dict[str, np.ndarray]]:
+    """One cell's points of one kind as :func:`frame`'s columns, in the order stored, about
+    ``rows`` (:data:`BATCH_ROWS`) at a time (whole chunks: a batch ends at the first chunk
+    that fills it)."""
+    rows = rows or BATCH_ROWS
+    pending: list[StoredChunk] = []
+    count = 0
+    for chunk in store.chunks(cell, kind, damage):
+        pending.append(chunk)
+        count += chunk.n
+        if count >= rows:
+            yield _joined(pending)
+            pending, count = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(chunks: list[StoredChunk]) -> dict[str, np.ndarray]:
+    sizes = [c.n for c in chunks]
+    out = {}
+    for name, bdf in BDF_NAMES.items():
+        if name in COUNTS:
+            out[bdf] = np.repeat(np.array([getattr(c, name) for c in chunks], dtype=np.int64),
+                                 sizes)
+        elif name in chunks[0].columns:
+            out[bdf] = np.concatenate([c.columns[name] for c in chunks])
+    return out

@@ -65,6 +65,27 @@ class Chunk:
     columns: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as read back: its step, cycle, point count and the columns asked for."""
+
+    id: int
+    step_count: int
+    step_index: int
+    cycle: int
+    n: int
+    columns: dict[str, np.ndarray]
+
+    def column(self, name: str) -> np.ndarray:
+        """A stored column, or the chunk's ``step_count``, ``step_index`` or ``cycle`` as one
+        value per point."""
+        if name in ("step_count", "step_index", "cycle"):
+            import numpy as np
+
+            return np.full(self.n, getattr(self, name), dtype=np.int64)
+        return self.columns[name]
+
+
 class RunStore:
     """Open with :meth:`create` (a new run) or :meth:`open` (read, or resume)."""
 
@@ -507,6 +528,18 @@ class RunStore:
             out.append(r)
         return out
 
+    def step_owners(self, damage: list[str] | None = None) -> list[tuple[str, str]]:
+        """Each step's (cell, experiment), in the order stored: which cell ran in which
+        experiment, without reading the steps whole."""
+        out = []
+        for cell, experiment in self._scan.rows("steps", "cell, experiment", damage=damage):
+            try:
+                out.append((decode_text(cell, "a step's cell"),
+                            decode_text(experiment, f"a step's experiment of {cell!r}")))
+            except StoreDamaged as exc:
+                self._scan.damaged(exc, damage)
+        return out
+
     def latest_steps(self) -> dict[str, dict[str, Any]]:
         """Each cell's most recent step: its kind, start, end and end reason (ended_t None
         while it runs)."""
@@ -588,31 +621,56 @@ class RunStore:
             value = self._conn.execute(sql, args).fetchone()[0]
         return int(decode_int(value, f"{self.path}: the point count of {cell or 'the run'}"))
 
-    def read(self, cell: str, kind: str = "series", damage: list[str] | None = None
+    def read(self, cell: str, kind: str = "series", damage: list[str] | None = None,
+             columns: tuple[str, ...] | None = None, step_counts: set[int] | None = None
              ) -> dict[str, np.ndarray]:
-        """All points of one cell and kind as columns, with step_count/step_index/cycle."""
+        """Points of one cell and kind as columns, with step_count/step_index/cycle: all of
+        them, or only ``columns`` of the chunks of ``step_counts``. In memory whole: a caller
+        that can fold chunk by chunk reads :meth:`chunks` instead."""
         import numpy as np
 
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
-        rows = self._scan.chunk_rows(cell, kind, "id, step_count, step_index, cycle, n, data,"
-                                     f" {self._crc_column}", damage)
-        parts: dict[str, list[np.ndarray]] = {n: [] for n in (*names, "step_count",
-                                                                "step_index", "cycle")}
-        for chunk_id, step_count, step_index, cycle, n, data, crc in rows:
+        wanted = (*(names if columns is None else [c for c in names if c in columns]),
+                  "step_count", "step_index", "cycle")
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
+        for chunk in self.chunks(cell, kind, damage, columns, step_counts):
+            for name in wanted:
+                parts[name].append(chunk.column(name))
+        return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+
+    def chunks(self, cell: str, kind: str = "series", damage: list[str] | None = None,
+               columns: tuple[str, ...] | None = None, step_counts: set[int] | None = None
+               ) -> Iterator[StoredChunk]:
+        """One cell's chunks of one kind in the order they were stored, one at a time (memory
+        follows one chunk, however long the run): each checked against its checksum, with
+        only ``columns`` kept (all when None), of the steps in ``step_counts`` (all when
+        None). Damaged chunks raise, or, given ``damage``, are skipped and listed there."""
+        names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
+        keep = [(i, c) for i, c in enumerate(names) if columns is None or c in columns]
+        rows = self._scan.chunk_rows(cell, kind, "id, step_count, step_index, cycle, n",
+                                     damage)
+        for chunk_id, step_count, step_index, cycle, n in rows:
             at = f"chunk {chunk_id} of {cell!r}"
             try:
-                block = decode_chunk(data, n, names, crc, at)
                 counts = [decode_int(v, f"{at}: {k}") for k, v in
                           (("step_count", step_count), ("step_index", step_index),
                            ("cycle", cycle))]
+                if step_counts is not None and counts[0] not in step_counts:
+                    continue
+                try:
+                    found = self._conn.execute(
+                        f"SELECT data, {self._crc_column} FROM chunks WHERE id = ?",
+                        (chunk_id,)).fetchone()
+                except sqlite3.DatabaseError as exc:
+                    raise StoreDamaged(f"{at}: {store_files.reason(exc)}") from None
+                if found is None:
+                    continue   # gone since it was listed: the reader of a growing run
+                block = decode_chunk(found[0], n, names, found[1], at)
             except StoreDamaged as exc:
                 self._scan.damaged(exc, damage)
                 continue
-            for i, name in enumerate(names):
-                parts[name].append(block[i])
-            for key, value in zip(("step_count", "step_index", "cycle"), counts, strict=True):
-                parts[key].append(np.full(n, value, dtype=np.int64))
-        return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
+            yield StoredChunk(chunk_id, counts[0], counts[1], counts[2], int(n),
+                              {c: block[i] for i, c in keep})
 
     @property
     def _crc_column(self) -> str:

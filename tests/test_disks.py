@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -88,16 +87,16 @@ def test_report_figures_on_a_full_disk_exit_2(tmp_path, monkeypatch):
 
 
 def test_export_on_a_full_disk_exits_2_and_leaves_no_half_file(tmp_path, monkeypatch):
-    import pandas as pd
+    from sequencer import export
 
     run_dir = tmp_path / "run"
     run_simulated(QUICKSTART, run_dir, seed=1)
 
-    def full(self, path, *args, **kwargs):
-        Path(path).write_text("half")
+    def full(self, table):
+        self._file.write(b"half")   # a first block, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    monkeypatch.setattr(export._CsvWriter, "write_table", full)
     result = CliRunner().invoke(app, ["export", str(run_dir)])
     _clean(result)
     assert result.exit_code == 2 and "No space left on device" in result.output

@@ -8,6 +8,11 @@ T0 + (SV - T0)(1 - e^(-t/tau)). The history is a list of such segments (one per 
 and two per heater failure: towards ambient, then back), each a closed form, so reading the
 temperature at any time, or at an array of times, costs one vectorised call.
 
+The closed forms decay without end: days after a step to 0 degC the remainder,
+(T0 - SV) e^(-z w t), is some 1e-100 K, and the air read 7.2e-100 degC instead of 0. Once the
+remainder is below :data:`SETTLED_K` (far below any thermometer's resolution) the air is at its
+target, exactly.
+
 Read noise is a function of the reading's time (seeded), not a stream: what a reading shows
 does not depend on how many readings came before, so a resumed dry run reads what the
 uninterrupted one read.
@@ -29,6 +34,8 @@ from drivers.espec import MAX_C, MIN_C
 from drivers.interfaces import Chamber, ChamberMode, ChamberReading
 
 FAULT_KINDS = ("alarm", "heater", "no_answer")
+#: A remainder of a setpoint step below this (kelvin) is none: the air is at its target.
+SETTLED_K = 1e-9
 
 
 @dataclass(frozen=True)
@@ -139,8 +146,8 @@ class SimChamber(Chamber):
         t0, v0, target = self._segments[k]
         if not math.isfinite(t0):
             return target
-        return target + (v0 - target) * float(_step_response(max(t - t0, 0.0) / self.tau_s,
-                                                              self.overshoot))
+        return target + _remainder(v0 - target, float(
+            _step_response(max(t - t0, 0.0) / self.tau_s, self.overshoot)))
 
     def _starts(self) -> list[float]:
         if self._start_list is None:
@@ -153,8 +160,8 @@ class SimChamber(Chamber):
         t_last, v_last, target_last = self._segments[-1]
         if t.size and math.isfinite(t_last) and float(t.min()) >= t_last:
             # the common case: every time since the last change (one closed form)
-            out = target_last + (v_last - target_last) * _step_response(
-                (t - t_last) / self.tau_s, self.overshoot)
+            out = target_last + _remainder(v_last - target_last, _step_response(
+                (t - t_last) / self.tau_s, self.overshoot))
             return float(out) if out.ndim == 0 else out
         if self._arrays is None:
             self._arrays = np.array(self._segments).T
@@ -162,7 +169,7 @@ class SimChamber(Chamber):
         idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(starts) - 1)
         t0, v0, target = starts[idx], values[idx], targets[idx]
         dt = np.where(np.isfinite(t0), np.maximum(t - t0, 0.0), np.inf)
-        out = target + (v0 - target) * _step_response(dt / self.tau_s, self.overshoot)
+        out = target + _remainder(v0 - target, _step_response(dt / self.tau_s, self.overshoot))
         return float(out) if out.ndim == 0 else out
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -178,6 +185,13 @@ class SimChamber(Chamber):
                                                for a, b, c in snap["segments"]]
         self._faults = [Fault(k, float(a), float(b)) for k, a, b in snap["faults"]]
         self._arrays = self._start_list = None
+
+
+def _remainder(step_K: float | np.ndarray, fraction: float | np.ndarray
+               ) -> float | np.ndarray:
+    """What is left of a setpoint step: none once it is below :data:`SETTLED_K`."""
+    left = np.multiply(step_K, fraction)
+    return np.where(np.abs(left) < SETTLED_K, 0.0, left)
 
 
 def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:
