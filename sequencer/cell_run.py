@@ -11,7 +11,7 @@ from protocols.cells import Cell
 from sequencer.counters import Counters
 
 if TYPE_CHECKING:
-    from sequencer.loop_conditions import RanStep
+    from sequencer.loop_conditions import CycleTracker, RanStep
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class CellRun:
     last: dict[str, float] = field(default_factory=dict)
     #: the steps run on the channel so far, in order (what a loop's ``until`` looks at)
     ran: list[RanStep] = field(default_factory=list)
+    #: the cycles of ``ran`` from each loop scope on, cut as the steps come (see CycleTracker)
+    cycle_trackers: dict[int, CycleTracker] = field(default_factory=dict)
     #: the run store's row of the step the channel runs or ran last
     step_id: int | None = None
     #: the chamber's set point from the experiment's last soak (degC), None before any

@@ -38,7 +38,12 @@ from sequencer.cell_run import CellFault, CellRun
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments
 from sequencer.journal import Journal
-from sequencer.loop_conditions import RanStep, measured_reason, retention_check, watched_discharge
+from sequencer.loop_conditions import (
+    CycleTracker,
+    RanStep,
+    measured_reason,
+    watched_discharge,
+)
 from sequencer.pause import Holds, PauseControl
 from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
@@ -461,8 +466,9 @@ class Executor:
         r = cell.run
         leading = "discharge" if r.cell.kind is CellKind.LI_CU else "charge"
         for watch in watches:
-            check = retention_check(r.ran[scope:], start - scope, watch.watched,
-                                    r.cell.capacity_Ah, leading)
+            tracker = r.cycle_trackers.setdefault(scope, CycleTracker(leading))
+            check = tracker.check(r.ran, scope, start - scope, watch.watched,
+                                  r.cell.capacity_Ah)
             if check is not None and check.retention < watch.below:
                 return watch.loop, (
                     f"capacity retention {100 * check.retention:.1f} % fell below"

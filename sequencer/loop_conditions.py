@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from analysis.cycles import Cycle, StepOutcome, cycles_of, series_key, series_retention
+from analysis.cycles import Cycle, SeriesKey, StepOutcome, cycles_of, series_key
 from drivers.techniques import ConstantCurrent
 from protocols.steps import Loop, LoopUntil
 from protocols.units import kelvin_to_celsius
@@ -83,20 +83,70 @@ def retention_check(ran: Sequence[RanStep], since: int, watched: int, one_c_A: f
     """The retention of the last watched cycle of ``ran`` that has a step from index ``since``
     on (one that ended in the iteration just run), against the first cycle of its series in
     ``ran``; None if the iteration completed no watched cycle or nothing compares."""
-    index = {id(r.outcome): (i, r.number) for i, r in enumerate(ran)}
-    cycles = cycles_of([r.outcome for r in ran], leading=leading)
-    for cycle in reversed(cycles):
-        if not any(index[id(s)][1] == watched for s in cycle.discharges):
-            continue
-        if not any(index[id(s)][0] >= since for s in cycle.steps):
-            return None
-        retention = series_retention(cycles, one_c_A, cycle)
-        if retention is None:
-            return None
-        key = series_key(cycle, one_c_A)
-        first = next(c for c in cycles if c.discharges and series_key(c, one_c_A) == key)
-        return RetentionCheck(retention, cycle, first, str(key))
-    return None
+    return CycleTracker(leading).check(ran, 0, since, watched, one_c_A)
+
+
+class CycleTracker:
+    """:func:`analysis.cycles.cycles_of` over a cell's growing list of ran steps from one
+    scope on, cut again only from the cycle still open: a cycle closes when a later step starts
+    the next, and nothing after changes it. A 1000-iteration loop checks its retention after
+    every iteration; cutting every step into cycles each time grew with the square of the
+    cycles run."""
+
+    def __init__(self, leading: Literal["charge", "discharge"]) -> None:
+        self.leading = leading
+        self._closed: list[Cycle] = []
+        self._tail = 0          # where in ``ran[scope:]`` the open cycle's first step is
+        self._where: dict[int, tuple[int, int]] = {}   # id(outcome) -> (index, plan number)
+        self._seen = 0
+        self._firsts: dict[SeriesKey, Cycle] = {}
+        self._firsts_done = 0
+
+    def cycles(self, ran: Sequence[RanStep], scope: int) -> list[Cycle]:
+        """The cycles of ``ran[scope:]``, numbered from 1, as ``cycles_of`` cuts them."""
+        for i in range(scope + self._seen, len(ran)):
+            self._where[id(ran[i].outcome)] = (i - scope, ran[i].number)
+        self._seen = len(ran) - scope
+        base = len(self._closed)
+        fresh = [Cycle(c.number + base, c.tag, c.steps, c.experiment, c.leading)
+                 for c in cycles_of([r.outcome for r in ran[scope + self._tail:]],
+                                    leading=self.leading)]
+        if len(fresh) > 1:
+            self._closed.extend(fresh[:-1])
+            self._tail = self._where[id(fresh[-1].steps[0])][0]
+            fresh = fresh[-1:]
+        return [*self._closed, *fresh]
+
+    def check(self, ran: Sequence[RanStep], scope: int, since: int, watched: int,
+              one_c_A: float | None) -> RetentionCheck | None:
+        """:func:`retention_check` of ``ran[scope:]`` (``since`` counted from ``scope``)."""
+        cycles = self.cycles(ran, scope)
+        for cycle in reversed(cycles):
+            if not any(self._where[id(s)][1] == watched for s in cycle.discharges):
+                continue
+            if not any(self._where[id(s)][0] >= since for s in cycle.steps):
+                return None
+            key = series_key(cycle, one_c_A)
+            first = self._first_of(key, cycles, one_c_A)
+            # series_retention's definition, with the series' first cycle kept, not sought
+            if first is None or not first.discharge_Ah > 0:
+                return None
+            return RetentionCheck(cycle.discharge_Ah / first.discharge_Ah, cycle, first,
+                                  str(key))
+        return None
+
+    def _first_of(self, key: SeriesKey, cycles: list[Cycle],
+                  one_c_A: float | None) -> Cycle | None:
+        """The first cycle of ``cycles`` that discharged in series ``key``; the closed cycles'
+        firsts are kept (one C-rate per tracker: a cell's capacity does not change)."""
+        for c in self._closed[self._firsts_done:]:
+            if c.discharges:
+                self._firsts.setdefault(series_key(c, one_c_A), c)
+        self._firsts_done = len(self._closed)
+        if key in self._firsts:
+            return self._firsts[key]
+        return next((c for c in cycles[len(self._closed):]
+                     if c.discharges and series_key(c, one_c_A) == key), None)
 
 
 def measured_reason(until: LoopUntil, last: Callable[[], dict[str, float] | None],
