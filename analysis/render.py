@@ -1,9 +1,9 @@
 """Rendering the report's figures to PNG on every available core.
 
 Drawing is most of a report's time (text layout and rasterising in matplotlib's Agg), and
-each figure draws on its own: the figures are handed to worker processes (each a pickled
-``Figure``, built by :mod:`analysis.plots` in this process; nothing read from outside is
-unpickled) and come back as PNG bytes, in order. On one core, or for a single figure, they
+each figure draws on its own: the figures (built by :mod:`analysis.plots` in this process) are
+handed to forked worker processes and come back as PNG bytes, in order; only this process's
+own objects cross, nothing read from a file. On one core, or for a single figure, they
 are drawn here.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-import pickle
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
@@ -40,14 +39,8 @@ def render_png(figures: Sequence[Figure], dpi: float, workers: int | None = None
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        jobs = [pool.submit(_render, pickle.dumps(fig, protocol=pickle.HIGHEST_PROTOCOL), dpi)
-                for fig in figures]
+        jobs = [pool.submit(_png, fig, dpi) for fig in figures]
         return [job.result() for job in jobs]
-
-
-def _render(data: bytes, dpi: float) -> bytes:
-    """In a worker: one pickled figure as PNG bytes."""
-    return _png(pickle.loads(data), dpi)
 
 
 def _png(fig: Figure, dpi: float) -> bytes:
