@@ -67,15 +67,22 @@ def parse_needs(text: str) -> tuple[str, ...]:
     return kinds
 
 
+#: How long a task waits for one of the app's few connections before it counts as an outage:
+#: the worker's own connections are never all busy for long, so only a database away waits.
+POOL_WAIT_S = 10.0
+
+
 def make_app(db: LabDb, *, max_connections: int = 3, application: str = "cellseq") -> \
         procrastinate.App:
     """The lab's procrastinate app: its tables are in the lab's schema (the connection's
     search_path), its connections few (a lab has many workers)."""
     import procrastinate
 
+    # a connection is waited for POOL_WAIT_S, not psycopg_pool's 30 s: with the database away,
+    # a stopping worker's last writes (each waits for a connection) would hold it minutes
     connector = procrastinate.PsycopgConnector(
         conninfo=db.with_options(application_name=application[:63]),
-        min_size=1, max_size=max_connections)
+        min_size=1, max_size=max_connections, timeout=POOL_WAIT_S)
     return procrastinate.App(connector=connector)
 
 
