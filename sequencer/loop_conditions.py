@@ -25,7 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from analysis.cycles import Cycle, SeriesKey, StepOutcome, cycles_of, series_key
+from analysis.cycles import (
+    Cycle,
+    SeriesKey,
+    StepOutcome,
+    cycles_of,
+    series_key,
+    series_retention,
+)
 from drivers.techniques import ConstantCurrent
 from protocols.steps import Loop, LoopUntil
 from protocols.units import kelvin_to_celsius
@@ -78,14 +85,6 @@ class RetentionCheck:
     series: str
 
 
-def retention_check(ran: Sequence[RanStep], since: int, watched: int, one_c_A: float | None,
-                    leading: Literal["charge", "discharge"]) -> RetentionCheck | None:
-    """The retention of the last watched cycle of ``ran`` that has a step from index ``since``
-    on (one that ended in the iteration just run), against the first cycle of its series in
-    ``ran``; None if the iteration completed no watched cycle or nothing compares."""
-    return CycleTracker(leading).check(ran, 0, since, watched, one_c_A)
-
-
 class CycleTracker:
     """:func:`analysis.cycles.cycles_of` over a cell's growing list of ran steps from one
     scope on, cut again only from the cycle still open: a cycle closes when a later step starts
@@ -119,7 +118,10 @@ class CycleTracker:
 
     def check(self, ran: Sequence[RanStep], scope: int, since: int, watched: int,
               one_c_A: float | None) -> RetentionCheck | None:
-        """:func:`retention_check` of ``ran[scope:]`` (``since`` counted from ``scope``)."""
+        """The retention of the last watched cycle of ``ran[scope:]`` that has a step from
+        index ``since`` on (counted from ``scope``: one that ended in the iteration just run),
+        against the first cycle of its series; None if the iteration completed no watched
+        cycle or nothing compares."""
         cycles = self.cycles(ran, scope)
         for cycle in reversed(cycles):
             if not any(self._where[id(s)][1] == watched for s in cycle.discharges):
@@ -127,12 +129,12 @@ class CycleTracker:
             if not any(self._where[id(s)][0] >= since for s in cycle.steps):
                 return None
             key = series_key(cycle, one_c_A)
-            first = self._first_of(key, cycles, one_c_A)
-            # series_retention's definition, with the series' first cycle kept, not sought
-            if first is None or not first.discharge_Ah > 0:
+            first = self._first_of(key, cycles, one_c_A) or cycle
+            # the report's definition, given the series' first cycle kept rather than sought
+            retention = series_retention([first], one_c_A, cycle)
+            if retention is None:
                 return None
-            return RetentionCheck(cycle.discharge_Ah / first.discharge_Ah, cycle, first,
-                                  str(key))
+            return RetentionCheck(retention, cycle, first, str(key))
         return None
 
     def _first_of(self, key: SeriesKey, cycles: list[Cycle],

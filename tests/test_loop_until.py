@@ -191,7 +191,7 @@ experiments:
 def test_the_cycles_cut_as_steps_come_are_those_cut_at_once():
     """The executor cuts a loop's cycles incrementally (CycleTracker); after every step they
     and every retention check equal a cut of the whole list, however tags, rests and rates
-    alternate."""
+    alternate, for a loop from the first step and one that began later."""
     import random
 
     from analysis.cycles import StepOutcome, cycles_of
@@ -199,25 +199,23 @@ def test_the_cycles_cut_as_steps_come_are_those_cut_at_once():
 
     rng = random.Random(7)
     ran: list[RanStep] = []
-    tracker = CycleTracker("charge")
+    trackers = {0: CycleTracker("charge"), 5: CycleTracker("charge")}
     for i in range(400):
         kind, current = rng.choice([("constant_current", 1e-3), ("constant_current", -1e-3),
                                     ("constant_current", -3e-4), ("rest", None),
                                     ("constant_voltage", None)])
         passed = rng.uniform(0.5e-3, 1e-3)
-        charge = passed if current is None or current > 0 else 0.0
-        outcome = StepOutcome(step_count=i + 1, kind=kind, charge_Ah=charge if kind != "rest"
-                              else 0.0, discharge_Ah=passed if current and current < 0 else 0.0,
+        charging = kind == "constant_voltage" or (current is not None and current > 0)
+        discharging = current is not None and current < 0
+        outcome = StepOutcome(step_count=i + 1, kind=kind,
+                              charge_Ah=passed if charging else 0.0,
+                              discharge_Ah=passed if discharging else 0.0,
                               current_A=current, tag=rng.choice(["aging", "aging", "rpt"]))
         ran.append(RanStep(outcome, number=3 if current == -1e-3 else 4, step_id=None))
-        scope = 5 if len(ran) > 5 else 0
-        whole = cycles_of([r.outcome for r in ran[scope:]])
-        assert tracker.cycles(ran, scope) == whole if scope == 0 else True
-        if scope == 5 and len(ran) == 6:
-            tracker = CycleTracker("charge")       # a loop that began at step 5
-        since = max(0, len(ran) - scope - 3)
-        got = tracker.check(ran, scope, since, 3, 1e-3)
-        fresh = CycleTracker("charge").check(ran, scope, since, 3, 1e-3)
-        assert got == fresh
-        if scope == 5:
-            assert tracker.cycles(ran, scope) == whole
+        for scope, tracker in trackers.items():
+            if len(ran) <= scope:
+                continue
+            assert tracker.cycles(ran, scope) == cycles_of([r.outcome for r in ran[scope:]])
+            since = max(0, len(ran) - scope - 3)
+            assert tracker.check(ran, scope, since, 3, 1e-3) == \
+                CycleTracker("charge").check(ran, scope, since, 3, 1e-3)
