@@ -692,8 +692,8 @@ def dashboard(
     """Serve a live view of runs in the browser: every cell's state and last values, plots
     that follow the run as it records, the report's results, and pause, continue and stop.
     Runs until Ctrl-C (the runs it shows are not affected)."""
-    from sequencer.dashboard.local import LocalRuns
-    from sequencer.dashboard.source import SourceError
+    from sequencer.dashboard.run_dirs import check_run_dirs, found_under
+    from sequencer.dashboard.source import RunSource, SourceError
 
     if not run_dirs and runs is None:
         _fail("name run directories, or a folder of them with --runs DIR")
@@ -703,18 +703,30 @@ def dashboard(
     except ImportError as exc:
         _fail(f"the dashboard needs its extra packages ({exc.name}): pip install"
               " 'cellseq[dashboard]'")
+    from sequencer.dashboard.loading import LoadingSource
     from sequencer.dashboard.serve import is_loopback, listen, serve
     try:
-        source = LocalRuns(run_dirs or [], runs)
+        check_run_dirs(run_dirs or [], runs)
     except SourceError as exc:
         _user_errors(exc)
+    found = {d.resolve() for d in run_dirs or []}
+    if runs is not None:
+        found |= {d.resolve() for d in found_under(runs)}
+    shown = len(found)
+
+    def local_runs() -> RunSource:
+        from sequencer.dashboard.local import LocalRuns  # numpy, the store: in the background
+
+        return LocalRuns(run_dirs or [], runs)
+
+    # the page is served at once; the runs' source is made meanwhile (see dashboard.loading)
+    source = LoadingSource(local_runs)
     try:
         sock = listen(host, port)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
     def announce(url: str, token: str, pages_need_token: bool) -> None:
-        shown = len(source.runs())
         out.print(f"cellseq dashboard: {shown} run{'s' if shown != 1 else ''} at {url}",
                   markup=False)
         out.print(f"token: {token} (pause, continue and stop need it"
@@ -725,6 +737,7 @@ def dashboard(
                       " not encrypted (an SSH tunnel to 127.0.0.1 is safer)", markup=True)
         out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
         sys.stdout.flush()
+        source.start()
 
     with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, host, announce)
