@@ -312,6 +312,14 @@ def test_a_source_made_in_the_background_answers_once_made_or_says_why_not(runs)
     failed.close()
     LoadingSource(refuse).close()   # never started: nothing to wait for
 
+    def break_down() -> LocalRuns:
+        raise OSError("the disk went away")
+
+    broken = LoadingSource(break_down)
+    broken.start()
+    with pytest.raises(SourceError, match="OSError: the disk went away"):
+        broken.runs()
+
 
 def test_the_event_stream_sends_each_runs_overview_as_json(runs):
     from sequencer.dashboard import app as web

@@ -11,6 +11,7 @@ the reason, as a :class:`SourceError` the page shows.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from sequencer.dashboard.source import (
 if TYPE_CHECKING:
     from sequencer.controls import Action
     from sequencer.dashboard.envelope import SeriesView
+
+log = logging.getLogger("cellseq.dashboard")
 
 
 class LoadingSource:
@@ -50,6 +53,9 @@ class LoadingSource:
             self._source = self._make()
         except SourceError as exc:
             self._error = str(exc)
+        except Exception as exc:   # anything else: said on the console and to every page
+            self._error = f"the runs could not be opened: {type(exc).__name__}: {exc}"
+            log.exception("the runs could not be opened")
         finally:
             self._ready.set()
 
