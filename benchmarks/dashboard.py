@@ -454,8 +454,56 @@ def fifty_cells(browser, work: Path, rounds: int, loops: int, shots: Path | None
           f" in {statistics.median(series) * 1e3:.0f} ms (median of the runs' medians)"
           + (f"; errors: {[r['errors'] for r in watched if r['errors']]}"
              if any(r["errors"] for r in watched) else ""))
+    paced_cost(protocol, root / "paced")
     if shots is not None:
         paced_screenshot(browser, work, protocol, shots)
+
+
+def paced_cost(protocol: Path, folder: Path, speed: float = 600.0, warm_s: float = 15.0,
+               measure_s: float = 30.0) -> None:
+    """What serving 50 live cell pages costs the dashboard, with a run that leaves it the
+    CPU it needs (a dry run paced at ``speed``, as a run on hardware waits on its clock): its
+    CPU time per second, and the run's, over ``measure_s`` once the pages follow the run."""
+    folder.mkdir(parents=True)
+    out = folder / "run"
+    dash = Dashboard("--runs", str(folder))
+    proc = cellseq("run", str(protocol), "--sim", "--speed", str(speed), "--out", str(out),
+                   "--no-report")
+    clients = None
+    try:
+        while not (out / "run.sqlite").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        clients = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "dashboard_clients.py"), dash.base,
+             "run", *[f"li-{k:02d}" for k in range(1, 51)]], cwd=ROOT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(warm_s)
+        pids = [dash.proc.pid], [proc.pid], [clients.pid]
+        before = [cpu_s(p) for p in pids]
+        began = time.perf_counter()
+        time.sleep(measure_s)
+        spent = [cpu_s(p) - b for p, b in zip(pids, before, strict=True)]
+        took = time.perf_counter() - began
+        alive = proc.poll() is None
+        clients.send_signal(signal.SIGTERM)
+        said = json.loads(clients.communicate(timeout=60)[0].strip().splitlines()[-1])
+    finally:
+        if clients is not None and clients.poll() is None:
+            clients.kill()
+            clients.communicate()
+        dash.stop()
+        for _ in range(2):   # Ctrl-C twice: the dry run stops now
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+        proc.communicate(timeout=60)
+    print(f"  50 pages following a dry run paced at x{speed:.0f} (load average"
+          f" {os.getloadavg()[0]:.1f}): over {took:.0f} s the dashboard took"
+          f" {100 * spent[0] / took:.0f} % of a core, the run {100 * spent[1] / took:.0f} %,"
+          f" the emulated pages {100 * spent[2] / took:.0f} %; {said['changes']} changes"
+          f" pushed, {said['requests'].get('series', 0)} series answered (median"
+          f" {1e3 * (said['series_median_s'] or 0):.0f} ms){'' if alive else '; the run ended'}"
+          + (f"; errors {said['errors']}" if said["errors"] else ""))
 
 
 def fifty_run(protocol: Path, folder: Path, watched: bool) -> dict:
@@ -554,7 +602,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="50-cell runs of each kind")
     parser.add_argument("--loops", type=int, default=30, help="cycles of the 50-cell run")
     parser.add_argument("--paints", type=int, default=5, help="fresh starts for first paint")
-    parser.add_argument("--only", choices=("paint", "starts", "latency", "fifty"),
+    parser.add_argument("--only", choices=("paint", "starts", "latency", "fifty", "paced"),
                         help="one part (starts: only the fresh starts of first paint)")
     parser.add_argument("--code", type=Path, help="measure the dashboard of this checkout"
                         " (another version of cellseq, to compare with)")
@@ -578,6 +626,10 @@ def main() -> None:
             first_paint(browser, work, args.screenshots, args.paints)
         if args.only in (None, "latency"):
             commit_to_page(browser, work)
+        if args.only == "paced":
+            (work / "fifty.yaml").write_text(fifty(args.loops))
+            shutil.rmtree(work / "paced", ignore_errors=True)
+            paced_cost(work / "fifty.yaml", work / "paced")
         if args.only in (None, "fifty"):
             fifty_cells(browser, work, args.rounds, args.loops, args.screenshots)
         browser.close()
