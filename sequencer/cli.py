@@ -737,8 +737,9 @@ def dashboard(
                       " not encrypted (an SSH tunnel to 127.0.0.1 is safer)", markup=True)
         out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
         sys.stdout.flush()
-        source.start()
 
+    # made while the server loads (its threads then yield to the runs: serve.NICENESS)
+    source.start()
     with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, host, announce)
 
