@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 
-from sequencer.lab.queue import TASK, make_app, station_queue, worker_queues
+from sequencer.lab.queue import TASK, capability_class, make_app, station_queue, worker_queues
 from sequencer.lab.settings import LabDb, LabError, station_name
 
 if TYPE_CHECKING:
@@ -105,7 +105,10 @@ class StationWorker:
         self.station_path = Path(station_path).resolve()
         self.station = station
         self.kinds = sorted({i.kind for i in station.instruments.values()})
-        self.queues = worker_queues(db.lab, self.name, self.kinds)
+        self.capability = capability_class(self.station_record())
+        self.queues = worker_queues(db.lab, self.name, self.kinds, self.capability)
+        #: the procrastinate app of the worker's session with the database
+        self.app: Any = None
         self.runs_root = Path(runs_root).resolve()
         self.link = RecordLink(db, f"cellseq station {self.name}")
         self.stopping = False
@@ -196,6 +199,7 @@ class StationWorker:
         app = make_app(self.db, application=f"cellseq station {self.name}")
         app.task(name=TASK, pass_context=True, retry=_Retry())(_run_job)
         async with app.open_async():
+            self.app = app
             await self.link(self._register, first)
             self.database_up()
             await self._take_back(app)
@@ -217,10 +221,15 @@ class StationWorker:
                 with contextlib.suppress(asyncio.CancelledError, *self.db_errors):
                     await beat
 
-    def _register(self, conn: psycopg.Connection, first: bool) -> None:
+    def station_record(self) -> dict[str, Any]:
+        """The station as the lab record keeps it: its file as JSON, without passwords."""
         record = self.station.model_dump(mode="json", exclude_none=True)
         for inst in record["instruments"].values():
             inst.pop("password", None)
+        return json.loads(json.dumps(record))
+
+    def _register(self, conn: psycopg.Connection, first: bool) -> None:
+        record = self.station_record()
         host, pid = socket.gethostname(), os.getpid()
         with conn.transaction():
             row = conn.execute("SELECT host, pid, now() - seen < make_interval(secs =>"
@@ -317,7 +326,10 @@ async def _run_job(context: Any, run_id: str) -> str:
     worker: StationWorker = context.additional_context["station"]
     worker.current_job = context.job.id
     try:
-        return await JobRun(worker, run_id).run()
+        return await JobRun(worker, run_id, context.job.id).run()
+    except TakenElsewhere as exc:   # another class's job of the run started it first
+        worker.say(f"run {run_id} (job {context.job.id}): {exc}")
+        return str(exc)
     except (LabError, asyncio.CancelledError, *_passing()):
         raise
     except Exception as exc:   # a bug: say it where the station's operator sees it
@@ -329,6 +341,10 @@ async def _run_job(context: Any, run_id: str) -> str:
         raise
     finally:
         worker.current_job = None
+
+
+class TakenElsewhere(LabError):
+    """The run of this job was started by another station (through its class's job)."""
 
 
 def _passing() -> tuple[type[BaseException], ...]:
