@@ -176,6 +176,52 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     assert "which the queue had not heard" in lab.worker_log("st-1")
 
 
+def test_a_cancel_whose_station_never_answers_ends_as_station_lost_after_the_lab_s_time_out(
+        lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    worker = lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    os.kill(worker.pid, signal.SIGKILL)   # the station PC drops off the network for good
+    worker.wait()
+    pid = lab.run_pid("st-1", run)
+    lab.sql("UPDATE lab_settings SET value = '3.0' WHERE key = 'station_timeout_s'")
+    lab.sql("UPDATE stations SET seen = now() - interval '1 hour' WHERE name = 'st-1'")
+
+    assert cellseq("lab", "cancel", str(job)).exit_code == 0
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    assert st["ended_now"] == []   # the station has the lab's time-out to confirm
+    assert {r["run_id"]: r for r in st["runs"]}[run]["state"] == "cancelling (station gone)"
+    assert any(f"job {job} " in p and "the job ends as station lost" in p
+               for p in st["problems"]), st["problems"]
+    time.sleep(3.5)
+    st = json.loads(cellseq("lab", "status", "--json").output)   # an operator's status ends it
+    assert [line.split(":")[0] for line in st["ended_now"]] == \
+        [f"job {job} (run {run}) ended station_lost"]
+    shown = {r["run_id"]: r for r in st["runs"]}[run]
+    assert shown["state"] == "cancelled (station lost)" and shown["job"] == "aborted"
+    assert "nothing confirms the run's outputs are off" in shown["message"]
+    assert any(f"job {job} " in p and "without its station st-1 confirming" in p
+               for p in st["problems"])
+    assert _job(lab, job) == "aborted" and lab.run(run)["ended"] is not None
+    text = " ".join(cellseq("lab", "status").output.split())
+    assert f"job {job} {run} cancelled (station lost) on st-1" in text
+    assert json.loads(cellseq("lab", "status", "--json").output)["ended_now"] == []  # once
+
+    # the station comes back after all: its worker stops the run it had left going
+    assert _alive(pid)
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: lab.run(run)["status"] == "cancelled", 90, "the worker to stop it")
+    assert not _alive(pid)
+    assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted"
+    assert "it is stopped now" in lab.worker_log("st-1")
+    st = json.loads(cellseq("lab", "status", "--json").output)
+    assert not [p for p in st["problems"] if f"job {job} " in p]
+
+
 def test_a_worker_stopped_while_the_database_is_away_leaves_and_its_next_one_finishes(
         lab, tmp_path):
     cellseq = operator(lab)

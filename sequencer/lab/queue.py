@@ -260,6 +260,60 @@ def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
     return said
 
 
+#: A run's status once its job was cancelled while it ran and its station stayed silent for
+#: the lab's station time-out after the cancel: the job has ended, the run's outputs are not
+#: known to be off. The station's worker, when it starts again, stops the run and makes it
+#: ``cancelled``.
+STATION_LOST = "station_lost"
+
+
+def end_lost_cancels(conn: psycopg.Connection) -> list[str]:
+    """End the jobs cancelled while they ran whose station has not confirmed the stop, nor
+    reported at all, for the lab's station time-out since the cancel: each job ends
+    ``aborted``, its run ``station_lost`` (a run not started yet: ``cancelled``). Returns
+    what was ended, as sentences. Any worker of the lab, ``cellseq lab cancel`` and
+    ``cellseq lab status`` (with an operator's login) call it: a cancel ends even when its
+    station never returns."""
+    from procrastinate.sql import queries
+
+    timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
+                                   " 'station_timeout_s'").fetchone()[0])
+    rows = conn.execute(
+        "SELECT j.id, r.run_id, r.station, r.started IS NOT NULL,"
+        " extract(epoch FROM now() - s.seen)::float8 FROM procrastinate_jobs j"
+        " JOIN runs r ON r.job_id = j.id LEFT JOIN stations s ON s.name = r.station"
+        " WHERE j.status = 'doing' AND j.abort_requested"
+        " AND (s.seen IS NULL OR s.seen < now() - make_interval(secs => %(t)s))"
+        " AND (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND"
+        "      e.type = 'abort_requested') < now() - make_interval(secs => %(t)s)",
+        {"t": timeout_s}).fetchall()
+    said = []
+    for job_id, run_id, station, started, silent_s in rows:
+        if started and station is not None:
+            status = STATION_LOST
+            silent = "never registered" if silent_s is None else \
+                f"silent for {silent_s:.0f} s"
+            message = (f"cancelled while it ran; station {station} did not confirm the stop"
+                       f" within the lab's time-out ({timeout_s:g} s; it is {silent}): the"
+                       " job has ended, nothing confirms the run's outputs are off. Check the"
+                       " station; its worker stops the run when it starts again")
+        else:
+            status, message = "cancelled", "cancelled; its worker was lost before it started"
+        with conn.transaction():
+            ended = conn.execute("SELECT id FROM procrastinate_jobs WHERE id = %s AND status ="
+                                 " 'doing' AND abort_requested FOR UPDATE", (job_id,)).fetchone()
+            if ended is None:   # its station, or another sweep, ended it meanwhile
+                continue
+            conn.execute(queries["finish_job"], {"job_id": job_id, "status": "aborted",
+                                                 "delete_job": False})
+            conn.execute("UPDATE runs SET status = %s, message = %s, ended = now() WHERE"
+                         " run_id = %s", (status, message, run_id))
+            conn.execute("INSERT INTO lab_events (station, run_id, kind, message) VALUES"
+                         " (%s, %s, %s, %s)", (station, run_id, status, message))
+        said.append(f"job {job_id} (run {run_id}) ended {status}: {message}")
+    return said
+
+
 def _job_row(conn: psycopg.Connection, db: LabDb, job: str) -> tuple[int, str, str | None]:
     if re.fullmatch(r"[0-9]{1,18}", job):
         where, arg = "r.job_id = %s", int(job)

@@ -34,7 +34,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     longer than the lab's time-out with jobs waiting for it; work nobody can take)."""
     timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
                                    " 'station_timeout_s'").fetchone()[0])
-    from sequencer.lab.queue import TASK, capability_class, class_queue
+    from sequencer.lab.queue import STATION_LOST, TASK, capability_class, class_queue
 
     cur = conn.execute(
         "SELECT name, kinds, host, login, extract(epoch FROM now() - seen)::float8 AS silent_s,"
@@ -70,6 +70,12 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     for r in runs:
         r["refused_by"] = list(r["refused_by"] or [])
         r["state"] = r["status"]
+        if r["status"] == STATION_LOST:
+            r["state"] = "cancelled (station lost)"
+            problems.append(
+                f"job {r['job_id']} (run {r['run_id']}) was cancelled and ended without its"
+                f" station {r['station']} confirming the stop: nothing confirms its outputs are"
+                " off; check the station (its worker stops the run when it starts again)")
         if r["job"] not in ("todo", "doing"):
             continue
         if r["abort_requested"]:
@@ -87,7 +93,8 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                         f"job {r['job_id']} (run {r['run_id']}) was cancelled, and station {ask}:"
                         " the cancel has not reached the station, so nothing confirms its"
                         " outputs are off; check the station, and restart its worker, which"
-                        " stops the run and ends the job cancelled")
+                        " stops the run and ends the job cancelled. Unconfirmed"
+                        f" {_ago(timeout_s)} after the cancel, the job ends as station lost")
                     continue
                 what = "resume" if r["station"] else "start"
                 problems.append(

@@ -255,6 +255,11 @@ class StationWorker:
 
         from sequencer.lab.job import JobRun
 
+        for (run_id,) in await self.link(_lost_here, self.name):
+            # ended as its station lost while this station was away: its run may still run
+            await JobRun(self, run_id).end_cancelled()
+            self.say(f"run {run_id} had been cancelled, and ended as this station lost,"
+                     " while no worker ran it: it is stopped now")
         rows = await self.link(_left_running, self.name)
         for job_id, abort, run_id in rows:
             if abort:
@@ -292,6 +297,10 @@ class StationWorker:
                         self.say(f"run {run_id} (job {job_id}): its worker died before"
                                  " starting it; back in its queue")
                     await self._settle_ended(app)
+                    from sequencer.lab.queue import end_lost_cancels
+
+                    for line in await self.link(end_lost_cancels):
+                        self.say(line)
             except self.db_errors as exc:
                 self.database_down(exc)
 
@@ -388,6 +397,13 @@ def _left_running(conn: Any, station: str) -> list[tuple[int, bool, str]]:
     return conn.execute("SELECT j.id, j.abort_requested, r.run_id FROM procrastinate_jobs j"
                         " JOIN runs r ON r.job_id = j.id WHERE j.status = 'doing' AND"
                         " r.station = %s ORDER BY j.id", (station,)).fetchall()
+
+
+def _lost_here(conn: Any, station: str) -> list[tuple[str]]:
+    from sequencer.lab.queue import STATION_LOST
+
+    return conn.execute("SELECT run_id FROM runs WHERE station = %s AND status = %s ORDER BY"
+                        " run_id", (station, STATION_LOST)).fetchall()
 
 
 def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool]]:
