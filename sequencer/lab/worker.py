@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from procrastinate.worker import Worker
 
 from sequencer.lab.queue import TASK, capability_class, make_app, station_queue, worker_queues
 from sequencer.lab.settings import LabDb, LabError, station_name
@@ -119,6 +120,7 @@ class StationWorker:
         #: The job this worker runs now (procrastinate's id), if any.
         self.current_job: int | None = None
         self._down = False
+        self._joined = False   # registered in the lab by this process
         self._worker: Any = None
         self._stopped = asyncio.Event()
 
@@ -177,11 +179,9 @@ class StationWorker:
         self._install_signals()
         self.runs_root.mkdir(parents=True, exist_ok=True)
         pause = 1.0
-        first = True
         while not self.stopping:
             try:
-                await self._session(first)
-                first = False
+                await self._session(not self._joined)
                 pause = 1.0
             except LabError:
                 raise
@@ -194,19 +194,18 @@ class StationWorker:
         self.link.close()
 
     async def _session(self, first: bool) -> None:
-        from procrastinate.worker import Worker
-
         app = make_app(self.db, application=f"cellseq station {self.name}")
         app.task(name=TASK, pass_context=True, retry=_Retry())(_run_job)
         async with app.open_async():
             self.app = app
             await self.link(self._register, first)
+            self._joined = True
             self.database_up()
             await self._take_back(app)
             beat = asyncio.ensure_future(self._heartbeat(app))
             try:
-                self._worker = Worker(
-                    app, queues=self.queues, name=f"station {self.name}", concurrency=1,
+                self._worker = _QueueWorker(
+                    self, app, queues=self.queues, name=f"station {self.name}", concurrency=1,
                     install_signal_handlers=False, additional_context={"station": self},
                     update_heartbeat_interval=HEARTBEAT_S, stalled_worker_timeout=STALLED_S,
                     fetch_job_polling_interval=2.0, abort_job_polling_interval=1.0)
@@ -352,6 +351,43 @@ async def _run_job(context: Any, run_id: str) -> str:
         worker.current_job = None
 
 
+class _QueueWorker(Worker):
+    """procrastinate's worker, whose telling the queue that a job ended rides out a database
+    outage as the station's other writes do.
+
+    procrastinate tells the queue in the job's own task, which nothing awaits: a database
+    that dropped just then left the job ``doing`` and the error in that task, reported only
+    as "Task exception was never retrieved" with a traceback when the task was collected.
+    Here the end is tried again until the database answers (and once the queue holds it,
+    not again: the first try may have gone through before the connection broke)."""
+
+    def __init__(self, station: StationWorker, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.station = station
+
+    async def _persist_job_status(self, job: Any, status: Any, retry_decision: Any,
+                                  context: Any, job_result: Any) -> None:
+        station, pause, since = self.station, 0.5, time.monotonic()
+        while True:
+            try:
+                await super()._persist_job_status(job=job, status=status,
+                                                  retry_decision=retry_decision,
+                                                  context=context, job_result=job_result)
+                station.database_up()
+                return
+            except station.db_errors as exc:
+                station.database_down(exc)
+            with contextlib.suppress(*station.db_errors):
+                if await station.link(_job_status, job.id) != "doing":
+                    return   # it went through before the connection broke
+            if station.stopping and time.monotonic() - since > STOP_PATIENCE_S:
+                station.say(f"job {job.id}: its end ({status.value}) has not reached the"
+                            " queue; the station's next worker ends it as the record says")
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
 class TakenElsewhere(LabError):
     """The run of this job was started by another station (through its class's job)."""
 
@@ -429,6 +465,12 @@ def _ended_still_doing(conn: Any, station: str, current: int | None, settle_s: f
         " WHERE j.status = 'doing' AND r.station = %s AND r.ended IS NOT NULL AND r.ended <"
         " now() - make_interval(secs => %s) AND j.id IS DISTINCT FROM %s",
         (station, settle_s, current)).fetchall()
+
+
+def _job_status(conn: Any, job_id: int) -> str | None:
+    row = conn.execute("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                       (job_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _seen(conn: Any, station: str) -> None:
