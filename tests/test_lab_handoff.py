@@ -157,7 +157,8 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     assert "its run was stopped with every output off" in lab.run(run)["message"]
     assert not _alive(pid)
     assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted"
-    assert _job(lab, job) == "aborted"
+    # the record says cancelled first, then the queue is told
+    lab.wait(lambda: _job(lab, job) == "aborted", 30, "the job to end aborted")
     assert lab.points(run) == local_points(lab.run_dir("st-1", run))
     assert "was cancelled while no worker ran it" in lab.worker_log("st-1")
     shown = {r["run_id"]: r for r in json.loads(cellseq("lab", "status", "--json").output)

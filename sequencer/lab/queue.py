@@ -9,8 +9,7 @@ Queues route jobs to stations:
 - ``<lab>/s/<station>``: a job for that station alone (``--station``), and every job a station
   has started: a started job's cells are on that station's channels, so it never moves;
 - ``<lab>/k/<class>``: a job that needs only kinds of instrument (``--needs``). A station's
-  class is what its instruments can do (each one's driver, channels and options: not its
-  name, address or cells, :func:`capability_class`); stations of one class place a job alike.
+  class is what its instruments can do (:func:`capability_class`); stations of one class place a job alike.
   At submission the job is placed on one station of each class (as the station will place
   it), and goes to the queue of every class that can run it: one procrastinate job per such
   class, all for the same run. The first station to start the run claims it, and the other
@@ -65,15 +64,24 @@ def class_queue(lab: str, capability: str) -> str:
     return f"{lab}/k/{capability}"
 
 
-def capability_class(record: dict[str, Any]) -> str:
-    """A station's class, from its record as its worker registers it (the station file as
-    JSON): what its instruments are and can do, each one's driver, channel count and
-    options. Names, addresses, passwords and mounted cells are left out: stations that
-    differ only in them place a job alike."""
-    instruments = sorted(
-        json.dumps({k: inst.get(k) for k in ("driver", "channels", "options")}, sort_keys=True)
-        for inst in record["instruments"].values())
-    return hashlib.sha256("\n".join(instruments).encode()).hexdigest()[:12]
+def capability_class(station: Station) -> str:
+    """A station's class: what its instruments are and can do, as placement sees it: each
+    one's driver, channel count and channel capabilities as its driver rates them from its
+    options (an instrument without such a rating, a chamber: its options). Names, addresses,
+    passwords, mounted cells and options that change no capability (a folder, a time-out) are
+    left out: stations that differ only in them place a job alike."""
+    import dataclasses
+
+    parts = []
+    for inst in station.instruments.values():
+        caps = inst.spec.capabilities(inst.parsed_options()) if inst.spec.capabilities \
+            else None
+        parts.append(json.dumps(
+            {"driver": inst.driver, "channels": inst.channel_count,
+             "can": dataclasses.asdict(caps) if caps is not None else None,
+             "options": inst.options if caps is None else None},
+            sort_keys=True, default=lambda v: sorted(v)))   # frozensets of names
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:12]
 
 
 def worker_queues(lab: str, station: str, kinds: Iterable[str], capability: str) -> list[str]:
@@ -332,9 +340,9 @@ def _stations(conn: psycopg.Connection) -> tuple[dict[str, Station], dict[str, s
     """The lab's stations, as their workers registered them, and each one's class."""
     from sequencer.station import Station
 
-    rows = conn.execute("SELECT name, station FROM stations ORDER BY name").fetchall()
-    return ({name: Station.model_validate(record) for name, record in rows},
-            {name: capability_class(record) for name, record in rows})
+    stations = {name: Station.model_validate(record) for name, record in
+                conn.execute("SELECT name, station FROM stations ORDER BY name")}
+    return stations, {name: capability_class(st) for name, st in stations.items()}
 
 
 def _listing(stations: dict[str, Any]) -> str:

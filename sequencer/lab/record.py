@@ -35,6 +35,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
                                    " 'station_timeout_s'").fetchone()[0])
     from sequencer.lab.queue import STATION_LOST, TASK, capability_class, class_queue
+    from sequencer.station import Station
 
     cur = conn.execute(
         "SELECT name, kinds, host, login, extract(epoch FROM now() - seen)::float8 AS silent_s,"
@@ -44,7 +45,8 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     for s in stations:
         s["gone"] = s["silent_s"] > timeout_s
         s["started"] = s["started"].isoformat()
-        s["queue"] = class_queue(db.lab, capability_class(s.pop("station")))
+        s["queue"] = class_queue(db.lab, capability_class(Station.model_validate(
+            s.pop("station"))))
     cur = conn.execute(
         "SELECT r.job_id, r.run_id, r.campaign, j.status::text AS job, j.abort_requested,"
         " r.status, r.station, r.target_station, r.needs, r.refused_by, r.resumes, r.message,"

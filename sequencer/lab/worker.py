@@ -106,7 +106,7 @@ class StationWorker:
         self.station_path = Path(station_path).resolve()
         self.station = station
         self.kinds = sorted({i.kind for i in station.instruments.values()})
-        self.capability = capability_class(self.station_record())
+        self.capability = capability_class(station)
         self.queues = worker_queues(db.lab, self.name, self.kinds, self.capability)
         #: the procrastinate app of the worker's session with the database
         self.app: Any = None
