@@ -123,8 +123,8 @@ def test_the_lab_dashboard_shows_every_station_s_runs_as_their_stores_hold_them(
         _stop_through_the_api(lab, going, monkeypatch)
         raise
     _in_a_browser(browser, lab, done, going)
-    assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
-        [("aborted",)]
+    lab.wait(lambda: lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                             (job,)) == [("aborted",)], 30, "the job to end aborted")
 
 
 def _stop_through_the_api(lab, going: str, monkeypatch) -> None:
