@@ -13,7 +13,10 @@ How a job ends:
   job succeeds;
 - the station refused it (the protocol does not validate on this station, the run directory
   of a started run is missing): the job fails with the reason, nothing ran; a job that only
-  needs kinds of instrument and cannot be placed here is passed on to another station;
+  needs kinds of instrument and cannot be placed here after all (it is queued only for
+  classes of station that can place it, so this is a station whose file changed since) is
+  passed on to another station; a job whose run another class's job started first ends
+  having run nothing;
 - the run stopped on an error that is not a cell's (``aborted``: an instrument unreachable at
   the start): the job fails with the run's message; the run can be resumed by hand;
 - the run's process died under a live worker: resumed at once, at most ``MAX_RESUMES`` times;

@@ -9,12 +9,12 @@ Queues route jobs to stations:
 - ``<lab>/s/<station>``: a job for that station alone (``--station``), and every job a station
   has started: a started job's cells are on that station's channels, so it never moves;
 - ``<lab>/k/<class>``: a job that needs only kinds of instrument (``--needs``). A station's
-  class is what its instruments can do (:func:`capability_class`); stations of one class place a job alike.
-  At submission the job is placed on one station of each class (as the station will place
-  it), and goes to the queue of every class that can run it: one procrastinate job per such
-  class, all for the same run. The first station to start the run claims it, and the other
-  jobs of the run are cancelled then. So a job is fetched only by stations that can run it,
-  never by one that would fetch it again and again to pass it on;
+  class is what its instruments can do (:func:`capability_class`); stations of one class
+  place a job alike. At submission the job is placed on one station of each class (as the
+  station will place it), and goes to the queue of every class that can run it: one
+  procrastinate job per such class, all for the same run. The first station to start the run
+  claims it, and the other jobs of the run are cancelled then. So a job is fetched only by
+  stations that can run it, never by one that would fetch it again and again to pass it on;
 - ``<lab>/n/<kinds>``: where earlier versions queued ``--needs`` jobs (kinds coded ``c``
   cycler, ``p`` potentiostat, ``t`` chamber); workers still take from them, so jobs queued
   before an upgrade run.

@@ -2,9 +2,10 @@
 
 ``cellseq lab worker --station st.yaml`` registers the station in the lab (its name, the kinds
 of instrument it has, its station file without passwords), then takes jobs from its own queue
-and from the queues of every combination of its kinds (:mod:`sequencer.lab.queue`), and runs
-each (:mod:`sequencer.lab.job`). One worker per station: a second one on the same PC is refused
-(a lock file), and one on another PC is refused while the first still reports in.
+and from its class's queue (jobs that any station able to run them may take;
+:mod:`sequencer.lab.queue`), and runs each (:mod:`sequencer.lab.job`). One worker per
+station: a second one on the same PC is refused (a lock file), and one on another PC is
+refused while the first still reports in.
 
 It reports every few seconds (``stations.seen``): ``cellseq lab status`` reports a station that
 stayed silent longer than the lab's station time-out, with the jobs waiting for it; they are
@@ -281,10 +282,18 @@ class StationWorker:
                 self.database_up()
                 if since_rescue >= RESCUE_EVERY_S:
                     since_rescue = 0.0
-                    for job_id, run_id, abort in await self.link(_never_started, STALLED_S):
-                        if abort:   # cancelled meanwhile: it ends so, never retried
-                            from procrastinate.jobs import Status
+                    for job_id, run_id, abort, stray in await self.link(_never_started,
+                                                                        STALLED_S):
+                        from procrastinate.jobs import Status
 
+                        if stray:   # another class's job of the run started it
+                            await app.job_manager.finish_job_by_id_async(
+                                job_id, Status.ABORTED, False)
+                            self.say(f"run {run_id} (job {job_id}): its worker died before"
+                                     " starting it, and another station has taken the run;"
+                                     " this job of it ends")
+                            continue
+                        if abort:   # cancelled meanwhile: it ends so, never retried
                             await self.link(_cancelled, run_id, "cancelled; its worker had"
                                             " died before starting it, nothing ran")
                             await app.job_manager.finish_job_by_id_async(
@@ -442,15 +451,19 @@ def _lost_here(conn: Any, station: str) -> list[tuple[str]]:
                         " run_id", (station, STATION_LOST)).fetchall()
 
 
-def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool]]:
+def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool, bool]]:
+    """Jobs a dead worker fetched and never started: (job, run, cancelled, stray), stray
+    when another class's job of the run started it (this one is of no use any more)."""
     return conn.execute(
-        "SELECT j.id, r.run_id, j.abort_requested FROM procrastinate_jobs j"
-        " JOIN runs r ON r.job_id = j.id"
+        "SELECT j.id, r.run_id, j.abort_requested, r.started IS NOT NULL"
+        " FROM procrastinate_jobs j JOIN runs r ON r.run_id = j.args->>'run_id'"
         " LEFT JOIN procrastinate_workers w ON w.id = j.worker_id WHERE j.status = 'doing'"
-        " AND r.started IS NULL AND (w.id IS NULL OR w.last_heartbeat < now() -"
-        " make_interval(secs => %(s)s)) AND NOT EXISTS (SELECT 1 FROM procrastinate_events e"
+        " AND j.task_name = %(task)s"
+        " AND (r.started IS NULL OR r.job_id IS DISTINCT FROM j.id)"
+        " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %(s)s))"
+        " AND NOT EXISTS (SELECT 1 FROM procrastinate_events e"
         " WHERE e.job_id = j.id AND e.type = 'started' AND e.at > now() -"
-        " make_interval(secs => %(s)s))", {"s": stalled_s}).fetchall()
+        " make_interval(secs => %(s)s))", {"s": stalled_s, "task": TASK}).fetchall()
     # (a job fetched moments ago is being started: its worker's heartbeat may be late, or
     # its worker's row pruned by another worker after a dropped connection)
 
