@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich import box
@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import CellseqError
+
+if TYPE_CHECKING:
+    import psycopg
 
 lab_app = typer.Typer(no_args_is_help=True, help="A lab of many stations: one queue and one"
                       " record on PostgreSQL.")
@@ -299,7 +302,7 @@ def lab_copy(db: str | None, lab: str | None, run_id: str, folder: Path | None
     return folder, status if status in (*FINISHED, *RESUMABLE, "running") else "interrupted"
 
 
-def _end_lost_cancels(conn) -> list[str]:
+def _end_lost_cancels(conn: psycopg.Connection) -> list[str]:
     """Cancels whose station never confirmed within the lab's time-out end now, when this
     login may end jobs (an operator's; a reader's sees them pending in the status)."""
     from sequencer.lab.queue import end_lost_cancels

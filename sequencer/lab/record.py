@@ -34,8 +34,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     longer than the lab's time-out with jobs waiting for it; work nobody can take)."""
     timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
                                    " 'station_timeout_s'").fetchone()[0])
-    from sequencer.lab.queue import STATION_LOST, TASK, capability_class, class_queue
-    from sequencer.station import Station
+    from sequencer.lab.queue import STATION_LOST, TASK
 
     cur = conn.execute(
         "SELECT name, kinds, host, login, extract(epoch FROM now() - seen)::float8 AS silent_s,"
@@ -45,8 +44,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     for s in stations:
         s["gone"] = s["silent_s"] > timeout_s
         s["started"] = s["started"].isoformat()
-        s["queue"] = class_queue(db.lab, capability_class(Station.model_validate(
-            s.pop("station"))))
+        s["queue"] = _queue_of(db.lab, s.pop("station"))
     cur = conn.execute(
         "SELECT r.job_id, r.run_id, r.campaign, j.status::text AS job, j.abort_requested,"
         " r.status, r.station, r.target_station, r.needs, r.refused_by, r.resumes, r.message,"
@@ -128,6 +126,21 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                     f" ({', '.join(s['name'] for s in live)}) has passed it on")
     return {"lab": db.lab, "where": db.where, "station_timeout_s": timeout_s,
             "stations": stations, "runs": runs, "problems": problems}
+
+
+def _queue_of(lab: str, record: dict[str, Any]) -> str | None:
+    """The queue of a station's class, from its record; None for a record this PC cannot read
+    as a station (a driver it does not have): its jobs are then not judged here."""
+    from pydantic import ValidationError
+
+    from drivers.errors import CellseqError
+    from sequencer.lab.queue import capability_class, class_queue
+    from sequencer.station import Station
+
+    try:
+        return class_queue(lab, capability_class(Station.model_validate(record)))
+    except (ValidationError, CellseqError):
+        return None
 
 
 def _ago(seconds: float) -> str:
