@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 
@@ -136,7 +137,7 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     result = cellseq("lab", "cancel", str(job))
     said = " ".join(result.output.split())
     assert result.exit_code == 0, result.output
-    assert "station st-1 has not reported for 3600 s" in said
+    assert re.search(r"station st-1 has not reported for 36[0-9][0-9] s", said), said
     assert "nothing confirms the run has stopped" in said and "cancelling" in said
     st = json.loads(cellseq("lab", "status", "--json").output)
     shown = {r["run_id"]: r for r in st["runs"]}[run]
