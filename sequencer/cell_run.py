@@ -52,3 +52,9 @@ class CellRun:
     step_id: int | None = None
     #: the chamber's set point from the experiment's last soak (degC), None before any
     set_point_degC: float | None = None
+    #: what the run store's row of the step about to start records besides its technique
+    #: (the measured capacity its C-rates were taken of)
+    step_params: dict[str, object] = field(default_factory=dict)
+    #: the measured capacity each C-rate reference last gave (by the step giving it), so
+    #: run.log says when it changes
+    bases_Ah: dict[int, float] = field(default_factory=dict)

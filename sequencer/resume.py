@@ -202,6 +202,15 @@ class Resumer:
         r.step_id = row["id"]
         return Interrupted(row)
 
+    def recorded_params(self, cell: CellContext, replayed: Replayed) -> dict[str, Any] | None:
+        """What the stopped run's row of the cell's current step recorded (its parameters),
+        for a step :meth:`replay` found ended or interrupted; None for a step not run."""
+        if isinstance(replayed, Interrupted):
+            return replayed.row["params"]
+        if isinstance(replayed, Ended) and self.state is not None:
+            return self.state.cells[cell.id].done[cell.run.step_count]["params"]
+        return None
+
     def soak_replayed(self, chamber: Chamber, step: SetTemperature,
                       cells: list[CellContext]) -> SoakReplayed:
         """A soak in the stopped run: settled (not waited for again; its setpoint is restated
