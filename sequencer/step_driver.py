@@ -120,6 +120,7 @@ class StepDriver:
         k = node.number
         r = cell.run
         started = self._clock.now()
+        r.off = None
         params = {**_params(technique), "written_kind": node.written_kind,
                   "tag": node.step.tag, **r.step_params}
         with self._store.transaction():
@@ -150,6 +151,7 @@ class StepDriver:
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
         await self._keep_attachment(cell, move.step_id)
+        r.off = None
         now = self._clock.now()
         with self._store.transaction():
             cell.set_state("running", experiment=exp.name, step_index=k, step_kind=node.kind,
@@ -218,6 +220,7 @@ class StepDriver:
                 elapsed = step_t0 + stopped - t0
                 if previous is not None:   # the output ran on at the last current until now
                     r.counters.hold(previous, stopped)
+                r.off = {"step_id": step_id, "elapsed_s": elapsed}
                 with self._store.transaction():
                     if stopped_by is not None:
                         cell.set_state("paused")
