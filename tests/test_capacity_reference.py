@@ -254,3 +254,23 @@ def test_a_tag_names_the_last_check_up_and_the_charge_capacity_may_be_the_basis(
     discharge = steps[-1]
     assert discharge["params"]["capacity_basis_Ah"] == pytest.approx(charged, rel=1e-9)
     assert discharge["params"]["current_A"] == pytest.approx(-charged / 2, rel=1e-9)
+
+
+def test_a_soc_end_is_taken_of_the_measured_capacity_too(tmp_path, write_yaml):
+    # full (CC-CV), the check-up discharge measures the capacity, full again, then half of
+    # what was measured comes out: the cell is at 50 % of its measured capacity
+    protocol = write_yaml(HEAD + """
+      - {kind: cccv_charge, current: C/3, voltage: 4.3 V, until_current: C/20}
+      - {kind: cc_discharge, label: rpt, current: C/3, until_voltage: 2.8 V}
+      - {kind: cccv_charge, current: C/3, voltage: 4.3 V, until_current: C/20}
+      - {kind: constant_current, direction: discharge, current: C/2, until: {soc: 50 %},
+         c_rate_reference: rpt}
+""")
+    run_simulated(protocol, tmp_path / "run", seed=1)
+    steps, points = _rows(tmp_path / "run")
+    measured = _growth(points, 3, "discharge_Ah")
+    last = steps[-1]
+    assert last["end_reason"] == "soc"
+    assert last["params"]["capacity_basis_Ah"] == pytest.approx(measured, rel=1e-9)
+    assert _growth(points, last["step_count"], "discharge_Ah") == pytest.approx(
+        measured / 2, rel=2e-3)
