@@ -105,6 +105,9 @@ def _resolve(numbered: list[tuple[int, Step, int]], source: int,
             return ("it is the label of step"
                     f" {first} and the tag of other steps: rename one")
         by = "label"
+    elif source in tagged:
+        return ("this step carries the tag itself (or a loop around it does): the reference"
+                " must end before the step whose C-rate it gives")
     elif tagged:
         numbers = frozenset(n for n in tagged if n < source)
         by = "tag"

@@ -224,6 +224,14 @@ def test_a_reference_that_measured_nothing_faults_the_cell_loudly(tmp_path, writ
       - {kind: cc_discharge, current: 1C, until_voltage: 2.8 V, c_rate_reference: rpt}
       - {kind: cc_discharge, tag: rpt, current: C/3, until_voltage: 2.8 V}
 """, 17, "the steps tagged so (step 2 on) come after this one"),
+    ("""
+      - kind: loop
+        tag: rpt
+        count: 2
+        steps:
+          - {kind: cc_discharge, current: C/3, until_voltage: 2.8 V}
+          - {kind: cc_discharge, current: 1C, until_voltage: 2.8 V, c_rate_reference: rpt}
+""", 22, "this step carries the tag itself (or a loop around it does)"),
 ])
 def test_a_bad_reference_is_refused_at_validate_with_file_line_and_field(write_yaml, steps,
                                                                           line, message):
