@@ -173,6 +173,10 @@ def test_a_reference_that_measured_nothing_faults_the_cell_loudly(tmp_path, writ
     log = (tmp_path / "run" / "run.log").read_text(encoding="utf-8")
     assert ("e step 3 (constant_current): c_rate_reference 'rpt': label 'rpt' has not run in"
             " this experiment yet; the step does not run at the nominal capacity") in log
+    summary = json.loads((tmp_path / "run" / "report" / "summary.json").read_text())
+    assert summary["run"]["status"] == "faulted"
+    assert "label 'rpt' has not run in this experiment yet" in \
+        summary["run"]["cells"][0]["fault"]
     store = RunStore.open(tmp_path / "run")
     try:
         assert [s["state"] for s in store.cell_states()] == ["faulted"]
