@@ -151,11 +151,13 @@ def _chambers(p: Plan) -> None:
 
 
 def _branches(p: Plan) -> None:
-    """Each experiment's branches and their bounds, and what each retention loop watches."""
+    """Each experiment's branches and their bounds, what each retention loop watches, and
+    which measured capacity each C-rate reference takes."""
     from sequencer.plan import watches_of
 
     for e in p.experiments:
-        lines = [b.describe() for b in e.branches] + watches_of(e)
+        lines = ([b.describe() for b in e.branches] + watches_of(e)
+                 + [r.describe() for r in e.references])
         if not lines:
             continue
         out.print(f"{e.name}:", highlight=False)
