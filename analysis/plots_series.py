@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
-from analysis.plots import _colors, _pair, _single, decimate_minmax
+from analysis.plots import TWIN_RIGHT_IN, _colors, _pair, _single, decimate_minmax, fixed_layout
 
 
 def capacity_and_ce_series(
@@ -23,6 +23,7 @@ def capacity_and_ce_series(
     out of the legend."""
     fig, ax = _single(title)
     ce_ax = ax.twinx()
+    fixed_layout(fig, right=TWIN_RIGHT_IN)
     q_all, ce_all = [], []
     for color, (label, cycles, capacity, ce) in zip(_colors(len(series)), series, strict=True):
         n_q, q = _pair(cycles, capacity, "cycles", "capacity_mAh_g")
