@@ -111,7 +111,7 @@ def nyquist(
         name = label
         if label in r_bulk_ohm:
             rb = float(r_bulk_ohm[label])
-            name = f"{label} (R$_b$ = {rb:.4g} Ω)"
+            name = f"{label} (R_b = {rb:.4g} Ω)"
             ax.plot([rb], [0.0], marker="x", markersize=9, mew=2, color=color, linestyle="none")
         ax.plot(re, minus_im, marker="o", markersize=3, linewidth=1, color=color, label=name)
     ax.set_xlabel("Re Z / Ω")
@@ -160,15 +160,15 @@ def arrhenius(
                     f"fit of {label!r} needs a finite Ea and a positive sigma0, "
                     f"got ({ea_eV!r}, {sigma0!r})"
                 )
-            name = f"{label} (E$_a$ = {ea_eV:.3f} eV)"
+            name = f"{label} (Eₐ = {ea_eV:.3f} eV)"
             if t.size:
                 k_line = np.linspace(kelvin.min(), kelvin.max(), 50)
                 log_sigma = np.log10(sigma0) - ea_eV / (BOLTZMANN_eV_PER_K * k_line * np.log(10))
                 ax.plot(1000.0 / k_line, log_sigma, color=color, linewidth=1.2)
         ax.plot(1000.0 / kelvin, np.log10(s), marker="o", linestyle="none", color=color,
                 label=name)
-    ax.set_xlabel("1000 / T / K$^{-1}$")
-    ax.set_ylabel("log$_{10}$(σ / mS cm$^{-1}$)")
+    ax.set_xlabel("1000 / T / K⁻¹")
+    ax.set_ylabel("log₁₀(σ / mS cm⁻¹)")
     top = ax.secondary_xaxis("top", functions=(_kK_inv_to_C, _C_to_kK_inv))
     top.set_xlabel("T / °C")
     fixed_layout(fig, top=MARGINS_IN[3] + 0.5)   # the top axis's tick labels and label
@@ -188,9 +188,9 @@ def ca_decay(
     fig, ax = _single(title)
     ax.plot(t, i * factor, color="C0", linewidth=1, label="current")
     ax.axhline(i0 * factor, color="C3", linestyle="--", linewidth=1,
-               label=f"I$_0$ = {i0 * factor:.4g} {unit}")
+               label=f"I₀ = {i0 * factor:.4g} {unit}")
     ax.axhline(iss * factor, color="C2", linestyle=":", linewidth=1.5,
-               label=f"I$_{{ss}}$ = {iss * factor:.4g} {unit}")
+               label=f"Iₛₛ = {iss * factor:.4g} {unit}")
     ax.set_xlabel("Time / s")
     ax.set_ylabel(f"Current / {unit}")
     _legend(ax)
@@ -261,7 +261,7 @@ def voltage_vs_capacity(
     for color, (label, capacity, volts) in zip(_colors(len(curves)), curves, strict=True):
         q, u = decimate_minmax(*_pair(capacity, volts, f"capacity of {label!r}", f"v of {label!r}"))
         ax.plot(*_break_at_resets(q, u), color=color, linewidth=1.2, label=label)
-    ax.set_xlabel("Specific capacity / mAh g$^{-1}$")
+    ax.set_xlabel("Specific capacity / mAh g⁻¹")
     ax.set_ylabel("Voltage / V")
     _legend(ax)
     return fig
@@ -287,7 +287,7 @@ def capacity_and_ce(
                linestyle="none", color="C3", label="coulombic efficiency")
     ax.set_xlabel("Cycle")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
-    ax.set_ylabel("Discharge capacity / mAh g$^{-1}$", color="C0")
+    ax.set_ylabel("Discharge capacity / mAh g⁻¹", color="C0")
     ce_ax.set_ylabel("Coulombic efficiency / %", color="C3")
     if q.size:
         ax.set_ylim(0.0, max(float(q.max()), 0.0) * 1.08 or 1.0)

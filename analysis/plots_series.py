@@ -39,7 +39,7 @@ def capacity_and_ce_series(
     q, c = np.concatenate(q_all or [np.empty(0)]), np.concatenate(ce_all or [np.empty(0)])
     ax.set_xlabel("Cycle")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
-    ax.set_ylabel("Discharge capacity / mAh g$^{-1}$ (filled)")
+    ax.set_ylabel("Discharge capacity / mAh g⁻¹ (filled)")
     ce_ax.set_ylabel("Coulombic efficiency / % (open)")
     if q.size:
         ax.set_ylim(0.0, max(float(q.max()), 0.0) * 1.08 or 1.0)
