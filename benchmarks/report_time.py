@@ -2,6 +2,8 @@
 
     python benchmarks/report_time.py RUN_DIR [--repeat N] [--no-phases]
 
+(``--repeat 0``: the phases only.)
+
 RUN_DIR is a finished run, e.g. the README's main job (``cellseq run
 protocols/aiose/campaign.yaml --sim --seed 1 --out RUN_DIR``). The report is rewritten in place
 (``RUN_DIR/report``).
@@ -174,6 +176,13 @@ def main() -> None:
         runs.append(r)
         print(f"  run {k + 1}: wall {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s,"
               f" peak RSS {r['rss_mb']:.0f} MB (largest process); {_load()}")
+    if runs:
+        _summary(runs)
+    if not args.no_phases:
+        _phases(args.run_dir)
+
+
+def _summary(runs: list[dict]) -> None:
     walls = [r["wall_s"] for r in runs]
     cpus = [r["cpu_s"] for r in runs]
     rss = max(r["rss_mb"] for r in runs)
@@ -182,9 +191,10 @@ def main() -> None:
           f" CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s;"
           f" peak RSS {rss:.0f} MB (limit {RSS_LIMIT_MB:g} MB:"
           f" {'met' if rss <= RSS_LIMIT_MB else 'NOT met'})")
-    if args.no_phases:
-        return
-    p = _run(_PHASES, args.run_dir)
+
+
+def _phases(run_dir: Path) -> None:
+    p = _run(_PHASES, run_dir)
     print(f"phases, one core, one process ({_load()}):")
     print(f"  {'phase':16} {'wall / s':>9} {'CPU / s':>9}")
     for phase in PHASE_ORDER:
