@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.derive_cycling import cell_cycles, full_cell
@@ -156,6 +157,9 @@ def _draw_from(out: Derived, start: int) -> None:
     pngs = render_png([f for *_, f in todo], FIGURE_DPI, workers=1)
     out.figures[start:] = [(section, caption, png)
                            for (section, caption, _), png in zip(todo, pngs, strict=True)]
+    for *_, fig in todo:   # a figure's artists refer to each other: free its arrays now, not
+        if isinstance(fig, Figure):   # whenever the cyclic collector next runs
+            fig.clear()
 
 
 # -- galvanostatic cycling ---------------------------------------------------------------------
