@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import select
 import shutil
 import signal
@@ -101,8 +100,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-sync", "--no-first-run"]
 
 
+#: The checkout whose dashboard is measured (--code: another version, to compare with).
+CODE = ROOT
+
+
 def cellseq(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sequencer", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "sequencer", *args], cwd=CODE,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
@@ -204,7 +207,37 @@ def make_long_run(work: Path) -> Path:
     return run_dir
 
 
-def first_paint(browser, work: Path, shots: Path | None) -> None:
+def first_paints(browser, run_dir: Path, cell_hash: str, repeats: int) -> None:
+    """`cellseq dashboard` started ``repeats`` times, the cell page opened at once: from the
+    command's start to the address printed and to the plots first drawn, and the dashboard's
+    CPU time by then (less sensitive to other work on the machine than the wall times)."""
+    printed, drawn, cpu = [], [], []
+    for _ in range(repeats):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto("about:blank")
+        began = time.time()
+        dash = Dashboard(str(run_dir))
+        try:
+            printed.append(time.time() - began)
+            page.goto(dash.url + cell_hash)
+            page.wait_for_selector("body[data-first-chart]", state="attached",
+                                   timeout=120_000)
+            cpu.append(cpu_s([dash.proc.pid]))
+            drawn.append(mark_utc(page, "cellseq-first-chart") - began)
+        finally:
+            page.close()
+            dash.stop()
+
+    def spread(xs: list[float]) -> str:
+        return f"median {statistics.median(xs):.2f} s ({min(xs):.2f}-{max(xs):.2f})"
+
+    print(f"first paint from the command's start, {repeats} fresh starts (load average"
+          f" {os.getloadavg()[0]:.1f}): address printed {spread(printed)}; the cell page's"
+          f" plots first drawn {spread(drawn)}; the dashboard's CPU time by then"
+          f" {spread(cpu)}")
+
+
+def first_paint(browser, work: Path, shots: Path | None, repeats: int) -> None:
     from store import RunStore
 
     run_dir = make_long_run(work)
@@ -212,6 +245,7 @@ def first_paint(browser, work: Path, shots: Path | None) -> None:
     points = store.point_count("ncm811-long-1")
     store.close()
     cell_hash = "#/run/ncm811-10M/cell/ncm811-long-1"
+    first_paints(browser, run_dir, cell_hash, repeats)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto("about:blank")
     began = time.time()
@@ -364,72 +398,162 @@ def commit_to_page(browser, work: Path, points: int = 30) -> None:
           f"{f'; {missed} never shown' if missed else ''} (every point plotted: {every})")
 
 
-def fifty_cells(browser, work: Path, rounds: int, shots: Path | None) -> None:
+def fifty_cells(browser, work: Path, rounds: int, loops: int, shots: Path | None) -> None:
+    """The same dry run of 50 cells, alone and watched, in pairs (alone-watched, then
+    watched-alone, ...: drift in the machine's load falls on both alike)."""
     protocol = work / "fifty.yaml"
-    protocol.write_text(fifty(loops=60))
+    protocol.write_text(fifty(loops))
     root = work / "fifty-runs"
     if root.exists():
         shutil.rmtree(root)
     root.mkdir()
-
-    def one_run(k: int, watched: bool) -> float:
-        out = root / f"run-{k}-{'watched' if watched else 'alone'}"
-        dash = pages = None
-        if watched:
-            dash = Dashboard("--runs", str(root))
-        browser_pids = descendants(os.getpid())
-        others = [*browser_pids, *([dash.proc.pid] if dash else [])]
-        others_before = cpu_s(others)
-        began = time.time()
-        proc = cellseq("run", str(protocol), "--sim", "--out", str(out), "--no-report")
-        try:
-            if watched:
-                while not (out / "run.sqlite").exists():
-                    time.sleep(0.02)
-                pages = [browser.new_page(viewport={"width": 1400, "height": 1000})
-                         for _ in range(2)]
-                pages[0].goto(dash.url)
-                pages[1].goto(f"{dash.url}#/run/{out.name}/cell/li-01")
-                pages[1].wait_for_selector("body[data-painted=cell]", state="attached",
-                                           timeout=60_000)
-                seen.append(time.time() - began)
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            _stdout, err = proc.communicate()
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)   # the run's process alone
-            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-            took.append(time.time() - began)
-            others_cpu.append(cpu_s(others + descendants(os.getpid())) - others_before)
-        finally:
-            for p in pages or []:
-                p.close()
-            if dash is not None:
-                dash.stop()
-        line = next((ln for ln in _stdout.splitlines() if "the run itself" in ln), None)
-        if line is None:
-            raise SystemExit(f"the 50-cell run failed: {err}")
-        return float(line.split("the run itself")[1].split()[0])
-
-    alone, watched, cpu, seen, took, others_cpu = [], [], [], [], [], []
+    got: dict[bool, list[dict]] = {False: [], True: []}
     for k in range(rounds):
-        alone.append(one_run(2 * k, False))
-        watched.append(one_run(2 * k + 1, True))
-    cpu_alone, cpu_watched = cpu[0::2], cpu[1::2]
-    a, w = statistics.median(alone), statistics.median(watched)
-    print(f"50 cells, a dry run of 60 plating/stripping cycles each (50 x 60 h): the run"
-          f" alone {a:.2f} s, while the dashboard serves it to a browser {w:.2f} s (medians of"
-          f" {rounds}): {100 * (w / a - 1):+.1f} %")
-    print(f"  alone: {', '.join(f'{x:.2f}' for x in alone)}; watched:"
-          f" {', '.join(f'{x:.2f}' for x in watched)}; the cell page drawn"
-          f" {', '.join(f'{x:.1f}' for x in seen)} s after the run's start (of"
-          f" {', '.join(f'{x:.1f}' for x in took[1::2])} s)")
-    ca, cw = statistics.median(cpu_alone), statistics.median(cpu_watched)
-    print(f"  the run process's CPU time (less sensitive to other work on the machine): alone"
-          f" {ca:.2f} s, watched {cw:.2f} s: {100 * (cw / ca - 1):+.1f} %")
-    busy, idle = statistics.median(others_cpu[1::2]), statistics.median(others_cpu[0::2])
-    print(f"  meanwhile the dashboard and the browser took {busy:.2f} s of CPU time watching"
-          f" (median; the idle browser alone {idle:.2f} s)")
+        for watched in ((False, True) if k % 2 == 0 else (True, False)):
+            one = fifty_run(protocol, root / f"{k:02d}-{'watched' if watched else 'alone'}",
+                            watched)
+            got[watched].append(one)
+            print(f"  round {k + 1} {'watched' if watched else 'alone  '}: the run itself"
+                  f" {one['itself_s']:.2f} s, process {one['wall_s']:.2f} s wall,"
+                  f" {one['cpu_s']:.2f} s CPU" + (
+                      f"; dashboard {one['server_cpu_s']:.2f} s CPU, pages"
+                      f" {one['clients_cpu_s']:.2f} s CPU, {sum(one['requests'].values())}"
+                      f" requests, {one['changes']} changes" if watched else ""), flush=True)
+    alone, watched = got[False], got[True]
+
+    def line(key: str, what: str) -> str:
+        a = [r[key] for r in alone]
+        w = [r[key] for r in watched]
+        ma, mw = statistics.median(a), statistics.median(w)
+        pairs = [100 * (x[key] / y[key] - 1) for x, y in zip(watched, alone, strict=True)]
+        return (f"  {what}: alone {ma:.2f} s ({min(a):.2f}-{max(a):.2f}), watched {mw:.2f} s"
+                f" ({min(w):.2f}-{max(w):.2f}): {100 * (mw / ma - 1):+.1f} % (medians);"
+                f" per pair {', '.join(f'{x:+.0f}' for x in pairs)} %")
+
+    print(f"50 cells live: the same dry run (50 cells x {loops} plating/stripping cycles, as"
+          f" fast as it goes), {rounds} times alone and {rounds} times while `cellseq"
+          f" dashboard` serves it to 50 cell pages and an overview (each page's requests as"
+          f" the browser's page makes them: its event stream, and on each change the series,"
+          f" journal, cycles and spectra it redraws), alternated; load average"
+          f" {os.getloadavg()[0]:.1f} at the end:")
+    print(line("cpu_s", "the run process's CPU time"))
+    print(line("itself_s", "the run itself (wall)"))
+    print(line("wall_s", "the run process (wall)"))
+    server = [r["server_cpu_s"] for r in watched]
+    pages = [r["clients_cpu_s"] for r in watched]
+    seconds = [r["wall_s"] for r in watched]
+    series = [r["series_median_s"] for r in watched if r["series_median_s"] is not None]
+    share = 100 * statistics.median(server) / statistics.median(seconds)
+    print(f"  the dashboard's own CPU time while the run went: median"
+          f" {statistics.median(server):.2f} s ({min(server):.2f}-{max(server):.2f}; {share:.0f} %"
+          f" of a core), at nice"
+          f" +10; the 50 emulated pages (at the run's priority, on the same cores)"
+          f" {statistics.median(pages):.2f} s; requests per watched run:"
+          f" {statistics.median(sum(r['requests'].values()) for r in watched):.0f}, changes"
+          f" pushed {statistics.median(r['changes'] for r in watched):.0f}, a series answered"
+          f" in {statistics.median(series) * 1e3:.0f} ms (median of the runs' medians)"
+          + (f"; errors: {[r['errors'] for r in watched if r['errors']]}"
+             if any(r["errors"] for r in watched) else ""))
+    paced_cost(protocol, root / "paced")
     if shots is not None:
         paced_screenshot(browser, work, protocol, shots)
+
+
+def paced_cost(protocol: Path, folder: Path, speed: float = 600.0, warm_s: float = 15.0,
+               measure_s: float = 30.0) -> None:
+    """What serving 50 live cell pages costs the dashboard, with a run that leaves it the
+    CPU it needs (a dry run paced at ``speed``, as a run on hardware waits on its clock): its
+    CPU time per second, and the run's, over ``measure_s`` once the pages follow the run."""
+    folder.mkdir(parents=True)
+    out = folder / "run"
+    dash = Dashboard("--runs", str(folder))
+    proc = cellseq("run", str(protocol), "--sim", "--speed", str(speed), "--out", str(out),
+                   "--no-report")
+    clients = None
+    try:
+        while not (out / "run.sqlite").exists() and proc.poll() is None:
+            time.sleep(0.05)
+        clients = subprocess.Popen(
+            [sys.executable, str(ROOT / "benchmarks" / "dashboard_clients.py"), dash.base,
+             "run", *[f"li-{k:02d}" for k in range(1, 51)]], cwd=ROOT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(warm_s)
+        pids = [dash.proc.pid], [proc.pid], [clients.pid]
+        before = [cpu_s(p) for p in pids]
+        began = time.perf_counter()
+        time.sleep(measure_s)
+        spent = [cpu_s(p) - b for p, b in zip(pids, before, strict=True)]
+        took = time.perf_counter() - began
+        alive = proc.poll() is None
+        clients.send_signal(signal.SIGTERM)
+        said = json.loads(clients.communicate(timeout=60)[0].strip().splitlines()[-1])
+    finally:
+        if clients is not None and clients.poll() is None:
+            clients.kill()
+            clients.communicate()
+        dash.stop()
+        for _ in range(2):   # Ctrl-C twice: the dry run stops now
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                time.sleep(0.5)
+        proc.communicate(timeout=60)
+    print(f"  50 pages following a dry run paced at x{speed:.0f} (load average"
+          f" {os.getloadavg()[0]:.1f}): over {took:.0f} s the dashboard took"
+          f" {100 * spent[0] / took:.0f} % of a core, the run {100 * spent[1] / took:.0f} %,"
+          f" the emulated pages {100 * spent[2] / took:.0f} %; {said['changes']} changes"
+          f" pushed, {said['requests'].get('series', 0)} series answered (median"
+          f" {1e3 * (said['series_median_s'] or 0):.0f} ms){'' if alive else '; the run ended'}"
+          + (f"; errors {said['errors']}" if said["errors"] else ""))
+
+
+def fifty_run(protocol: Path, folder: Path, watched: bool) -> dict:
+    """One dry run of ``protocol`` into ``folder``/run: its wall and CPU time (its own
+    process's, from wait4) and, watched, what the dashboard and the pages did meanwhile."""
+    folder.mkdir(parents=True)
+    out = folder / "run"
+    dash = clients = None
+    if watched:
+        dash = Dashboard("--runs", str(folder))
+    server_before = cpu_s([dash.proc.pid]) if dash else 0.0
+    log = (folder / "run.out").open("w")
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol), "--sim",
+                             "--out", str(out), "--no-report"], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if dash is not None:
+            while not (out / "run.sqlite").exists() and proc.poll() is None:
+                time.sleep(0.02)
+            cells = [f"li-{k:02d}" for k in range(1, 51)]
+            clients = subprocess.Popen(
+                [sys.executable, str(ROOT / "benchmarks" / "dashboard_clients.py"), dash.base,
+                 "run", *cells], cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - began
+        one = {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+        if dash is not None and clients is not None:
+            one["server_cpu_s"] = cpu_s([dash.proc.pid]) - server_before
+            one["clients_cpu_s"] = cpu_s([clients.pid])
+            clients.send_signal(signal.SIGTERM)
+            said, err = clients.communicate(timeout=60)
+            if not said.strip():
+                raise SystemExit(f"the emulated pages failed: {err}")
+            one.update(json.loads(said.strip().splitlines()[-1]))
+    finally:
+        log.close()
+        if clients is not None and clients.poll() is None:
+            clients.kill()
+            clients.communicate()
+        if dash is not None:
+            dash.stop()
+    text = (folder / "run.out").read_text()
+    line = next((ln for ln in text.splitlines() if "the run itself" in ln), None)
+    if line is None:
+        raise SystemExit(f"the 50-cell run failed: {text[-2000:]}")
+    one["itself_s"] = float(line.split("the run itself")[1].split()[0])
+    return one
 
 
 def paced_screenshot(browser, work: Path, protocol: Path, shots: Path) -> None:
@@ -475,9 +599,16 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keep the runs here (the 10 M point run"
                         " is made once)")
     parser.add_argument("--screenshots", type=Path, help="write the README's PNGs here")
-    parser.add_argument("--rounds", type=int, default=3, help="50-cell runs of each kind")
-    parser.add_argument("--only", choices=("paint", "latency", "fifty"))
+    parser.add_argument("--rounds", type=int, default=4, help="50-cell runs of each kind")
+    parser.add_argument("--loops", type=int, default=30, help="cycles of the 50-cell run")
+    parser.add_argument("--paints", type=int, default=5, help="fresh starts for first paint")
+    parser.add_argument("--only", choices=("paint", "starts", "latency", "fifty", "paced"),
+                        help="one part (starts: only the fresh starts of first paint)")
+    parser.add_argument("--code", type=Path, help="measure the dashboard of this checkout"
+                        " (another version of cellseq, to compare with)")
     args = parser.parse_args()
+    global CODE
+    CODE = (args.code or ROOT).resolve()
     from playwright.sync_api import sync_playwright
 
     work = args.work or Path(tempfile.mkdtemp(prefix="cellseq-dashboard-bench-"))
@@ -486,13 +617,21 @@ def main() -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        print(f"browser: {browser.browser_type.name} {browser.version}; work: {work}")
+        print(f"browser: {browser.browser_type.name} {browser.version}; work: {work}; code:"
+              f" {CODE}")
+        if args.only == "starts":
+            first_paints(browser, make_long_run(work), "#/run/ncm811-10M/cell/ncm811-long-1",
+                         args.paints)
         if args.only in (None, "paint"):
-            first_paint(browser, work, args.screenshots)
+            first_paint(browser, work, args.screenshots, args.paints)
         if args.only in (None, "latency"):
             commit_to_page(browser, work)
+        if args.only == "paced":
+            (work / "fifty.yaml").write_text(fifty(args.loops))
+            shutil.rmtree(work / "paced", ignore_errors=True)
+            paced_cost(work / "fifty.yaml", work / "paced")
         if args.only in (None, "fifty"):
-            fifty_cells(browser, work, args.rounds, args.screenshots)
+            fifty_cells(browser, work, args.rounds, args.loops, args.screenshots)
         browser.close()
     print(json.dumps({"work": str(work)}))
 

@@ -703,6 +703,7 @@ def dashboard(
     that follow the run as it records, the report's results, and pause, continue and stop.
     With --db (or --lab), every run of a lab's stations from its database; stopping one is
     the lab's cancel. Runs until Ctrl-C (the runs it shows are not affected)."""
+    from sequencer.dashboard.run_dirs import check_run_dirs, found_under
     from sequencer.dashboard.source import SourceError
 
     from_lab = db is not None or lab is not None
@@ -717,24 +718,38 @@ def dashboard(
     except ImportError as exc:
         _fail(f"the dashboard needs its extra packages ({exc.name}): pip install"
               " 'cellseq[dashboard]'")
+    from sequencer.dashboard.loading import LoadingSource
     from sequencer.dashboard.serve import is_loopback, listen, serve
+    source: RunSource
+    shown: int | None = None
     try:
         if from_lab:
             source = _lab_source(db, lab)
         else:
-            from sequencer.dashboard.local import LocalRuns
-
-            source = LocalRuns(run_dirs or [], runs)
+            check_run_dirs(run_dirs or [], runs)
     except SourceError as exc:
         _user_errors(exc)
+    if not from_lab:
+        found = {d.resolve() for d in run_dirs or []}
+        if runs is not None:
+            found |= {d.resolve() for d in found_under(runs)}
+        shown = len(found)
+
+        def local_runs() -> RunSource:
+            from sequencer.dashboard.local import LocalRuns  # numpy, the store: meanwhile
+
+            return LocalRuns(run_dirs or [], runs)
+
+        # the page is served at once; the runs' source is made meanwhile (dashboard.loading)
+        source = LoadingSource(local_runs)
     try:
         sock = listen(host, port)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
     def announce(url: str, token: str, pages_need_token: bool) -> None:
-        shown = len(source.runs())
-        out.print(f"cellseq dashboard: {shown} run{'s' if shown != 1 else ''} at {url}",
+        count = len(source.runs()) if shown is None else shown
+        out.print(f"cellseq dashboard: {count} run{'s' if count != 1 else ''} at {url}",
                   markup=False)
         out.print(f"token: {token} (pause, continue and stop need it"
                   f"{'; so does every page' if pages_need_token else ''})", markup=False)
@@ -745,6 +760,8 @@ def dashboard(
         out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
         sys.stdout.flush()
 
+    if isinstance(source, LoadingSource):   # made while the server loads (its threads then
+        source.start()                      # yield to the runs: serve.NICENESS)
     with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, host, announce)
 

@@ -270,3 +270,65 @@ def test_a_dashboard_no_page_listens_to_reads_nothing(runs, monkeypatch):
         assert c.get("/api/runs/quick").status_code == 200
         time.sleep(0.3)
     assert asked == []
+
+
+@pytest.mark.parametrize("window", [(None, None), (3600.0, 7200.0), (100.0, 160.0)])
+def test_views_from_the_points_kept_in_memory_equal_views_read_from_the_store(
+        runs, monkeypatch, window):
+    t0, t1 = window
+    widths = (40, 300, 4000)
+    monkeypatch.setattr(local, "KEEP_POINTS", 10 ** 9)
+    kept = LocalRuns([], runs)
+    from_memory = [kept.series("quick", "ncm811-1", t0, t1, w) for w in widths]
+    assert kept._run("quick")._points["ncm811-1"].kept is not None
+    monkeypatch.setattr(local, "KEEP_POINTS", 0)   # none kept: every view reads the store
+    read = LocalRuns([], runs)
+    for a, w in zip(from_memory, widths, strict=True):
+        b = read.series("quick", "ncm811-1", t0, t1, w)
+        assert a.points_in_view == b.points_in_view and a.every_point == b.every_point
+        for q, trace in b.traces.items():
+            assert np.array_equal(a.traces[q].t_s, trace.t_s)
+            assert np.array_equal(a.traces[q].y, trace.y)
+    assert read._run("quick")._points["ncm811-1"].kept is None
+
+
+def test_a_source_made_in_the_background_answers_once_made_or_says_why_not(runs):
+    from sequencer.dashboard.loading import LoadingSource
+    from sequencer.dashboard.source import SourceError
+
+    made = LoadingSource(lambda: LocalRuns([runs / "quick"]))
+    made.start()
+    assert [r.id for r in made.runs()] == ["quick"]
+    assert made.overview("quick").run.status == "completed"
+    made.close()
+
+    def refuse() -> LocalRuns:
+        raise SourceError("the runs' folder went away")
+
+    failed = LoadingSource(refuse)
+    failed.start()
+    with pytest.raises(SourceError, match="the runs' folder went away"):
+        failed.overview("quick")
+    failed.close()
+    LoadingSource(refuse).close()   # never started: nothing to wait for
+
+    def break_down() -> LocalRuns:
+        raise OSError("the disk went away")
+
+    broken = LoadingSource(break_down)
+    broken.start()
+    with pytest.raises(SourceError, match="OSError: the disk went away"):
+        broken.runs()
+
+
+def test_the_event_stream_sends_each_runs_overview_as_json(runs):
+    from sequencer.dashboard import app as web
+
+    hub = web.Hub(LocalRuns([runs / "quick"]))
+    assert hub._poll()
+    sent = json.loads("{" + ",".join(f"{json.dumps(r)}:{t}" for r, t in hub.encoded.items())
+                      + "}")
+    assert sent["quick"]["run"]["id"] == "quick"
+    want = LocalRuns([runs / "quick"]).overview("quick")
+    assert [c["cell"] for c in sent["quick"]["cells"]] == [c.cell for c in want.cells]
+    assert not hub._poll()   # nothing changed: nothing new to send

@@ -23,10 +23,9 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -36,8 +35,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sequencer.dashboard.envelope import SeriesView
 from sequencer.dashboard.source import NotFound, Refused, RunSource, SourceError
+
+if TYPE_CHECKING:   # numpy loads with the first series asked for, not at start
+    import numpy as np
+
+    from sequencer.dashboard.envelope import SeriesView
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("cellseq.dashboard")
@@ -118,7 +121,8 @@ class Hub:
     def __init__(self, source: RunSource) -> None:
         self.source = source
         self.versions: dict[str, object] = {}
-        self.overviews: dict[str, dict[str, Any]] = {}
+        #: each run's overview as JSON, encoded once for every page that listens
+        self.encoded: dict[str, str] = {}
         self._due: dict[str, float] = {}
         self.changed = asyncio.Event()
         self.listeners = 0
@@ -135,7 +139,7 @@ class Hub:
             if self.listeners == 0:   # what it saw goes stale from now: forget it
                 self.wanted.clear()
                 self.versions.clear()
-                self.overviews.clear()
+                self.encoded.clear()
                 self._due.clear()
 
     async def run(self) -> None:
@@ -157,13 +161,15 @@ class Hub:
             try:
                 version = self.source.version(info.id)
                 if version != self.versions.get(info.id):
-                    self.overviews[info.id] = _plain(self.source.overview(info.id))
-                    self.versions[info.id] = version
+                    self._keep(info.id, _plain(self.source.overview(info.id)), version)
                     changed = True
             except SourceError as exc:
-                self.overviews[info.id] = {"error": str(exc)}
-                self.versions[info.id] = ("error", str(exc))
+                self._keep(info.id, {"error": str(exc)}, ("error", str(exc)))
         return changed
+
+    def _keep(self, run_id: str, overview: dict[str, Any], version: object) -> None:
+        self.encoded[run_id] = json.dumps(overview, allow_nan=False, separators=(",", ":"))
+        self.versions[run_id] = version
 
 
 def build_app(source: RunSource, access: Access) -> Starlette:
@@ -268,13 +274,15 @@ def build_app(source: RunSource, access: Access) -> Starlette:
             seen: dict[str, object] = {}
             with hub.listening():
                 while True:
-                    payload = {rid: hub.overviews[rid] for rid, v in list(hub.versions.items())
+                    payload = {rid: hub.encoded[rid] for rid, v in list(hub.versions.items())
                                if (run_id is None or rid == run_id) and seen.get(rid) != v
-                               and rid in hub.overviews}
+                               and rid in hub.encoded}
                     for rid in payload:
                         seen[rid] = hub.versions[rid]
-                    if payload:
-                        yield f"event: change\ndata: {json.dumps(payload, allow_nan=False)}\n\n"
+                    if payload:   # the overviews as encoded once for every page
+                        data = ",".join(f"{json.dumps(rid)}:{text}"
+                                        for rid, text in payload.items())
+                        yield f"event: change\ndata: {{{data}}}\n\n"
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(hub.changed.wait(), KEEPALIVE_S)
                         continue
@@ -376,6 +384,8 @@ def _series_json(view: SeriesView) -> str:
 
 
 def _numbers(values: np.ndarray) -> list[float | None]:
+    import numpy as np
+
     out = values.tolist()
     if not np.isfinite(values).all():
         out = [v if math.isfinite(v) else None for v in out]

@@ -186,16 +186,23 @@ def _runs(flags: np.ndarray, offset: int) -> list[tuple[int, int]]:
 def _min_max_per_pixel(t: np.ndarray, y: np.ndarray, t0: float, t1: float,
                        width: int) -> Trace:
     """The lowest and highest point in each of ``width`` equal time bins between ``t0`` and
-    ``t1``, each at its own time, in time order."""
+    ``t1``, each at its own time, in time order (of equal lowest values the first, of equal
+    highest the last). Linear in the points once they are in pixel order (a time series'
+    points are: they are sorted only when not)."""
     if len(t) == 0:
         return Trace(t, y)
     scale = width / (t1 - t0) if t1 > t0 else 0.0
     pixel = np.clip(((t - t0) * scale).astype(np.int64), 0, width - 1)
-    order = np.lexsort((y, pixel))
-    p = pixel[order]
-    starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]])
-    ends = np.r_[starts[1:], len(p)] - 1
-    lo, hi = order[starts], order[ends]
+    if len(pixel) > 1 and (np.diff(pixel) < 0).any():
+        order = np.argsort(pixel, kind="stable")
+        t, y, pixel = t[order], y[order], pixel[order]
+    starts = np.flatnonzero(np.r_[True, pixel[1:] != pixel[:-1]])
+    counts = np.diff(np.r_[starts, len(pixel)])
+    index = np.arange(len(pixel))
+    lows = np.repeat(np.minimum.reduceat(y, starts), counts)
+    highs = np.repeat(np.maximum.reduceat(y, starts), counts)
+    lo = np.minimum.reduceat(np.where(y == lows, index, len(pixel)), starts)
+    hi = np.maximum.reduceat(np.where(y == highs, index, -1), starts)
     first = np.where(t[lo] <= t[hi], lo, hi)
     second = np.where(t[lo] <= t[hi], hi, lo)
     pick = np.column_stack([first, second]).ravel()

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sequencer.dashboard.envelope import QUANTITIES, Envelope, SeriesView
+from sequencer.dashboard.run_dirs import check_run_dirs, found_under
 from sequencer.dashboard.source import (
     CellRow,
     ControlReceipt,
@@ -45,7 +46,7 @@ from sequencer.dashboard.source import (
 )
 from sequencer.locks import run_dir_in_use
 from sequencer.status import FINISHED, UNFINISHED_CELL_STATES
-from store import DB_NAME, RunStore, StoreError
+from store import RunStore, StoreError
 
 if TYPE_CHECKING:   # loaded with the first cycles asked for: pandas is slow to import
     from analysis.cycle_steps import PassedPerStep
@@ -60,6 +61,9 @@ LIVE_CHECK_S = 2.0
 READ_BUDGET_S = 0.15
 #: Chunks per read (a chunk is one poll's points: a few to a few thousand).
 READ_CHUNKS = 256
+#: A cell's points are kept in memory while it has at most this many (a few MB per cell):
+#: a live plot of the whole cell is then drawn again each second without reading the store.
+KEEP_POINTS = 50_000
 #: The report's figure names (analysis.report_html writes no others).
 FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
 MAX_SUMMARY_BYTES = 64 * 2 ** 20
@@ -69,10 +73,6 @@ _COLUMNS = ("test_time_s", *QUANTITIES)
 _COUNTER_COLUMNS = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
 _SPECTRUM_COLUMNS = ("step_count", "test_time_s", "temperature_C", "frequency_Hz",
                      "z_real_ohm", "z_imag_ohm")
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / DB_NAME).is_file()
 
 
 class LocalRuns:
@@ -85,12 +85,9 @@ class LocalRuns:
         self._by_id: dict[str, _LocalRun] = {}
         self._lock = threading.Lock()
         self._scanned = self._asked = -math.inf
+        check_run_dirs(run_dirs, runs_root)
         for d in run_dirs:
-            if not is_run_dir(d):
-                raise SourceError(f"{d} is not a cellseq run directory (no {DB_NAME})")
             self._add(d)
-        if runs_root is not None and not runs_root.is_dir():
-            raise SourceError(f"--runs {runs_root}: not a folder")
         self._rescan()
 
     # -- which runs ----------------------------------------------------------------------
@@ -112,14 +109,8 @@ class LocalRuns:
         if self._root is None or time.monotonic() - self._scanned < RESCAN_S:
             return
         self._scanned = time.monotonic()
-        try:
-            children = sorted(p for p in self._root.iterdir() if p.is_dir())
-        except OSError:
-            return
-        candidates = [self._root, *children]
-        for path in candidates:
-            if is_run_dir(path):
-                self._add(path)
+        for path in found_under(self._root):
+            self._add(path)
 
     def _run(self, run_id: str) -> _LocalRun:
         with self._lock:
@@ -189,6 +180,10 @@ class _CellPoints:
 
     def __init__(self) -> None:
         self.envelope = Envelope()
+        #: every point read, with its chunk id, while there are at most KEEP_POINTS (then
+        #: None for good: views read the store)
+        self.kept: tuple[np.ndarray, dict[str, np.ndarray]] | None = (
+            np.empty(0), {c: np.empty(0) for c in _COLUMNS})
         self.last_chunk = 0              # the last series chunk read
         self.complete = False            # every series chunk committed so far was read
         self.last_fold_chunk = 0         # the last series chunk folded into ``folds``
@@ -323,8 +318,10 @@ class _LocalRun:
         while True:
             got = _chunks(store, cell, points.last_chunk, None, READ_CHUNKS, _COLUMNS)
             if got:
-                points.envelope.add(*_joined(got))
+                ids, columns = _joined(got)
+                points.envelope.add(ids, columns)
                 points.last_chunk = got[-1][0]
+                _keep_points(points, ids, columns)
             points.complete = len(got) < READ_CHUNKS
             if points.complete or time.perf_counter() > deadline:
                 return points
@@ -382,6 +379,11 @@ class _LocalRun:
             points = self._read_series(store, cell)
 
             def read_raw(first: int, last: int) -> dict[str, np.ndarray]:
+                if points.kept is not None:   # every point read is in memory
+                    ids, columns = points.kept
+                    lo = int(np.searchsorted(ids, first, side="left"))
+                    hi = int(np.searchsorted(ids, last, side="right"))
+                    return {c: v[lo:hi] for c, v in columns.items()}
                 parts, after = [], first - 1
                 while True:
                     got = _chunks(store, cell, after, last, 4096, _COLUMNS)
@@ -591,6 +593,19 @@ def _by_step(got: list[tuple[int, dict[str, np.ndarray]]]
             out.append((count, [cols]))
     return [(count, {c: np.concatenate([p[c] for p in parts]) if len(parts) > 1
                      else parts[0][c] for c in _COUNTER_COLUMNS}) for count, parts in out]
+
+
+def _keep_points(points: _CellPoints, ids: np.ndarray, columns: dict[str, np.ndarray]
+                 ) -> None:
+    """Points just read, added to those kept in memory (or none kept, past KEEP_POINTS)."""
+    if points.kept is None:
+        return
+    kept_ids, kept = points.kept
+    if len(kept_ids) + len(ids) > KEEP_POINTS:
+        points.kept = None
+        return
+    points.kept = (np.concatenate([kept_ids, ids]),
+                   {c: np.concatenate([kept[c], columns[c]]) for c in _COLUMNS})
 
 
 def _finite(value: Any) -> float | None:

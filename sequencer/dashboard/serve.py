@@ -52,7 +52,7 @@ def serve(source: RunSource, sock: socket.socket, host: str,
                             timeout_graceful_shutdown=1, access_log=False)
     server = uvicorn.Server(config)
     port = sock.getsockname()[1]
-    if hasattr(os, "nice"):   # POSIX
+    if hasattr(os, "nice"):   # POSIX; on Linux this thread and those it starts (the serving)
         os.nice(NICENESS)
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     announce(f"http://{shown}:{port}/?token={access.token}", access.token,
