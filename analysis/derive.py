@@ -29,6 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from analysis import plots
 from analysis.derive_cycling import cell_cycles, full_cell
@@ -71,7 +72,10 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         _derive_in_parallel(data, cells, out, figures, shared, workers, drawn)
     else:
         for cell in cells:
+            drawn_before = len(out.figures)
             _derive_cell(data, cell, out, figures, shared)
+            if drawn:   # cell by cell, as a worker does: never every figure in memory at once
+                _draw_from(out, drawn_before)
     out.replicates = replicate_summary(data.experiments, data.cells, out.results)
     if figures:
         _arrhenius_figures(data, out, shared.sigma_by_exp)
@@ -113,7 +117,10 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
     methods = multiprocessing.get_all_start_methods()
     if "fork" not in methods:   # a worker would have to read the run again: not worth it
         for cell in cells:
+            drawn_before = len(out.figures)
             _derive_cell(data, cell, out, figures, shared)
+            if drawn:
+                _draw_from(out, drawn_before)
         return
     _WORKER_DATA = data
     try:
@@ -139,10 +146,20 @@ def _cell_in_worker(cell: str, figures: bool, drawn: bool
     part, shared = Derived(), Shared()
     _derive_cell(data, cell, part, figures, shared)
     if drawn:
-        part.figures = [(section, caption, png) for (section, caption, _), png in
-                        zip(part.figures, render_png([f for *_, f in part.figures],
-                                                     FIGURE_DPI, workers=1), strict=True)]
+        _draw_from(part, 0)
     return part, shared.sigma_by_exp, data.damage
+
+
+def _draw_from(out: Derived, start: int) -> None:
+    """The figures from ``start`` on drawn to PNG here, the ``Figure`` objects let go (a
+    figure holds its data and artists: a few MB each)."""
+    todo = out.figures[start:]
+    pngs = render_png([f for *_, f in todo], FIGURE_DPI, workers=1)
+    out.figures[start:] = [(section, caption, png)
+                           for (section, caption, _), png in zip(todo, pngs, strict=True)]
+    for *_, fig in todo:   # a figure's artists refer to each other: free its arrays now, not
+        if isinstance(fig, Figure):   # whenever the cyclic collector next runs
+            fig.clear()
 
 
 # -- galvanostatic cycling ---------------------------------------------------------------------

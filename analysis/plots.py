@@ -33,6 +33,14 @@ from analysis.errors import AnalysisError
 DEFAULT_MAX_POINTS = 4000
 #: Report figure size in inches (width, height of one panel).
 PANEL_SIZE_IN = (6.4, 4.2)
+#: Fixed margins around the panels, in inches (left, right, bottom, top): room on the left for
+#: tick labels of up to about eight characters and the axis label, below for a row of tick
+#: labels and the axis label, above for a title. A layout engine that measures every label
+#: before drawing (matplotlib's constrained layout) costs about a quarter of a figure's
+#: drawing time, for labels whose size is known in advance.
+MARGINS_IN = (0.95, 0.25, 0.6, 0.4)
+#: The right margin of a panel with a second y axis (its tick labels and label).
+TWIN_RIGHT_IN = 0.95
 #: More traces than this get a sequential colour map (e.g. spectra over days) instead of tab10.
 _MAX_QUALITATIVE = 10
 
@@ -103,7 +111,7 @@ def nyquist(
         name = label
         if label in r_bulk_ohm:
             rb = float(r_bulk_ohm[label])
-            name = f"{label} (R$_b$ = {rb:.4g} Ω)"
+            name = f"{label} (R_b = {rb:.4g} Ω)"
             ax.plot([rb], [0.0], marker="x", markersize=9, mew=2, color=color, linestyle="none")
         ax.plot(re, minus_im, marker="o", markersize=3, linewidth=1, color=color, label=name)
     ax.set_xlabel("Re Z / Ω")
@@ -152,17 +160,18 @@ def arrhenius(
                     f"fit of {label!r} needs a finite Ea and a positive sigma0, "
                     f"got ({ea_eV!r}, {sigma0!r})"
                 )
-            name = f"{label} (E$_a$ = {ea_eV:.3f} eV)"
+            name = f"{label} (Eₐ = {ea_eV:.3f} eV)"
             if t.size:
                 k_line = np.linspace(kelvin.min(), kelvin.max(), 50)
                 log_sigma = np.log10(sigma0) - ea_eV / (BOLTZMANN_eV_PER_K * k_line * np.log(10))
                 ax.plot(1000.0 / k_line, log_sigma, color=color, linewidth=1.2)
         ax.plot(1000.0 / kelvin, np.log10(s), marker="o", linestyle="none", color=color,
                 label=name)
-    ax.set_xlabel("1000 / T / K$^{-1}$")
-    ax.set_ylabel("log$_{10}$(σ / mS cm$^{-1}$)")
+    ax.set_xlabel("1000 / T / K⁻¹")
+    ax.set_ylabel("log₁₀(σ / mS cm⁻¹)")
     top = ax.secondary_xaxis("top", functions=(_kK_inv_to_C, _C_to_kK_inv))
     top.set_xlabel("T / °C")
+    fixed_layout(fig, top=MARGINS_IN[3] + 0.5)   # the top axis's tick labels and label
     _legend(ax)
     return fig
 
@@ -179,9 +188,9 @@ def ca_decay(
     fig, ax = _single(title)
     ax.plot(t, i * factor, color="C0", linewidth=1, label="current")
     ax.axhline(i0 * factor, color="C3", linestyle="--", linewidth=1,
-               label=f"I$_0$ = {i0 * factor:.4g} {unit}")
+               label=f"I₀ = {i0 * factor:.4g} {unit}")
     ax.axhline(iss * factor, color="C2", linestyle=":", linewidth=1.5,
-               label=f"I$_{{ss}}$ = {iss * factor:.4g} {unit}")
+               label=f"Iₛₛ = {iss * factor:.4g} {unit}")
     ax.set_xlabel("Time / s")
     ax.set_ylabel(f"Current / {unit}")
     _legend(ax)
@@ -208,9 +217,12 @@ def voltage_vs_time(
     cols = min(len(windows), 4)
     zoom_rows = math.ceil(len(windows) / 4) if windows else 0
     width, height = PANEL_SIZE_IN
-    fig = Figure(figsize=(max(width, 3.2 * cols), height + 2.8 * zoom_rows), layout="constrained")
+    fig = Figure(figsize=(max(width, 3.2 * cols), height + 2.8 * zoom_rows))
     fig.suptitle(title)
     grid = fig.add_gridspec(1 + zoom_rows, max(cols, 1), height_ratios=[1.5] + [1] * zoom_rows)
+    # below the full trace its axis label, above each zoom its title; zooms share a y label
+    fixed_layout(fig, top=MARGINS_IN[3] + 0.05, rows=1 + zoom_rows, cols=max(cols, 1),
+                 row_gap_in=0.9, col_gap_in=0.6)
     full = fig.add_subplot(grid[0, :])
     full.plot(*decimate_minmax(t, volts, max_points), color="C0", linewidth=0.8)
     full.set_xlabel("Time / h")
@@ -249,7 +261,7 @@ def voltage_vs_capacity(
     for color, (label, capacity, volts) in zip(_colors(len(curves)), curves, strict=True):
         q, u = decimate_minmax(*_pair(capacity, volts, f"capacity of {label!r}", f"v of {label!r}"))
         ax.plot(*_break_at_resets(q, u), color=color, linewidth=1.2, label=label)
-    ax.set_xlabel("Specific capacity / mAh g$^{-1}$")
+    ax.set_xlabel("Specific capacity / mAh g⁻¹")
     ax.set_ylabel("Voltage / V")
     _legend(ax)
     return fig
@@ -268,13 +280,14 @@ def capacity_and_ce(
     n_ce, ce = _pair(cycles, ce_percent, "cycles", "ce_percent")
     fig, ax = _single(title)
     ce_ax = ax.twinx()
+    fixed_layout(fig, right=TWIN_RIGHT_IN)
     ax.plot(*decimate_minmax(n_q, q), marker="o", markersize=3, linestyle="none", color="C0",
             label="discharge capacity")
     ce_ax.plot(*decimate_minmax(n_ce, ce), marker="o", markersize=3, markerfacecolor="none",
                linestyle="none", color="C3", label="coulombic efficiency")
     ax.set_xlabel("Cycle")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
-    ax.set_ylabel("Discharge capacity / mAh g$^{-1}$", color="C0")
+    ax.set_ylabel("Discharge capacity / mAh g⁻¹", color="C0")
     ce_ax.set_ylabel("Coulombic efficiency / %", color="C3")
     if q.size:
         ax.set_ylim(0.0, max(float(q.max()), 0.0) * 1.08 or 1.0)
@@ -326,12 +339,27 @@ def generic_xy(
 
 
 def _single(title: str) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=PANEL_SIZE_IN, layout="constrained")
+    fig = Figure(figsize=PANEL_SIZE_IN)
     ax = fig.add_subplot()
+    fixed_layout(fig, top=MARGINS_IN[3] if title else 0.2)
     if title:
         ax.set_title(title)
     _grid(ax)
     return fig, ax
+
+
+def fixed_layout(fig: Figure, *, left: float = MARGINS_IN[0], right: float = MARGINS_IN[1],
+                 bottom: float = MARGINS_IN[2], top: float = MARGINS_IN[3], rows: int = 1,
+                 cols: int = 1, row_gap_in: float = 0.0, col_gap_in: float = 0.0) -> None:
+    """Place the figure's grid of panels by margins and gaps in inches (see
+    :data:`MARGINS_IN`), whatever the figure's size; nothing is measured when it is drawn."""
+    width, height = fig.get_size_inches()
+    inner_w, inner_h = width - left - right, height - bottom - top
+    panel_w = (inner_w - col_gap_in * (cols - 1)) / cols
+    panel_h = (inner_h - row_gap_in * (rows - 1)) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=col_gap_in / panel_w if cols > 1 else None,
+                        hspace=row_gap_in / panel_h if rows > 1 else None)
 
 
 def _grid(*axes: Axes) -> None:

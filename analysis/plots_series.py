@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
-from analysis.plots import _colors, _pair, _single, decimate_minmax
+from analysis.plots import TWIN_RIGHT_IN, _colors, _pair, _single, decimate_minmax, fixed_layout
 
 
 def capacity_and_ce_series(
@@ -23,6 +23,7 @@ def capacity_and_ce_series(
     out of the legend."""
     fig, ax = _single(title)
     ce_ax = ax.twinx()
+    fixed_layout(fig, right=TWIN_RIGHT_IN)
     q_all, ce_all = [], []
     for color, (label, cycles, capacity, ce) in zip(_colors(len(series)), series, strict=True):
         n_q, q = _pair(cycles, capacity, "cycles", "capacity_mAh_g")
@@ -38,7 +39,7 @@ def capacity_and_ce_series(
     q, c = np.concatenate(q_all or [np.empty(0)]), np.concatenate(ce_all or [np.empty(0)])
     ax.set_xlabel("Cycle")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
-    ax.set_ylabel("Discharge capacity / mAh g$^{-1}$ (filled)")
+    ax.set_ylabel("Discharge capacity / mAh g⁻¹ (filled)")
     ce_ax.set_ylabel("Coulombic efficiency / % (open)")
     if q.size:
         ax.set_ylim(0.0, max(float(q.max()), 0.0) * 1.08 or 1.0)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plots import PANEL_SIZE_IN, _colors, _grid
+from analysis.plots import MARGINS_IN, PANEL_SIZE_IN, _colors, _grid, fixed_layout
 
 M2_S_TO_CM2_S = 1e4
 
@@ -34,8 +34,9 @@ def gitt_figure(per_pulse: Sequence[dict[str, Any]], bases: Sequence[tuple[str, 
     (right), one colour per temperature, direction and run; filled markers on the electrode
     basis (L = m V_M / (M S)), open ones on the particle basis (L = r/3) where there is one.
     The legend and axis say which is which: the two differ by (L_particle / L_electrode)^2."""
-    fig = Figure(figsize=(2 * PANEL_SIZE_IN[0], PANEL_SIZE_IN[1] + 0.4), layout="constrained")
+    fig = Figure(figsize=(2 * PANEL_SIZE_IN[0], PANEL_SIZE_IN[1] + 0.4))
     by_soc, by_v = fig.subplots(1, 2)
+    fixed_layout(fig, cols=2, col_gap_in=MARGINS_IN[0] + 0.1)
     groups = _groups(per_pulse, ("temperature_degC", "direction", "sequence"))
     for color, (key, records) in zip(_colors(len(groups)), groups.items(), strict=True):
         soc = np.array([r["conditions"].get("soc_percent") for r in records], dtype=float)
@@ -71,9 +72,12 @@ def hppc_figure(readings: Sequence[dict[str, Any]], title: str = "") -> Figure:
     temperatures = sorted({r["conditions"].get("temperature_degC") for r in ok},
                           key=lambda t: (t is None, t))
     n = max(1, len(temperatures))
-    fig = Figure(figsize=(PANEL_SIZE_IN[0] * min(n, 3), PANEL_SIZE_IN[1] * ((n + 2) // 3)),
-                 layout="constrained")
-    axes = np.atleast_1d(fig.subplots((n + 2) // 3, min(n, 3), squeeze=False)).ravel()
+    rows, cols = (n + 2) // 3, min(n, 3)
+    fig = Figure(figsize=(PANEL_SIZE_IN[0] * cols, PANEL_SIZE_IN[1] * rows + 0.2))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    # a suptitle and each panel's title above, every panel with its own axis labels
+    fixed_layout(fig, top=MARGINS_IN[3] + 0.3, rows=rows, cols=cols,
+                 row_gap_in=MARGINS_IN[2] + MARGINS_IN[3], col_gap_in=MARGINS_IN[0] + 0.1)
     times = sorted({r["conditions"]["time_s"] for r in ok if not r["conditions"]["at_pulse_end"]})
     colours = dict(zip([*times, "end"], _colors(len(times) + 1), strict=True))
     for ax, temperature in zip(axes, temperatures or [None], strict=False):

@@ -38,8 +38,12 @@ class PointSource:
     """Where a cell's points are: its run store, read on demand (one step's rows, a few
     columns, or chunk by chunk), so an analysis holds what it uses and no more."""
 
-    def __init__(self, run_dir: Path, cell: str, damage: list[str]) -> None:
+    def __init__(self, run_dir: Path, cell: str, damage: list[str],
+                 cell_steps: set[int] | None = None) -> None:
         self.run_dir, self.cell, self.damage = run_dir, cell, damage
+        #: every step count the cell has: asked for all of them, the store streams the
+        #: cell's chunks from one query instead of one query per chunk
+        self.cell_steps = cell_steps
 
     def frame(self, step_counts: set[int], columns: tuple[str, ...] | None = None
               ) -> pd.DataFrame:
@@ -57,9 +61,13 @@ class PointSource:
     def chunks(self, step_counts: set[int], columns: tuple[str, ...]
                ) -> Iterator[StoredChunk]:
         """These steps' chunks one at a time (store column names)."""
+        every = self.cell_steps is not None and step_counts >= self.cell_steps
         store = RunStore.open(self.run_dir, salvage=True)
         try:
-            yield from store.chunks(self.cell, "series", self.damage, columns, step_counts)
+            for chunk in store.chunks(self.cell, "series", self.damage, columns,
+                                      None if every else step_counts):
+                if chunk.step_count in step_counts:   # as the store's own filter would
+                    yield chunk
         finally:
             store.close()
 
@@ -210,12 +218,13 @@ class RunData:
         for cell, experiments in self._experiments_by_cell().items():
             if cell not in self._stored_cells or (only is not None and cell != only):
                 continue
-            source = PointSource(self.run_dir, cell, self.damage)
             store = RunStore.open(self.run_dir, salvage=True)
             try:
                 cell_steps = store.steps(cell, damage=self.damage)
             finally:
                 store.close()
+            source = PointSource(self.run_dir, cell, self.damage,
+                                 {int(s["step_count"]) for s in cell_steps})
             for name in experiments:
                 steps = [s for s in cell_steps if s["experiment"] == name]
                 if not steps:

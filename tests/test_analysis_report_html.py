@@ -92,7 +92,7 @@ def test_nyquist_one_trace_per_spectrum_and_a_marker_per_bulk_resistance():
     assert lines(ax) == 3 + 2
     assert ax.get_aspect() == 1.0
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["25 °C (R$_b$ = 105 Ω)", "40 °C", "60 °C (R$_b$ = 35 Ω)"]
+    assert labels == ["25 °C (R_b = 105 Ω)", "40 °C", "60 °C (R_b = 35 Ω)"]
     # -Im Z is plotted: the capacitive arc is above the axis.
     assert max(line.get_ydata().max() for line in ax.get_lines()) > 0
 
@@ -125,7 +125,7 @@ def test_arrhenius_points_and_fitted_lines_with_ea_in_the_legend():
     assert np.interp(points.get_xdata()[2], fit.get_xdata()[::-1], fit.get_ydata()[::-1]) == (
         pytest.approx(np.log10(sigma[2]), abs=1e-3)
     )
-    assert "E$_a$ = 0.350 eV" in ax.get_legend().get_texts()[0].get_text()
+    assert "Eₐ = 0.350 eV" in ax.get_legend().get_texts()[0].get_text()
 
 
 def test_ca_decay_marks_i0_and_iss_in_a_readable_unit():
@@ -135,7 +135,7 @@ def test_ca_decay_marks_i0_and_iss_in_a_readable_unit():
     assert lines(ax) == 3
     assert ax.get_ylabel() == "Current / µA"
     assert [t.get_text() for t in ax.get_legend().get_texts()][1:] == [
-        "I$_0$ = 28 µA", "I$_{ss}$ = 8 µA",
+        "I₀ = 28 µA", "Iₛₛ = 8 µA",
     ]
 
 

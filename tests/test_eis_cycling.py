@@ -110,6 +110,28 @@ def test_the_fit_recovers_a_known_circuit_within_its_noise():
         fit_cell_spectrum(f[:5], z.real[:5], z.imag[:5])
 
 
+
+@pytest.mark.parametrize("arcs", [1, 2])
+def test_the_fits_jacobian_is_the_derivative_of_its_residuals(arcs):
+    from scipy.optimize._numdiff import approx_derivative
+
+    from analysis.eis_cells import _Problem
+
+    rng = np.random.default_rng(3)
+    f = np.logspace(5, -2, 50)
+    z = (5 + 20 / (1 + 20 * 1e-5 * (2j * np.pi * f) ** 0.8)
+         + 10 * (1 - 1j) / np.sqrt(2 * np.pi * f))
+    linear = np.zeros(1 + 3 * arcs + 1, dtype=bool)
+    linear[[3 + 3 * k for k in range(arcs)]] = True
+    problem = _Problem(2 * np.pi * f, z, arcs, linear)
+    for _ in range(5):
+        x = np.where(linear, rng.uniform(0.4, 1.0, linear.size),
+                     rng.uniform(-12.0, 5.0, linear.size))
+        numeric = approx_derivative(problem.residuals, x, method="3-point")
+        analytic = problem.jacobian(x)
+        assert analytic.shape == numeric.shape
+        assert np.allclose(analytic, numeric, rtol=1e-5, atol=1e-7 * np.abs(numeric).max())
+
 SWEEP = """
 campaign: sweep
 cells:

@@ -1,0 +1,209 @@
+"""Wall time, CPU time and peak memory of ``cellseq report``, and where its time goes.
+
+    python benchmarks/report_time.py RUN_DIR [--repeat N] [--no-phases]
+
+(``--repeat 0``: the phases only.)
+
+RUN_DIR is a finished run, e.g. the README's main job (``cellseq run
+protocols/aiose/campaign.yaml --sim --seed 1 --out RUN_DIR``). The report is rewritten in place
+(``RUN_DIR/report``).
+
+Two measurements, each in a fresh process:
+
+- ``cellseq report RUN_DIR`` as a user runs it, ``--repeat`` times: wall time, CPU time (the
+  command and its worker processes, user + system) and the peak RSS of the largest single
+  process of the tree (the target is per process: 300 MB). Targets on 2 cores: 5 s wall.
+- the same report made on one core in one process, its time split into phases by wrapping the
+  functions that do each: ``load`` (opening the store, reading steps, chunks and spectra),
+  ``fits`` (equivalent-circuit fits of impedance spectra), ``derive`` (every other analysis),
+  ``figures: build`` (the plotting functions), ``figures: draw`` (``Figure.savefig``: layout,
+  rasterising, PNG), ``write`` (``summary.json``, ``index.html``, the PNG files). Wall and CPU
+  per phase; one core so that the CPU of every phase is in the one process.
+
+The machine's load average is printed beside the figures: where other work shares the cores,
+wall time says little and CPU time is the figure to compare (A/B in one session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WALL_TARGET_S = 5.0
+RSS_LIMIT_MB = 300.0
+
+#: Runs ``cellseq report`` and prints its wall time, CPU time and peak RSS (of its whole tree).
+_WHOLE = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+done = subprocess.run([sys.executable, "-m", "sequencer.cli", "report", sys.argv[1]],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+wall = time.perf_counter() - t0
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime,
+                  "rss_mb": use.ru_maxrss / 1024, "code": done.returncode,
+                  "stderr": done.stderr.decode()[-2000:]}))
+"""
+
+#: Makes the report on one core, timing each phase (see the module docstring).
+_PHASES = r"""
+import json, os, resource, sys, time
+from pathlib import Path
+
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+import matplotlib.figure
+import analysis.derive, analysis.derive_impedance, analysis.plots, analysis.plots_series
+import analysis.plots_titration, analysis.replicates, analysis.report, analysis.report_html
+import analysis.run_data
+import store.run_store
+
+wall = {}
+cpu = {}
+stack = []
+
+def _enter(phase):
+    now = (time.perf_counter(), time.process_time())
+    if stack:   # the enclosing phase pauses
+        outer, (w0, c0) = stack[-1]
+        wall[outer] = wall.get(outer, 0.0) + now[0] - w0
+        cpu[outer] = cpu.get(outer, 0.0) + now[1] - c0
+    stack.append((phase, now))
+
+def _leave():
+    phase, (w0, c0) = stack.pop()
+    now = (time.perf_counter(), time.process_time())
+    wall[phase] = wall.get(phase, 0.0) + now[0] - w0
+    cpu[phase] = cpu.get(phase, 0.0) + now[1] - c0
+    if stack:   # the enclosing phase resumes
+        stack[-1] = (stack[-1][0], now)
+
+def timed(owner, name, phase, generator=False):
+    original = getattr(owner, name)
+    if generator:
+        def wrapper(*args, **kwargs):
+            it = original(*args, **kwargs)
+            while True:
+                _enter(phase)
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    _leave()
+                yield item
+    else:
+        def wrapper(*args, **kwargs):
+            _enter(phase)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                _leave()
+    setattr(owner, name, wrapper)
+
+RS = store.run_store.RunStore
+for name in ("open", "read", "steps", "meta", "cell_states", "step_owners", "chunk_cells",
+             "close"):
+    timed(RS, name, "load")
+timed(RS, "chunks", "load", generator=True)
+timed(analysis.derive_impedance, "fit_cell_spectrum", "fits")
+for name in ("nyquist", "arrhenius", "ca_decay", "voltage_vs_time", "voltage_vs_capacity",
+             "capacity_and_ce", "generic_xy"):
+    timed(analysis.plots, name, "figures: build")
+for module in (analysis.plots_series, analysis.plots_titration):
+    for name in dir(module):
+        f = getattr(module, name)
+        if (callable(f) and not name.startswith("_") and getattr(f, "__module__", "")
+                == module.__name__ and not isinstance(f, type)):
+            timed(module, name, "figures: build")
+timed(analysis.replicates, "band", "figures: build")
+timed(matplotlib.figure.Figure, "savefig", "figures: draw")
+timed(analysis.report, "write_report", "write")
+timed(analysis.report, "derive", "derive")
+
+t, c = time.perf_counter(), time.process_time()
+_enter("other")
+analysis.report.make_report(Path(sys.argv[1]))
+_leave()
+total = (time.perf_counter() - t, time.process_time() - c)
+print(json.dumps({"wall": wall, "cpu": cpu, "total_wall_s": total[0], "total_cpu_s": total[1],
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+PHASE_ORDER = ("load", "fits", "derive", "figures: build", "figures: draw", "write", "other")
+
+
+def _run(code: str, run_dir: Path) -> dict:
+    # in the run's folder: the code measured is the installed cellseq (or PYTHONPATH's), not
+    # whatever checkout the current folder happens to be
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir.resolve())],
+                         capture_output=True, text=True, cwd=run_dir)
+    if out.returncode != 0:
+        raise SystemExit(f"the measurement failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-phases", action="store_true")
+    args = parser.parse_args()
+    if not (args.run_dir / "run.sqlite").is_file():
+        raise SystemExit(f"{args.run_dir}: not a run directory (no run.sqlite)")
+    cores = len(os.sched_getaffinity(0))
+    import analysis
+
+    print(f"cellseq report {args.run_dir} on {cores} cores, code from"
+          f" {Path(analysis.__file__).parent.parent}; {_load()}")
+    runs = []
+    for k in range(args.repeat):
+        r = _run(_WHOLE, args.run_dir)
+        if r["code"] not in (0,):
+            print(f"  exit {r['code']}: {r['stderr']}")
+        runs.append(r)
+        print(f"  run {k + 1}: wall {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s,"
+              f" peak RSS {r['rss_mb']:.0f} MB (largest process); {_load()}")
+    if runs:
+        _summary(runs)
+    if not args.no_phases:
+        _phases(args.run_dir)
+
+
+def _summary(runs: list[dict]) -> None:
+    walls = [r["wall_s"] for r in runs]
+    cpus = [r["cpu_s"] for r in runs]
+    rss = max(r["rss_mb"] for r in runs)
+    print(f"report: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s"
+          f" (target {WALL_TARGET_S:g} s: {'met' if min(walls) <= WALL_TARGET_S else 'NOT met'});"
+          f" CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s;"
+          f" peak RSS {rss:.0f} MB (limit {RSS_LIMIT_MB:g} MB:"
+          f" {'met' if rss <= RSS_LIMIT_MB else 'NOT met'})")
+
+
+def _phases(run_dir: Path) -> None:
+    p = _run(_PHASES, run_dir)
+    print(f"phases, one core, one process ({_load()}):")
+    print(f"  {'phase':16} {'wall / s':>9} {'CPU / s':>9}")
+    for phase in PHASE_ORDER:
+        print(f"  {phase:16} {p['wall'].get(phase, 0.0):9.2f} {p['cpu'].get(phase, 0.0):9.2f}")
+    print(f"  {'total':16} {p['total_wall_s']:9.2f} {p['total_cpu_s']:9.2f}"
+          f"   peak RSS {p['rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"({time.perf_counter() - t0:.0f} s)")
