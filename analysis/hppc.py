@@ -54,8 +54,13 @@ def pulse_readings(pulse: Pulse) -> list[PulseReading]:
     v = np.asarray(pulse.voltage_V, dtype=np.float64)
     keep = np.isfinite(t) & np.isfinite(v)
     t, v = t[keep], v[keep]
-    if t.size < 2 or pulse.current_A == 0 or not np.isfinite(pulse.voltage_before_V):
-        raise AnalysisError("a pulse needs two recorded points, a current and a voltage before")
+    if pulse.current_A == 0 or not np.isfinite(pulse.voltage_before_V):
+        raise AnalysisError("a pulse needs a current and a voltage before")
+    if t.size < 2:
+        if pulse.ended_on_limit:   # the ohmic jump alone crossed the limit: the others stand
+            return [PulseReading(float(t[0]) if t.size else 0.0, None, True,
+                                 "the pulse ended on its voltage limit at its first point")]
+        raise AnalysisError("a pulse needs two recorded points")
     order = np.argsort(t, kind="stable")
     t, v = t[order], v[order]
     end = float(t[-1])

@@ -97,6 +97,11 @@ class Library:
     def __init__(self, materials: Iterable[Material]) -> None:
         self._by_name: dict[str, Material] = {}
         self._index: dict[str, str] = {}
+        #: name as written -> canonical name (or None): every cell of a campaign names its
+        #: materials again, and the matcher's normalisation need not run twice for a name
+        self._found: dict[str, str | None] = {}
+        self.lookups = 0
+        self.lookup_hits = 0
         for m in materials:
             self._add(m)
 
@@ -116,6 +121,7 @@ class Library:
         self._by_name[m.name] = m
         for k in keys:
             self._index[k] = m.name
+        self._found.clear()  # a new material may answer to a name that found none before
 
     def with_files(self, files: Iterable[Path]) -> Library:
         """This library plus the materials in ``files`` (a lab's folder)."""
@@ -135,11 +141,18 @@ class Library:
         return iter(sorted(self._by_name.values(), key=lambda m: (m.kind, m.name.lower())))
 
     def find(self, name: str) -> Material | None:
-        for k in lookup_keys(name):
-            canonical = self._index.get(k)
-            if canonical is not None:
-                return self._by_name[canonical]
-        return None
+        """The material ``name`` stands for, or None; remembered per name as written
+        (``lookups`` and ``lookup_hits`` count the calls and the answers found remembered)."""
+        self.lookups += 1
+        try:
+            canonical = self._found[name]
+        except KeyError:
+            canonical = next((c for c in map(self._index.get, lookup_keys(name))
+                              if c is not None), None)
+            self._found[name] = canonical
+        else:
+            self.lookup_hits += 1
+        return None if canonical is None else self._by_name[canonical]
 
     def resolve(self, name: str, kind: MaterialKind | None = None) -> Material:
         """The material ``name`` stands for, of ``kind`` if given; :class:`UnknownMaterial`

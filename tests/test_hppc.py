@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from analysis.errors import AnalysisError
 from analysis.hppc import Pulse, pulse_readings, state_of_charge_percent
 from analysis.report import make_report
 from protocols import ProtocolError
@@ -128,6 +129,14 @@ def test_readings_follow_the_pulse_and_refuse_a_time_without_a_point():
     assert [r.time_s for r in short] == pytest.approx([0.1, 1.0, 4.3])
     assert short[-1].at_end and short[-1].resistance_ohm == pytest.approx(
         r0 + r1 * (1 - np.exp(-4.3 / tau)), rel=1e-6)
+    # the ohmic jump alone crosses the limit (a charge pulse at full charge in the cold): that
+    # pulse has no reading, with the reason; a pulse cut short without a limit is refused
+    jump = pulse_readings(Pulse(np.array([0.0]), np.array([4.43]), 2.0, 4.19, 10.0,
+                                ended_on_limit=True))
+    assert [(r.resistance_ohm, r.at_end) for r in jump] == [(None, True)]
+    assert "voltage limit at its first point" in jump[0].why_none
+    with pytest.raises(AnalysisError, match="two recorded points"):
+        pulse_readings(Pulse(np.array([0.0]), np.array([4.43]), 2.0, 4.19, 10.0))
     assert state_of_charge_percent(0.25, 1.0, discharging=True) == 75.0
     assert state_of_charge_percent(-0.25, 1.0, discharging=False) == 25.0
 

@@ -116,3 +116,14 @@ def test_cellseq_materials_name_fits_80_columns_and_lists_both_kinds():
         assert any(line.startswith("  assumed: ") for line in lines)
     graphite = runner.invoke(app, ["materials", "graphite"]).output
     assert "Chen2020" in graphite and "electrode.v_min_V" in graphite
+
+
+def test_docs_materials_page_lists_every_material_sourced_then_assumed_as_the_library_says():
+    from materials import builtin
+    from materials.docs import PAGE, render
+
+    page = PAGE.read_text(encoding="utf-8")
+    assert page == render(page, builtin()), "run python -m materials.docs"
+    for m in builtin():
+        section = page.split(f"**{m.name}** (`{m.path.name}`", 1)[1].split("\n**", 1)[0]
+        assert "Sourced:" in section and "Assumed:" in section, m.name

@@ -231,3 +231,24 @@ def test_cellseq_materials_lists_a_labs_folder_too(tmp_path):
     one = runner.invoke(app, ["materials", "HL7", "--folder", str(tmp_path)])
     assert one.exit_code == 0 and "a lab file" in one.output
     assert runner.invoke(app, ["materials", "--folder", str(tmp_path / "no")]).exit_code == 2
+
+
+def test_a_name_as_written_is_resolved_once_and_a_new_material_is_seen(tmp_path):
+    from materials import Library
+
+    lib = Library(builtin())
+    assert lib.find("1 M LiPF6 in EC:EMC 3:7 + 2 wt% VC").name == "LiPF6-EC-EMC+VC"
+    assert lib.find("1 M LiPF6 in EC:EMC 3:7 + 2 wt% VC").name == "LiPF6-EC-EMC+VC"
+    assert (lib.lookups, lib.lookup_hits) == (2, 1)
+    assert lib.find("HouseLi") is None and lib.find("HouseLi") is None   # misses remembered too
+    path = tmp_path / "houseli.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: HouseLi
+        kind: anode
+        lithium_metal: true
+        sources: {all: "a lab's own Li foil"}
+    """))
+    lab = lib.with_files([path])
+    assert lab.find("HouseLi").name == "HouseLi"   # the new library answers with the new file
+    lib._add(read_material(path, builtin=False))
+    assert lib.find("HouseLi").name == "HouseLi"   # a material added forgets remembered misses
