@@ -16,7 +16,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -177,6 +177,32 @@ class _Pending:
         return _Rows([(*row, None, None, None) for row in steps], chunks, events, ends)
 
 
+class _Transaction:
+    """:meth:`RunStore.transaction` (one object per store: a dry run opens a block per poll,
+    and a generator-made context manager costs more than the block's own work)."""
+
+    __slots__ = ("_depth", "_store")
+
+    def __init__(self, store: RunStore) -> None:
+        self._store, self._depth = store, 0
+
+    def __enter__(self) -> None:
+        if self._depth or self._store._in_tx:
+            self._depth += 1   # inside another block: part of it
+            return
+        self._store._begin_block()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> bool:
+        if self._depth:
+            self._depth -= 1
+            return False
+        error = self._store._end_block(exc)
+        if error is None or error is exc:
+            return False   # kept; or undone, and the block's own exception goes on as it is
+        raise error from exc
+
+
 class RunStore:
     """Open with :meth:`create` (a new run) or :meth:`open` (read, or resume)."""
 
@@ -211,6 +237,7 @@ class RunStore:
         #: a rare write inside the block put its rows into SQLite under a savepoint
         self._block_mark: tuple[int, int, int, int, int | None] | None = None
         self._savepoint = False
+        self._transaction = _Transaction(self)
         #: the id the next step gets (None: read from the table when needed)
         self._next_step_id: int | None = None
 
@@ -341,8 +368,7 @@ class RunStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Everything written inside commits together or not at all.
 
         A durable store commits every block (hardware runs: a power cut loses nothing that was
@@ -350,39 +376,52 @@ class RunStore:
         wall time: a crash loses at most that much and never part of a block, and a dry run
         writes far faster. A block's rows wait in memory until the commit (see
         :class:`_Pending`), so undoing a block is forgetting them; a block that reads, or
-        writes what cannot wait, puts its rows into SQLite under a savepoint.
+        writes what cannot wait, puts its rows into SQLite under a savepoint. A block inside
+        another is part of it.
         """
-        if self._in_tx:
-            yield
-            return
+        return self._transaction
+
+    def _begin_block(self) -> None:
         if self._broken:
             raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
                               " written to it")
         self._in_tx = True
-        grouped = not self.durable
         try:
             if not self._conn.in_transaction:
                 self._conn.execute("BEGIN IMMEDIATE")
             self._block_mark = self._pending.mark(self._next_step_id)
-            yield
-            self._block_mark = None
-            if grouped:
-                if self._savepoint:
-                    self._savepoint = False
-                    self._conn.execute("RELEASE block")
-                self._states_undo.clear()
-                if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
-                    self.commit()
-            else:
-                self._flush()
-                self._before_commit()
-                self._write_states()
-                self._conn.execute("COMMIT")
         except BaseException as exc:
+            error = self._end_block(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _end_block(self, exc: BaseException | None) -> BaseException | None:
+        """Close the block: keep it (and commit when it is time), or, on ``exc`` or a failure
+        of the commit, undo it. Returns the error to raise (an SQLite error becomes the
+        store's failure), None if the block was kept."""
+        grouped = not self.durable
+        try:
+            if exc is None:
+                try:
+                    self._block_mark = None
+                    if grouped:
+                        if self._savepoint:
+                            self._savepoint = False
+                            self._conn.execute("RELEASE block")
+                        self._states_undo.clear()
+                        if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
+                            self.commit()
+                    else:
+                        self._flush()
+                        self._before_commit()
+                        self._write_states()
+                        self._conn.execute("COMMIT")
+                    return None
+                except BaseException as failure:
+                    exc = failure
             self._undo(grouped)
-            if isinstance(exc, sqlite3.Error):
-                raise self._failed(exc) from exc
-            raise
+            return self._failed(exc) if isinstance(exc, sqlite3.Error) else exc
         finally:
             self._in_tx = False
             self._block_mark = None
