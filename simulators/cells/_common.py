@@ -182,15 +182,21 @@ class FunctionSegment(Segment):
     def __init__(self, duration_s: float, end_reason: str,
                  sample: Callable[[Array], tuple[Array, Array]],
                  finish: Callable[[float], None],
-                 extremes: Callable[[float], tuple[float, float, float]] | None = None) -> None:
-        """``extremes(duration_s)``: see :meth:`Segment.extremes`."""
+                 extremes: Callable[[float], tuple[float, float, float] | None] | None = None,
+                 magnitude_never_falls: Callable[[float], bool] | None = None) -> None:
+        """``extremes(duration_s)`` and ``magnitude_never_falls(duration_s)``: see
+        :meth:`Segment.extremes` and :meth:`Segment.magnitude_never_falls`."""
         self.duration_s = float(duration_s)
         self.end_reason = end_reason
         self._sample, self._finish, self._extremes = sample, finish, extremes
+        self._never_falls = magnitude_never_falls
         self._finished = False
 
     def extremes(self) -> tuple[float, float, float] | None:
         return None if self._extremes is None else self._extremes(self.duration_s)
+
+    def magnitude_never_falls(self) -> bool:
+        return self._never_falls is not None and self._never_falls(self.duration_s)
 
     def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # np.clip's own result, in two ufunc calls (np.clip costs several times more on the

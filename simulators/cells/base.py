@@ -35,6 +35,12 @@ class Segment(ABC):
         The firmware's checks skip their fine time grid when these are clear of every limit."""
         return None
 
+    def magnitude_never_falls(self) -> bool:
+        """Whether |V| is non-decreasing over [0, duration_s] (a polarisation that only
+        builds up): then a short, whose |V| collapses, cannot happen within the segment unless
+        |V| is below the watch's floor when the watch starts."""
+        return False
+
     @abstractmethod
     def finish(self, elapsed_s: float) -> None:
         """Commit the cell's state (charge, history) after ``elapsed_s`` of this segment; called

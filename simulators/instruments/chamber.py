@@ -170,11 +170,16 @@ class SimChamber(Chamber):
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
         t = np.asarray(t, dtype=float)
         t_last, v_last, target_last = self._segments[-1]
-        if t.size and float(t.min()) >= self._settled_from():
+        earliest = float(t.min()) if t.size else math.nan
+        if earliest >= self._settled_from():
             # every time after the last change has settled: the air is at its target
             settled = float(target_last) + 0.0   # as the closed form gives it, with no remainder
-            return settled if t.ndim == 0 else np.full(t.shape, settled)
-        if t.size and math.isfinite(t_last) and float(t.min()) >= t_last:
+            if t.ndim == 0:
+                return settled
+            out = np.empty(t.shape)
+            out.fill(settled)
+            return out
+        if math.isfinite(t_last) and earliest >= t_last:
             # the common case: every time since the last change (one closed form)
             out = target_last + _remainder(v_last - target_last, _step_response(
                 (t - t_last) / self.tau_s, self.overshoot))

@@ -8,7 +8,7 @@ when the technique will end: the sequencer sleeps until then instead of polling 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -116,7 +116,7 @@ class SimChannel(Channel):
         }
         if self._state is ChannelState.RUNNING and self._technique is not None:
             snap.update(technique={"type": type(self._technique).__name__,
-                                   **asdict(self._technique)},
+                                   **_fields_of(self._technique)},
                         t_start=self._t_start, emitted=self._emitted)
             if self._rng_at_start:
                 snap["rng_at_start"] = self._rng_at_start
@@ -249,6 +249,16 @@ class SimChannel(Channel):
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
 
+
+
+def _fields_of(technique: Technique | EndConditions) -> dict[str, Any]:
+    """:func:`dataclasses.asdict` of a technique (its fields are numbers, strings, tuples of
+    numbers and end conditions), without the deep copies it makes of each value."""
+    out: dict[str, Any] = {}
+    for f in fields(technique):
+        value = getattr(technique, f.name)
+        out[f.name] = _fields_of(value) if isinstance(value, EndConditions) else value
+    return out
 
 
 _TECHNIQUES = {t.__name__: t for t in (OpenCircuit, Impedance, ConstantCurrent, ConstantVoltage,

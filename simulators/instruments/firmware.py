@@ -39,7 +39,8 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
     could break one: the grid is not sampled (its answer would be None)."""
     short = ShortWatch.of(technique)
     steady = isinstance(technique, ConstantVoltage) and technique.steady_rel is not None
-    if short is None and not steady and getattr(technique, "ends", None) is None:
+    if (short is None or _cannot_short(segment, short)) and not steady \
+            and getattr(technique, "ends", None) is None:
         extremes = segment.extremes()
         if extremes is not None and _clear(extremes, caps, limits):
             return None
@@ -106,6 +107,21 @@ def _clear(extremes: tuple[float, float, float], caps: ChannelCapabilities,
         return True
     return (below(v_hi, limits.max_voltage_V) and above(v_lo, limits.min_voltage_V)
             and below(i_max, limits.max_abs_current_A))
+
+
+def _cannot_short(segment: Segment, watch: ShortWatch) -> bool:
+    """Whether the watch cannot fire on any grid point: |V| never falls, so its peak so far is
+    |V| itself (and a fraction below 1 of it is never above it), and |V| when the watch starts
+    is clear of the floor by far more than rounding."""
+    if not segment.magnitude_never_falls():
+        return False
+    if watch.collapse_fraction is not None and not watch.collapse_fraction < 1 - _CLEAR_REL:
+        return False
+    start = watch.settle_s - watch.tolerance_s
+    if start > segment.duration_s or watch.floor_V is None:
+        return True
+    v, _ = segment.sample(np.array([max(start, 0.0)]))
+    return bool(abs(v[0]) > watch.floor_V + _CLEAR_ABS + _CLEAR_REL * abs(watch.floor_V))
 
 
 def conditions_met(ends: EndConditions, t: np.ndarray, v: np.ndarray, i: np.ndarray,
