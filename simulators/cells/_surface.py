@@ -68,9 +68,12 @@ class SurfacePath:
 
     def _bracketed(self, level: float, rising: bool, lo: float, hi: float) -> float:
         """Newton on y(t) = level from the secant through the bracket's ends, kept inside
-        [lo, hi] (not reached at lo, reached at hi) by bisecting where a step would leave it;
-        returns the earliest time found reached once the steps stall at rounding."""
-        def reached(y: float) -> bool:
+        [lo, hi] (not reached at lo, reached at hi) by bisecting where a step would leave it.
+        Near the root y is a staircase (its rounding is coarser than t's), so once a step is
+        below rounding the bracket is closed round that point and bisected to neighbouring
+        times; returns the reached one."""
+        def reached(t: float) -> bool:
+            y = self.at(t)
             return y >= level if rising else y <= level
 
         y_lo, y_hi = self.at(lo), self.at(hi)
@@ -79,20 +82,39 @@ class SurfacePath:
             if not lo < t < hi:
                 t = 0.5 * (lo + hi)
                 if not lo < t < hi:
-                    break   # lo and hi are neighbours
+                    return hi   # lo and hi are neighbours
             y = self.at(t)
-            if reached(y):
+            if (y >= level) if rising else (y <= level):
                 hi = t
             else:
                 lo = t
             slope = self.slope(t)
             step = (y - level) / slope if slope != 0 else math.inf
-            if abs(step) <= 2 * math.ulp(t):
-                # at the root to rounding: the first reached time is within a few ulps of t
-                for _ in range(8):
-                    if reached(self.at(t)):
-                        return t
-                    t = math.nextafter(t, math.inf)
-                return hi
+            if abs(step) <= 4 * math.ulp(t):
+                break
             t -= step
-        return hi
+        else:
+            return hi
+        # stalled at t (now lo or hi): widen a gap from t by doubling until it holds the
+        # change, then bisect it
+        gap = math.ulp(t)
+        if t == hi:
+            while t - gap > lo:
+                if not reached(t - gap):
+                    lo = t - gap
+                    break
+                hi, gap = t - gap, 2 * gap
+        else:
+            while t + gap < hi:
+                if reached(t + gap):
+                    hi = t + gap
+                    break
+                lo, gap = t + gap, 2 * gap
+        while True:
+            mid = 0.5 * (lo + hi)
+            if not lo < mid < hi:
+                return hi
+            if reached(mid):
+                hi = mid
+            else:
+                lo = mid
