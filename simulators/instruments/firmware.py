@@ -3,7 +3,8 @@
 The cell model says when a technique ends on its own limit; the instrument also watches its
 compliance, a short circuit (|V| collapsing, :mod:`drivers.short_circuit`), a steady current
 (chronoamperometry) and records by dt, dV and dI as EC-Lab does. All of it is evaluated on a
-fine time grid in one vectorised pass.
+fine time grid in one vectorised pass, except where the segment's own extremes show that no
+point of that grid could end the step (the common case, a step well inside its limits).
 """
 
 from __future__ import annotations
