@@ -59,7 +59,7 @@ def cycle_table(run_dir: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
 def _row(cell: str, experiment: str, c: Cycle, series: int, one_c: float | None
          ) -> dict[str, object]:
     ce = c.coulombic_efficiency
-    charge_rate = c.charge_current_A / one_c if one_c and c.charge_current_A else None
+    charge_rate = c.charge_c_rate(one_c)
     return {
         "Cell": cell, "Experiment": experiment, "Cycle Count / 1": c.number, "Tag": c.tag,
         "Series / 1": series,

@@ -57,8 +57,17 @@ def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]]
             tag=str(params.get("tag") or ""), written_kind=str(params.get("written_kind") or ""),
             temperature_degC=set_point if set_point is not None else measured,
             end_reason=str(s.get("end_reason") or ""), experiment=experiment,
+            capacity_basis_Ah=_basis(params),
             **{name: amounts.get(name, 0.0) for name in COUNTERS}))
     return out
+
+
+def _basis(params: dict[str, Any]) -> float | None:
+    """The measured capacity a step's C-rate was taken of, as its row records it."""
+    basis = params.get("capacity_basis_Ah")
+    if isinstance(basis, int | float) and math.isfinite(basis) and basis > 0:
+        return float(basis)
+    return None
 
 
 class PassedPerStep:

@@ -68,6 +68,9 @@ class StepOutcome:
     temperature_degC: float | None = None
     end_reason: str = ""
     experiment: str = ""
+    #: the capacity the step's C-rate was taken of when it was a measured one
+    #: (``c_rate_reference``); None: the cell's nominal capacity
+    capacity_basis_Ah: float | None = None
 
     @property
     def direction(self) -> int:
@@ -146,10 +149,19 @@ class Cycle:
                 return known[0]
         return None
 
+    def charge_c_rate(self, one_c_A: float | None) -> float | None:
+        """The charge's C-rate, unrounded (of its measured capacity where it was taken of
+        one); None without a constant-current charge or a 1C current."""
+        one_c_A = _first_basis(self.charges) or one_c_A
+        current = self.charge_current_A
+        return current / one_c_A if one_c_A and current else None
+
     def c_rate(self, one_c_A: float | None) -> float | None:
         """The discharge C-rate (the charge's for a cycle without a constant-current
         discharge), rounded to two significant digits; None without a 1C current."""
         current = self.discharge_current_A or self.charge_current_A
+        basis = _first_basis(self.discharges if self.discharge_current_A else self.charges)
+        one_c_A = basis or one_c_A   # a C-rate of a measured capacity is the rate written
         if not one_c_A or current is None:
             return None
         return round_rate(current / one_c_A)
@@ -260,6 +272,15 @@ def series_retention(cycles: Sequence[Cycle], one_c_A: float | None,
     if not first.discharge_Ah > 0:
         return None
     return cycle.discharge_Ah / first.discharge_Ah
+
+
+def _first_basis(half: tuple[StepOutcome, ...]) -> float | None:
+    """The measured capacity (Ah, as 1 h of current: A) the rate of ``half``'s first
+    constant-current step was taken of; None when it was the nominal one."""
+    for s in half:
+        if s.current_A is not None and s.current_A != 0:
+            return s.capacity_basis_Ah
+    return None
 
 
 def _first_current(half: tuple[StepOutcome, ...]) -> float | None:

@@ -3,16 +3,21 @@
     python benchmarks/startup.py [--runs 7] [--top 15]
 
 Each command runs ``--runs`` times as a fresh process (``cellseq`` as installed, else
-``python -m sequencer``); the median wall time is printed against the 0.5 s target. Then each
-command runs once under ``python -X importtime``, and the modules whose own import took longest
-are listed with the top-level package that pulled them in. ``status`` reads the run directory of
-a quickstart dry run made first (without its report).
+``python -m sequencer``); the median wall time is printed against the 0.5 s target, with the
+median CPU time (user and system) beside it: on a machine other work shares, wall time follows
+the load and CPU time much less. Then each command runs once under ``python -X importtime``,
+and the modules whose own import took longest are listed with the top-level package that pulled
+them in. ``status`` reads the run directory of a quickstart dry run made first (without its
+report). ``--root`` measures the cellseq source tree given instead (another checkout, to
+compare two versions in one session).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -27,20 +32,37 @@ TARGET_S = 0.5
 _IMPORT = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 
 
+#: The source tree measured (``--root``): first on the path of every process started here.
+SOURCE = {"root": ROOT}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(SOURCE["root"]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
 def cellseq() -> list[str]:
-    """How to start the command: the installed script beside this Python, or the module."""
+    """How to start the command: the installed script beside this Python, or the module (the
+    module when another source tree is measured)."""
     script = Path(sys.executable).with_name("cellseq")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sequencer"]
+    if script.exists() and SOURCE["root"] == ROOT:
+        return [str(script)]
+    return [sys.executable, "-m", "sequencer"]
 
 
-def wall_s(argv: list[str], runs: int) -> tuple[float, int]:
-    """Median wall time of ``runs`` runs, and the exit code of the last."""
-    times, code = [], 0
+def wall_s(argv: list[str], runs: int) -> tuple[float, float, int]:
+    """Median wall time and median CPU time (user and system) of ``runs`` runs, and the exit
+    code of the last."""
+    times, cpus, code = [], [], 0
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        code = subprocess.run(argv, capture_output=True, check=False).returncode
+        code = subprocess.run(argv, capture_output=True, check=False, env=_env(),
+                              cwd=SOURCE["root"]).returncode
         times.append(time.perf_counter() - start)
-    return statistics.median(times), code
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(times), statistics.median(cpus), code
 
 
 def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
@@ -50,7 +72,8 @@ def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
     code = ("import sys; from sequencer.cli import main;"
             " sys.argv = ['cellseq', *sys.argv[1:]]; main()")
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, env=_env(),
+                          cwd=SOURCE["root"])
     rows = []
     for line in done.stderr.splitlines():
         m = _IMPORT.match(line)
@@ -96,7 +119,8 @@ def validate_phases(runs: int) -> list[float]:
     samples = []
     for _ in range(runs):
         done = subprocess.run([sys.executable, "-c", PHASES, str(QUICKSTART)],
-                              capture_output=True, text=True, check=True)
+                              capture_output=True, text=True, check=True, env=_env(),
+                              cwd=SOURCE["root"])
         samples.append([float(x) for x in done.stdout.split()])
     return [statistics.median(col) for col in zip(*samples, strict=True)]
 
@@ -105,29 +129,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--root", type=Path, default=ROOT,
+                        help="the cellseq source tree to measure (default: this one)")
+    parser.add_argument("--only", action="append", help="measure only these commands"
+                        " (their first words after cellseq: validate, status, ...)")
     args = parser.parse_args()
+    SOURCE["root"] = args.root.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         made = subprocess.run([*cellseq(), "run", str(QUICKSTART), "--sim", "--out",
                                str(run_dir), "--no-report"], capture_output=True, text=True,
-                              check=False)
+                              check=False, env=_env(), cwd=SOURCE["root"])
         if made.returncode != 0:
             sys.exit(f"the quickstart dry run failed: {made.stderr}")
         commands = {
             "cellseq --help": ["--help"],
             "cellseq validate quickstart.yaml": ["validate", str(QUICKSTART)],
+            "cellseq plan quickstart.yaml": ["plan", str(QUICKSTART)],
             "cellseq status RUN": ["status", str(run_dir)],
+            "cellseq status RUN --json": ["status", str(run_dir), "--json"],
+            "cellseq run --help": ["run", "--help"],
+            "cellseq resume --help": ["resume", "--help"],
+            "cellseq report --help": ["report", "--help"],
+            "cellseq export --help": ["export", "--help"],
         }
-        print(f"{'command':<36} {'median s':>9}  target {TARGET_S} s  ({args.runs} runs each)")
+        if args.only:
+            commands = {label: argv for label, argv in commands.items()
+                        if label.split()[1] in args.only or label in args.only}
+        print(f"{'command':<36} {'median s':>9} {'cpu s':>7}  target {TARGET_S} s wall"
+              f"  ({args.runs} runs each)")
         results = {}
         for label, argv in commands.items():
-            median, code = wall_s([*cellseq(), *argv], args.runs)
+            median, cpu, code = wall_s([*cellseq(), *argv], args.runs)
             results[label] = median
             verdict = "met" if median <= TARGET_S and code == 0 else \
                 ("FAILED (exit {code})" if code else "not met")
-            print(f"{label:<36} {median:9.3f}  {verdict.format(code=code)}")
-        python = wall_s([sys.executable, "-c", "pass"], args.runs)[0]
-        print(f"{'(python -c pass, for reference)':<36} {python:9.3f}")
+            print(f"{label:<36} {median:9.3f} {cpu:7.3f}  {verdict.format(code=code)}")
+        python, python_cpu, _ = wall_s([sys.executable, "-c", "pass"], args.runs)
+        print(f"{'(python -c pass, for reference)':<36} {python:9.3f} {python_cpu:7.3f}")
         phases = validate_phases(args.runs)
         names = ("command line (typer, rich, pydantic)", "the plan's modules",
                  "pint's unit registry", "loading the protocol", "placing and planning")

@@ -99,6 +99,7 @@ class Cell(BaseModel):
     limits: Limits = Limits()
     notes: str = ""
     _material_library: Library | None = PrivateAttr(default=None)
+    _capacity_basis_Ah: float | None = PrivateAttr(default=None)
 
     @property
     def material_library(self) -> Library | None:
@@ -127,4 +128,15 @@ class Cell(BaseModel):
 
     @property
     def capacity_Ah(self) -> float | None:
+        """What 1C is taken of: the cathode's nominal capacity, or the measured capacity a
+        step's ``c_rate_reference`` gave (:meth:`with_capacity`)."""
+        if self._capacity_basis_Ah is not None:
+            return self._capacity_basis_Ah
         return self.cathode.capacity_Ah if self.cathode else None
+
+    def with_capacity(self, capacity_Ah: float) -> Cell:
+        """This cell with 1C taken of ``capacity_Ah`` (a capacity the run measured) instead of
+        the nominal one: what a step's C-rates, SOC and time limit are built against."""
+        copy = self.model_copy()
+        copy._capacity_basis_Ah = capacity_Ah
+        return copy

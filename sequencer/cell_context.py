@@ -41,6 +41,8 @@ class CellContext:
         checkpoint: dict[str, Any] = {"counters": r.counters.as_dict(), "fault": r.fault}
         if soak is not None:
             checkpoint["soak"] = asdict(soak)
+        if r.off is not None:
+            checkpoint["off"] = r.off
         self._store.set_cell_state(
             r.cell.id, state, self._clock.now(), step_count=r.step_count, cycle=r.cycle,
             last=r.last, checkpoint=checkpoint, **fields)

@@ -52,3 +52,13 @@ class CellRun:
     step_id: int | None = None
     #: the chamber's set point from the experiment's last soak (degC), None before any
     set_point_degC: float | None = None
+    #: what the run store's row of the step about to start records besides its technique
+    #: (the measured capacity its C-rates were taken of)
+    step_params: dict[str, object] = field(default_factory=dict)
+    #: the step whose output the executor turned off mid-step (a chamber suspension or a stop
+    #: from outside) and its step time then: ``{"step_id": ..., "elapsed_s": ...}``, kept in
+    #: the checkpoint so a run resumed before the step carries on continues it from there
+    off: dict[str, float] | None = None
+    #: the measured capacity each C-rate reference last gave (by the step giving it), so
+    #: run.log says when it changes
+    bases_Ah: dict[int, float] = field(default_factory=dict)

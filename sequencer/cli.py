@@ -20,6 +20,7 @@ from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
 
 if TYPE_CHECKING:
+    from sequencer.dashboard.source import RunSource
     from sequencer.plan import Plan
     from sequencer.runner import RunOutcome
 
@@ -150,11 +151,13 @@ def _chambers(p: Plan) -> None:
 
 
 def _branches(p: Plan) -> None:
-    """Each experiment's branches and their bounds, and what each retention loop watches."""
+    """Each experiment's branches and their bounds, what each retention loop watches, and
+    which measured capacity each C-rate reference takes."""
     from sequencer.plan import watches_of
 
     for e in p.experiments:
-        lines = [b.describe() for b in e.branches] + watches_of(e)
+        lines = ([b.describe() for b in e.branches] + watches_of(e)
+                 + [r.describe() for r in e.references])
         if not lines:
             continue
         out.print(f"{e.name}:", highlight=False)
@@ -688,15 +691,26 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free one).", min=0, max=65535)
                     ] = 8765,
+    db: Annotated[str | None, typer.Option(
+        "--db", help="Show a lab's runs, every station's, from the lab database at this URL"
+        " (its password as the lab commands take it: PGPASSWORD, a pgpass file, or"
+        " $CELLSEQ_LAB_DB / $CELLSEQ_LAB_DB_FILE without --db).", show_default=False)] = None,
+    lab: Annotated[str | None, typer.Option(
+        "--lab", help="Which lab of the database [default: $CELLSEQ_LAB, or 'lab'].",
+        show_default=False)] = None,
 ) -> None:
     """Serve a live view of runs in the browser: every cell's state and last values, plots
     that follow the run as it records, the report's results, and pause, continue and stop.
-    Runs until Ctrl-C (the runs it shows are not affected)."""
-    from sequencer.dashboard.local import LocalRuns
+    With --db (or --lab), every run of a lab's stations from its database; stopping one is
+    the lab's cancel. Runs until Ctrl-C (the runs it shows are not affected)."""
     from sequencer.dashboard.source import SourceError
 
-    if not run_dirs and runs is None:
-        _fail("name run directories, or a folder of them with --runs DIR")
+    from_lab = db is not None or lab is not None
+    if from_lab and (run_dirs or runs is not None):
+        _fail("show run directories (or --runs DIR), or a lab's database (--db), not both")
+    if not from_lab and not run_dirs and runs is None:
+        _fail("name run directories, or a folder of them with --runs DIR, or a lab's database"
+              " with --db URL")
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
@@ -705,7 +719,12 @@ def dashboard(
               " 'cellseq[dashboard]'")
     from sequencer.dashboard.serve import is_loopback, listen, serve
     try:
-        source = LocalRuns(run_dirs or [], runs)
+        if from_lab:
+            source = _lab_source(db, lab)
+        else:
+            from sequencer.dashboard.local import LocalRuns
+
+            source = LocalRuns(run_dirs or [], runs)
     except SourceError as exc:
         _user_errors(exc)
     try:
@@ -728,6 +747,22 @@ def dashboard(
 
     with contextlib.suppress(KeyboardInterrupt):
         serve(source, sock, host, announce)
+
+
+def _lab_source(db: str | None, lab: str | None) -> RunSource:
+    """The dashboard's source for a lab database (credentials as the lab commands take them);
+    its errors as the lab commands show them."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        _fail(f"a lab database needs the lab's extra packages ({exc.name}): pip install"
+              " 'cellseq[lab]'")
+    from sequencer.dashboard.lab import LabRuns
+    from sequencer.lab.cli import user_errors
+    from sequencer.lab.settings import lab_db
+
+    with user_errors():
+        return LabRuns(lab_db(db, lab, application="cellseq dashboard"))
 
 
 def _add_lab() -> None:

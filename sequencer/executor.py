@@ -20,23 +20,26 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
 from analysis.cycles import StepOutcome
 from drivers.clock import Clock
-from drivers.errors import CellseqError
+from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import SafetyLimits
-from drivers.techniques import ConstantCurrent
+from drivers.techniques import ConstantCurrent, Technique
 from protocols.cells import CellKind
 from protocols.steps import Loop, SetTemperature
 from protocols.units import kelvin_to_celsius
 from sequencer.branches import branch_of
 from sequencer.calls import caller_for
+from sequencer.capacity_basis import PlannedReference, measured_basis
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, CellRun
+from sequencer.handlers import technique_for, voltage_window
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
-from sequencer.instruments import Instruments
+from sequencer.instruments import Instruments, channel_capabilities
 from sequencer.journal import Journal
 from sequencer.loop_conditions import (
     CycleTracker,
@@ -488,17 +491,63 @@ class Executor:
         await self._safe_point([cell])
         r = cell.run
         before = r.counters.as_dict()
-        reason = await self.driver.run(exp, node, cell)
+        reference = next((ref for ref in exp.references if ref.source == node.number), None)
+        resolve = None if reference is None else (
+            lambda recorded: self._resolve(exp, node, cell, reference, recorded))
+        reason, technique = await self.driver.run(exp, node, cell, resolve)
         after = r.counters.as_dict()
-        technique = node.techniques[cell.id]
         current = technique.current_A if isinstance(technique, ConstantCurrent) else None
+        basis = r.step_params.get("capacity_basis_Ah")
         r.ran.append(RanStep(StepOutcome(
             step_count=r.step_count, kind=node.kind, current_A=current, tag=node.step.tag,
             written_kind=node.written_kind, temperature_degC=r.set_point_degC,
             end_reason=reason, experiment=exp.name,
+            capacity_basis_Ah=basis if isinstance(basis, float) else None,
             **{name: max(after[name] - before[name], 0.0) for name in after}),
             node.number, r.step_id))
         return reason
+
+    def _resolve(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
+                 ref: PlannedReference, recorded: dict[str, Any] | None) -> Technique:
+        """The technique of a step whose C-rates are taken of a measured capacity: the
+        capacity the stopped run recorded for this very step, else the one the reference's
+        last run measured (:func:`measured_basis`). No measurement, or a current the channel
+        or the cell's ``max_current`` refuses, faults the cell before anything is sent."""
+        r = cell.run
+        where = f"{exp.name} step {node.number} ({node.kind}): c_rate_reference {ref.name!r}"
+        nominal = r.cell.capacity_Ah
+        if recorded is not None and isinstance(recorded.get("capacity_basis_Ah"), float):
+            basis = recorded["capacity_basis_Ah"]
+        else:
+            measured = measured_basis(r.ran, exp.name, ref)
+            if isinstance(measured, str):
+                raise CellFault(f"{where}: {measured}; the step does not run at the nominal"
+                                " capacity instead (give its C-rate without c_rate_reference"
+                                " for that)")
+            basis = measured.capacity_Ah
+            if r.bases_Ah.get(node.number) != basis:
+                counts = measured.step_counts
+                share = f" ({100 * basis / nominal:.1f} % of the nominal" \
+                        f" {1e3 * nominal:.4g} mAh)" if nominal else ""
+                self.resumer.event_once(cell.id, "c_rate_basis", (
+                    f"{where}: 1C = {1e3 * basis:.6g} mAh, the {ref.capacity} capacity measured"
+                    f" in step count {counts[0]}{'-' + str(counts[-1]) if len(counts) > 1 else ''}"
+                    f" (ended on {measured.end_reason}){share}"), capacity_basis_Ah=basis)
+        r.bases_Ah[node.number] = basis
+        try:
+            technique = technique_for(node.step, r.cell.with_capacity(basis))
+            channel_capabilities(self.plan.station, cell.id).check(technique,
+                                                                  voltage_window(r.cell))
+        except (ValueError, CapabilityError) as exc:
+            raise CellFault(f"{where}: at the measured {1e3 * basis:.6g} mAh: {exc}") from exc
+        top = r.cell.limits.max_current
+        amps = abs(getattr(technique, "current_A", 0.0))
+        if top is not None and amps > top:
+            raise CellFault(f"{where}: at the measured {1e3 * basis:.6g} mAh the current is"
+                            f" {1e3 * amps:.6g} mA, above the cell's max_current of"
+                            f" {1e3 * top:g} mA; nothing was sent")
+        r.step_params = {"capacity_basis_Ah": basis, "c_rate_reference": ref.name}
+        return technique
 
     # -- instruments -----------------------------------------------------------------------
 

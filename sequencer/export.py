@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import CellseqError
 from sequencer.run_files import RUN_FILES
@@ -30,8 +29,8 @@ from store.survey import survey
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
 FORMATS = ("csv", "parquet")
 
@@ -73,7 +72,9 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Exported
         written, points = [], 0
         for (cell, kind), name in targets.items():
             path = out_dir / name
-            rows = _write_batches(batches(store, cell, kind, damage), path, fmt, run_dir)
+            parts = batches(store, cell, kind, damage,
+                            rows=CSV_BATCH_ROWS if fmt == "csv" else None)
+            rows = _write_batches(parts, path, fmt, run_dir)
             if rows:
                 written.append(path)
                 points += rows
@@ -171,38 +172,44 @@ def _write(df: pd.DataFrame, path: Path, fmt: str, run_dir: Path) -> None:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+#: Rows per batch of a CSV export: a batch is held three times over while it is rounded and
+#: formatted (its columns, their rounded copies, its text), by up to :data:`CSV_WORKERS` at once.
+CSV_BATCH_ROWS = 32_768
+#: Threads rounding and formatting CSV batches (numpy and pyarrow run without the GIL).
+CSV_WORKERS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1)
+
+
 def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
                    run_dir: Path) -> int:
     """Write the batches as one file, whole or not at all (a temporary name, then renamed);
-    nothing when there are none. Returns the rows written."""
-    import pyarrow as pa
+    nothing when there are none. Returns the rows written.
 
+    The batches are read in this thread while others encode the ones before: CSV batches
+    are rounded and formatted on every core and their text written in order; a Parquet row
+    group is written (by one thread, so in order) while the next batch is read."""
     if _is_run_file(run_dir, path):
         raise ExportError(f"{path} is one of the run's own files; it is not written over")
     tmp = path.with_name(f".{path.name}.tmp")
-    writer = None
+    writer: _CsvWriter | _ParquetWriter | None = None
     rows = 0
-    # one batch is written (pyarrow, without the GIL) while the next is read and rounded
-    pool = ThreadPoolExecutor(max_workers=1)
-    writing: Future[None] | None = None
+    workers = CSV_WORKERS if fmt == "csv" else 1
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: deque[Future[Any]] = deque()
     try:
         for part in parts:
-            if fmt == "csv":
-                part = {name: CSV_RESOLUTION[name].round(values) if name in CSV_RESOLUTION
-                        else values for name, values in part.items()}
-            # NaN (no temperature probe in no chamber) is a missing value: an empty CSV field
-            table = pa.table({name: pa.array(values, from_pandas=True)
-                              for name, values in part.items()})
             if writer is None:
                 if path.is_dir():
                     raise ExportError(f"cannot write {path}: a folder is in its place")
-                writer = _writer(tmp, fmt, table.schema)
-            if writing is not None:
-                writing.result()
-            writing = pool.submit(writer.write_table, table)
-            rows += table.num_rows
-        if writing is not None:
-            writing.result()
+                writer = _CsvWriter(tmp, list(part)) if fmt == "csv" else \
+                    _ParquetWriter(tmp, part)
+            pending.append(pool.submit(writer.encode, part))
+            rows += len(next(iter(part.values())))
+            while len(pending) > workers:
+                writer.write(pending.popleft().result())
+        while pending:
+            assert writer is not None
+            writer.write(pending.popleft().result())
         if writer is not None:
             writer.close()
             writer = None
@@ -210,7 +217,7 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        pool.shutdown(wait=True)
+        pool.shutdown(wait=True, cancel_futures=True)
         if writer is not None:
             with contextlib.suppress(OSError):
                 writer.close()
@@ -220,44 +227,72 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
     return rows
 
 
-def _writer(path: Path, fmt: str, schema: pa.Schema) -> _CsvWriter | pq.ParquetWriter:
-    """A streaming writer: CSV lines under a header, or Parquet with a row group per batch."""
+def _table(part: dict[str, np.ndarray]) -> pa.Table:
+    """A batch as an Arrow table (its columns not copied). NaN (no temperature probe in no
+    chamber) is a missing value: an empty CSV field, a null in Parquet."""
     import pyarrow as pa
 
-    if fmt == "csv":
-        return _CsvWriter(path, schema)
-    import pyarrow.parquet as pq
+    return pa.table({name: pa.array(values, from_pandas=True)
+                     for name, values in part.items()})
 
-    # dictionary encoding only where values repeat (the counts): tried on every float column
-    # it costs three times the writing and saves nothing
-    whole = [f.name for f in schema if pa.types.is_integer(f.type)]
-    return pq.ParquetWriter(path, schema, use_dictionary=whole)
+
+class _ParquetWriter:
+    """A Parquet file with a row group per batch."""
+
+    def __init__(self, path: Path, first: dict[str, np.ndarray]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = _table(first).schema
+        # dictionary encoding only where values repeat (the counts): tried on every float
+        # column it costs three times the writing and saves nothing
+        whole = [f.name for f in schema if pa.types.is_integer(f.type)]
+        self._writer = pq.ParquetWriter(path, schema, use_dictionary=whole)
+
+    def encode(self, part: dict[str, np.ndarray]) -> None:
+        """Write the batch's row group (one thread calls this: the groups stay in order)."""
+        self._writer.write_table(_table(part))
+
+    def write(self, _: None) -> None:
+        """Nothing left to do: :meth:`encode` wrote the row group."""
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class _CsvWriter:
-    """pyarrow's CSV writer under a header of bare column names (as pandas writes them:
-    ``Test Time / s``, unquoted; the names hold no comma nor quote)."""
+    """CSV lines under a header of bare column names (as pandas writes them: ``Test Time /
+    s``, unquoted; the names hold no comma nor quote), each number at its column's
+    resolution (:data:`store.resolution.CSV_RESOLUTION`), formatted by pyarrow."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, names: list[str]) -> None:
         import pyarrow.csv as pa_csv
 
+        self._options = pa_csv.WriteOptions(include_header=False, quoting_style="none")
         self._file = open(path, "wb")   # noqa: SIM115 - closed by close()
         try:
-            self._file.write((",".join(schema.names) + "\n").encode())
-            self._csv = pa_csv.CSVWriter(self._file, schema, write_options=pa_csv.WriteOptions(
-                include_header=False, quoting_style="none"))
+            self._file.write((",".join(names) + "\n").encode())
         except BaseException:
             self._file.close()
             raise
 
-    def write_table(self, table: pa.Table) -> None:
-        self._csv.write_table(table)
+    def encode(self, part: dict[str, np.ndarray]) -> pa.Buffer:
+        """A batch's lines (any thread may call this)."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        rounded = {name: CSV_RESOLUTION[name].round(values) if name in CSV_RESOLUTION
+                   else values for name, values in part.items()}
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(_table(rounded), sink, self._options)
+        return sink.getvalue()
+
+    def write(self, lines: pa.Buffer) -> None:
+        """Append a batch's lines (in the order the batches were read)."""
+        self._file.write(lines)
 
     def close(self) -> None:
-        try:
-            self._csv.close()
-        finally:
-            self._file.close()
+        self._file.close()
 
 
 def _is_run_file(run_dir: Path, path: Path) -> bool:

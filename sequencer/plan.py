@@ -40,6 +40,7 @@ from protocols.units import kelvin_to_celsius
 from sequencer import chamber_schedule
 from sequencer.bounds import check_bounds
 from sequencer.branches import PlannedBranch, plan_branches
+from sequencer.capacity_basis import PlannedReference, plan_references
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
@@ -91,6 +92,8 @@ class PlannedExperiment:
     start_s: float = 0.0
     after: tuple[int, ...] = ()                   # experiments that must end first
     branches: tuple[PlannedBranch, ...] = ()      # on_end gotos, resolved and bounded
+    #: C-rates taken of a measured capacity (``c_rate_reference``), by the step giving one
+    references: tuple[PlannedReference, ...] = ()
     #: the experiments it shares its chamber with (their indices; itself included), their
     #: soaks one for all: empty when it has the chamber to itself
     sharing: tuple[int, ...] = ()
@@ -124,6 +127,9 @@ class Plan:
                  "branches": [{"step": b.source, "on": b.reason, "goto": b.label,
                                "target_step": b.target, "at_most": b.at_most}
                               for b in e.branches],
+                 "c_rate_references": [{"step": r.source, "reference": r.name, "by": r.by,
+                                        "steps": sorted(r.numbers), "capacity": r.capacity}
+                                       for r in e.references],
                  "steps": [{"index": i, "kind": s.kind, "label": s.label}
                            for i, s in enumerate(walk(list(e.doc_steps)), start=1)]}
                 for e in self.experiments],
@@ -161,6 +167,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
             continue
         kinds = [s.kind for s in walk(exp.steps)]
         branches, wrong = plan_branches(campaign, i, exp.steps)
+        problems.extend(wrong)
+        references, wrong = plan_references(campaign, i, exp.steps)
         problems.extend(wrong)
         steps = _expand(exp.steps, 0, None, kinds)
         chambers = {station.chamber_of(c) for c in exp.cells}
@@ -212,7 +220,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                             for c in exp.cells} | {str(c) for c in chambers if c})
         planned.append(PlannedExperiment(i, exp.name, tuple(exp.cells), tuple(steps), chamber,
                                          tuple(resources), tuple(exp.steps),
-                                         branches=branches))
+                                         branches=branches,
+                                         references=tuple(references.values())))
     if problems:
         raise ProtocolError(problems)
     plan = replace(_schedule(campaign, station, planned), notes=notes)

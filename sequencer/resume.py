@@ -67,6 +67,8 @@ class CellHistory:
     counters: dict[str, float]
     last: dict[str, float]
     soak: dict[str, Any] | None = None   # the soak under way: see SoakProgress
+    #: the step whose output was off when the run stopped, and its step time then
+    off: dict[str, Any] | None = None
     done: dict[int, dict[str, Any]] = field(default_factory=dict)    # step_count -> row
     open: dict[int, dict[str, Any]] = field(default_factory=dict)    # step_count -> row
     by_experiment: dict[str, dict[str, Any]] = field(default_factory=dict)  # last row
@@ -84,7 +86,7 @@ class ResumeState:
         for s in store.cell_states():
             cp = s["checkpoint"]
             cells[s["cell"]] = CellHistory(s["state"], cp.get("fault"), cp.get("counters", {}),
-                                           s["last"], cp.get("soak"))
+                                           s["last"], cp.get("soak"), cp.get("off"))
         for row in store.steps():
             hist = cells.get(row["cell"])
             if hist is None:
@@ -202,6 +204,15 @@ class Resumer:
         r.step_id = row["id"]
         return Interrupted(row)
 
+    def recorded_params(self, cell: CellContext, replayed: Replayed) -> dict[str, Any] | None:
+        """What the stopped run's row of the cell's current step recorded (its parameters),
+        for a step :meth:`replay` found ended or interrupted; None for a step not run."""
+        if isinstance(replayed, Interrupted):
+            return replayed.row["params"]
+        if isinstance(replayed, Ended) and self.state is not None:
+            return self.state.cells[cell.id].done[cell.run.step_count]["params"]
+        return None
+
     def soak_replayed(self, chamber: Chamber, step: SetTemperature,
                       cells: list[CellContext]) -> SoakReplayed:
         """A soak in the stopped run: settled (not waited for again; its setpoint is restated
@@ -239,7 +250,9 @@ class Resumer:
     async def restate_chamber(self, exp: PlannedExperiment) -> None:
         """The first step a resumed run really runs in a chamber: set the chamber to the last
         setpoint the replay passed (a chamber that lost power holds none) and, if it has
-        drifted out of tolerance meanwhile, soak again."""
+        drifted out of tolerance meanwhile, soak again. A chamber in alarm, out of constant
+        mode or far from its setpoint suspends its cells (every sharer's) until its watch
+        sees it back, as it does in a run that was never interrupted."""
         if not self._restate or exp.chamber is None:
             return
         chamber = self._chambers[exp.chamber]
@@ -254,6 +267,16 @@ class Resumer:
         try:
             await call(lambda: chamber.set_temperature_C(target))
             reading = await call(chamber.read)
+            problem = watch.problem(reading)
+            if problem is not None:
+                # an alarm, a mode or air far off: the cells rest (outputs off) until the
+                # chamber's watch sees it back and has soaked again, as in an unbroken run
+                if not watch.suspended:
+                    watch.suspend(problem)
+                    self._journal.event(None, "chamber_suspended", f"{exp.chamber}: {problem}"
+                                        " after the interruption; its cells rest until it is"
+                                        " back", experiment=exp.name)
+                return
             if abs(reading.temperature_C - target) > step.tolerance:
                 self._journal.event(None, "resoak", f"{exp.chamber} reads"
                                     f" {reading.temperature_C:g} degC after the interruption;"
@@ -291,8 +314,12 @@ class Resumer:
             return Running(row["id"], row["started_t"], 0.0, previous, mark)
         await cell.stop()
         await self._suspenders.wait_for_chamber(exp, cell)
-        # what the channel did after the last point stored is unknown: the step counts from there
+        # what the channel did after the last point stored is unknown: the step counts from
+        # there, unless the executor had turned the output off itself (a suspension, a stop)
         elapsed = 0.0 if mark is None else mark.step_t
+        off = hist.off if hist is not None else None
+        if off is not None and off.get("step_id") == row["id"] and mark is not None:
+            elapsed = max(elapsed, float(off["elapsed_s"]))
         return self.carry_on(exp, node, cell, technique, row["id"], mark, elapsed)
 
     def carry_on(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,

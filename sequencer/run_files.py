@@ -24,13 +24,15 @@ import contextlib
 import hashlib
 import os
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import CellseqError
-from protocols.campaign import Campaign
-from protocols.loader import SourceFile
 from sequencer.journal import LOG_NAME
 from sequencer.locks import RUN_LOCK
+
+if TYPE_CHECKING:   # the protocol's models are not needed to name a run's files (export)
+    from protocols.campaign import Campaign
+    from protocols.loader import SourceFile
 
 MANIFEST = "manifest.json"
 STATION_COPY = "station.yaml"

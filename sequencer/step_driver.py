@@ -13,6 +13,7 @@ that turns them into the next move until the step has ended.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,9 @@ from sequencer.step_outcomes import (
 from sequencer.suspenders import Suspenders
 from store import Chunk, RunStore
 
+#: Builds a step's technique when it starts, from what a stopped run's row of it recorded.
+Resolve = Callable[[dict[str, Any] | None], Technique]
+
 #: Polls of a running step tried before an instrument that answers wrongly faults the cell.
 POLL_ATTEMPTS = 3
 MIN_POLL_S = 1e-3
@@ -61,20 +65,28 @@ class StepDriver:
         self._poll_s, self._progress = poll_s, progress
         self._resumer, self._suspenders, self._pause = resumer, suspenders, pause
 
-    async def run(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext) -> str:
+    async def run(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
+                  resolve: Resolve | None = None) -> tuple[str, Technique]:
         """Run one primitive step to its end (a resumed run replays it, or takes it up where
-        the stopped run left it); return the end reason."""
-        technique = node.techniques[cell.id]
+        the stopped run left it); return the end reason and the technique it ran.
+
+        ``resolve`` builds the technique when the step starts (a C-rate of a measured
+        capacity), given what the stopped run's row of this step recorded (None if it has
+        none): a resumed step runs what the stopped run resolved, not a new resolution."""
         cell.run.step_count += 1
+        cell.run.step_params = {}
         replayed = self._resumer.replay(cell)
+        technique = node.techniques[cell.id]
+        if resolve is not None:
+            technique = resolve(self._resumer.recorded_params(cell, replayed))
         if isinstance(replayed, Ended):
-            return replayed.reason
+            return replayed.reason, technique
         move: TakenUp
         if isinstance(replayed, Interrupted):
             move = await self._resumer.take_up(exp, node, cell, technique, replayed.row)
         else:
             move = await self.start(exp, node, cell, technique)
-        return await self.follow(exp, node, cell, technique, move)
+        return await self.follow(exp, node, cell, technique, move), technique
 
     async def follow(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                      technique: Technique, move: TakenUp) -> str:
@@ -108,8 +120,9 @@ class StepDriver:
         k = node.number
         r = cell.run
         started = self._clock.now()
+        r.off = None
         params = {**_params(technique), "written_kind": node.written_kind,
-                  "tag": node.step.tag}
+                  "tag": node.step.tag, **r.step_params}
         with self._store.transaction():
             step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, node.kind,
                                              r.cycle, started, params)
@@ -138,6 +151,7 @@ class StepDriver:
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
         await self._keep_attachment(cell, move.step_id)
+        r.off = None
         now = self._clock.now()
         with self._store.transaction():
             cell.set_state("running", experiment=exp.name, step_index=k, step_kind=node.kind,
@@ -206,6 +220,7 @@ class StepDriver:
                 elapsed = step_t0 + stopped - t0
                 if previous is not None:   # the output ran on at the last current until now
                     r.counters.hold(previous, stopped)
+                r.off = {"step_id": step_id, "elapsed_s": elapsed}
                 with self._store.transaction():
                     if stopped_by is not None:
                         cell.set_state("paused")

@@ -92,11 +92,11 @@ def test_export_on_a_full_disk_exits_2_and_leaves_no_half_file(tmp_path, monkeyp
     run_dir = tmp_path / "run"
     run_simulated(QUICKSTART, run_dir, seed=1)
 
-    def full(self, table):
+    def full(self, lines):
         self._file.write(b"half")   # a first block, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export._CsvWriter, "write_table", full)
+    monkeypatch.setattr(export._CsvWriter, "write", full)
     result = CliRunner().invoke(app, ["export", str(run_dir)])
     _clean(result)
     assert result.exit_code == 2 and "No space left on device" in result.output

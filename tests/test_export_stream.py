@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from sequencer import export
 from sequencer.export import export_run
 from simulators.instruments.chamber import SimChamber
 from store import Chunk, RunStore
@@ -135,3 +136,33 @@ def test_a_cell_without_points_gets_no_file(tmp_path, fmt):
     store.close()
     done = export_run(tmp_path / "run", fmt)
     assert done.paths == [] and not list((tmp_path / "run" / "export").iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_each_point_keeps_its_own_step_and_cycle(tmp_path, monkeypatch, fmt):
+    (tmp_path / "run").mkdir()
+    store = RunStore.create(tmp_path / "run", durable=False, meta={"cells": {"c1": {}}})
+    counts = [(3, 2, 7), (4, 5, 7), (9, 1, 8)]   # (step count, step index, cycle), all apart
+    with store.transaction():
+        for k, (step_count, index, cycle) in enumerate(counts):
+            step = store.begin_step("c1", "e", step_count, index, "rest", cycle, 0.0, {})
+            for m in range(3):
+                t = 100.0 * k + 10.0 * m + np.arange(10, dtype=float)
+                store.append(step, Chunk("c1", step_count, index, cycle, "series", {
+                    name: t + j for j, name in enumerate(
+                        ("test_time_s", "step_time_s", "utc_s", "voltage_V", "current_A",
+                         "temperature_C", "charge_Ah", "discharge_Ah", "charge_Wh",
+                         "discharge_Wh"))}))
+    store.close()
+    monkeypatch.setattr(store_frames, "BATCH_ROWS", 25)   # batches that end inside a step
+    monkeypatch.setattr(export, "CSV_BATCH_ROWS", 25)
+    done = export_run(tmp_path / "run", fmt)
+    written = pd.read_csv(done.paths[0]) if fmt == "csv" else pd.read_parquet(done.paths[0])
+    assert len(written) == 90
+    for name, column in (("step_count", "Step Count / 1"), ("step_index", "Step Index / 1"),
+                         ("cycle", "Cycle Count / 1")):
+        want = np.repeat([c[("step_count", "step_index", "cycle").index(name)]
+                          for c in counts], 30)
+        assert written[column].tolist() == want.tolist(), column
+    assert written["Voltage / V"].tolist() == (np.concatenate(
+        [100.0 * k + np.arange(30, dtype=float) for k in range(3)]) + 3).tolist()

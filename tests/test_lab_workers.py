@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import numpy as np
 import psycopg
@@ -204,3 +205,34 @@ def test_the_database_cut_mid_run_loses_and_doubles_nothing(lab, tmp_path):
     assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
         [("aborted",)]
     assert lab.points(run) == local_points(lab.run_dir("st-1", run))
+
+
+def test_the_database_dropped_as_a_job_ends_leaves_a_clean_log_and_the_job_ended(lab, tmp_path):
+    cellseq = operator(lab)
+    login = lab.login(f"{lab.name}_1", "station")
+    lab.start_worker("st-1", login)
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "short.yaml").write_text(LONG.format(count=10))
+    job, run = submitted(cellseq("lab", "submit", tmp_path / "short.yaml"))
+    lab.wait(lambda: lab.run(run)["status"] == "running", 60, "the run to start")
+    # the queue's row of the job held, so that telling the queue the job ended waits; then the
+    # database drops the station's connections just then, and refuses it a while
+    with psycopg.connect(lab.admin().conninfo) as hold:
+        hold.execute("SELECT id FROM procrastinate_jobs WHERE id = %s FOR UPDATE", (job,))
+        lab.wait(lambda: lab.run(run)["status"] == "completed", 60, "the run to end")
+        time.sleep(1.0)
+        lab.sql(f"ALTER ROLE {login} NOLOGIN")
+        lab.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (login,))
+        hold.rollback()
+    lab.wait(lambda: "lab database unreachable" in lab.worker_log("st-1"), 30,
+             "the worker to say the database is away")
+    time.sleep(2.0)
+    lab.sql(f"ALTER ROLE {login} LOGIN")
+    lab.wait(lambda: lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                             (job,)) == [("succeeded",)], 30, "the job's end to reach the queue")
+    lab.stop_workers()   # a task nobody awaited reports its error when it is collected
+    log = lab.worker_log("st-1")
+    assert "Task exception was never retrieved" not in log and "Traceback" not in log, log
+    assert "lab database reachable again" in log
+    assert lab.run(run)["resumes"] == 0 and log.count(f"run {run}: completed") == 1

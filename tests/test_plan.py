@@ -178,7 +178,8 @@ def test_schedule_runs_disjoint_experiments_in_parallel_and_queues_shared_ones(w
     assert doc["makespan_s"] == 7200
     (e,) = doc["experiments"]
     assert set(e) == {"name", "cells", "resources", "start_s", "end_s", "estimate_s",
-                      "bound_s", "steps", "branches", "shares_chamber_with", "waits_for"}
+                      "bound_s", "steps", "branches", "shares_chamber_with", "waits_for",
+                      "c_rate_references"}
     assert e["estimate_s"] == e["bound_s"] == 7200 and doc["makespan_bound_s"] == 7200
     assert e["resources"] == ["vsp300-1/ch0"] or e["resources"][0].startswith("cycler")
 

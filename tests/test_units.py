@@ -36,8 +36,9 @@ def test_values_resolve_to_si(text, dimension, expected):
     ("nan mV", "voltage", r"not a finite number"),
     ("inf s", "time", r"not a finite number"),
     ("10", "voltage", r"written with its unit"),
-    ("10 parsecs per fortnight", "frequency", r"expected a frequency"),
+    ("10 metres per week", "frequency", r"expected a frequency"),
     ("10 blorbs", "time", r"unknown unit 'blorbs'"),
+    ("10 parsecs", "length", r"unknown unit 'parsecs'"),   # pint's, not a lab's
     ("0.1C", "time", r"got the C-rate"),
 ])
 def test_bad_values_are_refused_with_the_rule(text, dimension, match):
@@ -123,3 +124,25 @@ def test_a_c_rate_is_not_a_length_even_when_broken():
 
 def test_full_width_digits_are_not_a_c_rate():
     assert parse_c_rate("\uff11C") is None
+
+
+def test_every_unit_cellseq_reads_means_what_it_means_in_pint():
+    """cellseq's definitions (protocols/units.txt) are pint's, fewer: each name, with a
+    prefix too, has the SI value and the dimension pint's own registry gives it."""
+    import pint
+
+    from protocols.units import registry
+
+    ours, theirs = registry(), pint.UnitRegistry(autoconvert_offset_to_baseunit=True)
+    theirs.define("Ohm = ohm")
+    names = list(ours._units)
+    assert {"volt", "ampere_hour", "degree_Celsius", "molar", "electron_volt"} <= set(names)
+    for name in [*names, "mV", "uA", "kOhm", "mAh", "mWh", "MHz", "um", "mg", "mM", "meV",
+                 "mS", "uF", "kPa", "ms", "ns"]:
+        got, expected = ours.Quantity(1.0, name), theirs.Quantity(1.0, name)
+        assert got.dimensionality == expected.dimensionality, name
+        # offset units compared as temperatures; the others in SI base units
+        convert = (lambda q: q.to("kelvin")) if got.dimensionality == {"[temperature]": 1} \
+            else (lambda q: q.to_base_units())
+        assert convert(got).magnitude == pytest.approx(convert(expected).magnitude,
+                                                       rel=1e-12), name

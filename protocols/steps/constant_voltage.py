@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from protocols.steps.base import RecordingStep
+from protocols.steps.capacity_reference import ReferenceField
 from protocols.steps.until import StepUntil
 from protocols.types import CurrentLike, Duration, Voltage
 
@@ -20,6 +21,7 @@ class ConstantVoltage(RecordingStep):
     until_current: CurrentLike | None = None
     duration: Duration | None = None
     until: StepUntil | None = None
+    c_rate_reference: ReferenceField = None
 
     @model_validator(mode="after")
     def _has_an_end(self) -> ConstantVoltage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from protocols.steps.base import DEFAULT_RECORD_EVERY_S, StepBase
+from protocols.steps.capacity_reference import ReferenceField
 from protocols.types import CurrentLike, Duration, Voltage
 
 
@@ -18,6 +19,7 @@ class CCCVCharge(StepBase):
     until_current: CurrentLike
     hold_duration: Duration | None = None
     record_every: Duration = DEFAULT_RECORD_EVERY_S
+    c_rate_reference: ReferenceField = None
 
 
 class CCDischarge(StepBase):
@@ -25,6 +27,7 @@ class CCDischarge(StepBase):
     current: CurrentLike
     until_voltage: Voltage
     record_every: Duration = DEFAULT_RECORD_EVERY_S
+    c_rate_reference: ReferenceField = None
 
 
 STEPS = (CCCVCharge, CCDischarge)

@@ -255,9 +255,9 @@ def build_app(source: RunSource, access: Access) -> Starlette:
         if not (cell is None or isinstance(cell, str)) or not isinstance(who, str):
             raise _BadRequest("cell and who must be text")
         address = request.client.host if request.client else "unknown"
-        request_id = await call(source.control, request.path_params["run"], body["action"],
-                                cell, who.strip()[:80] or "someone", address)
-        return _json({"request": request_id}, status_code=202)
+        receipt = await call(source.control, request.path_params["run"], body["action"],
+                             cell, who.strip()[:80] or "someone", address)
+        return _json(_plain(receipt), status_code=202)
 
     async def stream(request: Request) -> Response:
         run_id = request.query_params.get("run")

@@ -32,6 +32,7 @@ import numpy as np
 from sequencer.dashboard.envelope import QUANTITIES, Envelope, SeriesView
 from sequencer.dashboard.source import (
     CellRow,
+    ControlReceipt,
     CycleRow,
     Cycles,
     NotFound,
@@ -173,7 +174,7 @@ class LocalRuns:
         return self._run(run_id).figure(name)
 
     def control(self, run_id: str, action: Action, cell: str | None, who: str,
-                address: str) -> str:
+                address: str) -> ControlReceipt:
         return self._run(run_id).control(action, cell, who, address)
 
     def close(self) -> None:
@@ -536,7 +537,8 @@ class _LocalRun:
                               f" {MAX_FIGURE_BYTES} bytes")
         return data
 
-    def control(self, action: Action, cell: str | None, who: str, address: str) -> str:
+    def control(self, action: Action, cell: str | None, who: str,
+                address: str) -> ControlReceipt:
         from sequencer.controls import ControlError, write_request
 
         with self.lock:
@@ -550,7 +552,7 @@ class _LocalRun:
                           " controls" + (f"; `cellseq resume {self.path}` continues it"
                                          if status not in FINISHED else ""))
         try:
-            return write_request(self.path, action, cell, who, address)
+            return ControlReceipt(write_request(self.path, action, cell, who, address))
         except ControlError as exc:
             raise SourceError(str(exc)) from None
         except OSError as exc:

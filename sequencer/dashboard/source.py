@@ -2,7 +2,7 @@
 
 The web layer (:mod:`sequencer.dashboard.app`) knows only :class:`RunSource`. Local run
 directories are one source (:class:`~sequencer.dashboard.local.LocalRuns`); the lab's shared
-database is another to come, implementing the same methods: nothing in the web layer changes.
+database is another (:class:`~sequencer.dashboard.lab.LabRuns`), implementing the same methods.
 Everything returned is plain data (dataclasses, numbers, lists), ready for JSON.
 """
 
@@ -114,6 +114,16 @@ class Results:
     outcome: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class ControlReceipt:
+    """A control taken: ``request`` is its id (the journal's ``control_request`` event of the
+    run carries it with the run's answer); ``answer``, when the source has the answer at
+    once (the lab's cancel), is it."""
+
+    request: str
+    answer: str | None = None
+
+
 class RunSource(Protocol):
     """Runs as the dashboard sees them. Raise :class:`NotFound` for an unknown run, cell or
     file, :class:`Refused` for a control the run cannot take, :class:`SourceError` for
@@ -143,9 +153,8 @@ class RunSource(Protocol):
     def figure(self, run_id: str, name: str) -> bytes: ...
 
     def control(self, run_id: str, action: Action, cell: str | None, who: str,
-                address: str) -> str:
-        """Ask the run's process to pause, continue or stop; returns the request's id (the
-        journal's ``control_request`` event carries it with the run's answer)."""
+                address: str) -> ControlReceipt:
+        """Ask the run's process to pause, continue or stop."""
         ...
 
     def close(self) -> None: ...

@@ -64,16 +64,17 @@ def gitt(step: GITT) -> list[Step]:
 def cccv_charge(step: CCCVCharge) -> list[Step]:
     return [
         _cc(direction="charge", current=step.current, until_voltage=step.voltage,
-            record_every=step.record_every),
+            record_every=step.record_every, c_rate_reference=step.c_rate_reference),
         ConstantVoltage.model_construct(voltage=step.voltage, until_current=step.until_current,
                                         duration=step.hold_duration,
-                                        record_every=step.record_every),
+                                        record_every=step.record_every,
+                                        c_rate_reference=step.c_rate_reference),
     ]
 
 
 def cc_discharge(step: CCDischarge) -> list[Step]:
     return [_cc(direction="discharge", current=step.current, until_voltage=step.until_voltage,
-                record_every=step.record_every)]
+                record_every=step.record_every, c_rate_reference=step.c_rate_reference)]
 
 
 EXPANSIONS = {PlatingStripping: plating_stripping, CCDRamp: ccd_ramp, GITT: gitt,

@@ -11,7 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich import box
@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import CellseqError
+
+if TYPE_CHECKING:
+    import psycopg
 
 lab_app = typer.Typer(no_args_is_help=True, help="A lab of many stations: one queue and one"
                       " record on PostgreSQL.")
@@ -199,10 +202,13 @@ def status(
     with user_errors():
         target = _db(db, lab, "cellseq lab status")
         with connect(target) as conn:
+            ended = _end_lost_cancels(conn)
             st = lab_status(conn, target, limit)
     if as_json:
-        out.print_json(json.dumps(st))
+        out.print_json(json.dumps({**st, "ended_now": ended}))
         return
+    for line in ended:
+        err.print(f"[bold red]ended:[/] {line}", markup=True, soft_wrap=True)
     out.print(f"{st['where']}: {len(st['stations'])} stations, {len(st['runs'])} jobs shown")
     stations = Table("station", "kinds", "host", "last word", box=box.SIMPLE_HEAD)
     for s in st["stations"]:
@@ -239,7 +245,10 @@ def cancel(
     with user_errors():
         target = _db(db, lab, "cellseq lab cancel")
         with connect(target) as conn:
+            ended = _end_lost_cancels(conn)
             out.print(cancel_job(conn, target, job))
+    for line in ended:
+        err.print(f"[bold red]ended:[/] {line}", markup=True, soft_wrap=True)
 
 
 @lab_app.command("db")
@@ -291,6 +300,16 @@ def lab_copy(db: str | None, lab: str | None, run_id: str, folder: Path | None
     # the run's status in a run store's words: a run stopped by the lab (cancelled, failed,
     # lost with its station) reads as interrupted, as a run stopped by Ctrl-C does
     return folder, status if status in (*FINISHED, *RESUMABLE, "running") else "interrupted"
+
+
+def _end_lost_cancels(conn: psycopg.Connection) -> list[str]:
+    """Cancels whose station never confirmed within the lab's time-out end now, when this
+    login may end jobs (an operator's; a reader's sees them pending in the status)."""
+    from sequencer.lab.queue import end_lost_cancels
+
+    may = conn.execute("SELECT has_table_privilege('procrastinate_jobs', 'UPDATE') AND"
+                       " has_column_privilege('runs', 'status', 'UPDATE')").fetchone()
+    return end_lost_cancels(conn) if may and may[0] else []
 
 
 def _spaced(text: str) -> str:

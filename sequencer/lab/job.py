@@ -13,7 +13,10 @@ How a job ends:
   job succeeds;
 - the station refused it (the protocol does not validate on this station, the run directory
   of a started run is missing): the job fails with the reason, nothing ran; a job that only
-  needs kinds of instrument and cannot be placed here is passed on to another station;
+  needs kinds of instrument and cannot be placed here after all (it is queued only for
+  classes of station that can place it, so this is a station whose file changed since) is
+  passed on to another station; a job whose run another class's job started first ends
+  having run nothing;
 - the run stopped on an error that is not a cell's (``aborted``: an instrument unreachable at
   the start): the job fails with the run's message; the run can be resumed by hand;
 - the run's process died under a live worker: resumed at once, at most ``MAX_RESUMES`` times;
@@ -78,9 +81,11 @@ class StationStopping(Exception):
 class JobRun:
     """One job, from fetching to its end, on ``worker``'s station."""
 
-    def __init__(self, worker: StationWorker, run_id: str) -> None:
+    def __init__(self, worker: StationWorker, run_id: str, job_id: int | None = None) -> None:
         self.worker = worker
         self.run_id = run_id
+        #: the queue job this run is taken under (None: ending a job left behind)
+        self.job_id = job_id
         self.run_dir = worker.runs_root / run_id
         self.work = worker.runs_root / WORK / run_id
         self.replica = Replica(run_id, self.run_dir)
@@ -97,6 +102,8 @@ class JobRun:
         if record is None:
             raise JobRefused(f"run {self.run_id} is not in the lab record")
         if record["station"] not in (None, me):
+            if self.job_id is not None and record["job_id"] != self.job_id:
+                raise self._taken(record["station"])
             raise JobRefused(f"run {self.run_id} started on station {record['station']}; it"
                              " resumes only there")
         try:
@@ -238,10 +245,26 @@ class JobRun:
 
     async def _start(self, record: dict[str, Any]) -> None:
         claimed = await self.worker.record(_claim, self.run_id, self.worker.name,
-                                         str(self.run_dir.resolve()))
-        if not claimed:
-            raise JobRefused(f"run {self.run_id} was started by another station")
-        self.worker.say(f"run {self.run_id} (job {record['job_id']}): starting")
+                                         str(self.run_dir.resolve()), self.job_id)
+        if claimed is not None:
+            raise self._taken(claimed)
+        job = self.job_id if self.job_id is not None else record["job_id"]
+        self.worker.say(f"run {self.run_id} (job {job}): starting")
+        if self.job_id is not None and self.worker.app is not None:
+            from sequencer.lab.queue import run_jobs
+
+            for other, status in await self.worker.record(run_jobs, self.run_id):
+                if other != self.job_id and status == "todo":   # its other classes' jobs
+                    await self.worker.app.job_manager.cancel_job_by_id_async(other)
+
+    def _taken(self, station: str) -> LabError:
+        """Another class's job of this run started it on ``station``: this job ends, having
+        run nothing (the files it wrote for the run go)."""
+        from sequencer.lab.worker import TakenElsewhere
+
+        if not self.run_dir.exists():
+            shutil.rmtree(self.work, ignore_errors=True)
+        return TakenElsewhere(f"station {station} took the run first; nothing ran here")
 
     # -- the run's process -----------------------------------------------------------------
 
@@ -457,12 +480,21 @@ def _fetch_files(conn: Any, run_id: str) -> list[tuple[str, bytes]]:
         "SELECT name, data FROM run_files WHERE run_id = %s ORDER BY name", (run_id,))]
 
 
-def _claim(conn: Any, run_id: str, station: str, run_dir: str) -> bool:
-    row = conn.execute("UPDATE runs SET station = %s, status = 'running',"
-                       " started = coalesce(started, now()),"
-                       " run_dir = %s WHERE run_id = %s AND (station IS NULL OR station = %s)"
-                       " RETURNING run_id", (station, run_dir, run_id, station)).fetchone()
-    return row is not None
+def _claim(conn: Any, run_id: str, station: str, run_dir: str, job_id: int | None
+           ) -> str | None:
+    """The run is this station's from now on, under ``job_id`` (the job of its class that
+    started it); returns None, or the station that took it first."""
+    with conn.transaction():
+        row = conn.execute("UPDATE runs SET station = %s, status = 'running',"
+                           " started = coalesce(started, now()), run_dir = %s,"
+                           " job_id = coalesce(%s::bigint, job_id) WHERE run_id = %s AND"
+                           " (station IS NULL OR station = %s) RETURNING run_id",
+                           (station, run_dir, job_id, run_id, station)).fetchone()
+        if row is not None:
+            return None
+        taken = conn.execute("SELECT station FROM runs WHERE run_id = %s",
+                             (run_id,)).fetchone()
+    return str(taken[0]) if taken and taken[0] else "another"
 
 
 def _note_resume(conn: Any, run_id: str, station: str) -> None:

@@ -8,9 +8,16 @@ Queues route jobs to stations:
 
 - ``<lab>/s/<station>``: a job for that station alone (``--station``), and every job a station
   has started: a started job's cells are on that station's channels, so it never moves;
-- ``<lab>/n/<kinds>``: a job that needs only kinds of instrument (``--needs``), coded ``c``
-  cycler, ``p`` potentiostat, ``t`` chamber; a worker takes from every combination of the kinds
-  its station has.
+- ``<lab>/k/<class>``: a job that needs only kinds of instrument (``--needs``). A station's
+  class is what its instruments can do (:func:`capability_class`); stations of one class
+  place a job alike. At submission the job is placed on one station of each class (as the
+  station will place it), and goes to the queue of every class that can run it: one
+  procrastinate job per such class, all for the same run. The first station to start the run
+  claims it, and the other jobs of the run are cancelled then. So a job is fetched only by
+  stations that can run it, never by one that would fetch it again and again to pass it on;
+- ``<lab>/n/<kinds>``: where earlier versions queued ``--needs`` jobs (kinds coded ``c``
+  cycler, ``p`` potentiostat, ``t`` chamber); workers still take from them, so jobs queued
+  before an upgrade run.
 
 Queue names are short because PostgreSQL notifies each queue on a channel whose name is at
 most 63 bytes.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import json
 import re
 import secrets
 from collections.abc import Iterable
@@ -52,11 +60,37 @@ def needs_queue(lab: str, kinds: Iterable[str]) -> str:
     return f"{lab}/n/{''.join(sorted(KIND_CODES[k] for k in set(kinds)))}"
 
 
-def worker_queues(lab: str, station: str, kinds: Iterable[str]) -> list[str]:
-    """The station's own queue, then one per combination of the kinds it has."""
+def class_queue(lab: str, capability: str) -> str:
+    return f"{lab}/k/{capability}"
+
+
+def capability_class(station: Station) -> str:
+    """A station's class: what its instruments are and can do, as placement sees it: each
+    one's driver, channel count and channel capabilities as its driver rates them from its
+    options (an instrument without such a rating, a chamber: its options). Names, addresses,
+    passwords, mounted cells and options that change no capability (a folder, a time-out) are
+    left out: stations that differ only in them place a job alike."""
+    import dataclasses
+
+    parts = []
+    for inst in station.instruments.values():
+        caps = inst.spec.capabilities(inst.parsed_options()) if inst.spec.capabilities \
+            else None
+        parts.append(json.dumps(
+            {"driver": inst.driver, "channels": inst.channel_count,
+             "can": dataclasses.asdict(caps) if caps is not None else None,
+             "options": inst.options if caps is None else None},
+            sort_keys=True, default=lambda v: sorted(v)))   # frozensets of names
+    return hashlib.sha256("\n".join(sorted(parts)).encode()).hexdigest()[:12]
+
+
+def worker_queues(lab: str, station: str, kinds: Iterable[str], capability: str) -> list[str]:
+    """The station's own queue, its class's queue, then (for jobs queued by earlier versions)
+    one per combination of the kinds it has."""
     have = sorted(set(kinds))
     combos = [c for n in range(1, len(have) + 1) for c in itertools.combinations(have, n)]
-    return [station_queue(lab, station), *(needs_queue(lab, c) for c in combos)]
+    return [station_queue(lab, station), class_queue(lab, capability),
+            *(needs_queue(lab, c) for c in combos)]
 
 
 def parse_needs(text: str) -> tuple[str, ...]:
@@ -114,14 +148,14 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
     campaign = load_campaign(protocol)
     build_plan(campaign, simulated_station(campaign), protocol.name)   # the protocol itself
     notes: list[str] = []
-    stations = _stations(conn)
+    stations, classes = _stations(conn)
     if station is not None:
         station_name(station)
         if station not in stations:
             raise LabError(f"lab {db.lab!r} has no station {station!r}"
                            f" ({_listing(stations)}); a station joins when its worker starts")
         build_plan(campaign, stations[station], protocol.name)   # ProtocolError names it
-        queue, needs = station_queue(db.lab, station), None
+        queues, needs = [station_queue(db.lab, station)], None
     else:
         required = kinds_needed(campaign)
         if needs is None:
@@ -130,29 +164,31 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
         if missing:
             raise LabError(f"{protocol.name} needs a {' and a '.join(missing)} (as --sim would"
                            f" place it), which --needs {','.join(needs)} leaves out")
-        able, unable = [], []
-        verdicts: dict[str, str | None] = {}   # stations alike but for their name: once
+        able: dict[str, list[str]] = {}   # class -> its stations that can run it
+        unable = []
+        verdicts: dict[str, str | None] = {}   # one placement per class
         for name, candidate in stations.items():
             if not set(needs) <= {i.kind for i in candidate.instruments.values()}:
                 continue
-            alike = candidate.model_dump_json(exclude={"station"})
-            if alike not in verdicts:
+            capability = classes[name]
+            if capability not in verdicts:
                 try:
                     build_plan(campaign, place(campaign, candidate), protocol.name)
-                    verdicts[alike] = None
+                    verdicts[capability] = None
                 except (LabError, ProtocolError) as exc:   # the station cannot run it
-                    verdicts[alike] = str(exc).splitlines()[0]
-            if verdicts[alike] is None:
-                able.append(name)
+                    verdicts[capability] = str(exc).splitlines()[0]
+            if verdicts[capability] is None:
+                able.setdefault(capability, []).append(name)
             else:
-                unable.append(f"{name}: {verdicts[alike]}")
+                unable.append(f"{name}: {verdicts[capability]}")
         if not able:
             why = "; ".join(unable) if unable else \
                 f"none has a {' and a '.join(needs)} ({_listing(stations)})"
             raise LabError(f"no station of lab {db.lab!r} can run {protocol.name}: {why}")
         if unable:
-            notes.append("stations that cannot run it and will pass it on: " + "; ".join(unable))
-        queue = needs_queue(db.lab, needs)
+            notes.append("stations that cannot run it (it is not queued for them): "
+                         + "; ".join(unable))
+        queues = [class_queue(db.lab, c) for c in sorted(able)]
     run_id = _run_id(campaign.campaign)
     with conn.transaction():
         conn.execute("INSERT INTO runs (run_id, campaign, protocol, seed, target_station, needs,"
@@ -162,20 +198,37 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
         for f in campaign.files:
             conn.execute("INSERT INTO run_files VALUES (%s, %s, %s, %s)",
                          (run_id, f.name, f.data, hashlib.sha256(f.data).hexdigest()))
+    jobs: list[int] = []
     try:
         if app is None:
             with make_app(db, application="cellseq lab submit").open() as own:
-                job_id = own.configure_task(TASK, queue=queue).defer(run_id=run_id)
+                jobs += [own.configure_task(TASK, queue=q).defer(run_id=run_id) for q in queues]
         else:
-            job_id = app.configure_task(TASK, queue=queue).defer(run_id=run_id)
+            jobs += [app.configure_task(TASK, queue=q).defer(run_id=run_id) for q in queues]
     except Exception as exc:
+        for job in jobs:   # the jobs of the run queued before the failure go too
+            conn.execute("UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = %s AND"
+                         " status = 'todo'", (job,))
         with conn.transaction():
             conn.execute("UPDATE runs SET status = 'refused', message = %s, ended = now()"
                          " WHERE run_id = %s", (f"could not be queued: {exc}", run_id))
         raise LabError(f"{run_id} could not be queued: {exc}") from None
+    job_id = jobs[0]
     with conn.transaction():
         conn.execute("UPDATE runs SET job_id = %s WHERE run_id = %s", (job_id, run_id))
+    if len(jobs) > 1:
+        notes.append(f"queued for {len(jobs)} classes of station that can run it (jobs"
+                     f" {', '.join(map(str, jobs))}; the first station to start it takes it):"
+                     + "; ".join(", ".join(names) for names in able.values()))
     return job_id, run_id, notes
+
+
+def run_jobs(conn: psycopg.Connection, run_id: str) -> list[tuple[int, str]]:
+    """Every queue job of a run that has not ended, as (id, status): a ``--needs`` run has
+    one per class of station that can run it until one station starts it."""
+    return [(int(i), str(st)) for i, st in conn.execute(
+        "SELECT id, status::text FROM procrastinate_jobs WHERE task_name = %s AND"
+        " args->>'run_id' = %s AND status IN ('todo', 'doing') ORDER BY id", (TASK, run_id))]
 
 
 def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
@@ -188,6 +241,9 @@ def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
     app = make_app(db, application="cellseq lab cancel")
     with app.open():
         accepted = app.job_manager.cancel_job_by_id(job_id, abort=True)
+        for other, other_status in run_jobs(conn, run_id):   # the run's other classes' jobs
+            if other != job_id and other_status == "todo":
+                app.job_manager.cancel_job_by_id(other)
     if not accepted:
         raise LabError(f"job {job_id} (run {run_id}) has already ended ({status})")
     if status == "todo":
@@ -212,6 +268,60 @@ def cancel(conn: psycopg.Connection, db: LabDb, job: str) -> str:
     return said
 
 
+#: A run's status once its job was cancelled while it ran and its station stayed silent for
+#: the lab's station time-out after the cancel: the job has ended, the run's outputs are not
+#: known to be off. The station's worker, when it starts again, stops the run and makes it
+#: ``cancelled``.
+STATION_LOST = "station_lost"
+
+
+def end_lost_cancels(conn: psycopg.Connection) -> list[str]:
+    """End the jobs cancelled while they ran whose station has not confirmed the stop, nor
+    reported at all, for the lab's station time-out since the cancel: each job ends
+    ``aborted``, its run ``station_lost`` (a run not started yet: ``cancelled``). Returns
+    what was ended, as sentences. Any worker of the lab, ``cellseq lab cancel`` and
+    ``cellseq lab status`` (with an operator's login) call it: a cancel ends even when its
+    station never returns."""
+    from procrastinate.sql import queries
+
+    timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
+                                   " 'station_timeout_s'").fetchone()[0])
+    rows = conn.execute(
+        "SELECT j.id, r.run_id, r.station, r.started IS NOT NULL,"
+        " extract(epoch FROM now() - s.seen)::float8 FROM procrastinate_jobs j"
+        " JOIN runs r ON r.job_id = j.id LEFT JOIN stations s ON s.name = r.station"
+        " WHERE j.status = 'doing' AND j.abort_requested"
+        " AND (s.seen IS NULL OR s.seen < now() - make_interval(secs => %(t)s))"
+        " AND (SELECT max(e.at) FROM procrastinate_events e WHERE e.job_id = j.id AND"
+        "      e.type = 'abort_requested') < now() - make_interval(secs => %(t)s)",
+        {"t": timeout_s}).fetchall()
+    said = []
+    for job_id, run_id, station, started, silent_s in rows:
+        if started and station is not None:
+            status = STATION_LOST
+            silent = "never registered" if silent_s is None else \
+                f"silent for {silent_s:.0f} s"
+            message = (f"cancelled while it ran; station {station} did not confirm the stop"
+                       f" within the lab's time-out ({timeout_s:g} s; it is {silent}): the"
+                       " job has ended, nothing confirms the run's outputs are off. Check the"
+                       " station; its worker stops the run when it starts again")
+        else:
+            status, message = "cancelled", "cancelled; its worker was lost before it started"
+        with conn.transaction():
+            ended = conn.execute("SELECT id FROM procrastinate_jobs WHERE id = %s AND status ="
+                                 " 'doing' AND abort_requested FOR UPDATE", (job_id,)).fetchone()
+            if ended is None:   # its station, or another sweep, ended it meanwhile
+                continue
+            conn.execute(queries["finish_job"], {"job_id": job_id, "status": "aborted",
+                                                 "delete_job": False})
+            conn.execute("UPDATE runs SET status = %s, message = %s, ended = now() WHERE"
+                         " run_id = %s", (status, message, run_id))
+            conn.execute("INSERT INTO lab_events (station, run_id, kind, message) VALUES"
+                         " (%s, %s, %s, %s)", (station, run_id, status, message))
+        said.append(f"job {job_id} (run {run_id}) ended {status}: {message}")
+    return said
+
+
 def _job_row(conn: psycopg.Connection, db: LabDb, job: str) -> tuple[int, str, str | None]:
     if re.fullmatch(r"[0-9]{1,18}", job):
         where, arg = "r.job_id = %s", int(job)
@@ -226,12 +336,13 @@ def _job_row(conn: psycopg.Connection, db: LabDb, job: str) -> tuple[int, str, s
     return row[0], row[1], row[2]
 
 
-def _stations(conn: psycopg.Connection) -> dict[str, Station]:
-    """The lab's stations, as their workers registered them."""
+def _stations(conn: psycopg.Connection) -> tuple[dict[str, Station], dict[str, str]]:
+    """The lab's stations, as their workers registered them, and each one's class."""
     from sequencer.station import Station
 
-    return {name: Station.model_validate(record)
-            for name, record in conn.execute("SELECT name, station FROM stations ORDER BY name")}
+    stations = {name: Station.model_validate(record) for name, record in
+                conn.execute("SELECT name, station FROM stations ORDER BY name")}
+    return stations, {name: capability_class(st) for name, st in stations.items()}
 
 
 def _listing(stations: dict[str, Any]) -> str:

@@ -34,14 +34,17 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     longer than the lab's time-out with jobs waiting for it; work nobody can take)."""
     timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
                                    " 'station_timeout_s'").fetchone()[0])
+    from sequencer.lab.queue import STATION_LOST, TASK
+
     cur = conn.execute(
         "SELECT name, kinds, host, login, extract(epoch FROM now() - seen)::float8 AS silent_s,"
-        " started FROM stations ORDER BY name")
+        " started, station FROM stations ORDER BY name")
     stations = [dict(zip([d.name for d in cur.description], row, strict=True))
                 for row in cur.fetchall()]
     for s in stations:
         s["gone"] = s["silent_s"] > timeout_s
         s["started"] = s["started"].isoformat()
+        s["queue"] = _queue_of(db.lab, s.pop("station"))
     cur = conn.execute(
         "SELECT r.job_id, r.run_id, r.campaign, j.status::text AS job, j.abort_requested,"
         " r.status, r.station, r.target_station, r.needs, r.refused_by, r.resumes, r.message,"
@@ -58,10 +61,21 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
             r[key] = r[key].isoformat() if r[key] else None
         r["points"] = int(r["points"])
     by_name = {s["name"]: s for s in stations}
+    queued: dict[str, set[str]] = {}   # run -> the queues its unfinished jobs wait in
+    for run_id, queue in conn.execute(
+            "SELECT args->>'run_id', queue_name FROM procrastinate_jobs WHERE task_name = %s"
+            " AND status = 'todo'", (TASK,)):
+        queued.setdefault(run_id, set()).add(queue)
     problems = []
     for r in runs:
         r["refused_by"] = list(r["refused_by"] or [])
         r["state"] = r["status"]
+        if r["status"] == STATION_LOST:
+            r["state"] = "cancelled (station lost)"
+            problems.append(
+                f"job {r['job_id']} (run {r['run_id']}) was cancelled and ended without its"
+                f" station {r['station']} confirming the stop: nothing confirms its outputs are"
+                " off; check the station (its worker stops the run when it starts again)")
         if r["job"] not in ("todo", "doing"):
             continue
         if r["abort_requested"]:
@@ -79,7 +93,8 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                         f"job {r['job_id']} (run {r['run_id']}) was cancelled, and station {ask}:"
                         " the cancel has not reached the station, so nothing confirms its"
                         " outputs are off; check the station, and restart its worker, which"
-                        " stops the run and ends the job cancelled")
+                        " stops the run and ends the job cancelled. Unconfirmed"
+                        f" {_ago(timeout_s)} after the cancel, the job ends as station lost")
                     continue
                 what = "resume" if r["station"] else "start"
                 problems.append(
@@ -88,6 +103,17 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                     f" station's worker, or cancel the job (cellseq lab cancel {r['job_id']})")
         elif r["job"] == "todo" and not r["abort_requested"]:
             live = [s for s in stations if not s["gone"] and set(r["needs"]) <= set(s["kinds"])]
+            queues = queued.get(r["run_id"], set())
+            if any("/k/" in q for q in queues):   # queued for the classes that can run it
+                classes = [s for s in stations if s["queue"] in queues]
+                if not any(not s["gone"] for s in classes):
+                    which = ", ".join(f"{s['name']} ({'silent for ' + _ago(s['silent_s'])})"
+                                      for s in classes) or "none is registered any more"
+                    problems.append(
+                        f"job {r['job_id']} (run {r['run_id']}) waits for a station that can"
+                        f" run it, and none of those is live: {which}; start one of their"
+                        f" workers, or cancel the job (cellseq lab cancel {r['job_id']})")
+                continue
             able = [s["name"] for s in live if s["name"] not in r["refused_by"]]
             if not live:
                 problems.append(
@@ -100,6 +126,21 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
                     f" ({', '.join(s['name'] for s in live)}) has passed it on")
     return {"lab": db.lab, "where": db.where, "station_timeout_s": timeout_s,
             "stations": stations, "runs": runs, "problems": problems}
+
+
+def _queue_of(lab: str, record: dict[str, Any]) -> str | None:
+    """The queue of a station's class, from its record; None for a record this PC cannot read
+    as a station (a driver it does not have): its jobs are then not judged here."""
+    from pydantic import ValidationError
+
+    from drivers.errors import CellseqError
+    from sequencer.lab.queue import capability_class, class_queue
+    from sequencer.station import Station
+
+    try:
+        return class_queue(lab, capability_class(Station.model_validate(record)))
+    except (ValidationError, CellseqError):
+        return None
 
 
 def _ago(seconds: float) -> str:

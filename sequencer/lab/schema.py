@@ -92,8 +92,8 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("SELECT, INSERT", ("procrastinate_events",)),
         ("SELECT", ("procrastinate_periodic_defers",)),
         ("SELECT", ("lab_settings", "runs", "run_files")),
-        ("UPDATE (station, status, message, run_dir, started, ended, resumes, refused_by)",
-         ("runs",)),
+        ("UPDATE (station, status, message, run_dir, started, ended, resumes, refused_by,"
+         " job_id)", ("runs",)),
         ("SELECT, INSERT, UPDATE", ("stations", *_RUN_TABLES)),
         ("SELECT, INSERT", ("lab_events",)),
     ),

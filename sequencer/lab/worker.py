@@ -2,9 +2,10 @@
 
 ``cellseq lab worker --station st.yaml`` registers the station in the lab (its name, the kinds
 of instrument it has, its station file without passwords), then takes jobs from its own queue
-and from the queues of every combination of its kinds (:mod:`sequencer.lab.queue`), and runs
-each (:mod:`sequencer.lab.job`). One worker per station: a second one on the same PC is refused
-(a lock file), and one on another PC is refused while the first still reports in.
+and from its class's queue (jobs that any station able to run them may take;
+:mod:`sequencer.lab.queue`), and runs each (:mod:`sequencer.lab.job`). One worker per
+station: a second one on the same PC is refused (a lock file), and one on another PC is
+refused while the first still reports in.
 
 It reports every few seconds (``stations.seen``): ``cellseq lab status`` reports a station that
 stayed silent longer than the lab's station time-out, with the jobs waiting for it; they are
@@ -38,8 +39,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from procrastinate.worker import Worker
 
-from sequencer.lab.queue import TASK, make_app, station_queue, worker_queues
+from sequencer.lab.queue import TASK, capability_class, make_app, station_queue, worker_queues
 from sequencer.lab.settings import LabDb, LabError, station_name
 
 if TYPE_CHECKING:
@@ -105,7 +107,10 @@ class StationWorker:
         self.station_path = Path(station_path).resolve()
         self.station = station
         self.kinds = sorted({i.kind for i in station.instruments.values()})
-        self.queues = worker_queues(db.lab, self.name, self.kinds)
+        self.capability = capability_class(station)
+        self.queues = worker_queues(db.lab, self.name, self.kinds, self.capability)
+        #: the procrastinate app of the worker's session with the database
+        self.app: Any = None
         self.runs_root = Path(runs_root).resolve()
         self.link = RecordLink(db, f"cellseq station {self.name}")
         self.stopping = False
@@ -116,6 +121,7 @@ class StationWorker:
         #: The job this worker runs now (procrastinate's id), if any.
         self.current_job: int | None = None
         self._down = False
+        self._joined = False   # registered in the lab by this process
         self._worker: Any = None
         self._stopped = asyncio.Event()
 
@@ -174,11 +180,9 @@ class StationWorker:
         self._install_signals()
         self.runs_root.mkdir(parents=True, exist_ok=True)
         pause = 1.0
-        first = True
         while not self.stopping:
             try:
-                await self._session(first)
-                first = False
+                await self._session(not self._joined)
                 pause = 1.0
             except LabError:
                 raise
@@ -191,18 +195,18 @@ class StationWorker:
         self.link.close()
 
     async def _session(self, first: bool) -> None:
-        from procrastinate.worker import Worker
-
         app = make_app(self.db, application=f"cellseq station {self.name}")
         app.task(name=TASK, pass_context=True, retry=_Retry())(_run_job)
         async with app.open_async():
+            self.app = app
             await self.link(self._register, first)
+            self._joined = True
             self.database_up()
             await self._take_back(app)
             beat = asyncio.ensure_future(self._heartbeat(app))
             try:
-                self._worker = Worker(
-                    app, queues=self.queues, name=f"station {self.name}", concurrency=1,
+                self._worker = _QueueWorker(
+                    self, app, queues=self.queues, name=f"station {self.name}", concurrency=1,
                     install_signal_handlers=False, additional_context={"station": self},
                     update_heartbeat_interval=HEARTBEAT_S, stalled_worker_timeout=STALLED_S,
                     fetch_job_polling_interval=2.0, abort_job_polling_interval=1.0)
@@ -217,10 +221,15 @@ class StationWorker:
                 with contextlib.suppress(asyncio.CancelledError, *self.db_errors):
                     await beat
 
-    def _register(self, conn: psycopg.Connection, first: bool) -> None:
+    def station_record(self) -> dict[str, Any]:
+        """The station as the lab record keeps it: its file as JSON, without passwords."""
         record = self.station.model_dump(mode="json", exclude_none=True)
         for inst in record["instruments"].values():
             inst.pop("password", None)
+        return json.loads(json.dumps(record))
+
+    def _register(self, conn: psycopg.Connection, first: bool) -> None:
+        record = self.station_record()
         host, pid = socket.gethostname(), os.getpid()
         with conn.transaction():
             row = conn.execute("SELECT host, pid, now() - seen < make_interval(secs =>"
@@ -246,6 +255,11 @@ class StationWorker:
 
         from sequencer.lab.job import JobRun
 
+        for (run_id,) in await self.link(_lost_here, self.name):
+            # ended as its station lost while this station was away: its run may still run
+            await JobRun(self, run_id).end_cancelled()
+            self.say(f"run {run_id} had been cancelled, and ended as this station lost,"
+                     " while no worker ran it: it is stopped now")
         rows = await self.link(_left_running, self.name)
         for job_id, abort, run_id in rows:
             if abort:
@@ -268,10 +282,18 @@ class StationWorker:
                 self.database_up()
                 if since_rescue >= RESCUE_EVERY_S:
                     since_rescue = 0.0
-                    for job_id, run_id, abort in await self.link(_never_started, STALLED_S):
-                        if abort:   # cancelled meanwhile: it ends so, never retried
-                            from procrastinate.jobs import Status
+                    for job_id, run_id, abort, stray in await self.link(_never_started,
+                                                                        STALLED_S):
+                        from procrastinate.jobs import Status
 
+                        if stray:   # another class's job of the run started it
+                            await app.job_manager.finish_job_by_id_async(
+                                job_id, Status.ABORTED, False)
+                            self.say(f"run {run_id} (job {job_id}): its worker died before"
+                                     " starting it, and another station has taken the run;"
+                                     " this job of it ends")
+                            continue
+                        if abort:   # cancelled meanwhile: it ends so, never retried
                             await self.link(_cancelled, run_id, "cancelled; its worker had"
                                             " died before starting it, nothing ran")
                             await app.job_manager.finish_job_by_id_async(
@@ -283,6 +305,10 @@ class StationWorker:
                         self.say(f"run {run_id} (job {job_id}): its worker died before"
                                  " starting it; back in its queue")
                     await self._settle_ended(app)
+                    from sequencer.lab.queue import end_lost_cancels
+
+                    for line in await self.link(end_lost_cancels):
+                        self.say(line)
             except self.db_errors as exc:
                 self.database_down(exc)
 
@@ -317,7 +343,10 @@ async def _run_job(context: Any, run_id: str) -> str:
     worker: StationWorker = context.additional_context["station"]
     worker.current_job = context.job.id
     try:
-        return await JobRun(worker, run_id).run()
+        return await JobRun(worker, run_id, context.job.id).run()
+    except TakenElsewhere as exc:   # another class's job of the run started it first
+        worker.say(f"run {run_id} (job {context.job.id}): {exc}")
+        return str(exc)
     except (LabError, asyncio.CancelledError, *_passing()):
         raise
     except Exception as exc:   # a bug: say it where the station's operator sees it
@@ -329,6 +358,47 @@ async def _run_job(context: Any, run_id: str) -> str:
         raise
     finally:
         worker.current_job = None
+
+
+class _QueueWorker(Worker):
+    """procrastinate's worker, whose telling the queue that a job ended rides out a database
+    outage as the station's other writes do.
+
+    procrastinate tells the queue in the job's own task, which nothing awaits: a database
+    that dropped just then left the job ``doing`` and the error in that task, reported only
+    as "Task exception was never retrieved" with a traceback when the task was collected.
+    Here the end is tried again until the database answers (and once the queue holds it,
+    not again: the first try may have gone through before the connection broke)."""
+
+    def __init__(self, station: StationWorker, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.station = station
+
+    async def _persist_job_status(self, job: Any, status: Any, retry_decision: Any,
+                                  context: Any, job_result: Any) -> None:
+        station, pause, since = self.station, 0.5, time.monotonic()
+        while True:
+            try:
+                await super()._persist_job_status(job=job, status=status,
+                                                  retry_decision=retry_decision,
+                                                  context=context, job_result=job_result)
+                station.database_up()
+                return
+            except station.db_errors as exc:
+                station.database_down(exc)
+            with contextlib.suppress(*station.db_errors):
+                if await station.link(_job_status, job.id) != "doing":
+                    return   # it went through before the connection broke
+            if station.stopping and time.monotonic() - since > STOP_PATIENCE_S:
+                station.say(f"job {job.id}: its end ({status.value}) has not reached the"
+                            " queue; the station's next worker ends it as the record says")
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+class TakenElsewhere(LabError):
+    """The run of this job was started by another station (through its class's job)."""
 
 
 def _passing() -> tuple[type[BaseException], ...]:
@@ -374,15 +444,26 @@ def _left_running(conn: Any, station: str) -> list[tuple[int, bool, str]]:
                         " r.station = %s ORDER BY j.id", (station,)).fetchall()
 
 
-def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool]]:
+def _lost_here(conn: Any, station: str) -> list[tuple[str]]:
+    from sequencer.lab.queue import STATION_LOST
+
+    return conn.execute("SELECT run_id FROM runs WHERE station = %s AND status = %s ORDER BY"
+                        " run_id", (station, STATION_LOST)).fetchall()
+
+
+def _never_started(conn: Any, stalled_s: float) -> list[tuple[int, str, bool, bool]]:
+    """Jobs a dead worker fetched and never started: (job, run, cancelled, stray), stray
+    when another class's job of the run started it (this one is of no use any more)."""
     return conn.execute(
-        "SELECT j.id, r.run_id, j.abort_requested FROM procrastinate_jobs j"
-        " JOIN runs r ON r.job_id = j.id"
+        "SELECT j.id, r.run_id, j.abort_requested, r.started IS NOT NULL"
+        " FROM procrastinate_jobs j JOIN runs r ON r.run_id = j.args->>'run_id'"
         " LEFT JOIN procrastinate_workers w ON w.id = j.worker_id WHERE j.status = 'doing'"
-        " AND r.started IS NULL AND (w.id IS NULL OR w.last_heartbeat < now() -"
-        " make_interval(secs => %(s)s)) AND NOT EXISTS (SELECT 1 FROM procrastinate_events e"
+        " AND j.task_name = %(task)s"
+        " AND (r.started IS NULL OR r.job_id IS DISTINCT FROM j.id)"
+        " AND (w.id IS NULL OR w.last_heartbeat < now() - make_interval(secs => %(s)s))"
+        " AND NOT EXISTS (SELECT 1 FROM procrastinate_events e"
         " WHERE e.job_id = j.id AND e.type = 'started' AND e.at > now() -"
-        " make_interval(secs => %(s)s))", {"s": stalled_s}).fetchall()
+        " make_interval(secs => %(s)s))", {"s": stalled_s, "task": TASK}).fetchall()
     # (a job fetched moments ago is being started: its worker's heartbeat may be late, or
     # its worker's row pruned by another worker after a dropped connection)
 
@@ -397,6 +478,12 @@ def _ended_still_doing(conn: Any, station: str, current: int | None, settle_s: f
         " WHERE j.status = 'doing' AND r.station = %s AND r.ended IS NOT NULL AND r.ended <"
         " now() - make_interval(secs => %s) AND j.id IS DISTINCT FROM %s",
         (station, settle_s, current)).fetchall()
+
+
+def _job_status(conn: Any, job_id: int) -> str | None:
+    row = conn.execute("SELECT status::text FROM procrastinate_jobs WHERE id = %s",
+                       (job_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _seen(conn: Any, station: str) -> None:

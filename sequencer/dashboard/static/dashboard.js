@@ -114,6 +114,10 @@ async function control(runId, action, cell) {
       headers: {"Content-Type": "application/json", "X-Cellseq-Token": S.token},
       body: JSON.stringify({action, cell, who}),
     });
+    if (got.answer) {   // answered at once (a lab run's cancel)
+      notice(`${what}: ${got.answer}`);
+      return;
+    }
     S.pending[got.request] = {what, runId};
     notice(`${what}: asked; waiting for the run to answer`);
     checkAnswers(runId);
