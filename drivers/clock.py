@@ -33,6 +33,11 @@ class Clock(ABC):
     def utc(self, t: float) -> float:
         return self.origin_utc + t
 
+    def trio_deadline(self, t: float) -> float | None:
+        """The trio time at which :meth:`sleep_until` ``(t)`` wakes, for a caller that waits in
+        a cancel scope of its own with that deadline; None if this clock cannot say."""
+        return None
+
     def start(self) -> None:  # noqa: B027 - most clocks need no start
         """Called once inside the event loop, before the first ``now()``."""
 
@@ -87,9 +92,12 @@ class TrioClock(Clock):
         return trio.current_time() - self._t0 + self._offset
 
     async def sleep_until(self, t: float) -> None:
+        await trio.sleep_until(self.trio_deadline(t))
+
+    def trio_deadline(self, t: float) -> float:
         if self._t0 is None:
             raise RuntimeError("TrioClock.start() must be called inside trio.run first")
-        await trio.sleep_until(self._t0 + t - self._offset)
+        return self._t0 + t - self._offset
 
 
 class WallClock(Clock):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ class Journal:
         self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
         self._log_failed = False
         self._flushed = time.monotonic()
+        self._stamp_second, self._stamp_text = math.nan, ""
 
     def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
         """A notable event: into the store's journal and the text log (written out at once)."""
@@ -51,8 +53,7 @@ class Journal:
               flush: bool = False) -> None:
         """A line of ``run.log``; routine lines of a dry run are written out every
         ``FLUSH_S`` of wall time, with its store's commits."""
-        utc = self._clock.utc(t)
-        stamp = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
+        stamp = self._stamp(self._clock.utc(t))
         who = f" [{cell}]" if cell else ""
         try:
             self._log.write(f"{stamp} t={t:.1f}s {kind}{who}: {message}\n")
@@ -64,6 +65,18 @@ class Journal:
                 log.warning("run.log cannot be written (%s); the run store keeps the journal",
                             exc)
             self._log_failed = True
+
+    def _stamp(self, utc: float) -> str:
+        """The line's UTC time to the second, as ``datetime.isoformat`` writes it; lines of the
+        same second reuse it (a dry run writes thousands a second)."""
+        second = math.floor(utc)
+        # within a microsecond of the next second, datetime rounds up: work it out in full
+        if second == self._stamp_second and utc - second < 0.999999:
+            return self._stamp_text
+        text = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
+        if utc - second < 0.999999:
+            self._stamp_second, self._stamp_text = second, text
+        return text
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

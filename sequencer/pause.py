@@ -5,7 +5,7 @@ The whole run is held by Ctrl-C once (or a request from the dashboard) and relea
 A hold takes effect at a pause point (between steps, with the channels idle), where the
 executor asks :meth:`PauseControl.safe_point`; a stop of one cell turns its output off
 mid-step first (the step driver asks :meth:`Holds.take_stop` after each poll, and a stop
-request wakes the cell's sleep through :meth:`Holds.interruptible`), and the cell then waits at
+request wakes the cell's sleep through :meth:`Holds.add_wake`), and the cell then waits at
 a pause point too. While some cells are still on their way to a boundary, or run on, virtual
 time must go on for them; once every task waits and nothing is scheduled, a dry run's time is
 frozen (it would otherwise spin looking for the next deadline) until a hold is released.
@@ -25,6 +25,20 @@ from sequencer.journal import Journal
 from store import RunStore
 
 
+class Waker:
+    """Cancels a sleep's cancel scope and remembers that it did: a sleep woken by a stop
+    request and by its chamber at once tells which woke it (:meth:`Suspenders.sleep`)."""
+
+    __slots__ = ("scope", "woke")
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope, self.woke = scope, False
+
+    def cancel(self) -> None:
+        self.woke = True
+        self.scope.cancel()
+
+
 class Holds:
     """Which cells are held (the whole run by Ctrl-C or a request, single cells by requests),
     which of them wait at a hold now, and which are running a block of steps.
@@ -42,7 +56,7 @@ class Holds:
         self.reasons: dict[str, str] = {}   # why a cell is held
         self.changed = trio.Event()
         self.released = trio.Event()
-        self._wakes: dict[str, set[trio.CancelScope]] = {}
+        self._wakes: dict[str, set[Waker]] = {}
 
     def notify(self, released: bool = False) -> None:
         self.changed.set()
@@ -98,17 +112,15 @@ class Holds:
         finally:
             self.waiting.difference_update(cells)
 
-    @contextmanager
-    def interruptible(self, cell: str) -> Iterator[trio.CancelScope]:
-        """A scope a stop request for ``cell`` cancels: a step's wait for its next poll."""
-        with trio.CancelScope() as scope:
-            self._wakes.setdefault(cell, set()).add(scope)
-            try:
-                if cell in self.stopping:
-                    scope.cancel()
-                yield scope
-            finally:
-                self._wakes[cell].discard(scope)
+    def add_wake(self, cell: str, waker: Waker) -> None:
+        """A stop request for ``cell`` cancels ``waker`` (at once if one is pending), until
+        :meth:`discard_wake`."""
+        self._wakes.setdefault(cell, set()).add(waker)
+        if cell in self.stopping:
+            waker.cancel()
+
+    def discard_wake(self, cell: str, waker: Waker) -> None:
+        self._wakes[cell].discard(waker)
 
     def take_stop(self, cell: str) -> str | None:
         """Why ``cell`` must turn its output off now (once), or None."""

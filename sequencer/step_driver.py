@@ -240,8 +240,7 @@ class StepDriver:
             if readout.next_event_s is not None:
                 # never wait for a moment already past: that would poll without time moving
                 wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
-            with self._pause.holds.interruptible(cell.id):
-                suspended = await self._suspenders.sleep(watch, wake)
+            suspended = await self._suspenders.sleep(watch, wake, cell.id)
 
     async def _poll(self, exp: PlannedExperiment, k: int, cell: CellContext) -> Readout:
         """A poll, tried again after a garbled or refused reply (the link itself retries

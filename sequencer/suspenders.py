@@ -28,7 +28,7 @@ from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault
 from sequencer.handlers.set_temperature import SoakTimeout, soak
 from sequencer.journal import Journal
-from sequencer.pause import PauseControl
+from sequencer.pause import PauseControl, Waker
 from sequencer.plan import PlannedExperiment
 from sequencer.shared_chamber import ChamberShare
 from store import RunStore, StoreError
@@ -54,7 +54,7 @@ class ChamberWatch:
     failed: str | None = None            # the chamber did not come back
     air_C: float = math.nan              # the last reading
     ok: trio.Event = field(default_factory=trio.Event)
-    scopes: set[trio.CancelScope] = field(default_factory=set)
+    scopes: set[Waker] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.ok.set()
@@ -123,20 +123,32 @@ class Suspenders:
         watch = self._watches.get(chamber or "")
         return watch.air_C if watch is not None else math.nan
 
-    async def sleep(self, watch: ChamberWatch | None, wake: float) -> bool:
-        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile."""
-        if watch is None:
-            await self._clock.sleep_until(wake)
-            return False
-        if watch.suspended:
-            return True
-        with trio.CancelScope() as scope:
-            watch.scopes.add(scope)
+    async def sleep(self, watch: ChamberWatch | None, wake: float, cell: str) -> bool:
+        """Sleep until ``wake``; True if the chamber suspended the cell meanwhile. A stop of
+        ``cell`` asked from outside wakes it too (False then: the caller takes the stop). One
+        cancel scope, with the deadline, serves the clock, the chamber and the stop."""
+        holds = self._pause.holds
+        deadline = self._clock.trio_deadline(wake)
+        scope = trio.CancelScope() if deadline is None else trio.CancelScope(deadline=deadline)
+        stop, chamber = Waker(scope), Waker(scope)
+        with scope:
+            holds.add_wake(cell, stop)
             try:
-                await self._clock.sleep_until(wake)
+                if watch is not None:
+                    if watch.suspended:
+                        return True
+                    watch.scopes.add(chamber)
+                try:
+                    if deadline is None:
+                        await self._clock.sleep_until(wake)
+                    else:
+                        await trio.sleep_forever()
+                finally:
+                    if watch is not None:
+                        watch.scopes.discard(chamber)
             finally:
-                watch.scopes.discard(scope)
-        return scope.cancelled_caught
+                holds.discard_wake(cell, stop)
+        return chamber.woke and not stop.woke
 
     async def wait_for_chamber(self, exp: PlannedExperiment, cell: CellContext) -> None:
         """A suspended chamber's cell rests (output off) until the chamber is back."""

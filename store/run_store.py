@@ -8,16 +8,18 @@ resume never duplicates or loses a committed point.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import math
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from store import files as store_files
 from store.rows import (
@@ -86,6 +88,121 @@ class StoredChunk:
         return self.columns[name]
 
 
+_R = TypeVar("_R")
+_COUNTERS = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
+_COUNTERS_JSON = ('{"charge_Ah": %r, "discharge_Ah": %r, "charge_Wh": %r,'
+                  ' "discharge_Wh": %r}')
+
+
+def _counters_json(counters: dict[str, float]) -> str:
+    """``json.dumps(counters)``, the same text; the usual four finite floats written straight
+    (a step's end writes them, and the encoder's set-up costs more than the text)."""
+    values = tuple(counters.values())
+    if tuple(counters) == _COUNTERS and all(type(v) is float and math.isfinite(v)
+                                            for v in values):
+        return _COUNTERS_JSON % values
+    return json.dumps(counters)
+
+
+def _reads(method: Callable[..., _R]) -> Callable[..., _R]:
+    """A read of the store: the rows written so far that wait in memory go to SQLite first,
+    so a read sees every write before it."""
+    @functools.wraps(method)
+    def read(self: RunStore, *args: Any, **kwargs: Any) -> _R:
+        if not self._pending.empty and not self._broken:
+            try:
+                self._flush()
+            except sqlite3.Error as exc:
+                if self._in_tx:
+                    raise   # transaction() rolls the block back and reports it
+                raise self._failed(exc) from exc
+        return method(self, *args, **kwargs)
+    return read
+
+
+@dataclass
+class _Rows:
+    """Pending rows taken out to be inserted: steps (their end merged in when it came before
+    the insert), chunks, events, and the ends of steps already in SQLite."""
+
+    steps: list[tuple[Any, ...]]
+    chunks: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+    ends: list[tuple[Any, ...]]
+
+
+@dataclass
+class _Pending:
+    """Rows written inside transactions and not yet in SQLite, in the order written: each
+    table's rows keep their order (the ids SQLite gives are the same as if each had been
+    inserted at once), and a step's end goes into its row when the row is still here."""
+
+    steps: list[tuple[Any, ...]] = field(default_factory=list)
+    chunks: list[tuple[Any, ...]] = field(default_factory=list)
+    events: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (ended_t, end_reason, end_counters JSON, step id)
+    ends: list[tuple[Any, ...]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.steps or self.chunks or self.events or self.ends)
+
+    def mark(self, next_step_id: int | None) -> tuple[int, int, int, int, int | None]:
+        return len(self.steps), len(self.chunks), len(self.events), len(self.ends), next_step_id
+
+    def undo(self, mark: tuple[int, int, int, int, int | None]) -> int | None:
+        """Forget what was written after ``mark``; the next step id at the mark."""
+        del self.steps[mark[0]:], self.chunks[mark[1]:], self.events[mark[2]:]
+        del self.ends[mark[3]:]
+        return mark[4]
+
+    def take(self, mark: tuple[int, int, int, int, int | None] | None) -> _Rows:
+        """Take out the rows written before ``mark`` (all when None)."""
+        cut = mark if mark is not None else self.mark(None)
+        steps, self.steps = self.steps[:cut[0]], self.steps[cut[0]:]
+        chunks, self.chunks = self.chunks[:cut[1]], self.chunks[cut[1]:]
+        events, self.events = self.events[:cut[2]], self.events[cut[2]:]
+        ends, self.ends = self.ends[:cut[3]], self.ends[cut[3]:]
+        if steps and ends:
+            index = {row[0]: k for k, row in enumerate(steps)}
+            rows = [[*row, None, None, None] for row in steps]
+            updates = []
+            for end in ends:
+                k = index.get(end[3])
+                if k is None:
+                    updates.append(end)
+                else:
+                    rows[k][9:12] = end[:3]
+            return _Rows([tuple(r) for r in rows], chunks, events, updates)
+        return _Rows([(*row, None, None, None) for row in steps], chunks, events, ends)
+
+
+class _Transaction:
+    """:meth:`RunStore.transaction` (one object per store: a dry run opens a block per poll,
+    and a generator-made context manager costs more than the block's own work)."""
+
+    __slots__ = ("_depth", "_store")
+
+    def __init__(self, store: RunStore) -> None:
+        self._store, self._depth = store, 0
+
+    def __enter__(self) -> None:
+        if self._depth or self._store._in_tx:
+            self._depth += 1   # inside another block: part of it
+            return
+        self._store._begin_block()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> bool:
+        if self._depth:
+            self._depth -= 1
+            return False
+        error = self._store._end_block(exc)
+        if error is None or error is exc:
+            return False   # kept; or undone, and the block's own exception goes on as it is
+        raise error from exc
+
+
 class RunStore:
     """Open with :meth:`create` (a new run) or :meth:`open` (read, or resume)."""
 
@@ -112,6 +229,17 @@ class RunStore:
         self._states: dict[str, dict[str, Any]] = {}
         #: what the current grouped block changed in ``_states``, to undo it with the block
         self._states_undo: dict[str, dict[str, Any] | None] = {}
+        #: rows written inside transactions, inserted together just before the commit (or a
+        #: read): a step's row waits there with its end, so a step is one INSERT, and a
+        #: block is undone by forgetting its rows (see :class:`_Pending`)
+        self._pending = _Pending()
+        #: the pending lengths when the current block began (its undo), and whether a read or
+        #: a rare write inside the block put its rows into SQLite under a savepoint
+        self._block_mark: tuple[int, int, int, int, int | None] | None = None
+        self._savepoint = False
+        self._transaction = _Transaction(self)
+        #: the id the next step gets (None: read from the table when needed)
+        self._next_step_id: int | None = None
 
     @classmethod
     def create(cls, run_dir: Path, durable: bool = True,
@@ -227,6 +355,7 @@ class RunStore:
         try:
             if self._conn.in_transaction:
                 if not self._broken:
+                    self._flush()
                     self._write_states()
                 self._conn.execute("ROLLBACK" if self._broken else "COMMIT")
         except sqlite3.Error:
@@ -239,58 +368,78 @@ class RunStore:
 
     # -- writing ---------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Everything written inside commits together or not at all.
 
         A durable store commits every block (hardware runs: a power cut loses nothing that was
-        committed). A dry-run store groups blocks, each under its own savepoint, into one
-        commit every ``GROUP_COMMIT_S`` of wall time: a crash loses at most that much and never
-        part of a block, and a dry run writes far faster.
+        committed). A dry-run store groups blocks into one commit every ``GROUP_COMMIT_S`` of
+        wall time: a crash loses at most that much and never part of a block, and a dry run
+        writes far faster. A block's rows wait in memory until the commit (see
+        :class:`_Pending`), so undoing a block is forgetting them; a block that reads, or
+        writes what cannot wait, puts its rows into SQLite under a savepoint. A block inside
+        another is part of it.
         """
-        if self._in_tx:
-            yield
-            return
+        return self._transaction
+
+    def _begin_block(self) -> None:
         if self._broken:
             raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
                               " written to it")
         self._in_tx = True
+        try:
+            if not self._conn.in_transaction:
+                self._conn.execute("BEGIN IMMEDIATE")
+            self._block_mark = self._pending.mark(self._next_step_id)
+        except BaseException as exc:
+            error = self._end_block(exc)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _end_block(self, exc: BaseException | None) -> BaseException | None:
+        """Close the block: keep it (and commit when it is time), or, on ``exc`` or a failure
+        of the commit, undo it. Returns the error to raise (an SQLite error becomes the
+        store's failure), None if the block was kept."""
         grouped = not self.durable
         try:
-            if grouped:
-                if not self._conn.in_transaction:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("SAVEPOINT block")
-            else:
-                self._conn.execute("BEGIN IMMEDIATE")
-            yield
-            if grouped:
-                self._conn.execute("RELEASE block")
-                self._states_undo.clear()
-                if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
-                    self.commit()
-            else:
-                self._before_commit()
-                self._write_states()
-                self._conn.execute("COMMIT")
-        except BaseException as exc:
+            if exc is None:
+                try:
+                    self._block_mark = None
+                    if grouped:
+                        if self._savepoint:
+                            self._savepoint = False
+                            self._conn.execute("RELEASE block")
+                        self._states_undo.clear()
+                        if time.monotonic() - self._last_commit >= GROUP_COMMIT_S:
+                            self.commit()
+                    else:
+                        self._flush()
+                        self._before_commit()
+                        self._write_states()
+                        self._conn.execute("COMMIT")
+                    return None
+                except BaseException as failure:
+                    exc = failure
             self._undo(grouped)
-            if isinstance(exc, sqlite3.Error):
-                raise self._failed(exc) from exc
-            raise
+            return self._failed(exc) if isinstance(exc, sqlite3.Error) else exc
         finally:
             self._in_tx = False
+            self._block_mark = None
 
     def _undo(self, grouped: bool) -> None:
         """Roll back the block (or, if that cannot be done, the whole uncommitted group)."""
         undo, self._states_undo = self._states_undo, {}
+        mark, self._block_mark = self._block_mark, None
+        savepoint, self._savepoint = self._savepoint, False
         try:
-            if self._conn.in_transaction and grouped:
+            if self._conn.in_transaction and grouped and mark is not None:
                 try:
-                    self._conn.execute("ROLLBACK TO block")
-                    self._conn.execute("RELEASE block")
+                    if savepoint:
+                        self._conn.execute("ROLLBACK TO block")
+                        self._conn.execute("RELEASE block")
+                    self._next_step_id = self._pending.undo(mark)
                 except sqlite3.Error:
-                    self._states.clear()
+                    self._forget()
                     self._conn.execute("ROLLBACK")
                 else:
                     for cell, before in undo.items():
@@ -299,11 +448,18 @@ class RunStore:
                         else:
                             self._states[cell] = before
             else:
-                self._states.clear()
+                self._forget()
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
         except sqlite3.Error as exc:   # the connection is gone: nothing uncommitted survives it
+            self._forget()
             log.debug("rollback of %s failed: %s", self.path, exc)
+
+    def _forget(self) -> None:
+        """Drop everything not committed that waits in memory (the whole group rolls back)."""
+        self._states.clear()
+        self._pending = _Pending()
+        self._next_step_id = None
 
     def _failed(self, exc: sqlite3.Error) -> StoreError:
         # From now on nothing more is written, and what is not committed is dropped at close:
@@ -320,6 +476,7 @@ class RunStore:
             raise StoreBroken(f"the run store {self.path} failed earlier; nothing is committed")
         if self._conn.in_transaction:
             try:
+                self._flush()
                 self._before_commit()
                 self._write_states()
                 self._conn.execute("COMMIT")
@@ -337,23 +494,82 @@ class RunStore:
             raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
                               " written to it")
         try:
+            self._flush()
+            if self._block_mark is not None and not self.durable and not self._savepoint:
+                self._conn.execute("SAVEPOINT block")
+                self._savepoint = True
             return self._conn.execute(sql, args)
         except sqlite3.Error as exc:
             if self._in_tx:
                 raise   # transaction() rolls the block back and reports it
             raise self._failed(exc) from exc
 
+    def _flush(self) -> None:
+        """Insert the rows waiting in memory (in the order written, table by table), so SQLite
+        holds everything written so far; inside a grouped block, under its savepoint."""
+        pending = self._pending
+        if pending.empty:
+            return
+        if self._block_mark is not None and not self.durable and not self._savepoint \
+                and pending.mark(None)[:4] != self._block_mark[:4]:
+            # rows of the block under way: a savepoint undoes them if the block fails
+            self._flush_to(self._block_mark)
+            self._conn.execute("SAVEPOINT block")
+            self._savepoint = True
+        self._flush_to(None)
+
+    def _flush_to(self, mark: tuple[int, int, int, int, int | None] | None) -> None:
+        """Insert the pending rows written before ``mark`` (all of them when None)."""
+        rows = self._pending.take(mark)
+        if self._block_mark is not None:   # what is left of the pending rows is the block's
+            self._block_mark = (0, 0, 0, 0, self._block_mark[4])
+        if rows.steps:
+            self._conn.executemany(
+                "INSERT INTO steps (id, cell, experiment, step_count, step_index, kind, cycle,"
+                " started_t, params, ended_t, end_reason, end_counters)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows.steps)
+        if rows.chunks:
+            self._conn.executemany(
+                "INSERT INTO chunks (cell, step_id, step_count, step_index, cycle, kind, n,"
+                " t_first, t_last, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows.chunks)
+        if rows.events:
+            self._conn.executemany(
+                "INSERT INTO events (t, utc, cell, kind, message, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)", rows.events)
+        if rows.ends:
+            self._conn.executemany(
+                "UPDATE steps SET ended_t = ?, end_reason = ?, end_counters = ? WHERE id = ?",
+                rows.ends)
+
+    def _queue_ok(self) -> bool:
+        """Whether a row may wait in memory: inside a transaction of a store still working."""
+        if self._broken:
+            raise StoreBroken(f"the run store {self.path} failed earlier; nothing more is"
+                              " written to it")
+        return self._in_tx
+
     def set_meta(self, key: str, value: Any) -> None:
         self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def begin_step(self, cell: str, experiment: str, step_count: int, step_index: int, kind: str,
                    cycle: int, started_t: float, params: dict[str, Any]) -> int:
-        cur = self._write(
-            "INSERT INTO steps (cell, experiment, step_count, step_index, kind, cycle, started_t,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (cell, experiment, step_count, step_index, kind, cycle, started_t,
-             json.dumps(params)))
-        return int(cur.lastrowid)
+        """A new step's row; its id is the one SQLite gives it (the largest so far plus one),
+        so the row is the same whether it waits for its end in memory or not."""
+        row = (cell, experiment, step_count, step_index, kind, cycle, started_t,
+               json.dumps(params))
+        if not self._queue_ok():
+            cur = self._write(
+                "INSERT INTO steps (cell, experiment, step_count, step_index, kind, cycle,"
+                " started_t, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+            self._next_step_id = None
+            return int(cur.lastrowid)
+        if self._next_step_id is None:
+            (top,) = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM steps").fetchone()
+            self._next_step_id = int(top) + 1
+        step_id, self._next_step_id = self._next_step_id, self._next_step_id + 1
+        self._pending.steps.append((step_id, *row))
+        return step_id
 
     def set_attachment(self, step_id: int, attachment: dict[str, str]) -> None:
         """What the instrument calls the technique running for this step (see
@@ -364,10 +580,12 @@ class RunStore:
     def end_step(self, step_id: int, ended_t: float, end_reason: str,
                  counters: dict[str, float] | None = None) -> None:
         """``counters``: the cell's Ah/Wh counters at the end, which a resumed run replays."""
-        self._write(
-            "UPDATE steps SET ended_t = ?, end_reason = ?, end_counters = ? WHERE id = ?",
-            (ended_t, end_reason, json.dumps(counters) if counters is not None else None,
-             step_id))
+        end = (ended_t, end_reason, _counters_json(counters) if counters is not None else None)
+        if not self._queue_ok():
+            self._write("UPDATE steps SET ended_t = ?, end_reason = ?, end_counters = ?"
+                        " WHERE id = ?", (*end, step_id))
+            return
+        self._pending.ends.append((*end, step_id))
 
     def append(self, step_id: int, chunk: Chunk) -> None:
         names = SPECTRUM_COLUMNS if chunk.kind == "spectrum" else SERIES_COLUMNS
@@ -386,17 +604,24 @@ class RunStore:
                         (json.dumps(SCHEMA_VERSION),))
             self._crc = True
         data = block.tobytes()
+        row = (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind,
+               n, float(t[0]), float(t[-1]), data, chunk_crc(data))
+        if self._queue_ok():
+            self._pending.chunks.append(row)
+            return
         self._write(
             "INSERT INTO chunks (cell, step_id, step_count, step_index, cycle, kind, n, t_first,"
-            " t_last, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind, n,
-             float(t[0]), float(t[-1]), data, chunk_crc(data)))
+            " t_last, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
     def event(self, t: float, utc: float, cell: str | None, kind: str, message: str,
               data: dict[str, Any] | None = None) -> None:
+        row = (t, utc, cell, kind, message, json.dumps(data or {}))
+        if self._queue_ok():
+            self._pending.events.append(row)
+            return
         self._write(
             "INSERT INTO events (t, utc, cell, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
-            (t, utc, cell, kind, message, json.dumps(data or {})))
+            row)
 
     def set_cell_state(self, cell: str, state: str, t: float, **fields: Any) -> None:
         """A cell's state and checkpoint (``checkpoint`` and ``last``: dicts the caller no
@@ -446,6 +671,7 @@ class RunStore:
     # there (salvage): a damaged page that stops a table scan makes it read the table one
     # row at a time, keeping every row that can still be read.
 
+    @_reads
     def meta(self, damage: list[str] | None = None) -> dict[str, Any]:
         out = {}
         for key, value in self._scan.rows("meta", "key, value", damage=damage):
@@ -460,6 +686,7 @@ class RunStore:
         """The cells with a state (every cell of the run, once it has started)."""
         return [s["cell"] for s in self.cell_states(damage)]
 
+    @_reads
     def chunk_cells(self, damage: list[str] | None = None) -> list[str]:
         """The cells with stored points, from the chunks themselves."""
         rows = self._scan.rows("chunks", "cell", order="cell", damage=damage, distinct=True)
@@ -471,6 +698,7 @@ class RunStore:
                 self._scan.damaged(exc, damage)
         return sorted(out)
 
+    @_reads
     def cell_states(self, damage: list[str] | None = None) -> list[dict[str, Any]]:
         cols = ("cell", "state", "experiment", "step_count", "step_index", "step_kind", "cycle",
                 "step_started_t", "step_estimate_s", "checkpoint", "last", "updated_t")
@@ -502,6 +730,7 @@ class RunStore:
             out = sorted(by_cell.values(), key=lambda rec: rec["cell"])
         return out
 
+    @_reads
     def steps(self, cell: str | None = None, damage: list[str] | None = None
               ) -> list[dict[str, Any]]:
         cols = ("id", "cell", "experiment", "step_count", "step_index", "kind", "cycle",
@@ -528,6 +757,7 @@ class RunStore:
             out.append(r)
         return out
 
+    @_reads
     def step_owners(self, damage: list[str] | None = None) -> list[tuple[str, str]]:
         """Each step's (cell, experiment), in the order stored: which cell ran in which
         experiment, without reading the steps whole."""
@@ -540,6 +770,7 @@ class RunStore:
                 self._scan.damaged(exc, damage)
         return out
 
+    @_reads
     def latest_steps(self) -> dict[str, dict[str, Any]]:
         """Each cell's most recent step: its kind, start, end and end reason (ended_t None
         while it runs)."""
@@ -549,6 +780,7 @@ class RunStore:
         return {cell: {"kind": kind, "started_t": started, "ended_t": ended,
                        "end_reason": reason} for cell, kind, started, ended, reason in rows}
 
+    @_reads
     def last_point(self, step_id: int) -> dict[str, float] | None:
         """The last committed point of a step (series columns), or None: where a resumed
         step carries on from."""
@@ -563,6 +795,7 @@ class RunStore:
         block = decode_chunk(data, n, names, crc, f"{self.path}: chunk {chunk_id} of {cell!r}")
         return {name: float(block[i, -1]) for i, name in enumerate(names)}
 
+    @_reads
     def rows_after(self, table: str, after_id: int, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` rows of ``steps``, ``chunks`` or ``events`` with an id above
         ``after_id``, in id order, as stored (JSON as its text, a chunk's data as bytes): what
@@ -574,6 +807,7 @@ class RunStore:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    @_reads
     def events(self, cell: str | None = None, damage: list[str] | None = None
                ) -> list[dict[str, Any]]:
         where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
@@ -593,6 +827,7 @@ class RunStore:
                 self._scan.damaged(exc, damage)
         return out
 
+    @_reads
     def check_chunks(self) -> None:
         """Every chunk's blob has the size its point count says and matches its checksum
         (one pass over the data: about 0.2 s per 200 MB); raises StoreDamaged naming the
@@ -611,6 +846,7 @@ class RunStore:
             raise StoreDamaged(f"the run store {self.path} is damaged: {'; '.join(bad[:3])}"
                                + (f"; and {len(bad) - 3} more chunks" if len(bad) > 3 else ""))
 
+    @_reads
     def point_count(self, cell: str | None = None, kind: str | None = None) -> int:
         sql, args = "SELECT COALESCE(SUM(n), 0) FROM chunks", ()
         if cell is not None:
@@ -638,6 +874,7 @@ class RunStore:
                 parts[name].append(chunk.column(name))
         return {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
 
+    @_reads
     def chunks(self, cell: str, kind: str = "series", damage: list[str] | None = None,
                columns: tuple[str, ...] | None = None, step_counts: set[int] | None = None
                ) -> Iterator[StoredChunk]:
@@ -739,18 +976,21 @@ class RunStore:
 
     # -- reading a run as it grows (the dashboard tails a store another process writes) ----
 
+    @_reads
     def meta_value(self, key: str) -> Any:
         """One meta entry (None if absent), without reading the others (a dry run's simulator
         snapshot among them)."""
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_reads
     def last_ids(self) -> tuple[int, int]:
         """The newest chunk's and event's ids (0 when none): they grow with every commit."""
         row = self._conn.execute("SELECT (SELECT COALESCE(MAX(id), 0) FROM chunks),"
                                  " (SELECT COALESCE(MAX(id), 0) FROM events)").fetchone()
         return int(row[0]), int(row[1])
 
+    @_reads
     def events_after(self, after_id: int, limit: int, cell: str | None = None
                      ) -> list[dict[str, Any]]:
         """Up to ``limit`` journal events with ids after ``after_id``, oldest first, with
@@ -768,6 +1008,7 @@ class RunStore:
         return [{"id": i, "t": t, "utc": u, "cell": c, "kind": k, "message": m,
                  "data": json.loads(d)} for i, t, u, c, k, m, d in rows]
 
+    @_reads
     def chunk_columns(self, cell: str, kind: str, columns: tuple[str, ...], after_id: int = 0,
                       until_id: int | None = None, limit: int = 256
                       ) -> list[tuple[int, dict[str, np.ndarray]]]:

@@ -89,6 +89,75 @@ def test_a_dry_run_store_groups_blocks_and_a_failed_block_leaves_only_itself_out
     store.close()
 
 
+def test_a_small_poll_is_counted_bit_for_bit_as_a_large_one():
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 5, 16):
+        t = 100.0 + np.cumsum(rng.random(n) * 30)
+        v = 3.0 + rng.random(n)
+        i = (rng.random(n) - 0.5) * 2e-3
+        i[0] = -0.0                                  # a zero's sign must not matter either
+        for previous in (None, (t[0] - 7.0, 3.5, 4e-4)):
+            start = {"charge_Ah": 0.1, "discharge_Ah": 0.2, "charge_Wh": 0.3,
+                     "discharge_Wh": 0.4}
+            few, many = Counters(**start), Counters(**start)
+            got = few.accumulate(t, v, i, previous)
+            # the same poll padded past the small-poll size, so numpy sums it; cut back after
+            pad = np.arange(1, 40) * 1e3 + t[-1]
+            ref = many.accumulate(np.concatenate([t, pad]), np.concatenate([v, np.ones(39)]),
+                                  np.concatenate([i, np.zeros(39)]), previous)
+            for name, column in got.items():
+                assert column.tobytes() == ref[name][:n].tobytes(), (n, previous, name)
+            assert few.as_dict() == {k: float(ref[k][n - 1]) for k in got}
+
+
+def test_a_step_written_and_ended_in_one_commit_is_one_row_with_its_ids_in_order(tmp_path):
+    store = RunStore.create(tmp_path, durable=False)
+    with store.transaction():
+        first = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {"technique": "Rest"})
+        store.append(first, Chunk("c1", 1, 0, 0, "series", series(2)))
+        store.end_step(first, 2.0, "done", {"charge_Ah": 0.0, "discharge_Ah": 0.0,
+                                           "charge_Wh": 0.0, "discharge_Wh": 0.0})
+    with store.transaction():
+        second = store.begin_step("c1", "e", 2, 1, "rest", 0, 2.0, {})
+    store.commit()
+    with store.transaction():
+        store.end_step(second, 3.0, "done")   # its row is in SQLite already: updated
+    store.close()
+    reader = RunStore.open(tmp_path)
+    steps = reader.steps("c1")
+    assert [s["id"] for s in steps] == [first, second] == [1, 2]
+    assert [(s["ended_t"], s["end_reason"]) for s in steps] == [(2.0, "done"), (3.0, "done")]
+    assert steps[0]["end_counters"] == {"charge_Ah": 0.0, "discharge_Ah": 0.0,
+                                        "charge_Wh": 0.0, "discharge_Wh": 0.0}
+    assert steps[0]["params"] == {"technique": "Rest"}
+    reader.close()
+
+
+def test_a_block_that_read_its_own_rows_and_failed_leaves_them_out(tmp_path):
+    """A read inside a block puts its rows into SQLite (under a savepoint): the block failing
+    afterwards takes them back, and the next step gets the id the failed one had."""
+    store = RunStore.create(tmp_path, durable=False)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", series(3)))
+    with pytest.raises(RuntimeError), store.transaction():
+        failed = store.begin_step("c1", "e", 2, 1, "rest", 0, 3.0, {})
+        store.append(failed, Chunk("c1", 2, 1, 0, "series", series(2, t0=3)))
+        store.event(3.0, 3.0, "c1", "note", "inside the failing block")
+        assert store.point_count() == 5      # the block's own rows are read back
+        assert store.last_point(failed)["test_time_s"] == 4.0
+        raise RuntimeError("a block fails after reading")
+    assert store.point_count() == 3
+    with store.transaction():
+        again = store.begin_step("c1", "e", 2, 1, "rest", 0, 3.0, {})
+    assert again == failed == 2
+    store.close()
+    reader = RunStore.open(tmp_path)
+    assert [s["id"] for s in reader.steps()] == [1, 2] and reader.point_count() == 3
+    assert reader.events() == []
+    reader.close()
+
+
 @pytest.mark.parametrize("durable", [True, False])
 def test_a_cells_state_commits_with_its_block_and_a_failed_block_takes_its_state_back(
         tmp_path, durable):

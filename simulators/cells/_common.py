@@ -134,13 +134,43 @@ def first_crossing(func: TimeFunction, t_max: float, level: float, rising: bool)
     return hi
 
 
+#: How far past a crossing found in closed form a step may move (units in the last place,
+#: doubling) for rounding to show the level reached.
+_CONFIRM_TRIES = 64
+
+
+def confirmed_crossing(func: TimeFunction, t_s: float, t_max: float, level: float,
+                       rising: bool) -> float | None:
+    """``t_s`` (a crossing a model found in closed form), or the first of a few times a hair
+    later, where ``func`` evaluated as a segment samples it shows the level reached: the same
+    promise :func:`first_crossing` keeps. None if none of them does (the caller then searches
+    with :func:`first_crossing`)."""
+    t, nudge = t_s, math.ulp(max(t_s, 1e-300))
+    for _ in range(_CONFIRM_TRIES):
+        if t > t_max:
+            return None
+        v = float(func(np.array([t]))[0])
+        if (v >= level) if rising else (v <= level):
+            return t
+        t, nudge = t_s + nudge, 2 * nudge
+    return None
+
+
+#: Finds the first time in [0, t_max] a segment reaches a level, or None (a model's closed form
+#: in place of :func:`first_crossing`'s grids).
+Crossing = Callable[[float, float], float | None]
+
+
 def limited(func: TimeFunction, duration_s: float, level: float | None, rising: bool,
-            reason: str) -> tuple[float, str]:
-    """(duration, end_reason) of a segment with a time limit and an optional level limit."""
+            reason: str, crossing: Crossing | None = None) -> tuple[float, str]:
+    """(duration, end_reason) of a segment with a time limit and an optional level limit;
+    ``crossing(t_max, level)`` finds where the level is reached, if the model can (by default
+    :func:`first_crossing` searches ``func`` on grids)."""
     duration_s = check_duration(duration_s)
     if level is None:
         return duration_s, "duration"
-    t = first_crossing(func, duration_s, level, rising)
+    t = (first_crossing(func, duration_s, level, rising) if crossing is None
+         else crossing(duration_s, level))
     if t is None or t >= duration_s:
         return duration_s, "duration"
     return t, reason
@@ -151,14 +181,27 @@ class FunctionSegment(Segment):
 
     def __init__(self, duration_s: float, end_reason: str,
                  sample: Callable[[Array], tuple[Array, Array]],
-                 finish: Callable[[float], None]) -> None:
+                 finish: Callable[[float], None],
+                 extremes: Callable[[float], tuple[float, float, float] | None] | None = None,
+                 magnitude_never_falls: Callable[[float], bool] | None = None) -> None:
+        """``extremes(duration_s)`` and ``magnitude_never_falls(duration_s)``: see
+        :meth:`Segment.extremes` and :meth:`Segment.magnitude_never_falls`."""
         self.duration_s = float(duration_s)
         self.end_reason = end_reason
-        self._sample, self._finish = sample, finish
+        self._sample, self._finish, self._extremes = sample, finish, extremes
+        self._never_falls = magnitude_never_falls
         self._finished = False
 
+    def extremes(self) -> tuple[float, float, float] | None:
+        return None if self._extremes is None else self._extremes(self.duration_s)
+
+    def magnitude_never_falls(self) -> bool:
+        return self._never_falls is not None and self._never_falls(self.duration_s)
+
     def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        t = np.clip(np.asarray(t_s, dtype=float), 0.0, self.duration_s)
+        # np.clip's own result, in two ufunc calls (np.clip costs several times more on the
+        # few points a poll brings)
+        t = np.minimum(np.maximum(np.asarray(t_s, dtype=float), 0.0), self.duration_s)
         v, i = self._sample(t)
         return _fresh(v, t.shape), _fresh(i, t.shape)
 

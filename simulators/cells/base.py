@@ -29,6 +29,18 @@ class Segment(ABC):
     def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(voltage_V, current_A) at times 0 <= t <= duration_s, noise-free."""
 
+    def extremes(self) -> tuple[float, float, float] | None:
+        """(lowest V, highest V, largest |I|) over [0, duration_s], where the model knows them
+        without sampling (its response is monotone between a few known times), else None.
+        The firmware's checks skip their fine time grid when these are clear of every limit."""
+        return None
+
+    def magnitude_never_falls(self) -> bool:
+        """Whether |V| is non-decreasing over [0, duration_s] (a polarisation that only
+        builds up): then a short, whose |V| collapses, cannot happen within the segment unless
+        |V| is below the watch's floor when the watch starts."""
+        return False
+
     @abstractmethod
     def finish(self, elapsed_s: float) -> None:
         """Commit the cell's state (charge, history) after ``elapsed_s`` of this segment; called

@@ -52,7 +52,8 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,8 @@ from simulators.cells._common import (
     SweepPath,
     arrhenius_factor,
     brug_capacitance_F,
+    confirmed_crossing,
+    first_crossing,
     kelvin,
     limited,
     membrane_resistances,
@@ -75,6 +78,7 @@ from simulators.cells._common import (
     r_cpe,
     sweep_segment,
 )
+from simulators.cells._surface import SurfacePath
 from simulators.cells.base import CellModel, Segment, TimeSeriesTechnique
 
 MAH_TO_C = 3.6
@@ -104,6 +108,19 @@ def msmr_delithiation(u_V: Array | float, u0: tuple[float, ...], x: tuple[float,
     return np.sum(np.asarray(x) * _expit(z), axis=-1)
 
 
+def msmr_delithiation_at(u_V: float, u0: tuple[float, ...], x: tuple[float, ...],
+                         w: tuple[float, ...], temperature_K: float) -> float:
+    """:func:`msmr_delithiation` at one voltage, in float arithmetic (a step's set-up asks for a
+    handful of single values, where numpy's per-call cost is most of the work). The same
+    operations in the same order, so the same numbers."""
+    total = 0.0
+    for u0_j, x_j, w_j in zip(u0, x, w, strict=True):
+        z = FARADAY * (u_V - u0_j) / (w_j * R_GAS * temperature_K)
+        e = math.exp(-abs(z))
+        total += x_j * (1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e))
+    return total
+
+
 def msmr_differential(u_V: Array | float, u0: tuple[float, ...], x: tuple[float, ...],
                       w: tuple[float, ...], temperature_K: float) -> Array:
     """dy/dU of :func:`msmr_delithiation` (1/V), exact."""
@@ -120,6 +137,24 @@ def _ocv_table(u0: tuple[float, ...], x: tuple[float, ...], w: tuple[float, ...]
     y = msmr_delithiation(_U_GRID, u0, x, w, temperature_mK / 1000)
     keep = np.concatenate(([True], np.diff(y) > 0))
     return y[keep], _U_GRID[keep]
+
+
+#: Temperatures whose terms a cell keeps (:meth:`FullCell._at`).
+_CONDITIONS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class _Conditions:
+    """The terms of a step that depend on the temperature alone."""
+
+    ocv_y: Array                    # U(y) table: y strictly increasing ...
+    ocv_V: Array                    # ... and U
+    y_limits: tuple[float, float]   # the table's ends
+    capacity_factor: float          # f(T) of the capacity's temperature series
+    c_half: float                   # c_half(T)
+    surface_time_s: float           # tau_s(T)
+    membrane_ohm: float             # R_b(T)
+    interface_factor: float         # Arrhenius factor of R_i and R_ct
 
 
 class FullCell(CellModel):
@@ -154,12 +189,19 @@ class FullCell(CellModel):
         self.coulombic_efficiency = float(c["coulombic_efficiency"])
         y_lo, y_hi = self.delithiation([self.v_min_V, self.v_max_V], 25.0)
         self._q_per_y_fresh_C = (float(c["q_window_mAh_per_g"]) * MAH_TO_C * self.active_mass_g
-                                 / (y_hi - y_lo))
+                                 / float(y_hi - y_lo))
         self._fade_per_cycle = (float(c["fade_percent_per_cycle"]) / 100
                                 * float(self.electrolyte.get("full_cell_fade_multiplier", 1.0)))
         self._fade_ea_eV = (float(c.get("fade_ea_above_25C_eV", 0.0)),
                             float(c.get("fade_ea_below_25C_eV", 0.0)))
         self._temperature_factors = self._capacity_temperature_factors()
+        #: the last reference state (:meth:`_reference_full`) and what it was computed for
+        self._reference_cache: tuple[tuple[float, ...], float] = ((), 0.0)
+        #: what depends on the temperature alone, per temperature a step started at
+        self._conditions: dict[float, _Conditions] = {}
+        self._interface_tables = {key: (np.asarray(c[f"{key}_cycles"], dtype=float),
+                                        np.asarray(c[f"{key}_ohm_cm2"], dtype=float))
+                                  for key in ("r_i", "r_ct")}
         self._efc_charge_C = (self.accessible_capacity_mAh_per_g(1.0, 25.0, fresh=True)
                               * MAH_TO_C * self.active_mass_g)
         # state: a pristine (as-assembled, lithiated) cathode rests at ``pristine_ocv_V`` when
@@ -177,14 +219,40 @@ class FullCell(CellModel):
         """MSMR y(U) at temperature (exact, vectorised)."""
         return msmr_delithiation(np.asarray(u_V, dtype=float), *self._msmr, kelvin(temperature_C))
 
+    def delithiation_at(self, u_V: float, temperature_C: float) -> float:
+        """MSMR y(U) at one voltage (exact)."""
+        return msmr_delithiation_at(u_V, *self._msmr, kelvin(temperature_C))
+
     def open_circuit_voltage(self, y: Array | float, temperature_C: float) -> Array:
         """U(y) by interpolation in a table computed once per temperature."""
-        ys, us = _ocv_table(*self._msmr, round(kelvin(temperature_C) * 1000))
-        return np.interp(y, ys, us)
+        cond = self._at(temperature_C)
+        return np.interp(y, cond.ocv_y, cond.ocv_V)
 
     def _y_limits(self, temperature_C: float) -> tuple[float, float]:
-        ys, _ = _ocv_table(*self._msmr, round(kelvin(temperature_C) * 1000))
-        return float(ys[0]), float(ys[-1])
+        cond = self._at(temperature_C)
+        return cond.y_limits
+
+    def _at(self, temperature_C: float) -> _Conditions:
+        """The temperature's terms, computed once per temperature (a chamber ramp brings many
+        temperatures: the oldest are dropped)."""
+        cond = self._conditions.get(temperature_C)
+        if cond is None:
+            if len(self._conditions) >= _CONDITIONS_KEPT:
+                del self._conditions[next(iter(self._conditions))]
+            c = self.cathode
+            temps, f = self._temperature_factors
+            ys, us = _ocv_table(*self._msmr, round(kelvin(temperature_C) * 1000))
+            cond = _Conditions(
+                ocv_y=ys, ocv_V=us, y_limits=(float(ys[0]), float(ys[-1])),
+                capacity_factor=float(np.interp(temperature_C, temps, f)),
+                c_half=self._c_half(temperature_C),
+                surface_time_s=float(c["surface_time_constant_s"]) * arrhenius_factor(
+                    float(c["c_half_ea_eV"]), temperature_C),
+                membrane_ohm=sum(membrane_resistances(self.electrolyte, self.thickness_m,
+                                                      self.area_m2, temperature_C)),
+                interface_factor=arrhenius_factor(float(c["ea_interface_eV"]), temperature_C))
+            self._conditions[temperature_C] = cond
+        return cond
 
     @property
     def state_of_charge(self) -> float:
@@ -217,10 +285,9 @@ class FullCell(CellModel):
                                       fresh: bool = False) -> float:
         """Q(C, T) a CC discharge at rate C from full delivers (faded unless ``fresh``)."""
         c = self.cathode
-        temps, f = self._temperature_factors
-        ch = self._c_half(temperature_C)
-        q = (float(c["q_rate_25C_mAh_per_g"]) * float(np.interp(temperature_C, temps, f))
-             / (1 + (abs(c_rate) / ch) ** float(c["rate_exponent"])))
+        cond = self._at(temperature_C)
+        q = (float(c["q_rate_25C_mAh_per_g"]) * cond.capacity_factor
+             / (1 + (abs(c_rate) / cond.c_half) ** float(c["rate_exponent"])))
         return q if fresh else q * self.retention
 
     @property
@@ -238,39 +305,41 @@ class FullCell(CellModel):
         return self._q_per_y_fresh_C * self.retention
 
     def _surface_time_s(self, temperature_C: float) -> float:
-        c = self.cathode
-        return float(c["surface_time_constant_s"]) * arrhenius_factor(
-            float(c["c_half_ea_eV"]), temperature_C)
+        return self._at(temperature_C).surface_time_s
 
     # -- resistances --------------------------------------------------------------------------
     def _interface_ohm(self, key: str, temperature_C: float) -> float:
-        c = self.cathode
-        asr = float(np.interp(self.equivalent_full_cycles, c[f"{key}_cycles"],
-                              c[f"{key}_ohm_cm2"]))
-        return asr / self.cathode_area_cm2 * arrhenius_factor(float(c["ea_interface_eV"]),
-                                                             temperature_C)
+        cycles, asrs = self._interface_tables[key]
+        asr = float(np.interp(self.equivalent_full_cycles, cycles, asrs))
+        return asr / self.cathode_area_cm2 * self._at(temperature_C).interface_factor
 
     def resistances_ohm(self, temperature_C: float) -> dict[str, float]:
         """R_b (membrane), R_i (interphase) and R_ct (charge transfer) now."""
-        r_b = sum(membrane_resistances(self.electrolyte, self.thickness_m, self.area_m2,
-                                       temperature_C))
-        return {"r_b": r_b, "r_i": self._interface_ohm("r_i", temperature_C),
+        return {"r_b": self._at(temperature_C).membrane_ohm,
+                "r_i": self._interface_ohm("r_i", temperature_C),
                 "r_ct": self._interface_ohm("r_ct", temperature_C)}
 
     def resistance_ohm(self, temperature_C: float) -> float:
         """The DC resistance that shapes the voltage: R_b + R_i + R_ct."""
-        return sum(self.resistances_ohm(temperature_C).values())
+        return (self._at(temperature_C).membrane_ohm + self._interface_ohm("r_i", temperature_C)
+                + self._interface_ohm("r_ct", temperature_C))
 
     def _discharge_offset(self, current_A: float, temperature_C: float, r_ohm: float,
-                          q_per_y: float, tau_s: float, y_start: float) -> float:
+                          q_per_y: float, tau_s: float) -> Callable[[float], float]:
         """d_inf for a discharge at |current_A| that, started at bulk ``y_start`` with no offset,
-        reaches v_min exactly when Q(C, T) has been delivered (closed form, <= 0)."""
+        reaches v_min exactly when Q(C, T) has been delivered (closed form, <= 0), as a function
+        of ``y_start`` (the rest does not depend on it, and the calibration asks for several)."""
         i = abs(current_A)
-        y_end = float(self.delithiation(self.v_min_V + i * r_ohm, temperature_C))
+        y_end = self.delithiation_at(self.v_min_V + i * r_ohm, temperature_C)
         q_acc = (self.accessible_capacity_mAh_per_g(self.c_rate(i), temperature_C)
                  * MAH_TO_C * self.active_mass_g)
         build_up = -math.expm1(-q_acc / i / tau_s)  # share of d_inf reached when Q is delivered
-        return min(0.0, (y_end - y_start + q_acc / q_per_y) / max(build_up, 1e-12))
+        gain, spread = q_acc / q_per_y, max(build_up, 1e-12)
+
+        def offset(y_start: float) -> float:
+            return min(0.0, (y_end - y_start + gain) / spread)
+
+        return offset
 
     def _reference_full(self, temperature_C: float, r_ohm: float, q_per_y: float,
                         tau_s: float) -> float:
@@ -288,11 +357,12 @@ class FullCell(CellModel):
         left = min(max(float(c.get("reference_cv_cutoff_c_rate", 0.02))
                        / float(c.get("reference_charge_c_rate", 0.1)), 0.0), 1.0)
         kappa = float(c["charge_offset_ratio"])
-        y_eq, y_surface = (float(y) for y in self.delithiation(
-            [self.v_max_V, self.v_max_V - i_ref * r_ohm], temperature_C))
+        y_eq = self.delithiation_at(self.v_max_V, temperature_C)
+        y_surface = self.delithiation_at(self.v_max_V - i_ref * r_ohm, temperature_C)
+        discharge_offset = self._discharge_offset(i_ref, temperature_C, r_ohm, q_per_y, tau_s)
+
         def step(y: float) -> float:
-            d_charge = -kappa * self._discharge_offset(i_ref, temperature_C, r_ohm, q_per_y,
-                                                       tau_s, y)
+            d_charge = -kappa * discharge_offset(y)
             return y_eq - left * (y_eq - (y_surface - d_charge))
 
         # Fixed-point iteration with Aitken's acceleration: the map is nearly linear, so each
@@ -315,8 +385,12 @@ class FullCell(CellModel):
         """d_inf: the surface offset a CC step at current_A settles to (see the module doc)."""
         if current_A == 0:
             return 0.0
-        y_full = self._reference_full(temperature_C, r_ohm, q_per_y, tau_s)
-        d_dis = self._discharge_offset(current_A, temperature_C, r_ohm, q_per_y, tau_s, y_full)
+        key = (temperature_C, r_ohm, q_per_y, tau_s, self.retention)
+        if self._reference_cache[0] != key:   # a cycle's charge and discharge share it
+            self._reference_cache = (key, self._reference_full(temperature_C, r_ohm, q_per_y,
+                                                               tau_s))
+        y_full = self._reference_cache[1]
+        d_dis = self._discharge_offset(current_A, temperature_C, r_ohm, q_per_y, tau_s)(y_full)
         if current_A < 0:
             return d_dis
         return -float(self.cathode["charge_offset_ratio"]) * d_dis
@@ -374,36 +448,69 @@ class FullCell(CellModel):
         def finish(elapsed: float) -> None:
             self._commit(y_b, d0 * math.exp(-elapsed / tau), 0.0, temperature_C)
 
-        return FunctionSegment(technique.duration_s, "duration", sample, finish)
+        def extremes(duration: float) -> tuple[float, float, float]:
+            v = voltage(np.array([0.0, duration]))   # the offset relaxes monotonically
+            return float(v.min()), float(v.max()), 0.0
+
+        return FunctionSegment(technique.duration_s, "duration", sample, finish, extremes)
 
     def _galvanostatic(self, technique: ConstantCurrent, temperature_C: float) -> Segment:
         current = technique.current_A
         r = self.resistance_ohm(temperature_C)
         q_per_y = self._q_per_y_C()
-        tau = self._surface_time_s(temperature_C)
+        cond = self._at(temperature_C)
+        tau = cond.surface_time_s
         stored = self.coulombic_efficiency if current > 0 else 1.0
         rate = stored * current / q_per_y  # dy_bulk/dt
         d_inf = self._offset_target(current, temperature_C, r, q_per_y, tau)
         y_b0, d0 = self.y_bulk, self.y_offset
+        surface = SurfacePath(y_b0, rate, d_inf, d0, tau)
+        rising = current > 0
+        ys, us = cond.ocv_y, cond.ocv_V
+        known: dict[float, tuple[float, float, float]] = {}   # extremes up to a found end
 
         def offset(t: Array) -> Array:
             return d_inf + (d0 - d_inf) * np.exp(-t / tau)
 
         def voltage(t: Array) -> Array:
-            return self.open_circuit_voltage(y_b0 + rate * t + offset(t), temperature_C) \
-                + current * r
+            return np.interp(y_b0 + rate * t + offset(t), ys, us) + current * r
 
         def sample(t: Array) -> tuple[Array, Array]:
             return voltage(t), np.full_like(t, current)
 
+        def extremes_at(times: list[float]) -> tuple[Array, tuple[float, float, float]]:
+            # V follows y, which is monotone on either side of its one turn: its extremes up
+            # to times[0] are at 0, times[0] and the turn
+            turn = [start for start, _ in surface.pieces(times[0])[1:]]
+            v = voltage(np.array(times + turn))
+            return v, (float(v.min()), float(v.max()), abs(current))
+
+        def crossing(t_max: float, level: float) -> float | None:
+            # V = U(y) + I R with U increasing: V reaches the level where y reaches U's inverse
+            # at level - I R, found on y's monotone pieces (the grid search only off the table)
+            u_level = level - current * r
+            if not us[0] < u_level < us[-1]:
+                return first_crossing(voltage, t_max, level, rising)
+            t = surface.first_reach(float(np.interp(u_level, us, ys)), rising, t_max)
+            if t is None:
+                return None
+            v, known[t] = extremes_at([t, 0.0])   # and the check that V is at the level
+            if (v[0] >= level) if rising else (v[0] <= level):
+                return t
+            found = confirmed_crossing(voltage, t, t_max, level, rising)
+            return first_crossing(voltage, t_max, level, rising) if found is None else found
+
+        def extremes(duration: float) -> tuple[float, float, float]:
+            return known[duration] if duration in known else extremes_at([duration, 0.0])[1]
+
         duration, reason = limited(voltage, technique.duration_s, technique.until_voltage_V,
-                                   current > 0, "voltage")
+                                   rising, "voltage", crossing)
 
         def finish(elapsed: float) -> None:
             self._commit(y_b0 + rate * elapsed, float(offset(np.array([elapsed]))[0]),
                          current * elapsed, temperature_C)
 
-        return FunctionSegment(duration, reason, sample, finish)
+        return FunctionSegment(duration, reason, sample, finish, extremes)
 
     def _potentiostatic(self, technique: ConstantVoltage, temperature_C: float) -> Segment:
         v_hold = technique.voltage_V
@@ -412,7 +519,7 @@ class FullCell(CellModel):
         y_b0, d0 = self.y_bulk, self.y_offset
         y_lo, y_hi = self._y_limits(temperature_C)
         i0 = (v_hold - float(self.open_circuit_voltage(y_b0 + d0, temperature_C))) / r
-        y_eq = min(max(float(self.delithiation(v_hold, temperature_C)), y_lo), y_hi)
+        y_eq = min(max(self.delithiation_at(v_hold, temperature_C), y_lo), y_hi)
         dq_bulk = (y_eq - y_b0) * q_per_y
         q_pass = dq_bulk / self.coulombic_efficiency if dq_bulk > 0 else dq_bulk
         if i0 * q_pass > 0:
@@ -430,18 +537,35 @@ class FullCell(CellModel):
         def sample(t: Array) -> tuple[Array, Array]:
             return np.full_like(t, v_hold), current(t)
 
-        duration, reason = limited(lambda t: np.abs(current(t)), technique.duration_s,
-                                   technique.until_abs_current_A, False, "current")
+        def magnitude(t: Array) -> Array:
+            return np.abs(current(t))
+
+        def crossing(t_max: float, level: float) -> float | None:
+            # |I| = |i0| e^(-t / tau) falls to the level at tau ln(|i0| / level)
+            if abs(i0) <= level:
+                return 0.0
+            if level <= 0:
+                return None
+            t = tau * math.log(abs(i0) / level)
+            if t > t_max:
+                return None
+            found = confirmed_crossing(magnitude, t, t_max, level, False)
+            return first_crossing(magnitude, t_max, level, False) if found is None else found
+
+        def extremes(duration: float) -> tuple[float, float, float]:
+            return v_hold, v_hold, abs(i0)   # |I| decays from |i0|
+
+        duration, reason = limited(magnitude, technique.duration_s,
+                                   technique.until_abs_current_A, False, "current", crossing)
 
         def finish(elapsed: float) -> None:
             charge = -i0 * tau * math.expm1(-elapsed / tau)
             y_b = y_b0 + stored * charge / q_per_y
             i_end = i0 * math.exp(-elapsed / tau)
-            y_s = min(max(float(self.delithiation(v_hold - i_end * r, temperature_C)), y_lo),
-                      y_hi)
+            y_s = min(max(self.delithiation_at(v_hold - i_end * r, temperature_C), y_lo), y_hi)
             self._commit(y_b, y_s - y_b, charge, temperature_C)
 
-        return FunctionSegment(duration, reason, sample, finish)
+        return FunctionSegment(duration, reason, sample, finish, extremes)
 
     def _sweep(self, technique: VoltageSweep, temperature_C: float) -> Segment:
         """R q dy/dt = V(t) - U(y), plus oxidation and the double layer (module doc)."""

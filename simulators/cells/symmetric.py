@@ -231,6 +231,19 @@ class SymmetricLiCell(CellModel):
         def sample(t: Array) -> tuple[Array, Array]:
             return voltage(t), np.full_like(t, current)
 
+        # |V| builds up (from the ohmic drop to the plateau, drifting up) until a short, after
+        # which it collapses; a shorted cell's stays at |I| R_short
+        shorted, rises = self.shorted, float(p["overpotential_drift_per_1000h"]) >= 0
+
+        def never_falls(duration: float) -> bool:
+            return shorted or (rises and duration <= t_short)
+
+        def extremes(duration: float) -> tuple[float, float, float] | None:
+            if not never_falls(duration):
+                return None
+            v = voltage(np.array([0.0, duration]))
+            return float(v.min()), float(v.max()), abs(current)
+
         duration, reason = limited(voltage, technique.duration_s, technique.until_voltage_V,
                                    current > 0, "voltage")
 
@@ -244,7 +257,7 @@ class SymmetricLiCell(CellModel):
             self._v_relax = 0.0 if self.shorted else v_end - current * r_b
             self._tau_relax = float(p["overpotential_rise_time_s"])
 
-        return FunctionSegment(duration, reason, sample, finish)
+        return FunctionSegment(duration, reason, sample, finish, extremes, never_falls)
 
     def _potentiostatic(self, technique: ConstantVoltage, temperature_C: float) -> Segment:
         p = self.params

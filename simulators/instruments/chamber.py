@@ -67,6 +67,7 @@ class SimChamber(Chamber):
         self._faults: list[Fault] = []
         self._arrays: np.ndarray | None = None   # the segments as columns, for lookups
         self._start_list: list[float] | None = None
+        self._settled: tuple[tuple[float, float, float], float] | None = None
 
     def open(self) -> None:
         """Nothing to connect in simulation."""
@@ -144,8 +145,9 @@ class SimChamber(Chamber):
         """:meth:`temperature_at` for one time, without arrays (the watchdog reads often)."""
         k = max(bisect.bisect_right(self._starts(), t) - 1, 0)
         t0, v0, target = self._segments[k]
-        if not math.isfinite(t0):
-            return target
+        if not math.isfinite(t0) or (k == len(self._segments) - 1
+                                     and t >= self._settled_from()):
+            return float(target) + 0.0
         return target + _remainder(v0 - target, float(
             _step_response(max(t - t0, 0.0) / self.tau_s, self.overshoot)))
 
@@ -154,11 +156,30 @@ class SimChamber(Chamber):
             self._start_list = [s[0] for s in self._segments]
         return self._start_list
 
+    def _settled_from(self) -> float:
+        """When the last segment's remainder is below :data:`SETTLED_K` for good (from then on
+        the air reads its target exactly); cached per segment."""
+        last = self._segments[-1]
+        if self._settled is None or self._settled[0] != last:
+            t0, v0, target = last
+            self._settled = (last, t0 + self.tau_s * _settling_x(abs(v0 - target),
+                                                                 self.overshoot))
+        return self._settled[1]
+
     def temperature_at(self, t: float | np.ndarray) -> float | np.ndarray:
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
         t = np.asarray(t, dtype=float)
         t_last, v_last, target_last = self._segments[-1]
-        if t.size and math.isfinite(t_last) and float(t.min()) >= t_last:
+        earliest = float(t.min()) if t.size else math.nan
+        if earliest >= self._settled_from():
+            # every time after the last change has settled: the air is at its target
+            settled = float(target_last) + 0.0   # as the closed form gives it, with no remainder
+            if t.ndim == 0:
+                return settled
+            out = np.empty(t.shape)
+            out.fill(settled)
+            return out
+        if math.isfinite(t_last) and earliest >= t_last:
             # the common case: every time since the last change (one closed form)
             out = target_last + _remainder(v_last - target_last, _step_response(
                 (t - t_last) / self.tau_s, self.overshoot))
@@ -192,6 +213,20 @@ def _remainder(step_K: float | np.ndarray, fraction: float | np.ndarray
     """What is left of a setpoint step: none once it is below :data:`SETTLED_K`."""
     left = np.multiply(step_K, fraction)
     return np.where(np.abs(left) < SETTLED_K, 0.0, left)
+
+
+def _settling_x(step_K: float, overshoot: float) -> float:
+    """t / tau after which |step| times the step response stays below half of
+    :data:`SETTLED_K` (its envelope: e^(-x), or e^(-z x) / sqrt(1 - z^2) with overshoot), so
+    rounding cannot lift it to the threshold: from then on :func:`_remainder` is 0."""
+    if step_K == 0:
+        return 0.0
+    if overshoot <= 0:
+        return max(math.log(2 * step_K / SETTLED_K), 0.0)
+    log = math.log(overshoot)
+    zeta = -log / math.sqrt(math.pi**2 + log**2)
+    wd = math.sqrt(1 - zeta**2)
+    return max(math.log(2 * step_K / (wd * SETTLED_K)) / zeta, 0.0)
 
 
 def _step_response(x: np.ndarray, overshoot: float) -> np.ndarray:

@@ -8,7 +8,7 @@ when the technique will end: the sequencer sleeps until then instead of polling 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -116,9 +116,10 @@ class SimChannel(Channel):
         }
         if self._state is ChannelState.RUNNING and self._technique is not None:
             snap.update(technique={"type": type(self._technique).__name__,
-                                   **asdict(self._technique)},
-                        t_start=self._t_start, emitted=self._emitted,
-                        rng_at_start=self._rng_at_start)
+                                   **_fields_of(self._technique)},
+                        t_start=self._t_start, emitted=self._emitted)
+            if self._rng_at_start:
+                snap["rng_at_start"] = self._rng_at_start
         return snap
 
     def restore(self, snap: dict[str, Any], kept_running: bool = True) -> None:
@@ -131,8 +132,9 @@ class SimChannel(Channel):
         self._state, self._end_reason = ChannelState(snap["state"]), snap["end_reason"]
         self._segment = self._spectrum = self._technique = None
         if "technique" in snap:
-            for g, state in zip(self._streams(), snap["rng_at_start"], strict=True):
-                g.bit_generator.state = state
+            if "rng_at_start" in snap:   # an impedance: its noise is drawn when it starts
+                for g, state in zip(self._streams(), snap["rng_at_start"], strict=True):
+                    g.bit_generator.state = state
             self._begin(technique_from_dict(snap["technique"]), float(snap["t_start"]))
             self._emitted = int(snap["emitted"])
             self._state = ChannelState.RUNNING
@@ -149,7 +151,10 @@ class SimChannel(Channel):
 
     def _begin(self, technique: Technique, now: float) -> None:
         assert self._cell is not None and self._temperature is not None
-        self._rng_at_start = [g.bit_generator.state for g in self._streams()]
+        # only an impedance draws its noise when it starts (a time series draws it point by
+        # point): a rebuilt one needs the streams as they were then
+        self._rng_at_start = ([g.bit_generator.state for g in self._streams()]
+                              if isinstance(technique, Impedance) else [])
         self._technique = technique
         temperature = float(self._temperature(np.array([now]))[0])
         self._t_start, self._emitted = now, 0
@@ -205,7 +210,7 @@ class SimChannel(Channel):
         elapsed = now - self._t_start
         # compare absolute times: the executor wakes at exactly t_start + duration
         done = now >= self._t_start + self._duration
-        upto = len(self._times) if done else int(np.searchsorted(self._times, elapsed, "right"))
+        upto = len(self._times) if done else int(self._times.searchsorted(elapsed, "right"))
         points = self._points(self._emitted, upto)
         self._emitted = upto
         if done:
@@ -244,6 +249,16 @@ class SimChannel(Channel):
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
 
+
+
+def _fields_of(technique: Technique | EndConditions) -> dict[str, Any]:
+    """:func:`dataclasses.asdict` of a technique (its fields are numbers, strings, tuples of
+    numbers and end conditions), without the deep copies it makes of each value."""
+    out: dict[str, Any] = {}
+    for f in fields(technique):
+        value = getattr(technique, f.name)
+        out[f.name] = _fields_of(value) if isinstance(value, EndConditions) else value
+    return out
 
 
 _TECHNIQUES = {t.__name__: t for t in (OpenCircuit, Impedance, ConstantCurrent, ConstantVoltage,

@@ -3,7 +3,8 @@
 The cell model says when a technique ends on its own limit; the instrument also watches its
 compliance, a short circuit (|V| collapsing, :mod:`drivers.short_circuit`), a steady current
 (chronoamperometry) and records by dt, dV and dI as EC-Lab does. All of it is evaluated on a
-fine time grid in one vectorised pass.
+fine time grid in one vectorised pass, except where the segment's own extremes show that no
+point of that grid could end the step (the common case, a step well inside its limits).
 """
 
 from __future__ import annotations
@@ -32,7 +33,18 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
     """The first time a firmware criterion ends the technique before the cell's own end:
     the channel's compliance (voltage or current out of its range: the real one overloads and
     stops), the cell's safety limits, a short circuit, a steady current, the step's end
-    conditions (``temperature_C``: the cell's temperature at step times)."""
+    conditions (``temperature_C``: the cell's temperature at step times).
+
+    Where only the compliance and the safety limits are watched and the segment knows its
+    extremes, extremes clear of them by far more than rounding mean that no point of the grid
+    could break one: the grid is not sampled (its answer would be None)."""
+    short = ShortWatch.of(technique)
+    steady = isinstance(technique, ConstantVoltage) and technique.steady_rel is not None
+    if (short is None or _cannot_short(segment, short)) and not steady \
+            and getattr(technique, "ends", None) is None:
+        extremes = segment.extremes()
+        if extremes is not None and _clear(extremes, caps, limits):
+            return None
     t = fine_grid(segment.duration_s, technique.record_dt_s)
     v, i = segment.sample(t)
     out = (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
@@ -50,12 +62,12 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
             broken |= np.abs(i) > limits.max_abs_current_A
         if broken.any():
             ends.append((float(t[np.argmax(broken)]), "safety_limit"))
-    short = ShortWatch.of(technique)
     if short is not None:
         shorted_at = short.first(t, v)
         if shorted_at is not None:
             ends.append((shorted_at, "short"))
-    if isinstance(technique, ConstantVoltage) and technique.steady_rel is not None:
+    if steady:
+        assert isinstance(technique, ConstantVoltage)
         window = technique.steady_window_s or 0.0
         later = t[t >= window]
         if later.size:
@@ -70,6 +82,47 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
         if met is not None:
             ends.append(met)
     return min(ends) if ends else None
+
+
+#: How far inside a limit a segment's extremes must stay for the grid to be skipped: volts (or
+#: amperes) plus a share of the limit, far above the rounding of a sampled point.
+_CLEAR_ABS, _CLEAR_REL = 1e-9, 1e-9
+
+
+def _clear(extremes: tuple[float, float, float], caps: ChannelCapabilities,
+           limits: SafetyLimits | None) -> bool:
+    """Whether V in [v_lo, v_hi] and |I| <= i_max keep inside the channel's compliance and
+    the cell's safety limits with room to spare."""
+    v_lo, v_hi, i_max = extremes
+
+    def below(value: float, limit: float | None) -> bool:
+        return limit is None or value < limit - _CLEAR_ABS - _CLEAR_REL * abs(limit)
+
+    def above(value: float, limit: float | None) -> bool:
+        return limit is None or value > limit + _CLEAR_ABS + _CLEAR_REL * abs(limit)
+
+    if not (below(v_hi, caps.max_voltage_V) and above(v_lo, caps.min_voltage_V)
+            and below(i_max, caps.max_current_A)):
+        return False
+    if limits is None:
+        return True
+    return (below(v_hi, limits.max_voltage_V) and above(v_lo, limits.min_voltage_V)
+            and below(i_max, limits.max_abs_current_A))
+
+
+def _cannot_short(segment: Segment, watch: ShortWatch) -> bool:
+    """Whether the watch cannot fire on any grid point: |V| never falls, so its peak so far is
+    |V| itself (and a fraction below 1 of it is never above it), and |V| when the watch starts
+    is clear of the floor by far more than rounding."""
+    if not segment.magnitude_never_falls():
+        return False
+    if watch.collapse_fraction is not None and not watch.collapse_fraction < 1 - _CLEAR_REL:
+        return False
+    start = watch.settle_s - watch.tolerance_s
+    if start > segment.duration_s or watch.floor_V is None:
+        return True
+    v, _ = segment.sample(np.array([max(start, 0.0)]))
+    return bool(abs(v[0]) > watch.floor_V + _CLEAR_ABS + _CLEAR_REL * abs(watch.floor_V))
 
 
 def conditions_met(ends: EndConditions, t: np.ndarray, v: np.ndarray, i: np.ndarray,
