@@ -9,8 +9,10 @@ finished, -Im Z exceeds Re Z, and Re Z there is a fraction of R_b (a Ta-LLZO pel
 Re Z at 7 MHz is a quarter of R_b, and falls as it gets colder).
 
 Then the bulk arc is fitted (:func:`analysis.eis_fit.fit_bulk_resistance`, R_b || C_geo plus
-what follows) and its R0 is the bulk resistance, when the fit can be trusted: it matches within
-:data:`MAX_FIT_RMSE`, R0 and C0 are not on a bound, and R0 || C0 is the highest-frequency arc
+what follows) and its R0 is the bulk resistance, when the fit can be trusted: it matches the
+points of the bulk arc (from the top of the window down to :data:`ARC_DECADES` decades below the
+arc's apex; what happens at lower frequencies does not decide R_b) within :data:`MAX_FIT_RMSE`,
+R0 and C0 are not on a bound, and R0 || C0 is the highest-frequency arc
 (its apex above the next arc's; a fit that swapped the arcs reports a grain boundary as the
 bulk). Otherwise the value is None and the note says why.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from numpy.typing import ArrayLike
 
 from analysis.eis import _sorted_spectrum, bulk_resistance
@@ -28,10 +31,13 @@ from analysis.errors import AnalysisError
 #: -Im Z / Re Z at the highest frequency up to which Re Z there is taken as the intercept. For
 #: an R || C arc the ratio is omega R C, and Re Z = R / (1 + (omega R C)^2): 1 % short at 0.1.
 MAX_TOP_IMAG_RATIO = 0.1
-#: The bulk-arc fit is trusted up to this modulus-weighted misfit (0.03 = 3 %).
+#: The bulk-arc fit is trusted up to this modulus-weighted misfit over the arc (0.03 = 3 %).
 MAX_FIT_RMSE = 0.03
+#: The bulk arc's points: down to this many decades below its apex (an R || C arc has -Im Z
+#: down to 3 % of R there: it is finished).
+ARC_DECADES = 1.5
 
-INTERCEPT = "high-frequency intercept"
+INTERCEPT = "high-frequency real-axis intercept"
 ARC_FIT = "bulk-arc fit"
 
 
@@ -55,13 +61,14 @@ def bulk_reading(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike,
                  z_imag_ohm: ArrayLike) -> BulkReading:
     """The bulk resistance of one spectrum by the rules of the module docstring."""
     freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
-    ratio = -imag[0] / real[0] if real[0] > 0 else math.inf
+    # Re Z <= 0 at the top is no arc to fit: the intercept, which its callers refuse as such
+    ratio = -imag[0] / real[0] if real[0] > 0 else 0.0
     if imag[0] >= 0 or ratio <= MAX_TOP_IMAG_RATIO:
         return BulkReading(bulk_resistance(freq, real, imag), INTERCEPT)
     unresolved = (f"the spectrum has not reached the real axis at its highest frequency"
                   f" ({freq[0]:.3g} Hz: -Im Z / Re Z = {ratio:.2g}), so Re Z there is not the"
                   " bulk resistance")
-    from analysis.eis_fit import fit_bulk_resistance
+    from analysis.eis_fit import fit_bulk_resistance, predict_impedance
 
     try:
         fit = fit_bulk_resistance(_Spectrum(freq, real, imag))
@@ -79,8 +86,15 @@ def bulk_reading(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike,
         if next_apex_Hz >= apex_Hz:
             problems.append(f"the fitted R0 || C0 (apex {apex_Hz:.3g} Hz) is not the"
                             f" highest-frequency arc (the next peaks at {next_apex_Hz:.3g} Hz)")
-    if fit.rmse_rel > MAX_FIT_RMSE:
-        problems.append(f"the fit of {fit.circuit} is off by {100 * fit.rmse_rel:.1f} %")
+    arc = freq >= apex_Hz / 10**ARC_DECADES   # the top point at least (apex below it)
+    arc[0] = True
+    z = real[arc] + 1j * imag[arc]
+    # evaluated on every point: impedance.py's p() fails on a single frequency
+    model = predict_impedance(fit.circuit, fit.parameters, freq)[arc]
+    misfit = float(np.sqrt(np.mean(np.abs((model - z) / z) ** 2)))
+    if misfit > MAX_FIT_RMSE:
+        problems.append(f"the fit of {fit.circuit} is off by {100 * misfit:.1f} % over the"
+                        " bulk arc")
     stuck = sorted({"R0", "C0"} & set(fit.at_bounds))
     if stuck:
         problems.append(f"{', '.join(stuck)} ended on a bound")
@@ -90,5 +104,5 @@ def bulk_reading(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike,
     return BulkReading(r0, ARC_FIT)
 
 
-__all__ = ["ARC_FIT", "INTERCEPT", "MAX_FIT_RMSE", "MAX_TOP_IMAG_RATIO", "BulkReading",
-           "bulk_reading"]
+__all__ = ["ARC_DECADES", "ARC_FIT", "INTERCEPT", "MAX_FIT_RMSE", "MAX_TOP_IMAG_RATIO",
+           "BulkReading", "bulk_reading"]

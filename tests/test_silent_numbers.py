@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.eis_bulk import ARC_FIT, bulk_reading
+from analysis.eis_bulk import ARC_FIT, INTERCEPT, bulk_reading
 from analysis.report import summary_of
 from sequencer.runner import run_simulated
 from simulators.cells import build_cell
@@ -84,7 +84,7 @@ def test_finished_arc_keeps_the_intercept() -> None:
     f = np.logspace(np.log10(3e6), -1, 60)
     z = cell.impedance(f, 25.0)
     reading = bulk_reading(f, z.real, z.imag)
-    assert reading.method == "high-frequency intercept"
+    assert reading.method == INTERCEPT
     assert reading.value_ohm == pytest.approx(cell.bulk_resistance_ohm(25.0), rel=0.02)
 
 
