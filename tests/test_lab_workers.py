@@ -136,13 +136,19 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     first = lab.start_worker("st-1", logins["st-1"])
     lab.start_worker("st-2", logins["st-2"])
     lab.wait(lambda: stations_up(lab, "st-1", "st-2"), 60, "both stations to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=400))
+    # long enough that the run is still going when the station is killed, however fast the
+    # simulators get: a run that had ended before the kill would have nothing to resume
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     # the station PC crashes: its worker and the run die at once, without a word
     os.kill(lab.run_pid("st-1", run), signal.SIGKILL)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
+    from sequencer.status import run_status
+
+    assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted", \
+        "the run ended before the station was killed: the test kills nothing mid-run"
     assert lab.run(run)["status"] == "running"
     assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
         [("doing",)]
