@@ -1,6 +1,8 @@
 """Impedance spectra and DC polarisations of a cell experiment.
 
-- Every spectrum: the bulk resistance (high-frequency intercept). Its conditions tell spectra
+- Every spectrum: the bulk resistance (high-frequency intercept; from a fit of the bulk arc where
+  the spectrum has not reached the real axis at its top, or null with a note where that arc is
+  not resolved either: ``analysis.eis_bulk``). Its conditions tell spectra
   apart: the temperature; ``sequence`` (1, 2, ...) where a temperature comes back (a sweep's
   heating and cooling legs both pass 25 degC); and in an experiment that cycles, ``cycle`` (the
   cycles completed before the spectrum; 0 before the first) and ``time_s``.
@@ -29,9 +31,9 @@ from analysis.derived import Derived, Shared, note_once, result
 from analysis.eis import (
     arrhenius_fit,
     blocking_total_resistance,
-    bulk_resistance,
     conductivity_S_per_m,
 )
+from analysis.eis_bulk import ARC_FIT, bulk_reading
 from analysis.eis_cells import fit_cell_spectrum
 from analysis.errors import AnalysisError
 from analysis.interface import interfacial_resistance_over_time
@@ -107,10 +109,24 @@ def impedance(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         return
     electrolyte = str(ce.info.get("electrolyte", ""))
     conditions, labels = _labels(ce, shared)
-    r_bulks = [bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-               for sp in ce.spectra]
-    for c, r_b in zip(conditions, r_bulks, strict=True):
-        out.results.append(result(ce, "bulk_resistance", r_b, "Ohm", electrolyte, **c))
+    readings = [bulk_reading(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+                for sp in ce.spectra]
+    r_bulks = [r.value_ohm for r in readings]
+    fitted, missing = [], []
+    for c, label, reading in zip(conditions, labels, readings, strict=True):
+        out.results.append(result(ce, "bulk_resistance", reading.value_ohm, "Ohm", electrolyte,
+                                  note=reading.note, **c))
+        if reading.method == ARC_FIT:
+            fitted.append(label)
+        elif reading.value_ohm is None:
+            missing.append(f"{label}: {reading.note}")
+    if fitted:
+        note_once(out, f"{ce.experiment}/{ce.cell}: bulk resistance from a fit of the bulk arc"
+                  f" at {', '.join(fitted)}: the arc is not finished at the highest frequency,"
+                  " so Re Z there is not R_b")
+    if missing:
+        note_once(out, f"{ce.experiment}/{ce.cell}: bulk resistance not derived (null) for"
+                  f" {len(missing)} spectra; {missing[0]}")
     if ce.kind == "blocking" and has_geometry(ce, out, "ionic conductivity"):
         _conductivity(ce, out, shared, conditions, r_bulks, electrolyte)
     if ce.kind == "full_cell":
@@ -123,21 +139,23 @@ def impedance(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         keep = list(range(len(traces))) if len(traces) <= 12 else \
             sorted({*range(0, len(traces), max(1, len(traces) // 8)), len(traces) - 1})
         # a blocking cell's capacitive spike dwarfs the part that matters: zoom to the intercept
-        zoom = 8 * max(r_bulks) if ce.kind == "blocking" else None
+        known = [r for r in r_bulks if r is not None]
+        zoom = 8 * max(known) if ce.kind == "blocking" and known else None
+        marks = {labels[i]: r for i in keep if (r := r_bulks[i]) is not None}
         out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
                             plots.nyquist([traces[i] for i in keep], f"{ce.cell} ({electrolyte})",
-                                          {labels[i]: r_bulks[i] for i in keep}, max_ohm=zoom)))
+                                          marks, max_ohm=zoom)))
 
 
 def _conductivity(ce: CellExperiment, out: Derived, shared: Shared,
-                  conditions: list[dict[str, float | int]], r_bulks: list[float],
+                  conditions: list[dict[str, float | int]], r_bulks: list[float | None],
                   electrolyte: str) -> None:
     """One basis for the cell: the total where any spectrum shows a grain-boundary arc; a
     spectrum of such a cell without a visible arc counts its intercept as the total (the arcs
     have moved above the window), and a note says at which temperatures."""
     totals = [blocking_total_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
               for sp in ce.spectra]
-    totals = [t if t is not None and t > r_b else None
+    totals = [t if t is not None and (r_b is None or t > r_b) else None
               for t, r_b in zip(totals, r_bulks, strict=True)]
     basis = TOTAL_BASIS if any(t is not None for t in totals) else BULK_BASIS
     without_arc = []
@@ -145,6 +163,11 @@ def _conductivity(ce: CellExperiment, out: Derived, shared: Shared,
         if basis == TOTAL_BASIS and total is None:
             without_arc.append(f"{c.get('temperature_degC', '?')} degC")
         r = total if basis == TOTAL_BASIS and total is not None else r_b
+        if r is None:   # the bulk resistance's null result says why
+            note_once(out, f"{ce.experiment}/{ce.cell}: no ionic conductivity at"
+                      f" {c.get('temperature_degC', '?')} degC: its bulk resistance is not"
+                      " resolved")
+            continue
         sigma = conductivity_S_per_m(r, ce.info["thickness_m"], ce.info["area_m2"]) \
             * S_PER_M_TO_MS_PER_CM
         out.results.append(result(ce, "ionic_conductivity", sigma, "mS/cm", electrolyte,
@@ -163,7 +186,7 @@ def _conductivity(ce: CellExperiment, out: Derived, shared: Shared,
 
 
 def _cell_fits(ce: CellExperiment, out: Derived, figures: bool,
-               conditions: list[dict[str, float | int]], r_bulks: list[float]) -> None:
+               conditions: list[dict[str, float | int]], r_bulks: list[float | None]) -> None:
     """R_ohm and R_ct of each spectrum, with the fit's circuit and misfit."""
     rows = []
     for sp, c, r_b in zip(ce.spectra, conditions, r_bulks, strict=True):
@@ -177,7 +200,8 @@ def _cell_fits(ce: CellExperiment, out: Derived, figures: bool,
         out.results.append(result(ce, "ohmic_resistance", fit.r_ohm, "Ohm", **c, **quality))
         out.results.append(result(ce, "charge_transfer_resistance", fit.r_ct_ohm, "Ohm", **c,
                                   **quality))
-        rows.append((c.get("cycle"), sp.test_time_s, r_b, fit.r_ohm, fit.r_ct_ohm))
+        rows.append((c.get("cycle"), sp.test_time_s, math.nan if r_b is None else r_b,
+                     fit.r_ohm, fit.r_ct_ohm))
     if figures and len(rows) >= 2:
         cycled = all(r[0] is not None for r in rows)
         x = np.array([r[0] if cycled else r[1] / 3600 for r in rows], dtype=float)

@@ -81,10 +81,18 @@ def gitt(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
     finite = np.isfinite(d) & (d > 0)
     if not finite.any():
         return
+    invalid = [p for p, ok in zip(per_pulse, finite, strict=True) if ok and p["validity"]]
+    median_note = ""
+    if invalid:
+        median_note = (f"{len(invalid)} of {int(finite.sum())} pulses fail the validity check of"
+                       f" the short-time GITT formula ({invalid[0]['validity']}): D is likely"
+                       " too low; use shorter pulses")
+        note_once(out, f"{ce.experiment}/{ce.cell}: GITT: {median_note}; those pulses' results"
+                  " carry a note")
     # the figure the paper quotes: the median over every pulse, on the electrode basis
     out.results.append(result(ce, "diffusion_coefficient", float(np.median(d[finite])), "cm2/s",
-                              statistic="median over pulses", pulses=int(finite.sum()),
-                              basis=ELECTRODE_BASIS))
+                              note=median_note, statistic="median over pulses",
+                              pulses=int(finite.sum()), basis=ELECTRODE_BASIS))
     bases = [(ELECTRODE_BASIS, electrode_L)] + \
         ([(PARTICLE_BASIS, particle_L)] if particle_L else [])
     for p in per_pulse:
@@ -93,7 +101,9 @@ def gitt(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
         for basis, length in bases:
             value = p["d_m2_s"] * (length / electrode_L) ** 2 * M2_S_TO_CM2_S
             conditions = {k: v for k, v in p["conditions"].items() if v is not None}
-            out.results.append(result(ce, "diffusion_coefficient", value, "cm2/s",
+            note = (f"short-time GITT formula not valid for this pulse ({p['validity']}):"
+                    " D is likely too low") if p["validity"] else ""
+            out.results.append(result(ce, "diffusion_coefficient", value, "cm2/s", note=note,
                                       basis=basis, length_um=round(length * 1e6, 4),
                                       **conditions))
     if particle_L is None:
@@ -127,7 +137,8 @@ def _gitt_run(ce: CellExperiment, run: list[dict[str, Any]], length_m: float,
         start = int(np.searchsorted(t, row.start_s, side="left"))
         soc = state_of_charge_percent(net[end] - net[0], one_c, discharging) if one_c else None
         temperature = temperatures.get(int(steps[start]))
-        out.append({"d_m2_s": float(row.diffusion_m2_s), "conditions": {
+        out.append({"d_m2_s": float(row.diffusion_m2_s), "validity": str(row.validity),
+                    "conditions": {
             "pulse": int(row.pulse) + 1,
             "direction": "charge" if row.current_A > 0 else "discharge",
             "soc_percent": None if soc is None else round(soc, 1),

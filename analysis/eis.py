@@ -5,7 +5,8 @@ Im Z < 0, cable inductance gives Im Z > 0 at the highest frequencies.
 
 The bulk resistance is the high-frequency real-axis intercept (``docs/physics.md``, "Robust
 bulk resistance"): model-free, so it does not depend on a circuit fit converging. A bounded circuit
-fit is the cross-check and lives elsewhere.
+fit is the cross-check and lives elsewhere. The intercept is R_b only where the spectrum reaches the
+real axis at its top; what a run reports decides that first (``analysis.eis_bulk``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.eis import bulk_resistance, conductivity_S_per_m
+from analysis.eis import conductivity_S_per_m
+from analysis.eis_bulk import bulk_reading
 from analysis.errors import AnalysisError
 from analysis.spectrum_files import SpectrumFile, SpectrumPart
 
@@ -61,7 +62,11 @@ def _entry(part: SpectrumPart, geometry: Geometry | None, fit: bool, circuit: st
     if part.left_out:
         entry["left_out"] = part.left_out
     try:
-        r_b = bulk_resistance(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+        reading = bulk_reading(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
+        if reading.value_ohm is None:   # the bulk arc is cut off at the top of the window
+            raise AnalysisError(reading.note)
+        r_b = reading.value_ohm
+        entry["method"] = reading.method
         if r_b <= 0:
             raise AnalysisError(f"the high-frequency intercept is {r_b:g} Ohm; a conductivity"
                                 " needs a positive bulk resistance")

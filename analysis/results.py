@@ -35,7 +35,9 @@ class Result:
     ``conditions`` uses keys such as ``temperature_degC``, ``current_density_mA_cm2``, ``c_rate``,
     ``cycle``, ``day``; it is copied on construction so the record cannot change under a caller.
     ``value`` is None (null in JSON) only with a ``note`` saying why the measurement gave no
-    physical number; such a record is never plotted or checked as data.
+    physical number; such a record is never plotted or checked as data. A number may carry a
+    ``note`` too: a warning on how far it can be trusted (a GITT pulse that fails the validity
+    check of its formula).
     """
 
     experiment: str
@@ -72,7 +74,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat JSON-ready record, in the contract's key order; ``note`` only when there is
-        one (always with a null value)."""
+        one (always with a null value, and as a warning on some numbers)."""
         record: dict[str, Any] = {
             "experiment": self.experiment,
             "cell": self.cell,
