@@ -124,7 +124,8 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     login = lab.login(f"{lab.name}_1", "station")
     worker = lab.start_worker("st-1", login)
     lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
+    # a run far longer than the test: it must still be going when its station comes back
+    (tmp_path / "long.yaml").write_text(LONG.format(count=25000))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     # the worker dies; the run's process (a session of its own) goes on
@@ -184,7 +185,8 @@ def test_a_cancel_whose_station_never_answers_ends_as_station_lost_after_the_lab
     login = lab.login(f"{lab.name}_1", "station")
     worker = lab.start_worker("st-1", login)
     lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
+    # a run far longer than the test: it must still be going when its station comes back
+    (tmp_path / "long.yaml").write_text(LONG.format(count=25000))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     os.kill(worker.pid, signal.SIGKILL)   # the station PC drops off the network for good
