@@ -41,9 +41,9 @@ def _client(lab, login: str, monkeypatch) -> TestClient:
                       base_url="http://127.0.0.1")
 
 
-def _two_stations(lab, tmp_path, count: int = 3000) -> tuple[str, str, int]:
-    """st-1 runs the quickstart to its end, st-2 a long run still going; returns their run
-    ids and the long one's job id."""
+def _two_stations(lab, tmp_path, count: int = 25000) -> tuple[str, str, int]:
+    """st-1 runs the quickstart to its end, st-2 a run far longer than the test, still going
+    however fast the simulators are; returns their run ids and the long one's job id."""
     cellseq = operator(lab)
     for station in ("st-1", "st-2"):
         lab.start_worker(station, lab.login(f"{lab.name}_{station[-1]}", "station"))
