@@ -109,8 +109,8 @@ def impedance(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         return
     electrolyte = str(ce.info.get("electrolyte", ""))
     conditions, labels = _labels(ce, shared)
-    readings = [bulk_reading(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm)
-                for sp in ce.spectra]
+    readings = [bulk_reading(sp.frequency_Hz, sp.z_real_ohm, sp.z_imag_ohm,
+                             fit_arc=ce.kind == "blocking") for sp in ce.spectra]
     r_bulks = [r.value_ohm for r in readings]
     fitted, missing = [], []
     for c, label, reading in zip(conditions, labels, readings, strict=True):

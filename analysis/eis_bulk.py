@@ -58,8 +58,13 @@ class _Spectrum:
 
 
 def bulk_reading(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike,
-                 z_imag_ohm: ArrayLike) -> BulkReading:
-    """The bulk resistance of one spectrum by the rules of the module docstring."""
+                 z_imag_ohm: ArrayLike, *, fit_arc: bool = True) -> BulkReading:
+    """The bulk resistance of one spectrum by the rules of the module docstring.
+
+    ``fit_arc=False`` (cells that are not an electrolyte between blocking electrodes) skips the
+    bulk-arc fit: their top arc is an interface's or an electrode's, the fit of a bulk circuit
+    to it fails after trying every start (seconds a spectrum), and the value is None either
+    way, with the note saying where such a cell's ohmic resistance comes from."""
     freq, real, imag = _sorted_spectrum(frequency_Hz, z_real_ohm, z_imag_ohm)
     # Re Z <= 0 at the top is no arc to fit: the intercept, which its callers refuse as such
     ratio = -imag[0] / real[0] if real[0] > 0 else 0.0
@@ -68,6 +73,10 @@ def bulk_reading(frequency_Hz: ArrayLike, z_real_ohm: ArrayLike,
     unresolved = (f"the spectrum has not reached the real axis at its highest frequency"
                   f" ({freq[0]:.3g} Hz: -Im Z / Re Z = {ratio:.2g}), so Re Z there is not the"
                   " bulk resistance")
+    if not fit_arc:
+        return BulkReading(None, "", f"{unresolved}; a bulk arc is fitted for an electrolyte"
+                           " between blocking electrodes only (a cell's ohmic resistance is"
+                           " R_ohm of its circuit fit)")
     from analysis.eis_fit import fit_bulk_resistance, predict_impedance
 
     try:

@@ -78,6 +78,17 @@ def test_unresolved_bulk_arc_is_null_with_the_reason() -> None:
             assert reading.value_ohm == pytest.approx(cell.bulk_resistance_ohm(t), rel=0.03)
 
 
+def test_a_cell_that_is_not_blocking_is_not_given_a_bulk_arc_fit() -> None:
+    """Outside blocking cells the top arc is not the bulk's: no fit (it fails after seconds
+    of starts), no value, and the note says where the cell's ohmic resistance comes from."""
+    cell = build_cell("blocking", "Ta-LLZO", 1e-3, np.pi * 0.005**2)
+    f = np.logspace(np.log10(7e6), 0, 70)
+    z = cell.impedance(f, -20.0)
+    reading = bulk_reading(f, z.real, z.imag, fit_arc=False)
+    assert reading.value_ohm is None
+    assert "not reached the real axis" in reading.note and "R_ohm" in reading.note
+
+
 def test_finished_arc_keeps_the_intercept() -> None:
     """A polymer whose bulk arc lies far above the window: the intercept, as before."""
     cell = build_cell("blocking", "AIOSE", 3e-4, np.pi * 0.005**2)
