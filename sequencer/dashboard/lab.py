@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sequencer.dashboard.local import _LocalRun
+from sequencer.dashboard.local import _ByRun, _LocalRun
 from sequencer.dashboard.source import (
     ControlReceipt,
     NotFound,
@@ -44,8 +44,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from sequencer.controls import Action
-    from sequencer.dashboard.envelope import SeriesView
-    from sequencer.dashboard.source import Cycles, Overview, Spectrum
     from sequencer.lab.settings import LabDb
 
 #: How often the list of the lab's runs and their stations' last word is read again.
@@ -284,7 +282,7 @@ class _RunRow:
         self.shown_status = shown
 
 
-class LabRuns:
+class LabRuns(_ByRun):
     """Every run of a lab's record (the newest ``MAX_RUNS``), for the dashboard."""
 
     def __init__(self, db: LabDb) -> None:
@@ -336,38 +334,6 @@ class LabRuns:
     def runs(self) -> list[RunInfo]:
         self._refresh()
         return [self._runs[r].info() for r in list(self._rows)]
-
-    # -- per run (as LocalRuns) --------------------------------------------------------------
-
-    def overview(self, run_id: str) -> Overview:
-        return self._run(run_id).overview()
-
-    def version(self, run_id: str) -> tuple[object, ...]:
-        return self._run(run_id).version()
-
-    def events(self, run_id: str, after_id: int, cell: str | None = None,
-               limit: int = 200) -> list[dict[str, Any]]:
-        return self._run(run_id).events(after_id, cell, limit)
-
-    def series(self, run_id: str, cell: str, t0_s: float | None, t1_s: float | None,
-               width: int) -> SeriesView:
-        return self._run(run_id).series(cell, t0_s, t1_s, width)
-
-    def cycles(self, run_id: str, cell: str) -> Cycles:
-        return self._run(run_id).cycles(cell)
-
-    def spectra(self, run_id: str, cell: str, last: int) -> list[Spectrum]:
-        return self._run(run_id).spectra(cell, last)
-
-    def results(self, run_id: str) -> Results:
-        return self._run(run_id).results()
-
-    def figure(self, run_id: str, name: str) -> bytes:
-        return self._run(run_id).figure(name)
-
-    def control(self, run_id: str, action: Action, cell: str | None, who: str,
-                address: str) -> ControlReceipt:
-        return self._run(run_id).control(action, cell, who, address)
 
     def cancel(self, run_id: str, action: Action, cell: str | None, who: str,
                address: str) -> ControlReceipt:

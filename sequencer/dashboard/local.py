@@ -75,7 +75,45 @@ _SPECTRUM_COLUMNS = ("step_count", "test_time_s", "temperature_C", "frequency_Hz
                      "z_real_ohm", "z_imag_ohm")
 
 
-class LocalRuns:
+class _ByRun:
+    """The per-run half of :class:`~sequencer.dashboard.source.RunSource`: each call goes to
+    the run's own reader, which :meth:`_run` finds (local folders and the lab record alike)."""
+
+    def _run(self, run_id: str) -> _LocalRun:
+        raise NotImplementedError
+
+    def overview(self, run_id: str) -> Overview:
+        return self._run(run_id).overview()
+
+    def version(self, run_id: str) -> tuple[object, ...]:
+        return self._run(run_id).version()
+
+    def events(self, run_id: str, after_id: int, cell: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+        return self._run(run_id).events(after_id, cell, limit)
+
+    def series(self, run_id: str, cell: str, t0_s: float | None, t1_s: float | None,
+               width: int) -> SeriesView:
+        return self._run(run_id).series(cell, t0_s, t1_s, width)
+
+    def cycles(self, run_id: str, cell: str) -> Cycles:
+        return self._run(run_id).cycles(cell)
+
+    def spectra(self, run_id: str, cell: str, last: int) -> list[Spectrum]:
+        return self._run(run_id).spectra(cell, last)
+
+    def results(self, run_id: str) -> Results:
+        return self._run(run_id).results()
+
+    def figure(self, run_id: str, name: str) -> bytes:
+        return self._run(run_id).figure(name)
+
+    def control(self, run_id: str, action: Action, cell: str | None, who: str,
+                address: str) -> ControlReceipt:
+        return self._run(run_id).control(action, cell, who, address)
+
+
+class LocalRuns(_ByRun):
     """The runs of the directories given and, with ``runs_root``, of every subdirectory of it
     that holds a run (looked through again every ``RESCAN_S``, so new runs appear)."""
 
@@ -136,37 +174,6 @@ class LocalRuns:
                 continue   # its store is not readable (yet): the run page says why
         return out
 
-    # -- per run ---------------------------------------------------------------------------
-
-    def overview(self, run_id: str) -> Overview:
-        return self._run(run_id).overview()
-
-    def version(self, run_id: str) -> tuple[object, ...]:
-        return self._run(run_id).version()
-
-    def events(self, run_id: str, after_id: int, cell: str | None = None,
-               limit: int = 200) -> list[dict[str, Any]]:
-        return self._run(run_id).events(after_id, cell, limit)
-
-    def series(self, run_id: str, cell: str, t0_s: float | None, t1_s: float | None,
-               width: int) -> SeriesView:
-        return self._run(run_id).series(cell, t0_s, t1_s, width)
-
-    def cycles(self, run_id: str, cell: str) -> Cycles:
-        return self._run(run_id).cycles(cell)
-
-    def spectra(self, run_id: str, cell: str, last: int) -> list[Spectrum]:
-        return self._run(run_id).spectra(cell, last)
-
-    def results(self, run_id: str) -> Results:
-        return self._run(run_id).results()
-
-    def figure(self, run_id: str, name: str) -> bytes:
-        return self._run(run_id).figure(name)
-
-    def control(self, run_id: str, action: Action, cell: str | None, who: str,
-                address: str) -> ControlReceipt:
-        return self._run(run_id).control(action, cell, who, address)
 
     def close(self) -> None:
         with self._lock:
