@@ -118,8 +118,10 @@ def test_a_needs_job_goes_only_to_stations_that_can_run_it(lab, tmp_path):
                for p in st["problems"]), st["problems"]
 
 
-def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_returns(
-        lab, tmp_path):
+def _station_gone_mid_run(lab, tmp_path):
+    """st-1 starts a long run, then its worker dies (the station PC drops off the network);
+    the run's process, a session of its own, goes on. Returns the operator's command, the
+    station's login, the job, the run and the run's pid."""
     cellseq = operator(lab)
     login = lab.login(f"{lab.name}_1", "station")
     worker = lab.start_worker("st-1", login)
@@ -128,10 +130,14 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
     (tmp_path / "long.yaml").write_text(LONG.format(count=25000))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
-    # the worker dies; the run's process (a session of its own) goes on
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    pid = lab.run_pid("st-1", run)
+    return cellseq, login, job, run, lab.run_pid("st-1", run)
+
+
+def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_returns(
+        lab, tmp_path):
+    cellseq, login, job, run, pid = _station_gone_mid_run(lab, tmp_path)
     assert _alive(pid)
     lab.sql("UPDATE stations SET seen = now() - interval '1 hour' WHERE name = 'st-1'")
 
@@ -181,17 +187,7 @@ def test_a_job_cancelled_while_its_station_is_gone_shows_so_and_stops_when_it_re
 
 def test_a_cancel_whose_station_never_answers_ends_as_station_lost_after_the_lab_s_time_out(
         lab, tmp_path):
-    cellseq = operator(lab)
-    login = lab.login(f"{lab.name}_1", "station")
-    worker = lab.start_worker("st-1", login)
-    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
-    # a run far longer than the test: it must still be going when its station comes back
-    (tmp_path / "long.yaml").write_text(LONG.format(count=25000))
-    job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
-    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
-    os.kill(worker.pid, signal.SIGKILL)   # the station PC drops off the network for good
-    worker.wait()
-    pid = lab.run_pid("st-1", run)
+    cellseq, login, job, run, pid = _station_gone_mid_run(lab, tmp_path)
     lab.sql("UPDATE lab_settings SET value = '3.0' WHERE key = 'station_timeout_s'")
     lab.sql("UPDATE stations SET seen = now() - interval '1 hour' WHERE name = 'st-1'")
 
