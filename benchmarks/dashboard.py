@@ -4,9 +4,12 @@
 
 1. First paint of a run with 10 M points: a dry run of one NCM811 cell cycled 1700 times at
    1C, a point every second (10.3 M points, 3 years of test time; made once and kept in
-   --work), served by `cellseq dashboard`. From the command's start (and from its printed
-   address) to the cell's page (V-t, I-t, T-t over the whole run, capacity and CE over every
-   cycle, Nyquist) first drawing its plots, and to the page complete (every point read); then
+   --work), served by `cellseq dashboard`. Fresh starts (--only starts): the dashboard's CPU
+   time at its address printed and at the plots first drawn, the page's own clock from its
+   navigation start (HTML, scripts run, the series asked and received, plots drawn), and the
+   wall time from the command's start. Then from the command's start to the cell's page
+   (V-t, I-t, T-t over the whole run, capacity and CE over every cycle, Nyquist) first
+   drawing its plots, and to the page complete (every point read); then
    the page again, and the overview, as the page's own clock measures them (after its plots'
    next animation frame). The series, cycles and spectra endpoints' response times at 10 M
    points, the first answers after start and later ones; the dashboard's memory (RSS).
@@ -15,9 +18,16 @@
    page open in the browser records when each point's value appears; the delay from commit to
    page, per point.
 3. 50 cells live: a dry run of 50 cells (virtual time, as fast as it goes), alone and while the
-   dashboard serves it with the overview and a cell page open in the browser (measured once
-   the cell page has drawn the run), alternated; the run's own wall time and CPU time, and the
-   CPU time the dashboard and the browser took meanwhile.
+   dashboard serves it to 50 emulated cell pages and an overview (benchmarks/
+   dashboard_clients.py), in alternated pairs, with a run of one cycle alone each round (the
+   process's fixed part: Python, imports, planning). The figure is the run process's CPU time
+   (user+sys, its own, from wait4; wall time on a shared machine says more about the other
+   work): its median alone and watched, each pair's difference, and that difference against
+   the executor's own CPU time (alone less the fixed part), with a verdict against the 5 %
+   target. Also the store's write-ahead log at its largest (a reader that held the log back
+   from its checkpoints would make it grow) and what the dashboard and the pages took. The
+   dashboard is reniced to the run's priority (--dashboard-nice; its own nice +10 starves it
+   on a loaded machine, and then no change reaches the pages: the live path untested).
 4. --screenshots: PNGs of the overview (the 10 M run, and a paced dry run of the 50 cells with
    one paused from the page and one faulted) and of the 10 M cell's page.
 """
