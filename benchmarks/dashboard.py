@@ -534,19 +534,23 @@ def fifty_cells(browser, work: Path, rounds: int, loops: int, shots: Path | None
           f" {statistics.median(series) * 1e3 if series else float('nan'):.0f} ms (median of"
           f" the runs' medians)" + (f"; errors: {[r['errors'] for r in watched if r['errors']]}"
                                      if any(r["errors"] for r in watched) else ""))
-    # the run's own spread alone: a difference within it is not shown either way
-    noise = (max(cpu_a) - min(cpu_a)) / ma
+    # the executor's own spread alone: a difference smaller than it is shown neither way
+    noise = (max(cpu_a) - min(cpu_a)) / own
+    said = (f"the executor {100 * executor:+.1f} % (pairs' median), the process"
+            f" {100 * slowed:+.1f} % (medians); the executor's own spread alone"
+            f" {100 * noise:.0f} %")
     if min(changes) == 0:
         verdict = ("NOT MEASURED: in some watched run no change reached the pages (the"
                    " dashboard had no CPU for them), so the live path was not exercised")
+    elif rounds < 3:
+        verdict = f"NOT SHOWN: {rounds} pair(s) are too few ({said})"
+    elif noise > SLOWED_MAX:
+        verdict = (f"NOT SHOWN either way: the run's CPU time alone varies more than the"
+                   f" {100 * SLOWED_MAX:.0f} % to be shown ({said}); run it on a quiet machine")
     elif executor <= SLOWED_MAX:
-        verdict = (f"MET: the executor's CPU time watched is within {100 * SLOWED_MAX:.0f} %"
-                   f" of alone ({100 * executor:+.1f} %; the process's {100 * slowed:+.1f} %;"
-                   f" the run's own spread alone {100 * noise:.0f} %)")
+        verdict = f"MET ({said})"
     else:
-        verdict = (f"NOT MET: the executor's CPU time watched is {100 * executor:+.1f} %"
-                   f" (limit {100 * SLOWED_MAX:.0f} %; the process's {100 * slowed:+.1f} %;"
-                   f" the run's own spread alone {100 * noise:.0f} %)")
+        verdict = f"NOT MET ({said})"
     print(f"  verdict (<= {100 * SLOWED_MAX:.0f} % slower, CPU time): {verdict}")
     if shots is not None:
         paced_screenshot(browser, work, protocol, shots)
