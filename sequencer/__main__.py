@@ -1,3 +1,3 @@
-from sequencer.cli import main
+from sequencer.launch import main
 
 main()

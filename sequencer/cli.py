@@ -703,7 +703,7 @@ def dashboard(
     that follow the run as it records, the report's results, and pause, continue and stop.
     With --db (or --lab), every run of a lab's stations from its database; stopping one is
     the lab's cancel. Runs until Ctrl-C (the runs it shows are not affected)."""
-    from sequencer.dashboard.run_dirs import check_run_dirs, found_under
+    from sequencer.dashboard.run_dirs import check_run_dirs
     from sequencer.dashboard.source import SourceError
 
     from_lab = db is not None or lab is not None
@@ -718,10 +718,10 @@ def dashboard(
     except ImportError as exc:
         _fail(f"the dashboard needs its extra packages ({exc.name}): pip install"
               " 'cellseq[dashboard]'")
-    from sequencer.dashboard.loading import LoadingSource
-    from sequencer.dashboard.serve import is_loopback, listen, serve
-    source: RunSource
-    shown: int | None = None
+    from sequencer.dashboard.serve import listen, serve
+    from sequencer.dashboard.start import announce, serve_local_runs
+
+    source: RunSource | None = None
     try:
         if from_lab:
             source = _lab_source(db, lab)
@@ -729,41 +729,25 @@ def dashboard(
             check_run_dirs(run_dirs or [], runs)
     except SourceError as exc:
         _user_errors(exc)
-    if not from_lab:
-        found = {d.resolve() for d in run_dirs or []}
-        if runs is not None:
-            found |= {d.resolve() for d in found_under(runs)}
-        shown = len(found)
-
-        def local_runs() -> RunSource:
-            from sequencer.dashboard.local import LocalRuns  # numpy, the store: meanwhile
-
-            return LocalRuns(run_dirs or [], runs)
-
-        # the page is served at once; the runs' source is made meanwhile (dashboard.loading)
-        source = LoadingSource(local_runs)
     try:
         sock = listen(host, port)
     except OSError as exc:
         _fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}")
 
-    def announce(url: str, token: str, pages_need_token: bool) -> None:
-        count = len(source.runs()) if shown is None else shown
-        out.print(f"cellseq dashboard: {count} run{'s' if count != 1 else ''} at {url}",
-                  markup=False)
-        out.print(f"token: {token} (pause, continue and stop need it"
-                  f"{'; so does every page' if pages_need_token else ''})", markup=False)
-        if not is_loopback(host):
-            err.print(f"[yellow]note:[/] serving on {host}, beyond this machine: anyone who"
-                      " reaches it with the token can pause and stop runs, and the traffic is"
-                      " not encrypted (an SSH tunnel to 127.0.0.1 is safer)", markup=True)
-        out.print("Ctrl-C stops the dashboard; the runs go on", markup=False)
-        sys.stdout.flush()
+    from rich.markup import escape
 
-    if isinstance(source, LoadingSource):   # made while the server loads (its threads then
-        source.start()                      # yield to the runs: serve.NICENESS)
+    def note(text: str) -> None:
+        err.print(f"[yellow]note:[/] {escape(text)}", markup=True)
+
     with contextlib.suppress(KeyboardInterrupt):
-        serve(source, sock, host, announce)
+        if source is None:   # usually served without this module (sequencer.launch)
+            serve_local_runs(run_dirs or [], runs, host, sock, note)
+        else:
+            import secrets
+
+            token = secrets.token_urlsafe(18)
+            announce(len(source.runs()), host, sock, token, note)
+            serve(source, sock, host, token)
 
 
 def _lab_source(db: str | None, lab: str | None) -> RunSource:

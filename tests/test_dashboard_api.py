@@ -77,9 +77,24 @@ def test_the_runs_cells_and_their_data(client, runs):
 
 
 def test_pages_and_the_vendored_plotting_library_are_served(client):
+    import base64
+    import hashlib
+    import re
+
     page = client.get("/")
-    assert page.status_code == 200 and "uPlot.iife.min.js" in page.text
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert page.status_code == 200 and page.headers["content-encoding"] == "gzip"
+    scripts = re.findall(r"<script>(.*?)</script>", page.text, re.S)
+    assert len(scripts) == 2 and "uPlot" in scripts[0] and "cellPage" in scripts[1]
+    # one response: the styles and scripts inline
+    assert '<link rel="stylesheet"' not in page.text and "<style>" in page.text
+    (csp,) = page.headers.get_list("content-security-policy")
+    allowed = re.search(r"script-src ([^;]*);", csp)[1].split()
+    assert "default-src 'self'" in csp and "'unsafe-inline'" not in allowed
+    assert allowed[0] == "'self'" and sorted(allowed[1:]) == sorted(
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in scripts)   # these scripts and no other inline one
+    plain = client.get("/", headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.text == page.text
     script = client.get("/static/vendor/uplot/uPlot.iife.min.js")
     assert script.status_code == 200 and "uPlot" in script.text
     assert "MIT" in client.get("/static/vendor/uplot/LICENSE").text
@@ -224,6 +239,7 @@ def test_a_long_runs_first_view_is_read_over_several_requests_each_answering_at_
     assert want_series.complete and want_cycles.complete and want_cycles.rows
     monkeypatch.setattr(local, "READ_CHUNKS", 2)
     monkeypatch.setattr(local, "READ_BUDGET_S", 0.0)
+    monkeypatch.setattr(local, "FIRST_READ_BUDGET_S", 0.0)
     source = LocalRuns([], runs)
     first = source.series("quick", "ncm811-1", None, None, 300)
     assert not first.complete and first.points_total == want_series.points_in_view
@@ -332,3 +348,58 @@ def test_the_event_stream_sends_each_runs_overview_as_json(runs):
     want = LocalRuns([runs / "quick"]).overview("quick")
     assert [c["cell"] for c in sent["quick"]["cells"]] == [c.cell for c in want.cells]
     assert not hub._poll()   # nothing changed: nothing new to send
+
+
+def test_the_quick_start_reads_the_usual_command_lines_and_leaves_the_rest_to_the_cli():
+    from sequencer.dashboard.start import LocalArgs, parse_quick
+
+    assert parse_quick(["a", "b", "--port", "0", "--host=::1"]) == \
+        LocalArgs([Path("a"), Path("b")], None, "::1", 0)
+    assert parse_quick(["--runs", "r"]) == LocalArgs([], Path("r"), "127.0.0.1", 8765)
+    for argv in ([], ["--help"], ["a", "--db", "postgresql://x"], ["--lab", "x"], ["a", "-p"],
+                 ["a", "--port"], ["a", "--port", "70000"], ["a", "--port", "x"],
+                 ["a", "--port", "1", "--port", "2"], ["--", "a"], ["a", ""]):
+        assert parse_quick(argv) is None, argv
+
+
+def _dashboard_process(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-X", "importtime", "-m", "sequencer",
+                             "dashboard", *args], cwd=Path(__file__).resolve().parents[1],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_the_dashboard_on_local_runs_starts_without_the_full_command_line(runs):
+    """The address is printed, and the runs served, with no typer or rich loaded; the same
+    address and token lines as ever."""
+    import signal
+    import urllib.request
+
+    proc = _dashboard_process(str(runs / "quick"), "--port", "0")
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("cellseq dashboard: 1 run at http://127.0.0.1:"), line
+        url = line.split(" at ", 1)[1].strip()
+        token = url.split("token=")[1]
+        assert proc.stdout.readline().startswith(f"token: {token} (pause, continue and stop")
+        assert proc.stdout.readline().startswith("Ctrl-C stops the dashboard; the runs go on")
+        with urllib.request.urlopen(url.split("/?")[0] + "/api/runs", timeout=60) as got:
+            assert [r["id"] for r in json.loads(got.read())["runs"]] == ["quick"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in err.splitlines()
+                if line.startswith("import time:")}
+    assert "uvicorn" in imported and "numpy" in imported   # the imports were seen
+    assert {"typer", "rich", "sequencer.cli"} & imported == set()
+
+
+def test_a_dashboard_command_line_the_quick_start_cannot_serve_is_refused_by_the_cli(tmp_path):
+    proc = _dashboard_process(str(tmp_path))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "is not a cellseq run directory" in err
+    assert "Traceback" not in err

@@ -9,10 +9,10 @@ opened: a run id is a name looked up here, never a path.
 A cell's points are read once, oldest first, and only when a page asks for them: each read
 feeds the cell's series summary, what its steps passed (its cycles) and its spectra, and the
 next request reads only the chunks committed since. A long run's first view reads its
-millions of points over several requests (``READ_BUDGET_S`` each, the run's lock released in
-between): each answers at once with what has been read so far, marked incomplete, so a page
-draws at once and fills in, and no other request of the run waits seconds behind it. Nothing
-is read for a run no page shows.
+millions of points over several requests (``READ_BUDGET_S`` each, the first less; the run's
+lock released in between): each answers at once with what has been read so far, marked
+incomplete, so a page draws at once and fills in, and no other request of the run waits
+seconds behind it. Nothing is read for a run no page shows.
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ if TYPE_CHECKING:   # loaded with the first cycles asked for: pandas is slow to 
 RESCAN_S = 5.0
 RESCAN_ASKED_S = 0.5
 LIVE_CHECK_S = 2.0
-#: Wall time one request spends reading a cell's points it has not read before.
+#: Wall time one request spends reading a cell's points it has not read before; the first
+#: request of a cell less, so a long run's page first draws sooner (what it has read then is
+#: marked incomplete and fills in with the next requests).
 READ_BUDGET_S = 0.15
+FIRST_READ_BUDGET_S = 0.05
 #: Chunks per read (a chunk is one poll's points: a few to a few thousand).
 READ_CHUNKS = 256
 #: A cell's points are kept in memory while it has at most this many (a few MB per cell):
@@ -321,7 +324,8 @@ class _LocalRun:
         """The cell's series summary with the chunks committed since it was last used, read
         for at most ``READ_BUDGET_S`` (``complete`` says whether it has them all)."""
         points = self._points.setdefault(cell, _CellPoints())
-        deadline = time.perf_counter() + READ_BUDGET_S
+        budget_s = READ_BUDGET_S if points.last_chunk else FIRST_READ_BUDGET_S
+        deadline = time.perf_counter() + budget_s
         while True:
             got = _chunks(store, cell, points.last_chunk, None, READ_CHUNKS, _COLUMNS)
             if got:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
 import socket
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sequencer.dashboard.source import RunSource
+if TYPE_CHECKING:
+    from sequencer.dashboard.source import RunSource
 
 #: The dashboard gives way to the runs it shows: where a run keeps every core busy (a dry run
 #: as fast as it goes, a crowded lab PC), the scheduler serves the run's executor first.
@@ -16,8 +15,10 @@ NICENESS = 10
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host in ("localhost", "127.0.0.1", "::1", "[::1]"):   # without loading ipaddress
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
@@ -38,25 +39,21 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(source: RunSource, sock: socket.socket, host: str,
-          announce: Callable[[str, str, bool], None], token: str | None = None) -> None:
-    """Serve ``source`` on ``sock`` until Ctrl-C. ``announce(url, token, pages_need_token)``
-    is called once the server is about to accept requests."""
+def serve(source: RunSource, sock: socket.socket, host: str, token: str) -> None:
+    """Serve ``source`` on ``sock`` (already listening, its address already printed: a
+    browser that connected meanwhile waits in its queue) until Ctrl-C; controls need
+    ``token``, and so does every page served beyond the loopback interface."""
     import uvicorn
 
     from sequencer.dashboard.app import Access, build_app
 
-    access = Access(token or secrets.token_urlsafe(18), pages_need_token=not is_loopback(host))
+    access = Access(token, pages_need_token=not is_loopback(host))
     app = build_app(source, access)
     config = uvicorn.Config(app, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=1, access_log=False)
     server = uvicorn.Server(config)
-    port = sock.getsockname()[1]
     if hasattr(os, "nice"):   # POSIX; on Linux this thread and those it starts (the serving)
         os.nice(NICENESS)
-    shown = f"[{host.strip('[]')}]" if ":" in host else host
-    announce(f"http://{shown}:{port}/?token={access.token}", access.token,
-             access.pages_need_token)
     try:
         server.run(sockets=[sock])
     finally:
