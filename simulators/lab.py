@@ -23,6 +23,9 @@ from simulators.instruments import (
     SimPotentiostat,
 )
 
+#: The air a cell outside any chamber feels.
+ROOM_TEMPERATURE_C = 25.0
+
 
 class SimLab:
     def __init__(self, clock: Clock, seed: int) -> None:
@@ -56,8 +59,12 @@ class SimLab:
 
     def place(self, cell: CellModel, instrument: str, channel: int, chamber: str | None) -> None:
         """Connect a cell to a channel; it feels the chamber's air temperature (or 25 degC)."""
-        env = self.chambers[chamber].temperature_at if chamber else _room_temperature
-        self.instruments[instrument].channel(channel).connect(cell, env)
+        if chamber:
+            air = self.chambers[chamber]
+            env, env_now = air.temperature_at, air.temperature_now_C
+        else:
+            env, env_now = _room_temperature, _room_temperature_now
+        self.instruments[instrument].channel(channel).connect(cell, env, env_now)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole lab, JSON-ready: chambers, and every channel with a cell on it."""
@@ -83,4 +90,8 @@ class SimLab:
 
 
 def _room_temperature(t: np.ndarray) -> np.ndarray:
-    return np.full(np.shape(t), 25.0)
+    return np.full(np.shape(t), ROOM_TEMPERATURE_C)
+
+
+def _room_temperature_now(t: float) -> float:
+    return ROOM_TEMPERATURE_C

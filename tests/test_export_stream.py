@@ -63,7 +63,7 @@ def test_the_air_settles_on_a_0_degC_setpoint_exactly():
     tiny = (air != 0.0) & (np.abs(air) < 1e-9)
     assert not tiny.any(), air[tiny][:3]
     assert air[-1] == 0.0 and chamber.temperature_at(1e6) == 0.0
-    assert chamber._temperature_now(1e6) == 0.0
+    assert chamber.temperature_now_C(1e6) == 0.0
     # the approach itself is unchanged: still short of the setpoint, within 0.1 K, two hours on
     assert 0 < abs(float(chamber.temperature_at(1e5 + 7200))) < 0.1
 

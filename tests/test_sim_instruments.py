@@ -141,3 +141,87 @@ def test_a_current_the_cell_cannot_take_overloads_the_channel():
     r = ch.poll()
     assert r.state is ChannelState.FAULT and r.end_reason == "compliance"
     assert r.points.time_s[-1] == 0.0
+
+
+def _full_cell_channel(seed: int) -> tuple[SimChannel, ManualClock]:
+    """A channel with the paper's full cell: its segments are pointwise, so polls evaluate
+    points ahead."""
+    from simulators.cells import build_cell
+
+    clock = ManualClock()
+    ch = SimChannel("cycler/ch0", clock, VSP300_CAPABILITIES, np.random.default_rng(seed))
+    cell = build_cell("full_cell", "AIOSE", 300e-6, 2.0e-4,
+                      cathode={"material": "NCM811", "active_mass_kg": 3e-6,
+                               "capacity_Ah": 6e-4, "area_m2": 1.13e-4})
+    ch.connect(cell, lambda t: np.full(np.shape(t), 25.0), lambda t: 25.0)
+    return ch, clock
+
+
+_CHARGE = ConstantCurrent(current_A=6e-4, duration_s=7200.0, record_dt_s=1.0,
+                          until_voltage_V=4.3)
+
+
+def _streams_after(seed: int, points: int) -> list[dict]:
+    """The voltage and current streams' states after ``points`` points drew their noise."""
+    streams = np.random.default_rng(seed).spawn(4)[:2]
+    for g in streams:
+        g.standard_normal(points)
+    return [g.bit_generator.state for g in streams]
+
+
+def test_points_evaluated_ahead_are_the_points_each_poll_would_draw():
+    whole, cw = _full_cell_channel(seed=3)
+    parts, cp = _full_cell_channel(seed=3)
+    whole.start(_CHARGE)
+    parts.start(_CHARGE)
+    cw.advance(1e4)
+    expected = whole.poll().points
+    assert len(expected) > 100
+    got, snaps = [], []
+    while True:
+        cp.advance(97.0)
+        readout = parts.poll()
+        got.append(readout.points)
+        snap = parts.snapshot()
+        if readout.state is ChannelState.RUNNING:
+            snaps.append(snap)
+        else:
+            break
+    for name in ("time_s", "voltage_V", "current_A", "temperature_C"):
+        assert np.array_equal(np.concatenate([getattr(p, name) for p in got]),
+                              getattr(expected, name)), name
+    # a snapshot while the step runs holds the streams as the points handed out leave them,
+    # not as the points evaluated ahead do
+    for snap in snaps:
+        assert snap["rng"][:2] == _streams_after(3, snap["emitted"])
+    assert parts.snapshot()["rng"] == whole.snapshot()["rng"]
+
+
+def test_a_stop_puts_the_noise_streams_back_after_the_points_handed_out():
+    ch, clock = _full_cell_channel(seed=5)
+    ch.start(_CHARGE)
+    clock.advance(100.5)
+    handed_out = len(ch.poll().points)
+    assert handed_out == 101
+    ch.stop()
+    assert ch.snapshot()["rng"][:2] == _streams_after(5, handed_out)
+
+
+def test_a_step_resumed_from_a_snapshot_while_it_ran_gives_the_same_points():
+    ref, cr = _full_cell_channel(seed=9)
+    ref.start(_CHARGE)
+    cr.advance(1e4)
+    expected = ref.poll().points
+    first, c1 = _full_cell_channel(seed=9)
+    first.start(_CHARGE)
+    c1.advance(300.2)
+    head = first.poll().points
+    snap = first.snapshot()
+    resumed, c2 = _full_cell_channel(seed=9)
+    c2.advance(c1.now())
+    resumed.restore(snap)
+    c2.advance(1e4)
+    tail = resumed.poll().points
+    for name in ("voltage_V", "current_A"):
+        assert np.array_equal(np.concatenate([getattr(head, name), getattr(tail, name)]),
+                              getattr(expected, name)), name

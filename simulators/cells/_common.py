@@ -183,10 +183,13 @@ class FunctionSegment(Segment):
                  sample: Callable[[Array], tuple[Array, Array]],
                  finish: Callable[[float], None],
                  extremes: Callable[[float], tuple[float, float, float] | None] | None = None,
-                 magnitude_never_falls: Callable[[float], bool] | None = None) -> None:
+                 magnitude_never_falls: Callable[[float], bool] | None = None,
+                 pointwise: bool = True) -> None:
         """``extremes(duration_s)`` and ``magnitude_never_falls(duration_s)``: see
-        :meth:`Segment.extremes` and :meth:`Segment.magnitude_never_falls`."""
+        :meth:`Segment.extremes` and :meth:`Segment.magnitude_never_falls`; ``pointwise``:
+        see :attr:`Segment.pointwise` (the models' closed forms are, unless they say not)."""
         self.duration_s = float(duration_s)
+        self.pointwise = pointwise
         self.end_reason = end_reason
         self._sample, self._finish, self._extremes = sample, finish, extremes
         self._never_falls = magnitude_never_falls
@@ -371,7 +374,8 @@ def sweep_segment(path: SweepPath, current: TimeFunction, until_abs_current_A: f
     def sample(t: Array) -> tuple[Array, Array]:
         return path.voltage(t), current(t)
 
-    return FunctionSegment(duration, reason, sample, finish)
+    # not pointwise: an electrolyte's oxidation current iterates until all points converge
+    return FunctionSegment(duration, reason, sample, finish, pointwise=False)
 
 
 def current_density_mA_per_cm2(params: Mapping[str, Any], eta_V: Array) -> Array:

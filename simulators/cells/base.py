@@ -24,6 +24,10 @@ class Segment(ABC):
     #: "duration" (time limit), "voltage" (until_voltage reached), "current" (until current),
     #: "completed" (a voltage sweep reached the end of its path)
     end_reason: str
+    #: whether each point's value is computed on its own (elementwise), whatever other times
+    #: are sampled in the same call: then a channel may evaluate points ahead of its polls and
+    #: get the same numbers. False where a sample iterates until all its points converge.
+    pointwise: bool = False
 
     @abstractmethod
     def sample(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

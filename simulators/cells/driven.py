@@ -44,6 +44,8 @@ MIN_HOLD_V = 1e-3
 class ChainSegment(Segment):
     """The chain's response: tabulated pieces, sampled by linear interpolation inside each."""
 
+    pointwise = True
+
     def __init__(self, cell: CellModel, temperature_C: float, starts: np.ndarray,
                  lengths: np.ndarray, currents: np.ndarray, table_V: np.ndarray,
                  end_reason: str) -> None:

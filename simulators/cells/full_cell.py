@@ -202,6 +202,8 @@ class FullCell(CellModel):
         self._interface_tables = {key: (np.asarray(c[f"{key}_cycles"], dtype=float),
                                         np.asarray(c[f"{key}_ohm_cm2"], dtype=float))
                                   for key in ("r_i", "r_ct")}
+        #: the last ASR (Ohm cm^2) read from each table, with the cycle count it is for
+        self._interface_asr: dict[str, tuple[float, float]] = {}
         self._efc_charge_C = (self.accessible_capacity_mAh_per_g(1.0, 25.0, fresh=True)
                               * MAH_TO_C * self.active_mass_g)
         # state: a pristine (as-assembled, lithiated) cathode rests at ``pristine_ocv_V`` when
@@ -309,9 +311,12 @@ class FullCell(CellModel):
 
     # -- resistances --------------------------------------------------------------------------
     def _interface_ohm(self, key: str, temperature_C: float) -> float:
-        cycles, asrs = self._interface_tables[key]
-        asr = float(np.interp(self.equivalent_full_cycles, cycles, asrs))
-        return asr / self.cathode_area_cm2 * self._at(temperature_C).interface_factor
+        efc = self.equivalent_full_cycles
+        known = self._interface_asr.get(key)
+        if known is None or known[0] != efc:   # only a discharge moves the cycle count
+            cycles, asrs = self._interface_tables[key]
+            known = self._interface_asr[key] = (efc, float(np.interp(efc, cycles, asrs)))
+        return known[1] / self.cathode_area_cm2 * self._at(temperature_C).interface_factor
 
     def resistances_ohm(self, temperature_C: float) -> dict[str, float]:
         """R_b (membrane), R_i (interphase) and R_ct (charge transfer) now."""

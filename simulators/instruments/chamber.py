@@ -57,6 +57,7 @@ class SimChamber(Chamber):
                  min_C: float = MIN_C, max_C: float = MAX_C) -> None:
         self._clock = clock
         self._noise_key = int(rng.integers(2**62))
+        self._noise = random.Random()   # reseeded per reading: its noise depends on the time only
         self.tau_s, self.overshoot, self.noise_K = tau_s, overshoot, noise_K
         self.min_C, self.max_C = min_C, max_C
         self._ambient = ambient_C
@@ -93,8 +94,9 @@ class SimChamber(Chamber):
     def read(self) -> ChamberReading:
         self._answer()
         now = self._clock.now()
-        noise = random.Random(self._noise_key + round(now * 1000)).gauss(0.0, self.noise_K)
-        pv = self._temperature_now(now) + noise
+        self._noise.seed(self._noise_key + round(now * 1000))
+        noise = self._noise.gauss(0.0, self.noise_K)
+        pv = self.temperature_now_C(now) + noise
         shown_sv = self._sv if self._mode is ChamberMode.CONSTANT else math.nan
         alarms = tuple("HEATER FAULT" for f in self._active(now) if f.kind == "alarm")
         return ChamberReading(round(pv, 2), shown_sv, self._mode, alarms)
@@ -141,8 +143,9 @@ class SimChamber(Chamber):
             self._segments.append((t, float(self.temperature_at(t)), target))
             self._arrays = self._start_list = None
 
-    def _temperature_now(self, t: float) -> float:
-        """:meth:`temperature_at` for one time, without arrays (the watchdog reads often)."""
+    def temperature_now_C(self, t: float) -> float:
+        """:meth:`temperature_at` for one time, the same number without arrays (the watchdog
+        reads often, and a channel starting a technique asks for one time)."""
         k = max(bisect.bisect_right(self._starts(), t) - 1, 0)
         t0, v0, target = self._segments[k]
         if not math.isfinite(t0) or (k == len(self._segments) - 1
@@ -170,7 +173,7 @@ class SimChamber(Chamber):
         """The true air temperature, noise-free (what a cell in the chamber feels)."""
         t = np.asarray(t, dtype=float)
         t_last, v_last, target_last = self._segments[-1]
-        earliest = float(t.min()) if t.size else math.nan
+        earliest = float(np.minimum.reduce(t, axis=None)) if t.size else math.nan
         if earliest >= self._settled_from():
             # every time after the last change has settled: the air is at its target
             settled = float(target_last) + 0.0   # as the closed form gives it, with no remainder

@@ -3,6 +3,13 @@
 The cell's response to a whole technique is known when it starts (a :class:`Segment`), so a poll
 evaluates every point due since the last poll in one vectorised call, and the channel can say
 when the technique will end: the sequencer sleeps until then instead of polling on a tick.
+
+Where each point of the segment is computed on its own (:attr:`Segment.pointwise`), a poll
+evaluates the points ahead of it too (up to :data:`AHEAD_POINTS`), noise included, so the next
+polls of the step only slice: numpy's cost per call, not per point, dominates the few points a
+poll brings. The noise streams are drawn in point order either way, and are put back to where
+the points handed out leave them whenever that matters (a snapshot, a stop), so the data and a
+resumed run are the same as when every poll draws its own points.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from simulators.cells.base import CellModel, Segment
 from simulators.cells.driven import begin_driven
 from simulators.instruments import firmware
 
+#: How many points a poll evaluates ahead at least, for the next polls of its step.
+AHEAD_POINTS = 4096
+
 
 class SimChannel(Channel):
     def __init__(self, name: str, clock: Clock, capabilities: ChannelCapabilities,
@@ -49,6 +59,7 @@ class SimChannel(Channel):
         self._z_rel = eis_noise_rel
         self._cell: CellModel | None = None
         self._temperature: Callable[[np.ndarray], np.ndarray] | None = None
+        self._temperature_now: Callable[[float], float] | None = None
         self._state = ChannelState.IDLE
         self._segment: Segment | None = None
         self._spectrum: Points | None = None
@@ -60,10 +71,27 @@ class SimChannel(Channel):
         self._technique: Technique | None = None
         self._limits: SafetyLimits | None = None
         self._rng_at_start: list[dict[str, Any]] = []
+        # points evaluated ahead of the polls: voltage and current with their noise, from point
+        # ``_ahead_lo``; the voltage and current streams stand after point ``_ahead_hi``, and
+        # were at ``_anchor`` (index, states) <= every point not yet handed out
+        self._ahead: tuple[np.ndarray, np.ndarray] | None = None
+        self._ahead_lo = self._ahead_hi = 0
+        self._anchor: tuple[int, dict[str, Any], dict[str, Any]] | None = None
+        self._scratch: tuple[np.random.Generator, np.random.Generator] | None = None
 
-    def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Put a simulated cell on this channel, in an environment of the given temperature."""
+    def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray],
+                temperature_now_C: Callable[[float], float] | None = None) -> None:
+        """Put a simulated cell on this channel, in an environment of the given temperature
+        (``temperature_now_C``: the same function for one time, without arrays, if there is
+        one: a technique's start asks for one time)."""
         self._cell, self._temperature = cell, temperature_C
+        self._temperature_now = temperature_now_C
+
+    def _temperature_one(self, t: float) -> float:
+        if self._temperature_now is not None:
+            return float(self._temperature_now(t))
+        assert self._temperature is not None
+        return float(self._temperature(np.array([t]))[0])
 
     @property
     def connected(self) -> bool:
@@ -97,12 +125,12 @@ class SimChannel(Channel):
         if self._state is ChannelState.RUNNING and self._segment is not None:
             v, _ = self._segment.sample(np.array([min(now - self._t_start, self._duration)]))
             return float(v[0])
-        return float(self._cell.ocv_V(float(self._temperature(np.array([now]))[0])))
+        return float(self._cell.ocv_V(self._temperature_one(now)))
 
     def disconnect(self) -> None:
         """Take the cell off the channel (a test of what resume does with a missing cell)."""
         self.stop()
-        self._cell = self._temperature = None
+        self._cell = self._temperature = self._temperature_now = None
 
     # -- snapshots: a resumed dry run continues exactly where the run store ends ------------
 
@@ -111,7 +139,7 @@ class SimChannel(Channel):
         and, while a technique runs, the technique and how far it has been read."""
         snap: dict[str, Any] = {
             "state": self._state.value, "end_reason": self._end_reason,
-            "rng": [g.bit_generator.state for g in self._streams()],
+            "rng": self._stream_states(),
             "cell": self._cell.state() if self._cell is not None else None,
         }
         if self._state is ChannelState.RUNNING and self._technique is not None:
@@ -127,6 +155,7 @@ class SimChannel(Channel):
         cell's state then is the cell's state now: a running segment changes nothing until
         it finishes) and its points already read are skipped. ``kept_running=False`` is an
         instrument that lost power too: the technique ended at the last point read."""
+        self._ahead, self._anchor = None, None
         if snap["cell"] is not None and self._cell is not None:
             self._cell.restore(snap["cell"])
         self._state, self._end_reason = ChannelState(snap["state"]), snap["end_reason"]
@@ -149,14 +178,47 @@ class SimChannel(Channel):
     def _streams(self) -> tuple[np.random.Generator, ...]:
         return self._rng_v, self._rng_i, self._rng_zr, self._rng_zi
 
+    def _stream_states(self) -> list[dict[str, Any]]:
+        """The streams' states as the points handed out so far leave them (the points
+        evaluated ahead drew further: their draws are replayed on scratch generators)."""
+        states = [g.bit_generator.state for g in self._streams()]
+        if self._ahead is not None and self._ahead_hi != self._emitted:
+            if self._scratch is None:
+                self._scratch = (np.random.Generator(type(self._rng_v.bit_generator)(0)),
+                                 np.random.Generator(type(self._rng_i.bit_generator)(0)))
+            states[:2] = self._replayed(*self._scratch)
+        return states
+
+    def _replayed(self, gen_v: np.random.Generator, gen_i: np.random.Generator
+                  ) -> list[dict[str, Any]]:
+        """Put ``gen_v`` and ``gen_i`` where the voltage and current streams stand after the
+        points handed out (from the anchor, drawing as many values as points), and return
+        their states."""
+        assert self._anchor is not None
+        index, state_v, state_i = self._anchor
+        gen_v.bit_generator.state, gen_i.bit_generator.state = state_v, state_i
+        n = self._emitted - index
+        if n:
+            gen_v.standard_normal(n)   # the same draws as normal(0, scale, n)
+            gen_i.standard_normal(n)
+        return [gen_v.bit_generator.state, gen_i.bit_generator.state]
+
+    def _drop_ahead(self) -> None:
+        """Forget the points evaluated ahead, the streams back to after the last one handed
+        out (a technique that ends before them never draws their noise)."""
+        if self._ahead is not None and self._ahead_hi != self._emitted:
+            self._replayed(self._rng_v, self._rng_i)
+        self._ahead, self._anchor = None, None
+
     def _begin(self, technique: Technique, now: float) -> None:
         assert self._cell is not None and self._temperature is not None
+        assert self._ahead is None, "the points evaluated ahead outlived their technique"
         # only an impedance draws its noise when it starts (a time series draws it point by
         # point): a rebuilt one needs the streams as they were then
         self._rng_at_start = ([g.bit_generator.state for g in self._streams()]
                               if isinstance(technique, Impedance) else [])
         self._technique = technique
-        temperature = float(self._temperature(np.array([now]))[0])
+        temperature = self._temperature_one(now)
         self._t_start, self._emitted = now, 0
         if isinstance(technique, Impedance):
             self._start_impedance(technique, temperature)
@@ -228,6 +290,7 @@ class SimChannel(Channel):
         self._state = ChannelState.IDLE
 
     def _finish(self, elapsed: float) -> None:
+        self._drop_ahead()
         if self._segment is not None:
             self._segment.finish(elapsed)
         self._segment = None
@@ -240,14 +303,41 @@ class SimChannel(Channel):
             return self._spectrum.select(np.arange(lo, hi))
         assert self._segment is not None and self._temperature is not None
         t = self._times[lo:hi]
-        v, i = self._segment.sample(t)
-        n = len(t)
+        if self._segment.pointwise:
+            v, i = self._noisy_ahead(lo, hi)
+        else:
+            v, i = self._noisy(t)
         return Points(
-            time_s=t,
-            voltage_V=v + self._rng_v.normal(0, self._v_noise, n),
-            current_A=i + self._rng_i.normal(0, 1, n) * (self._i_rel * np.abs(i) + self._i_abs),
+            time_s=t, voltage_V=v, current_A=i,
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
+
+    def _noisy(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Voltage and current at the record times ``t``, with the next noise of the streams."""
+        assert self._segment is not None
+        v, i = self._segment.sample(t)
+        n = len(t)
+        return (v + self._rng_v.normal(0, self._v_noise, n),
+                i + self._rng_i.normal(0, 1, n) * (self._i_rel * np.abs(i) + self._i_abs))
+
+    def _noisy_ahead(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_noisy` of points ``lo`` to ``hi`` (``lo`` the first not handed out), from
+        the points evaluated ahead, evaluating the next ones (at least
+        :data:`AHEAD_POINTS`) when they run out."""
+        if self._ahead is None or hi > self._ahead_hi:
+            start = lo if self._ahead is None else self._ahead_hi
+            if self._ahead is None or self._anchor is None:
+                self._anchor = (start, self._rng_v.bit_generator.state,
+                                self._rng_i.bit_generator.state)
+            end = min(len(self._times), max(hi, lo + AHEAD_POINTS))
+            v, i = self._noisy(self._times[start:end])
+            if self._ahead is not None and start > lo:   # what is left of the last ones
+                keep = slice(lo - self._ahead_lo, start - self._ahead_lo)
+                v = np.concatenate((self._ahead[0][keep], v))
+                i = np.concatenate((self._ahead[1][keep], i))
+            self._ahead, self._ahead_lo, self._ahead_hi = (v, i), lo, end
+        part = slice(lo - self._ahead_lo, hi - self._ahead_lo)
+        return self._ahead[0][part], self._ahead[1][part]
 
 
 

@@ -169,9 +169,12 @@ def record_times(technique: Technique, segment: Segment, duration_s: float) -> n
     """0, dt, 2 dt, ..., the end itself, and the moments V moved by dV or I by dI."""
     dt = technique.record_dt_s
     n = math.floor(duration_s / dt + 1e-9) + 1
-    times = np.arange(n) * dt
-    if duration_s - times[-1] > 1e-9:
-        times = np.append(times, duration_s)
+    # (n - 1) * dt is the last multiple, as numpy's arange times dt gives it
+    if duration_s - (n - 1) * dt > 1e-9:
+        times = np.arange(n + 1) * dt
+        times[-1] = duration_s
+    else:
+        times = np.arange(n) * dt
     dv = getattr(technique, "record_dV_V", None)
     di = getattr(technique, "record_dI_A", None)
     if dv or di:
