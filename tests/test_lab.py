@@ -4,6 +4,7 @@ with worker processes are in test_lab_workers.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -289,3 +290,59 @@ def test_a_run_still_running_reads_as_running(lab, tmp_path):
                      tmp_path / "copy")
     assert result.exit_code == 0
     assert "run running" in result.output
+
+
+def test_submit_with_needs_no_station_meets_is_accepted_to_wait_and_says_so(lab, tmp_path):
+    """A lab queues work before the station that will run it is set up: the job is accepted
+    with a warning, waits in no station's queue, and ``lab status`` says what it waits for."""
+    db = ["--db", lab.admin_url, "--lab", lab.name]
+    result = cellseq("lab", "submit", QUICKSTART, *db)   # no station has joined at all
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning: no station of lab" in said and "none has a chamber and a cycler and a" \
+        " potentiostat (no station has joined yet)" in said, said
+    assert "waits until a station that can run it joins" in said
+    assert "(none can run it yet: it waits for one to join)" in said
+    job = int(re.search(r"job (\d+): run \S+ queued", result.output)[1])
+    assert lab.sql("SELECT queue_name, status::text FROM procrastinate_jobs") == \
+        [(f"{lab.name}/w", "todo")]
+    st = json.loads(cellseq("lab", "status", "--json", *db).output)
+    assert [p for p in st["problems"] if f"job {job} " in p and "waits for a station that"
+            " can run it to join" in p], st["problems"]
+    assert cellseq("lab", "cancel", str(job), *db).exit_code == 0   # withdrawn as any job
+    assert lab.sql("SELECT status FROM runs") == [("cancelled",)]
+
+
+def test_a_class_that_joins_later_gets_a_waiting_job_once(lab, tmp_path):
+    """``route``: a station's login queues a waiting --needs run for its class, once (again:
+    nothing), never a run withdrawn or started, and still may not queue work of its own."""
+    from sequencer.lab.queue import capability_class, class_queue, route, waiting_for
+    from sequencer.station import load_station
+
+    db = ["--db", lab.admin_url, "--lab", lab.name]
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3))
+    run, withdrawn = (re.search(r"job \d+: run (\S+) queued", cellseq(
+        "lab", "submit", tmp_path / "long.yaml", *db).output)[1] for _ in range(2))
+    assert cellseq("lab", "cancel", withdrawn, *db).exit_code == 0
+    queue = class_queue(lab.name, capability_class(load_station(lab.station_file("st-1"))))
+    st = lab.login(f"{lab.name}_st", "station")
+    with psycopg.connect(lab_db(lab.url(st), lab.name).conninfo, autocommit=True,
+                         password=lab.passwords[st]) as conn:
+        assert waiting_for(conn, ["cycler"], queue) == [(run, "long.yaml")]
+        assert waiting_for(conn, ["potentiostat"], queue) == []   # not a kind it needs
+        first = route(conn, run, queue)
+        assert first is not None and route(conn, run, queue) is None   # once per class
+        assert route(conn, withdrawn, queue) is None
+        assert waiting_for(conn, ["cycler"], queue) == []
+        with pytest.raises(psycopg.errors.RaiseException, match="not a class's queue"):
+            route(conn, run, f"{lab.name}/s/st-1")
+    jobs = lab.sql("SELECT queue_name, status::text FROM procrastinate_jobs WHERE"
+                   " args->>'run_id' = %s ORDER BY id", (run,))
+    assert jobs == [(f"{lab.name}/w", "todo"), (queue, "todo")]
+    lab.sql("UPDATE runs SET station = 'st-1', started = now(), status = 'running' WHERE"
+            " run_id = %s", (run,))
+    lab.sql("UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = %s", (first,))
+    with psycopg.connect(lab_db(lab.url(st), lab.name).conninfo, autocommit=True,
+                         password=lab.passwords[st]) as conn:
+        assert route(conn, run, queue) is None   # started: it never moves
+
