@@ -4,6 +4,7 @@ with worker processes are in test_lab_workers.py)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -346,3 +347,69 @@ def test_a_class_that_joins_later_gets_a_waiting_job_once(lab, tmp_path):
                          password=lab.passwords[st]) as conn:
         assert route(conn, run, queue) is None   # started: it never moves
 
+
+# -- the dashboard of the lab --------------------------------------------------------------
+
+def test_the_lab_dashboard_polls_every_run_in_a_few_statements_and_sees_each_change(
+        lab, monkeypatch):
+    """Each poll of a lab's dashboard reads what every run shown is doing in a few
+    statements, however many runs there are (not two or more a run), and still shows the
+    one run that changed, as it now is."""
+    from sequencer.dashboard import lab as dashboard
+    from sequencer.dashboard.app import Hub
+
+    _register(lab, "st-1")
+    runs = [f"r-{k:02d}" for k in range(30)]
+    for k, run_id in enumerate(runs):
+        lab.sql("INSERT INTO runs (run_id, campaign, protocol, seed, status, station, started,"
+                " submitted) VALUES (%s, 'c', 'p.yaml', 0, 'running', 'st-1', now(),"
+                " now() - make_interval(secs => %s))", (run_id, 100 - k))
+        for key, value in (("manifest", {"campaign": "c", "mode": "simulated"}),
+                           ("cells", {"a": {}, "b": {}})):
+            lab.sql("INSERT INTO run_meta VALUES (%s, %s, %s)", (run_id, key, json.dumps(value)))
+        for cell in ("a", "b"):
+            lab.sql("INSERT INTO run_cell_state (run_id, cell, state, experiment, step_count,"
+                    " checkpoint, last, updated_t) VALUES (%s, %s, 'running', 'e', 3, '{}',"
+                    " %s, 10.0)", (run_id, cell, json.dumps({"t": 5.0, "voltage_V": 3.5})))
+    for k in range(3):   # queued: nothing of them in the record yet
+        lab.sql("INSERT INTO runs (run_id, campaign, protocol, seed, status, needs) VALUES"
+                " (%s, 'c', 'p.yaml', 0, 'queued', '{cycler}')", (f"q-{k}",))
+    source = dashboard.LabRuns(lab.admin())
+    sent: list[str] = []
+    rows = source.record.rows
+
+    def counted(query, args=()):
+        sent.append(query)
+        return rows(query, args)
+
+    monkeypatch.setattr(source.record, "rows", counted)
+    hub = Hub(source)
+    try:
+        hub._poll()
+        assert len(sent) <= 3, sent   # versions, the changed runs' cell states, (the list)
+        assert set(hub.encoded) == {*runs, "q-0", "q-1", "q-2"}
+        shown = json.loads(hub.encoded["r-07"])
+        assert [(c["cell"], c["state"], c["voltage_V"]) for c in shown["cells"]] == \
+            [("a", "running", 3.5), ("b", "running", 3.5)]
+        assert json.loads(hub.encoded["q-1"])["cells"] == []
+
+        lab.sql("UPDATE run_cell_state SET state = 'completed', updated_t = 11.0, last = %s"
+                " WHERE run_id = 'r-07' AND cell = 'a'", (json.dumps({"t": 6.0,
+                                                                       "voltage_V": 4.2}),))
+        before = dict(hub.versions)
+        sent.clear()
+        source._read_at = -math.inf   # the list read again too, as every 2 s
+        source._versions_at = -math.inf   # a second later: the versions are read again
+        hub._due.clear()              # every run looked at
+        assert hub._poll()
+        # the list, the meta of the runs lacking it (the queued), versions, changed cells
+        assert len(sent) <= 4, sent
+        assert [r for r in hub.versions if hub.versions[r] != before[r]] == ["r-07"]
+        shown = json.loads(hub.encoded["r-07"])
+        assert [(c["cell"], c["state"], c["voltage_V"]) for c in shown["cells"]] == \
+            [("a", "completed", 4.2), ("b", "running", 3.5)]
+        # a page's own request of one run is served as before
+        overview = source.overview("r-07")
+        assert [c.state for c in overview.cells] == ["completed", "running"]
+    finally:
+        source.close()
