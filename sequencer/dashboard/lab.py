@@ -130,7 +130,9 @@ class _RecordStore:
 
     def last_ids(self) -> tuple[int, int]:
         if self.source is not None:
-            return self.source.versions(self.run_id)[0]
+            read = self.source.last_ids_of(self.run_id)
+            if read is not None:
+                return read
         r = {"r": self.run_id}
         (row,) = self.record.rows(
             "SELECT (SELECT coalesce(max(id), 0) FROM run_chunks WHERE run_id = %(r)s),"
@@ -359,10 +361,10 @@ class LabRuns(_ByRun):
             self._read_at = time.monotonic()
 
     def _read_fixed_meta(self) -> None:
-        """The manifests and cells of the runs shown that lack them (new runs; runs not
-        started yet), in one statement."""
-        lacking = [r for r in self._rows if any(self._runs[r]._fixed.get(k) is None
-                                                for k in FIXED_META)]
+        """The manifests and cells of the runs shown that lack them (runs just started), in
+        one statement."""
+        lacking = [r for r, row in self._rows.items() if row.started_utc is not None and any(
+            self._runs[r]._fixed.get(k) is None for k in FIXED_META)]   # (not started: none)
         if not lacking:
             return
         for run_id, key, value in self.record.rows(
@@ -378,6 +380,15 @@ class LabRuns(_ByRun):
                     run_id not in self._versions:
                 self._read_versions(run_id)
             return self._versions.get(run_id, ((0, 0), ()))
+
+    def last_ids_of(self, run_id: str) -> tuple[int, int] | None:
+        """A run's last chunk and event ids as read with the current versions (None: they
+        are older than ``VERSIONS_EVERY_S``: a page's own request reads its run alone)."""
+        with self._versions_lock:
+            now = self._versions.get(run_id)
+            if now is None or time.monotonic() - self._versions_at > VERSIONS_EVERY_S:
+                return None
+            return now[0]
 
     def cell_states_of(self, run_id: str) -> list[dict[str, Any]] | None:
         """A run's full cell states as read with the current versions (None: not read)."""

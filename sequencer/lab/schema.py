@@ -73,6 +73,7 @@ CREATE TABLE IF NOT EXISTS run_cell_state (
     experiment text, step_count integer, step_index integer, step_kind text, cycle integer,
     step_started_t float8, step_estimate_s float8, checkpoint text NOT NULL, last text NOT NULL,
     updated_t float8 NOT NULL, PRIMARY KEY (run_id, cell));
+CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted);
 CREATE TABLE IF NOT EXISTS lab_events (
     id bigserial PRIMARY KEY, utc timestamptz NOT NULL DEFAULT now(), station text,
     run_id text, kind text NOT NULL, message text NOT NULL);
