@@ -291,8 +291,11 @@ class StationWorker:
         for run_id, top in await self.link(waiting_for, self.kinds, queue):
             if run_id in self._cannot:
                 continue
-            why = await asyncio.to_thread(self._cannot_run, run_id, top,
-                                          await self.link(_fetch_files, run_id))
+            files = await self.link(_fetch_files, run_id)
+            try:
+                why = await asyncio.to_thread(self._cannot_run, top, files)
+            except Exception as exc:   # a bug placing it: said, and the worker goes on
+                why = f"placing it here failed: {exc!r}"
             if why is not None:
                 self._cannot.add(run_id)
                 self.say(f"run {run_id} waits for a station with what it needs; this one"
@@ -303,8 +306,7 @@ class StationWorker:
                 self.say(f"run {run_id} was submitted before a station of this one's class"
                          f" joined: queued for it too (job {job_id})")
 
-    def _cannot_run(self, run_id: str, top: str, files: list[tuple[str, bytes]]
-                    ) -> str | None:
+    def _cannot_run(self, top: str, files: list[tuple[str, bytes]]) -> str | None:
         """Why this station cannot run a waiting run's protocol (placed here as a job
         would be), or None."""
         import tempfile
@@ -315,13 +317,13 @@ class StationWorker:
         from sequencer.lab.queue import cannot_run
 
         with tempfile.TemporaryDirectory(prefix="cellseq-route-") as folder:
-            for name, data in files:
-                target = Path(folder) / _safe_relative(name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
             try:
+                for name, data in files:
+                    target = Path(folder) / _safe_relative(name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
                 campaign = load_campaign(Path(folder) / _safe_relative(top))
-            except (ProtocolError, LabError) as exc:
+            except (ProtocolError, LabError, OSError) as exc:
                 return str(exc).splitlines()[0]
             return cannot_run(campaign, self.station, top)
 
