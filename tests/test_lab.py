@@ -329,7 +329,7 @@ def test_a_class_that_joins_later_gets_a_waiting_job_once(lab, tmp_path):
     st = lab.login(f"{lab.name}_st", "station")
     with psycopg.connect(lab_db(lab.url(st), lab.name).conninfo, autocommit=True,
                          password=lab.passwords[st]) as conn:
-        assert waiting_for(conn, ["cycler"], queue) == [(run, "long.yaml")]
+        assert waiting_for(conn, ["cycler"], queue) == [(run, "long.yaml", True)]
         assert waiting_for(conn, ["potentiostat"], queue) == []   # not a kind it needs
         first = route(conn, run, queue)
         assert first is not None and route(conn, run, queue) is None   # once per class

@@ -262,7 +262,8 @@ def test_a_job_submitted_before_a_station_that_can_run_it_joins_runs_once_when_t
     said = " ".join(result.output.split())
     assert "warning: no station of lab" in said and "low: " in said, said
     assert lab.run(run)["status"] == "queued"
-    lab.wait(lambda: "this one cannot run it" in lab.worker_log("low"), 60,
+    lab.wait(lambda: f"run {run} waits for a station that can run it; this one cannot:" in
+             lab.worker_log("low"), 60,
              "low to look at the waiting job")
     for station in ("st-2", "st-3"):
         lab.start_worker(station, logins[station])

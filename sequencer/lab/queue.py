@@ -251,11 +251,16 @@ def cannot_run(campaign: Campaign, station: Station, protocol_name: str) -> str 
 
 
 def waiting_for(conn: psycopg.Connection, kinds: Iterable[str], queue: str
-                ) -> list[tuple[str, str]]:
+                ) -> list[tuple[str, str, bool]]:
     """``--needs`` runs no station has started, whose kinds a station of ``kinds`` has, that
-    still have a job in the queue and none in ``queue``: (run id, top protocol file)."""
-    return [(str(r), str(p)) for r, p in conn.execute(
-        "SELECT r.run_id, r.protocol FROM runs r WHERE r.status = 'queued' AND r.station IS NULL"
+    still have a job in the queue and none in ``queue``: (run id, top protocol file, whether
+    it waits for any station at all: queued for no class)."""
+    waiting = waiting_queue(queue.rsplit("/k/", 1)[0])
+    return [(str(r), str(p), bool(w)) for r, p, w in conn.execute(
+        "SELECT r.run_id, r.protocol, NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE"
+        "   j.task_name = %(task)s AND j.args->>'run_id' = r.run_id AND j.status = 'todo'"
+        "   AND j.queue_name <> %(waiting)s)"
+        " FROM runs r WHERE r.status = 'queued' AND r.station IS NULL"
         " AND r.started IS NULL AND r.needs IS NOT NULL AND r.needs <@ %(kinds)s::text[]"
         " AND EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %(task)s AND"
         "   j.args->>'run_id' = r.run_id AND j.status = 'todo' AND NOT j.abort_requested)"
@@ -263,7 +268,7 @@ def waiting_for(conn: psycopg.Connection, kinds: Iterable[str], queue: str
         "   j.args->>'run_id' = r.run_id AND j.queue_name = %(queue)s AND j.status IN"
         "   ('todo', 'doing'))"
         " ORDER BY r.submitted",
-        {"kinds": sorted(set(kinds)), "queue": queue, "task": TASK})]
+        {"kinds": sorted(set(kinds)), "queue": queue, "task": TASK, "waiting": waiting})]
 
 
 def route(conn: psycopg.Connection, run_id: str, queue: str) -> int | None:

@@ -288,7 +288,7 @@ class StationWorker:
         from sequencer.lab.queue import class_queue, route, waiting_for
 
         queue = class_queue(self.db.lab, self.capability)
-        for run_id, top in await self.link(waiting_for, self.kinds, queue):
+        for run_id, top, unrouted in await self.link(waiting_for, self.kinds, queue):
             if run_id in self._cannot:
                 continue
             files = await self.link(_fetch_files, run_id)
@@ -298,8 +298,9 @@ class StationWorker:
                 why = f"placing it here failed: {exc!r}"
             if why is not None:
                 self._cannot.add(run_id)
-                self.say(f"run {run_id} waits for a station with what it needs; this one"
-                         f" cannot run it: {why}")
+                if unrouted:   # (one queued for other classes is in hand: not said)
+                    self.say(f"run {run_id} waits for a station that can run it; this one"
+                             f" cannot: {why}")
                 continue
             job_id = await self.link(route, run_id, queue)
             if job_id is not None:
