@@ -2,20 +2,33 @@
 crashing and database connections dropped at random.
 
     python benchmarks/lab_scale.py [--stations 50] [--jobs 100] [--crashes 8] [--drops 8]
+                                   [--speed 40000]
     python benchmarks/lab_scale.py --stations 6 --jobs 12 --crashes 2 --drops 2   # quick
 
 One PostgreSQL (pgserver's, started here); ``--stations`` workers (``cellseq lab worker``, a
 process each, each with its own station login and password); a campaign of ``--jobs`` jobs
 (cycling protocols of 60 to 300 cycles, and quickstarts with impedance and a chamber), most
 submitted for any station with the instruments they need, one in ten bound to one station.
-While it runs, up to ``--crashes`` times a random station PC crashes (its worker and its run
-are SIGKILLed, and its worker starts again a few seconds later, as after a reboot; only a
-station whose run's process still runs, so a crash cuts a run: a dry run lasts seconds, and an
-attempt that finds none is skipped), and
+While it runs, ``--crashes`` times a random station PC crashes mid-run: its worker and its
+run are SIGKILLed, and its worker starts again a few seconds later, as after a reboot. A crash
+must cut a run, so it aims at a run whose store says ``running`` (never one crashed before:
+its resume, starting, finds the store still saying so), freezes the run's process (SIGSTOP)
+and reads its store again: only a run whose store still says ``running`` is killed (a hit); one
+that has just finished is let go (an attempt that missed), and another is tried later.
 ``--drops`` times the database drops connections (one station's, or every station's at once,
 with ``pg_terminate_backend``).
 
-The stations are in-process simulated ones (a dry run in virtual time per job), not served
+The dry runs are paced (``cellseq lab worker --speed``, ``--speed`` simulated seconds per wall
+second; 0: as fast as they can, in virtual time): unpaced, a dry run of 60-300 cycles lasts a
+second or two of a job's fifteen or more (the run's process starting, and summing the run up
+after it ended; the copy), so a crash aimed at a run whose process still ran mostly landed after
+the run had ended, and left nothing to resume (1 resume for 8 crashes, in an earlier version of
+this benchmark that did not check). Paced,
+a run lasts tens of seconds, as the runs of a real lab last hours; the points it writes are the
+same (the run compares each crashed run with an uninterrupted one). Ingest then measures the
+pace; the record's own ingest (below) measures what the database takes.
+
+The stations are in-process simulated ones (a dry run per job), not served
 labs (``cellseq sim serve``): a served lab is a process of about 150 MB with a server thread per
 instrument, and 50 of them beside 50 workers and 50 running runs (about 90 and 130 MB each)
 would need some 18 GB and far more than two cores; the benchmark would then measure the
@@ -31,6 +44,9 @@ It prints:
 - lost points: points a station's run store holds and the record does not;
 - for every crashed run, its points against the same protocol run uninterrupted (a dry run
   resumed gives what an uninterrupted one gives);
+- crash attempts against crashes that landed mid-run, and the jobs resumed, as the lab counts
+  them (``runs.resumes``) and as the runs' own stores say (their ``run_resumed`` events): each
+  crash that landed mid-run must be one resume of its run, by both counts;
 - whether every job completed.
 """
 
@@ -104,6 +120,9 @@ def main() -> None:
     ap.add_argument("--crashes", type=int, default=8)
     ap.add_argument("--drops", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--speed", type=float, default=40000.0,
+                    help="simulated seconds per wall second of the stations' dry runs (0: as"
+                         " fast as they can, in virtual time)")
     ap.add_argument("--timeout", type=float, default=3000, help="give up after (s)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -124,7 +143,8 @@ class Bench:
         self.admin = lab_db(server.get_uri(), "scale")
         self.names = [f"st-{k:02d}" for k in range(1, args.stations + 1)]
         self.workers: dict[str, subprocess.Popen] = {}
-        self.crashed: list[str] = []   # run ids of runs killed with their station
+        self.crashed: list[str] = []   # run ids of runs killed mid-run with their station
+        self.attempts = 0              # crashes tried (a hit, or a run found finished)
 
     def sql(self, query: str, args: tuple = ()) -> list[tuple]:
         """The benchmark's own look at the record (a server busy with 50 stations may keep
@@ -205,7 +225,8 @@ class Bench:
         self.workers[name] = subprocess.Popen(
             [sys.executable, "-m", "sequencer", "lab", "worker", "--station",
              str(self.work / f"{name}.yaml"), "--db", self.url(_login(name)), "--runs",
-             str(self.work / "runs" / name)],
+             str(self.work / "runs" / name),
+             *(["--speed", repr(self.args.speed)] if self.args.speed > 0 else [])],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), start_new_session=True)
 
     def chaos(self) -> None:
@@ -213,7 +234,9 @@ class Bench:
         events = ["crash"] * self.args.crashes + ["drop"] * self.args.drops
         self.rng.shuffle(events)
         restarts: list[tuple[float, str]] = []
-        for event in events:
+        tries = 4 * self.args.crashes   # crash attempts, hits and misses, at most
+        while events:
+            event = events.pop(0)
             time.sleep(self.rng.uniform(2.0, 8.0))
             for when, name in [r for r in restarts if r[0] <= time.monotonic()]:
                 restarts.remove((when, name))
@@ -225,13 +248,21 @@ class Bench:
                 running = self.sql("SELECT run_id, station FROM runs r WHERE status ="
                                    " 'running' AND station IS NOT NULL AND EXISTS (SELECT 1"
                                    " FROM run_chunks c WHERE c.run_id = r.run_id)")
+                # each crash cuts a run that has not been crashed yet: a run crashed before
+                # is resumed by a process that, starting, finds its store still saying
+                # "running" from the crash, and a crash then would cut the resume's start,
+                # not a run (the lab counts the resume; the store never saw it begin)
                 running = [r for r in running if r[1] not in {n for _, n in restarts}
-                           and self.run_alive(r[1], r[0])]
-                if not running:   # (a dry run often ends before its worker has copied it)
-                    continue
-                run_id, name = self.rng.choice(running)
-                self.crash(name, run_id)
-                restarts.append((time.monotonic() + self.rng.uniform(2.0, 6.0), name))
+                           and r[0] not in self.crashed and self.run_alive(r[1], r[0])
+                           and self.store_says(r[1], r[0]) == "running"]
+                hit = False
+                if running and self.attempts < tries:
+                    run_id, name = self.rng.choice(running)
+                    hit = self.crash(name, run_id)
+                if hit:
+                    restarts.append((time.monotonic() + self.rng.uniform(2.0, 6.0), name))
+                elif self.attempts < tries:   # no run to cut: tried again later
+                    events.insert(self.rng.randint(0, len(events)), "crash")
             elif self.rng.random() < 0.5:
                 name = self.rng.choice(self.names)
                 n = self.sql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -256,17 +287,41 @@ class Bench:
         except (OSError, ValueError):
             return False
 
-    def crash(self, name: str, run_id: str) -> None:
-        """The station PC dies: its worker and its run, at once, without a word."""
-        pid_file = self.work / "runs" / name / ".lab" / run_id / "run.pid"
-        for pid in (int(pid_file.read_text()) if pid_file.exists() else None,
-                    self.workers[name].pid):
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+    def store_says(self, name: str, run_id: str) -> str | None:
+        """The run's status as its own store says it (the record's lags: the run's process
+        outlives its run by seconds, and its worker notes the end after the last copy)."""
+        store = RunStore.open(self.work / "runs" / name / run_id)
+        try:
+            return store.meta_value("status")
+        finally:
+            store.close()
+
+    def crash(self, name: str, run_id: str) -> bool:
+        """The station PC dies mid-run: its worker and its run, at once, without a word.
+        The run is frozen first and its store read: a run that has already finished (its
+        process was closing) is let go, and the attempt counts as a miss (False)."""
+        from sequencer.status import FINISHED
+
+        self.attempts += 1
+        pid = int((self.work / "runs" / name / ".lab" / run_id / "run.pid").read_text())
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            print(f"crash attempt on {name}: the process of {run_id} had ended", flush=True)
+            return False
+        status = self.store_says(name, run_id)
+        if status in FINISHED:
+            os.kill(pid, signal.SIGCONT)
+            print(f"crash attempt on {name}: {run_id} had finished ({status}); let go",
+                  flush=True)
+            return False
+        for victim in (pid, self.workers[name].pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim, signal.SIGKILL)
         self.workers[name].wait()
         self.crashed.append(run_id)
-        print(f"crashed {name} running {run_id}", flush=True)
+        print(f"crashed {name} mid-run (its store said {status}): {run_id}", flush=True)
+        return True
 
     def finished(self) -> bool:
         left = self.sql("SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo',"
@@ -331,8 +386,16 @@ class Bench:
         capacity = self.capacity(runs)
         completed = sum(1 for r in runs if r[2] == "completed" and r[3] == "succeeded")
         resumed = sum(1 for r in runs if r[4])
+        # each crash hit a run mid-run: each is one resume, as the lab counts them
+        # (runs.resumes) and as the run's own store says (its run_resumed events)
+        hits = {run_id: self.crashed.count(run_id) for run_id in dict.fromkeys(self.crashed)}
+        counted = {r[0]: int(r[4]) for r in runs if r[4]}
+        events = {str(k): int(n) for k, n in self.sql(
+            "SELECT run_id, count(*) FROM run_events WHERE kind = 'run_resumed' AND run_id ="
+            " ANY(%s) GROUP BY run_id", ([r[0] for r in runs],))}   # (not the capacity copy)
         print(json.dumps({"stations": len(self.names), "jobs": len(runs),
-                          "crashes": len(self.crashed), "drops": self.args.drops}))
+                          "crashes": len(self.crashed), "crash_attempts": self.attempts,
+                          "drops": self.args.drops, "speed": self.args.speed or None}))
         print(f"ingest: {points} points in {span:.1f} s of campaign:"
               f" {points / span:,.0f} points/s")
         print(f"queue latency (submit to start): first {len(first)} jobs median"
@@ -346,6 +409,18 @@ class Bench:
         print(f"crashed runs against an uninterrupted run: {compared - len(differing)} of"
               f" {compared} hold the same number of points" +
               ("".join(f"\n  {d}" for d in differing)))
+        print(f"crashes: {self.attempts} attempts, {len(self.crashed)} landed mid-run (the"
+              f" run's store said running), {self.attempts - len(self.crashed)} found the run"
+              " finished")
+        print(f"jobs resumed: {resumed} ({sum(counted.values())} resumes counted by the lab,"
+              f" {sum(events.values())} run_resumed events in the record)")
+        same = hits == counted == events
+        print(f"crashes landed mid-run == jobs resumed: {'yes' if same else 'NO'}"
+              f" ({len(self.crashed)} crashes on {len(hits)} runs, {resumed} resumed)")
+        for run_id in sorted(set(hits) | set(counted) | set(events)):
+            if not hits.get(run_id) == counted.get(run_id) == events.get(run_id):
+                print(f"  {run_id}: crashed {hits.get(run_id, 0)}, resumes counted"
+                      f" {counted.get(run_id, 0)}, run_resumed events {events.get(run_id, 0)}")
         print(f"jobs completed: {completed} of {len(runs)} ({resumed} resumed after a crash"
               f" or a stop){'' if done else ' -- timed out before every job ended'}")
         for r in runs:

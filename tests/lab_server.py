@@ -133,14 +133,16 @@ class Lab:
         path.write_text(text.format(name=name), encoding="utf-8")
         return path
 
-    def start_worker(self, station: str, login: str, text: str = STATION) -> subprocess.Popen:
+    def start_worker(self, station: str, login: str, text: str = STATION,
+                     options: tuple[str, ...] = ()) -> subprocess.Popen:
         """``cellseq lab worker`` for ``station`` as ``login``, in a process of its own
-        (``text``: its station file, ``{name}`` for its name)."""
+        (``text``: its station file, ``{name}`` for its name; ``options``: more of the
+        command's options)."""
         log = open(self.folder / f"worker-{station}.log", "ab")   # noqa: SIM115 -- kept open
         proc = subprocess.Popen(
             [sys.executable, "-m", "sequencer", "lab", "worker", "--station",
              str(self.station_file(station, text)), "--db", self.url(login), "--runs",
-             str(self.folder / "runs" / station)],
+             str(self.folder / "runs" / station), *options],
             stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.folder,
             start_new_session=True)
         self.workers.append(proc)

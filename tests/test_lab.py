@@ -4,6 +4,8 @@ with worker processes are in test_lab_workers.py)."""
 from __future__ import annotations
 
 import json
+import math
+import re
 import subprocess
 import sys
 
@@ -289,3 +291,125 @@ def test_a_run_still_running_reads_as_running(lab, tmp_path):
                      tmp_path / "copy")
     assert result.exit_code == 0
     assert "run running" in result.output
+
+
+def test_submit_with_needs_no_station_meets_is_accepted_to_wait_and_says_so(lab, tmp_path):
+    """A lab queues work before the station that will run it is set up: the job is accepted
+    with a warning, waits in no station's queue, and ``lab status`` says what it waits for."""
+    db = ["--db", lab.admin_url, "--lab", lab.name]
+    result = cellseq("lab", "submit", QUICKSTART, *db)   # no station has joined at all
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "warning: no station of lab" in said and "none has a chamber and a cycler and a" \
+        " potentiostat (no station has joined yet)" in said, said
+    assert "waits until a station that can run it joins" in said
+    assert "(none can run it yet: it waits for one to join)" in said
+    job = int(re.search(r"job (\d+): run \S+ queued", result.output)[1])
+    assert lab.sql("SELECT queue_name, status::text FROM procrastinate_jobs") == \
+        [(f"{lab.name}/w", "todo")]
+    st = json.loads(cellseq("lab", "status", "--json", *db).output)
+    assert [p for p in st["problems"] if f"job {job} " in p and "waits for a station that"
+            " can run it to join" in p], st["problems"]
+    assert cellseq("lab", "cancel", str(job), *db).exit_code == 0   # withdrawn as any job
+    assert lab.sql("SELECT status FROM runs") == [("cancelled",)]
+
+
+def test_a_class_that_joins_later_gets_a_waiting_job_once(lab, tmp_path):
+    """``route``: a station's login queues a waiting --needs run for its class, once (again:
+    nothing), never a run withdrawn or started, and still may not queue work of its own."""
+    from sequencer.lab.queue import capability_class, class_queue, route, waiting_for
+    from sequencer.station import load_station
+
+    db = ["--db", lab.admin_url, "--lab", lab.name]
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3))
+    run, withdrawn = (re.search(r"job \d+: run (\S+) queued", cellseq(
+        "lab", "submit", tmp_path / "long.yaml", *db).output)[1] for _ in range(2))
+    assert cellseq("lab", "cancel", withdrawn, *db).exit_code == 0
+    queue = class_queue(lab.name, capability_class(load_station(lab.station_file("st-1"))))
+    st = lab.login(f"{lab.name}_st", "station")
+    with psycopg.connect(lab_db(lab.url(st), lab.name).conninfo, autocommit=True,
+                         password=lab.passwords[st]) as conn:
+        assert waiting_for(conn, ["cycler"], queue) == [(run, "long.yaml", True)]
+        assert waiting_for(conn, ["potentiostat"], queue) == []   # not a kind it needs
+        first = route(conn, run, queue)
+        assert first is not None and route(conn, run, queue) is None   # once per class
+        assert route(conn, withdrawn, queue) is None
+        assert waiting_for(conn, ["cycler"], queue) == []
+        with pytest.raises(psycopg.errors.RaiseException, match="not a class's queue"):
+            route(conn, run, f"{lab.name}/s/st-1")
+    jobs = lab.sql("SELECT queue_name, status::text FROM procrastinate_jobs WHERE"
+                   " args->>'run_id' = %s ORDER BY id", (run,))
+    assert jobs == [(f"{lab.name}/w", "todo"), (queue, "todo")]
+    lab.sql("UPDATE runs SET station = 'st-1', started = now(), status = 'running' WHERE"
+            " run_id = %s", (run,))
+    lab.sql("UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = %s", (first,))
+    with psycopg.connect(lab_db(lab.url(st), lab.name).conninfo, autocommit=True,
+                         password=lab.passwords[st]) as conn:
+        assert route(conn, run, queue) is None   # started: it never moves
+
+
+# -- the dashboard of the lab --------------------------------------------------------------
+
+def test_the_lab_dashboard_polls_every_run_in_a_few_statements_and_sees_each_change(
+        lab, monkeypatch):
+    """Each poll of a lab's dashboard reads what every run shown is doing in a few
+    statements, however many runs there are (not two or more a run), and still shows the
+    one run that changed, as it now is."""
+    from sequencer.dashboard import lab as dashboard
+    from sequencer.dashboard.app import Hub
+
+    _register(lab, "st-1")
+    runs = [f"r-{k:02d}" for k in range(30)]
+    for k, run_id in enumerate(runs):
+        lab.sql("INSERT INTO runs (run_id, campaign, protocol, seed, status, station, started,"
+                " submitted) VALUES (%s, 'c', 'p.yaml', 0, 'running', 'st-1', now(),"
+                " now() - make_interval(secs => %s))", (run_id, 100 - k))
+        for key, value in (("manifest", {"campaign": "c", "mode": "simulated"}),
+                           ("cells", {"a": {}, "b": {}})):
+            lab.sql("INSERT INTO run_meta VALUES (%s, %s, %s)", (run_id, key, json.dumps(value)))
+        for cell in ("a", "b"):
+            lab.sql("INSERT INTO run_cell_state (run_id, cell, state, experiment, step_count,"
+                    " checkpoint, last, updated_t) VALUES (%s, %s, 'running', 'e', 3, '{}',"
+                    " %s, 10.0)", (run_id, cell, json.dumps({"t": 5.0, "voltage_V": 3.5})))
+    for k in range(3):   # queued: nothing of them in the record yet
+        lab.sql("INSERT INTO runs (run_id, campaign, protocol, seed, status, needs) VALUES"
+                " (%s, 'c', 'p.yaml', 0, 'queued', '{cycler}')", (f"q-{k}",))
+    source = dashboard.LabRuns(lab.admin())
+    sent: list[str] = []
+    rows = source.record.rows
+
+    def counted(query, args=()):
+        sent.append(query)
+        return rows(query, args)
+
+    monkeypatch.setattr(source.record, "rows", counted)
+    hub = Hub(source)
+    try:
+        hub._poll()
+        assert len(sent) <= 3, sent   # versions, the changed runs' cell states, (the list)
+        assert set(hub.encoded) == {*runs, "q-0", "q-1", "q-2"}
+        shown = json.loads(hub.encoded["r-07"])
+        assert [(c["cell"], c["state"], c["voltage_V"]) for c in shown["cells"]] == \
+            [("a", "running", 3.5), ("b", "running", 3.5)]
+        assert json.loads(hub.encoded["q-1"])["cells"] == []
+
+        lab.sql("UPDATE run_cell_state SET state = 'completed', updated_t = 11.0, last = %s"
+                " WHERE run_id = 'r-07' AND cell = 'a'", (json.dumps({"t": 6.0,
+                                                                       "voltage_V": 4.2}),))
+        before = dict(hub.versions)
+        sent.clear()
+        source._read_at = -math.inf   # the list read again too, as every 2 s
+        source._versions_at = -math.inf   # a second later: the versions are read again
+        hub._due.clear()              # every run looked at
+        assert hub._poll()
+        # the list, the meta of the runs lacking it (the queued), versions, changed cells
+        assert len(sent) <= 4, sent
+        assert [r for r in hub.versions if hub.versions[r] != before[r]] == ["r-07"]
+        shown = json.loads(hub.encoded["r-07"])
+        assert [(c["cell"], c["state"], c["voltage_V"]) for c in shown["cells"]] == \
+            [("a", "completed", 4.2), ("b", "running", 3.5)]
+        # a page's own request of one run is served as before
+        overview = source.overview("r-07")
+        assert [c.state for c in overview.cells] == ["completed", "running"]
+    finally:
+        source.close()

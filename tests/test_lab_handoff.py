@@ -244,3 +244,40 @@ def test_a_worker_stopped_while_the_database_is_away_leaves_and_its_next_one_fin
     lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "the next worker to end it")
     assert lab.points(run) == local_points(run_dir)
     lab.wait(lambda: _job(lab, job) == "succeeded", 60, "the job to succeed")
+
+
+def test_a_job_submitted_before_a_station_that_can_run_it_joins_runs_once_when_two_join(
+        lab, tmp_path):
+    """Submitted while only a station that cannot place it is up: accepted, waiting. Two
+    stations of a class that can run it then join at once: the run is queued once for their
+    class and runs once, on one of them; the station that cannot place it runs nothing."""
+    cellseq = operator(lab)
+    logins = {s: lab.login(f"{lab.name}_{k}", "station")
+              for k, s in enumerate(("low", "st-2", "st-3"))}
+    lab.start_worker("low", logins["low"], LOW)
+    lab.wait(lambda: stations_up(lab, "low"), 60, "low to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=3))
+    result = cellseq("lab", "submit", tmp_path / "long.yaml")
+    job, run = submitted_line(result)
+    said = " ".join(result.output.split())
+    assert "warning: no station of lab" in said and "low: " in said, said
+    assert lab.run(run)["status"] == "queued"
+    lab.wait(lambda: f"run {run} waits for a station that can run it; this one cannot:" in
+             lab.worker_log("low"), 60,
+             "low to look at the waiting job")
+    for station in ("st-2", "st-3"):
+        lab.start_worker(station, logins[station])
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 120, "a joining station to run it")
+    ran_on = lab.run(run)["station"]
+    assert ran_on in ("st-2", "st-3")
+    jobs = _jobs_of(lab, run)
+    assert jobs[job] == (f"{lab.name}/w", "cancelled")   # the waiting job ends with the start
+    routed = {i: v for i, v in jobs.items() if i != job}
+    assert len(routed) == 1, jobs   # one job for the class, however many of it joined
+    (routed_job, (queue, status)), = routed.items()
+    assert queue.startswith(f"{lab.name}/k/") and status == "succeeded"
+    assert lab.run(run)["job_id"] == routed_job
+    assert lab.points(run) == local_points(lab.run_dir(ran_on, run)) > 0
+    other = "st-3" if ran_on == "st-2" else "st-2"
+    assert not lab.run_dir(other, run).exists() and not lab.run_dir("low", run).exists()
+    assert f"run {run} (job " in lab.worker_log(ran_on)

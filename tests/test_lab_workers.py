@@ -4,6 +4,7 @@ station role and password; every run is a dry run of a few seconds."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -142,10 +143,16 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     # the station PC crashes: its worker and the run die at once, without a word
-    os.kill(lab.run_pid("st-1", run), signal.SIGKILL)
+    pid = lab.run_pid("st-1", run)
+    os.kill(pid, signal.SIGKILL)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
+    from sequencer.lab.job import _alive
     from sequencer.status import run_status
+
+    # a signal is delivered when the kernel gets to it: on a loaded machine the run may hold
+    # its directory a moment after the kill returned
+    lab.wait(lambda: not _alive(pid), 30, "the killed run's process to be gone")
 
     assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted", \
         "the run ended before the station was killed: the test kills nothing mid-run"
@@ -242,3 +249,51 @@ def test_the_database_dropped_as_a_job_ends_leaves_a_clean_log_and_the_job_ended
     assert "Task exception was never retrieved" not in log and "Traceback" not in log, log
     assert "lab database reachable again" in log
     assert lab.run(run)["resumes"] == 0 and log.count(f"run {run}: completed") == 1
+
+
+def test_a_worker_with_speed_paces_its_dry_runs_and_their_resumes(lab, tmp_path):
+    """``lab worker --speed X``: the station's dry runs (and a run resumed after its process
+    died) go at X simulated seconds per wall second, as ``run --sim --speed`` does."""
+    cellseq = operator(lab)
+    lab.start_worker("st-1", lab.login(f"{lab.name}_1", "station"), options=("--speed", "5e4"))
+    lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
+    (tmp_path / "long.yaml").write_text(LONG.format(count=80))   # about 500 000 s: 10 s
+    _, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml"))
+    lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
+    pid = lab.run_pid("st-1", run)
+    os.kill(pid, signal.SIGSTOP)   # frozen: its store says where it is
+    store = RunStore.open(lab.run_dir("st-1", run))
+    try:
+        status = store.meta_value("status")
+    finally:
+        store.close()
+    assert status == "running", "the run had ended before it was killed: it was not paced"
+    os.kill(pid, signal.SIGKILL)   # the run's process dies under its live worker
+    lab.wait(lambda: lab.run(run)["status"] == "completed", 120, "the run to complete")
+    run_dir = lab.run_dir("st-1", run)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["speed"] == 5e4 and manifest["mode"] == "simulated"
+    assert lab.run(run)["resumes"] == 1
+    store = RunStore.open(run_dir)
+    try:
+        kinds = [e["kind"] for e in store.events()]
+        last_t = max(s["last"]["t"] for s in store.cell_states())
+    finally:
+        store.close()
+    assert "run_resumed" in kinds
+    # paced: the run took about its simulated time over the speed (at least that)
+    started = dt.datetime.fromisoformat(lab.run(run)["started"])
+    ended = dt.datetime.fromisoformat(lab.run(run)["ended"])
+    assert (ended - started).total_seconds() >= last_t / 5e4 * 0.9
+    assert lab.points(run) == local_points(run_dir)
+
+
+def test_speed_is_refused_for_a_station_of_instruments(tmp_path):
+    station = tmp_path / "bench.yaml"
+    station.write_text("station: bench\ninstruments:\n  smu: {driver: keithley2450, address:"
+                       ' "TCPIP0::192.0.2.9::inst0::INSTR"}\ncells:\n  ncm-1: {instrument: smu,'
+                       " channel: 0}\n")
+    result = runner.invoke(app, ["lab", "worker", "--station", str(station), "--db",
+                                 "postgresql://st@db.example/lab", "--speed", "100"])
+    assert result.exit_code == 2
+    assert "--speed paces dry runs" in " ".join(result.output.split())

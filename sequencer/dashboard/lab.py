@@ -17,6 +17,14 @@ login sees everything and controls nothing; the refusal says that too).
 
 The record has no report: a lab run's results are its ``expected:`` values until someone
 runs ``cellseq report --db`` on it.
+
+Reading hundreds of runs: what every poll of the dashboard asks of each run (has it changed?
+what are its cells doing?) is read for all the runs shown at once, in one statement
+(:meth:`LabRuns.versions`, at most every ``VERSIONS_EVERY_S``), with the full cell states of
+the runs that changed in a second; the runs' fixed meta (manifest, cells) is read for all the
+runs lacking it in one statement when the list is read. A poll thus costs the database two or
+three statements however many runs the lab has, not two or more per run
+(``benchmarks/lab_dashboard.py`` measures it).
 """
 
 from __future__ import annotations
@@ -50,6 +58,15 @@ if TYPE_CHECKING:
 RUNS_EVERY_S = 2.0
 #: The newest runs shown (a lab's record grows for years; the dashboard shows the latest).
 MAX_RUNS = 200
+#: How old the runs' versions (and the changed runs' cell states) read for a poll may be when
+#: asked for again: the change watcher asks for each run in turn, once a second, and one read
+#: of them all serves its whole look.
+VERSIONS_EVERY_S = 0.5
+#: A run's meta entries that never change once written, read for all the runs at once.
+FIXED_META = ("manifest", "cells")
+_CELL_STATE_COLUMNS = ("cell", "state", "experiment", "step_count", "step_index", "step_kind",
+                       "cycle", "step_started_t", "step_estimate_s", "checkpoint", "last",
+                       "updated_t")
 
 
 class _Record:
@@ -90,9 +107,12 @@ class _RecordStore:
     """One run of the record, answering the run store's reading calls the dashboard makes
     (same names, same answers as :class:`store.RunStore` gives for the station's store)."""
 
-    def __init__(self, record: _Record, run_id: str) -> None:
+    def __init__(self, record: _Record, run_id: str, source: LabRuns | None = None) -> None:
         self.record = record
         self.run_id = run_id
+        #: the source whose one read of every run serves this run's cell states and last ids
+        #: (None: each asked of the record)
+        self.source = source
 
     def meta_value(self, key: str) -> Any:
         rows = self.record.rows("SELECT value FROM run_meta WHERE run_id = %s AND key = %s",
@@ -100,19 +120,19 @@ class _RecordStore:
         return json.loads(rows[0][0]) if rows else None
 
     def cell_states(self) -> list[dict[str, Any]]:
-        cols = ("cell", "state", "experiment", "step_count", "step_index", "step_kind",
-                "cycle", "step_started_t", "step_estimate_s", "checkpoint", "last",
-                "updated_t")
-        out = []
-        for row in self.record.rows(f"SELECT {', '.join(cols)} FROM run_cell_state WHERE"
-                                    " run_id = %s ORDER BY cell", (self.run_id,)):
-            rec = dict(zip(cols, row, strict=True))
-            rec["checkpoint"] = json.loads(rec["checkpoint"])
-            rec["last"] = json.loads(rec["last"])
-            out.append(rec)
-        return out
+        if self.source is not None:
+            read = self.source.cell_states_of(self.run_id)
+            if read is not None:
+                return read
+        return [_cell_state(row) for row in self.record.rows(
+            f"SELECT {', '.join(_CELL_STATE_COLUMNS)} FROM run_cell_state WHERE run_id = %s"
+            " ORDER BY cell", (self.run_id,))]
 
     def last_ids(self) -> tuple[int, int]:
+        if self.source is not None:
+            read = self.source.last_ids_of(self.run_id)
+            if read is not None:
+                return read
         r = {"r": self.run_id}
         (row,) = self.record.rows(
             "SELECT (SELECT coalesce(max(id), 0) FROM run_chunks WHERE run_id = %(r)s),"
@@ -197,6 +217,15 @@ class _RecordStore:
         """Nothing to close: the connection is the source's."""
 
 
+def _cell_state(row: Any) -> dict[str, Any]:
+    """A row of ``run_cell_state`` (its columns as ``_CELL_STATE_COLUMNS``) as the run store
+    gives it."""
+    rec = dict(zip(_CELL_STATE_COLUMNS, row, strict=True))
+    rec["checkpoint"] = json.loads(rec["checkpoint"])
+    rec["last"] = json.loads(rec["last"])
+    return rec
+
+
 class _LabRun(_LocalRun):
     """A run of the lab record, read as a local run is (see the module docstring)."""
 
@@ -205,10 +234,16 @@ class _LabRun(_LocalRun):
 
         super().__init__(run_id, PurePosixPath("lab-record") / run_id)  # type: ignore[arg-type]
         self.source = source
-        self._store = _RecordStore(source.record, run_id)  # type: ignore[assignment]
+        self._store = _RecordStore(source.record, run_id, source)  # type: ignore[assignment]
 
     def _open(self) -> Any:
         return self._store
+
+    def _meta(self, key: str) -> Any:
+        if key in FIXED_META:   # read for every run at once, with the list of runs
+            self.source.row(self.id)
+            return self._fixed.get(key)
+        return super()._meta(key)
 
     def _alive(self) -> bool:
         return self.source.row(self.id).live
@@ -228,11 +263,9 @@ class _LabRun(_LocalRun):
 
     def version(self) -> tuple[object, ...]:
         with self.lock:
-            store = self._open()
             row = self.source.row(self.id)
-            states = tuple((s["cell"], s["state"], s["updated_t"], s["step_count"])
-                           for s in store.cell_states())
-            return (store.last_ids(), states, row.shown_status, row.live, row.message)
+            ids, states = self.source.versions(self.id)
+            return (ids, states, row.shown_status, row.live, row.message)
 
     def results(self) -> Results:
         with self.lock:
@@ -295,6 +328,12 @@ class LabRuns(_ByRun):
         self._rows: dict[str, _RunRow] = {}
         self._read_at = -math.inf
         self._lock = threading.Lock()
+        #: every shown run's (last ids, cell states' version), read at once, and when
+        self._versions: dict[str, tuple[tuple[int, int], tuple[tuple[Any, ...], ...]]] = {}
+        self._versions_at = -math.inf
+        #: the full cell states of runs, with their cells' version as read with them
+        self._states: dict[str, tuple[object, list[dict[str, Any]]]] = {}
+        self._versions_lock = threading.Lock()
         self._refresh(force=True)   # reachable, and the lab is there: say so at start
 
     # -- which runs ------------------------------------------------------------------------
@@ -318,7 +357,88 @@ class LabRuns(_ByRun):
             for run_id in self._rows:
                 if run_id not in self._runs:
                     self._runs[run_id] = _LabRun(self, run_id)
+            self._read_fixed_meta()
             self._read_at = time.monotonic()
+
+    def _read_fixed_meta(self) -> None:
+        """The manifests and cells of the runs shown that lack them (runs just started), in
+        one statement."""
+        lacking = [r for r, row in self._rows.items() if row.started_utc is not None and any(
+            self._runs[r]._fixed.get(k) is None for k in FIXED_META)]   # (not started: none)
+        if not lacking:
+            return
+        for run_id, key, value in self.record.rows(
+                "SELECT run_id, key, value FROM run_meta WHERE run_id = ANY(%s) AND key ="
+                " ANY(%s)", (lacking, list(FIXED_META))):
+            self._runs[run_id]._fixed[key] = json.loads(value)
+
+    def versions(self, run_id: str) -> tuple[tuple[int, int], tuple[tuple[Any, ...], ...]]:
+        """A run's last chunk and event ids and its cells' (cell, state, updated_t, step
+        count): read for every run shown at once, at most ``VERSIONS_EVERY_S`` ago."""
+        with self._versions_lock:
+            if time.monotonic() - self._versions_at > VERSIONS_EVERY_S or \
+                    run_id not in self._versions:
+                self._read_versions(run_id)
+            return self._versions.get(run_id, ((0, 0), ()))
+
+    def last_ids_of(self, run_id: str) -> tuple[int, int] | None:
+        """A run's last chunk and event ids as read with the current versions (None: they
+        are older than ``VERSIONS_EVERY_S``: a page's own request reads its run alone)."""
+        with self._versions_lock:
+            now = self._versions.get(run_id)
+            if now is None or time.monotonic() - self._versions_at > VERSIONS_EVERY_S:
+                return None
+            return now[0]
+
+    def cell_states_of(self, run_id: str) -> list[dict[str, Any]] | None:
+        """A run's full cell states as read with the current versions (None: not read)."""
+        with self._versions_lock:
+            kept = self._states.get(run_id)
+            now = self._versions.get(run_id)
+            if now is not None and now[1] == () and \
+                    time.monotonic() - self._versions_at <= VERSIONS_EVERY_S:
+                return []   # no cell of it in the record yet (a run not started)
+            if kept is None or now is None or kept[0] != now[1] or \
+                    time.monotonic() - self._versions_at > VERSIONS_EVERY_S:
+                return None
+            return [dict(s) for s in kept[1]]
+
+    def _read_versions(self, asked: str) -> None:
+        shown = list(dict.fromkeys([*self._rows, asked]))
+        versions = {}
+        for run_id, chunk, event, cells, states, updated, counts in self.record.rows(
+                "SELECT r.run_id, ch.id, ev.id, st.cells, st.states, st.updated, st.counts"
+                " FROM unnest(%s::text[]) AS r(run_id)"
+                " CROSS JOIN LATERAL (SELECT coalesce(max(id), 0) AS id FROM run_chunks c"
+                "   WHERE c.run_id = r.run_id) ch"
+                " CROSS JOIN LATERAL (SELECT coalesce(max(id), 0) AS id FROM run_events e"
+                "   WHERE e.run_id = r.run_id) ev"
+                " CROSS JOIN LATERAL (SELECT array_agg(cell ORDER BY cell) AS cells,"
+                "   array_agg(state ORDER BY cell) AS states, array_agg(updated_t ORDER BY"
+                "   cell) AS updated, array_agg(step_count ORDER BY cell) AS counts"
+                "   FROM run_cell_state s WHERE s.run_id = r.run_id) st", (shown,)):
+            versions[run_id] = ((int(chunk), int(event)), tuple(zip(
+                cells or [], states or [], updated or [], counts or [], strict=True)))
+        self._versions, self._versions_at = versions, time.monotonic()
+        # the full cell states of the runs whose cells changed since they were last read: a
+        # poll shows exactly these (its overviews), from this one read
+        changed = [r for r, v in versions.items() if v[1] and (
+            r not in self._states or self._states[r][0] != v[1])]
+        if not changed:
+            return
+        full: dict[str, list[dict[str, Any]]] = {r: [] for r in changed}
+        for run_id, *row in self.record.rows(
+                f"SELECT run_id, {', '.join(_CELL_STATE_COLUMNS)} FROM run_cell_state WHERE"
+                " run_id = ANY(%s) ORDER BY run_id, cell", (changed,)):
+            full[run_id].append(_cell_state(row))
+        for run_id, states in full.items():
+            # kept only if read as the versions were (a cell copied in between: read again)
+            same = tuple((s["cell"], s["state"], s["updated_t"], s["step_count"])
+                         for s in states) == versions[run_id][1]
+            if same:
+                self._states[run_id] = (versions[run_id][1], states)
+            else:
+                self._states.pop(run_id, None)
 
     def row(self, run_id: str) -> _RunRow:
         self._refresh()

@@ -138,9 +138,19 @@ def submit(
         with connect(target) as conn:
             job_id, run_id, notes = submit_job(conn, target, protocol, station=station,
                                                needs=kinds, seed=seed)
+    from sequencer.lab.queue import WAITING_NOTE
+
+    waiting = False
     for note in notes:
-        err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
+        if note.startswith(WAITING_NOTE):
+            waiting = True
+            err.print(f"[bold yellow]warning:[/] {note.removeprefix(WAITING_NOTE)}",
+                      markup=True, soft_wrap=True)
+        else:
+            err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
     where = f"station {station}" if station else "any station with the instruments it needs"
+    if waiting:
+        where += " (none can run it yet: it waits for one to join)"
     out.print(f"job {job_id}: run {run_id} queued for {where}")
 
 
@@ -151,6 +161,11 @@ def worker(
     lab: LabOpt = None,
     runs: Annotated[Path | None, typer.Option(
         help="Where the runs go [default: runs/lab-<lab>].", show_default=False)] = None,
+    speed: Annotated[float | None, typer.Option(
+        "--speed", help="A station of in-process simulators (sim.* drivers) only: pace its dry"
+        " runs, this many simulated seconds per wall second, instead of running each as fast"
+        " as it can (to watch a simulated lab live, or to give crash tests runs that last).",
+        min=1e-3, max=1e6, show_default=False)] = None,
 ) -> None:
     """Take the lab's jobs for this station and run them, one at a time, until Ctrl-C (which
     stops a running run with every output off; its job waits for this station)."""
@@ -167,6 +182,9 @@ def worker(
         if inline:
             fail(f"{station}: instruments {', '.join(inline)} hold a password in the file; a"
                  " lab station takes it from the environment (password_env)")
+        if speed is not None and not bench.simulated:
+            fail(f"--speed paces dry runs: {station} addresses instruments, which run at their"
+                 " own speed (a served lab's is set by cellseq sim serve --speed)")
         target = _db(db, lab, f"cellseq station {bench.station}")
         connect(target).close()   # reachable, and the lab is there: say so now, not later
         from filelock import FileLock, Timeout
@@ -182,7 +200,7 @@ def worker(
                             " already runs on this PC") from None
         try:
             folder = runs or Path("runs") / f"lab-{target.lab}"
-            asyncio.run(StationWorker(target, station, bench, folder).serve())
+            asyncio.run(StationWorker(target, station, bench, folder, speed=speed).serve())
         finally:
             guard.release()
 

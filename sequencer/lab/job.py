@@ -126,6 +126,8 @@ class JobRun:
                 await self._start(record)
                 command = ["run", str(protocol), "--station", str(station_file), "--out",
                            str(self.run_dir), "--seed", str(record["seed"])]
+                if self.worker.speed is not None:   # a resume keeps the pace (its manifest)
+                    command += ["--sim", "--speed", repr(self.worker.speed)]
             resumes = 0
             while True:
                 if continuing:

@@ -15,6 +15,13 @@ Queues route jobs to stations:
   procrastinate job per such class, all for the same run. The first station to start the run
   claims it, and the other jobs of the run are cancelled then. So a job is fetched only by
   stations that can run it, never by one that would fetch it again and again to pass it on;
+- ``<lab>/w``: a ``--needs`` job no station of the lab can run yet (none has the kinds, or
+  none can place it). No worker takes from it: it holds the job (so that ``cellseq lab
+  status`` shows it, and ``cellseq lab cancel`` withdraws it) until a station that can run it
+  joins. A worker routes the waiting ``--needs`` jobs it can run to its class's queue when it
+  registers, and every half minute after (:func:`waiting_for`, :func:`route`): a class that joins
+  after a job was submitted gets it, whether or not another class could run it then. The
+  first station to start the run still takes it, and the others' jobs of it end;
 - ``<lab>/n/<kinds>``: where earlier versions queued ``--needs`` jobs (kinds coded ``c``
   cycler, ``p`` potentiostat, ``t`` chamber); workers still take from them, so jobs queued
   before an upgrade run.
@@ -50,6 +57,8 @@ TASK = "cellseq.run"
 SILENT_S = 15.0
 KIND_CODES = {"cycler": "c", "potentiostat": "p", "chamber": "t"}
 KINDS = tuple(KIND_CODES)
+#: How the note of a job accepted to wait for a station that can run it begins.
+WAITING_NOTE = "waiting: "
 
 
 def station_queue(lab: str, station: str) -> str:
@@ -62,6 +71,11 @@ def needs_queue(lab: str, kinds: Iterable[str]) -> str:
 
 def class_queue(lab: str, capability: str) -> str:
     return f"{lab}/k/{capability}"
+
+
+def waiting_queue(lab: str) -> str:
+    """Where a ``--needs`` job waits while no station of the lab can run it."""
+    return f"{lab}/w"
 
 
 def capability_class(station: Station) -> str:
@@ -140,8 +154,6 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
     (no such station, none that can run it); nothing is queued then. ``app``: an open
     procrastinate app of the lab, to queue many jobs through one pool."""
     from protocols import load_campaign
-    from protocols.errors import ProtocolError
-    from sequencer.lab.placement import place
     from sequencer.plan import build_plan
     from sequencer.station import simulated_station
 
@@ -172,23 +184,24 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
                 continue
             capability = classes[name]
             if capability not in verdicts:
-                try:
-                    build_plan(campaign, place(campaign, candidate), protocol.name)
-                    verdicts[capability] = None
-                except (LabError, ProtocolError) as exc:   # the station cannot run it
-                    verdicts[capability] = str(exc).splitlines()[0]
+                verdicts[capability] = cannot_run(campaign, candidate, protocol.name)
             if verdicts[capability] is None:
                 able.setdefault(capability, []).append(name)
             else:
                 unable.append(f"{name}: {verdicts[capability]}")
-        if not able:
+        if not able:   # accepted, to wait for a station that can: said loudly
             why = "; ".join(unable) if unable else \
                 f"none has a {' and a '.join(needs)} ({_listing(stations)})"
-            raise LabError(f"no station of lab {db.lab!r} can run {protocol.name}: {why}")
-        if unable:
-            notes.append("stations that cannot run it (it is not queued for them): "
-                         + "; ".join(unable))
-        queues = [class_queue(db.lab, c) for c in sorted(able)]
+            notes.append(f"{WAITING_NOTE}no station of lab {db.lab!r} can run {protocol.name} now"
+                         f" ({why}). It is queued, and waits until a station that can run it"
+                         " joins (its worker takes it then); cellseq lab status shows it"
+                         " waiting, cellseq lab cancel withdraws it")
+            queues = [waiting_queue(db.lab)]
+        else:
+            if unable:
+                notes.append("stations that cannot run it (it is not queued for them): "
+                             + "; ".join(unable))
+            queues = [class_queue(db.lab, c) for c in sorted(able)]
     run_id = _run_id(campaign.campaign)
     with conn.transaction():
         conn.execute("INSERT INTO runs (run_id, campaign, protocol, seed, target_station, needs,"
@@ -221,6 +234,50 @@ def submit(conn: psycopg.Connection, db: LabDb, protocol: Path, *, station: str 
                      f" {', '.join(map(str, jobs))}; the first station to start it takes it):"
                      + "; ".join(", ".join(names) for names in able.values()))
     return job_id, run_id, notes
+
+
+def cannot_run(campaign: Campaign, station: Station, protocol_name: str) -> str | None:
+    """Why ``station`` cannot run a ``--needs`` job (placed on it as its worker would place
+    it), or None when it can."""
+    from protocols.errors import ProtocolError
+    from sequencer.lab.placement import place
+    from sequencer.plan import build_plan
+
+    try:
+        build_plan(campaign, place(campaign, station), protocol_name)
+    except (LabError, ProtocolError) as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def waiting_for(conn: psycopg.Connection, kinds: Iterable[str], queue: str
+                ) -> list[tuple[str, str, bool]]:
+    """``--needs`` runs no station has started, whose kinds a station of ``kinds`` has, that
+    still have a job in the queue and none in ``queue``: (run id, top protocol file, whether
+    it waits for any station at all: queued for no class)."""
+    waiting = waiting_queue(queue.rsplit("/k/", 1)[0])
+    return [(str(r), str(p), bool(w)) for r, p, w in conn.execute(
+        "SELECT r.run_id, r.protocol, NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE"
+        "   j.task_name = %(task)s AND j.args->>'run_id' = r.run_id AND j.status = 'todo'"
+        "   AND j.queue_name <> %(waiting)s)"
+        " FROM runs r WHERE r.status = 'queued' AND r.station IS NULL"
+        " AND r.started IS NULL AND r.needs IS NOT NULL AND r.needs <@ %(kinds)s::text[]"
+        " AND EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %(task)s AND"
+        "   j.args->>'run_id' = r.run_id AND j.status = 'todo' AND NOT j.abort_requested)"
+        " AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %(task)s AND"
+        "   j.args->>'run_id' = r.run_id AND j.queue_name = %(queue)s AND j.status IN"
+        "   ('todo', 'doing'))"
+        " ORDER BY r.submitted",
+        {"kinds": sorted(set(kinds)), "queue": queue, "task": TASK, "waiting": waiting})]
+
+
+def route(conn: psycopg.Connection, run_id: str, queue: str) -> int | None:
+    """Queue a job of a waiting ``--needs`` run in ``queue`` (a class's): the new job's id,
+    or None when the run needs none there (started, withdrawn, or queued there already).
+    Done by the record's ``cellseq_route_run``, which a station's login may call although it
+    may not queue work of its own (:mod:`sequencer.lab.schema`)."""
+    row = conn.execute("SELECT cellseq_route_run(%s, %s)", (run_id, queue)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def run_jobs(conn: psycopg.Connection, run_id: str) -> list[tuple[int, str]]:

@@ -34,7 +34,7 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
     longer than the lab's time-out with jobs waiting for it; work nobody can take)."""
     timeout_s = float(conn.execute("SELECT value FROM lab_settings WHERE key ="
                                    " 'station_timeout_s'").fetchone()[0])
-    from sequencer.lab.queue import STATION_LOST, TASK
+    from sequencer.lab.queue import STATION_LOST, TASK, waiting_queue
 
     cur = conn.execute(
         "SELECT name, kinds, host, login, extract(epoch FROM now() - seen)::float8 AS silent_s,"
@@ -104,6 +104,14 @@ def lab_status(conn: psycopg.Connection, db: LabDb, limit: int = 50) -> dict[str
         elif r["job"] == "todo" and not r["abort_requested"]:
             live = [s for s in stations if not s["gone"] and set(r["needs"]) <= set(s["kinds"])]
             queues = queued.get(r["run_id"], set())
+            if queues == {waiting_queue(db.lab)}:   # accepted before any station could run it
+                problems.append(
+                    f"job {r['job_id']} (run {r['run_id']}) waits for a station that can run it"
+                    f" to join (it needs a {' and a '.join(r['needs'])}, placed and validated as"
+                    " at submission): no station of the lab can now; the first worker that"
+                    " joins and can takes it. Or cancel it (cellseq lab cancel"
+                    f" {r['job_id']})")
+                continue
             if any("/k/" in q for q in queues):   # queued for the classes that can run it
                 classes = [s for s in stations if s["queue"] in queues]
                 if not any(not s["gone"] for s in classes):

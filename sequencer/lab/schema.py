@@ -73,9 +73,47 @@ CREATE TABLE IF NOT EXISTS run_cell_state (
     experiment text, step_count integer, step_index integer, step_kind text, cycle integer,
     step_started_t float8, step_estimate_s float8, checkpoint text NOT NULL, last text NOT NULL,
     updated_t float8 NOT NULL, PRIMARY KEY (run_id, cell));
+CREATE INDEX IF NOT EXISTS runs_submitted ON runs (submitted);
 CREATE TABLE IF NOT EXISTS lab_events (
     id bigserial PRIMARY KEY, utc timestamptz NOT NULL DEFAULT now(), station text,
     run_id text, kind text NOT NULL, message text NOT NULL);
+"""
+
+#: How a station queues a job of a ``--needs`` run for its class when it joins after the run
+#: was submitted (:func:`sequencer.lab.queue.route`). A station's login may not insert into
+#: the queue (it submits nothing); this function, run with its owner's rights, queues only a
+#: job of a run an operator submitted, which no station has started, which is not withdrawn
+#: (it still has a job waiting), and only once per queue: the run's row is locked meanwhile, so
+#: two stations of a class joining together queue one job.
+ROUTE = """
+CREATE OR REPLACE FUNCTION cellseq_route_run(_run_id text, _queue text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+DECLARE
+    _job bigint;
+BEGIN
+    IF _queue NOT LIKE '%/k/%' THEN
+        RAISE EXCEPTION 'cellseq_route_run: % is not a class''s queue', _queue;
+    END IF;
+    PERFORM 1 FROM runs WHERE run_id = _run_id AND status = 'queued' AND station IS NULL
+        AND started IS NULL AND needs IS NOT NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = 'cellseq.run'
+                   AND args->>'run_id' = _run_id AND status = 'todo'
+                   AND NOT abort_requested)
+       OR EXISTS (SELECT 1 FROM procrastinate_jobs WHERE task_name = 'cellseq.run'
+                  AND args->>'run_id' = _run_id AND queue_name = _queue
+                  AND status IN ('todo', 'doing')) THEN
+        RETURN NULL;
+    END IF;
+    SELECT ids[1] INTO _job FROM procrastinate_defer_jobs_v1(ARRAY[ROW(_queue, 'cellseq.run',
+        0, NULL, NULL, jsonb_build_object('run_id', _run_id),
+        NULL)::procrastinate_job_to_defer_v1]) AS ids;
+    RETURN _job;
+END;
+$$;
+REVOKE ALL ON FUNCTION cellseq_route_run(text, text) FROM PUBLIC;
 """
 
 _QUEUE_TABLES = ("procrastinate_jobs", "procrastinate_workers", "procrastinate_events",
@@ -133,6 +171,7 @@ def init_lab(admin: psycopg.Connection, db: LabDb, station_timeout_s: float) -> 
             done.append(f"created the queue (procrastinate {procrastinate_version}) in"
                         f" schema {db.schema}")
         admin.execute(RECORD)
+        admin.execute(ROUTE)
         for key, value in (("station_timeout_s", repr(float(station_timeout_s))),
                            ("procrastinate", procrastinate_version)):
             admin.execute("INSERT INTO lab_settings VALUES (%s, %s) ON CONFLICT (key) DO"
@@ -150,6 +189,9 @@ def init_lab(admin: psycopg.Connection, db: LabDb, station_timeout_s: float) -> 
                 admin.execute(sql.SQL("GRANT " + privileges + " ON {} TO {}").format(
                     sql.SQL(", ").join(sql.Identifier(t) for t in tables),
                     sql.Identifier(name)))
+            if role != "reader":   # a waiting --needs job, to a class that can run it
+                admin.execute(sql.SQL("GRANT EXECUTE ON FUNCTION cellseq_route_run(text, text)"
+                                      " TO {}").format(sql.Identifier(name)))
             if role != "reader":   # serial ids: procrastinate's jobs and events, lab_events
                 admin.execute(sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO"
                                       " {}").format(schema, sql.Identifier(name)))

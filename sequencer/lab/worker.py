@@ -97,7 +97,8 @@ class RecordLink:
 
 class StationWorker:
     def __init__(self, db: LabDb, station_path: Path, station: Station, runs_root: Path,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, speed: float | None = None
+                 ) -> None:
         import procrastinate
         import psycopg
         import psycopg_pool
@@ -112,6 +113,9 @@ class StationWorker:
         #: the procrastinate app of the worker's session with the database
         self.app: Any = None
         self.runs_root = Path(runs_root).resolve()
+        #: a station of in-process simulators: its dry runs paced at this many simulated
+        #: seconds per wall second (None: as fast as they can, in virtual time)
+        self.speed = speed
         self.link = RecordLink(db, f"cellseq station {self.name}")
         self.stopping = False
         self.db_errors: tuple[type[BaseException], ...] = (
@@ -122,6 +126,9 @@ class StationWorker:
         self.current_job: int | None = None
         self._down = False
         self._joined = False   # registered in the lab by this process
+        #: waiting --needs runs this station cannot run (its file does not change while it
+        #: runs): looked at once
+        self._cannot: set[str] = set()
         self._worker: Any = None
         self._stopped = asyncio.Event()
 
@@ -203,6 +210,7 @@ class StationWorker:
             self._joined = True
             self.database_up()
             await self._take_back(app)
+            await self._route_waiting()
             beat = asyncio.ensure_future(self._heartbeat(app))
             try:
                 self._worker = _QueueWorker(
@@ -272,6 +280,54 @@ class StationWorker:
                 self.say(f"run {run_id} (job {job_id}) was left running by an earlier worker:"
                          " taking it back to resume it")
 
+    async def _route_waiting(self) -> None:
+        """``--needs`` jobs submitted before a station of this class could take them (none
+        could run them, or only stations of other classes): queued for this station's class
+        when it can run them. The run still starts once: the first station to start it
+        takes it."""
+        from sequencer.lab.queue import class_queue, route, waiting_for
+
+        queue = class_queue(self.db.lab, self.capability)
+        for run_id, top, unrouted in await self.link(waiting_for, self.kinds, queue):
+            if run_id in self._cannot:
+                continue
+            files = await self.link(_fetch_files, run_id)
+            try:
+                why = await asyncio.to_thread(self._cannot_run, top, files)
+            except Exception as exc:   # a bug placing it: said, and the worker goes on
+                why = f"placing it here failed: {exc!r}"
+            if why is not None:
+                self._cannot.add(run_id)
+                if unrouted:   # (one queued for other classes is in hand: not said)
+                    self.say(f"run {run_id} waits for a station that can run it; this one"
+                             f" cannot: {why}")
+                continue
+            job_id = await self.link(route, run_id, queue)
+            if job_id is not None:
+                self.say(f"run {run_id} was submitted before a station of this one's class"
+                         f" joined: queued for it too (job {job_id})")
+
+    def _cannot_run(self, top: str, files: list[tuple[str, bytes]]) -> str | None:
+        """Why this station cannot run a waiting run's protocol (placed here as a job
+        would be), or None."""
+        import tempfile
+
+        from protocols import load_campaign
+        from protocols.errors import ProtocolError
+        from sequencer.lab.job import _safe_relative
+        from sequencer.lab.queue import cannot_run
+
+        with tempfile.TemporaryDirectory(prefix="cellseq-route-") as folder:
+            try:
+                for name, data in files:
+                    target = Path(folder) / _safe_relative(name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                campaign = load_campaign(Path(folder) / _safe_relative(top))
+            except (ProtocolError, LabError, OSError) as exc:
+                return str(exc).splitlines()[0]
+            return cannot_run(campaign, self.station, top)
+
     async def _heartbeat(self, app: Any) -> None:
         since_rescue = RESCUE_EVERY_S
         while True:
@@ -305,6 +361,7 @@ class StationWorker:
                         self.say(f"run {run_id} (job {job_id}): its worker died before"
                                  " starting it; back in its queue")
                     await self._settle_ended(app)
+                    await self._route_waiting()
                     from sequencer.lab.queue import end_lost_cancels
 
                     for line in await self.link(end_lost_cancels):
@@ -437,6 +494,12 @@ def _print(message: str) -> None:
 
 
 # -- the record (each runs in the worker's record link) ----------------------------------------
+
+def _fetch_files(conn: Any, run_id: str) -> list[tuple[str, bytes]]:
+    from sequencer.lab.job import _fetch_files as fetch
+
+    return fetch(conn, run_id)
+
 
 def _left_running(conn: Any, station: str) -> list[tuple[int, bool, str]]:
     return conn.execute("SELECT j.id, j.abort_requested, r.run_id FROM procrastinate_jobs j"
