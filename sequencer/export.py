@@ -262,13 +262,14 @@ def _array(values: np.ndarray) -> pa.Array:
 
 
 #: The Parquet files' compression. Measured on a cycling run's columns (10 M rows, one
-#: thread, CPU time of the writing): snappy 0.87 s and 528 MB; with the float columns
-#: byte-stream split (each float's bytes stored by position, so the exponents and leading
-#: mantissa bytes, which change slowly, sit together) snappy 0.77 s and 307 MB; zstd level 1
-#: 1.03 s and 268 MB; lz4 0.83 s and 278 MB; none 0.77 s and 802 MB. Snappy with the split
-#: writes with the least CPU a file 40 % smaller than snappy alone. pyarrow (and pandas
-#: through it) has read byte-stream-split columns since 0.17 (2020), parquet-mr (Spark) since
-#: 1.12; Parquet's lz4 has two framings that older readers confuse.
+#: thread, CPU time of the writing, median of 5): snappy alone 0.87 s and 528 MB, none 0.80 s
+#: and 802 MB. With the floats byte-stream split (each float's bytes stored by position, so
+#: the exponents and leading mantissa bytes, which change slowly, sit together): snappy
+#: 0.77 s and 307 MB, lz4 0.83 s and 278 MB, zstd level 1 1.03 s and 268 MB, none 0.77 s and
+#: 802 MB. Snappy with the split writes with the least CPU a file 40 % smaller than snappy
+#: alone. pyarrow (and pandas through it) has read byte-stream-split columns since 0.17
+#: (2020), parquet-mr (Spark) since 1.12; Parquet's lz4 has two framings that older readers
+#: confuse.
 CODEC = "snappy"
 
 
