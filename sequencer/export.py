@@ -228,16 +228,54 @@ def _write_batches(parts: Iterator[dict[str, np.ndarray]], path: Path, fmt: str,
 
 
 def _table(part: dict[str, np.ndarray]) -> pa.Table:
-    """A batch as an Arrow table (its columns not copied). NaN (no temperature probe in no
-    chamber) is a missing value: an empty CSV field, a null in Parquet."""
+    """A batch as an Arrow table, its columns' buffers shared with numpy (not copied). NaN
+    (no temperature probe in no chamber) is a missing value: an empty CSV field, a null in
+    Parquet.
+
+    The store's float64 and int64 columns are made from their buffers, not by
+    ``pa.array(values, from_pandas=True)``: that imports pandas to ask whether the values are
+    a Series (a fifth of a second of CPU) and builds a validity bitmap for every column; here
+    a bitmap is made only for a column that has NaN. The table is the same (float64 and int64
+    fields, NaN as null); another type goes through ``pa.array``."""
     import pyarrow as pa
 
-    return pa.table({name: pa.array(values, from_pandas=True)
-                     for name, values in part.items()})
+    return pa.table({name: _array(values) for name, values in part.items()})
+
+
+def _array(values: np.ndarray) -> pa.Array:
+    """One column as an Arrow array sharing its buffer."""
+    import numpy as np
+    import pyarrow as pa
+
+    if values.dtype == np.float64:
+        values = np.ascontiguousarray(values, dtype=np.float64)   # native byte order
+        missing = np.isnan(values)
+        nulls = int(np.count_nonzero(missing))
+        valid = pa.py_buffer(np.packbits(~missing, bitorder="little")) if nulls else None
+        return pa.Array.from_buffers(pa.float64(), len(values),
+                                     [valid, pa.py_buffer(values)], null_count=nulls)
+    if values.dtype == np.int64:
+        values = np.ascontiguousarray(values, dtype=np.int64)
+        return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)],
+                                     null_count=0)
+    return pa.array(values, from_pandas=True)
+
+
+#: The Parquet files' compression. Measured on a cycling run's columns (10 M rows, one
+#: thread, CPU time of the writing, median of 5): snappy alone 0.87 s and 528 MB, none 0.80 s
+#: and 802 MB. With the floats byte-stream split (each float's bytes stored by position, so
+#: the exponents and leading mantissa bytes, which change slowly, sit together): snappy
+#: 0.77 s and 307 MB, lz4 0.83 s and 278 MB, zstd level 1 1.03 s and 268 MB, none 0.77 s and
+#: 802 MB. Snappy with the split writes with the least CPU a file 40 % smaller than snappy
+#: alone. pyarrow (and pandas through it) has read byte-stream-split columns since 0.17
+#: (2020), parquet-mr (Spark) since 1.12; Parquet's lz4 has two framings that older readers
+#: confuse.
+CODEC = "snappy"
 
 
 class _ParquetWriter:
-    """A Parquet file with a row group per batch."""
+    """A Parquet file with a row group per batch: the counts dictionary-encoded, the floats
+    byte-stream split, snappy-compressed (:data:`CODEC`)."""
 
     def __init__(self, path: Path, first: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
@@ -247,7 +285,9 @@ class _ParquetWriter:
         # dictionary encoding only where values repeat (the counts): tried on every float
         # column it costs three times the writing and saves nothing
         whole = [f.name for f in schema if pa.types.is_integer(f.type)]
-        self._writer = pq.ParquetWriter(path, schema, use_dictionary=whole)
+        floats = [f.name for f in schema if pa.types.is_floating(f.type)]
+        self._writer = pq.ParquetWriter(path, schema, use_dictionary=whole,
+                                        use_byte_stream_split=floats, compression=CODEC)
 
     def encode(self, part: dict[str, np.ndarray]) -> None:
         """Write the batch's row group (one thread calls this: the groups stay in order)."""

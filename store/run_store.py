@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import operator
 import os
 import sqlite3
 import time
@@ -897,17 +898,24 @@ class RunStore:
         read-only array: for a reader of every point (an export) that gathers many chunks
         at once, without a dict per chunk.
 
-        All of a cell's chunks come from one query, streamed (a query per chunk costs five
-        times the decoding); with ``step_counts``, or once a damaged page stops that query,
-        the chunks are listed first and each blob read on its own (a skipped step's blobs
-        are not read; a damaged one is named, and the others still read)."""
+        The chunks come from one query, streamed (a query per chunk costs five times the
+        decoding), ``step_counts`` chosen in it (their list passed as one JSON array, so a
+        skipped step's blobs are not read); a chunk whose step count is no whole number is
+        kept, and named as damage below. Once a damaged page stops that query, the chunks
+        are listed and each blob read on its own (a damaged one is named, the others still
+        read)."""
         names = SPECTRUM_COLUMNS if kind == "spectrum" else SERIES_COLUMNS
         last = 0
-        if step_counts is None and "chunks" in self._tables:
+        if "chunks" in self._tables:
+            sql = (f"SELECT id, step_count, step_index, cycle, n, data, {self._crc_column}"
+                   " FROM chunks WHERE cell = ? AND kind = ?")
+            args: tuple[object, ...] = (cell, kind)
+            if step_counts is not None:
+                sql += (" AND (typeof(step_count) != 'integer'"
+                        " OR step_count IN (SELECT value FROM json_each(?)))")
+                args += (json.dumps(sorted(operator.index(c) for c in step_counts)),)
             try:
-                rows = self._conn.execute(
-                    f"SELECT id, step_count, step_index, cycle, n, data, {self._crc_column}"
-                    " FROM chunks WHERE cell = ? AND kind = ? ORDER BY id", (cell, kind))
+                rows = self._conn.execute(sql + " ORDER BY id", args)
                 import numpy as np
 
                 width = len(names)

@@ -166,3 +166,66 @@ def test_each_point_keeps_its_own_step_and_cycle(tmp_path, monkeypatch, fmt):
         assert written[column].tolist() == want.tolist(), column
     assert written["Voltage / V"].tolist() == (np.concatenate(
         [100.0 * k + np.arange(30, dtype=float) for k in range(3)]) + 3).tolist()
+
+
+def _reference_table(run, rounded: bool):
+    """The cell's whole frame as one Arrow table, made the plain way (``pa.array`` from the
+    frame's columns, NaN as null), rounded to the CSV resolution or not."""
+    import pyarrow as pa
+
+    store = RunStore.open(run)
+    try:
+        whole = store_frames.frame(store, "c1")
+    finally:
+        store.close()
+    columns = {}
+    for name in whole.columns:
+        values = whole[name].to_numpy()
+        if rounded and name in CSV_RESOLUTION:
+            values = CSV_RESOLUTION[name].round(values)
+        columns[name] = pa.array(values, from_pandas=True)
+    return pa.table(columns)
+
+
+def _nan_run(tmp_path):
+    n, chunks = 40, 12
+    temps = np.full(n * chunks, 25.0) + np.linspace(0, 0.5, n * chunks)
+    temps[[3, 41, 42, 300]] = math.nan      # no probe at times: nulls, in several batches
+    return _run(tmp_path / "run", temps, chunks=chunks, n=n)
+
+
+def test_parquet_has_the_plain_tables_schema_and_values_nan_as_null(tmp_path, monkeypatch):
+    run = _nan_run(tmp_path)
+    monkeypatch.setattr(store_frames, "BATCH_ROWS", 100)   # row groups of 120 rows
+    export_run(run, "parquet")
+    path = run / "export" / "c1.parquet"
+    written = pq.read_table(path)
+    want = _reference_table(run, rounded=False)
+    assert written.schema.equals(want.schema, check_metadata=True)
+    assert written.equals(want)
+    assert written["Temperature T1 / degC"].null_count == 4
+    assert pd.read_parquet(path).equals(want.to_pandas())
+    # the counts dictionary-encoded, the floats byte-stream split, all snappy-compressed
+    meta = pq.ParquetFile(path).metadata
+    for k in range(meta.num_columns):
+        column = meta.row_group(0).column(k)
+        assert column.compression == "SNAPPY"
+        split = "BYTE_STREAM_SPLIT" in column.encodings
+        assert split == (want.schema.field(k).type == "double"), column.path_in_schema
+
+
+@pytest.mark.parametrize("batch_rows", [25, 100, 1000])
+def test_csv_written_in_batches_is_the_plain_tables_csv_byte_for_byte(tmp_path, monkeypatch,
+                                                                      batch_rows):
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    run = _nan_run(tmp_path)
+    monkeypatch.setattr(export, "CSV_BATCH_ROWS", batch_rows)
+    export_run(run, "csv")
+    want = _reference_table(run, rounded=True)
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(want, sink, pa_csv.WriteOptions(include_header=False,
+                                                     quoting_style="none"))
+    header = (",".join(want.column_names) + "\n").encode()
+    assert (run / "export" / "c1.csv").read_bytes() == header + sink.getvalue().to_pybytes()

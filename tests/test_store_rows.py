@@ -96,6 +96,7 @@ def _reads(store: RunStore, damage: list[str] | None) -> None:
     store.events(damage=damage)
     for cell in store.chunk_cells(damage):
         store.read(cell, "series", damage)
+        store.read(cell, "series", damage, step_counts={1})   # the steps chosen in SQL
 
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
