@@ -170,10 +170,15 @@ def write_report(
 def compare(results: Sequence[Result], expected: Sequence[Mapping[str, Any]]) -> list[Check]:
     """Expected-vs-measured rows, in the order of ``expected`` (see the module docstring)."""
     checks: list[Check] = []
+    # every record names its experiment and quantity: only those results are candidates
+    by_kind: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        by_kind.setdefault((r.experiment, r.quantity), []).append(r)
     for k, record in enumerate(expected):
         record = dict(record)
         value, tol, abs_tol = _expectation(record, k)
-        candidates = [r for r in results if _matches(record, r)]
+        candidates = [r for r in by_kind.get((record["experiment"], record["quantity"]), [])
+                      if _matches(record, r)]
         matched = [r for r in candidates if _comparable(r.unit, record["unit"])]
         if not matched:
             status = "unit mismatch" if candidates else "not measured"
