@@ -274,6 +274,13 @@ def _impedance_circuit_class():  # -> type[CustomCircuit], untyped upstream
     return CustomCircuit
 
 
+def preload_circuit_fit() -> None:
+    """Import impedance.py and scipy's solvers now (a process about to fork workers that
+    may fit: they inherit them instead of each importing them again)."""
+    _impedance_circuit_class()
+    import scipy.optimize  # noqa: F401
+
+
 def _param_names(circuit: str) -> list[str]:
     custom_circuit = _impedance_circuit_class()
     from impedance.models.circuits.fitting import calculateCircuitLength
