@@ -23,9 +23,8 @@ Nothing here is given the answer: every number comes from the stored points.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from analysis.derive_titration import gitt, hppc
 from analysis.derived import Derived, Shared, result
 from analysis.eis import arrhenius_fit
 from analysis.errors import AnalysisError
+from analysis.forked import can_fork, run_forked
 from analysis.lsv import stability_window
 from analysis.plating import average_ce
 from analysis.render import FIGURE_DPI, cores, render_png
@@ -67,9 +67,8 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))
     shared = Shared()
     cells = data.cells_with_points()
-    workers = min(cores(), len(cells))
-    if workers > 1:
-        _derive_in_parallel(data, cells, out, figures, shared, workers, drawn)
+    if can_fork() and cells:   # even on one core: each cell's memory goes with its process
+        _derive_in_parallel(data, cells, out, figures, shared, min(cores(), len(cells)), drawn)
     else:
         for cell in cells:
             drawn_before = len(out.figures)
@@ -109,33 +108,50 @@ _WORKER_DATA: RunData | None = None
 
 def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
                         shared: Shared, workers: int, drawn: bool) -> None:
-    """:func:`_derive_cell` of each cell in a worker process, the cells' outputs joined in
-    the order one process would have made them (cell by cell): each cell's analyses are its
-    own, apart from what :class:`Shared` gathers for the run, which is joined too. With
-    ``drawn``, a cell's figures are drawn to PNG in its worker."""
+    """:func:`_derive_cell` of each cell in a process of its own (:mod:`analysis.forked`),
+    ``workers`` at a time, the cells' outputs joined in the order one process would have made
+    them (cell by cell): each cell's analyses are its own, apart from what :class:`Shared`
+    gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
+    PNG in its process."""
     global _WORKER_DATA
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" not in methods:   # a worker would have to read the run again: not worth it
-        for cell in cells:
-            drawn_before = len(out.figures)
-            _derive_cell(data, cell, out, figures, shared)
-            if drawn:
-                _draw_from(out, drawn_before)
-        return
+    _preload(data)
     _WORKER_DATA = data
     try:
-        with ProcessPoolExecutor(max_workers=workers,
-                                 mp_context=multiprocessing.get_context("fork")) as pool:
-            jobs = [pool.submit(_cell_in_worker, cell, figures, drawn) for cell in cells]
-            for job in jobs:
-                part, sigma, damage = job.result()
-                out.results.extend(part.results)
-                out.notes.extend(part.notes)
-                out.figures.extend(part.figures)
-                shared.sigma_by_exp.update(sigma)
-                data.damage.extend(d for d in damage if d not in data.damage)
+        # started longest first, so that no long cell starts last while the other cores have
+        # nothing left to do; joined in the cells' order
+        parts = run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn),
+                           sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
+                           what="cell")
     finally:
         _WORKER_DATA = None
+    for cell in cells:
+        part, sigma, damage = parts.pop(cell)
+        out.results.extend(part.results)
+        out.notes.extend(part.notes)
+        out.figures.extend(part.figures)
+        shared.sigma_by_exp.update(sigma)
+        data.damage.extend(d for d in damage if d not in data.damage)
+
+
+def _preload(data: RunData) -> None:
+    """Import here, once, what the cells' processes would otherwise each import again: the
+    circuit fits' scipy (cells with electrodes, blocking cells) and impedance.py (the bulk-arc
+    fit of a blocking cell)."""
+    kinds = {info.get("kind") for info in data.cells.values()}
+    if kinds & {"blocking", "full_cell"}:
+        import scipy.optimize  # noqa: F401
+    if "blocking" in kinds:
+        from analysis.eis_fit import preload_circuit_fit
+        preload_circuit_fit()
+
+
+def _expected_cost(data: RunData, cell: str) -> tuple[int, int]:
+    """A sort key, smallest first for the cell expected to take longest. An electrolyte
+    between blocking electrodes comes first: its bulk-arc fits may take seconds, a cost no
+    count of rows shows in advance; then the more steps, the longer (the steps are folded
+    into cycles one by one, and more steps mean more points and longer traces to draw)."""
+    blocking = data.cells.get(cell, {}).get("kind") == "blocking"
+    return (0 if blocking else 1, -data.step_counts.get(cell, 0))
 
 
 def _cell_in_worker(cell: str, figures: bool, drawn: bool

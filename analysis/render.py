@@ -19,6 +19,9 @@ from matplotlib.figure import Figure
 
 #: The report's figures' resolution (dots per inch).
 FIGURE_DPI = 120
+#: zlib's level for the PNGs: the same pixels as matplotlib's default (6) in files about 10 %
+#: larger, written in about a third of the time (level 6 took a sixth of a figure's time).
+PNG_COMPRESS_LEVEL = 1
 
 
 def cores() -> int:
@@ -45,5 +48,5 @@ def render_png(figures: Sequence[Figure], dpi: float, workers: int | None = None
 
 def _png(fig: Figure, dpi: float) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buffer.getvalue()

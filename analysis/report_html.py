@@ -159,7 +159,10 @@ def write_report(
     summary["notes"] = list(notes)
     summary.update(meta)
     summary_path = report_dir / "summary.json"
-    _write_atomic(summary_path, json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n")
+    plain = _jsonable(summary)
+    del summary   # one copy of the results' records at a time (a long run has tens of thousands)
+    _write_json_atomic(summary_path, plain)
+    del plain
 
     index_path = report_dir / "index.html"
     _write_atomic(index_path, _render(title, results, images, checks, meta, outcome,
@@ -170,10 +173,15 @@ def write_report(
 def compare(results: Sequence[Result], expected: Sequence[Mapping[str, Any]]) -> list[Check]:
     """Expected-vs-measured rows, in the order of ``expected`` (see the module docstring)."""
     checks: list[Check] = []
+    # every record names its experiment and quantity: only those results are candidates
+    by_kind: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        by_kind.setdefault((r.experiment, r.quantity), []).append(r)
     for k, record in enumerate(expected):
         record = dict(record)
         value, tol, abs_tol = _expectation(record, k)
-        candidates = [r for r in results if _matches(record, r)]
+        candidates = [r for r in by_kind.get((record["experiment"], record["quantity"]), [])
+                      if _matches(record, r)]
         matched = [r for r in candidates if _comparable(r.unit, record["unit"])]
         if not matched:
             status = "unit mismatch" if candidates else "not measured"
@@ -545,4 +553,14 @@ def _jsonable(value: Any) -> Any:
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_json_atomic(path: Path, value: Any) -> None:
+    """``json.dumps(value, indent=2)`` and a newline, written as it is encoded: the text of a
+    long run's summary never whole in memory (nor the million pieces it is joined from)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, allow_nan=False)
+        f.write("\n")
     os.replace(tmp, path)

@@ -9,6 +9,7 @@ lists what could not be (the report shows it, and ``cellseq report`` then exits 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,10 @@ class RunData:
             self.cell_states: dict[str, dict[str, Any]] = {
                 s["cell"]: s for s in store.cell_states(self.damage)}
             # which cell ran in which experiment: the steps themselves are read a cell at a time
-            self._ran = list(dict.fromkeys(
-                (cell, experiment) for cell, experiment in store.step_owners(self.damage)))
+            owners = store.step_owners(self.damage)
+            self._ran = list(dict.fromkeys(owners))
+            #: how many steps each cell ran (a cell's analysis takes longer the more it has)
+            self.step_counts: dict[str, int] = dict(Counter(cell for cell, _ in owners))
             self._stored_cells = set(store.chunk_cells(self.damage))
             self.experiments: list[dict[str, Any]] = meta.get("experiments") or \
                 self._experiments_from_steps()

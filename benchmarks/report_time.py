@@ -1,6 +1,6 @@
 """Wall time, CPU time and peak memory of ``cellseq report``, and where its time goes.
 
-    python benchmarks/report_time.py RUN_DIR [--repeat N] [--no-phases]
+    python benchmarks/report_time.py RUN_DIR [--repeat N] [--no-phases] [--no-critical-path]
 
 (``--repeat 0``: the phases only.)
 
@@ -20,6 +20,13 @@ Two measurements, each in a fresh process:
   rasterising, PNG), ``write`` (``summary.json``, ``index.html``, the PNG files). Wall and CPU
   per phase; one core so that the CPU of every phase is in the one process.
 
+- the critical path: ``cellseq report RUN_DIR`` as a user runs it, in one process tree, with
+  the CPU time of each of its parts: the command's own process (start-up and imports, before
+  the cells are handed out, while it waits for them, after), and each worker process (the
+  cells it analysed and drew, the figures it drew). The idle-machine wall time is about the
+  main process's CPU before and after the workers plus the busiest worker's CPU: that
+  estimate holds under load, where wall time does not.
+
 The machine's load average is printed beside the figures: where other work shares the cores,
 wall time says little and CPU time is the figure to compare (A/B in one session).
 """
@@ -32,6 +39,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -136,6 +144,53 @@ print(json.dumps({"wall": wall, "cpu": cpu, "total_wall_s": total[0], "total_cpu
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+#: Runs ``cellseq report`` in this process, recording the CPU time of the main process at each
+#: stage and of every worker process at the end of each task (a forked worker's CPU time starts
+#: at 0, so its last record is its whole CPU time).
+_CRITICAL = r"""
+import json, os, sys, time
+log = sys.argv[2]
+main = os.getpid()
+import sequencer.cli, analysis.derive, analysis.render
+marks = {"imports": time.process_time()}
+
+def record(entry):
+    with open(log, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+
+def timed_task(original, what):
+    def task(*args, **kwargs):
+        c0, started = time.process_time(), time.time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            if os.getpid() != main:
+                c1 = time.process_time()
+                record({"pid": os.getpid(), "task": what(args), "cpu_s": c1 - c0,
+                        "cpu_total_s": c1, "started": started})
+    # sent to the workers by name: the name must lead to this wrapper
+    task.__module__, task.__qualname__ = original.__module__, original.__qualname__
+    return task
+
+analysis.derive._cell_in_worker = timed_task(analysis.derive._cell_in_worker,
+                                             lambda a: a[0])
+analysis.render._png = timed_task(analysis.render._png, lambda a: "figure")
+parallel = analysis.derive._derive_in_parallel
+def staged(*args, **kwargs):
+    marks["before the workers"] = time.process_time()
+    try:
+        return parallel(*args, **kwargs)
+    finally:
+        marks["with the workers"] = time.process_time()
+analysis.derive._derive_in_parallel = staged
+sys.stdout = open(os.devnull, "w")
+try:
+    sequencer.cli.app(["report", sys.argv[1]], standalone_mode=False)
+finally:
+    marks["end"] = time.process_time()
+    record({"pid": main, "marks": marks})
+"""
+
 PHASE_ORDER = ("load", "fits", "derive", "figures: build", "figures: draw", "write", "other")
 
 
@@ -160,6 +215,7 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-phases", action="store_true")
+    parser.add_argument("--no-critical-path", action="store_true")
     args = parser.parse_args()
     if not (args.run_dir / "run.sqlite").is_file():
         raise SystemExit(f"{args.run_dir}: not a run directory (no run.sqlite)")
@@ -180,6 +236,8 @@ def main() -> None:
         _summary(runs)
     if not args.no_phases:
         _phases(args.run_dir)
+    if not args.no_critical_path:
+        _critical_path(args.run_dir)
 
 
 def _summary(runs: list[dict]) -> None:
@@ -202,6 +260,50 @@ def _phases(run_dir: Path) -> None:
     print(f"  {'total':16} {p['total_wall_s']:9.2f} {p['total_cpu_s']:9.2f}"
           f"   peak RSS {p['rss_mb']:.0f} MB")
 
+
+def _critical_path(run_dir: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "tasks.jsonl"
+        out = subprocess.run([sys.executable, "-c", _CRITICAL, str(run_dir.resolve()), str(log)],
+                             capture_output=True, text=True, cwd=run_dir)
+        if out.returncode not in (0,):
+            raise SystemExit(f"the measurement failed:\n{out.stderr[-3000:]}")
+        entries = [json.loads(line) for line in log.read_text().splitlines()]
+    marks = next(e["marks"] for e in entries if "marks" in e)
+    workers: dict[int, list[dict]] = {}
+    for e in entries:
+        if "task" in e:
+            workers.setdefault(e["pid"], []).append(e)
+    before = marks.get("before the workers", marks["end"])
+    waiting = marks.get("with the workers", before) - before
+    after = marks["end"] - marks.get("with the workers", before)
+    print(f"critical path, all cores, CPU time per process ({_load()}):")
+    print(f"  main process: start-up and imports {marks['imports']:.2f} s, then up to the"
+          f" workers {before - marks['imports']:.2f} s, while they run {waiting:.2f} s,"
+          f" after them {after:.2f} s")
+    processes = []
+    for tasks in workers.values():
+        total = max(t["cpu_total_s"] for t in tasks)
+        cells = [t for t in tasks if t["task"] != "figure"]
+        figures = [t for t in tasks if t["task"] == "figure"]
+        processes.append((min(t["started"] for t in tasks), total, cells, figures))
+    print(f"  {len(processes)} worker processes, {sum(p[1] for p in processes):.2f} s in all;"
+          " the longest:")
+    for _, total, cells, figures in sorted(processes, key=lambda p: -p[1])[:5]:
+        names = ", ".join(t["task"] for t in cells)
+        print(f"    {total:.2f} s: {names or '-'} ({len(figures)} figures,"
+              f" {sum(t['cpu_s'] for t in figures):.2f} s of it)")
+    # the processes as started, each on the first core free (a process per cell, as many
+    # at a time as there are cores): the time until the last one ends
+    free = [0.0] * len(os.sched_getaffinity(0))
+    for _, total, _, _ in sorted(processes, key=lambda p: p[0]):
+        k = free.index(min(free))
+        free[k] += total
+    span = max(free)
+    estimate = before + max(span, waiting) + after
+    print(f"  estimated wall time on an idle machine: {estimate:.2f} s (main before the workers"
+          f" + the workers on {len(free)} cores, {span:.2f} s + main after them; target"
+          f" {WALL_TARGET_S:g} s: {'met' if estimate <= WALL_TARGET_S else 'NOT met'})")
 
 if __name__ == "__main__":
     t0 = time.perf_counter()

@@ -133,6 +133,25 @@ def test_predict_impedance_reproduces_the_fit():
     assert np.max(np.abs(model - z) / np.abs(z)) < 0.005
 
 
+@pytest.mark.parametrize("circuit", [BULK_CIRCUIT, BLOCKING_CIRCUIT, INDUCTIVE_BULK_CIRCUIT,
+                                     INDUCTIVE_CIRCUIT, "R0-p(R1,CPE1)-Wo1", "R0"])
+def test_the_compiled_circuit_is_impedance_py_s_bit_for_bit(circuit: str):
+    """The fit evaluates a circuit compiled once; its numbers must be impedance.py's exactly,
+    or every fitted value would move."""
+    from impedance.models.circuits.fitting import calculateCircuitLength, wrapCircuit
+
+    from analysis.eis_fit import _circuit_function
+
+    compiled, reference = _circuit_function(circuit), wrapCircuit(circuit, {})
+    assert compiled is not reference and compiled.__name__ == "function"   # not the fallback
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        params = np.exp(rng.normal(scale=4.0, size=calculateCircuitLength(circuit)))
+        with np.errstate(all="ignore"):
+            assert np.array_equal(compiled(WINDOW_HZ, *params), reference(WINDOW_HZ, *params),
+                                  equal_nan=True)
+
+
 def test_a_window_restricts_the_fit():
     z = blocking_cell(WINDOW_HZ, 25.72)
     result = fit_bulk_resistance(spectrum_of(z), f_min_Hz=10.0, f_max_Hz=1e6)
