@@ -60,6 +60,7 @@ class SimChannel(Channel):
         self._technique: Technique | None = None
         self._limits: SafetyLimits | None = None
         self._rng_at_start: list[dict[str, Any]] = []
+        self._cut_off_V: float | None = None
 
     def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray]) -> None:
         """Put a simulated cell on this channel, in an environment of the given temperature."""
@@ -182,6 +183,7 @@ class SimChannel(Channel):
                     early[0] <= self._duration and self._end_reason == "duration")):
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
+            self._cut_off_V = _cut_off_at_once(technique, self._duration, self._end_reason)
 
     def _start_impedance(self, technique: Impedance, temperature: float) -> None:
         assert self._cell is not None
@@ -241,6 +243,8 @@ class SimChannel(Channel):
         assert self._segment is not None and self._temperature is not None
         t = self._times[lo:hi]
         v, i = self._segment.sample(t)
+        if self._cut_off_V is not None:   # see _cut_off_at_once
+            v = np.full_like(v, self._cut_off_V)
         n = len(t)
         return Points(
             time_s=t,
@@ -249,6 +253,18 @@ class SimChannel(Channel):
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
 
+
+def _cut_off_at_once(technique: Technique, duration_s: float, end_reason: str) -> float | None:
+    """The cut-off a constant current ended on at its very start, else None.
+
+    The cell models set the voltage under current at once (an overpotential with no double
+    layer to charge), so a current into a cell at the end of its window (a pristine cathode
+    discharged further) can put the first point far past the cut-off, past the cell's safety
+    limit too. A real channel's voltage passes the cut-off on its way there, and the firmware
+    stops the step at that reading: the one point such a step records is at the cut-off."""
+    if duration_s == 0 and end_reason == "voltage" and isinstance(technique, ConstantCurrent):
+        return technique.until_voltage_V
+    return None
 
 
 def _fields_of(technique: Technique | EndConditions) -> dict[str, Any]:
