@@ -50,6 +50,8 @@ Resolve = Callable[[dict[str, Any] | None], Technique]
 
 #: Polls of a running step tried before an instrument that answers wrongly faults the cell.
 POLL_ATTEMPTS = 3
+#: Below this |current| (A) a point is at open circuit: a rest's noise, not a current applied.
+OPEN_CIRCUIT_A = 1e-6
 MIN_POLL_S = 1e-3
 
 
@@ -193,6 +195,7 @@ class StepDriver:
         trip = safety.check(r.cell.limits, point)
         if trip is None and met is None:
             return None
+        first_reading = not r.last
         where = f"{exp.name} step {node.number} {node.kind}"
         with self._store.transaction():
             self.store_points(cell, step_id, node.number, self._clock.now(), 0.0, point,
@@ -210,7 +213,7 @@ class StepDriver:
         self._progress.advanced(exp)
         if trip is not None:
             raise CellFault(f"safety limit: {trip} ({where}: at open circuit, before any"
-                            " current)")
+                            f" current){_hint(trip, first_reading, point)}")
         return Ended(start_check.REASON)
 
     async def continue_step(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
@@ -260,6 +263,7 @@ class StepDriver:
         while True:
             readout = await self._poll(exp, k, cell)
             points = readout.points
+            first_reading = not r.last
             trip = safety.check(r.cell.limits, points)
             if trip is not None:
                 await cell.stop()
@@ -280,7 +284,7 @@ class StepDriver:
                                       f" {node.kind}: {readout.end_reason}")
             self._progress.advanced(exp)
             if trip is not None:
-                raise CellFault(f"safety limit: {trip}")
+                raise CellFault(f"safety limit: {trip}{_hint(trip, first_reading, points)}")
             if readout.state is ChannelState.FAULT:
                 raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
             if readout.state is ChannelState.DONE:
@@ -393,6 +397,18 @@ class StepDriver:
         last = float(test_time[-1])
         return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
                 Mark(last, float(step_time[-1])))
+
+
+def _hint(trip: safety.Trip, first_reading: bool, points: Points) -> str:
+    """What to do about a cell found below its min_voltage at its very first reading of the
+    run, at open circuit: nothing the run did put it there."""
+    at_rest = abs(float(points.current_A[0])) < OPEN_CIRCUIT_A
+    if not (first_reading and at_rest and trip.quantity == "voltage"
+            and trip.value < trip.limit):
+        return ""
+    return ("; it is the cell's first reading in this run, before any current: a fresh cell"
+            " whose anode holds no lithium yet (graphite, silicon) rests near 0-1 V until its"
+            " first charge, so give min_voltage below that for its formation")
 
 
 def _rising(step_time: np.ndarray) -> bool:
