@@ -58,9 +58,7 @@ def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]]
             temperature_degC=set_point if set_point is not None else measured,
             end_reason=str(s.get("end_reason") or ""), experiment=experiment,
             capacity_basis_Ah=_basis(params),
-            ended_at_start=ended_at_once(str(s.get("end_reason") or ""),
-                                         {name: amounts.get(name, 0.0) for name in COUNTERS},
-                                         bool(params.get("ended_at_start"))),
+            ended_at_start=ended_at_once(params.get("ended_at_start")),
             **{name: amounts.get(name, 0.0) for name in COUNTERS}))
     return out
 

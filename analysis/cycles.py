@@ -11,8 +11,8 @@ so far, so a loop's ``until: capacity_retention_below`` and the report use one d
 - Only steps that move charge take part: constant current, constant voltage and any other step
   that passed net charge, except the steps of a titration (GITT, HPPC: their pulses are no
   cycles), the steps that measure (rest, impedance, sweeps, chronoamperometry), which lie
-  between cycles and belong to none, and a step that ended at once because its voltage
-  cut-off was met when it started (no current flowed: it is no discharge of nothing).
+  between cycles and belong to none, and a step that ended before any current because its
+  voltage cut-off was met when it started (it is no discharge of nothing).
 - A step charges or discharges by its set current's sign (a constant-current step), or else by
   the sign of the charge it passed (a voltage hold).
 - A charge step starts a new cycle when the current one has already discharged; consecutive
@@ -72,9 +72,9 @@ class StepOutcome:
     #: the capacity the step's C-rate was taken of when it was a measured one
     #: (``c_rate_reference``); None: the cell's nominal capacity
     capacity_basis_Ah: float | None = None
-    #: the step ended at once on its voltage cut-off, before any charge passed (the cut-off
-    #: was met when it started: a discharge-first protocol on a fresh half cell); it is no
-    #: half of a cycle (see :func:`ended_at_once`)
+    #: the step ended at once, before any current: its voltage cut-off was met when it
+    #: started (a discharge-first protocol on a fresh half cell); it is no half of a cycle
+    #: (see :func:`ended_at_once`)
     ended_at_start: bool = False
 
     @property
@@ -89,13 +89,14 @@ class StepOutcome:
         return 0 if net == 0 else (1 if net > 0 else -1)
 
 
-def ended_at_once(end_reason: str, passed: Mapping[str, float], recorded: bool) -> bool:
-    """Whether a step ended at once on its voltage cut-off: the sequencer found the cut-off
-    met before it started (``recorded``, its row's ``ended_at_start``), or the instrument
-    ended it on its first reading, so that it passed nothing at all (``passed``: what the
-    step's counters moved). Both the executor and the analysis ask this, so a loop's
-    retention and the report count the same cycles."""
-    return recorded or (end_reason == "voltage" and not any(passed.values()))
+def ended_at_once(recorded: object) -> bool:
+    """Whether a step ended at once, before any current: the sequencer found its voltage
+    cut-off met when it started (``recorded``: its row's ``ended_at_start``). A step the
+    instrument ended on its first reading under current stays a half of its cycle (a 10C
+    discharge the cell cannot deliver is a result of a rate test: null, with a note). Both the
+    executor and the analysis ask this, so a loop's retention and the report count the same
+    cycles."""
+    return bool(recorded)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
 
 
 def _note_ended_at_once(ce: CellExperiment, out: Derived) -> None:
-    """Say which steps ended at once on their voltage cut-off (no charge passed), which
+    """Say which steps ended at once, their voltage cut-off met before any current, which
     therefore count as no half of a cycle: a discharge-first protocol on a fresh half cell
     must not show a cycle that discharged nothing, nor lose it without a word."""
     at_once = [s for s in ce.outcomes() if s.ended_at_start and (s.current_A or 0.0) != 0]
@@ -106,8 +106,8 @@ def _note_ended_at_once(ce: CellExperiment, out: Derived) -> None:
     more = f" and {len(at_once) - 8} more" if len(at_once) > 8 else ""
     many = len(at_once) > 1
     note_once(out, f"{ce.experiment}/{ce.cell}: step count{'s' if many else ''} {shown}{more}"
-              " ended at once on the voltage cut-off (the cell was at it when the step began,"
-              " or reached it at the first reading); no charge passed, so"
+              " ended at once: the cell was already at the voltage cut-off when the step"
+              " began (run.log: step_ended_at_start), so no current was applied and"
               f" {'they count' if many else 'it counts'} as no cycle")
 
 

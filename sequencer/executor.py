@@ -512,7 +512,7 @@ class Executor:
             written_kind=node.written_kind, temperature_degC=r.set_point_degC,
             end_reason=reason, experiment=exp.name,
             capacity_basis_Ah=basis if isinstance(basis, float) else None,
-            ended_at_start=ended_at_once(reason, passed, start_check.PARAM in r.step_params),
+            ended_at_start=ended_at_once(r.step_params.get(start_check.PARAM)),
             **passed), node.number, r.step_id))
         return reason
 
