@@ -23,10 +23,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drivers.errors import CapabilityError
-from drivers.ranges import at_least, at_most, within
-from drivers.techniques import Technique, commanded
+from drivers.ranges import within
+from drivers.techniques import Technique
 from protocols import Campaign, Problem, ProtocolError, load_campaign
-from protocols.cells import Cell
 from protocols.steps import (
     CHAMBER_STEPS,
     CONTAINERS,
@@ -204,7 +203,6 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                     cell = campaign.cell(cell_id)
                     tech = technique_for(step, cell)
                     channel_capabilities(station, cell_id).check(tech, voltage_window(cell))
-                    _within_cell_limits(tech, cell)
                 except (ValueError, CapabilityError) as exc:
                     _add(problems, replace(at, message=f"cell {cell_id}: {exc}"))
                     continue
@@ -412,20 +410,3 @@ def watches_of(exp: PlannedExperiment) -> list[str]:
                    f" {100 * until.capacity_retention_below:g} % of its series' first cycle"
                    f" (discharge step {watched})")
     return out
-
-
-def _within_cell_limits(technique: Technique, cell: Cell) -> None:
-    """ValueError for a voltage the technique sets or stops at (a hold, a cut-off, a sweep's
-    vertex) beyond the cell's safety limits: the cell would trip its limit on the way, hours
-    into the run (a CC-CV to 4.2 V on an LFP cell limited to 3.9 V), instead of the step ending
-    where it was written to. A value at a limit passes (limits are inclusive)."""
-    lo, hi = voltage_window(cell)
-    for label, v in commanded(technique).voltages_V:
-        if hi is not None and not at_most(v, hi):
-            raise ValueError(f"{label} {v:g} V is above the cell's max_voltage {hi:g} V: the"
-                             " cell would trip its safety limit before the step got there;"
-                             " lower it, or raise max_voltage")
-        if lo is not None and not at_least(v, lo):
-            raise ValueError(f"{label} {v:g} V is below the cell's min_voltage {lo:g} V: the"
-                             " cell would trip its safety limit before the step got there;"
-                             " raise it, or lower min_voltage")

@@ -65,13 +65,3 @@ def test_a_fresh_li_ion_cell_below_its_min_voltage_at_its_first_reading_says_why
                           " rests near 0-1 V until its first charge, so give min_voltage below"
                           " that for its formation")
 
-
-def test_a_hold_beyond_the_cells_max_voltage_is_refused_at_validate(write_yaml):
-    # an LFP cell limited to 3.9 V charged to 4.2 V: it would fault hours into the run
-    text = (RATE % "0 V").replace("max_voltage: 4.3 V", "max_voltage: 3.9 V")
-    result = CliRunner().invoke(app, ["validate", str(write_yaml(text))], env={"COLUMNS": "200"})
-    assert result.exit_code == 2
-    assert "Traceback" not in result.output
-    assert ("protocol.yaml:19: experiments[0].steps[2]: cell ncm811-graphite-coin-1: voltage"
-            " 4.2 V is above the cell's max_voltage 3.9 V: the cell would trip its safety limit"
-            " before the step got there; lower it, or raise max_voltage") in result.output
