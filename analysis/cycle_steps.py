@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.cycles import Cycle, StepOutcome, cycles_of
+from analysis.cycles import Cycle, StepOutcome, cycles_of, ended_at_once
 from analysis.errors import AnalysisError
 
 STEP = "Step Count / 1"
@@ -58,6 +58,7 @@ def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]]
             temperature_degC=set_point if set_point is not None else measured,
             end_reason=str(s.get("end_reason") or ""), experiment=experiment,
             capacity_basis_Ah=_basis(params),
+            ended_at_start=ended_at_once(params.get("ended_at_start")),
             **{name: amounts.get(name, 0.0) for name in COUNTERS}))
     return out
 

@@ -10,8 +10,9 @@ so far, so a loop's ``until: capacity_retention_below`` and the report use one d
 
 - Only steps that move charge take part: constant current, constant voltage and any other step
   that passed net charge, except the steps of a titration (GITT, HPPC: their pulses are no
-  cycles) and the steps that measure (rest, impedance, sweeps, chronoamperometry), which lie
-  between cycles and belong to none.
+  cycles), the steps that measure (rest, impedance, sweeps, chronoamperometry), which lie
+  between cycles and belong to none, and a step that ended before any current because its
+  voltage cut-off was met when it started (it is no discharge of nothing).
 - A step charges or discharges by its set current's sign (a constant-current step), or else by
   the sign of the charge it passed (a voltage hold).
 - A charge step starts a new cycle when the current one has already discharged; consecutive
@@ -71,16 +72,31 @@ class StepOutcome:
     #: the capacity the step's C-rate was taken of when it was a measured one
     #: (``c_rate_reference``); None: the cell's nominal capacity
     capacity_basis_Ah: float | None = None
+    #: the step ended at once, before any current: its voltage cut-off was met when it
+    #: started (a discharge-first protocol on a fresh half cell); it is no half of a cycle
+    #: (see :func:`ended_at_once`)
+    ended_at_start: bool = False
 
     @property
     def direction(self) -> int:
         """+1 charge, -1 discharge, 0 a step that takes no part in cycles."""
-        if self.kind in MEASURING_KINDS or self.written_kind in TITRATION_KINDS:
+        if self.kind in MEASURING_KINDS or self.written_kind in TITRATION_KINDS \
+                or self.ended_at_start:
             return 0
         if self.current_A is not None and self.current_A != 0:
             return 1 if self.current_A > 0 else -1
         net = self.charge_Ah - self.discharge_Ah
         return 0 if net == 0 else (1 if net > 0 else -1)
+
+
+def ended_at_once(recorded: object) -> bool:
+    """Whether a step ended at once, before any current: the sequencer found its voltage
+    cut-off met when it started (``recorded``: its row's ``ended_at_start``). A step the
+    instrument ended on its first reading under current stays a half of its cycle (a 10C
+    discharge the cell cannot deliver is a result of a rate test: null, with a note). Both the
+    executor and the analysis ask this, so a loop's retention and the report count the same
+    cycles."""
+    return bool(recorded)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
     if ce.kind != "full_cell" or not mass or not ce.has_points:
         return
     one_c = ce.info.get("capacity_Ah")
+    _note_ended_at_once(ce, out)
     cycles = [c for c in cell_cycles(ce, shared) if c.discharges]
     if not cycles:
         return
@@ -91,6 +92,23 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         _retention(ce, out, s, [c for c in s.cycles if valid[c.number]], one_c)
     if figures:
         _figures(ce, out, series, capacity, efficiency, mass, one_c)
+
+
+def _note_ended_at_once(ce: CellExperiment, out: Derived) -> None:
+    """Say which steps ended at once, their voltage cut-off met before any current, which
+    therefore count as no half of a cycle: a discharge-first protocol on a fresh half cell
+    must not show a cycle that discharged nothing, nor lose it without a word."""
+    at_once = [s for s in ce.outcomes() if s.ended_at_start and (s.current_A or 0.0) != 0]
+    if not at_once:
+        return
+    shown = ", ".join(f"{s.step_count} ({'charge' if (s.current_A or 0) > 0 else 'discharge'})"
+                      for s in at_once[:8])
+    more = f" and {len(at_once) - 8} more" if len(at_once) > 8 else ""
+    many = len(at_once) > 1
+    note_once(out, f"{ce.experiment}/{ce.cell}: step count{'s' if many else ''} {shown}{more}"
+              " ended at once: the cell was already at the voltage cut-off when the step"
+              " began (run.log: step_ended_at_start), so no current was applied and"
+              f" {'they count' if many else 'it counts'} as no cycle")
 
 
 def _conditions(c: Cycle, s: Series, one_c: float | None) -> dict[str, float | int | str]:

@@ -23,7 +23,16 @@ class Mark:
 
 
 class CellFault(CellseqError):
-    """A cell's run stops: a safety limit tripped or its instrument failed."""
+    """A cell's run stops: a safety limit tripped or its instrument failed.
+
+    ``prevented``: the step the fault came before, as (experiment, step index, kind), when it
+    came before that step started (a C-rate reference that measured nothing, a chamber that
+    could not be restored): the cell's state, ``run.log`` and the summary name that step, not
+    the last one the cell ran."""
+
+    def __init__(self, message: str, prevented: tuple[str, int, str] | None = None) -> None:
+        super().__init__(message)
+        self.prevented = prevented
 
 
 class ResumeRefused(CellseqError):

@@ -113,9 +113,13 @@ def plan(
     if as_json:
         out.print_json(json.dumps(p.to_json()))
         return
-    table = Table("experiment", "cells", "resources", "start (h)", "end (h)", "duration (h)",
-                  "at most (h)",
-                  title=f"{p.campaign.campaign}: plan on station {p.station.station!r}")
+    # names wrap rather than being cut (an 80-column terminal showed "characte…"); hours never
+    table = Table(title=f"{p.campaign.campaign}: plan on station {p.station.station!r}",
+                  box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
+    for name in ("experiment", "cells", "resources"):
+        table.add_column(name, overflow="fold")
+    for name in ("start\n(h)", "end\n(h)", "duration\n(h)", "at most\n(h)"):
+        table.add_column(name, justify="right", no_wrap=True)
     for e in p.experiments:
         table.add_row(e.name, ", ".join(e.cells), ", ".join(e.resources),
                       f"{e.start_s / 3600:.1f}", f"{e.end_s / 3600:.1f}",

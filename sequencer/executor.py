@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from analysis.cycles import StepOutcome
+from analysis.cycles import StepOutcome, ended_at_once
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import SafetyLimits
@@ -32,6 +32,7 @@ from drivers.techniques import ConstantCurrent, Technique
 from protocols.cells import CellKind
 from protocols.steps import Loop, SetTemperature
 from protocols.units import kelvin_to_celsius
+from sequencer import start_check
 from sequencer.branches import branch_of
 from sequencer.calls import caller_for
 from sequencer.capacity_basis import PlannedReference, measured_basis
@@ -348,10 +349,17 @@ class Executor:
             with self.holds.running(cell.id):
                 await self._run_steps(exp, steps, cell)
         except CellFault as exc:
+            message, at = str(exc), {}
+            if exc.prevented is not None:   # the fault came before this step started
+                name, index, kind = exc.prevented
+                where = f"{name} step {index} ({kind})"
+                if not message.startswith(where):
+                    message = f"{where} not started: {message}"
+                at = {"experiment": name, "step_index": index, "step_kind": kind}
             with self.store.transaction():
-                cell.run.fault = str(exc)
-                cell.set_state("faulted")
-                self.journal.event(cell.id, "cell_faulted", str(exc), experiment=exp.name)
+                cell.run.fault = message
+                cell.set_state("faulted", **at)
+                self.journal.event(cell.id, "cell_faulted", message, experiment=exp.name)
 
     async def _run_steps(self, exp: PlannedExperiment, steps: tuple[PlannedStep, ...] |
                          list[PlannedStep], cell: CellContext, iteration: int | None = None,
@@ -498,13 +506,14 @@ class Executor:
         after = r.counters.as_dict()
         current = technique.current_A if isinstance(technique, ConstantCurrent) else None
         basis = r.step_params.get("capacity_basis_Ah")
+        passed = {name: max(after[name] - before[name], 0.0) for name in after}
         r.ran.append(RanStep(StepOutcome(
             step_count=r.step_count, kind=node.kind, current_A=current, tag=node.step.tag,
             written_kind=node.written_kind, temperature_degC=r.set_point_degC,
             end_reason=reason, experiment=exp.name,
             capacity_basis_Ah=basis if isinstance(basis, float) else None,
-            **{name: max(after[name] - before[name], 0.0) for name in after}),
-            node.number, r.step_id))
+            ended_at_start=ended_at_once(r.step_params.get(start_check.PARAM)),
+            **passed), node.number, r.step_id))
         return reason
 
     def _resolve(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,

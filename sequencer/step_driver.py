@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from drivers.clock import Clock
-from drivers.errors import CellseqError
+from drivers.errors import CapabilityError, CellseqError
 from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import Technique
-from sequencer import safety
+from sequencer import safety, start_check
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, Mark
 from sequencer.journal import Journal
@@ -50,6 +50,8 @@ Resolve = Callable[[dict[str, Any] | None], Technique]
 
 #: Polls of a running step tried before an instrument that answers wrongly faults the cell.
 POLL_ATTEMPTS = 3
+#: Below this |current| (A) a point is at open circuit: a rest's noise, not a current applied.
+OPEN_CIRCUIT_A = 1e-6
 MIN_POLL_S = 1e-3
 
 
@@ -77,15 +79,28 @@ class StepDriver:
         cell.run.step_params = {}
         replayed = self._resumer.replay(cell)
         technique = node.techniques[cell.id]
-        if resolve is not None:
-            technique = resolve(self._resumer.recorded_params(cell, replayed))
-        if isinstance(replayed, Ended):
-            return replayed.reason, technique
         move: TakenUp
-        if isinstance(replayed, Interrupted):
-            move = await self._resumer.take_up(exp, node, cell, technique, replayed.row)
-        else:
-            move = await self.start(exp, node, cell, technique)
+        row_before = cell.run.step_id
+        try:
+            if resolve is not None:
+                technique = resolve(self._resumer.recorded_params(cell, replayed))
+            if isinstance(replayed, Ended):
+                recorded = self._resumer.recorded_params(cell, replayed) or {}
+                if start_check.PARAM in recorded:   # as the stopped run saw it end
+                    cell.run.step_params = {**cell.run.step_params,
+                                            start_check.PARAM: recorded[start_check.PARAM]}
+                return replayed.reason, technique
+            if isinstance(replayed, Interrupted):
+                move = await self._resumer.take_up(exp, node, cell, technique, replayed.row)
+            else:
+                move = await self.start(exp, node, cell, technique)
+        except CellFault as exc:
+            if not isinstance(replayed, Interrupted) and cell.run.step_id == row_before:
+                # the fault came before the step started: name that step, which has no row
+                # (and so no step count) of its own
+                exc.prevented = exc.prevented or (exp.name, node.number, node.kind)
+                cell.run.step_count -= 1
+            raise
         return await self.follow(exp, node, cell, technique, move), technique
 
     async def follow(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
@@ -98,7 +113,10 @@ class StepDriver:
             if isinstance(move, Ended):
                 return move.reason
             if isinstance(move, Restart):
-                running = await self.start(exp, node, cell, technique, move.after_t)
+                started = await self.start(exp, node, cell, technique, move.after_t)
+                if isinstance(started, Ended):
+                    return started.reason
+                running = started
             elif isinstance(move, Continue):
                 running = await self.continue_step(exp, node, cell, technique, move)
             else:
@@ -112,13 +130,18 @@ class StepDriver:
                                           driven.mark, driven.elapsed_s)
 
     async def start(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
-                    technique: Technique, after_t: float | None = None) -> Running:
+                    technique: Technique, after_t: float | None = None) -> Running | Ended:
         """Start a step afresh; ``after_t``: a restarted step keeps no point from before the
-        last one its interrupted attempt stored."""
+        last one its interrupted attempt stored. A step whose voltage cut-off the cell has
+        already reached ends at once, with no current applied (:mod:`sequencer.start_check`)."""
         await self._resumer.restate_chamber(exp)
         await self._suspenders.wait_for_chamber(exp, cell)
         k = node.number
         r = cell.run
+        at_start_V = await self._open_circuit_V(exp, node, cell, technique)
+        met = None if at_start_V is None else start_check.met_at_start(technique, at_start_V)
+        if met is not None:
+            r.step_params = {**r.step_params, start_check.PARAM: met}
         started = self._clock.now()
         r.off = None
         params = {**_params(technique), "written_kind": node.written_kind,
@@ -132,6 +155,10 @@ class StepDriver:
                            step_estimate_s=getattr(technique, "duration_s", None))
             self._journal.log(r.cell.id, "step_started", f"{exp.name} step {k} {node.kind}"
                               f" (cycle {r.cycle}, step count {r.step_count})")
+        if at_start_V is not None:
+            ended = self._at_start(exp, node, cell, step_id, at_start_V, met)
+            if ended is not None:
+                return ended
         try:
             await cell.call(lambda: r.channel.start(technique))
             attachment = await cell.call(r.channel.attachment)
@@ -140,6 +167,54 @@ class StepDriver:
         await self._keep_attachment(cell, step_id, attachment)
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return Running(step_id, started, 0.0, None, mark)
+
+    async def _open_circuit_V(self, exp: PlannedExperiment, node: PlannedStep,
+                              cell: CellContext, technique: Technique) -> float | None:
+        """The cell's voltage before a step with a voltage cut-off starts (the output is off
+        between steps); None for a step without one, or a channel that cannot read it on
+        demand (its instrument then ends the step on its first reading)."""
+        if not start_check.cut_offs(technique):
+            return None
+        try:
+            return float(await cell.call(cell.run.channel.read_voltage))
+        except CapabilityError:
+            return None
+        except CellseqError as exc:
+            await cell.stop()
+            raise CellFault(f"{exp.name} step {node.number} ({node.kind}) not started: the"
+                            f" cell's voltage could not be read before it: {exc}") from exc
+
+    def _at_start(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
+                  step_id: int, voltage_V: float, met: str | None) -> Ended | None:
+        """End the step just begun at once, its open-circuit reading its one point, when the
+        reading is beyond the cell's safety limits (a fault) or at its cut-off (``met``);
+        None when the step is to run."""
+        r = cell.run
+        point = Points(time_s=np.zeros(1), voltage_V=np.array([voltage_V]),
+                       current_A=np.zeros(1))
+        trip = safety.check(r.cell.limits, point)
+        if trip is None and met is None:
+            return None
+        first_reading = not r.last
+        where = f"{exp.name} step {node.number} {node.kind}"
+        with self._store.transaction():
+            self.store_points(cell, step_id, node.number, self._clock.now(), 0.0, point,
+                              None, None)
+            reason = "safety_limit" if trip is not None else start_check.REASON
+            self._store.end_step(step_id, self._clock.now(), reason, r.counters.as_dict())
+            if trip is not None:
+                self._journal.event(r.cell.id, "safety_trip", f"{trip} ({where}: at open"
+                                    " circuit, before any current)", quantity=trip.quantity,
+                                    value=trip.value, limit=trip.limit)
+            else:
+                self._journal.event(r.cell.id, "step_ended_at_start", f"{where}: {reason}"
+                                    f" ({met}: the step ended at once, no current applied)",
+                                    voltage_V=voltage_V)
+        self._progress.advanced(exp)
+        if trip is not None:
+            raise CellFault(f"safety limit: {trip} ({where}: at open circuit, before any"
+                            f" current){_hint(trip, first_reading, point)}")
+        return Ended(start_check.REASON)
 
     async def continue_step(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                             technique: Technique, move: Continue) -> Running:
@@ -188,6 +263,7 @@ class StepDriver:
         while True:
             readout = await self._poll(exp, k, cell)
             points = readout.points
+            first_reading = not r.last
             trip = safety.check(r.cell.limits, points)
             if trip is not None:
                 await cell.stop()
@@ -208,7 +284,7 @@ class StepDriver:
                                       f" {node.kind}: {readout.end_reason}")
             self._progress.advanced(exp)
             if trip is not None:
-                raise CellFault(f"safety limit: {trip}")
+                raise CellFault(f"safety limit: {trip}{_hint(trip, first_reading, points)}")
             if readout.state is ChannelState.FAULT:
                 raise CellFault(f"{exp.name} step {k}: channel fault ({readout.end_reason})")
             if readout.state is ChannelState.DONE:
@@ -321,6 +397,18 @@ class StepDriver:
         last = float(test_time[-1])
         return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
                 Mark(last, float(step_time[-1])))
+
+
+def _hint(trip: safety.Trip, first_reading: bool, points: Points) -> str:
+    """What to do about a cell found below its min_voltage at its very first reading of the
+    run, at open circuit: nothing the run did put it there."""
+    at_rest = abs(float(points.current_A[0])) < OPEN_CIRCUIT_A
+    if not (first_reading and at_rest and trip.quantity == "voltage"
+            and trip.value < trip.limit):
+        return ""
+    return ("; it is the cell's first reading in this run, before any current: a fresh cell"
+            " whose anode holds no lithium yet (graphite, silicon) rests near 0-1 V until its"
+            " first charge, so give min_voltage below that for its formation")
 
 
 def _rising(step_time: np.ndarray) -> bool:

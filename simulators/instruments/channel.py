@@ -78,6 +78,7 @@ class SimChannel(Channel):
         self._ahead_lo = self._ahead_hi = 0
         self._anchor: tuple[int, dict[str, Any], dict[str, Any]] | None = None
         self._scratch: tuple[np.random.Generator, np.random.Generator] | None = None
+        self._cut_off_V: float | None = None
 
     def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray],
                 temperature_now_C: Callable[[float], float] | None = None) -> None:
@@ -244,6 +245,7 @@ class SimChannel(Channel):
                     early[0] <= self._duration and self._end_reason == "duration")):
                 self._duration, self._end_reason = early
             self._times = firmware.record_times(technique, seg, self._duration)
+            self._cut_off_V = _cut_off_at_once(technique, self._duration, self._end_reason)
 
     def _start_impedance(self, technique: Impedance, temperature: float) -> None:
         assert self._cell is not None
@@ -303,7 +305,9 @@ class SimChannel(Channel):
             return self._spectrum.select(np.arange(lo, hi))
         assert self._segment is not None and self._temperature is not None
         t = self._times[lo:hi]
-        if self._segment.pointwise:
+        if self._cut_off_V is not None:   # see _cut_off_at_once
+            v, i = self._noisy(t, at_V=self._cut_off_V)
+        elif self._segment.pointwise:
             v, i = self._noisy_ahead(lo, hi)
         else:
             v, i = self._noisy(t)
@@ -312,10 +316,13 @@ class SimChannel(Channel):
             temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
         )
 
-    def _noisy(self, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Voltage and current at the record times ``t``, with the next noise of the streams."""
+    def _noisy(self, t: np.ndarray, at_V: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Voltage and current at the record times ``t``, with the next noise of the streams
+        (``at_V``: the voltage the points are at, in place of the segment's)."""
         assert self._segment is not None
         v, i = self._segment.sample(t)
+        if at_V is not None:
+            v = np.full_like(v, at_V)
         n = len(t)
         return (v + self._rng_v.normal(0, self._v_noise, n),
                 i + self._rng_i.normal(0, 1, n) * (self._i_rel * np.abs(i) + self._i_abs))
@@ -339,6 +346,18 @@ class SimChannel(Channel):
         part = slice(lo - self._ahead_lo, hi - self._ahead_lo)
         return self._ahead[0][part], self._ahead[1][part]
 
+
+def _cut_off_at_once(technique: Technique, duration_s: float, end_reason: str) -> float | None:
+    """The cut-off a constant current ended on at its very start, else None.
+
+    The cell models set the voltage under current at once (an overpotential with no double
+    layer to charge), so a current into a cell at the end of its window (a pristine cathode
+    discharged further) can put the first point far past the cut-off, past the cell's safety
+    limit too. A real channel's voltage passes the cut-off on its way there, and the firmware
+    stops the step at that reading: the one point such a step records is at the cut-off."""
+    if duration_s == 0 and end_reason == "voltage" and isinstance(technique, ConstantCurrent):
+        return technique.until_voltage_V
+    return None
 
 
 def _fields_of(technique: Technique | EndConditions) -> dict[str, Any]:
