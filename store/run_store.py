@@ -9,7 +9,6 @@ resume never duplicates or loses a committed point.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
 import math
@@ -107,9 +106,11 @@ def _counters_json(counters: dict[str, float]) -> str:
     """``json.dumps(counters)``, the same text; the usual four finite floats written straight
     (a step's end writes them, and the encoder's set-up costs more than the text)."""
     values = tuple(counters.values())
-    if tuple(counters) == _COUNTERS and all(type(v) is float and math.isfinite(v)
-                                            for v in values):
-        return _COUNTERS_JSON % values
+    if tuple(counters) == _COUNTERS:
+        a, b, c, d = values
+        # finite floats all four (a sum of finite ones that overflows takes the long way)
+        if type(a) is type(b) is type(c) is type(d) is float and math.isfinite(a + b + c + d):
+            return _COUNTERS_JSON % values
     return json.dumps(counters)
 
 
@@ -612,8 +613,9 @@ class RunStore:
         if n == 0:
             return
         if isinstance(t, list):   # packed as numpy would: little-endian float64, by column
-            data = struct.pack(f"<{n * len(names)}d", *itertools.chain.from_iterable(
-                chunk.columns[name] for name in names))
+            columns = chunk.columns
+            data = struct.pack(f"<{n * len(names)}d",
+                               *[x for name in names for x in columns[name]])
             t_first, t_last = float(t[0]), float(t[-1])
         else:
             import numpy as np  # imported with the first points: status and the like need none

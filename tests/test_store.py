@@ -202,3 +202,25 @@ def test_a_cells_state_commits_with_its_block_and_a_failed_block_takes_its_state
             state["last"]) == ("running", 2.0, 1, {"n": 2}, {"t": 2.0})
     store.close()
     reader.close()
+
+
+@pytest.mark.parametrize("counters", [
+    {"charge_Ah": 0.1, "discharge_Ah": 0.0, "charge_Wh": 1e-300, "discharge_Wh": 5e-324},
+    {"charge_Ah": -0.0, "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": float("inf"), "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": float("nan"), "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": 1e308, "discharge_Ah": 1e308, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": 1, "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"discharge_Ah": 0.0, "charge_Ah": 0.1, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+])
+def test_a_steps_end_counters_are_the_text_json_writes(tmp_path, counters):
+    import json
+
+    store = RunStore.create(tmp_path, durable=False)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.end_step(sid, 1.0, "done", counters)
+    store.commit()
+    (text,) = store._conn.execute("SELECT end_counters FROM steps").fetchone()
+    assert text == json.dumps(counters)
+    store.close()
