@@ -28,6 +28,7 @@ class CellContext:
         self.run = run
         self._store, self._journal, self._clock = store, journal, clock
         self._caller = caller_for(run.instrument)
+        self._blocks = run.instrument.blocking_io
 
     @property
     def id(self) -> str:
@@ -50,6 +51,8 @@ class CellContext:
     async def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn``, a call to the cell's instrument or channel (in a worker thread when the
         instrument's I/O blocks)."""
+        if not self._blocks:   # the caller would call it at once: spare its coroutine
+            return fn()
         return await self._caller(fn)
 
     async def stop(self) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 
 SECONDS_PER_HOUR = 3600.0
 _NAMES = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
-#: Polls of at most this many points are summed in plain floats (see ``_accumulate_few``).
+#: Polls of at most this many points are summed in plain floats (see ``accumulate_few``).
 SMALL_POLL = 16
 
 
@@ -32,7 +32,8 @@ class Counters:
                    previous: tuple[float, float, float] | None) -> dict[str, np.ndarray]:
         """Counter values at each point; ``previous`` is the step's last (t, V, I) so far."""
         if len(t) <= SMALL_POLL:
-            return self._accumulate_few(t.tolist(), v.tolist(), i.tolist(), previous)
+            few = self.accumulate_few(t.tolist(), v.tolist(), i.tolist(), previous)
+            return {name: np.array(row, dtype=np.float64) for name, row in few.items()}
         if previous is not None:
             t = np.concatenate(([previous[0]], t))
             v = np.concatenate(([previous[1]], v))
@@ -58,18 +59,19 @@ class Counters:
              self.discharge_Wh) = series[:, -1].tolist()
         return dict(zip(_NAMES, series, strict=True))
 
-    def _accumulate_few(self, t: list[float], v: list[float], i: list[float],
-                        previous: tuple[float, float, float] | None) -> dict[str, np.ndarray]:
-        """:meth:`accumulate` for a poll of a few points, in plain floats (numpy's set-up
-        costs more than the sums): the same operations in the same order, so the same bits."""
-        sums = [self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh]
-        out: list[list[float]] = [[], [], [], []]
+    def accumulate_few(self, t: list[float], v: list[float], i: list[float],
+                       previous: tuple[float, float, float] | None) -> dict[str, list[float]]:
+        """:meth:`accumulate` for a poll of a few points, in plain floats and giving lists
+        (numpy's set-up costs more than the sums): the same operations in the same order, so
+        the same bits."""
+        q_in, q_out, e_in, e_out = (self.charge_Ah, self.discharge_Ah, self.charge_Wh,
+                                    self.discharge_Wh)
         if previous is None:
-            for row, value in zip(out, sums, strict=True):
-                row.append(value)
+            col_q_in, col_q_out, col_e_in, col_e_out = [q_in], [q_out], [e_in], [e_out]
             t0, v0, i0 = t[0], v[0], i[0]
             rest = range(1, len(t))
         else:
+            col_q_in, col_q_out, col_e_in, col_e_out = [], [], [], []
             t0, v0, i0 = previous
             rest = range(len(t))
         for k in rest:
@@ -77,14 +79,19 @@ class Counters:
             dt = (t1 - t0) / SECONDS_PER_HOUR
             dq = 0.5 * (i1 + i0) * dt
             de = 0.5 * (v1 * i1 + v0 * i0) * dt
-            for n, step in enumerate((_positive(dq), _positive(-dq), _positive(de),
-                                      _positive(-de))):
-                sums[n] += step
-                out[n].append(sums[n])
+            q_in += _positive(dq)
+            q_out += _positive(-dq)
+            e_in += _positive(de)
+            e_out += _positive(-de)
+            col_q_in.append(q_in)
+            col_q_out.append(q_out)
+            col_e_in.append(e_in)
+            col_e_out.append(e_out)
             t0, v0, i0 = t1, v1, i1
-        (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh) = sums
-        return {name: np.array(row, dtype=np.float64) for name, row in zip(_NAMES, out,
-                                                                            strict=True)}
+        self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh = \
+            q_in, q_out, e_in, e_out
+        return {"charge_Ah": col_q_in, "discharge_Ah": col_q_out, "charge_Wh": col_e_in,
+                "discharge_Wh": col_e_out}
 
     def hold(self, previous: tuple[float, float, float], until_t: float) -> None:
         """Count ``previous``'s current (and power) held from its time to ``until_t``: what a

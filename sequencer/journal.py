@@ -28,7 +28,7 @@ class Journal:
         self._log = (Path(run_dir) / LOG_NAME).open("a", encoding="utf-8")
         self._log_failed = False
         self._flushed = time.monotonic()
-        self._stamp_second, self._stamp_text = math.nan, ""
+        self._stamp_day, self._stamp_date = -1, ""
 
     def event(self, cell: str | None, kind: str, message: str, **data: Any) -> None:
         """A notable event: into the store's journal and the text log (written out at once)."""
@@ -67,16 +67,20 @@ class Journal:
             self._log_failed = True
 
     def _stamp(self, utc: float) -> str:
-        """The line's UTC time to the second, as ``datetime.isoformat`` writes it; lines of the
-        same second reuse it (a dry run writes thousands a second)."""
+        """The line's UTC time to the second, as ``datetime.isoformat`` writes it. The date is
+        worked out once a day and the time of day by arithmetic (a dry run writes thousands
+        of lines a second, each steps on a new second)."""
         second = math.floor(utc)
         # within a microsecond of the next second, datetime rounds up: work it out in full
-        if second == self._stamp_second and utc - second < 0.999999:
-            return self._stamp_text
-        text = dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
-        if utc - second < 0.999999:
-            self._stamp_second, self._stamp_text = second, text
-        return text
+        if utc - second >= 0.999999:
+            return dt.datetime.fromtimestamp(utc, dt.UTC).isoformat(timespec="seconds")
+        day, in_day = divmod(second, 86400)
+        if day != self._stamp_day:
+            date = dt.datetime.fromtimestamp(day * 86400, dt.UTC).date().isoformat()
+            self._stamp_day, self._stamp_date = day, date
+        hour, in_hour = divmod(in_day, 3600)
+        minute, sec = divmod(in_hour, 60)
+        return f"{self._stamp_date}T{hour:02d}:{minute:02d}:{sec:02d}+00:00"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

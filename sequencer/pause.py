@@ -13,30 +13,29 @@ frozen (it would otherwise spin looking for the next deadline) until a hold is r
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import trio
 
-from drivers.clock import Clock
+from drivers.clock import Alarm, Clock
 from sequencer.cell_context import CellContext
 from sequencer.journal import Journal
 from store import RunStore
 
 
 class Waker:
-    """Cancels a sleep's cancel scope and remembers that it did: a sleep woken by a stop
-    request and by its chamber at once tells which woke it (:meth:`Suspenders.sleep`)."""
+    """Rings a sleep's alarm and remembers that it did: a sleep woken by a stop request and by
+    its chamber at once tells which woke it (:meth:`Suspenders.sleep`)."""
 
-    __slots__ = ("scope", "woke")
+    __slots__ = ("alarm", "woke")
 
-    def __init__(self, scope: trio.CancelScope) -> None:
-        self.scope, self.woke = scope, False
+    def __init__(self, alarm: Alarm) -> None:
+        self.alarm, self.woke = alarm, False
 
     def cancel(self) -> None:
         self.woke = True
-        self.scope.cancel()
+        self.alarm.ring()
 
 
 class Holds:
@@ -186,8 +185,7 @@ class PauseControl:
         step boundary, or run on; once nothing else is scheduled, virtual time stops (a dry
         run would otherwise spin looking for the next deadline) until a hold is released."""
         while self.holds.holds_any(cells):
-            stats = trio.lowlevel.current_statistics()
-            if stats.tasks_runnable == 0 and stats.seconds_to_next_deadline == math.inf:
+            if self._clock.nothing_scheduled():
                 released = self.holds.released
                 with self._clock.frozen():
                     await released.wait()

@@ -26,6 +26,8 @@ class Trip:
 
 def check(limits: Limits, points: Points) -> Trip | None:
     """The first point that breaks a limit, or None."""
+    if len(points) == 0 or _all_within(limits, points):
+        return None
     candidates: list[tuple[int, Trip]] = []
 
     def first(mask: np.ndarray, quantity: str, values: np.ndarray, limit: float) -> None:
@@ -35,8 +37,6 @@ def check(limits: Limits, points: Points) -> Trip | None:
             candidates.append((k, Trip(quantity, float(values[k]), limit,
                                        float(points.time_s[k]))))
 
-    if len(points) == 0 or _all_within(limits, points):
-        return None
     v, i = points.voltage_V, points.current_A
     if limits.max_voltage is not None:
         first(v > limits.max_voltage, "voltage", v, limits.max_voltage)

@@ -12,6 +12,7 @@ that turns them into the next move until the step has ended.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,8 @@ from drivers.points import ChannelState, Points, Readout
 from drivers.techniques import Technique
 from sequencer import safety, start_check
 from sequencer.cell_context import CellContext
-from sequencer.cell_run import CellFault, Mark
+from sequencer.cell_run import CellFault, CellRun, Mark
+from sequencer.counters import SMALL_POLL
 from sequencer.journal import Journal
 from sequencer.pause import PauseControl
 from sequencer.plan import PlannedExperiment, PlannedStep
@@ -58,7 +60,8 @@ MIN_POLL_S = 1e-3
 class StepDriver:
     """Runs one step of one cell to its end (a part of the executor). Holds no state of its
     own between steps: a step's position lives in its :class:`~sequencer.step_outcomes`
-    values and the cell's in its :class:`~sequencer.cell_context.CellContext`."""
+    values and the cell's in its :class:`~sequencer.cell_context.CellContext` (it keeps only
+    the JSON text of each planned step's parameters, which every pass of a loop repeats)."""
 
     def __init__(self, station: Station, store: RunStore, journal: Journal, clock: Clock,
                  poll_s: float, progress: ExperimentProgress, resumer: Resumer,
@@ -66,6 +69,8 @@ class StepDriver:
         self._station, self._store, self._journal, self._clock = station, store, journal, clock
         self._poll_s, self._progress = poll_s, progress
         self._resumer, self._suspenders, self._pause = resumer, suspenders, pause
+        #: each planned step's parameters as its rows record them (see :meth:`_params_json`)
+        self._params: dict[tuple[int, str], tuple[PlannedStep, Technique, str]] = {}
 
     async def run(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                   resolve: Resolve | None = None) -> tuple[str, Technique]:
@@ -144,8 +149,7 @@ class StepDriver:
             r.step_params = {**r.step_params, start_check.PARAM: met}
         started = self._clock.now()
         r.off = None
-        params = {**_params(technique), "written_kind": node.written_kind,
-                  "tag": node.step.tag, **r.step_params}
+        params = self._params_json(node, r, technique)
         with self._store.transaction():
             step_id = self._store.begin_step(r.cell.id, exp.name, r.step_count, k, node.kind,
                                              r.cycle, started, params)
@@ -215,6 +219,21 @@ class StepDriver:
             raise CellFault(f"safety limit: {trip} ({where}: at open circuit, before any"
                             f" current){_hint(trip, first_reading, point)}")
         return Ended(start_check.REASON)
+    def _params_json(self, node: PlannedStep, r: CellRun, technique: Technique) -> str:
+        """The JSON text of what a step's row records: its technique's numbers, the step as
+        written, and what the cell adds (:attr:`CellRun.step_params`). The same for every
+        pass of a loop over the step unless the cell adds something, so kept per step."""
+        if r.step_params:
+            return json.dumps({**_params(technique), "written_kind": node.written_kind,
+                               "tag": node.step.tag, **r.step_params})
+        key = (id(node), r.cell.id)
+        known = self._params.get(key)
+        if known is not None and known[0] is node and known[1] is technique:
+            return known[2]
+        text = json.dumps({**_params(technique), "written_kind": node.written_kind,
+                           "tag": node.step.tag})
+        self._params[key] = (node, technique, text)
+        return text
 
     async def continue_step(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
                             technique: Technique, move: Continue) -> Running:
@@ -342,10 +361,54 @@ class StepDriver:
         this step stored: a re-attached instrument sends its points again) and points whose
         step time does not move on are neither stored nor counted; the counters integrate from
         ``previous`` (None: from the first point, or from the last one left out, which is
-        where a continued technique's first point may sit)."""
-        if len(points) == 0:
+        where a continued technique's first point may sit).
+
+        A poll of a few points in order (a dry run's usual poll: one or two points) is worked
+        out in plain floats, the same operations in the same order as numpy's, so the same
+        bits: numpy's set-up per call costs more than such a poll's arithmetic."""
+        n = len(points)
+        if n == 0:
             return previous, mark
         r = cell.run
+        few = _few_in_order(points, t0, step_t0, mark) \
+            if n <= SMALL_POLL and points.frequency_Hz is None and _all_f8(points) else None
+        columns: dict[str, Any]
+        if few is not None:
+            test_time, step_time, voltage, current = few
+            origin = self._clock.origin_utc
+            temperature: Any = points.temperature_C
+            if temperature is None:   # the channel has no probe: the cell is at its chamber's air
+                temperature = [self._suspenders.air_C(self._station.chamber_of(r.cell.id))] * n
+            columns = {
+                "test_time_s": test_time, "step_time_s": step_time,
+                "utc_s": [origin + t for t in test_time], "voltage_V": voltage,
+                "current_A": current, "temperature_C": temperature.tolist()
+                if isinstance(temperature, np.ndarray) else temperature,
+                **r.counters.accumulate_few(test_time, voltage, current, previous)}
+            last = test_time[-1]
+            stored = (last, voltage[-1], current[-1])
+            last_step_t = step_time[-1]
+        else:
+            columns, previous = self._columns(r, t0, step_t0, points, previous, mark)
+            if columns is None:
+                return previous, mark
+            last = float(columns["test_time_s"][-1])
+            stored = (last, float(columns["voltage_V"][-1]), float(columns["current_A"][-1]))
+            last_step_t = float(columns["step_time_s"][-1])
+        kind = "spectrum" if "frequency_Hz" in columns else "series"
+        self._store.append(step_id, Chunk(r.cell.id, r.step_count, step_index, r.cycle, kind,
+                                          columns))
+        r.last = {"t": last, "voltage_V": stored[1], "current_A": stored[2],
+                  "temperature_C": float(columns["temperature_C"][-1])}
+        cell.set_state("running")
+        return stored, Mark(last, last_step_t)
+
+    def _columns(self, r: CellRun, t0: float, step_t0: float, points: Points,
+                 previous: PointTVI | None, mark: Mark | None
+                 ) -> tuple[dict[str, np.ndarray] | None, PointTVI | None]:
+        """:meth:`store_points`' columns of a poll, as arrays, with the points out of order
+        or at or before ``mark`` left out (None if none is left), and where the counters
+        integrate from."""
         step_time = step_t0 + points.time_s
         # points come in order and after the mark, but for a re-attached instrument's first
         # poll (it sends its points again) and an instrument's glitch
@@ -365,7 +428,7 @@ class StepDriver:
                                 float(points.current_A[k]))
                 points = points.select(keep)
                 if len(points) == 0:
-                    return previous, mark
+                    return None, previous
                 step_time = step_t0 + points.time_s
         test_time = t0 + points.time_s
         if points.frequency_Hz is None:
@@ -382,21 +445,33 @@ class StepDriver:
             "utc_s": self._clock.origin_utc + test_time, "voltage_V": points.voltage_V,
             "current_A": points.current_A, "temperature_C": temperature, **counters,
         }
-        kind = "series"
         if points.frequency_Hz is not None:
-            kind = "spectrum"
             columns.update(frequency_Hz=points.frequency_Hz, z_real_ohm=points.z_real_ohm,
                            z_imag_ohm=points.z_imag_ohm)
-        self._store.append(step_id, Chunk(r.cell.id, r.step_count, step_index, r.cycle, kind,
-                                          columns))
-        r.last = {"t": float(columns["test_time_s"][-1]),
-                  "voltage_V": float(columns["voltage_V"][-1]),
-                  "current_A": float(columns["current_A"][-1]),
-                  "temperature_C": float(columns["temperature_C"][-1])}
-        cell.set_state("running")
-        last = float(test_time[-1])
-        return ((last, float(points.voltage_V[-1]), float(points.current_A[-1])),
-                Mark(last, float(step_time[-1])))
+        return columns, previous
+
+
+def _all_f8(points: Points) -> bool:
+    """Whether a poll's times, voltages and currents are float64 (what numpy sums them in)."""
+    return points.time_s.dtype.char == points.voltage_V.dtype.char == \
+        points.current_A.dtype.char == "d"
+
+
+def _few_in_order(points: Points, t0: float, step_t0: float, mark: Mark | None
+                  ) -> tuple[list[float], list[float], list[float], list[float]] | None:
+    """A few points' test times, step times, voltages and currents as lists, if they are in
+    order and after ``mark`` (see :meth:`StepDriver.store_points`); None if they are not."""
+    times = points.time_s.tolist()
+    step_time = [step_t0 + t for t in times]
+    previous = -math.inf
+    for t in step_time:
+        if not t > previous:   # NaN too
+            return None
+        previous = t
+    test_time = [t0 + t for t in times]
+    if mark is not None and not (test_time[0] > mark.t and step_time[0] > mark.step_t):
+        return None
+    return test_time, step_time, points.voltage_V.tolist(), points.current_A.tolist()
 
 
 def _hint(trip: safety.Trip, first_reading: bool, points: Points) -> str:

@@ -126,28 +126,25 @@ class Suspenders:
     async def sleep(self, watch: ChamberWatch | None, wake: float, cell: str) -> bool:
         """Sleep until ``wake``; True if the chamber suspended the cell meanwhile. A stop of
         ``cell`` asked from outside wakes it too (False then: the caller takes the stop). One
-        cancel scope, with the deadline, serves the clock, the chamber and the stop."""
+        alarm of the clock serves the time, the chamber and the stop."""
+        alarm = self._clock.alarm(wake)
+        stop = Waker(alarm)
         holds = self._pause.holds
-        deadline = self._clock.trio_deadline(wake)
-        scope = trio.CancelScope() if deadline is None else trio.CancelScope(deadline=deadline)
-        stop, chamber = Waker(scope), Waker(scope)
-        with scope:
-            holds.add_wake(cell, stop)
+        holds.add_wake(cell, stop)
+        try:
+            if watch is None:
+                await alarm.wait()
+                return False
+            if watch.suspended:
+                return True
+            chamber = Waker(alarm)
+            watch.scopes.add(chamber)
             try:
-                if watch is not None:
-                    if watch.suspended:
-                        return True
-                    watch.scopes.add(chamber)
-                try:
-                    if deadline is None:
-                        await self._clock.sleep_until(wake)
-                    else:
-                        await trio.sleep_forever()
-                finally:
-                    if watch is not None:
-                        watch.scopes.discard(chamber)
+                await alarm.wait()
             finally:
-                holds.discard_wake(cell, stop)
+                watch.scopes.discard(chamber)
+        finally:
+            holds.discard_wake(cell, stop)
         return chamber.woke and not stop.woke
 
     async def wait_for_chamber(self, exp: PlannedExperiment, cell: CellContext) -> None:

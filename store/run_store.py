@@ -15,6 +15,7 @@ import math
 import operator
 import os
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -54,18 +55,23 @@ log = logging.getLogger("cellseq.store")
 #: The fields of a cell's state besides the state itself and its time.
 _STATE_FIELDS = ("experiment", "step_count", "step_index", "step_kind", "cycle",
                  "step_started_t", "step_estimate_s", "checkpoint", "last")
+_STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
 
 
 @dataclass(frozen=True)
 class Chunk:
+    """A poll's points for the store: every column of :data:`SERIES_COLUMNS` (and of
+    :data:`SPECTRUM_COLUMNS` for a spectrum) as an array, or, for a few points, as a list of
+    floats."""
+
     cell: str
     step_count: int
     step_index: int
     cycle: int
     kind: str
-    columns: dict[str, np.ndarray]
+    columns: dict[str, np.ndarray] | dict[str, list[float]]
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class StoredChunk:
 
 
 _R = TypeVar("_R")
+#: A pending step's end columns (ended_t, end_reason, end_counters) before its end came.
+_NOT_ENDED = (None, None, None)
 _COUNTERS = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
 _COUNTERS_JSON = ('{"charge_Ah": %r, "discharge_Ah": %r, "charge_Wh": %r,'
                   ' "discharge_Wh": %r}')
@@ -99,9 +107,11 @@ def _counters_json(counters: dict[str, float]) -> str:
     """``json.dumps(counters)``, the same text; the usual four finite floats written straight
     (a step's end writes them, and the encoder's set-up costs more than the text)."""
     values = tuple(counters.values())
-    if tuple(counters) == _COUNTERS and all(type(v) is float and math.isfinite(v)
-                                            for v in values):
-        return _COUNTERS_JSON % values
+    if tuple(counters) == _COUNTERS:
+        a, b, c, d = values
+        # finite floats all four (a sum of finite ones that overflows takes the long way)
+        if type(a) is type(b) is type(c) is type(d) is float and math.isfinite(a + b + c + d):
+            return _COUNTERS_JSON % values
     return json.dumps(counters)
 
 
@@ -164,18 +174,25 @@ class _Pending:
         chunks, self.chunks = self.chunks[:cut[1]], self.chunks[cut[1]:]
         events, self.events = self.events[:cut[2]], self.events[cut[2]:]
         ends, self.ends = self.ends[:cut[3]], self.ends[cut[3]:]
-        if steps and ends:
-            index = {row[0]: k for k, row in enumerate(steps)}
-            rows = [[*row, None, None, None] for row in steps]
-            updates = []
-            for end in ends:
-                k = index.get(end[3])
-                if k is None:
-                    updates.append(end)
-                else:
-                    rows[k][9:12] = end[:3]
-            return _Rows([tuple(r) for r in rows], chunks, events, updates)
-        return _Rows([(*row, None, None, None) for row in steps], chunks, events, ends)
+        rows = [row + _NOT_ENDED for row in steps]
+        if not (steps and ends):
+            return _Rows(rows, chunks, events, ends)
+        # a step's row sits at its id's distance from the first (ids are given in order);
+        # looked up by id where that does not hold
+        first = steps[0][0]
+        index: dict[int, int] | None = None
+        updates = []
+        for end in ends:
+            k = end[3] - first
+            if not (0 <= k < len(steps) and steps[k][0] == end[3]):
+                if index is None:
+                    index = {row[0]: j for j, row in enumerate(steps)}
+                k = index.get(end[3], -1)
+            if k < 0:
+                updates.append(end)
+            else:
+                rows[k] = steps[k] + end[:3]
+        return _Rows(rows, chunks, events, updates)
 
 
 class _Transaction:
@@ -554,11 +571,12 @@ class RunStore:
         self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def begin_step(self, cell: str, experiment: str, step_count: int, step_index: int, kind: str,
-                   cycle: int, started_t: float, params: dict[str, Any]) -> int:
+                   cycle: int, started_t: float, params: dict[str, Any] | str) -> int:
         """A new step's row; its id is the one SQLite gives it (the largest so far plus one),
-        so the row is the same whether it waits for its end in memory or not."""
+        so the row is the same whether it waits for its end in memory or not. ``params``: a
+        dict, or its JSON text already written (a loop's steps repeat theirs)."""
         row = (cell, experiment, step_count, step_index, kind, cycle, started_t,
-               json.dumps(params))
+               params if isinstance(params, str) else json.dumps(params))
         if not self._queue_ok():
             cur = self._write(
                 "INSERT INTO steps (cell, experiment, step_count, step_index, kind, cycle,"
@@ -589,24 +607,32 @@ class RunStore:
         self._pending.ends.append((*end, step_id))
 
     def append(self, step_id: int, chunk: Chunk) -> None:
+        """A chunk of points: its columns are arrays, or (a few points) lists of floats."""
         names = SPECTRUM_COLUMNS if chunk.kind == "spectrum" else SERIES_COLUMNS
-        n = len(chunk.columns["test_time_s"])
+        t = chunk.columns["test_time_s"]
+        n = len(t)
         if n == 0:
             return
-        import numpy as np  # imported with the first points: status and the like need none
+        if isinstance(t, list):   # packed as numpy would: little-endian float64, by column
+            columns = chunk.columns
+            data = struct.pack(f"<{n * len(names)}d",
+                               *[x for name in names for x in columns[name]])
+            t_first, t_last = float(t[0]), float(t[-1])
+        else:
+            import numpy as np  # imported with the first points: status and the like need none
 
-        block = np.empty((len(names), n), dtype="<f8")
-        for i, name in enumerate(names):
-            block[i] = chunk.columns[name]
-        t = chunk.columns["test_time_s"]
+            block = np.empty((len(names), n), dtype="<f8")
+            for i, name in enumerate(names):
+                block[i] = chunk.columns[name]
+            data = block.tobytes()
+            t_first, t_last = float(t[0]), float(t[-1])
         if not self._crc:   # a schema-2 store, resumed: its new chunks get checksums
             self._write("ALTER TABLE chunks ADD COLUMN crc INTEGER", ())
             self._write("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
                         (json.dumps(SCHEMA_VERSION),))
             self._crc = True
-        data = block.tobytes()
         row = (chunk.cell, step_id, chunk.step_count, chunk.step_index, chunk.cycle, chunk.kind,
-               n, float(t[0]), float(t[-1]), data, chunk_crc(data))
+               n, t_first, t_last, data, chunk_crc(data))
         if self._queue_ok():
             self._pending.chunks.append(row)
             return
@@ -629,10 +655,9 @@ class RunStore:
         longer changes). Inside a transaction it is written when the transaction commits,
         merged with the cell's other states set since (the last value of each field stands):
         a poll sets it every time and only the state at the commit is ever seen."""
-        row = {"state": state, "updated_t": t}
-        for key in _STATE_FIELDS:
-            if key in fields:
-                row[key] = fields[key]
+        if not _STATE_FIELD_SET.issuperset(fields):
+            raise TypeError(f"a cell state has no field {sorted(set(fields) - _STATE_FIELD_SET)}")
+        row = {"state": state, "updated_t": t, **fields}
         if not self._in_tx:
             self._write_state(cell, row)
             return

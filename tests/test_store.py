@@ -71,6 +71,26 @@ def test_counters_integrate_charge_and_energy_across_polls():
     assert c.discharge_Ah == pytest.approx(1e-3) and c.charge_Ah == pytest.approx(1e-3)
 
 
+def test_a_chunk_of_lists_is_stored_as_the_same_chunk_of_arrays(tmp_path):
+    """A few points come as lists of floats (the step driver's small polls): the blob, its
+    checksum and its times are those of the same points as arrays."""
+    rng = np.random.default_rng(3)
+    arrays = {name: rng.normal(size=3) for name in SERIES_COLUMNS}
+    arrays["temperature_C"][1] = np.nan
+    arrays["test_time_s"] = np.array([1.5, 2.25, 1e-300])
+    store = RunStore.create(tmp_path, durable=False)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.append(sid, Chunk("c1", 1, 0, 0, "series", arrays))
+        store.append(sid, Chunk("c1", 1, 0, 0, "series",
+                                {k: v.tolist() for k, v in arrays.items()}))
+    store.commit()
+    rows = store._conn.execute("SELECT n, t_first, t_last, data, crc FROM chunks").fetchall()
+    assert len(rows) == 2 and rows[0] == rows[1]
+    assert rows[0][:3] == (3, 1.5, 1e-300)
+    store.close()
+
+
 def test_a_dry_run_store_groups_blocks_and_a_failed_block_leaves_only_itself_out(tmp_path):
     store = RunStore.create(tmp_path, durable=False)
     reader = RunStore.open(tmp_path)
@@ -182,3 +202,25 @@ def test_a_cells_state_commits_with_its_block_and_a_failed_block_takes_its_state
             state["last"]) == ("running", 2.0, 1, {"n": 2}, {"t": 2.0})
     store.close()
     reader.close()
+
+
+@pytest.mark.parametrize("counters", [
+    {"charge_Ah": 0.1, "discharge_Ah": 0.0, "charge_Wh": 1e-300, "discharge_Wh": 5e-324},
+    {"charge_Ah": -0.0, "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": float("inf"), "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": float("nan"), "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": 1e308, "discharge_Ah": 1e308, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"charge_Ah": 1, "discharge_Ah": 0.0, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+    {"discharge_Ah": 0.0, "charge_Ah": 0.1, "charge_Wh": 1.0, "discharge_Wh": 2.0},
+])
+def test_a_steps_end_counters_are_the_text_json_writes(tmp_path, counters):
+    import json
+
+    store = RunStore.create(tmp_path, durable=False)
+    with store.transaction():
+        sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+        store.end_step(sid, 1.0, "done", counters)
+    store.commit()
+    (text,) = store._conn.execute("SELECT end_counters FROM steps").fetchone()
+    assert text == json.dumps(counters)
+    store.close()
