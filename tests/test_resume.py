@@ -194,9 +194,11 @@ def test_resume_refuses_a_completed_run_and_a_busy_one(tmp_path):
         resume_run(tmp_path / "nowhere")
 
 
+# Long enough (about 3 s of dry run on an idle machine, 1.6 M points) that the kill lands after
+# the first durable commit (made at least every second) and before the run ends.
 LONG = ONE_CELL.replace("""      - {kind: rest, duration: 10 min}
 """, """      - kind: loop
-        count: 400
+        count: 3000
         steps:
           - {kind: constant_current, direction: discharge, current: 1C, until_voltage: 3.0 V,
              record_every: 10 s}
@@ -231,6 +233,7 @@ def test_cellseq_killed_with_sigkill_resumes_to_the_uninterrupted_result(tmp_pat
         if (run_dir / "run.sqlite").exists() and _points(run_dir) > 20_000:
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it was killed: LONG is too short"
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
