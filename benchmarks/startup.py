@@ -8,8 +8,14 @@ median CPU time (user and system) beside it: on a machine other work shares, wal
 the load and CPU time much less. Then each command runs once under ``python -X importtime``,
 and the modules whose own import took longest are listed with the top-level package that pulled
 them in. ``status`` reads the run directory of a quickstart dry run made first (without its
-report). ``--root`` measures the cellseq source tree given instead (another checkout, to
-compare two versions in one session).
+report); ``run --sim`` dry-runs a one-step protocol without a report (start-up, the run, and
+the printed summary). ``--root`` measures the cellseq source tree given instead (another
+checkout); ``--compare OTHER`` measures OTHER and this tree (or ``--root``) alternately, run by
+run, and prints both median CPU times: on a loaded machine the only fair comparison.
+
+Every process may write bytecode (``PYTHONDONTWRITEBYTECODE`` is dropped from its environment):
+an installed cellseq has its ``.pyc`` files, and compiling the sources at every start would add
+about 0.13 s of CPU to ``validate``.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ _IMPORT = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 SOURCE = {"root": ROOT}
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(SOURCE["root"]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+def _env(root: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root or SOURCE["root"]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
 
 
 def cellseq() -> list[str]:
@@ -57,12 +65,50 @@ def wall_s(argv: list[str], runs: int) -> tuple[float, float, int]:
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        code = subprocess.run(argv, capture_output=True, check=False, env=_env(),
+        code = subprocess.run(_fresh(argv), capture_output=True, check=False, env=_env(),
                               cwd=SOURCE["root"]).returncode
         times.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     return statistics.median(times), statistics.median(cpus), code
+
+
+_RUNS = iter(range(1 << 30))
+
+
+def _fresh(argv: list[str]) -> list[str]:
+    """``argv`` with a new ``--out`` folder each time (a dry run refuses an existing one)."""
+    if "--out" not in argv:
+        return argv
+    i = argv.index("--out") + 1
+    return [*argv[:i], f"{argv[i]}-{next(_RUNS)}", *argv[i + 1:]]
+
+
+def cpu_s(root: Path, args: list[str]) -> float:
+    """CPU time (user and system) of one ``cellseq args`` run from the source tree ``root``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "sequencer", *_fresh(args)], capture_output=True,
+                   check=False, env=_env(root), cwd=root)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def compare(other: Path, commands: dict[str, list[str]], runs: int) -> None:
+    """Median CPU time of each command in ``other`` and in the measured tree, run alternately
+    (one warm-up run of each first, which also writes their bytecode)."""
+    mine = SOURCE["root"]
+    print(f"{'command':<36} {'other cpu s':>11} {'this cpu s':>10} {'ratio':>6}  ({runs} runs"
+          f" each, alternated; load {os.getloadavg()[0]:.1f})")
+    for label, argv in commands.items():
+        samples: dict[Path, list[float]] = {other: [], mine: []}
+        for i in range(runs + 1):
+            for root in (other, mine):
+                seconds = cpu_s(root, argv)
+                if i:
+                    samples[root].append(seconds)
+        a, b = statistics.median(samples[other]), statistics.median(samples[mine])
+        print(f"{label:<36} {a:11.3f} {b:10.3f} {b / a:6.2f}")
+    print(f"(load {os.getloadavg()[0]:.1f} at the end)")
 
 
 def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
@@ -89,6 +135,16 @@ def import_costs(args: list[str]) -> list[tuple[float, str, str]]:
         out.append((own, name, via))
     return out
 
+
+ONE_STEP = """campaign: one-step
+cells:
+  - {id: s1, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm}
+experiments:
+  - name: e
+    cells: [s1]
+    steps:
+      - {kind: rest, duration: 1 min}
+"""
 
 PHASES = """
 import sys, time
@@ -133,6 +189,8 @@ def main() -> None:
                         help="the cellseq source tree to measure (default: this one)")
     parser.add_argument("--only", action="append", help="measure only these commands"
                         " (their first words after cellseq: validate, status, ...)")
+    parser.add_argument("--compare", type=Path, default=None, metavar="OTHER",
+                        help="another cellseq source tree: CPU times of both, alternated")
     args = parser.parse_args()
     SOURCE["root"] = args.root.resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +200,8 @@ def main() -> None:
                               check=False, env=_env(), cwd=SOURCE["root"])
         if made.returncode != 0:
             sys.exit(f"the quickstart dry run failed: {made.stderr}")
+        one_step = Path(tmp) / "one-step.yaml"
+        one_step.write_text(ONE_STEP, encoding="utf-8")
         commands = {
             "cellseq --help": ["--help"],
             "cellseq validate quickstart.yaml": ["validate", str(QUICKSTART)],
@@ -152,10 +212,15 @@ def main() -> None:
             "cellseq resume --help": ["resume", "--help"],
             "cellseq report --help": ["report", "--help"],
             "cellseq export --help": ["export", "--help"],
+            "cellseq run --sim (one step)": ["run", str(one_step), "--sim", "--no-report",
+                                             "--out", str(Path(tmp) / "dry")],
         }
         if args.only:
             commands = {label: argv for label, argv in commands.items()
                         if label.split()[1] in args.only or label in args.only}
+        if args.compare is not None:
+            compare(args.compare.resolve(), commands, args.runs)
+            return
         print(f"{'command':<36} {'median s':>9} {'cpu s':>7}  target {TARGET_S} s wall"
               f"  ({args.runs} runs each)")
         results = {}
@@ -174,7 +239,7 @@ def main() -> None:
         for name, seconds in zip(names, phases, strict=True):
             print(f"  {seconds:6.3f}  {name}")
         for label, argv in commands.items():
-            costs = import_costs(argv)
+            costs = import_costs(_fresh(argv))
             total = sum(c[0] for c in costs)
             print(f"\n{label}: {len(costs)} modules, {total:.3f} s of imports; the largest"
                   " (own time, and the import that pulled it in):")

@@ -22,6 +22,11 @@ and, before parsing:
   (subnormal floats), and full-width or other non-ASCII digits are refused.
 
 Temperatures resolve to kelvin, like every other SI value.
+
+pint is imported only when a value needs it: a value whose unit is in :mod:`protocols.si_table`
+(pint's own results for the units labs write, stored with the pint version and ``units.txt``
+they came from) resolves without it, to the same float; any other value, and every error, goes
+through pint.
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pint
+from protocols import si_table
+
+if TYPE_CHECKING:
+    import pint
 
 #: A value longer than this is not something a lab writes; refused before any parsing.
 MAX_VALUE_CHARS = 100
@@ -102,6 +111,8 @@ DEFINITIONS = Path(__file__).with_name("units.txt")
 
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
+    import pint  # with numpy a tenth of a second: only for values the table does not hold
+
     return pint.UnitRegistry(str(DEFINITIONS), autoconvert_offset_to_baseunit=True)
 
 
@@ -174,13 +185,21 @@ def unit_factors(unit: str) -> list[tuple[str, int]]:
             raise UnitError("a unit name takes one power ('cm^2', not 'cm^2^3')")
 
 
+def expression_of(unit: str) -> str:
+    """What pint is given for ``unit`` written by the grammar above: its factors joined by
+    ``*`` (``mA/cm^2`` gives ``"mA * cm ** -2"``); UnitError saying what is wrong."""
+    return " * ".join(name if power == 1 else f"{name} ** {power}"
+                      for name, power in unit_factors(unit))
+
+
 def unit_of(unit: str) -> pint.Unit:
     """The pint unit of ``unit`` written by the grammar above (``"1"`` for a plain number), or
     UnitError saying what is wrong."""
     if unit.strip() == "1":
         return registry().dimensionless
-    expression = " * ".join(name if power == 1 else f"{name} ** {power}"
-                            for name, power in unit_factors(unit))
+    expression = expression_of(unit)
+    import pint
+
     try:
         return registry().Unit(expression)
     except (pint.errors.PintError, AttributeError, TypeError, ValueError, ArithmeticError
@@ -221,7 +240,7 @@ def parse_c_rate(text: str) -> CRate | None:
 
 def parse_quantity(text: object, dimension: str) -> float:
     """Resolve ``text`` to an SI float of ``dimension`` (a key of :data:`DIMENSIONS`)."""
-    dims, word = DIMENSIONS[dimension]
+    word = DIMENSIONS[dimension][1]
     if isinstance(text, bool) or not isinstance(text, str):
         raise UnitError(f"expected {word} written with its unit (e.g. {_EXAMPLES[dimension]!r}),"
                         f" got {text!r}")
@@ -241,10 +260,39 @@ def parse_quantity(text: object, dimension: str) -> float:
     number = float(m["num"])
     if not math.isfinite(number):
         raise UnitError(f"{text!r} is not a finite number")
-    unit = _unit(m["unit"], text)
+    value = _from_table(m["unit"], number, dimension)
+    if value is None:
+        value = si_by_pint(number, m["unit"], text, dimension)
+    if not math.isfinite(value):
+        raise UnitError(f"{text!r} is not a finite number (it overflows in SI units)")
+    if value != 0 and abs(value) < sys.float_info.min:
+        raise UnitError(f"{text!r} is too small to compute with (below 1e-308 in SI units)")
+    return value
+
+
+def _from_table(unit: str, number: float, dimension: str) -> float | None:
+    """``number`` in ``unit`` as the SI float of ``dimension`` that pint gives, from
+    :mod:`protocols.si_table`; None when the table does not hold the unit as that dimension
+    (then pint decides, and words any error)."""
+    if unit.strip() == "1":
+        return None
+    try:
+        expression = expression_of(unit)
+    except UnitError:
+        return None
+    return si_table.resolve(expression, dimension, number)
+
+
+def si_by_pint(number: float, unit: str, text: str, dimension: str) -> float:
+    """``number`` in ``unit`` (the unit part of the value ``text``) as an SI float of
+    ``dimension``, computed by pint; UnitError for an unknown unit or another dimension."""
+    import pint
+
+    dims, word = DIMENSIONS[dimension]
+    unit_ = _unit(unit, text)
     reg = registry()
     try:
-        q = reg.Quantity(number, unit)
+        q = reg.Quantity(number, unit_)
         if q.dimensionality != reg.get_dimensionality(dims):
             raise UnitError(f"expected {word}, got {text!r} ({_dimension_of(q)})")
         if dimension == "temperature_difference":
@@ -259,10 +307,6 @@ def parse_quantity(text: object, dimension: str) -> float:
         if isinstance(exc, UnitError):
             raise
         raise UnitError(f"cannot convert {text!r} to SI units: {exc}") from None
-    if not math.isfinite(value):
-        raise UnitError(f"{text!r} is not a finite number (it overflows in SI units)")
-    if value != 0 and abs(value) < sys.float_info.min:
-        raise UnitError(f"{text!r} is too small to compute with (below 1e-308 in SI units)")
     return value
 
 
