@@ -134,12 +134,13 @@ def test_two_workers_take_jobs_from_one_queue(lab, tmp_path):
 def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tmp_path):
     cellseq = operator(lab)
     logins = {s: lab.login(f"{lab.name}_{s[-1]}", "station") for s in ("st-1", "st-2")}
-    first = lab.start_worker("st-1", logins["st-1"])
+    # st-1 paces its dry runs (about 14 s for this one), so the run is still going when the
+    # station is killed, however fast an unpaced dry run gets: a run that had ended before the
+    # kill would have nothing to resume (the restarted worker keeps the same pace)
+    first = lab.start_worker("st-1", logins["st-1"], options=("--speed", "5e4"))
     lab.start_worker("st-2", logins["st-2"])
     lab.wait(lambda: stations_up(lab, "st-1", "st-2"), 60, "both stations to join")
-    # long enough that the run is still going when the station is killed, however fast the
-    # simulators get: a run that had ended before the kill would have nothing to resume
-    (tmp_path / "long.yaml").write_text(LONG.format(count=3000))
+    (tmp_path / "long.yaml").write_text(LONG.format(count=100))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     # the station PC crashes: its worker and the run die at once, without a word
@@ -159,7 +160,7 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     assert lab.run(run)["status"] == "running"
     assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
         [("doing",)]
-    lab.start_worker("st-1", logins["st-1"])
+    lab.start_worker("st-1", logins["st-1"], options=("--speed", "5e4"))
     lab.wait(lambda: lab.run(run)["status"] == "completed", 90, "the run to complete")
     record = lab.run(run)
     assert record["station"] == "st-1" and record["resumes"] == 1
@@ -178,9 +179,11 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
 def test_the_database_cut_mid_run_loses_and_doubles_nothing(lab, tmp_path):
     cellseq = operator(lab)
     login = lab.login(f"{lab.name}_1", "station")
-    lab.start_worker("st-1", login)
+    # paced (about 14 s for the first run), so the outage and the cancel land mid-run however
+    # fast an unpaced dry run has become
+    lab.start_worker("st-1", login, options=("--speed", "5e4"))
     lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=400))
+    (tmp_path / "long.yaml").write_text(LONG.format(count=100))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     # the database goes away for the station: every connection dropped, logins refused

@@ -70,14 +70,13 @@ def test_validate_loads_no_pint_simulator_physics_or_event_loop():
     assert simulators.stderr.strip().splitlines()[-1].split() == ["simulators", "simulators.specs"]
 
 
-def test_a_dry_run_takes_trios_mock_clock_without_pytests_helpers(tmp_path):
-    """trio.testing, MockClock's public home, loads pytest's helpers when pytest is installed
-    (as here): a dry run takes the same class from where ``import trio`` loaded it."""
-    import trio.testing
-
+def test_a_dry_run_loads_no_pytest_helpers(tmp_path):
+    """trio.testing (MockClock's home) loads pytest's helpers when pytest is installed (as
+    here): a dry run keeps its virtual time with a clock of its own and never imports it."""
     from drivers.clock import TrioClock
+    from drivers.virtual_time import VirtualTime
 
-    assert type(TrioClock(virtual=True).trio_clock()) is trio.testing.MockClock
+    assert type(TrioClock(virtual=True).trio_clock()) is VirtualTime
     protocol = tmp_path / "p.yaml"
     protocol.write_text("""campaign: t
 cells:
