@@ -65,6 +65,8 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
     out = Derived()
     if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
         out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))
+    # the plan's warnings (steps a cell's safety limit stops before their cut-off)
+    out.notes.extend(f"warning: {w}" for w in data.manifest.get("warnings", []))
     shared = Shared()
     cells = data.cells_with_points()
     if can_fork() and cells:   # even on one core: each cell's memory goes with its process

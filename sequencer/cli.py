@@ -86,6 +86,7 @@ def validate(protocol: ProtocolArg, allow_outside_includes: OutsideIncludesOpt =
         checked = prepare(protocol, allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
         _user_errors(exc)
+    _warnings(checked)
     c = checked.campaign
     out.print(f"{protocol}: valid: campaign {c.campaign!r}, {len(c.cells)} cells,"
               f" {len(c.experiments)} experiments")
@@ -110,6 +111,7 @@ def plan(
         p = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
     except CellseqError as exc:
         _user_errors(exc)
+    _warnings(p)
     if as_json:
         out.print_json(json.dumps(p.to_json()))
         return
@@ -172,6 +174,15 @@ def _branches(p: Plan) -> None:
             out.print(f"  {line}", highlight=False)
 
 
+def _warnings(p: Plan) -> None:
+    """The plan's warnings (steps a safety limit will stop), one line each, on stderr."""
+    from rich.markup import escape
+
+    for warning in p.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(str(warning))}", markup=True,
+                  soft_wrap=True)
+
+
 def _notes(notes: tuple[str, ...]) -> None:
     for note in notes:
         err.print(f"[yellow]note:[/] {note}", markup=True, soft_wrap=True)
@@ -217,7 +228,8 @@ def run(
             _notes(prepare(protocol, station,
                            allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
-                                allow_outside_includes=allow_outside_includes, speed=speed)
+                                allow_outside_includes=allow_outside_includes, speed=speed,
+                                on_plan=_warnings)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:

@@ -44,6 +44,7 @@ from sequencer.capacity_basis import PlannedReference, plan_references
 from sequencer.estimate import experiment_estimate_s
 from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
+from sequencer.limit_warnings import LimitWarning, limit_warnings
 from sequencer.loop_conditions import watched_discharge
 from sequencer.station import Station, load_station, simulated_station
 
@@ -114,6 +115,9 @@ class Plan:
     makespan_bound_s: float = 0.0
     #: what the plan left aside, for the user to see (station cells not in the protocol)
     notes: tuple[str, ...] = ()
+    #: steps whose voltage cut-off the cell's safety limit stops first: allowed, but the
+    #: cell will fault there (printed by validate, plan and run; kept in run.log and summary)
+    warnings: tuple[LimitWarning, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -136,6 +140,7 @@ class Plan:
             "makespan_s": self.makespan_s,
             "makespan_bound_s": self.makespan_bound_s,
             "notes": list(self.notes),
+            "warnings": [str(w) for w in self.warnings],
         }
 
 
@@ -224,7 +229,8 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                                          references=tuple(references.values())))
     if problems:
         raise ProtocolError(problems)
-    plan = replace(_schedule(campaign, station, planned), notes=notes)
+    plan = replace(_schedule(campaign, station, planned), notes=notes,
+                   warnings=limit_warnings(campaign, planned))
     check_bounds(plan)
     return plan
 

@@ -89,14 +89,17 @@ class RunOutcome:
 
 def run_simulated(protocol: Path, run_dir: Path, seed: int, station: Path | None = None,
                   progress: NoProgress | None = None, *,
-                  allow_outside_includes: bool = False, speed: float | None = None
-                  ) -> RunOutcome:
+                  allow_outside_includes: bool = False, speed: float | None = None,
+                  on_plan: Callable[[Plan], None] | None = None) -> RunOutcome:
     """Run a protocol: on in-process simulators in virtual time (no station, or a station of
     ``sim.*`` drivers), or on the instruments a station file addresses, in wall time.
 
     ``speed`` paces a dry run against the wall clock, ``speed`` simulated seconds per wall
-    second, instead of running it as fast as it can: for watching it live."""
+    second, instead of running it as fast as it can: for watching it live. ``on_plan``: shown
+    the plan before the run starts (the CLI prints its warnings)."""
     plan = prepare(protocol, station, allow_outside_includes=allow_outside_includes)
+    if on_plan is not None:
+        on_plan(plan)
     if speed is not None and not plan.station.simulated:
         raise RunDirError("--speed paces a dry run on simulators; a station's instruments run"
                           " at their own speed (a served lab's is set by sim serve --speed)")
@@ -125,6 +128,8 @@ def _run(plan: Plan, files: dict[PurePosixPath, bytes], run_dir: Path, seed: int
         "station": station,
         "started_utc": clock.origin_utc,
         "versions": _versions(),
+        # for summary.json's notes, as an import's notes reach it
+        **({"warnings": [str(w) for w in plan.warnings]} if plan.warnings else {}),
     }
     try:   # the manifest last: a directory with one holds everything a resume needs
         write_copies(run_dir, files)
@@ -281,6 +286,8 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
             if resume is None:
                 for note in plan.notes:
                     journal.log(None, "note", note)
+                for warning in plan.warnings:
+                    journal.log(None, "warning", str(warning))
             lab = None
             if plan.station.simulated:
                 instruments, lab = build_simulated(plan.station, plan.campaign, clock, seed)
