@@ -37,6 +37,7 @@ model read by the same intercept rule as the data, for a like-for-like compariso
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import math
@@ -379,29 +380,53 @@ _SENTINEL = 1000001.0
 def _circuit_function(circuit: str):  # -> Callable[[freq, *params], NDArray], as wrapCircuit
     """impedance.py's ``wrapCircuit(circuit, {})``, the same numbers bit for bit, at a
     fraction of the cost: impedance.py writes the parameters and frequencies into a Python
-    expression as text and parses it anew on every call (most of a fit's time); here the
-    expression is built and compiled once, with names in their place, and evaluated with the
-    same element functions on the same lists of floats."""
+    expression as text and evaluates it anew on every call (most of a fit's time). Here the
+    expression impedance.py builds is read once, as a syntax tree (nothing of it is run), into
+    nested calls of the same element functions on the same lists of floats."""
     from impedance.models.circuits.elements import circuit_elements
     from impedance.models.circuits.fitting import buildCircuit, calculateCircuitLength, wrapCircuit
 
     length = calculateCircuitLength(circuit)
     text, _ = buildCircuit(circuit, [], *[_SENTINEL + i for i in range(length)],
                            constants={}, eval_string="", index=0)
-    for i in range(length):   # all of one length: none is part of another
-        text = text.replace(repr(_SENTINEL + i), f"P[{i}]")
-    text = text.replace(",[])", ",F)")
-    if text.count("P[") != length or "[]" in text or str(int(_SENTINEL)) in text:
+    try:
+        node = _circuit_node(ast.parse(text, mode="eval").body, circuit_elements, length)
+    except (SyntaxError, _Unforeseen):
         return wrapCircuit(circuit, {})   # an expression of a shape not foreseen: as it was
-    code = compile(text, f"<circuit {circuit}>", "eval")
 
     def function(frequencies: npt.ArrayLike, *parameters: float) -> _FloatArray:
-        scope = dict(circuit_elements, P=np.array(parameters).tolist(),
-                     F=np.array(frequencies).tolist())
-        x = eval(code, scope)   # our own expression, compiled above
+        x = node(np.array(parameters).tolist(), np.array(frequencies).tolist())
         return np.hstack([np.real(x), np.imag(x)])
 
     return function
+
+
+class _Unforeseen(Exception):
+    """impedance.py built a circuit expression of a shape :func:`_circuit_node` does not read."""
+
+
+def _circuit_node(tree: ast.expr, elements: dict, length: int):
+    """A function of (parameters, frequencies) computing what ``tree`` (impedance.py's circuit
+    expression: ``s([...])`` and ``p([...])`` of element calls ``R([p0],[])`` whose numbers are
+    the stand-ins ``_SENTINEL + i``) computes, calling the same functions with the same
+    arguments."""
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)
+            and tree.func.id in elements and not tree.keywords
+            and all(isinstance(a, ast.List) for a in tree.args)):
+        raise _Unforeseen(ast.dump(tree))
+    combine = elements[tree.func.id]
+    if tree.func.id in ("s", "p") and len(tree.args) == 1:
+        children = [_circuit_node(child, elements, length) for child in tree.args[0].elts]
+        return lambda P, F: combine([child(P, F) for child in children])
+    if len(tree.args) != 2 or tree.args[1].elts:
+        raise _Unforeseen(ast.dump(tree))
+    indices = []
+    for value in tree.args[0].elts:
+        index = round(value.value - _SENTINEL) if isinstance(value, ast.Constant) else -1
+        if not 0 <= index < length or value.value != _SENTINEL + index:
+            raise _Unforeseen(ast.dump(tree))
+        indices.append(index)
+    return lambda P, F: combine([P[i] for i in indices], F)
 
 
 class _Stalled(Exception):
