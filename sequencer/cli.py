@@ -210,7 +210,7 @@ def run(
     Exit codes: 0 done, every cell completed (and with --check every expected value met);
     1 a cell faulted; 2 bad input; 3 (--check) an expected value missed; 130 Ctrl-C. A faulted
     cell wins over missed values (1, the misses still printed)."""
-    from sequencer.runner import prepare, run_simulated
+    from sequencer.runner import run_simulated
 
     if not sim and station is None:
         _fail("no station given: use --sim for a dry run on simulators, or --station FILE")
@@ -223,13 +223,15 @@ def run(
     from sequencer.progress import TerminalProgress
 
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
+    def before_the_run(p: Plan) -> None:   # the plan's notes and warnings, before a long run
+        if station is not None:
+            _notes(p.notes)
+        _warnings(p)
+
     try:
-        if station is not None:   # before a long run starts, not after it
-            _notes(prepare(protocol, station,
-                           allow_outside_includes=allow_outside_includes).notes)
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
                                 allow_outside_includes=allow_outside_includes, speed=speed,
-                                on_plan=_warnings)
+                                on_plan=before_the_run)
     except CellseqError as exc:
         _user_errors(exc)
     except KeyboardInterrupt:
