@@ -667,10 +667,13 @@ def materials(
             out.print(line, markup=False)
         return
     table = Table(title="cellseq material library")
+    # in a narrow terminal the citations fold into dozens of lines a material: counted there
+    narrow = out.width < 120
     for col in ("material", "kind", "aliases", "sources", "assumed"):
         table.add_column(col, overflow="fold")
     for m in lib:
-        sources = "; ".join(dict.fromkeys(_short_source(s) for s in m.sources.values()))
+        cited = list(dict.fromkeys(_short_source(s) for s in m.sources.values()))
+        sources = str(len(cited)) if narrow else "; ".join(cited)
         table.add_row(m.name + ("" if m.builtin else " *"), m.kind, ", ".join(m.aliases),
                       sources, str(len(m.assumed)))
     out.print(table)
