@@ -159,11 +159,12 @@ def _chambers(p: Plan) -> None:
 def _branches(p: Plan) -> None:
     """Each experiment's branches and their bounds, what each retention loop watches, and
     which measured capacity each C-rate reference takes."""
+    from sequencer.capacity_basis import describe_references
     from sequencer.plan import watches_of
 
     for e in p.experiments:
         lines = ([b.describe() for b in e.branches] + watches_of(e)
-                 + [r.describe() for r in e.references])
+                 + describe_references(e.references))
         if not lines:
             continue
         out.print(f"{e.name}:", highlight=False)
