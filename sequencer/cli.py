@@ -669,7 +669,9 @@ def materials(
         return
     table = Table(title="cellseq material library")
     # in a narrow terminal the citations fold into dozens of lines a material: counted there
-    narrow = out.width < 120
+    # (COLUMNS read now: the console took its width when it was made)
+    columns = os.environ.get("COLUMNS", "")
+    narrow = (int(columns) if columns.isdigit() else out.width) < 120
     for col in ("material", "kind", "aliases", "sources", "assumed"):
         table.add_column(col, overflow="fold")
     for m in lib:
