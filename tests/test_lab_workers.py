@@ -159,9 +159,11 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     # its directory a moment after the kill returned
     lab.wait(lambda: not _alive(pid), 30, "the killed run's process to be gone")
 
+    output = lab.folder / "runs" / "st-1" / ".lab" / run / "output.log"
     assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted", \
         "a process still works in the run: the run ended before the station was killed, or" \
-        " the killed worker had started another"
+        f" the killed worker had started another (process {pid} was killed; run.pid says" \
+        f" {lab.run_pid('st-1', run)})\n{lab.worker_log('st-1')}\n{output.read_text()[-3000:]}"
     assert "resuming" not in lab.worker_log("st-1"), "the killed worker had resumed the run"
     assert lab.run(run)["resumes"] == 0
     assert lab.run(run)["status"] == "running"
