@@ -73,10 +73,14 @@ def gitt(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
     temperatures = _temperatures(ce)
     per_pulse: list[dict[str, Any]] = []
     for k, run in enumerate(runs, 1):
-        for p in _gitt_run(ce, run, electrode_L, one_c, temperatures):
+        pulses = _gitt_run(ce, run, electrode_L, one_c, temperatures)
+        for p in pulses:
             if len(runs) > 1:
                 p["conditions"]["sequence"] = k
             per_pulse.append(p)
+        if pulses and one_c:
+            _note_start(ce, out, run, "GITT", pulses[0]["conditions"]["direction"] == "discharge")
+        _note_pulses_ran_out(ce, out, run, pulses)
     d = np.array([p["d_m2_s"] for p in per_pulse], dtype=float) * M2_S_TO_CM2_S
     finite = np.isfinite(d) & (d > 0)
     if not finite.any():
@@ -147,6 +151,76 @@ def _gitt_run(ce: CellExperiment, run: list[dict[str, Any]], length_m: float,
     return out
 
 
+def _note_pulses_ran_out(ce: CellExperiment, out: Derived, run: list[dict[str, Any]],
+                         pulses: list[dict[str, Any]]) -> None:
+    """A GITT that ran every pulse ``max_pulses`` allowed and never reached its
+    ``until_voltage`` covers less of the capacity than was asked: said, not left to be
+    read off the pulses' states of charge."""
+    currents = [s for s in run if s["kind"] == "constant_current"]
+    if not currents or any(s.get("end_reason") == "voltage" for s in currents) or \
+            any(s.get("end_reason") not in ("duration", "step_time") for s in run):
+        return   # it reached its voltage, or it was cut short (a fault says so itself)
+    until = currents[-1]["params"].get("until_voltage_V")
+    direction = "charge" if float(currents[-1]["params"].get("current_A", 0.0)) > 0 \
+        else "discharge"
+    last = pulses[-1]["conditions"] if pulses else {}
+    where = f" at {last['relaxed_voltage_V']:g} V relaxed" if "relaxed_voltage_V" in last \
+        else ""
+    span = f" (soc_percent up to {last['soc_percent']:g})" \
+        if direction == "charge" and last.get("soc_percent") is not None else \
+        f" (soc_percent down to {last['soc_percent']:g})" \
+        if last.get("soc_percent") is not None else ""
+    note_once(out, f"{ce.experiment}/{ce.cell}: the {direction} GITT (step"
+              f" {run[0]['step_index']}) ran all its {len(currents)} pulses (max_pulses) and"
+              f" ended{where}{span} without reaching its until_voltage"
+              f"{'' if until is None else f' of {until:g} V'}: it covers less of the capacity"
+              " than the protocol asks; raise max_pulses, or lengthen the pulses")
+
+
+def _note_start(ce: CellExperiment, out: Derived, run: list[dict[str, Any]], what: str,
+                discharging: bool) -> None:
+    """A titration's state of charge counts from a full cell (one that discharges) or an
+    empty one (one that charges). Where no step right before it brought the cell there, its
+    ``soc_percent`` is only the charge moved since it began: said, since a number that looks
+    like a state of charge would otherwise be read as one."""
+    why = _not_at_start(ce.steps, run[0]["step_count"], discharging)
+    if why is None:
+        return
+    direction, state = ("discharge", "a full") if discharging else ("charge", "an empty")
+    note_once(out, f"{ce.experiment}/{ce.cell}: the {direction} {what} (step"
+              f" {run[0]['step_index']}) counts its state of charge from {state} cell, but"
+              f" {why}: its soc_percent is the share of the nominal capacity moved since it"
+              " began, not the cell's state of charge (end the step right before it at the"
+              f" {'charge' if discharging else 'discharge'} cut-off)")
+
+
+#: Steps that move no charge, passed over looking for the step that set the cell's state.
+_NO_CHARGE = ("rest", "set_temperature", "peis", "geis")
+
+
+def _not_at_start(steps: list[dict[str, Any]], first: int, discharging: bool) -> str | None:
+    """Why the cell was not full (``discharging``) or empty when step ``first`` began, or
+    None when the step before it (rests, soaks and spectra aside) ended at a cut-off in that
+    direction: a CC (a GITT's last pulse included) on its voltage, or a CV hold after one."""
+    before = sorted((s for s in steps if s["step_count"] < first
+                     and s["kind"] not in _NO_CHARGE),
+                    key=lambda s: s["step_count"], reverse=True)
+    if not before:   # an as-made cell is empty (its cathode lithiated, its anode not)
+        return "no step of the experiment charged the cell before it" if discharging else None
+    last = before[0]
+    cc = before[1] if last["kind"] == "constant_voltage" and len(before) > 1 and \
+        before[1]["step_index"] == last["step_index"] else last
+    sign = float((cc.get("params") or {}).get("current_A", 0.0))
+    if cc["kind"] == "constant_current" and cc.get("end_reason") == "voltage" and \
+            (sign > 0 if discharging else sign < 0):
+        return None
+    return (f"the step before it (step {last['step_index']},"
+            f" {(last.get('params') or {}).get('written_kind') or last['kind']}) ended"
+            f" {'on ' + last['end_reason'] if last.get('end_reason') else 'without an end reason'},"
+            " not at a"
+            f" {'charge' if discharging else 'discharge'} cut-off")
+
+
 # -- HPPC ---------------------------------------------------------------------------------------
 
 def hppc(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> None:
@@ -162,10 +236,15 @@ def hppc(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
     readings: list[dict[str, Any]] = []
     missing: list[str] = []
     for k, run in enumerate(runs, 1):
-        for r in _hppc_run(ce, run, one_c, temperatures):
+        mine = _hppc_run(ce, run, one_c, temperatures)
+        for r in mine:
             if len(runs) > 1:
                 r["conditions"]["sequence"] = k
             readings.append(r)
+        if mine:
+            soc_steps = [s for s in run if s["kind"] == "constant_current"]
+            _note_start(ce, out, run, "HPPC", not soc_steps or
+                        float(soc_steps[0]["params"].get("current_A", -1.0)) < 0)
     for r in readings:
         c = {k: v for k, v in r["conditions"].items() if v is not None}
         if r["ohm"] is None:
@@ -177,9 +256,11 @@ def hppc(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
             out.results.append(result(ce, "pulse_resistance", r["ohm"] * area * M2_TO_CM2,
                                       "Ohm cm2", area_specific=True, **c))
     if missing:
+        # the advice fits a reading without a point near its time, not a pulse a limit ended
+        advice = "; record pulses every 0.1 s for the 0.1 s value" \
+            if any(why.startswith("no point recorded") for why in missing) else ""
         note_once(out, f"{ce.experiment}/{ce.cell}: {len(missing)} pulse resistances not"
-                  f" derived ({missing[0]}; record pulses every 0.1 s for the 0.1 s value):"
-                  " reported as null")
+                  f" derived ({missing[0]}{advice}): reported as null")
     if figures and readings:
         out.figures.append((ce.experiment, f"{ce.cell}: pulse resistance against state of"
                             " charge", plots_titration.hppc_figure(readings, title=ce.cell)))

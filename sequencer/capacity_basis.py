@@ -48,10 +48,23 @@ class PlannedReference:
     capacity: CapacityKind
 
     def describe(self) -> str:
+        return f"step {self.source}: {self._basis()}"
+
+    def _basis(self) -> str:
         first, last = min(self.numbers), max(self.numbers)
         span = f"step {first}" if first == last else f"steps {first}-{last}"
-        return (f"step {self.source}: 1C = the {self.capacity} capacity measured in the last"
-                f" run of {self.by} {self.name!r} ({span}) before it")
+        return (f"1C = the {self.capacity} capacity measured in the last run of {self.by}"
+                f" {self.name!r} ({span}) before it")
+
+
+def describe_references(references: Sequence[PlannedReference]) -> list[str]:
+    """One line per measured capacity the references take, naming every step that takes it
+    (a rate test's eight steps of one check-up's capacity are one line, not eight)."""
+    steps: dict[str, list[int]] = {}
+    for r in references:
+        steps.setdefault(r._basis(), []).append(r.source)
+    return [f"{'step' if len(n) == 1 else 'steps'} {', '.join(map(str, n))}: {basis}"
+            for basis, n in steps.items()]
 
 
 def plan_references(campaign: Campaign, experiment: int, steps: Sequence[Step]

@@ -159,11 +159,12 @@ def _chambers(p: Plan) -> None:
 def _branches(p: Plan) -> None:
     """Each experiment's branches and their bounds, what each retention loop watches, and
     which measured capacity each C-rate reference takes."""
+    from sequencer.capacity_basis import describe_references
     from sequencer.plan import watches_of
 
     for e in p.experiments:
         lines = ([b.describe() for b in e.branches] + watches_of(e)
-                 + [r.describe() for r in e.references])
+                 + describe_references(e.references))
         if not lines:
             continue
         out.print(f"{e.name}:", highlight=False)
@@ -667,10 +668,15 @@ def materials(
             out.print(line, markup=False)
         return
     table = Table(title="cellseq material library")
+    # in a narrow terminal the citations fold into dozens of lines a material: counted there
+    # (COLUMNS read now: the console took its width when it was made)
+    columns = os.environ.get("COLUMNS", "")
+    narrow = (int(columns) if columns.isdigit() else out.width) < 120
     for col in ("material", "kind", "aliases", "sources", "assumed"):
         table.add_column(col, overflow="fold")
     for m in lib:
-        sources = "; ".join(dict.fromkeys(_short_source(s) for s in m.sources.values()))
+        cited = list(dict.fromkeys(_short_source(s) for s in m.sources.values()))
+        sources = str(len(cited)) if narrow else "; ".join(cited)
         table.add_row(m.name + ("" if m.builtin else " *"), m.kind, ", ".join(m.aliases),
                       sources, str(len(m.assumed)))
     out.print(table)

@@ -4,6 +4,7 @@ missed. It says what ``summary.json`` and the report say: it is printed from the
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from typing import Any
 
@@ -29,25 +30,74 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
             console.print(f"[bold red]faulted:[/] {c['cell']} in {c['experiment']}: {c['fault']}")
     for gap in run.get("not_derived", []):
         console.print(f"not derived: {gap['experiment']} on {gap['cell']}: {gap['reason']}")
-    grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in summary.get("results", []):
-        cond = ", ".join(f"{k}={v}" for k, v in r["conditions"].items())
-        value = "null" if r["value"] is None else f"{r['value']:.4g}"
-        grouped[(r["cell"], r["quantity"], r["unit"])].append(f"{value} ({cond})" if cond
-                                                               else value)
+        grouped[(r["cell"], r["quantity"], r["unit"])].append(r)
     if grouped:
         results = Table("cell", "quantity", "values", title="derived from the raw data")
-        for (cell, quantity, unit), values in grouped.items():
-            if len(values) > MAX_LISTED:   # long cycling: the first and last few
-                shown = [*values[:3], f"... {len(values) - 5} more ...", *values[-2:]]
+        for (cell, quantity, unit), rows in grouped.items():
+            if len(rows) > MAX_LISTED:   # pulses, GITT, long cycling: what they span
+                shown = [_span(kind, members) for kind, members in _kinds(rows)]
+                if len(shown) > MAX_LISTED:
+                    shown = [*shown[:MAX_LISTED - 1],
+                             f"... {len(shown) - MAX_LISTED + 1} more kinds ..."]
+                text = "\n".join(shown)
             else:
-                shown = values
-            results.add_row(cell, f"{quantity} / {unit}", "; ".join(shown))
+                text = "; ".join(_value(r) + (f" ({_conditions(r['conditions'])})"
+                                              if r["conditions"] else "") for r in rows)
+            results.add_row(cell, f"{quantity} / {unit}", text)
         console.print(results)
+        if any(len(rows) > MAX_LISTED for rows in grouped.values()):
+            console.print("every value with its conditions: the report's summary.json (`cellseq"
+                          " report RUN_DIR` writes it)")
     elif run.get("status") != "completed":
         console.print("no derived results")
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
+
+
+def _value(r: dict[str, Any]) -> str:
+    return "null" if r["value"] is None else f"{r['value']:.4g}"
+
+
+def _conditions(conditions: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in conditions.items())
+
+
+def _kinds(rows: list[dict[str, Any]]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Results of one quantity split by their conditions that are names or flags (basis,
+    statistic, direction, ...), in order of first appearance: a range over a GITT's electrode
+    and particle bases together, or a median and the values it is the median of, would mean
+    nothing."""
+    kinds: dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        key = tuple((k, v) for k, v in r["conditions"].items()
+                    if isinstance(v, str | bool) or v is None)
+        kinds.setdefault(key, []).append(r)
+    return [(dict(key), members) for key, members in kinds.items()]
+
+
+def _span(kind: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """One line for many values of a kind: their number, first and last, range and median,
+    and what their numeric conditions span (a value alone keeps its conditions)."""
+    head = f"{_conditions(kind)}: " if kind else ""
+    if len(rows) == 1:
+        rest = {k: v for k, v in rows[0]["conditions"].items() if k not in kind}
+        return head + _value(rows[0]) + (f" ({_conditions(rest)})" if rest else "")
+    values = [r["value"] for r in rows if r["value"] is not None]
+    nulls = len(rows) - len(values)
+    text = f"{len(rows)} values" + (f" ({nulls} null)" if nulls else "")
+    if values:
+        text += (f", first {_value(rows[0])}, last {_value(rows[-1])}, {min(values):.4g} to"
+                 f" {max(values):.4g} (median {statistics.median(values):.4g})")
+    spans = []
+    for name in dict.fromkeys(k for r in rows for k in r["conditions"] if k not in kind):
+        seen = [r["conditions"][name] for r in rows if r["conditions"].get(name) is not None]
+        if not seen:
+            continue
+        low, high = min(seen), max(seen)
+        spans.append(f"{name}={low}" if low == high else f"{name} {low} to {high}")
+    return head + text + (f"; {', '.join(spans)}" if spans else "")
 
 
 def misses(summary: dict[str, Any]) -> list[str]:

@@ -129,7 +129,8 @@ def _growth(points, step_count: int, name: str) -> float:
 def test_the_plan_shows_which_capacity_each_reference_takes(write_yaml):
     result = CliRunner().invoke(app, ["plan", str(write_yaml(AGING))])
     assert result.exit_code == 0, result.output
-    assert ("step 6: 1C = the discharge capacity measured in the last run of label 'rpt'"
+    # the two aging steps take the same capacity: one line names both
+    assert ("steps 5, 6: 1C = the discharge capacity measured in the last run of label 'rpt'"
             " (steps 2-4) before it") in " ".join(result.output.split())
     shown = CliRunner().invoke(app, ["plan", "--json", str(write_yaml(AGING))])
     refs = json.loads(shown.output)["experiments"][0]["c_rate_references"]

@@ -141,3 +141,27 @@ def test_the_plan_takes_gitt_at_the_capacity_and_shows_max_pulses_as_the_bound(g
     table = CliRunner().invoke(app, ["plan", str(protocol)])
     assert "at most" in table.output and "every loop to its count" in " ".join(
         table.output.split())
+
+
+def test_a_gitt_that_runs_out_of_pulses_and_one_not_started_full_say_so(tmp_path):
+    """The charge GITT's 4 pulses (max_pulses) end near 20 % of the capacity, far below its
+    4.35 V: the notes say it ran out of pulses, and that the discharge GITT after it, whose
+    state of charge counts from a full cell, did not start from one."""
+    text = GITT.replace("until_voltage: 4.35 V, max_pulses: 1000",
+                        "until_voltage: 4.35 V, max_pulses: 4")
+    (tmp_path / "p.yaml").write_text(text, encoding="utf-8")
+    run_simulated(tmp_path / "p.yaml", tmp_path / "run", seed=5)
+    notes = summary_of(tmp_path / "run")["notes"]
+    (ran_out,) = [n for n in notes if "(max_pulses)" in n]
+    assert ran_out.startswith("gitt/ncm-1: the charge GITT (step 3) ran all its 4 pulses")
+    assert "without reaching its until_voltage of 4.35 V" in ran_out
+    assert "soc_percent up to 20" in ran_out
+    (start,) = [n for n in notes if "counts its state of charge" in n]
+    assert "the discharge GITT (step 5) counts its state of charge from a full cell" in start
+    assert "the step before it (step 3, gitt) ended on duration, not at a charge cut-off" in start
+
+
+def test_a_gitt_that_reaches_its_voltages_says_nothing_of_pulses_or_its_start(gitt_run):
+    _, run = gitt_run
+    notes = summary_of(run)["notes"]
+    assert not any("(max_pulses)" in n or "counts its state of charge" in n for n in notes), notes

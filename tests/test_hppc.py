@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from analysis.errors import AnalysisError
 from analysis.hppc import Pulse, pulse_readings, state_of_charge_percent
-from analysis.report import make_report
+from analysis.report import make_report, summary_of
 from protocols import ProtocolError
 from protocols.steps import Chronopotentiometry, ConstantCurrent, Loop, Rest
 from protocols.steps.hppc import HPPC
@@ -210,3 +210,43 @@ def test_pulses_recorded_too_sparsely_give_no_01_s_value_and_say_so(write_yaml, 
             and r["conditions"]["time_s"] == 0.1]
     assert fast and all(r["value"] is None and "no point recorded" in r["note"] for r in fast)
     assert any("pulse resistances not derived" in n for n in summary["notes"])
+
+
+def test_an_hppc_not_started_from_a_full_cell_says_its_soc_is_relative(write_yaml, tmp_path):
+    """An HPPC that discharges counts its state of charge from 100 %: one with no charge to
+    the cut-off right before it (here a C/2 discharge of 10 min ran before) says that its
+    soc_percent is only the charge moved since it began; the fixture's (CC-CV charge first)
+    does not, nor does a pulse a voltage limit ended advise a faster recording."""
+    text = CELL.replace("temperatures: [25 degC, 45 degC]", "temperatures: [25 degC]") \
+        .replace("levels: 4", "levels: 1") \
+        .replace("- {kind: cccv_charge, current: C/5, voltage: 4.1 V, until_current: C/50}",
+                 "- {kind: cccv_charge, current: C/5, voltage: 4.1 V, until_current: C/50}\n"
+                 "          - {kind: constant_current, direction: discharge, current: C/2,"
+                 " until_voltage: 2.8 V, duration: 10 min}") \
+        .replace("{direction: charge, current: 1.5C", "{direction: charge, current: 5C")
+    run_simulated(write_yaml(text), tmp_path / "run", seed=1)
+    notes = summary_of(tmp_path / "run")["notes"]
+    (said,) = [n for n in notes if "counts its state of charge" in n]
+    assert "the discharge HPPC (step 4) counts its state of charge from a full cell" in said
+    assert "(step 3, constant_current) ended on duration, not at a charge cut-off" in said
+    assert "not the cell's state of charge" in said
+
+
+def test_an_hppc_after_a_charge_to_its_cut_off_says_nothing_of_its_start(hppc_run):
+    notes = summary_of(hppc_run)["notes"]
+    assert not any("counts its state of charge" in n for n in notes), notes
+
+
+def test_a_pulse_its_limit_ended_at_once_is_not_blamed_on_the_recording(write_yaml, tmp_path):
+    """At 100 % a 5C charge pulse on a cell limited to 4.1 V ends at its first point: its
+    reading is null and the note says why, without telling the user to record faster."""
+    text = CELL.replace("temperatures: [25 degC, 45 degC]", "temperatures: [25 degC]") \
+        .replace("{direction: charge, current: 1.5C", "{direction: charge, current: 5C") \
+        .replace("max_voltage: 4.4 V", "max_voltage: 4.1 V").replace("levels: 4", "levels: 1")
+    run_simulated(write_yaml(text), tmp_path / "run", seed=1)
+    summary = summary_of(tmp_path / "run")
+    nulls = [r for r in summary["results"] if r["quantity"] == "pulse_resistance"
+             and r["value"] is None]
+    assert nulls and all("voltage limit at its first point" in r["note"] for r in nulls)
+    (said,) = [n for n in summary["notes"] if "pulse resistances not derived" in n]
+    assert "record pulses every 0.1 s" not in said

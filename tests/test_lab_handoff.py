@@ -281,3 +281,51 @@ def test_a_job_submitted_before_a_station_that_can_run_it_joins_runs_once_when_t
     other = "st-3" if ran_on == "st-2" else "st-2"
     assert not lab.run_dir(other, run).exists() and not lab.run_dir("low", run).exists()
     assert f"run {run} (job " in lab.worker_log(ran_on)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/cmdline"), reason="reads /proc")
+def test_a_run_process_an_earlier_worker_started_is_waited_for_before_it_holds_its_folder(
+        tmp_path):
+    """A worker killed just after starting a run's process leaves that process starting up,
+    not yet holding the run directory's lock: the next worker waits for it rather than
+    start a second run or resume beside it. A pid in run.pid now given to another program
+    is not waited for."""
+    import asyncio
+    import subprocess
+    import sys
+    import types
+
+    from sequencer.lab.job import WORK, JobRun
+
+    said: list[str] = []
+
+    async def link(fn, *args):
+        return 0
+
+    worker = types.SimpleNamespace(runs_root=tmp_path, say=said.append, link=link,
+                                   db_errors=(OSError,), stopping=False,
+                                   database_up=lambda copied=0: None,
+                                   database_down=lambda exc: None)
+    job = JobRun(worker, "r1")
+    job.work.mkdir(parents=True)
+    assert job.work == tmp_path / WORK / "r1"
+    # an earlier worker's `cellseq resume <run_dir>`, still importing (no lock, no folder)
+    starting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)",
+                                 str(job.run_dir)])
+    try:
+        (job.work / "run.pid").write_text(str(starting.pid))
+        assert job._earlier_process() == starting.pid
+        asyncio.run(job._settled())
+        assert starting.poll() is not None, "a second process would have raced it"
+        assert any("still running in a process of an earlier worker" in s for s in said)
+    finally:
+        starting.kill()
+        starting.wait()
+    assert job._earlier_process() is None   # ended
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (job.work / "run.pid").write_text(str(other.pid))   # the pid reused by another program
+        assert job._earlier_process() is None
+    finally:
+        other.kill()
+        other.wait()

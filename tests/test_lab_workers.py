@@ -143,11 +143,15 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     (tmp_path / "long.yaml").write_text(LONG.format(count=100))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
-    # the station PC crashes: its worker and the run die at once, without a word
+    # the station PC crashes: its worker and the run die, without a word. Two kills are not
+    # one crash: the worker dies first (and is reaped), so that it never sees its run die.
+    # Killed the other way round, a live worker may see the run's process die in between and
+    # resume it (as it should: test_a_worker_with_speed_paces_its_dry_runs_and_their_resumes),
+    # counting a resume and starting a process the test does not know of
     pid = lab.run_pid("st-1", run)
-    os.kill(pid, signal.SIGKILL)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
+    os.kill(pid, signal.SIGKILL)
     from sequencer.lab.job import _alive
     from sequencer.status import run_status
 
@@ -155,8 +159,13 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     # its directory a moment after the kill returned
     lab.wait(lambda: not _alive(pid), 30, "the killed run's process to be gone")
 
+    output = lab.folder / "runs" / "st-1" / ".lab" / run / "output.log"
     assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted", \
-        "the run ended before the station was killed: the test kills nothing mid-run"
+        "a process still works in the run: the run ended before the station was killed, or" \
+        f" the killed worker had started another (process {pid} was killed; run.pid says" \
+        f" {lab.run_pid('st-1', run)})\n{lab.worker_log('st-1')}\n{output.read_text()[-3000:]}"
+    assert "resuming" not in lab.worker_log("st-1"), "the killed worker had resumed the run"
+    assert lab.run(run)["resumes"] == 0
     assert lab.run(run)["status"] == "running"
     assert lab.sql("SELECT status::text FROM procrastinate_jobs WHERE id = %s", (job,)) == \
         [("doing",)]

@@ -252,3 +252,16 @@ def test_a_name_as_written_is_resolved_once_and_a_new_material_is_seen(tmp_path)
     assert lab.find("HouseLi").name == "HouseLi"   # the new library answers with the new file
     lib._add(read_material(path, builtin=False))
     assert lib.find("HouseLi").name == "HouseLi"   # a material added forgets remembered misses
+
+
+def test_cellseq_materials_in_80_columns_counts_the_sources_instead_of_folding_them():
+    """In a narrow terminal each citation would fold into a dozen lines (hundreds of lines in
+    all): the table counts them, and `cellseq materials NAME` shows them."""
+    result = runner.invoke(app, ["materials"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines if "│" in line) <= 80   # the table's rows
+    assert len(lines) < 200
+    for name in ("Li6PS5Cl", "graphite", "NCM811"):
+        assert name in result.output
+    assert "Chen2020" not in result.output and "cellseq materials NAME" in " ".join(lines)

@@ -107,7 +107,7 @@ class JobRun:
             raise JobRefused(f"run {self.run_id} started on station {record['station']}; it"
                              " resumes only there")
         try:
-            if self.run_dir.exists():
+            if self.run_dir.exists() or self._earlier_process() is not None:
                 await self._settled()   # an earlier worker's run may still be going: wait
             continuing = (self.run_dir / DB_NAME).exists()
             if record["started"] is not None and not continuing:
@@ -296,10 +296,16 @@ class JobRun:
         process outlived its worker is waited for (and copied meanwhile)."""
         from sequencer.locks import run_dir_in_use
 
-        if run_dir_in_use(self.run_dir):
+        def in_use() -> bool:
+            # a process an earlier worker started moments before it died may not hold the
+            # run directory yet (it is starting up): a second run or resume started beside it
+            # would race it for the directory
+            return bool(run_dir_in_use(self.run_dir)) or self._earlier_process() is not None
+
+        if in_use():
             self.worker.say(f"run {self.run_id}: still running in a process of an earlier"
                             " worker; waiting for it")
-            while run_dir_in_use(self.run_dir):
+            while in_use():
                 if self.worker.stopping and not self._stopping_run:
                     self._interrupt()
                 await self._sync_once()
@@ -328,6 +334,14 @@ class JobRun:
             if pid is None or not _alive(pid):
                 return
             _send_ctrl_c(pid)
+
+    def _earlier_process(self) -> int | None:
+        """The process of this run an earlier worker started, if it still runs (this JobRun's
+        own process is waited for by :meth:`_supervise`, not here)."""
+        if self._proc is not None:
+            return None
+        pid = self._run_pid()
+        return pid if pid is not None and _runs_in(pid, self.run_dir) else None
 
     def _run_pid(self) -> int | None:
         if self._proc is not None:
@@ -447,6 +461,20 @@ def _alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
         return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     return True
+
+
+def _runs_in(pid: int, run_dir: Path) -> bool:
+    """Whether ``pid`` is alive and is a ``cellseq`` run or resume of ``run_dir`` (the pid a
+    run.pid file names may since have been given to another program, after a reboot). Where
+    a process's command line cannot be read (no /proc), False: the run directory's lock is
+    all there is to go by."""
+    if not _alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return os.fsencode(str(run_dir)) in argv
 
 
 def _send_ctrl_c(pid: int) -> None:
