@@ -114,7 +114,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
     gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
     PNG in its process."""
     global _WORKER_DATA
-    _preload(data)
+    _preload(data, figures)
     _WORKER_DATA = data
     try:
         # started longest first, so that no long cell starts last while the other cores have
@@ -133,10 +133,12 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
         data.damage.extend(d for d in damage if d not in data.damage)
 
 
-def _preload(data: RunData) -> None:
+def _preload(data: RunData, figures: bool) -> None:
     """Import here, once, what the cells' processes would otherwise each import again: the
-    circuit fits' scipy (cells with electrodes, blocking cells) and impedance.py (the bulk-arc
-    fit of a blocking cell)."""
+    plotting modules (matplotlib) when figures are made, the circuit fits' scipy (cells with
+    electrodes, blocking cells) and impedance.py (the bulk-arc fit of a blocking cell)."""
+    if figures:
+        from analysis import plots, plots_series, plots_titration  # noqa: F401
     kinds = {info.get("kind") for info in data.cells.values()}
     if kinds & {"blocking", "full_cell"}:
         import scipy.optimize  # noqa: F401
@@ -307,8 +309,9 @@ def _arrhenius_figures(data: RunData, out: Derived,
         label = f"{cell} ({data.cells.get(cell, {}).get('electrolyte', '')})"
         by_exp.setdefault(exp, {})[label] = (t, s)
         fits.setdefault(exp, {})[label] = arrhenius_fit(t, s)
+    from analysis import plots  # matplotlib: only to draw
+
     for exp, series in by_exp.items():
-        from analysis import plots  # matplotlib: only to draw
         out.figures.append((exp, "Arrhenius plot of the ionic conductivity",
                             plots.arrhenius(series, fits[exp])))
 
