@@ -28,9 +28,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from analysis import plots
 from analysis.derive_cycling import cell_cycles, full_cell
 from analysis.derive_impedance import dc_polarisation, has_geometry, impedance, transference
 from analysis.derive_titration import gitt, hppc
@@ -116,7 +114,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
     gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
     PNG in its process."""
     global _WORKER_DATA
-    _preload(data)
+    _preload(data, figures)
     _WORKER_DATA = data
     try:
         # started longest first, so that no long cell starts last while the other cores have
@@ -135,10 +133,12 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
         data.damage.extend(d for d in damage if d not in data.damage)
 
 
-def _preload(data: RunData) -> None:
+def _preload(data: RunData, figures: bool) -> None:
     """Import here, once, what the cells' processes would otherwise each import again: the
-    circuit fits' scipy (cells with electrodes, blocking cells) and impedance.py (the bulk-arc
-    fit of a blocking cell)."""
+    plotting modules (matplotlib) when figures are made, the circuit fits' scipy (cells with
+    electrodes, blocking cells) and impedance.py (the bulk-arc fit of a blocking cell)."""
+    if figures:
+        from analysis import plots, plots_series, plots_titration  # noqa: F401
     kinds = {info.get("kind") for info in data.cells.values()}
     if kinds & {"blocking", "full_cell"}:
         import scipy.optimize  # noqa: F401
@@ -171,6 +171,8 @@ def _cell_in_worker(cell: str, figures: bool, drawn: bool
 def _draw_from(out: Derived, start: int) -> None:
     """The figures from ``start`` on drawn to PNG here, the ``Figure`` objects let go (a
     figure holds its data and artists: a few MB each)."""
+    from matplotlib.figure import Figure
+
     todo = out.figures[start:]
     pngs = render_png([f for *_, f in todo], FIGURE_DPI, workers=1)
     out.figures[start:] = [(section, caption, png)
@@ -213,6 +215,7 @@ def _symmetric(ce: CellExperiment, out: Derived, figures: bool, _: object) -> No
         span = hours[-1] if len(hours) else 0.0
         windows = [(w0, min(w0 + 5, span)) for w0 in (0.0, span / 2, max(span - 5, 0.0))
                    if span > 10]
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: voltage during plating/stripping",
                             plots.voltage_vs_time(hours, v, windows, title=ce.cell)))
 
@@ -288,6 +291,7 @@ def _lsv(ce: CellExperiment, out: Derived, figures: bool, _: object) -> None:
         out.results.append(result(ce, "stability_window", window, "V",
                                    str(ce.info.get("electrolyte", ""))))
         if figures:
+            from analysis import plots  # matplotlib: only to draw
             out.figures.append((ce.experiment, f"{ce.cell}: linear sweep",
                                 plots.generic_xy([(ce.cell, v, i / area * 0.1)],
                                                  "E / V vs Li", "j / mA cm-2")))
@@ -305,6 +309,8 @@ def _arrhenius_figures(data: RunData, out: Derived,
         label = f"{cell} ({data.cells.get(cell, {}).get('electrolyte', '')})"
         by_exp.setdefault(exp, {})[label] = (t, s)
         fits.setdefault(exp, {})[label] = arrhenius_fit(t, s)
+    from analysis import plots  # matplotlib: only to draw
+
     for exp, series in by_exp.items():
         out.figures.append((exp, "Arrhenius plot of the ionic conductivity",
                             plots.arrhenius(series, fits[exp])))

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-from analysis import plots, plots_series
 from analysis.cycle_steps import numbered_cycles
 from analysis.cycles import Cycle, Series, series_of
 from analysis.derived import Derived, Shared, note_once, result
@@ -140,6 +139,8 @@ def _retention(ce: CellExperiment, out: Derived, s: Series, valid: list[Cycle],
 def _figures(ce: CellExperiment, out: Derived, series: list[Series],
              capacity: dict[int, float], efficiency: dict[int, float], mass: float,
              one_c: float | None) -> None:
+    from analysis import plots, plots_series  # matplotlib: only to draw
+
     # only physical numbers are drawn: a left-out cycle is a gap, said in the notes
     traces = []
     for s in series:

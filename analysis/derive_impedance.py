@@ -25,7 +25,6 @@ from collections import Counter
 
 import numpy as np
 
-from analysis import plots
 from analysis.derive_cycling import cell_cycles
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.eis import (
@@ -144,6 +143,7 @@ def impedance(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         known = [r for r in r_bulks if r is not None]
         zoom = 8 * max(known) if ce.kind == "blocking" and known else None
         marks = {labels[i]: r for i in keep if (r := r_bulks[i]) is not None}
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: Nyquist plots",
                             plots.nyquist([traces[i] for i in keep], f"{ce.cell} ({electrolyte})",
                                           marks, max_ohm=zoom)))
@@ -231,6 +231,7 @@ def _cell_fits(ce: CellExperiment, out: Derived, figures: bool,
     if figures and len(rows) >= 2:
         cycled = all(r[0] is not None for r in rows)
         x = np.array([r[0] if cycled else r[1] / 3600 for r in rows], dtype=float)
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: resistances from its spectra",
                             plots.generic_xy(
                                 [(name, x, np.array([r[k] for r in rows], dtype=float))
@@ -263,6 +264,7 @@ def _interface_over_time(ce: CellExperiment, out: Derived, figures: bool,
     if figures:
         at_rest = not ce.steps_of("constant_current", "constant_voltage")
         what = "at rest" if at_rest else "while cycling"
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: interfacial resistance {what}",
                             plots.generic_xy([(ce.cell, table["day"].to_numpy(),
                                                table["r_interface_ohm"].to_numpy())],
@@ -295,6 +297,7 @@ def transference(ce: CellExperiment, out: Derived, figures: bool, shared: Shared
     out.results.append(result(ce, "interfacial_resistance", rs, "Ohm", electrolyte,
                               stage="after polarisation"))
     if figures:
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: current decay under {dv * 1e3:.0f} mV",
                             plots.ca_decay(t, np.abs(i), i0, iss)))
 
@@ -328,6 +331,7 @@ def dc_polarisation(ce: CellExperiment, out: Derived, figures: bool, shared: Sha
                                   electrolyte, **c))
         traces.append((f"{found.voltage_V * 1e3:.0f} mV", t, np.abs(rows["Current / A"])))
     if figures and traces:
+        from analysis import plots  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: DC polarisation current",
                             plots.generic_xy(traces, "time / s", "|I| / A",
                                              title=f"{ce.cell}: DC polarisation", logy=True)))

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import plots_titration
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.errors import AnalysisError
 from analysis.gitt import gitt_diffusion, gitt_length_scale
@@ -114,6 +113,7 @@ def gitt(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
         note_once(out, f"{ce.experiment}/{ce.cell}: diffusion coefficients on the electrode"
                   f" basis only: the material library gives {cathode} no particle radius")
     if figures:
+        from analysis import plots_titration  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: GITT diffusion coefficient",
                             plots_titration.gitt_figure(per_pulse, bases, electrode_L,
                                                         title=ce.cell)))
@@ -262,6 +262,7 @@ def hppc(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> Non
         note_once(out, f"{ce.experiment}/{ce.cell}: {len(missing)} pulse resistances not"
                   f" derived ({missing[0]}{advice}): reported as null")
     if figures and readings:
+        from analysis import plots_titration  # matplotlib: only to draw
         out.figures.append((ce.experiment, f"{ce.cell}: pulse resistance against state of"
                             " charge", plots_titration.hppc_figure(readings, title=ce.cell)))
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from analysis.results import Result
 from analysis.run_data import CellExperiment
+
+if TYPE_CHECKING:   # matplotlib once a figure is drawn: not for the numbers alone
+    from matplotlib.figure import Figure
 
 
 @dataclass

@@ -14,8 +14,10 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
 
-from matplotlib.figure import Figure
+if TYPE_CHECKING:   # matplotlib once a figure is drawn: not for the numbers alone
+    from matplotlib.figure import Figure
 
 #: The report's figures' resolution (dots per inch).
 FIGURE_DPI = 120

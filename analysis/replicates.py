@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from analysis.plots_series import band
 from analysis.results import Result
+
+if TYPE_CHECKING:   # matplotlib once a figure is drawn: not for the numbers alone
+    from matplotlib.figure import Figure
 
 #: What makes a cell's role (keys of the cell descriptions the run store keeps).
 ROLE_KEYS = ("kind", "electrolyte", "cathode", "anode", "np_ratio", "thickness_m", "area_m2",
@@ -93,6 +94,8 @@ def band_figures(replicates: Sequence[Mapping[str, Any]]
                  ) -> list[tuple[str, str, Figure]]:
     """Mean +- std against cycle or temperature, one figure per experiment, quantity and
     unit, one band per role (and per other condition that is not the axis)."""
+    from analysis.plots_series import band  # matplotlib: only to draw
+
     figures = []
     grouped: dict[tuple[str, str, str, str], dict[str, list[tuple[float, float, float]]]] = {}
     for rec in replicates:

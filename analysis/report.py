@@ -15,7 +15,7 @@ from typing import Any
 from analysis.derive import derive
 from analysis.errors import AnalysisError
 from analysis.outcome import run_outcome
-from analysis.report_html import compare, write_report
+from analysis.report_html import write_report
 from analysis.run_data import RunData
 from store.rows import StoreDamaged
 from store.survey import damage_message, survey
@@ -74,20 +74,3 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
                                + f". Report written: {summary}, {index}", summary, index)
     return summary, index, derived.notes
 
-
-def summary_of(run_dir: Path, status: str | None = None) -> dict[str, Any]:
-    """What ``summary.json`` would hold (``campaign``, ``run``, ``results``, ``checks`` where
-    expected values are declared, ``notes``), derived without writing anything or drawing a
-    figure: for a run's printed summary and its checks when no report is written."""
-    run_dir = Path(run_dir)
-    data = RunData(run_dir)
-    derived = derive(run_dir, figures=False, data=data)
-    summary: dict[str, Any] = {"campaign": data.campaign,
-                               "run": run_outcome(data, derived.results, status),
-                               "results": [r.to_dict() for r in derived.results]}
-    if data.expected:
-        summary["checks"] = [c.to_dict() for c in compare(derived.results, data.expected)]
-    summary["notes"] = derived.notes
-    if derived.replicates:
-        summary["replicates"] = derived.replicates
-    return summary

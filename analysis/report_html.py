@@ -44,14 +44,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from analysis.errors import AnalysisError
 from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
 from protocols.units import UnitError, convert
+
+if TYPE_CHECKING:   # matplotlib to write figures: not to compare results with expected values
+    from matplotlib.figure import Figure
 
 #: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
 
@@ -278,6 +279,8 @@ class _Image:
 def _save_figures(
     figures: Sequence[tuple[str, str, Figure]], figure_dir: Path, embed: bool
 ) -> list[_Image]:
+    from matplotlib.figure import Figure
+
     for old in figure_dir.iterdir():  # stale figures of an earlier report of this run
         if _FIGURE_NAME.match(old.name):
             old.unlink()
@@ -310,6 +313,8 @@ def _slug(text: str) -> str:
 
 
 def _close(fig: Any) -> None:
+    from matplotlib.figure import Figure
+
     if not isinstance(fig, Figure):
         return
     pyplot = sys.modules.get("matplotlib.pyplot")  # only if someone else imported it

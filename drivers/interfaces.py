@@ -13,9 +13,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from drivers.errors import CapabilityError
-from drivers.points import Readout
 from drivers.ranges import at_most, within
 from drivers.techniques import (
     ConstantCurrent,
@@ -29,6 +29,9 @@ from drivers.techniques import (
     VoltageSweep,
     commanded,
 )
+
+if TYPE_CHECKING:   # numpy's arrays: not for a plan, which checks capabilities only
+    from drivers.points import Readout
 
 #: What a cell's voltage may be, lowest and highest, as far as known (None: unknown).
 VoltageWindow = tuple[float | None, float | None]

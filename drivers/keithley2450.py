@@ -35,7 +35,6 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import Field
 
 from drivers.errors import CapabilityError, DriverError
@@ -47,7 +46,8 @@ from drivers.steady import SteadyWatch
 from drivers.techniques import ConstantCurrent, ConstantVoltage, OpenCircuit, Technique
 from drivers.transports import Transport, open_transport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # numpy where points are handled: not to check a station or plan a run
+
     from drivers.clock import Clock
 
 #: The 2450's source ranges (its 200 V range needs the interlock; cells never need it).
@@ -390,6 +390,8 @@ def _next_event(run: _Run) -> float:
 
 
 def _points(rows: list[tuple[float, float, float]]) -> Points:
+    import numpy as np
+
     if not rows:
         return Points.empty()
     t, v, i = (np.array(col, dtype=float) for col in zip(*rows, strict=True))

@@ -63,7 +63,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from drivers.errors import CapabilityError, CellseqError, DriverError
@@ -614,6 +613,8 @@ class NewareBTSChannel(Channel):
         return out
 
     def _download(self, run: _Run, count: int) -> Points:
+        import numpy as np
+
         rows: list[tuple[float, float, float]] = []
         while run.next_seq <= count:
             got = self._fetch(run, run.next_seq, min(MAX_DOWNLOAD, count - run.next_seq + 1))
@@ -873,6 +874,8 @@ def _result(root: ET.Element, command: str, name: str) -> str:
 
 
 def _float(el: ET.Element, attr: str, command: str) -> float:
+    import numpy as np
+
     text = el.get(attr)
     try:
         value = float(text)  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:   # numpy where points are handled: not to check a station or plan a run
+    import numpy as np
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Points:
 
     @classmethod
     def empty(cls) -> Points:
+        import numpy as np
+
         e = np.empty(0)
         return cls(e, e.copy(), e.copy())
 

@@ -20,9 +20,12 @@ firmware limit and completes the relative part on the points it polls.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from drivers.techniques import ConstantCurrent, Technique
+
+if TYPE_CHECKING:   # numpy where points are handled: not to check a station or plan a run
+    import numpy as np
 
 
 class ShortWatch:
@@ -50,6 +53,8 @@ class ShortWatch:
 
     def first(self, t_s: np.ndarray, voltage_V: np.ndarray) -> float | None:
         """The time of the first of these readings at which the cell is shorted, if any."""
+        import numpy as np
+
         if len(t_s) == 0:
             return None
         magnitude = np.abs(np.asarray(voltage_V, dtype=float))
@@ -66,4 +71,6 @@ class ShortWatch:
 
     def shorted(self, t_s: float, voltage_V: float) -> bool:
         """One reading: is the cell shorted at it?"""
+        import numpy as np
+
         return self.first(np.array([t_s]), np.array([voltage_V])) is not None

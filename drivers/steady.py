@@ -4,9 +4,12 @@ it on the readings it polls, with this one watch."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from drivers.techniques import ConstantVoltage, Technique
+
+if TYPE_CHECKING:   # numpy where points are handled: not to check a station or plan a run
+    import numpy as np
 
 
 class SteadyWatch:
@@ -15,6 +18,8 @@ class SteadyWatch:
     how the readings arrive (one per poll or a buffer at a time)."""
 
     def __init__(self, rel: float, window_s: float, time_tolerance_s: float = 1e-3) -> None:
+        import numpy as np
+
         self.rel, self.window_s, self.tolerance_s = rel, window_s, time_tolerance_s
         self._t, self._i = np.empty(0), np.empty(0)
 
@@ -27,6 +32,8 @@ class SteadyWatch:
 
     def first(self, t_new: np.ndarray, i_new: np.ndarray) -> float | None:
         """The time of the first new reading at which the hold is steady, if any."""
+        import numpy as np
+
         if len(t_new) == 0:
             return None
         t, i = np.concatenate([self._t, t_new]), np.concatenate([self._i, i_new])
@@ -44,4 +51,6 @@ class SteadyWatch:
 
     def reached(self, t: float, i: float) -> bool:
         """One reading: is the hold steady at it?"""
+        import numpy as np
+
         return self.first(np.array([t]), np.array([i])) is not None

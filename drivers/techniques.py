@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:   # numpy only where a spectrum's points are worked out: not to plan a run
+    import numpy as np
 
 EIS_PERIODS = 2.0
 EIS_MIN_POINT_S = 0.25
@@ -87,14 +89,33 @@ class Impedance:
         """Time each frequency takes: ``EIS_PERIODS`` periods averaged ``average`` times, at
         least ``EIS_MIN_POINT_S``, plus settling (an EC-Lab-like sweep; 3 MHz-0.1 Hz at 10
         points per decade takes about 1.5 min)."""
+        import numpy as np
+
         f = self.frequencies_Hz()
         return self.average * np.maximum(EIS_PERIODS / f, EIS_MIN_POINT_S) + EIS_SETTLE_S
 
     def frequencies_Hz(self) -> np.ndarray:
         """Log-spaced, ends included: N points per decade give N*decades+1 points (as EC-Lab)."""
+        import numpy as np
+
+        return np.logspace(math.log10(self.f_start_Hz), math.log10(self.f_end_Hz),
+                           self.frequency_count())
+
+    def sweep_duration_s(self) -> float:
+        """The whole sweep's time: :meth:`point_durations_s` summed (equal to rounding),
+        worked out without numpy, for the plan's estimate of every spectrum."""
+        n = self.frequency_count()
+        start, end = math.log10(self.f_start_Hz), math.log10(self.f_end_Hz)
+        step = (end - start) / (n - 1)
+        frequencies = [10.0 ** (start + k * step) for k in range(n - 1)] + [10.0 ** end]
+        return math.fsum(self.average * max(EIS_PERIODS / f, EIS_MIN_POINT_S) + EIS_SETTLE_S
+                         for f in frequencies)
+
+    def frequency_count(self) -> int:
+        """How many frequencies the sweep measures (without numpy: the plan bounds a step's
+        points with it)."""
         decades = abs(math.log10(self.f_start_Hz / self.f_end_Hz))
-        n = max(2, round(self.points_per_decade * decades) + 1)
-        return np.logspace(math.log10(self.f_start_Hz), math.log10(self.f_end_Hz), n)
+        return max(2, round(self.points_per_decade * decades) + 1)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ import io
 import re
 from dataclasses import dataclass
 
-import numpy as np
-
 from protocols.units import UnitError, parse_quantity
 
 #: The largest profile file read (bytes) and the most rows it may hold.
@@ -50,6 +48,8 @@ class ProfileData:
 
     def peak_row(self) -> int:
         """The row of the largest |value|."""
+        import numpy as np  # only a profile step needs it: not every protocol's load
+
         return int(np.argmax(np.abs(np.asarray(self.values))))
 
 
@@ -80,6 +80,7 @@ def _scale(header: str, declared: str | None, dimension: str, what: str) -> floa
 def parse_profile(raw: bytes, name: str, quantity: str, time_unit: str | None = None,
                   value_unit: str | None = None) -> ProfileData:
     """The profile in ``raw`` (a CSV file's bytes); :class:`ProfileFileError` naming the line."""
+    import numpy as np
     import pandas as pd  # heavy: only when a profile is read
 
     if len(raw) > MAX_PROFILE_BYTES:

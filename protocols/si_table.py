@@ -41,6 +41,10 @@ COMPOUNDS = (
     (("A", "mA", "uA", "nA"), ("s", "min", "h")),
 )
 AREAS = ("m^2", "cm^2", "mm^2", "um^2")
+#: Durations as labs write them in words ("2 hours", "5 minutes"), which pint reads by
+#: dropping the "s": without them in the table, one "hours" imports pint (and numpy) for the
+#: whole command. (Not every name: pint reads "kilograms" as kilo-gram and then loops.)
+PLURALS = ("seconds", "secs", "minutes", "mins", "hours", "hrs", "days", "weeks")
 
 
 def resolve(expression: str, dimension: str, number: float) -> float | None:
@@ -102,7 +106,7 @@ def _same(a: float, b: float) -> bool:
 
 
 def _candidates(prefixes: list[str], names: list[str]) -> list[str]:
-    units = [*names, *(p + u for p in prefixes for u in PREFIXED), *AREAS]
+    units = [*names, *PLURALS, *(p + u for p in prefixes for u in PREFIXED), *AREAS]
     units += [f"{n}/{d}" for numerators, denominators in COMPOUNDS
               for n in numerators for d in denominators]
     return list(dict.fromkeys(units))

@@ -116,7 +116,7 @@ def step_points(technique: Technique) -> float:
     per ``record_every`` and the end, plus, where it records on a change of V or I, one per
     firmware tick at most."""
     if isinstance(technique, Impedance):
-        return float(technique.frequencies_Hz().size)
+        return float(technique.frequency_count())
     duration = time_limit_s(technique)
     points = duration / technique.record_dt_s + 2
     if getattr(technique, "record_dV_V", None) or getattr(technique, "record_dI_A", None):

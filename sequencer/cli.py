@@ -245,16 +245,19 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
     """Print how the run ended (from the same record the report writes), write the report,
     and exit with the code the run earned."""
     from analysis.errors import AnalysisError
-    from analysis.report import make_report, summary_of
     from sequencer.status import run_status
     from sequencer.summary import misses, print_summary
 
     index = None
     try:
         if report:
+            from analysis.report import make_report  # matplotlib: only with a report
+
             summary_path, index, _ = make_report(outcome.run_dir)
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
         else:
+            from analysis.summary_record import summary_of
+
             summary = summary_of(outcome.run_dir)
     except (CellseqError, AnalysisError) as exc:
         _fail(f"the run ended ({outcome.status}; {outcome.run_dir}), but its report was not"

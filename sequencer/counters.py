@@ -7,8 +7,11 @@ counters are part of a cell's checkpoint so a resumed run continues them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:   # numpy for a run's points: the plan reads only the constants
+    import numpy as np
+
 
 SECONDS_PER_HOUR = 3600.0
 _NAMES = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
@@ -31,6 +34,8 @@ class Counters:
     def accumulate(self, t: np.ndarray, v: np.ndarray, i: np.ndarray,
                    previous: tuple[float, float, float] | None) -> dict[str, np.ndarray]:
         """Counter values at each point; ``previous`` is the step's last (t, V, I) so far."""
+        import numpy as np
+
         if len(t) <= SMALL_POLL:
             few = self.accumulate_few(t.tolist(), v.tolist(), i.tolist(), previous)
             return {name: np.array(row, dtype=np.float64) for name, row in few.items()}

@@ -67,7 +67,7 @@ def _own_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
     if isinstance(technique, Profile):
         return technique.duration_s
     if isinstance(technique, Impedance):
-        return float(technique.point_durations_s().sum())
+        return technique.sweep_duration_s()
     if isinstance(technique, OpenCircuit):
         return technique.duration_s
     if isinstance(technique, ConstantCurrent):

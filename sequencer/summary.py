@@ -16,7 +16,7 @@ MAX_LISTED = 8
 
 def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
     """``status``: :func:`sequencer.status.run_status`; ``summary``: the report's summary
-    record (``summary.json``, or :func:`analysis.report.summary_of`)."""
+    record (``summary.json``, or :func:`analysis.summary_record.summary_of`)."""
     run = summary.get("run") or {}
     table = Table("cell", "state", "steps", "cycles", "points", "test time (h)",
                   title=f"{status['campaign']}: {run.get('status') or status['status']}")

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.cycles import StepOutcome, cycles_of, series_of, series_retention
-from analysis.report import summary_of
+from analysis.summary_record import summary_of
 from sequencer.cli import app
 from sequencer.runner import run_simulated
 from store import RunStore

@@ -15,7 +15,7 @@ from analysis import AnalysisError
 from analysis.derive import derive
 from analysis.eis_cells import fit_cell_spectrum
 from analysis.polarisation import electronic_conductivity
-from analysis.report import summary_of
+from analysis.summary_record import summary_of
 from materials import builtin
 from sequencer.runner import run_simulated
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from analysis.derive import derive
 from analysis.gitt import gitt_length_scale
 from analysis.materials import molar_properties, particle_radius_m
-from analysis.report import summary_of
+from analysis.summary_record import summary_of
 from sequencer.cli import app
 from sequencer.runner import prepare, run_simulated
 from store import RunStore

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.report import summary_of
+from analysis.summary_record import summary_of
 from sequencer.cli import app
 from sequencer.runner import resume_run, run_simulated
 from store import RunStore

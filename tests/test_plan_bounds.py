@@ -152,3 +152,16 @@ def test_cell_geometry_that_would_overflow_is_refused(tmp_path, field, value, me
 def test_a_c_rate_beyond_any_cell_is_refused(tmp_path):
     message = refusal(protocol(tmp_path, "Charge at 1e300C until 4.2 V", cell="f1"))
     assert "a C-rate above 100000C is not one a cell survives, got '1e300C'" in message
+
+
+@pytest.mark.parametrize(("f_start_Hz", "f_end_Hz", "per_decade", "average"), [
+    (1e5, 0.1, 10, 1), (7e6, 1e-2, 6, 2), (1.0, 1e6, 20, 3), (3e5, 0.05, 5, 1)])
+def test_a_spectrums_estimate_is_its_points_durations_summed(f_start_Hz, f_end_Hz, per_decade,
+                                                               average):
+    """The plan estimates a sweep without numpy; the simulator times its points with it."""
+    from drivers.techniques import Impedance
+
+    eis = Impedance(f_start_Hz, f_end_Hz, 0.01, per_decade, average=average)
+    assert eis.frequency_count() == len(eis.frequencies_Hz())
+    assert eis.sweep_duration_s() == pytest.approx(float(eis.point_durations_s().sum()),
+                                                   rel=1e-14)

@@ -148,6 +148,9 @@ def test_geometry_needs_exactly_one_of_area_and_diameter(write_yaml):
     ("- a\n- b\n", "the top level must be a mapping of keys, not a list"),
     ("a: 1\na: 2\n", "key 'a' appears twice"),
     ("!!python/object/apply:os.system ['true']\n", "invalid YAML"),
+    # read first by libyaml, whose messages say less: the alias is named as PyYAML names it
+    ("campaign: t\ncells: *cells\n", ":2: invalid YAML: found undefined alias 'cells'"),
+    ("campaign: t\n\tcells: []\n", ":2: invalid YAML: found character '\\t' that cannot"),
 ])
 def test_malformed_files(write_yaml, text, expected):
     (msg,) = errors_of(write_yaml, text)

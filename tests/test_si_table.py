@@ -37,7 +37,8 @@ def test_every_recipe_gives_pints_float_bit_for_bit():
 @pytest.mark.parametrize(("text", "dimension"), [
     ("-20 degC", "temperature"), ("0.5 degC", "temperature_difference"), ("300 µm", "length"),
     ("0.35 mA/cm2", "current_density"), ("200 mAh/g", "specific_capacity"), ("80 %", "fraction"),
-    ("98.6 degF", "temperature"), ("1 mV/s", "scan_rate"), ("1.5 kOhm", "resistance")])
+    ("98.6 degF", "temperature"), ("1 mV/s", "scan_rate"), ("1.5 kOhm", "resistance"),
+    ("2 hours", "time"), ("5 minutes", "time"), ("3 days", "time"), ("30 seconds", "time")])
 def test_a_value_resolves_as_pint_resolves_it(text, dimension):
     number, unit = text.split(" ", 1)
     assert si_table.resolve(si_table_expression(unit), dimension, float(number)) is not None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.eis_bulk import ARC_FIT, INTERCEPT, bulk_reading
-from analysis.report import summary_of
+from analysis.summary_record import summary_of
 from sequencer.runner import run_simulated
 from simulators.cells import build_cell
 

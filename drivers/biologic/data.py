@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from drivers.errors import DriverError
 from drivers.points import Points
+
+if TYPE_CHECKING:   # numpy where points are handled: not to check a station or plan a run
+    import numpy as np
 
 TECHNIQUE_NAMES = {100: "OCV", 101: "CA", 102: "CP", 104: "PEIS", 107: "GEIS", 124: "VSCAN",
                    155: "CPLIMIT", 157: "CALIMIT", 158: "VSCANLIMIT"}
@@ -58,6 +59,8 @@ class Block:
     def points(self) -> Points:
         """Time-series rows as points, or spectrum rows with Z = |Ewe| / |I| exp(j Phase_Zwe):
         the phase of Z, negative on a capacitive arc, as our Points want."""
+        import numpy as np
+
         c = self.columns
         n = len(c["time_s"])
         current = c.get("I", np.zeros(n))
@@ -70,6 +73,8 @@ class Block:
 
 def decode(words: Sequence[int], info: Any, timebase_s: float) -> Block:
     """A block from the raw buffer, its ``DataInfo`` and the ``CurrentValues.TimeBase``."""
+    import numpy as np
+
     rows, cols = int(info.NbRows), int(info.NbCols)
     tid, process = int(info.TechniqueID), int(info.ProcessIndex)
     name = TECHNIQUE_NAMES.get(tid, f"technique id {tid}")
@@ -102,6 +107,8 @@ def decode(words: Sequence[int], info: Any, timebase_s: float) -> Block:
 
 def concat(points: Sequence[Points]) -> Points:
     """One Points from several of the same kind (all series, or all spectrum)."""
+    import numpy as np
+
     if not points:
         return Points.empty()
     if len(points) == 1:

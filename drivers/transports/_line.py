@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import TypedDict, TypeVar
-
-import tenacity
+from typing import TYPE_CHECKING, TypedDict, TypeVar
 
 from drivers.errors import TransportError
 from drivers.transports.base import Transport
+
+if TYPE_CHECKING:   # tenacity when a link is used: not to check a station or plan a run
+    import tenacity
 
 traffic_log = logging.getLogger("cellseq.traffic")
 log = logging.getLogger("cellseq.transport")
@@ -134,6 +135,8 @@ class LineTransport(Transport):
 
     # -- machinery ----------------------------------------------------------------------------
     def _retrying(self, fn: Callable[[], T]) -> T:
+        import tenacity
+
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type((LinkBroken, TransportTimeout)),
             stop=tenacity.stop_after_attempt(self.attempts),
