@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from analysis.errors import AnalysisError
 from analysis.hppc import Pulse, pulse_readings, state_of_charge_percent
-from analysis.report import make_report, summary_of
+from analysis.report import make_report
+from analysis.summary_record import summary_of
 from protocols import ProtocolError
 from protocols.steps import Chronopotentiometry, ConstantCurrent, Loop, Rest
 from protocols.steps.hppc import HPPC
