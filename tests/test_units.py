@@ -1,4 +1,6 @@
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -146,3 +148,21 @@ def test_every_unit_cellseq_reads_means_what_it_means_in_pint():
             else (lambda q: q.to_base_units())
         assert convert(got).magnitude == pytest.approx(convert(expected).magnitude,
                                                        rel=1e-12), name
+
+
+@pytest.mark.parametrize("plural", ["kilograms", "kgs"])
+def test_kilograms_written_first_leave_every_later_mass_right(plural):
+    """kilogram is a base unit that reads as kilo + gram: pint, finding a plural of it by
+    itself, defined kilogram again as 1e3 gram (gram being 1e-3 kilogram) and looped for ever
+    on that value and every later one in kg. In a fresh process, since the registry is one per
+    process."""
+    code = (
+        "from protocols.units import parse_quantity\n"
+        f"print(parse_quantity('2 {plural}/m^2', 'areal_mass'))\n"
+        "print(parse_quantity('2 kg/cm^2', 'areal_mass'))\n"
+        "print(parse_quantity('3 mg/cm^2', 'areal_mass'))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [float(line) for line in done.stdout.split()] == [2.0, 20000.0, 0.03]
+    assert "multiple results" not in done.stderr
