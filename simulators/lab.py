@@ -61,10 +61,11 @@ class SimLab:
         """Connect a cell to a channel; it feels the chamber's air temperature (or 25 degC)."""
         if chamber:
             air = self.chambers[chamber]
-            env, env_now = air.temperature_at, air.temperature_now_C
+            env, env_now, constant = air.temperature_at, air.temperature_now_C, None
         else:
-            env, env_now = _room_temperature, _room_temperature_now
-        self.instruments[instrument].channel(channel).connect(cell, env, env_now)
+            env, env_now, constant = (_room_temperature, _room_temperature_now,
+                                      ROOM_TEMPERATURE_C)
+        self.instruments[instrument].channel(channel).connect(cell, env, env_now, constant)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole lab, JSON-ready: chambers, and every channel with a cell on it."""
