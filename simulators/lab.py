@@ -7,6 +7,7 @@ gives the same data bit for bit, whatever else is in the lab.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,13 +48,14 @@ class SimLab:
     def add_potentiostat(
         self, name: str, channels: int, capabilities: ChannelCapabilities = VSP300_CAPABILITIES
     ) -> SimPotentiostat:
-        inst = SimPotentiostat("VSP-300 (simulated)", self._channels(name, channels, capabilities))
+        inst = SimPotentiostat("VSP-300 (simulated)", channels,
+                               self._channel_maker(name, capabilities))
         self.instruments[name] = inst
         return inst
 
     def add_cycler(self, name: str, channels: int,
                    capabilities: ChannelCapabilities = CYCLER_CAPABILITIES) -> SimCycler:
-        inst = SimCycler("cycler (simulated)", self._channels(name, channels, capabilities))
+        inst = SimCycler("cycler (simulated)", channels, self._channel_maker(name, capabilities))
         self.instruments[name] = inst
         return inst
 
@@ -82,12 +84,16 @@ class SimLab:
             channels[name].restore(channel, kept_running)
 
     def _connected(self) -> list[SimChannel]:
-        return [ch for inst in self.instruments.values() for ch in inst.channels()
+        return [ch for inst in self.instruments.values() for ch in inst.made_channels()
                 if ch.connected]
 
-    def _channels(self, name: str, n: int, caps: ChannelCapabilities) -> list[SimChannel]:
-        return [SimChannel(f"{name}/ch{i}", self.clock, caps, self.rng(f"{name}/ch{i}"))
-                for i in range(n)]
+    def _channel_maker(self, name: str, caps: ChannelCapabilities
+                       ) -> Callable[[int], SimChannel]:
+        """Makes channel ``i`` of instrument ``name`` (its noise streams seeded by its name,
+        so whichever channels are made, and in whatever order, each gives the same data)."""
+        def make(i: int) -> SimChannel:
+            return SimChannel(f"{name}/ch{i}", self.clock, caps, self.rng(f"{name}/ch{i}"))
+        return make
 
 
 def _room_temperature(t: np.ndarray) -> np.ndarray:
