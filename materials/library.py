@@ -1,8 +1,11 @@
 """The material library: files read once, names resolved by :mod:`materials.matcher`.
 
-:func:`builtin` is the library shipped with cellseq (``materials/library/*.yaml``), read once per
-process. A lab's own folder joins it with :meth:`Library.with_files`; a lab file may not take a
-name the library already uses (that would change what a name means without anyone seeing it).
+:func:`builtin` is the library shipped with cellseq (``materials/library/*.yaml``), indexed once
+per process by each file's identity (name, kind, aliases, composition: the few top-level entries
+that hold them, not the tables) and each file read in full the first time a name finds it: a run
+of one cell reads its three materials, not the 35 files. A lab's own folder joins it with
+:meth:`Library.with_files`; a lab file may not take a name the library already uses (that would
+change what a name means without anyone seeing it).
 An unknown name raises :class:`UnknownMaterial`; nothing is ever substituted.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ from pydantic import ValidationError
 
 from materials.matcher import closest, key, lookup_keys, recipe_key
 from materials.provenance import Provenance, account, describe
-from materials.schema import MaterialFile, MaterialKind
+from materials.schema import Composition, MaterialFile, MaterialKind
 
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 
@@ -91,11 +95,37 @@ class Material:
                         self.doc.assumed)
 
 
+@dataclass(frozen=True)
+class _Unread:
+    """A library file known by its identity alone, read in full when a name first finds it."""
+
+    name: str
+    kind: MaterialKind
+    aliases: tuple[str, ...]
+    composition: Composition | None
+    path: Path
+    builtin: bool
+
+    def read(self) -> Material:
+        """The whole file; its identity must be the one the index was built from."""
+        m = read_material(self.path, self.builtin)
+        if (m.name, m.kind, m.aliases, m.doc.composition) != (
+                self.name, self.kind, self.aliases, self.composition):
+            raise ValueError(f"{self.path.name}: its name, kind, aliases or composition read in"
+                             " full differ from its top-level entries read alone (the library's"
+                             " index); write them as plain top-level entries")
+        return m
+
+
+def _composition(m: Material | _Unread) -> Composition | None:
+    return m.doc.composition if isinstance(m, Material) else m.composition
+
+
 class Library:
     """Materials by canonical name, with the lookup keys of their names and aliases."""
 
-    def __init__(self, materials: Iterable[Material]) -> None:
-        self._by_name: dict[str, Material] = {}
+    def __init__(self, materials: Iterable[Material | _Unread]) -> None:
+        self._by_name: dict[str, Material | _Unread] = {}
         self._index: dict[str, str] = {}
         #: name as written -> canonical name (or None): every cell of a campaign names its
         #: materials again, and the matcher's normalisation need not run twice for a name
@@ -105,12 +135,12 @@ class Library:
         for m in materials:
             self._add(m)
 
-    def _add(self, m: Material) -> None:
+    def _add(self, m: Material | _Unread) -> None:
         if m.name in self._by_name:
             raise ValueError(f"{m.path.name}: material {m.name!r} is already defined in"
                              f" {self._by_name[m.name].path.name}")
         keys = [key(n) for n in (m.name, m.path.stem, *m.aliases)]
-        comp = m.doc.composition
+        comp = _composition(m)
         if comp is not None:
             keys.append(recipe_key(comp.salt, comp.solvents, comp.additives))
         for k in dict.fromkeys(keys):
@@ -138,7 +168,15 @@ class Library:
         return sorted(n for n, m in self._by_name.items() if kind is None or m.kind == kind)
 
     def __iter__(self) -> Iterator[Material]:
-        return iter(sorted(self._by_name.values(), key=lambda m: (m.kind, m.name.lower())))
+        entries = sorted(self._by_name.values(), key=lambda m: (m.kind, m.name.lower()))
+        return iter([self._material(m.name) for m in entries])
+
+    def _material(self, name: str) -> Material:
+        """The material of canonical ``name``, its file read now if it was not yet."""
+        m = self._by_name[name]
+        if isinstance(m, _Unread):
+            m = self._by_name[name] = m.read()
+        return m
 
     def find(self, name: str) -> Material | None:
         """The material ``name`` stands for, or None; remembered per name as written
@@ -152,7 +190,7 @@ class Library:
             self._found[name] = canonical
         else:
             self.lookup_hits += 1
-        return None if canonical is None else self._by_name[canonical]
+        return None if canonical is None else self._material(canonical)
 
     def resolve(self, name: str, kind: MaterialKind | None = None) -> Material:
         """The material ``name`` stands for, of ``kind`` if given; :class:`UnknownMaterial`
@@ -199,10 +237,67 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
+#: A line of a file's top-level mapping (not indented, not a comment) ...
+_TOP_LINE = re.compile(r"^[^\s#].*", re.MULTILINE)
+#: ... which must be a plain ``key:`` for the identity to be read from its entries alone.
+_TOP_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(?:[ \t]|$)")
+_IDENTITY_KEYS = ("name", "kind", "aliases", "composition")
+_KINDS = ("cathode", "anode", "electrolyte")
+
+
+def identity_entries(text: str) -> dict[str, Any] | None:
+    """The top-level entries ``name``, ``kind``, ``aliases`` and ``composition`` of a material
+    file, parsed from their own lines alone (each entry up to the next top-level line); None
+    where the text is not a block mapping of plain keys at column 0, or an entry is written
+    twice (then the whole file is read)."""
+    lines = [(m.start(), m.group()) for m in _TOP_LINE.finditer(text)]
+    parts: list[str] = []
+    names: list[str] = []
+    for k, (start, line) in enumerate(lines):
+        key_match = _TOP_KEY.match(line)
+        if key_match is None:
+            return None
+        name = key_match.group(1)
+        if name not in _IDENTITY_KEYS:
+            continue
+        if name in names:
+            return None
+        names.append(name)
+        end = lines[k + 1][0] if k + 1 < len(lines) else len(text)
+        parts.append(text[start:end].rstrip("\n") + "\n")
+    try:
+        found = yaml.load("".join(parts), Loader=_SAFE_LOADER) if parts else {}
+    except yaml.YAMLError:
+        return None
+    if not isinstance(found, dict) or list(found) != names:
+        return None
+    return found
+
+
+def _indexed(path: Path) -> Material | _Unread:
+    """A library file by its identity alone, or read in full where the identity cannot be
+    read apart (or is malformed: the full read says what is wrong)."""
+    found = identity_entries(path.read_text(encoding="utf-8"))
+    if found is None:
+        return read_material(path)
+    name, kind, aliases = found.get("name"), found.get("kind"), found.get("aliases", [])
+    if not (isinstance(name, str) and kind in _KINDS and isinstance(aliases, list)
+            and all(isinstance(a, str) for a in aliases)):
+        return read_material(path)
+    composition = found.get("composition")
+    if composition is not None:
+        try:
+            composition = Composition.model_validate(composition)
+        except ValidationError:
+            return read_material(path)
+    return _Unread(name, kind, tuple(aliases), composition, path, True)
+
+
 @functools.cache
 def builtin() -> Library:
-    """The library shipped with cellseq, read once per process."""
-    return Library(read_material(p) for p in sorted(LIBRARY_DIR.glob("*.yaml")))
+    """The library shipped with cellseq, indexed once per process (each file read in full the
+    first time a name finds it)."""
+    return Library(_indexed(p) for p in sorted(LIBRARY_DIR.glob("*.yaml")))
 
 
 __all__ = ["HOW_TO_ADD", "LIBRARY_DIR", "Library", "Material", "UnknownMaterial", "builtin",

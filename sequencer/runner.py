@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.parser import HeaderParser
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import TypeVar
@@ -352,7 +353,8 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
             raise _unwrapped(group) from None
         finally:
             store.before_commit = None   # the simulators' time has stopped
-        status = run_outcome(s["state"] for s in store.cell_states())
+        states = store.cell_states()   # with what the run's last block set, not yet written
+        status = run_outcome(s["state"] for s in states)
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -362,7 +364,7 @@ def _execute(plan: Plan, run_dir: Path, store: RunStore, clock: Clock, seed: int
                 store.set_meta("status", status)
         journal.close()
         store.close()
-    faulted = [s["cell"] for s in _states(run_dir) if s["state"] == "faulted"]
+    faulted = [s["cell"] for s in states if s["state"] == "faulted"]
     return RunOutcome(run_dir, plan, time.perf_counter() - wall, faulted, status)
 
 
@@ -459,14 +461,6 @@ def _cell_info(cell: Cell) -> dict[str, object]:
     return info
 
 
-def _states(run_dir: Path) -> list[dict]:
-    store = RunStore.open(run_dir)
-    try:
-        return store.cell_states()
-    finally:
-        store.close()
-
-
 def _claim_run_dir(run_dir: Path) -> None:
     """Make the new run's directory; an existing one must be empty (or hold only the lock
     file of a run killed before it wrote anything)."""
@@ -491,10 +485,20 @@ def _versions() -> dict[str, str]:
     out = {"python": platform.python_version(), "platform": sys.platform}
     for name in _PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out[name] = _version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def _version(name: str) -> str:
+    """``importlib.metadata.version(name)``, from the metadata's header alone: ``version()``
+    parses the whole file as an e-mail, long description included (numpy's and pandas' are
+    tens of kB), which cost more than the rest of a small run's set-up."""
+    dist = metadata.distribution(name)
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    version = HeaderParser().parsestr(text.partition("\n\n")[0])["Version"]
+    return str(version) if version is not None else metadata.version(name)
 
 
 __all__ = ["MANIFEST", "STATION_COPY", "RunDirError", "RunOutcome", "prepare", "resume_run",

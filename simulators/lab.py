@@ -7,6 +7,7 @@ gives the same data bit for bit, whatever else is in the lab.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,13 +48,14 @@ class SimLab:
     def add_potentiostat(
         self, name: str, channels: int, capabilities: ChannelCapabilities = VSP300_CAPABILITIES
     ) -> SimPotentiostat:
-        inst = SimPotentiostat("VSP-300 (simulated)", self._channels(name, channels, capabilities))
+        inst = SimPotentiostat("VSP-300 (simulated)", channels,
+                               self._channel_maker(name, capabilities))
         self.instruments[name] = inst
         return inst
 
     def add_cycler(self, name: str, channels: int,
                    capabilities: ChannelCapabilities = CYCLER_CAPABILITIES) -> SimCycler:
-        inst = SimCycler("cycler (simulated)", self._channels(name, channels, capabilities))
+        inst = SimCycler("cycler (simulated)", channels, self._channel_maker(name, capabilities))
         self.instruments[name] = inst
         return inst
 
@@ -61,10 +63,11 @@ class SimLab:
         """Connect a cell to a channel; it feels the chamber's air temperature (or 25 degC)."""
         if chamber:
             air = self.chambers[chamber]
-            env, env_now = air.temperature_at, air.temperature_now_C
+            env, env_now, constant = air.temperature_at, air.temperature_now_C, None
         else:
-            env, env_now = _room_temperature, _room_temperature_now
-        self.instruments[instrument].channel(channel).connect(cell, env, env_now)
+            env, env_now, constant = (_room_temperature, _room_temperature_now,
+                                      ROOM_TEMPERATURE_C)
+        self.instruments[instrument].channel(channel).connect(cell, env, env_now, constant)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole lab, JSON-ready: chambers, and every channel with a cell on it."""
@@ -81,12 +84,16 @@ class SimLab:
             channels[name].restore(channel, kept_running)
 
     def _connected(self) -> list[SimChannel]:
-        return [ch for inst in self.instruments.values() for ch in inst.channels()
+        return [ch for inst in self.instruments.values() for ch in inst.made_channels()
                 if ch.connected]
 
-    def _channels(self, name: str, n: int, caps: ChannelCapabilities) -> list[SimChannel]:
-        return [SimChannel(f"{name}/ch{i}", self.clock, caps, self.rng(f"{name}/ch{i}"))
-                for i in range(n)]
+    def _channel_maker(self, name: str, caps: ChannelCapabilities
+                       ) -> Callable[[int], SimChannel]:
+        """Makes channel ``i`` of instrument ``name`` (its noise streams seeded by its name,
+        so whichever channels are made, and in whatever order, each gives the same data)."""
+        def make(i: int) -> SimChannel:
+            return SimChannel(f"{name}/ch{i}", self.clock, caps, self.rng(f"{name}/ch{i}"))
+        return make
 
 
 def _room_temperature(t: np.ndarray) -> np.ndarray:

@@ -265,3 +265,49 @@ def test_cellseq_materials_in_80_columns_counts_the_sources_instead_of_folding_t
     for name in ("Li6PS5Cl", "graphite", "NCM811"):
         assert name in result.output
     assert "Chen2020" not in result.output and "cellseq materials NAME" in " ".join(lines)
+
+
+def test_the_library_index_reads_each_files_identity_as_the_whole_file_does():
+    """builtin() indexes the files by their top-level identity entries alone; each entry must
+    read as the whole file reads it, or a name would find the wrong file (or none)."""
+    from materials.library import identity_entries
+
+    for path in sorted(LIBRARY_DIR.glob("*.yaml")):
+        found = identity_entries(path.read_text(encoding="utf-8"))
+        whole = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert found is not None, path.name
+        assert found == {k: whole[k] for k in ("name", "kind", "aliases", "composition")
+                         if k in whole}, path.name
+
+
+def test_a_library_file_is_read_in_full_only_when_a_name_finds_it():
+    from materials.library import Library, _indexed, _Unread
+
+    lib = Library(_indexed(p) for p in sorted(LIBRARY_DIR.glob("*.yaml")))
+    assert all(isinstance(m, _Unread) for m in lib._by_name.values())
+    m = lib.resolve("NMC811", "cathode")
+    assert m == read_material(LIBRARY_DIR / "ncm811.yaml")
+    assert [n for n, e in lib._by_name.items() if not isinstance(e, _Unread)] == ["NCM811"]
+    assert [x.name for x in lib] == [x.name for x in builtin()]   # listing reads every file
+
+
+@pytest.mark.parametrize("text", [
+    "---\nname: X\nkind: anode\n",                   # a document marker at the top
+    "{name: X, kind: anode}\n",                      # flow style
+    "name: X\nname: Y\nkind: anode\n",               # an identity entry twice
+    "name: X\n- kind\n",                             # not a mapping of plain keys
+])
+def test_a_file_whose_identity_cannot_be_read_apart_is_read_whole(text):
+    from materials.library import identity_entries
+
+    assert identity_entries(text) is None
+
+
+def test_an_identity_that_reads_differently_in_full_is_refused_loudly(tmp_path):
+    from materials.library import _Unread
+
+    path = tmp_path / "ncm811.yaml"
+    path.write_bytes((LIBRARY_DIR / "ncm811.yaml").read_bytes())
+    entry = _Unread("NCM811", "cathode", ("NMC811",), None, path, True)   # aliases differ
+    with pytest.raises(ValueError, match=r"^ncm811\.yaml: its name, kind, aliases"):
+        entry.read()

@@ -225,3 +225,21 @@ def test_a_step_resumed_from_a_snapshot_while_it_ran_gives_the_same_points():
     for name in ("voltage_V", "current_A"):
         assert np.array_equal(np.concatenate([getattr(head, name), getattr(tail, name)]),
                               getattr(expected, name)), name
+
+
+def test_a_labs_channels_are_made_when_first_asked_for_each_with_the_same_noise():
+    """A 16-channel cycler makes only the channels a run uses; a channel's noise streams
+    come from its name, so it gives the same data whichever channels were made before it."""
+    from simulators.lab import SimLab
+
+    lab = SimLab(ManualClock(), seed=3)
+    cycler = lab.add_cycler("cyc", 16)
+    assert cycler.made_channels() == [] and cycler.channel_count == 16
+    fifth = cycler.channel(5)
+    assert cycler.made_channels() == [fifth] and cycler.channel(5) is fifth
+    every = SimLab(ManualClock(), seed=3).add_cycler("cyc", 16).channels()
+    assert len(every) == 16
+    assert every[5].snapshot()["rng"] == fifth.snapshot()["rng"]
+    assert every[4].snapshot()["rng"] != fifth.snapshot()["rng"]
+    with pytest.raises(CapabilityError, match=r"has channels 0\.\.15, not 16"):
+        cycler.channel(16)

@@ -141,6 +141,8 @@ def _ocv_table(u0: tuple[float, ...], x: tuple[float, ...], w: tuple[float, ...]
 
 #: Temperatures whose terms a cell keeps (:meth:`FullCell._at`).
 _CONDITIONS_KEPT = 64
+#: Single-voltage delithiations a cell keeps (:meth:`FullCell.delithiation_at`).
+_DELITHIATION_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -185,6 +187,7 @@ class FullCell(CellModel):
             raise ValueError("a full cell needs a positive active_mass_kg or capacity_Ah")
         self._msmr = (tuple(map(float, c["msmr_U0_V"])), tuple(map(float, c["msmr_X"])),
                       tuple(map(float, c["msmr_w"])))
+        self._delithiation_known: dict[tuple[float, float], float] = {}
         self.v_min_V, self.v_max_V = float(c["v_min_V"]), float(c["v_max_V"])
         self.coulombic_efficiency = float(c["coulombic_efficiency"])
         y_lo, y_hi = self.delithiation([self.v_min_V, self.v_max_V], 25.0)
@@ -222,8 +225,15 @@ class FullCell(CellModel):
         return msmr_delithiation(np.asarray(u_V, dtype=float), *self._msmr, kelvin(temperature_C))
 
     def delithiation_at(self, u_V: float, temperature_C: float) -> float:
-        """MSMR y(U) at one voltage (exact)."""
-        return msmr_delithiation_at(u_V, *self._msmr, kelvin(temperature_C))
+        """MSMR y(U) at one voltage (exact), remembered: every cycle asks again for the same
+        few voltages (a CV's hold voltage, the reference charge's v_max)."""
+        known = self._delithiation_known.get((u_V, temperature_C))
+        if known is None:
+            if len(self._delithiation_known) >= _DELITHIATION_KEPT:
+                self._delithiation_known.clear()
+            known = self._delithiation_known[u_V, temperature_C] = msmr_delithiation_at(
+                u_V, *self._msmr, kelvin(temperature_C))
+        return known
 
     def open_circuit_voltage(self, y: Array | float, temperature_C: float) -> Array:
         """U(y) by interpolation in a table computed once per temperature."""

@@ -42,6 +42,9 @@ from simulators.instruments import firmware
 
 #: How many points a poll evaluates ahead at least, for the next polls of its step.
 AHEAD_POINTS = 4096
+#: Techniques a channel remembers having checked against its capabilities (a loop starts the
+#: same few technique objects again and again).
+CHECKED_KEPT = 64
 
 
 class SimChannel(Channel):
@@ -60,6 +63,10 @@ class SimChannel(Channel):
         self._cell: CellModel | None = None
         self._temperature: Callable[[np.ndarray], np.ndarray] | None = None
         self._temperature_now: Callable[[float], float] | None = None
+        self._constant_C: float | None = None
+        #: id -> technique that passed the capabilities' check (both are frozen: it would
+        #: pass again); the technique is kept so that its id is not reused meanwhile
+        self._checked: dict[int, Technique] = {}
         self._state = ChannelState.IDLE
         self._segment: Segment | None = None
         self._spectrum: Points | None = None
@@ -81,12 +88,16 @@ class SimChannel(Channel):
         self._cut_off_V: float | None = None
 
     def connect(self, cell: CellModel, temperature_C: Callable[[np.ndarray], np.ndarray],
-                temperature_now_C: Callable[[float], float] | None = None) -> None:
+                temperature_now_C: Callable[[float], float] | None = None,
+                constant_C: float | None = None) -> None:
         """Put a simulated cell on this channel, in an environment of the given temperature
         (``temperature_now_C``: the same function for one time, without arrays, if there is
-        one: a technique's start asks for one time)."""
+        one: a technique's start asks for one time; ``constant_C``: the one value both give,
+        where the environment never changes: a poll's points then take it as it is, without
+        calling the function on their times)."""
         self._cell, self._temperature = cell, temperature_C
         self._temperature_now = temperature_now_C
+        self._constant_C = constant_C
 
     def _temperature_one(self, t: float) -> float:
         if self._temperature_now is not None:
@@ -107,7 +118,11 @@ class SimChannel(Channel):
             raise DriverError(f"{self.name}: a technique is already running; stop it first")
         if self._cell is None or self._temperature is None:
             raise DriverError(f"{self.name}: no cell is connected to this channel")
-        self._caps.check(technique)
+        if self._checked.get(id(technique)) is not technique:
+            self._caps.check(technique)
+            if len(self._checked) >= CHECKED_KEPT:
+                self._checked.clear()
+            self._checked[id(technique)] = technique
         self._begin(technique, self._clock.now())
         self._state = ChannelState.RUNNING
 
@@ -131,7 +146,7 @@ class SimChannel(Channel):
     def disconnect(self) -> None:
         """Take the cell off the channel (a test of what resume does with a missing cell)."""
         self.stop()
-        self._cell = self._temperature = self._temperature_now = None
+        self._cell = self._temperature = self._temperature_now = self._constant_C = None
 
     # -- snapshots: a resumed dry run continues exactly where the run store ends ------------
 
@@ -311,10 +326,9 @@ class SimChannel(Channel):
             v, i = self._noisy_ahead(lo, hi)
         else:
             v, i = self._noisy(t)
-        return Points(
-            time_s=t, voltage_V=v, current_A=i,
-            temperature_C=np.asarray(self._temperature(self._t_start + t), dtype=float),
-        )
+        temperature = np.full(len(t), self._constant_C) if self._constant_C is not None \
+            else np.asarray(self._temperature(self._t_start + t), dtype=float)
+        return Points(time_s=t, voltage_V=v, current_A=i, temperature_C=temperature)
 
     def _noisy(self, t: np.ndarray, at_V: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Voltage and current at the record times ``t``, with the next noise of the streams
