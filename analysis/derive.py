@@ -38,7 +38,7 @@ from analysis.errors import AnalysisError
 from analysis.forked import can_fork, run_forked
 from analysis.lsv import stability_window
 from analysis.plating import average_ce
-from analysis.render import FIGURE_DPI, cores, render_png
+from analysis.render import FIGURE_DPI, cores, render_png, warm_up
 from analysis.replicates import band_figures, replicate_summary
 from analysis.run_data import CellExperiment, RunData
 from analysis.symmetric import (
@@ -115,6 +115,8 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
     PNG in its process."""
     global _WORKER_DATA
     _preload(data, figures)
+    if figures and drawn:   # once here, not once in every cell's process
+        warm_up()
     _WORKER_DATA = data
     try:
         # started longest first, so that no long cell starts last while the other cores have
@@ -164,19 +166,23 @@ def _cell_in_worker(cell: str, figures: bool, drawn: bool
     part, shared = Derived(), Shared()
     _derive_cell(data, cell, part, figures, shared)
     if drawn:
-        _draw_from(part, 0)
+        _draw_from(part, 0, release=False)
     return part, shared.sigma_by_exp, data.damage
 
 
-def _draw_from(out: Derived, start: int) -> None:
+def _draw_from(out: Derived, start: int, release: bool = True) -> None:
     """The figures from ``start`` on drawn to PNG here, the ``Figure`` objects let go (a
-    figure holds its data and artists: a few MB each)."""
+    figure holds its data and artists: a few MB each). ``release=False`` where the process
+    ends next (a cell's worker): clearing a figure costs a sixth of drawing it, and the
+    process's end frees it anyway."""
     from matplotlib.figure import Figure
 
     todo = out.figures[start:]
     pngs = render_png([f for *_, f in todo], FIGURE_DPI, workers=1)
     out.figures[start:] = [(section, caption, png)
                            for (section, caption, _), png in zip(todo, pngs, strict=True)]
+    if not release:
+        return
     for *_, fig in todo:   # a figure's artists refer to each other: free its arrays now, not
         if isinstance(fig, Figure):   # whenever the cyclic collector next runs
             fig.clear()

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plots import MARGINS_IN, PANEL_SIZE_IN, _colors, _grid, fixed_layout
+from analysis.plots import (
+    MARGINS_IN,
+    PANEL_SIZE_IN,
+    _colors,
+    _grid,
+    fixed_layout,
+    unicode_log_labels,
+)
 
 M2_S_TO_CM2_S = 1e4
 
@@ -54,6 +61,7 @@ def gitt_figure(per_pulse: Sequence[dict[str, Any]], bases: Sequence[tuple[str, 
                         label=label if ax is by_soc else None)
     for ax, xlabel in ((by_soc, "State of charge / %"), (by_v, "Relaxed voltage / V")):
         ax.set_yscale("log")
+        unicode_log_labels(ax.yaxis)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("D / cm² s⁻¹")
         _grid(ax)

@@ -16,7 +16,7 @@ Two measurements, each in a fresh process:
 - the same report made on one core in one process, its time split into phases by wrapping the
   functions that do each: ``load`` (opening the store, reading steps, chunks and spectra),
   ``fits`` (equivalent-circuit fits of impedance spectra), ``derive`` (every other analysis),
-  ``figures: build`` (the plotting functions), ``figures: draw`` (``Figure.savefig``: layout,
+  ``figures: build`` (the plotting functions), ``figures: draw`` (``analysis.render._png``: layout,
   rasterising, PNG), ``write`` (``summary.json``, ``index.html``, the PNG files). Wall and CPU
   per phase; one core so that the CPU of every phase is in the one process.
 
@@ -69,7 +69,7 @@ os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 import matplotlib.figure
 import analysis.derive, analysis.derive_impedance, analysis.plots, analysis.plots_series
 import analysis.plots_titration, analysis.replicates, analysis.report, analysis.report_html
-import analysis.run_data
+import analysis.render, analysis.run_data
 import store.run_store
 
 wall = {}
@@ -131,7 +131,7 @@ for module in (analysis.plots_series, analysis.plots_titration):
                 == module.__name__ and not isinstance(f, type)):
             timed(module, name, "figures: build")
 timed(analysis.replicates, "band", "figures: build")
-timed(matplotlib.figure.Figure, "savefig", "figures: draw")
+timed(analysis.render, "_png", "figures: draw")
 timed(analysis.report, "write_report", "write")
 timed(analysis.report, "derive", "derive")
 

@@ -64,7 +64,7 @@ def test_a_store_that_cannot_be_created_exits_2_and_the_run_resumes_from_the_beg
 
 
 def test_report_figures_on_a_full_disk_exit_2(tmp_path, monkeypatch):
-    from matplotlib.figure import Figure
+    from PIL import Image
 
     run_dir = tmp_path / "run"
     run_simulated(QUICKSTART, run_dir, seed=1)
@@ -72,7 +72,7 @@ def test_report_figures_on_a_full_disk_exit_2(tmp_path, monkeypatch):
     def full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Figure, "savefig", full)
+    monkeypatch.setattr(Image.Image, "save", full)   # where each figure's PNG is made
     result = CliRunner().invoke(app, ["report", str(run_dir)])
     _clean(result)
     assert result.exit_code == 2
