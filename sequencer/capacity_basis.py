@@ -9,8 +9,8 @@ step carries, a label two steps carry, a name that is a label of some steps and 
 others, a reference that does not end before the step (a loop around it), one that passes no
 current in the direction asked, and a step that gives no C-rate to resolve.
 
-When the step starts, the executor takes the cell's steps run so far in this experiment (the
-record the run store's counters give, replayed exactly on resume) and finds the reference's
+As the cell runs, a :class:`ReferenceRun` follows the steps it runs in this experiment (the
+record the run store's counters give, replayed exactly on resume) and keeps the reference's
 last run: the latest unbroken stretch of its steps. Its capacity is what the last discharge
 (or charge) half of that stretch passed: the consecutive steps that discharged, rests between
 them included, back to the charge before them. No such stretch, a half skipped on resume, or
@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from analysis.cycles import StepOutcome
 from protocols import Campaign, Problem
 from protocols.steps import CONTAINERS, Step
 from protocols.steps.capacity_reference import CapacityKind, CapacityReference
@@ -164,41 +165,54 @@ class Measured:
     end_reason: str
 
 
-def measured_basis(ran: Sequence[RanStep], experiment: str,
-                   ref: PlannedReference) -> Measured | str:
-    """What the last run of ``ref`` in ``experiment`` measured (see the module's docstring),
-    or why nothing was measured."""
-    end = len(ran)
-    while end > 0 and not _ours(ran[end - 1], experiment, ref):
-        end -= 1
-    if end == 0:
-        return f"{ref.by} {ref.name!r} has not run in this experiment yet"
-    start = end
-    while start > 0 and _ours(ran[start - 1], experiment, ref):
-        start -= 1
-    wanted = -1 if ref.capacity == "discharge" else 1
-    half: list[RanStep] = []
-    for step in reversed(ran[start:end]):
+class ReferenceRun:
+    """The last run of a reference's steps in an experiment, followed step by step as a cell
+    runs (:meth:`add` every step, in order): where it began and the last half it passed, so
+    :meth:`measured` needs no list of the steps run before it (a reference run once before a
+    10 000-cycle loop is still found at its end)."""
+
+    def __init__(self, experiment: str, ref: PlannedReference) -> None:
+        self.experiment, self.ref = experiment, ref
+        self._wanted = -1 if ref.capacity == "discharge" else 1
+        self._running = False                  # the last step run was one of the reference's
+        self._first_count: int | None = None   # step count of its last run's first step
+        self._half: list[StepOutcome] = []     # the steps of the last half in that run
+        self._half_over = False                # a step the other way came after the half
+
+    def add(self, step: RanStep) -> None:
+        """A step the cell ran: the reference's steps extend (or begin) its last run; any
+        other step ends it."""
+        if step.outcome.experiment != self.experiment or step.number not in self.ref.numbers:
+            self._running = False
+            return
+        if not self._running:
+            self._running, self._first_count = True, step.outcome.step_count
+            self._half, self._half_over = [], False
         direction = step.outcome.direction
-        if direction == wanted:
-            half.append(step)
-        elif direction == -wanted and half:
-            break
-    if not half:
-        return (f"its last run (from step count {ran[start].outcome.step_count}) passed no"
-                f" {ref.capacity}")
-    skipped = [s.outcome.step_count for s in half if s.outcome.end_reason == "skipped"]
-    if skipped:
-        return (f"its last {ref.capacity} (step count {skipped[0]}) was skipped on resume:"
-                " its capacity was not measured")
-    name = "discharge_Ah" if ref.capacity == "discharge" else "charge_Ah"
-    capacity = sum(getattr(s.outcome, name) for s in half)
-    if not capacity > 0:
-        return f"its last {ref.capacity} passed no charge"
-    half.reverse()
-    return Measured(capacity, tuple(s.outcome.step_count for s in half),
-                    half[-1].outcome.end_reason)
+        if direction == self._wanted:
+            if self._half_over:
+                self._half, self._half_over = [], False
+            self._half.append(step.outcome)
+        elif direction == -self._wanted and self._half:
+            self._half_over = True
 
-
-def _ours(step: RanStep, experiment: str, ref: PlannedReference) -> bool:
-    return step.outcome.experiment == experiment and step.number in ref.numbers
+    def measured(self) -> Measured | str:
+        """What the reference's last run measured (see the module's docstring): the last
+        consecutive steps that passed current the way it asks (rests between them included,
+        back to a step the other way), or why nothing was measured."""
+        ref = self.ref
+        if self._first_count is None:
+            return f"{ref.by} {ref.name!r} has not run in this experiment yet"
+        half = self._half
+        if not half:
+            return (f"its last run (from step count {self._first_count}) passed no"
+                    f" {ref.capacity}")
+        skipped = [s.step_count for s in reversed(half) if s.end_reason == "skipped"]
+        if skipped:
+            return (f"its last {ref.capacity} (step count {skipped[0]}) was skipped on resume:"
+                    " its capacity was not measured")
+        name = "discharge_Ah" if ref.capacity == "discharge" else "charge_Ah"
+        capacity = sum(getattr(s, name) for s in reversed(half))
+        if not capacity > 0:
+            return f"its last {ref.capacity} passed no charge"
+        return Measured(capacity, tuple(s.step_count for s in half), half[-1].end_reason)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from drivers.errors import CellseqError
 from drivers.interfaces import Channel, MultiChannelInstrument
 from protocols.cells import Cell
 from sequencer.counters import Counters
-
-if TYPE_CHECKING:
-    from sequencer.loop_conditions import CycleTracker, RanStep
+from sequencer.steps_run import StepsRun
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,9 @@ class CellRun:
     state: str = "pending"
     fault: str | None = None
     last: dict[str, float] = field(default_factory=dict)
-    #: the steps run on the channel so far, in order (what a loop's ``until`` looks at)
-    ran: list[RanStep] = field(default_factory=list)
-    #: the cycles of ``ran`` from each loop scope on, cut as the steps come (see CycleTracker)
-    cycle_trackers: dict[int, CycleTracker] = field(default_factory=dict)
+    #: what the steps run on the channel so far leave for a loop's ``until`` and a measured
+    #: C-rate to look at (not the steps themselves: it does not grow with the run)
+    steps_run: StepsRun = field(default_factory=StepsRun)
     #: the run store's row of the step the channel runs or ran last
     step_id: int | None = None
     #: the chamber's set point from the experiment's last soak (degC), None before any

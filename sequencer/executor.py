@@ -35,19 +35,14 @@ from protocols.units import kelvin_to_celsius
 from sequencer import start_check
 from sequencer.branches import branch_of
 from sequencer.calls import caller_for
-from sequencer.capacity_basis import PlannedReference, measured_basis
+from sequencer.capacity_basis import PlannedReference
 from sequencer.cell_context import CellContext
 from sequencer.cell_run import CellFault, CellRun
 from sequencer.handlers import technique_for, voltage_window
 from sequencer.handlers.set_temperature import SoakProgress, SoakTimeout, soak
 from sequencer.instruments import Instruments, channel_capabilities
 from sequencer.journal import Journal
-from sequencer.loop_conditions import (
-    CycleTracker,
-    RanStep,
-    measured_reason,
-    watched_discharge,
-)
+from sequencer.loop_conditions import CycleTracker, measured_reason, watched_discharge
 from sequencer.pause import Holds, PauseControl
 from sequencer.plan import Plan, PlannedExperiment, PlannedStep
 from sequencer.progress import ExperimentProgress, NoProgress
@@ -423,8 +418,15 @@ class Executor:
             breaks = breaks | {"short"}
         counts = loop.count_cycles and not any(isinstance(c.step, Loop) for c in node.children)
         r = cell.run
-        if scope is None:
-            scope = len(r.ran)
+        if scope is None:   # the outermost loop: its nest's retentions cut cycles from here
+            scope = r.steps_run.count
+            if _watches_retention(node, cell.id):
+                leading = "discharge" if r.cell.kind is CellKind.LI_CU else "charge"
+                r.steps_run.track(scope, CycleTracker(leading, r.cell.capacity_Ah))
+            try:
+                return await self._run_loop(exp, node, cell, breaks, scope, watches)
+            finally:
+                r.steps_run.untrack(scope)
         if until is not None and until.capacity_retention_below is not None:
             watched = watched_discharge(node, cell.id)
             if watched is not None:   # the plan refuses a retention with nothing to watch
@@ -434,7 +436,7 @@ class Executor:
         for iteration in range(1, loop.count + 1):
             if counts:
                 r.cycle += 1
-            start = len(r.ran)
+            start = r.steps_run.count
             got = await self._run_steps(exp, node.children, cell, iteration, breaks, scope,
                                         watches)
             seen.add(got)
@@ -457,7 +459,7 @@ class Executor:
                     why = fell[1]
                 elif until is not None and until.measured:
                     why = measured_reason(until, lambda: self._last_point(r),
-                                          _last_discharge_Ah(r.ran[start:]))
+                                          r.steps_run.last_discharge_Ah(start))
             if why:
                 # a short ends every loop around it; the innermost one, where it happened,
                 # says so (a ramp's level and the ramp are one step as written)
@@ -474,12 +476,11 @@ class Executor:
                         scope: int, start: int) -> tuple[int, str] | None:
         """The outermost loop whose capacity retention the steps from ``start`` on brought
         below its threshold, and why; None if none."""
-        r = cell.run
-        leading = "discharge" if r.cell.kind is CellKind.LI_CU else "charge"
+        if not watches:
+            return None
+        tracker = cell.run.steps_run.tracker(scope)
         for watch in watches:
-            tracker = r.cycle_trackers.setdefault(scope, CycleTracker(leading))
-            check = tracker.check(r.ran, scope, start - scope, watch.watched,
-                                  r.cell.capacity_Ah)
+            check = tracker.check(start, watch.watched)
             if check is not None and check.retention < watch.below:
                 return watch.loop, (
                     f"capacity retention {100 * check.retention:.1f} % fell below"
@@ -495,7 +496,8 @@ class Executor:
     async def _run_channel_step(self, exp: PlannedExperiment, node: PlannedStep,
                                 cell: CellContext) -> str:
         """Run one primitive step to its end, after the pause point before it; return the end
-        reason. What it passed is kept in the cell's steps run (:class:`RanStep`)."""
+        reason. What it passed goes to the cell's steps run
+        (:class:`~sequencer.steps_run.StepsRun`)."""
         await self._safe_point([cell])
         r = cell.run
         before = r.counters.as_dict()
@@ -507,13 +509,13 @@ class Executor:
         current = technique.current_A if isinstance(technique, ConstantCurrent) else None
         basis = r.step_params.get("capacity_basis_Ah")
         passed = {name: max(after[name] - before[name], 0.0) for name in after}
-        r.ran.append(RanStep(StepOutcome(
+        r.steps_run.add(StepOutcome(
             step_count=r.step_count, kind=node.kind, current_A=current, tag=node.step.tag,
             written_kind=node.written_kind, temperature_degC=r.set_point_degC,
             end_reason=reason, experiment=exp.name,
             capacity_basis_Ah=basis if isinstance(basis, float) else None,
             ended_at_start=ended_at_once(r.step_params.get(start_check.PARAM)),
-            **passed), node.number, r.step_id))
+            **passed), node.number, exp.references)
         return reason
 
     def _resolve(self, exp: PlannedExperiment, node: PlannedStep, cell: CellContext,
@@ -528,7 +530,7 @@ class Executor:
         if recorded is not None and isinstance(recorded.get("capacity_basis_Ah"), float):
             basis = recorded["capacity_basis_Ah"]
         else:
-            measured = measured_basis(r.ran, exp.name, ref)
+            measured = r.steps_run.measured(exp.name, ref)
             if isinstance(measured, str):
                 raise CellFault(f"{where}: {measured}; the step does not run at the nominal"
                                 " capacity instead (give its C-rate without c_rate_reference"
@@ -617,12 +619,18 @@ class Executor:
                 self.journal.note(None, "close_failed", f"{type(inst).__name__}: {exc}")
 
 
-def _last_discharge_Ah(ran: list[RanStep]) -> float | None:
-    """What the last step of ``ran`` that discharged delivered; None if none did."""
-    for step in reversed(ran):
-        if step.outcome.direction < 0:
-            return step.outcome.discharge_Ah
-    return None
+def _watches_retention(loop: PlannedStep, cell: str) -> bool:
+    """Some loop of the nest ``loop`` heads stops on a capacity retention of ``cell``'s
+    cycles (so the nest's cycles are cut as its steps run)."""
+    nodes = [loop]
+    while nodes:
+        node = nodes.pop()
+        until = node.step.until if isinstance(node.step, Loop) else None
+        if until is not None and until.capacity_retention_below is not None \
+                and watched_discharge(node, cell) is not None:
+            return True
+        nodes.extend(n for n in node.children if isinstance(n.step, Loop))
+    return False
 
 
 def _describe(exc: BaseException) -> str:

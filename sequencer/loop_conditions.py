@@ -2,11 +2,11 @@
 ended the loop.
 
 The retention a loop stops on is the report's (:func:`analysis.cycles.series_retention`): the
-executor keeps a :class:`RanStep` for every step a cell ran, as the run store records it, cuts
-them into cycles with :func:`analysis.cycles.cycles_of` and compares a cycle with the first
-cycle of its series (same tag, C-rate and temperature). So a C/3 check-up run every 100
-iterations of a 1C aging loop is its own cycle and series: it is neither summed into an aging
-cycle nor compared with one.
+executor passes a :class:`RanStep` for every step a cell ran, as the run store records it, to a
+:class:`CycleTracker`, which cuts them into cycles with :func:`analysis.cycles.cycles_of`, and
+compares a cycle with the first cycle of its series (same tag, C-rate and temperature). So a
+C/3 check-up run every 100 iterations of a 1C aging loop is its own cycle and series: it is
+neither summed into an aging cycle nor compared with one.
 
 Which cycles a loop watches is fixed by the plan (:func:`watched_discharge`): those of the
 constant-current discharge that runs most often per iteration of the loop, counting the loops
@@ -16,7 +16,8 @@ since the outermost loop around it began: a loop nested in another compares with
 cycle of the whole nest, not of its own latest run.
 
 Everything here is re-derived on a resumed run from the store's rows (the replayed steps' end
-counters, their last points): the loop's decisions come out as they did.
+counters, their last points): the loop's decisions come out as they did. Nothing here keeps
+every step a cell ran: a run's memory does not grow with its length.
 """
 
 from __future__ import annotations
@@ -45,11 +46,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RanStep:
     """A step a cell ran: what cycles need of it, the plan node it ran (its number) and its
-    row in the run store."""
+    place among the cell's steps run (0 for the first)."""
 
     outcome: StepOutcome
     number: int
-    step_id: int | None
+    index: int
 
 
 def watched_discharge(loop: PlannedStep, cell: str) -> int | None:
@@ -86,69 +87,78 @@ class RetentionCheck:
 
 
 class CycleTracker:
-    """:func:`analysis.cycles.cycles_of` over a cell's growing list of ran steps from one
-    scope on, cut again only from the cycle still open: a cycle closes when a later step starts
-    the next, and nothing after changes it. A 1000-iteration loop checks its retention after
-    every iteration; cutting every step into cycles each time grew with the square of the
-    cycles run."""
+    """:func:`analysis.cycles.cycles_of` over the steps a cell runs from one scope on (the
+    outermost loop around a retention condition), fed a step at a time (:meth:`add`), keeping
+    only what a retention check can still look at: the steps of the cycle still open (a cycle
+    closes when a later step starts the next, and nothing after changes it), the first closed
+    cycle of each series and the last closed cycle of each discharge step. So a 10 000-cycle
+    loop keeps as much as a 10-cycle one, and each check cuts only the open cycle again.
+    ``one_c_A``: the cell's 1C current the series' C-rates are taken of."""
 
-    def __init__(self, leading: Literal["charge", "discharge"]) -> None:
-        self.leading = leading
-        self._closed: list[Cycle] = []
-        self._tail = 0          # where in ``ran[scope:]`` the open cycle's first step is
-        self._where: dict[int, tuple[int, int]] = {}   # id(outcome) -> (index, plan number)
-        self._seen = 0
+    def __init__(self, leading: Literal["charge", "discharge"], one_c_A: float | None) -> None:
+        self.leading, self.one_c_A = leading, one_c_A
+        self._open: list[RanStep] = []   # from the open cycle's first step (or the scope's) on
+        self._cut = 0                    # len(_open) when it was last cut
+        self._closed = 0                 # cycles closed so far
         self._firsts: dict[SeriesKey, Cycle] = {}
-        self._firsts_done = 0
+        #: plan number of a discharge step -> the last closed cycle it discharged in, and the
+        #: place of that cycle's last step among the steps run
+        self._last_of: dict[int, tuple[Cycle, int]] = {}
 
-    def cycles(self, ran: Sequence[RanStep], scope: int) -> list[Cycle]:
-        """The cycles of ``ran[scope:]``, numbered from 1, as ``cycles_of`` cuts them."""
-        for i in range(scope + self._seen, len(ran)):
-            self._where[id(ran[i].outcome)] = (i - scope, ran[i].number)
-        self._seen = len(ran) - scope
-        base = len(self._closed)
-        fresh = [Cycle(c.number + base, c.tag, c.steps, c.experiment, c.leading)
-                 for c in cycles_of([r.outcome for r in ran[scope + self._tail:]],
-                                    leading=self.leading)]
+    def add(self, step: RanStep) -> None:
+        """A step the cell ran (in order). Steps that take no part in cycles are not kept
+        (``cycles_of`` passes them over); the open steps are cut when they have doubled, so a
+        long stretch between checks keeps one cycle."""
+        if not step.outcome.direction:
+            return
+        self._open.append(step)
+        if len(self._open) >= 2 * self._cut + 64:
+            self._cycles()
+
+    def _cycles(self) -> list[Cycle]:
+        """The cycles of the open steps (numbered on from the closed ones); all but the last
+        are closed, summarised and dropped."""
+        where = {id(r.outcome): k for k, r in enumerate(self._open)}
+        fresh = [Cycle(c.number + self._closed, c.tag, c.steps, c.experiment, c.leading)
+                 for c in cycles_of([r.outcome for r in self._open], leading=self.leading)]
+        for cycle in fresh[:-1]:
+            if cycle.discharges:
+                self._firsts.setdefault(series_key(cycle, self.one_c_A), cycle)
+            last = self._open[where[id(cycle.steps[-1])]].index
+            for s in cycle.discharges:
+                self._last_of[self._open[where[id(s)]].number] = (cycle, last)
         if len(fresh) > 1:
-            self._closed.extend(fresh[:-1])
-            self._tail = self._where[id(fresh[-1].steps[0])][0]
+            self._closed += len(fresh) - 1
+            self._open = self._open[where[id(fresh[-1].steps[0])]:]
             fresh = fresh[-1:]
-        return [*self._closed, *fresh]
+        self._cut = len(self._open)
+        return fresh
 
-    def check(self, ran: Sequence[RanStep], scope: int, since: int, watched: int,
-              one_c_A: float | None) -> RetentionCheck | None:
-        """The retention of the last watched cycle of ``ran[scope:]`` that has a step from
-        index ``since`` on (counted from ``scope``: one that ended in the iteration just run),
-        against the first cycle of its series; None if the iteration completed no watched
-        cycle or nothing compares."""
-        cycles = self.cycles(ran, scope)
-        for cycle in reversed(cycles):
-            if not any(self._where[id(s)][1] == watched for s in cycle.discharges):
-                continue
-            if not any(self._where[id(s)][0] >= since for s in cycle.steps):
-                return None
-            key = series_key(cycle, one_c_A)
-            first = self._first_of(key, cycles, one_c_A) or cycle
-            # the report's definition, given the series' first cycle kept rather than sought
-            retention = series_retention([first], one_c_A, cycle)
-            if retention is None:
-                return None
-            return RetentionCheck(retention, cycle, first, str(key))
-        return None
-
-    def _first_of(self, key: SeriesKey, cycles: list[Cycle],
-                  one_c_A: float | None) -> Cycle | None:
-        """The first cycle of ``cycles`` that discharged in series ``key``; the closed cycles'
-        firsts are kept (one C-rate per tracker: a cell's capacity does not change)."""
-        for c in self._closed[self._firsts_done:]:
-            if c.discharges:
-                self._firsts.setdefault(series_key(c, one_c_A), c)
-        self._firsts_done = len(self._closed)
-        if key in self._firsts:
-            return self._firsts[key]
-        return next((c for c in cycles[len(self._closed):]
-                     if c.discharges and series_key(c, one_c_A) == key), None)
+    def check(self, since: int, watched: int) -> RetentionCheck | None:
+        """The retention of the last cycle that discharged in step ``watched`` (a plan number),
+        if it has a step run at place ``since`` or later (one that ended in the iteration just
+        run), against the first cycle of its series; None if the iteration completed no
+        watched cycle or nothing compares."""
+        fresh = self._cycles()
+        where = {id(r.outcome): r for r in self._open}
+        found: tuple[Cycle, int] | None = None
+        for cycle in fresh:
+            if any(where[id(s)].number == watched for s in cycle.discharges):
+                found = cycle, where[id(cycle.steps[-1])].index
+        found = found or self._last_of.get(watched)
+        if found is None:
+            return None
+        cycle, last = found
+        if last < since:
+            return None
+        key = series_key(cycle, self.one_c_A)
+        first = self._firsts.get(key) or next(
+            (c for c in fresh if c.discharges and series_key(c, self.one_c_A) == key), cycle)
+        # the report's definition, given the series' first cycle kept rather than sought
+        retention = series_retention([first], self.one_c_A, cycle)
+        if retention is None:
+            return None
+        return RetentionCheck(retention, cycle, first, str(key))
 
 
 def measured_reason(until: LoopUntil, last: Callable[[], dict[str, float] | None],

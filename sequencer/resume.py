@@ -58,6 +58,57 @@ _OCV_WINDOWS_V: dict[CellKind, tuple[float, float]] = {
 }
 
 
+class DoneSteps:
+    """The rows of the steps of one cell that had ended in the stopped run, by step count,
+    read from the store a stretch of step counts at a time as the replay walks them: a
+    resumed run holds a few hundred steps' rows, not every step of a run of months.
+
+    Only step counts up to the stopped run's highest are looked up: a row the resumed run
+    writes itself (its steps come after those) is never taken for one the stopped run ended.
+    """
+
+    #: step counts read at once
+    STRETCH = 256
+
+    def __init__(self, store: RunStore | None = None, cell: str = "", top: int = 0) -> None:
+        self._store, self._cell, self._top = store, cell, top
+        self._lo, self._hi = 1, 0
+        self._rows: dict[int, dict[str, Any]] = {}
+
+    def get(self, count: int) -> dict[str, Any] | None:
+        """The row of the step numbered ``count`` that ended (not interrupted; the last one
+        stored if several), or None."""
+        if self._store is None or not 0 <= count <= self._top:
+            return None
+        if not self._lo <= count <= self._hi:
+            self._read(count, min(count + self.STRETCH - 1, self._top))
+        return self._rows.get(count)
+
+    def __contains__(self, count: int) -> bool:
+        return self.get(count) is not None
+
+    def __getitem__(self, count: int) -> dict[str, Any]:
+        row = self.get(count)
+        if row is None:
+            raise KeyError(count)
+        return row
+
+    def check(self) -> None:
+        """Read every row once (dropping each stretch after it), so a damaged row refuses the
+        resume before it writes anything rather than in the middle of the replay."""
+        for lo in range(0, self._top + 1, self.STRETCH):
+            self._read(lo, min(lo + self.STRETCH - 1, self._top))
+        self._lo, self._hi, self._rows = 1, 0, {}
+
+    def _read(self, lo: int, hi: int) -> None:
+        assert self._store is not None
+        self._rows = {}
+        for row in self._store.steps(self._cell, counts=(lo, hi)):   # in the order stored
+            if row["ended_t"] is not None and row["end_reason"] != "interrupted":
+                self._rows[row["step_count"]] = row
+        self._lo, self._hi = lo, hi
+
+
 @dataclass
 class CellHistory:
     """One cell's rows of the stopped run."""
@@ -69,7 +120,7 @@ class CellHistory:
     soak: dict[str, Any] | None = None   # the soak under way: see SoakProgress
     #: the step whose output was off when the run stopped, and its step time then
     off: dict[str, Any] | None = None
-    done: dict[int, dict[str, Any]] = field(default_factory=dict)    # step_count -> row
+    done: DoneSteps = field(default_factory=DoneSteps)    # step_count -> row, read as needed
     open: dict[int, dict[str, Any]] = field(default_factory=dict)    # step_count -> row
     by_experiment: dict[str, dict[str, Any]] = field(default_factory=dict)  # last row
 
@@ -83,20 +134,19 @@ class ResumeState:
     @classmethod
     def load(cls, store: RunStore) -> ResumeState:
         cells: dict[str, CellHistory] = {}
+        tops = store.top_step_counts()
         for s in store.cell_states():
             cp = s["checkpoint"]
+            done = DoneSteps(store, s["cell"], tops.get(s["cell"], 0))
+            done.check()
             cells[s["cell"]] = CellHistory(s["state"], cp.get("fault"), cp.get("counters", {}),
-                                           s["last"], cp.get("soak"), cp.get("off"))
-        for row in store.steps():
-            hist = cells.get(row["cell"])
-            if hist is None:
-                continue
-            count = row["step_count"]
-            if row["ended_t"] is None:
-                hist.open[count] = row
-            elif row["end_reason"] != "interrupted":
-                hist.done[count] = row
-            hist.by_experiment[row["experiment"]] = row
+                                           s["last"], cp.get("soak"), cp.get("off"), done)
+        for row in store.unfinished_steps():
+            if row["cell"] in cells:
+                cells[row["cell"]].open[row["step_count"]] = row
+        for row in store.last_steps_of_experiments():
+            if row["cell"] in cells:
+                cells[row["cell"]].by_experiment[row["experiment"]] = row
         events = store.events()
         finished = {e["message"] for e in events if e["kind"] == "experiment_finished"}
         seen = {(e["cell"], e["kind"], e["message"]) for e in events

@@ -757,11 +757,43 @@ class RunStore:
         return out
 
     @_reads
-    def steps(self, cell: str | None = None, damage: list[str] | None = None
-              ) -> list[dict[str, Any]]:
+    def steps(self, cell: str | None = None, damage: list[str] | None = None,
+              counts: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+        """The steps' rows in the order stored, of one ``cell`` or all; ``counts``: only the
+        cell's steps whose step count lies in this closed range (a resumed run reads its
+        replay this way, a stretch at a time)."""
+        where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
+        if counts is not None:
+            if cell is None:
+                raise ValueError("a range of step counts is one cell's")
+            where, args = f"{where} AND step_count BETWEEN ? AND ?", (*args, *counts)
+        return self._step_rows(where, args, damage)
+
+    @_reads
+    def unfinished_steps(self) -> list[dict[str, Any]]:
+        """The rows of steps that have not ended (running when the run stopped)."""
+        return self._step_rows("ended_t IS NULL", ())
+
+    @_reads
+    def last_steps_of_experiments(self) -> list[dict[str, Any]]:
+        """Each cell's last stored step in each experiment it ran in."""
+        return self._step_rows("id IN (SELECT MAX(id) FROM steps GROUP BY cell, experiment)",
+                               ())
+
+    @_reads
+    def top_step_counts(self) -> dict[str, int]:
+        """Each cell's highest stored step count."""
+        with self._scan.reading("steps"):
+            rows = self._conn.execute(
+                "SELECT cell, MAX(step_count) FROM steps GROUP BY cell").fetchall()
+        for cell, top in rows:
+            decode_int(top, f"the steps of {cell!r}: step_count")
+        return dict(rows)
+
+    def _step_rows(self, where: str, args: tuple[Any, ...], damage: list[str] | None = None
+                   ) -> list[dict[str, Any]]:
         cols = ("id", "cell", "experiment", "step_count", "step_index", "kind", "cycle",
                 "started_t", "ended_t", "end_reason", "params", "end_counters")
-        where, args = ("cell = ?", (cell,)) if cell is not None else ("", ())
         out = []
         for row in self._scan.rows("steps", ", ".join(cols), where, args, damage=damage):
             r = dict(zip(cols, row, strict=True))

@@ -110,6 +110,11 @@ def test_nested_loops_compare_with_the_first_cycle_of_the_whole_nest(tmp_path):
 
 
 def test_a_run_cut_inside_the_aging_loop_resumes_to_the_same_decisions(tmp_path, monkeypatch):
+    """The replay feeds the loop's cycles and the retention again from the store's rows, read
+    a stretch of step counts at a time (here 3, so the replay crosses many stretches)."""
+    from sequencer.resume import DoneSteps
+
+    monkeypatch.setattr(DoneSteps, "STRETCH", 3)
     protocol = _variant(tmp_path, "97 %", 4)
     reference_dir = tmp_path / "reference"
     cut = arm_power_cut(monkeypatch)
@@ -188,34 +193,126 @@ experiments:
     assert "Traceback" not in result.output
 
 
-def test_the_cycles_cut_as_steps_come_are_those_cut_at_once():
-    """The executor cuts a loop's cycles incrementally (CycleTracker); after every step they
-    and every retention check equal a cut of the whole list, however tags, rests and rates
-    alternate, for a loop from the first step and one that began later."""
-    import random
+def _random_outcomes(rng: random.Random, n: int, experiment: str = "") -> list:
+    """``n`` steps of random kinds, directions, tags and amounts, in the order they ran."""
+    from analysis.cycles import StepOutcome
 
-    from analysis.cycles import StepOutcome, cycles_of
-    from sequencer.loop_conditions import CycleTracker, RanStep
-
-    rng = random.Random(7)
-    ran: list[RanStep] = []
-    trackers = {0: CycleTracker("charge"), 5: CycleTracker("charge")}
-    for i in range(400):
+    out = []
+    for i in range(n):
         kind, current = rng.choice([("constant_current", 1e-3), ("constant_current", -1e-3),
                                     ("constant_current", -3e-4), ("rest", None),
                                     ("constant_voltage", None)])
         passed = rng.uniform(0.5e-3, 1e-3)
         charging = kind == "constant_voltage" or (current is not None and current > 0)
         discharging = current is not None and current < 0
-        outcome = StepOutcome(step_count=i + 1, kind=kind,
-                              charge_Ah=passed if charging else 0.0,
-                              discharge_Ah=passed if discharging else 0.0,
-                              current_A=current, tag=rng.choice(["aging", "aging", "rpt"]))
-        ran.append(RanStep(outcome, number=3 if current == -1e-3 else 4, step_id=None))
-        for scope, tracker in trackers.items():
-            if len(ran) <= scope:
+        out.append(StepOutcome(step_count=i + 1, kind=kind,
+                               charge_Ah=passed if charging else 0.0,
+                               discharge_Ah=passed if discharging else 0.0,
+                               current_A=current, tag=rng.choice(["aging", "aging", "rpt"]),
+                               end_reason=rng.choice(["voltage"] * 9 + ["skipped"]),
+                               experiment=experiment))
+    return out
+
+
+def _check_at_once(ran: list, scope: int, since: int, watched: int, one_c_A: float):
+    """A loop's retention check cut from every step since ``scope`` at once: the last cycle
+    that discharged in step ``watched``, if a step of it ran at ``since`` or later, against the
+    first cycle of its series."""
+    from analysis.cycles import cycles_of, series_key, series_retention
+    from sequencer.loop_conditions import RetentionCheck
+
+    number = {id(r.outcome): r for r in ran}
+    cycles = cycles_of([r.outcome for r in ran[scope:]])
+    for cycle in reversed(cycles):
+        if not any(number[id(s)].number == watched for s in cycle.discharges):
+            continue
+        if not any(number[id(s)].index >= since for s in cycle.steps):
+            return None
+        key = series_key(cycle, one_c_A)
+        first = next(c for c in cycles if c.discharges and series_key(c, one_c_A) == key)
+        retention = series_retention([first], one_c_A, cycle)
+        return None if retention is None else RetentionCheck(retention, cycle, first, str(key))
+    return None
+
+
+def test_the_cycles_cut_as_steps_come_are_those_cut_at_once():
+    """The executor cuts a loop's cycles as its steps come (CycleTracker), keeping only the
+    open cycle and what checks still look at; after every step every retention check equals
+    one cut from all steps at once, however tags, rests and rates alternate, for a loop from
+    the first step and one that began later, checked after every step or only now and then;
+    and what it keeps does not grow with the steps."""
+    from sequencer.loop_conditions import CycleTracker, RanStep
+
+    rng = random.Random(7)
+    ran: list[RanStep] = []
+    trackers = {(0, 1): CycleTracker("charge", 1e-3), (5, 1): CycleTracker("charge", 1e-3),
+                (0, 37): CycleTracker("charge", 1e-3)}
+    checked = 0
+    for i, outcome in enumerate(_random_outcomes(rng, 1500)):
+        ran.append(RanStep(outcome, number=3 if outcome.current_A == -1e-3 else 4, index=i))
+        for (scope, every), tracker in trackers.items():
+            if i < scope:
                 continue
-            assert tracker.cycles(ran, scope) == cycles_of([r.outcome for r in ran[scope:]])
-            since = max(0, len(ran) - scope - 3)
-            assert tracker.check(ran, scope, since, 3, 1e-3) == \
-                CycleTracker("charge").check(ran, scope, since, 3, 1e-3)
+            tracker.add(ran[-1])
+            if i % every:
+                continue
+            since = max(scope, i - rng.randrange(4))
+            expected = _check_at_once(ran, scope, since, 3, 1e-3)
+            assert tracker.check(since, 3) == expected
+            checked += expected is not None
+        assert all(len(t._open) < 150 for t in trackers.values())
+    assert checked > 100
+
+
+def test_a_reference_run_followed_step_by_step_measures_what_its_steps_say():
+    """A C-rate reference's last run, followed as the steps come (ReferenceRun, which keeps
+    only its last half), measures after every step what a scan back over all the steps run
+    finds: the latest unbroken stretch of the reference's steps in the experiment, its last
+    half the way the reference asks (back to a step the other way), the capacity summed latest
+    first, a half with a skipped step refused."""
+    from sequencer.capacity_basis import Measured, PlannedReference, ReferenceRun
+    from sequencer.loop_conditions import RanStep
+
+    def at_once(ran: list[RanStep], ref: PlannedReference) -> Measured | str:
+        ours = [r.outcome.experiment == "e" and r.number in ref.numbers for r in ran]
+        if not any(ours):
+            return f"{ref.by} {ref.name!r} has not run in this experiment yet"
+        end = max(i for i, o in enumerate(ours) if o) + 1
+        start = end
+        while start > 0 and ours[start - 1]:
+            start -= 1
+        wanted = -1 if ref.capacity == "discharge" else 1
+        half = []
+        for r in reversed(ran[start:end]):
+            if r.outcome.direction == wanted:
+                half.append(r.outcome)
+            elif r.outcome.direction == -wanted and half:
+                break
+        if not half:
+            return (f"its last run (from step count {ran[start].outcome.step_count}) passed"
+                    f" no {ref.capacity}")
+        skipped = [s.step_count for s in half if s.end_reason == "skipped"]
+        if skipped:
+            return (f"its last {ref.capacity} (step count {skipped[0]}) was skipped on"
+                    " resume: its capacity was not measured")
+        name = "discharge_Ah" if ref.capacity == "discharge" else "charge_Ah"
+        total = sum(getattr(s, name) for s in half)
+        return Measured(total, tuple(s.step_count for s in reversed(half)),
+                        half[0].end_reason)
+
+    rng = random.Random(11)
+    refs = [PlannedReference(9, "rpt", "tag", frozenset({2, 3}), "discharge"),
+            PlannedReference(9, "rpt", "tag", frozenset({1, 2, 3}), "charge")]
+    runs = [ReferenceRun("e", ref) for ref in refs]
+    ran: list[RanStep] = []
+    kinds = {"measured": 0, "refused": 0}
+    for i, outcome in enumerate(_random_outcomes(rng, 2000, "e")):
+        if rng.random() < 0.05:
+            outcome = type(outcome)(**{**vars(outcome), "experiment": "other"})
+        ran.append(RanStep(outcome, number=rng.choice([1, 2, 2, 3, 3, 5]), index=i))
+        for ref, follower in zip(refs, runs, strict=True):
+            follower.add(ran[-1])
+            got = follower.measured()
+            assert got == at_once(ran, ref)
+            kinds["measured" if isinstance(got, Measured) else "refused"] += 1
+    assert min(kinds.values()) > 100
