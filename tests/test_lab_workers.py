@@ -153,11 +153,15 @@ def test_a_crashed_station_resumes_its_job_and_no_other_station_takes_it(lab, tm
     first.wait()
     os.kill(pid, signal.SIGKILL)
     from sequencer.lab.job import _alive
+    from sequencer.locks import run_dir_in_use
     from sequencer.status import run_status
 
-    # a signal is delivered when the kernel gets to it: on a loaded machine the run may hold
-    # its directory a moment after the kill returned
-    lab.wait(lambda: not _alive(pid), 30, "the killed run's process to be gone")
+    # a signal is delivered when the kernel gets to it, and a process's threads end one by
+    # one: its main thread may already be a zombie (not alive) while another, still ending,
+    # holds the run directory's lock a moment longer. Nothing else can take the lock (the
+    # worker is dead), so both are waited for
+    lab.wait(lambda: not _alive(pid) and not run_dir_in_use(lab.run_dir("st-1", run)), 30,
+             "the killed run's process to be gone and its lock released")
 
     output = lab.folder / "runs" / "st-1" / ".lab" / run / "output.log"
     assert run_status(lab.run_dir("st-1", run))["status"] == "interrupted", \
