@@ -23,6 +23,7 @@ Nothing here is given the answer: every number comes from the stored points.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -102,14 +103,21 @@ def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: 
         shared.cycles.pop((ce.experiment, ce.cell), None)
 
 
+#: A worker process analyses cell after cell until it has grown by this much since it was
+#: forked (freed memory stays with the process), then ends and a fresh one takes the next
+#: cell: a process's memory is bounded by this and by its largest cell, however many cells
+#: the run has, and a run of many small cells does not pay a fork for each.
+WORKER_GROWTH_LIMIT_MB = 64.0
+
 #: The run a worker of :func:`_derive_in_parallel` analyses (inherited when it forks).
 _WORKER_DATA: RunData | None = None
 
 
 def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
                         shared: Shared, workers: int, drawn: bool) -> None:
-    """:func:`_derive_cell` of each cell in a process of its own (:mod:`analysis.forked`),
-    ``workers`` at a time, the cells' outputs joined in the order one process would have made
+    """:func:`_derive_cell` of each cell in forked processes (:mod:`analysis.forked`; a
+    process takes cells until it has grown by :data:`WORKER_GROWTH_LIMIT_MB`), ``workers`` at
+    a time, the cells' outputs joined in the order one process would have made
     them (cell by cell): each cell's analyses are its own, apart from what :class:`Shared`
     gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
     PNG in its process."""
@@ -121,7 +129,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
         # nothing left to do; joined in the cells' order
         parts = run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn),
                            sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
-                           what="cell")
+                           what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
     finally:
         _WORKER_DATA = None
     for cell in cells:
@@ -134,9 +142,11 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
 
 
 def _preload(data: RunData, figures: bool) -> None:
-    """Import here, once, what the cells' processes would otherwise each import again: the
-    plotting modules (matplotlib) when figures are made, the circuit fits' scipy (cells with
-    electrodes, blocking cells) and impedance.py (the bulk-arc fit of a blocking cell)."""
+    """Import and read here, once, what the cells' processes would otherwise each import or
+    read again: the plotting modules (matplotlib) when figures are made, the circuit fits'
+    scipy (cells with electrodes, blocking cells), impedance.py (the bulk-arc fit of a
+    blocking cell) and the material library (a cathode's molar mass and particle size, for a
+    full cell's theoretical capacity and GITT: some 35 files)."""
     if figures:
         from analysis import plots, plots_series, plots_titration  # noqa: F401
     kinds = {info.get("kind") for info in data.cells.values()}
@@ -145,6 +155,10 @@ def _preload(data: RunData, figures: bool) -> None:
     if "blocking" in kinds:
         from analysis.eis_fit import preload_circuit_fit
         preload_circuit_fit()
+    if any(info.get("cathode") for info in data.cells.values()):
+        from materials import builtin
+        with contextlib.suppress(Exception):   # a cell's analysis reads it again, says why
+            builtin()
 
 
 def _expected_cost(data: RunData, cell: str) -> tuple[int, int]:
@@ -161,11 +175,12 @@ def _cell_in_worker(cell: str, figures: bool, drawn: bool
                                list[str]]:
     data = _WORKER_DATA
     assert data is not None
+    known = len(data.damage)   # a worker may have analysed other cells before this one
     part, shared = Derived(), Shared()
     _derive_cell(data, cell, part, figures, shared)
     if drawn:
         _draw_from(part, 0)
-    return part, shared.sigma_by_exp, data.damage
+    return part, shared.sigma_by_exp, data.damage[known:]
 
 
 def _draw_from(out: Derived, start: int) -> None:
