@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 #: Steps that measure rather than cycle: they lie between cycles.
@@ -129,11 +130,13 @@ class Cycle:
     def discharge_Wh(self) -> float:
         return self._sum("discharge_Wh")
 
-    @property
+    # cached (in the instance's __dict__, which the frozen dataclass's fields, equality and
+    # hash leave alone): a cell's cycles are asked for their halves many times apiece
+    @cached_property
     def charges(self) -> tuple[StepOutcome, ...]:
         return tuple(s for s in self.steps if s.direction > 0)
 
-    @property
+    @cached_property
     def discharges(self) -> tuple[StepOutcome, ...]:
         return tuple(s for s in self.steps if s.direction < 0)
 

@@ -23,6 +23,7 @@ Nothing here is given the answer: every number comes from the stored points.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -102,14 +103,21 @@ def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: 
         shared.cycles.pop((ce.experiment, ce.cell), None)
 
 
+#: A worker process analyses cell after cell until it has grown by this much since it was
+#: forked (freed memory stays with the process), then ends and a fresh one takes the next
+#: cell: a process's memory is bounded by this and by its largest cell, however many cells
+#: the run has, and a run of many small cells does not pay a fork for each.
+WORKER_GROWTH_LIMIT_MB = 64.0
+
 #: The run a worker of :func:`_derive_in_parallel` analyses (inherited when it forks).
 _WORKER_DATA: RunData | None = None
 
 
 def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
                         shared: Shared, workers: int, drawn: bool) -> None:
-    """:func:`_derive_cell` of each cell in a process of its own (:mod:`analysis.forked`),
-    ``workers`` at a time, the cells' outputs joined in the order one process would have made
+    """:func:`_derive_cell` of each cell in forked processes (:mod:`analysis.forked`; a
+    process takes cells until it has grown by :data:`WORKER_GROWTH_LIMIT_MB`), ``workers`` at
+    a time, the cells' outputs joined in the order one process would have made
     them (cell by cell): each cell's analyses are its own, apart from what :class:`Shared`
     gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
     PNG in its process."""
@@ -123,7 +131,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
         # nothing left to do; joined in the cells' order
         parts = run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn),
                            sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
-                           what="cell")
+                           what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
     finally:
         _WORKER_DATA = None
     for cell in cells:
@@ -136,9 +144,11 @@ def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: 
 
 
 def _preload(data: RunData, figures: bool) -> None:
-    """Import here, once, what the cells' processes would otherwise each import again: the
-    plotting modules (matplotlib) when figures are made, the circuit fits' scipy (cells with
-    electrodes, blocking cells) and impedance.py (the bulk-arc fit of a blocking cell)."""
+    """Import and read here, once, what the cells' processes would otherwise each import or
+    read again: the plotting modules (matplotlib) when figures are made, the circuit fits'
+    scipy (cells with electrodes, blocking cells), impedance.py (the bulk-arc fit of a
+    blocking cell) and the material library (a cathode's molar mass and particle size, for a
+    full cell's theoretical capacity and GITT: some 35 files)."""
     if figures:
         from analysis import plots, plots_series, plots_titration  # noqa: F401
     kinds = {info.get("kind") for info in data.cells.values()}
@@ -147,6 +157,10 @@ def _preload(data: RunData, figures: bool) -> None:
     if "blocking" in kinds:
         from analysis.eis_fit import preload_circuit_fit
         preload_circuit_fit()
+    if any(info.get("cathode") for info in data.cells.values()):
+        from materials import builtin
+        with contextlib.suppress(Exception):   # a cell's analysis reads it again, says why
+            builtin()
 
 
 def _expected_cost(data: RunData, cell: str) -> tuple[int, int]:
@@ -163,26 +177,23 @@ def _cell_in_worker(cell: str, figures: bool, drawn: bool
                                list[str]]:
     data = _WORKER_DATA
     assert data is not None
+    known = len(data.damage)   # a worker may have analysed other cells before this one
     part, shared = Derived(), Shared()
     _derive_cell(data, cell, part, figures, shared)
     if drawn:
-        _draw_from(part, 0, release=False)
-    return part, shared.sigma_by_exp, data.damage
+        _draw_from(part, 0)   # the process may take another cell: its figures are let go
+    return part, shared.sigma_by_exp, data.damage[known:]
 
 
-def _draw_from(out: Derived, start: int, release: bool = True) -> None:
+def _draw_from(out: Derived, start: int) -> None:
     """The figures from ``start`` on drawn to PNG here, the ``Figure`` objects let go (a
-    figure holds its data and artists: a few MB each). ``release=False`` where the process
-    ends next (a cell's worker): clearing a figure costs a sixth of drawing it, and the
-    process's end frees it anyway."""
+    figure holds its data and artists: a few MB each)."""
     from matplotlib.figure import Figure
 
     todo = out.figures[start:]
     pngs = render_png([f for *_, f in todo], FIGURE_DPI, workers=1)
     out.figures[start:] = [(section, caption, png)
                            for (section, caption, _), png in zip(todo, pngs, strict=True)]
-    if not release:
-        return
     for *_, fig in todo:   # a figure's artists refer to each other: free its arrays now, not
         if isinstance(fig, Figure):   # whenever the cyclic collector next runs
             fig.clear()

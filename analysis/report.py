@@ -9,6 +9,8 @@ cannot be written (a full or read-only disk) is an :class:`AnalysisError` saying
 from __future__ import annotations
 
 import contextlib
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,27 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     notes on analyses that could not be made and numbers left out (each names the experiment,
     cell and reason). ``status``: the run's status when the caller knows better than the
     store (a run whose process died still says ``running`` there)."""
-    run_dir = Path(run_dir)
+    with _collector_skipping_the_long_lived():
+        return _make_report(Path(run_dir), figures, status)
+
+
+@contextlib.contextmanager
+def _collector_skipping_the_long_lived() -> Iterator[None]:
+    """The cyclic garbage collector spared from going through what lives as long as the
+    report (the modules imported, the run's index, its results): in a full collection it
+    went through all of them again and again, a few tenths of a second of the report's
+    main process. Everything frozen is unfrozen at the end (unless a caller froze first)."""
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
+def _make_report(run_dir: Path, figures: bool, status: str | None
+                 ) -> tuple[Path, Path, list[str]]:
     try:
         data = RunData(run_dir)
         derived = derive(run_dir, figures=figures, data=data, drawn=True)
@@ -58,6 +80,7 @@ def make_report(run_dir: Path, figures: bool = True, status: str | None = None
     if damage:
         meta["store_damage"] = damage
     report_dir = run_dir / REPORT_DIR
+    gc.freeze()   # the results, kept to the end (see _collector_skipping_the_long_lived)
     try:
         summary, index = write_report(report_dir, data.campaign, derived.results,
                                       derived.figures, expected=data.expected or None,

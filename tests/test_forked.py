@@ -42,3 +42,39 @@ def test_a_process_that_dies_is_an_analysis_error_naming_the_item():
     with pytest.raises(AnalysisError, match=r"^the analysis of cell x ended without an answer"
                        r" \(its process exited with code 7\)$"):
         run_forked(_dies, ["x"], processes=2, what="cell")
+
+
+_KEPT: list[bytearray] = []
+
+
+def _grows(n: int) -> int:
+    _KEPT.append(bytearray(b"x" * (16 << 20)))   # 16 MB written: resident, and kept
+    return os.getpid()
+
+
+def _dies_on_three(n: int) -> int:
+    if n == 3:
+        os._exit(9)
+    return n
+
+
+def test_with_a_growth_limit_a_process_takes_item_after_item():
+    answers = run_forked(_pid_and_square, [4, 1, 3, 2], processes=1, grow_limit_mb=1000)
+    assert {k: v[1] for k, v in answers.items()} == {1: 1, 2: 4, 3: 9, 4: 16}
+    pids = {v[0] for v in answers.values()}
+    assert len(pids) == 1 and os.getpid() not in pids
+
+
+def test_a_process_grown_past_the_limit_ends_and_a_fresh_one_takes_the_next_item():
+    answers = run_forked(_grows, [1, 2, 3], processes=1, grow_limit_mb=8)
+    assert len(set(answers.values())) == 3
+    assert len(set(run_forked(_grows, [1, 2, 3, 4], processes=1, grow_limit_mb=40).values())) \
+        == 2   # 16 MB, 32 MB, then past 40: two items and two
+
+
+def test_an_item_failing_in_a_process_that_took_others_before_is_raised_and_named():
+    with pytest.raises(ValueError, match=r"^three is refused$"):
+        run_forked(_fails_on_three, [1, 2, 3, 4], processes=1, grow_limit_mb=1000)
+    with pytest.raises(AnalysisError, match=r"^the analysis of cell 3 ended without an answer"
+                       r" \(its process exited with code 9\)$"):
+        run_forked(_dies_on_three, [1, 2, 3, 4], processes=2, grow_limit_mb=1000, what="cell")
