@@ -41,7 +41,7 @@ import numbers
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -566,95 +566,6 @@ def _write_json_atomic(path: Path, value: Any) -> None:
     long run's summary never whole in memory (nor the million pieces it is joined from)."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        pieces: list[str] = []
-        for _ in _indented_json(value, pieces, "\n"):
-            f.write("".join(pieces))
-            pieces.clear()
-        f.write("".join(pieces))
+        json.dump(value, f, indent=2, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
-
-
-#: Pieces of JSON text :func:`_indented_json` gathers before its caller writes them out.
-_JSON_BATCH = 65536
-
-
-def _indented_json(value: Any, out: list[str], newline: str, depth: int = 2
-                   ) -> Iterator[None]:
-    """Append to ``out`` the text ``json.dumps(value, indent=2, allow_nan=False)`` makes of
-    plain JSON values (what :func:`_jsonable` returns), character for character, yielding
-    between the items of the outer ``depth`` levels once ``out`` holds many pieces, so that
-    the caller writes them away. The standard library encodes indented JSON with a chain of
-    Python generators, one per level and item: this is faster for the report's tens of
-    thousands of results. ``newline``: a newline and the indentation of ``value``'s line."""
-    if depth <= 0 or not isinstance(value, list | tuple | dict) or not value:
-        _json_into(value, out, newline)
-        return
-    inner = newline + "  "
-    pairs = value.items() if isinstance(value, dict) else ((None, v) for v in value)
-    out.append("{" if isinstance(value, dict) else "[")
-    separator = inner
-    for key, item in pairs:
-        out.append(separator)
-        separator = "," + inner
-        if key is not None or isinstance(value, dict):
-            out.append(_json_key(key))
-        yield from _indented_json(item, out, inner, depth - 1)
-        if len(out) >= _JSON_BATCH:
-            yield
-    out.append(newline + ("}" if isinstance(value, dict) else "]"))
-
-
-def _json_into(value: Any, out: list[str], newline: str) -> None:
-    """:func:`_indented_json` of one value, whole."""
-    if isinstance(value, str):
-        out.append(_json_string(value))
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
-    elif isinstance(value, int):
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
-        out.append(float.__repr__(value))
-    elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        inner = newline + "  "
-        out.append("[")
-        separator = inner
-        for item in value:
-            out.append(separator)
-            separator = "," + inner
-            _json_into(item, out, inner)
-        out.append(newline + "]")
-    elif isinstance(value, dict):
-        if not value:
-            out.append("{}")
-            return
-        inner = newline + "  "
-        out.append("{")
-        separator = inner
-        for key, item in value.items():
-            out.append(separator)
-            separator = "," + inner
-            out.append(_json_key(key))
-            _json_into(item, out, inner)
-        out.append(newline + "}")
-    else:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _json_key(key: object) -> str:
-    if not isinstance(key, str):
-        raise TypeError(f"summary.json's keys are text, not {type(key).__name__}")
-    return _json_string(key) + ": "
-
-
-#: A string as JSON text (ASCII, escaped as json.dumps does: its own function).
-_json_string = json.encoder.encode_basestring_ascii

@@ -10,17 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from analysis import AnalysisError, plots
-from analysis.report_html import (
-    DEFAULT_RELATIVE_TOLERANCE,
-    _write_json_atomic,
-    compare,
-    write_report,
-)
+from analysis.report_html import DEFAULT_RELATIVE_TOLERANCE, compare, write_report
 
 from .test_analysis_results import aiose_conductivity
 
@@ -397,25 +390,3 @@ def test_a_run_with_faults_opens_the_page_with_a_banner(tmp_path):
     text = index.read_text(encoding="utf-8")
     assert "<div class=\"outcome banner\"" not in text
     assert "Run completed: all 1 cells completed." in text
-
-
-_JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=30)
-
-
-@given(_JSON_VALUES)
-@settings(max_examples=300, deadline=None)
-def test_summary_json_is_written_as_json_dumps_with_indent_2_writes_it(tmp_path_factory, value):
-    path = tmp_path_factory.mktemp("json") / "summary.json"
-    _write_json_atomic(path, value)
-    assert path.read_text(encoding="utf-8") == json.dumps(value, indent=2) + "\n"
-
-
-def test_summary_json_refuses_nan_and_keys_that_are_not_text(tmp_path):
-    with pytest.raises(ValueError, match="not JSON compliant"):
-        _write_json_atomic(tmp_path / "a.json", {"x": [1.0, math.nan]})
-    with pytest.raises(TypeError, match="keys are text"):
-        _write_json_atomic(tmp_path / "b.json", {"x": {1: 2}})
