@@ -130,7 +130,8 @@ def plan(
     out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days),"
               f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
               " capacity holds, every other loop counted in full; 'at most' runs every loop"
-              " to its count", soft_wrap=False)   # wrapped at words, to the terminal's width
+              " to its count, every step to its time limit and every soak to its timeout",
+              soft_wrap=False)   # wrapped at words, to the terminal's width
     _chambers(p)
     _branches(p)
     _notes(p.notes)
