@@ -51,6 +51,7 @@ from matplotlib.figure import Figure
 from analysis.errors import AnalysisError
 from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
+from core.text import plural
 from protocols.units import UnitError, convert
 
 #: Resolution of the saved PNGs (a 6.4 in wide panel is about 770 px).
@@ -389,11 +390,12 @@ def _outcome_html(outcome: Mapping[str, Any], checks: list[Check] | None) -> lis
     status = str(outcome.get("status"))
     cells = list(outcome.get("cells") or [])
     if status == "completed":
-        return [f'<p class="outcome ok">Run completed: all {len(cells)} cells completed.</p>']
+        every = "the cell" if len(cells) == 1 else f"all {len(cells)} cells"
+        return [f'<p class="outcome ok">Run completed: {every} completed.</p>']
     lost = [c for c in cells if c.get("state") != "completed"]
     out = ['<div class="outcome banner" role="alert">',
-           f"<h2>Run {e(status.replace('_', ' '))}: {len(lost)} of {len(cells)} cells did not"
-           " complete</h2>", "<ul>"]
+           f"<h2>Run {e(status.replace('_', ' '))}: {len(lost)} of {len(cells)}"
+           f" {plural(len(cells), 'cell')} did not complete</h2>", "<ul>"]
     for c in lost:
         where = f" in {c['experiment']}" if c.get("experiment") else ""
         why = f": {c['fault']}" if c.get("fault") else ""
