@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from analysis.errors import AnalysisError
 from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
+from core.text import plural
 from protocols.units import UnitError, convert
 
 if TYPE_CHECKING:   # matplotlib to write figures: not to compare results with expected values
@@ -394,11 +395,12 @@ def _outcome_html(outcome: Mapping[str, Any], checks: list[Check] | None) -> lis
     status = str(outcome.get("status"))
     cells = list(outcome.get("cells") or [])
     if status == "completed":
-        return [f'<p class="outcome ok">Run completed: all {len(cells)} cells completed.</p>']
+        every = "the cell" if len(cells) == 1 else f"all {len(cells)} cells"
+        return [f'<p class="outcome ok">Run completed: {every} completed.</p>']
     lost = [c for c in cells if c.get("state") != "completed"]
     out = ['<div class="outcome banner" role="alert">',
-           f"<h2>Run {e(status.replace('_', ' '))}: {len(lost)} of {len(cells)} cells did not"
-           " complete</h2>", "<ul>"]
+           f"<h2>Run {e(status.replace('_', ' '))}: {len(lost)} of {len(cells)}"
+           f" {plural(len(cells), 'cell')} did not complete</h2>", "<ul>"]
     for c in lost:
         where = f" in {c['experiment']}" if c.get("experiment") else ""
         why = f": {c['fault']}" if c.get("fault") else ""

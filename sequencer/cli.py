@@ -16,6 +16,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from core.text import counted
 from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
 
@@ -88,8 +89,8 @@ def validate(protocol: ProtocolArg, allow_outside_includes: OutsideIncludesOpt =
         _user_errors(exc)
     _warnings(checked)
     c = checked.campaign
-    out.print(f"{protocol}: valid: campaign {c.campaign!r}, {len(c.cells)} cells,"
-              f" {len(c.experiments)} experiments")
+    out.print(f"{protocol}: valid: campaign {c.campaign!r}, {counted(len(c.cells), 'cell')},"
+              f" {counted(len(c.experiments), 'experiment')}")
 
 
 StationOpt = Annotated[Path | None, typer.Option(
@@ -130,7 +131,8 @@ def plan(
     out.print(f"makespan {p.makespan_s / 3600:.1f} h ({p.makespan_s / 86400:.1f} days),"
               f" at most {p.makespan_bound_s / 3600:.1f} h: titrations taken at what the"
               " capacity holds, every other loop counted in full; 'at most' runs every loop"
-              " to its count", soft_wrap=False)   # wrapped at words, to the terminal's width
+              " to its count, every step to its time limit and every soak to its timeout",
+              soft_wrap=False)   # wrapped at words, to the terminal's width
     _chambers(p)
     _branches(p)
     _notes(p.notes)
@@ -347,7 +349,7 @@ def _status_table(st: dict) -> Table:
     table.add_column("state", no_wrap=True, min_width=len("interrupted"))
     table.add_column("experiment", overflow="fold", min_width=len("experiment"))
     table.add_column("step", overflow="fold")
-    table.add_column("cycle", justify="right", no_wrap=True)
+    table.add_column("loop\ncycle", justify="right", no_wrap=True)   # not the results' cycle
     table.add_column("points", justify="right", no_wrap=True)
     table.add_column("last", justify="right", no_wrap=True)
     for c in st["cells"]:
@@ -431,28 +433,26 @@ def report(
     from analysis.errors import AnalysisError
     from analysis.report import make_report
     from sequencer.status import run_status
+    from sequencer.summary import print_summary
 
     run_dir, lab_status = _from_lab(run_dir, db, lab, copy_dir)
     try:
         # a run whose process died: interrupted; a run of the lab: as the lab knows it
         try:
-            status = lab_status or run_status(run_dir)["status"]
+            st: dict | None = run_status(run_dir)
         except CellseqError:   # damage, a lock that cannot be read: the report salvages what
-            status = None      # it can and names what it could not read
-        summary, index, notes = make_report(run_dir, status=status)
+            st = None          # it can and names what it could not read
+        status = lab_status or (st["status"] if st else None)
+        summary, index, _ = make_report(run_dir, status=status)
     except (CellseqError, AnalysisError) as exc:
         _user_errors(exc)
-    run = json.loads(summary.read_text(encoding="utf-8")).get("run", {})
+    doc = json.loads(summary.read_text(encoding="utf-8"))
+    run = doc.get("run", {})
+    # what `run` prints at its end, from the summary just written (its notes included)
+    print_summary(out, st or {"campaign": run_dir.name, "status": status, "cells": []}, doc)
     if run.get("status") != "completed":
         err.print(f"run {run.get('status')}: see the banner at the top of the report")
-    for c in run.get("cells", []):
-        if c["state"] == "faulted":
-            err.print(f"faulted: {c['cell']} in {c['experiment']}: {c['fault']}")
-    for gap in run.get("not_derived", []):
-        err.print(f"not derived: {gap['experiment']} on {gap['cell']}: {gap['reason']}")
-    for note in notes:
-        err.print(f"note: {note}")
-    out.print(f"{summary}\n{index}")
+    out.print(f"report: {index}\nsummary: {summary}")
 
 
 analyze_app = typer.Typer(no_args_is_help=True, help="Analyse data a user brings.")

@@ -10,6 +10,12 @@ count is taken at what it will probably run, and its count gives the bound, show
   probably run 61, ``max_pulses: 1000`` too;
 - every other loop (a retention threshold, a short circuit, a count) runs its count, which is
   then its estimate and its bound alike.
+
+The bound (the plan's ``at most``) is what the run can really take: every loop to its count,
+every jump back taken, every step to its time limit (a charge to the limit the plan set, a CV
+hold to its duration) and every soak to its ``timeout`` (a soak's hold restarts on any
+excursion, so nothing shorter bounds it; at its timeout it fails). Only time spent suspended or
+paused lies outside it.
 """
 
 from __future__ import annotations
@@ -36,19 +42,25 @@ from sequencer.branches import PlannedBranch, extra_runs
 if TYPE_CHECKING:
     from sequencer.plan import PlannedStep
 
-#: A soak usually takes the hold plus the time the air and the cell need to get there.
+#: A soak usually takes the hold plus the time the air and the cell need to get there (the
+#: estimate only: the bound is the soak's ``timeout``).
 SOAK_APPROACH_S = 1800.0
 #: A CV hold to a current threshold usually lasts about this long.
 CV_HOLD_TYPICAL_S = 3600.0
 
 
-def technique_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
+def technique_estimate_s(technique: Technique, capacity_Ah: float | None, *,
+                         bound: bool = False) -> float:
     """What ``technique`` will probably take, its end conditions included (a charge is taken
-    at the technique's current, or its largest one)."""
-    own = _own_estimate_s(technique, capacity_Ah)
+    at the technique's current, or its largest one); with ``bound``, at most: its time limit
+    (a cell holding more than its nominal capacity, or a CV hold slower to decay, runs longer
+    than the estimate)."""
+    own = technique_limit_s(technique) if bound else _own_estimate_s(technique, capacity_Ah)
     ends = getattr(technique, "ends", None)
     if ends is None:
         return own
+    if bound:
+        return own if ends.step_time_s is None else min(own, ends.step_time_s)
     current = abs(getattr(technique, "current_A", 0.0)) or getattr(technique,
                                                                     "peak_current_A", 0.0)
     for limit in (ends.step_time_s,
@@ -83,6 +95,15 @@ def _own_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
     raise TypeError(f"no estimate for {type(technique).__name__}")
 
 
+def technique_limit_s(technique: Technique) -> float:
+    """The longest ``technique`` can run: its time limit, or a spectrum's or sweep's length."""
+    if isinstance(technique, Impedance):
+        return float(technique.point_durations_s().sum())
+    if isinstance(technique, VoltageSweep):
+        return sweep_duration_s(technique, start_V=technique.start_V or 0.0)
+    return technique.duration_s
+
+
 def sweep_duration_s(sweep: VoltageSweep, start_V: float) -> float:
     points = [start_V, *sweep.vertices_V]
     one = sum(abs(b - a) for a, b in itertools.pairwise(points))
@@ -107,10 +128,10 @@ def experiment_estimate_s(steps: Iterable[PlannedStep], cell: str,
 def _node_estimate_s(node: PlannedStep, cell: str, capacity_Ah: float | None, bound: bool,
                      branches: Sequence[PlannedBranch]) -> float:
     if isinstance(node.step, SetTemperature):
-        return node.step.hold + SOAK_APPROACH_S
+        return node.step.timeout if bound else node.step.hold + SOAK_APPROACH_S
     if isinstance(node.step, Loop):
         return _loop_estimate(node, cell, capacity_Ah, bound, branches)
-    return technique_estimate_s(node.techniques[cell], capacity_Ah)
+    return technique_estimate_s(node.techniques[cell], capacity_Ah, bound=bound)
 
 
 def _loop_estimate(loop: PlannedStep, cell: str, capacity_Ah: float | None,

@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from analysis.cycles import StepOutcome, ended_at_once
+from core.text import counted, plural
 from drivers.clock import Clock
 from drivers.errors import CapabilityError, CellseqError
 from drivers.interfaces import SafetyLimits
@@ -175,8 +176,9 @@ class Executor:
                     for c in self.cells.values():
                         if c.run.state != "faulted":
                             c.set_state("pending")
-                self.journal.event(None, "run_started", f"{len(self.plan.experiments)}"
-                                   f" experiments, {len(self.cells)} cells")
+                self.journal.event(None, "run_started",
+                                   f"{counted(len(self.plan.experiments), 'experiment')},"
+                                   f" {counted(len(self.cells), 'cell')}")
             finished = {e.index: trio.Event() for e in self.plan.experiments}
             async with trio.open_nursery() as nursery:
                 for exp in self.plan.experiments:
@@ -188,7 +190,8 @@ class Executor:
             outcome = run_outcome(r.state for r in self.runs.values())
             faulted = [c for c, r in self.runs.items() if r.state == "faulted"]
             self.journal.event(None, f"run_{outcome}", "all experiments done" + (
-                f"; {len(faulted)} of {len(self.runs)} cells faulted: {', '.join(faulted)}"
+                f"; {len(faulted)} of {len(self.runs)} {plural(len(self.runs), 'cell')}"
+                f" faulted: {', '.join(faulted)}"
                 if faulted else ""), status=outcome, faulted=faulted)
         except BaseException as exc:
             with trio.CancelScope(shield=True):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.text import counted
 from drivers.errors import CellseqError
 from sequencer.run_files import RUN_FILES
 from store.frames import batches
@@ -80,7 +81,7 @@ def export_run(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Exported
                 points += rows
     finally:
         store.close()
-    readable = [f"{points} points of {len(cells)} cells written"]
+    readable = [f"{counted(points, 'point')} of {counted(len(cells), 'cell')} written"]
     return Exported(written, damage, readable, notes)
 
 
@@ -111,7 +112,8 @@ def export_cycles(run_dir: Path, fmt: str, out_dir: Path | None = None) -> Expor
         notes = [*notes, f"the cycle table goes to {stem}.{fmt}: cycles.{fmt} is a cell's file"]
     path = out_dir / f"{stem}.{fmt}"
     _write(table, path, fmt, run_dir)
-    readable = [f"{len(table)} cycles of {table['Cell'].nunique()} cells written"]
+    readable = [f"{counted(len(table), 'cycle')} of {counted(table['Cell'].nunique(), 'cell')}"
+                " written"]
     return Exported([path], list(dict.fromkeys(damage)), readable, notes)
 
 

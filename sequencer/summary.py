@@ -20,10 +20,11 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
     run = summary.get("run") or {}
     table = Table("cell", "state", "steps", "cycles", "points", "test time (h)",
                   title=f"{status['campaign']}: {run.get('status') or status['status']}")
+    cycles = cycles_in_results(summary.get("results", []))
     for c in status["cells"]:
         hours = (c["last"] or {}).get("t", 0.0) / 3600
-        table.add_row(c["cell"], c["state"], str(c["step_count"]), str(c["cycle"]),
-                      str(c["points"]), f"{hours:.2f}")
+        table.add_row(c["cell"], c["state"], str(c["step_count"]),
+                      str(cycles.get(c["cell"], "-")), str(c["points"]), f"{hours:.2f}")
     console.print(table)
     for c in run.get("cells", []):
         if c["state"] == "faulted":
@@ -54,6 +55,21 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
         console.print("no derived results")
     for note in summary.get("notes", []):
         console.print(f"note: {note}")
+
+
+def cycles_in_results(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Each cell's cycles as its results number them (``cycle=`` in their conditions): a
+    charge and a discharge, as cyclers count them (:mod:`analysis.cycles`), whatever loops
+    the protocol wrote them in. The executor's own counter (``cellseq status``'s ``loop
+    cycle``) counts iterations of cycling loops instead: 0 for a check-up written without a
+    loop, one fewer than the results for a formation cycle before the loops. A cell whose
+    results number no cycle is left out (printed ``-``, not 0)."""
+    seen: dict[str, set[tuple[str, Any]]] = defaultdict(set)
+    for r in results:
+        cycle = (r.get("conditions") or {}).get("cycle")
+        if cycle is not None:
+            seen[r["cell"]].add((r.get("experiment", ""), cycle))
+    return {cell: len(numbers) for cell, numbers in seen.items()}
 
 
 def _value(r: dict[str, Any]) -> str:

@@ -93,8 +93,9 @@ def test_a_jump_forward_on_a_voltage_limit(tmp_path, write_yaml):
 def test_the_plan_shows_branches_and_bounds_them_apart_from_the_estimate(write_yaml):
     plan = prepare(write_yaml(RETRY))
     (exp,) = plan.experiments
-    # the bound takes the jump back three times: 3 x (10 min rest + 2 h charge)
-    assert exp.bound_s - exp.estimate_s == pytest.approx(3 * (600 + 7200))
+    # the bound takes the jump back three times: 3 x (10 min rest + 2 h charge), and the
+    # discharge to its time limit (1.5 x the 10 h its nominal capacity holds at 0.1C)
+    assert exp.bound_s - exp.estimate_s == pytest.approx(3 * (600 + 7200) + 0.5 * 36000)
     result = CliRunner().invoke(app, ["plan", str(write_yaml(RETRY))], env={"COLUMNS": "80"})
     assert result.exit_code == 0
     assert "step 2 on duration: goto 'start' (step 1, back), at most 3 times" in result.output

@@ -55,3 +55,20 @@ def test_a_few_values_are_listed_with_their_conditions():
     assert ("519.3 (temperature_degC=-20); 38.36 (temperature_degC=25); null"
             " (temperature_degC=80)") in flat
     assert "every value" not in flat
+
+
+def test_the_cycles_column_counts_the_cycles_the_results_number_not_loop_iterations():
+    """The executor's counter says 0 for a check-up written without a loop; the results say
+    ``cycle=1``: the printed column follows the results, per experiment, and says ``-`` (not 0)
+    for a cell whose results number no cycle."""
+    results = [_result("discharge_capacity", 190.0 - k, "mAh/g", cycle=k + 1) for k in range(3)]
+    results += [_result("coulombic_efficiency", 99.0, "%", cycle=k + 1) for k in range(3)]
+    results += [{**_result("discharge_capacity", 180.0, "mAh/g", cycle=1), "experiment": "x"}]
+    assert _cycles_column(_printed(results)) == "4", "3 cycles of one experiment, 1 of another"
+    assert _cycles_column(_printed([_result("bulk_resistance", 38.4, "Ohm",
+                                            temperature_degC=25)])) == "-"
+
+
+def _cycles_column(printed: str) -> str:
+    row = next(line for line in printed.splitlines() if line.startswith("│ c1 "))
+    return row.split("│")[4].strip()

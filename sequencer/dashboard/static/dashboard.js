@@ -185,7 +185,7 @@ function cellTable(ov) {
     h("td", {}, controlButtons(runId, c.cell,
                                ov.run.live && !["completed", "faulted"].includes(c.state)))));
   return h("table", {class: "cells"},
-    h("thead", {}, h("tr", {}, ["cell", "state", "experiment", "step", "cycle", "V / V",
+    h("thead", {}, h("tr", {}, ["cell", "state", "experiment", "step", "loop cycle", "V / V",
                                 "I / mA", "T / degC", "t / h", "fault", ""].map(
                                   (t) => h("th", {}, t)))),
     h("tbody", {}, rows));
@@ -361,7 +361,7 @@ async function cellPage(main, runId, cell) {
                                row.state), " ", controlButtons(runId, cell, ov.run.live &&
         !["completed", "faulted"].includes(row.state))),
       h("p", {}, `${row.experiment || ""} step ${row.step ?? "-"} ` +
-        `${(row.step_kind || "").replaceAll("_", " ")}, cycle ${row.cycle ?? "-"}`),
+        `${(row.step_kind || "").replaceAll("_", " ")}, loop cycle ${row.cycle ?? "-"}`),
       row.fault ? h("p", {class: "fault"}, row.fault) : "");
     if (head.el) head.el.replaceWith(el); else main.prepend(el);
     head.el = el;
