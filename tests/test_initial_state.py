@@ -160,3 +160,14 @@ def test_a_run_on_hardware_notes_that_it_does_not_use_the_initial_state(write_ya
     assert ("cell gr-1: initial_state (formed at 0 % SOC) describes the cell for the"
             " simulators only: on instruments the cell is what it is, and nothing is set or"
             " measured from it" in plan.notes)
+
+
+def test_a_resumed_dry_run_restores_the_formed_state_whatever_the_model_starts_in(write_yaml):
+    """Resume builds the cell afresh and restores its snapshot: every part of the formed state
+    is in the snapshot, so a formed start survives a resume even into an unformed model."""
+    formed = cell_model(load_campaign(protocol(write_yaml, "{formed: true, soc: 30 %}"))
+                        .cells[0])
+    fresh = cell_model(load_campaign(protocol(write_yaml)).cells[0])
+    assert fresh.ocv_V(25.0) != formed.ocv_V(25.0)
+    fresh.restore(formed.state())
+    assert fresh.state() == formed.state() and fresh.ocv_V(25.0) == formed.ocv_V(25.0)
