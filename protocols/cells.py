@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, Strict, field_validator, model_validator
 
 from materials import Library
 from protocols.types import (
@@ -17,6 +18,7 @@ from protocols.types import (
     Length,
     PositiveCurrent,
     SpecificCapacity,
+    StateOfCharge,
     Temperature,
     Voltage,
 )
@@ -81,6 +83,29 @@ class Limits(BaseModel):
         return self
 
 
+class InitialState(BaseModel):
+    """The state a dry run's simulated cell starts in: a full cell that has been formed (its
+    SEI grown, its anode's first-cycle loss taken) and rests at ``soc``, a share of that formed
+    cell's own capacity between its empty and full states. Without it a simulated full cell
+    starts as assembled: unformed, fully discharged, a graphite or silicon anode still empty
+    (near 0-1 V). It describes the cell for the simulators only: on hardware the cell is what
+    it is, nothing is measured or set from it, and the analysis does not use it."""
+
+    model_config = FROZEN
+    #: Only ``true``: an unformed cell is the default, written by leaving initial_state out.
+    formed: Annotated[bool, Strict()]
+    soc: StateOfCharge
+
+    @field_validator("formed")
+    @classmethod
+    def _only_formed(cls, formed: bool) -> bool:
+        if not formed:
+            raise ValueError("must be true: a simulated cell starts unformed unless"
+                             " initial_state says otherwise, so leave initial_state out for an"
+                             " unformed cell")
+        return formed
+
+
 class Cell(BaseModel):
     """One cell on the bench. ``thickness`` and area/diameter describe the electrolyte membrane."""
 
@@ -97,6 +122,9 @@ class Cell(BaseModel):
     #: N/P ratio of a full cell with an intercalation anode: anode over cathode capacity
     np_ratio: float = Field(default=1.1, ge=0.5, le=5.0)
     limits: Limits = Limits()
+    #: Where a dry run's simulated full cell starts (formed, at a state of charge); hardware
+    #: ignores it. None: as assembled (unformed, discharged).
+    initial_state: InitialState | None = None
     notes: str = ""
     _material_library: Library | None = PrivateAttr(default=None)
     _capacity_basis_Ah: float | None = PrivateAttr(default=None)
@@ -115,6 +143,9 @@ class Cell(BaseModel):
                              " specific_capacity)")
         if self.kind is not CellKind.FULL_CELL and self.cathode is not None:
             raise ValueError(f"a {self.kind.value} cell has no cathode; remove the cathode block")
+        if self.kind is not CellKind.FULL_CELL and self.initial_state is not None:
+            raise ValueError(f"a {self.kind.value} cell has no state of charge to start at;"
+                             " initial_state is for full cells")
         return self
 
     @property

@@ -79,6 +79,8 @@ PositiveCurrent = _quantity("current", positive=True)
 PositiveCurrentDensity = _quantity("current_density", positive=True)
 ScanRate = _quantity("scan_rate", positive=True)
 Fraction = _quantity("fraction", positive=True)
+#: A state of charge: a share of the cell's capacity, 0 % (empty) to 100 % (full).
+StateOfCharge = _quantity("fraction", bounds=Bounds(0.0, 1.0, "0 % to 100 %"))
 PositiveCharge = _quantity("charge", positive=True)
 Charge = PositiveCharge
 PositivePower = _quantity("power", positive=True)

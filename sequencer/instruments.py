@@ -109,13 +109,17 @@ def _served_link(cfg: InstrumentConfig) -> Any:
 
 
 def cell_model(cell: Cell) -> CellModel:
-    """The simulated cell a protocol's cell describes."""
+    """The simulated cell a protocol's cell describes, in the state its ``initial_state``
+    gives (else fresh, as assembled)."""
     from simulators.cells import build_cell
 
     cathode = None
     if cell.cathode is not None:
         cathode = {"material": cell.cathode.material, "active_mass_kg": cell.cathode.active_mass_kg,
                    "capacity_Ah": cell.cathode.capacity_Ah, "area_m2": cell.cathode.area_m2}
-    return build_cell(cell.kind.value, cell.electrolyte, cell.thickness, cell.membrane_area_m2,
-                      cathode, anode=cell.anode, np_ratio=cell.np_ratio,
-                      library=cell.material_library)
+    model = build_cell(cell.kind.value, cell.electrolyte, cell.thickness,
+                       cell.membrane_area_m2, cathode, anode=cell.anode, np_ratio=cell.np_ratio,
+                       library=cell.material_library)
+    if cell.initial_state is not None:   # the dry run's stand-in only: hardware is what it is
+        model.start_formed(cell.initial_state.soc)
+    return model

@@ -46,6 +46,7 @@ from sequencer.handlers import EXPANSIONS, technique_for, voltage_window
 from sequencer.instruments import chamber_range_C, channel_capabilities
 from sequencer.limit_warnings import LimitWarning, limit_warnings
 from sequencer.loop_conditions import watched_discharge
+from sequencer.start_state import StartWarning, hardware_notes, start_warnings
 from sequencer.station import Station, load_station, simulated_station
 
 
@@ -115,9 +116,10 @@ class Plan:
     makespan_bound_s: float = 0.0
     #: what the plan left aside, for the user to see (station cells not in the protocol)
     notes: tuple[str, ...] = ()
-    #: steps whose voltage cut-off the cell's safety limit stops first: allowed, but the
-    #: cell will fault there (printed by validate, plan and run; kept in run.log and summary)
-    warnings: tuple[LimitWarning, ...] = ()
+    #: steps whose voltage cut-off the cell's safety limit stops first, and a dry run's cells
+    #: that start beyond a limit: allowed, but the cell will fault there (printed by validate,
+    #: plan and run; kept in run.log and summary)
+    warnings: tuple[LimitWarning | StartWarning, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -229,8 +231,12 @@ def build_plan(campaign: Campaign, station: Station, source: str) -> Plan:
                                          references=tuple(references.values())))
     if problems:
         raise ProtocolError(problems)
-    plan = replace(_schedule(campaign, station, planned), notes=notes,
-                   warnings=limit_warnings(campaign, planned))
+    placed = [c.id for c in campaign.cells if c.id in station.cells]
+    plan = replace(_schedule(campaign, station, planned),
+                   notes=notes if station.simulated else (*notes,
+                                                          *hardware_notes(campaign, placed)),
+                   warnings=(*limit_warnings(campaign, planned),
+                             *(start_warnings(campaign, placed) if station.simulated else ())))
     check_bounds(plan)
     return plan
 

@@ -483,7 +483,9 @@ def _hint(trip: safety.Trip, first_reading: bool, points: Points) -> str:
         return ""
     return ("; it is the cell's first reading in this run, before any current: a fresh cell"
             " whose anode holds no lithium yet (graphite, silicon) rests near 0-1 V until its"
-            " first charge, so give min_voltage below that for its formation")
+            " first charge, so give min_voltage below that for its formation (a dry run"
+            " simulates such a fresh cell unless the cell states it is formed:"
+            " initial_state: {formed: true, soc: 50 %})")
 
 
 def _rising(step_time: np.ndarray) -> bool:

@@ -63,5 +63,7 @@ def test_a_fresh_li_ion_cell_below_its_min_voltage_at_its_first_reading_says_why
     assert fault.endswith("; it is the cell's first reading in this run, before any current:"
                           " a fresh cell whose anode holds no lithium yet (graphite, silicon)"
                           " rests near 0-1 V until its first charge, so give min_voltage below"
-                          " that for its formation")
+                          " that for its formation (a dry run simulates such a fresh cell"
+                          " unless the cell states it is formed: initial_state: {formed: true,"
+                          " soc: 50 %})")
 

@@ -76,6 +76,11 @@ class CellModel(ABC):
         for key, value in state.items():
             setattr(self, key, type(own[key])(value))
 
+    def start_formed(self, soc: float) -> None:
+        """Put this fresh cell at rest in the state a protocol's ``initial_state`` gives: formed,
+        at ``soc`` (0..1) of its capacity. Only cells with a state of charge have one."""
+        raise ValueError(f"a simulated {type(self).__name__} has no state of charge to start at")
+
     @abstractmethod
     def ocv_V(self, temperature_C: float) -> float: ...
 

@@ -221,6 +221,44 @@ class ElectrodePairCell(CellModel):
         self.charged_C = 0.0
         self.discharged_C = 0.0
 
+    def start_formed(self, soc: float) -> None:
+        """At rest, formed, at ``soc`` of the formed cell's capacity, its lithium where a
+        formation would have left it: the anode's first-cycle loss taken from the cell's
+        lithium, the rest shared between the electrodes. Full (1) is the cathode at its
+        ``v_max_V`` vs Li (the anode, if it fills first, at its ``v_min_V``); empty (0) is the
+        cell's open-circuit voltage at the cathode's ``v_min_V`` (2.8 V for NCM811 on graphite),
+        or the cathode back at its pristine state or the anode at its ``v_max_V`` vs Li, whichever
+        comes first. The charge between them is linear in ``soc``."""
+        if self.charged_C or self.discharged_C:
+            raise ValueError("only a fresh cell can be started formed")
+        p, n = self.positive, self.negative
+        p_full = p.ocp.stoichiometry_at(float(p.params["v_max_V"]))
+        if n is None:
+            p_empty = self._theta_p_max
+            self.theta_p = p_empty - soc * (p_empty - p_full)
+            return
+        cap_p, cap_n = p.capacity_C_per_unit, n.capacity_C_per_unit
+        lithium_C = self.theta_p * cap_p + self.theta_n * cap_n - self.sei_remaining_C
+        n_empty = n.ocp.stoichiometry_at(float(n.params["v_max_V"]))
+        n_full = n.ocp.stoichiometry_at(float(n.params["v_min_V"]))
+        p_full = max(p_full, (lithium_C - n_full * cap_n) / cap_p)
+        p_empty = min(self._theta_p_max, (lithium_C - n_empty * cap_n) / cap_p)
+        floor_V = float(p.params["v_min_V"])
+
+        def ocv(theta_p: float) -> float:
+            theta_n = (lithium_C - theta_p * cap_p) / cap_n
+            return float(p.ocp(np.array([theta_p]))[0] - n.ocp(np.array([theta_n]))[0])
+
+        if ocv(p_empty) < floor_V < ocv(p_full):   # the OCV falls as the cathode fills
+            lo, hi = p_full, p_empty
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if ocv(mid) > floor_V else (lo, mid)
+            p_empty = lo
+        self.theta_p = p_empty - soc * (p_empty - p_full)
+        self.theta_n = (lithium_C - self.theta_p * cap_p) / cap_n
+        self.sei_remaining_C = 0.0
+
     # -- state (the modes are arrays) --------------------------------------------------------
     def state(self) -> dict[str, float | int | bool]:
         out = super().state()

@@ -272,6 +272,14 @@ class FullCell(CellModel):
         y_lo, y_hi = self.delithiation([self.v_min_V, self.v_max_V], 25.0)
         return float((self.y_bulk - y_lo) / (y_hi - y_lo))
 
+    def start_formed(self, soc: float) -> None:
+        """At rest at ``soc`` of the window between v_min (0) and v_max (1), as
+        :attr:`state_of_charge` counts it. A Li metal cell has no SEI to form."""
+        if self.charged_C or self.discharged_C:
+            raise ValueError("only a fresh cell can be started formed")
+        y_lo, y_hi = self.delithiation([self.v_min_V, self.v_max_V], 25.0)
+        self.y_bulk = float(y_lo + soc * (y_hi - y_lo))
+
     # -- capacity -----------------------------------------------------------------------------
     def c_rate(self, current_A: float) -> float:
         """|I| in multiples of the material's 1C for this cell's active mass."""

@@ -7,10 +7,11 @@ active-material fraction. Its window is where its OCP vs Li
 crosses the material's ``v_min_V`` / ``v_max_V``. An intercalation anode is sized by the N/P ratio
 (anode over cathode capacity, each in its own window vs Li) on the cathode's area. A pristine
 cathode sits at ``stoichiometry_pristine`` (nearly fully lithiated), a pristine anode at its own
-(empty), so a fresh cell rests at the difference of those OCPs; the cathode is never lithiated
-beyond its pristine state (a half cell's first coulombic efficiency stays below 100 %); the
-first lithiation of the anode loses ``first_cycle_loss_fraction`` of the cathode's window to
-SEI. The separator or membrane is the electrolyte's membrane resistance
+(empty), so a fresh cell rests at the difference of those OCPs (unless a protocol's
+``initial_state`` starts it formed: :meth:`ElectrodePairCell.start_formed`); the cathode is
+never lithiated beyond its pristine state (a half cell's first coulombic efficiency stays
+below 100 %); the first lithiation of the anode loses ``first_cycle_loss_fraction`` of the
+cathode's window to SEI. The separator or membrane is the electrolyte's membrane resistance
 (``sigma_25C_S_per_cm``, ``ea_eV``, grain boundaries) over the protocol's thickness and area.
 """
 
