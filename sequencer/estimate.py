@@ -98,7 +98,7 @@ def _own_estimate_s(technique: Technique, capacity_Ah: float | None) -> float:
 def technique_limit_s(technique: Technique) -> float:
     """The longest ``technique`` can run: its time limit, or a spectrum's or sweep's length."""
     if isinstance(technique, Impedance):
-        return float(technique.point_durations_s().sum())
+        return technique.sweep_duration_s()   # without numpy: validate and plan load none
     if isinstance(technique, VoltageSweep):
         return sweep_duration_s(technique, start_V=technique.start_V or 0.0)
     return technique.duration_s
