@@ -150,9 +150,11 @@ def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_p
     import time
 
     out = tmp_path / "run"
+    # paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
+    # running with points committed
     proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
                              str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
-                             "--sim", "--out", str(out), "--no-report"],
+                             "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     log = out / "run.log"
@@ -208,9 +210,11 @@ def test_status_reads_a_run_while_another_process_writes_it(tmp_path):
     import time
 
     out = tmp_path / "run"
+    # paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
+    # running with points committed
     proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
                              str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
-                             "--sim", "--out", str(out), "--no-report"],
+                             "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen_running = False
     deadline = time.monotonic() + 120
