@@ -46,19 +46,19 @@ class Counters:
             t, v, i = tvi
         # as np.diff(t), the products of the trapezoids' ends each worked out once
         dt = (t[1:] - t[:-1]) / SECONDS_PER_HOUR
-        dq = 0.5 * (i[1:] + i[:-1]) * dt
         power = v * i
-        de = 0.5 * (power[1:] + power[:-1]) * dt
         # one row per counter: its last value, then its increments; added one point after
         # another from the last value (a cumulative sum runs along each row in order), so
         # however the points were split into polls (a resumed run splits them elsewhere) the
-        # sums are the same to the last bit
+        # sums are the same to the last bit. Each increment is max(+-dq or +-de, 0), worked
+        # out in place: one array operation for all four rows.
         series = np.empty((4, len(dt) + 1))
         series[:, 0] = (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh)
-        np.maximum(dq, 0, out=series[0, 1:])
-        np.maximum(-dq, 0, out=series[1, 1:])
-        np.maximum(de, 0, out=series[2, 1:])
-        np.maximum(-de, 0, out=series[3, 1:])
+        np.multiply(0.5 * (i[1:] + i[:-1]), dt, out=series[0, 1:])
+        np.negative(series[0, 1:], out=series[1, 1:])
+        np.multiply(0.5 * (power[1:] + power[:-1]), dt, out=series[2, 1:])
+        np.negative(series[2, 1:], out=series[3, 1:])
+        np.maximum(series[:, 1:], 0, out=series[:, 1:])
         np.cumsum(series, axis=1, out=series)
         if previous is not None:
             series = series[:, 1:]
