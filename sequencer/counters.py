@@ -39,23 +39,26 @@ class Counters:
         if len(t) <= SMALL_POLL:
             few = self.accumulate_few(t.tolist(), v.tolist(), i.tolist(), previous)
             return {name: np.array(row, dtype=np.float64) for name, row in few.items()}
-        if previous is not None:
-            t = np.concatenate(([previous[0]], t))
-            v = np.concatenate(([previous[1]], v))
-            i = np.concatenate(([previous[2]], i))
-        dt = np.diff(t) / SECONDS_PER_HOUR
-        dq = 0.5 * (i[1:] + i[:-1]) * dt
-        de = 0.5 * (v[1:] * i[1:] + v[:-1] * i[:-1]) * dt
+        if previous is not None:   # one array for the three, where concatenating each costs more
+            tvi = np.empty((3, len(t) + 1))
+            tvi[:, 0] = previous
+            tvi[0, 1:], tvi[1, 1:], tvi[2, 1:] = t, v, i
+            t, v, i = tvi
+        # as np.diff(t), the products of the trapezoids' ends each worked out once
+        dt = (t[1:] - t[:-1]) / SECONDS_PER_HOUR
+        power = v * i
         # one row per counter: its last value, then its increments; added one point after
         # another from the last value (a cumulative sum runs along each row in order), so
         # however the points were split into polls (a resumed run splits them elsewhere) the
-        # sums are the same to the last bit
+        # sums are the same to the last bit. Each increment is max(+-dq or +-de, 0), worked
+        # out in place: one array operation for all four rows.
         series = np.empty((4, len(dt) + 1))
         series[:, 0] = (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh)
-        np.maximum(dq, 0, out=series[0, 1:])
-        np.maximum(-dq, 0, out=series[1, 1:])
-        np.maximum(de, 0, out=series[2, 1:])
-        np.maximum(-de, 0, out=series[3, 1:])
+        np.multiply(0.5 * (i[1:] + i[:-1]), dt, out=series[0, 1:])
+        np.negative(series[0, 1:], out=series[1, 1:])
+        np.multiply(0.5 * (power[1:] + power[:-1]), dt, out=series[2, 1:])
+        np.negative(series[2, 1:], out=series[3, 1:])
+        np.maximum(series[:, 1:], 0, out=series[:, 1:])
         np.cumsum(series, axis=1, out=series)
         if previous is not None:
             series = series[:, 1:]

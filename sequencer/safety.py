@@ -54,6 +54,9 @@ def _all_within(limits: Limits, points: Points) -> bool:
     """Every point within every limit, from the extremes alone (the common case, a few array
     reductions); False when one is beyond, or a value is NaN (then each point is looked at)."""
     v = points.voltage_V
+    if len(v) == 1:   # every step's first poll: plain floats cost less than numpy's reductions
+        return point_within(limits, v.item(), points.current_A.item(),
+                           None if points.temperature_C is None else points.temperature_C.item())
     if limits.max_voltage is not None and not float(v.max()) <= limits.max_voltage:
         return False
     if limits.min_voltage is not None and not float(v.min()) >= limits.min_voltage:
@@ -63,3 +66,17 @@ def _all_within(limits: Limits, points: Points) -> bool:
         return False
     return limits.max_temperature is None or points.temperature_C is None or \
         float(points.temperature_C.max()) <= kelvin_to_celsius(limits.max_temperature)
+
+
+def point_within(limits: Limits, voltage_V: float, current_A: float,
+                temperature_C: float | None) -> bool:
+    """Whether one point is within every limit (NaN is never within): :func:`check` of a
+    single point finds no trip exactly when this is True, with no arrays to build."""
+    if limits.max_voltage is not None and not voltage_V <= limits.max_voltage:
+        return False
+    if limits.min_voltage is not None and not voltage_V >= limits.min_voltage:
+        return False
+    if limits.max_current is not None and not abs(current_A) <= limits.max_current:
+        return False
+    return limits.max_temperature is None or temperature_C is None or \
+        temperature_C <= kelvin_to_celsius(limits.max_temperature)

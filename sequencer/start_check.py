@@ -68,10 +68,12 @@ def cut_offs(technique: Technique) -> tuple[CutOff, ...]:
     return ()
 
 
-def met_at_start(technique: Technique, voltage_V: float) -> str | None:
+def met_at_start(technique: Technique, voltage_V: float,
+                 cuts: tuple[CutOff, ...] | None = None) -> str | None:
     """What says the step is over before it begins (``voltage_V``: the cell at open circuit),
-    or None when it has a step to run."""
-    for cut in cut_offs(technique):
+    or None when it has a step to run; ``cuts``: the technique's :func:`cut_offs`, when the
+    caller has them already."""
+    for cut in cut_offs(technique) if cuts is None else cuts:
         if cut.met(voltage_V):
             return cut.describe(voltage_V)
     return None

@@ -143,8 +143,10 @@ class StepDriver:
         await self._suspenders.wait_for_chamber(exp, cell)
         k = node.number
         r = cell.run
-        at_start_V = await self._open_circuit_V(exp, node, cell, technique)
-        met = None if at_start_V is None else start_check.met_at_start(technique, at_start_V)
+        cuts = start_check.cut_offs(technique)
+        at_start_V = await self._open_circuit_V(exp, node, cell, cuts)
+        met = None if at_start_V is None else start_check.met_at_start(technique, at_start_V,
+                                                                       cuts)
         if met is not None:
             r.step_params = {**r.step_params, start_check.PARAM: met}
         started = self._clock.now()
@@ -173,11 +175,13 @@ class StepDriver:
         return Running(step_id, started, 0.0, None, mark)
 
     async def _open_circuit_V(self, exp: PlannedExperiment, node: PlannedStep,
-                              cell: CellContext, technique: Technique) -> float | None:
-        """The cell's voltage before a step with a voltage cut-off starts (the output is off
-        between steps); None for a step without one, or a channel that cannot read it on
-        demand (its instrument then ends the step on its first reading)."""
-        if not start_check.cut_offs(technique):
+                              cell: CellContext, cuts: tuple[start_check.CutOff, ...]
+                              ) -> float | None:
+        """The cell's voltage before a step with a voltage cut-off (``cuts``: the step's)
+        starts (the output is off between steps); None for a step without one, or a channel
+        that cannot read it on demand (its instrument then ends the step on its first
+        reading)."""
+        if not cuts:
             return None
         try:
             return float(await cell.call(cell.run.channel.read_voltage))
@@ -194,6 +198,8 @@ class StepDriver:
         reading is beyond the cell's safety limits (a fault) or at its cut-off (``met``);
         None when the step is to run."""
         r = cell.run
+        if met is None and safety.point_within(r.cell.limits, voltage_V, 0.0, None):
+            return None   # the usual case, told without building the point's arrays
         point = Points(time_s=np.zeros(1), voltage_V=np.array([voltage_V]),
                        current_A=np.zeros(1))
         trip = safety.check(r.cell.limits, point)

@@ -316,3 +316,29 @@ def test_the_safety_check_finds_the_first_point_beyond_a_limit_past_nan_readings
     i[1] = -3e-3
     trip = safety.check(limits, Points(t, v, i, temp))
     assert trip is not None and (trip.quantity, trip.time_s) == ("current", 1.0)
+
+
+@pytest.mark.parametrize(("voltage_V", "current_A", "temperature_C"), [
+    (3.7, 1e-3, 25.0), (4.5, 1e-3, 25.0), (2.4, -1e-3, 25.0), (3.7, -3e-3, 25.0),
+    (3.7, 1e-3, 41.0), (np.nan, 1e-3, 25.0), (3.7, np.nan, 25.0), (3.7, 1e-3, np.nan),
+    (3.7, 1e-3, None), (4.4, 2e-3, 40.0)])
+def test_a_poll_of_one_point_is_checked_as_that_point_in_a_longer_poll(voltage_V, current_A,
+                                                                       temperature_C):
+    """A step's first poll (one point) is checked in plain floats: the same trip, or none,
+    as numpy's check of a poll of that point twice, and ``point_within`` agrees."""
+    from drivers.points import Points
+    from protocols.cells import Limits
+    from sequencer import safety
+
+    limits = Limits(max_voltage="4.4 V", min_voltage="2.5 V", max_current="2 mA",
+                    max_temperature="40 degC")
+
+    def poll(n: int) -> Points:
+        return Points(np.zeros(n), np.full(n, voltage_V), np.full(n, current_A),
+                      None if temperature_C is None else np.full(n, temperature_C))
+
+    one, two = safety.check(limits, poll(1)), safety.check(limits, poll(2))
+    assert repr(one) == repr(two)
+    within = safety.point_within(limits, voltage_V, current_A, temperature_C)
+    assert within == (one is None and not any(
+        x is not None and np.isnan(x) for x in (voltage_V, current_A, temperature_C)))

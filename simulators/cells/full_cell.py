@@ -198,8 +198,11 @@ class FullCell(CellModel):
         self._fade_ea_eV = (float(c.get("fade_ea_above_25C_eV", 0.0)),
                             float(c.get("fade_ea_below_25C_eV", 0.0)))
         self._temperature_factors = self._capacity_temperature_factors()
-        #: the last reference state (:meth:`_reference_full`) and what it was computed for
-        self._reference_cache: tuple[tuple[float, ...], float] = ((), 0.0)
+        #: the last reference state (:meth:`_reference_full`) and what it was computed for,
+        #: with the discharge offsets at it per |current| (a cycle's charge and discharge at
+        #: the same rate share one)
+        self._reference_cache: tuple[tuple[float, ...], float, dict[float, float]] = \
+            ((), 0.0, {})
         #: what depends on the temperature alone, per temperature a step started at
         self._conditions: dict[float, _Conditions] = {}
         self._interface_tables = {key: (np.asarray(c[f"{key}_cycles"], dtype=float),
@@ -411,9 +414,12 @@ class FullCell(CellModel):
         key = (temperature_C, r_ohm, q_per_y, tau_s, self.retention)
         if self._reference_cache[0] != key:   # a cycle's charge and discharge share it
             self._reference_cache = (key, self._reference_full(temperature_C, r_ohm, q_per_y,
-                                                               tau_s))
-        y_full = self._reference_cache[1]
-        d_dis = self._discharge_offset(current_A, temperature_C, r_ohm, q_per_y, tau_s)(y_full)
+                                                               tau_s), {})
+        _, y_full, offsets = self._reference_cache
+        d_dis = offsets.get(abs(current_A))
+        if d_dis is None:
+            d_dis = offsets[abs(current_A)] = self._discharge_offset(
+                current_A, temperature_C, r_ohm, q_per_y, tau_s)(y_full)
         if current_A < 0:
             return d_dis
         return -float(self.cathode["charge_offset_ratio"]) * d_dis
