@@ -72,6 +72,10 @@ import analysis.plots_titration, analysis.replicates, analysis.report, analysis.
 import analysis.render, analysis.run_data
 import store.run_store
 
+# in this process, not in a forked one per cell (as the report does even on one core), so
+# that every phase's CPU is counted here
+analysis.derive.can_fork = lambda: False
+
 wall = {}
 cpu = {}
 stack = []
@@ -130,7 +134,6 @@ for module in (analysis.plots_series, analysis.plots_titration):
         if (callable(f) and not name.startswith("_") and getattr(f, "__module__", "")
                 == module.__name__ and not isinstance(f, type)):
             timed(module, name, "figures: build")
-timed(analysis.replicates, "band", "figures: build")
 timed(analysis.render, "_png", "figures: draw")
 timed(analysis.report, "write_report", "write")
 timed(analysis.report, "derive", "derive")
