@@ -19,11 +19,6 @@ _NAMES = ("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh")
 SMALL_POLL = 16
 
 
-def _positive(x: float) -> float:
-    """``np.maximum(x, 0)`` of one value: NaN stays itself, zero and below become +0.0."""
-    return x if x > 0.0 or x != x else 0.0
-
-
 @dataclass
 class Counters:
     charge_Ah: float = 0.0
@@ -77,25 +72,27 @@ class Counters:
         if previous is None:
             col_q_in, col_q_out, col_e_in, col_e_out = [q_in], [q_out], [e_in], [e_out]
             t0, v0, i0 = t[0], v[0], i[0]
-            rest = range(1, len(t))
+            t, v, i = t[1:], v[1:], i[1:]
         else:
             col_q_in, col_q_out, col_e_in, col_e_out = [], [], [], []
             t0, v0, i0 = previous
-            rest = range(len(t))
-        for k in rest:
-            t1, v1, i1 = t[k], v[k], i[k]
+        p0 = v0 * i0
+        for t1, v1, i1 in zip(t, v, i, strict=True):
             dt = (t1 - t0) / SECONDS_PER_HOUR
+            p1 = v1 * i1
             dq = 0.5 * (i1 + i0) * dt
-            de = 0.5 * (v1 * i1 + v0 * i0) * dt
-            q_in += _positive(dq)
-            q_out += _positive(-dq)
-            e_in += _positive(de)
-            e_out += _positive(-de)
+            de = 0.5 * (p1 + p0) * dt
+            # each increment is np.maximum(+-dq or +-de, 0) of one value, written out (a call
+            # per value costs a third more): a NaN stays itself, zero and below add +0.0
+            q_in += dq if dq > 0.0 or dq != dq else 0.0
+            q_out += -dq if -dq > 0.0 or dq != dq else 0.0
+            e_in += de if de > 0.0 or de != de else 0.0
+            e_out += -de if -de > 0.0 or de != de else 0.0
             col_q_in.append(q_in)
             col_q_out.append(q_out)
             col_e_in.append(e_in)
             col_e_out.append(e_out)
-            t0, v0, i0 = t1, v1, i1
+            t0, i0, p0 = t1, i1, p1
         self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh = \
             q_in, q_out, e_in, e_out
         return {"charge_Ah": col_q_in, "discharge_Ah": col_q_out, "charge_Wh": col_e_in,

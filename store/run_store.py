@@ -9,6 +9,7 @@ resume never duplicates or loses a committed point.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
@@ -616,7 +617,7 @@ class RunStore:
         if isinstance(t, list):   # packed as numpy would: little-endian float64, by column
             columns = chunk.columns
             data = struct.pack(f"<{n * len(names)}d",
-                               *[x for name in names for x in columns[name]])
+                               *itertools.chain.from_iterable([columns[name] for name in names]))
             t_first, t_last = float(t[0]), float(t[-1])
         else:
             import numpy as np  # imported with the first points: status and the like need none

@@ -1,9 +1,11 @@
 """The run store: chunks round-trip, transactions are atomic, readers see committed data."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from sequencer.counters import Counters
+from sequencer.counters import SMALL_POLL, Counters
 from store import SERIES_COLUMNS, Chunk, RunStore, StoreError
 
 
@@ -111,7 +113,7 @@ def test_a_dry_run_store_groups_blocks_and_a_failed_block_leaves_only_itself_out
 
 def test_a_small_poll_is_counted_bit_for_bit_as_a_large_one():
     rng = np.random.default_rng(7)
-    for n in (1, 2, 5, 16):
+    for n in (1, 2, 5, SMALL_POLL):
         t = 100.0 + np.cumsum(rng.random(n) * 30)
         v = 3.0 + rng.random(n)
         i = (rng.random(n) - 0.5) * 2e-3
@@ -121,13 +123,49 @@ def test_a_small_poll_is_counted_bit_for_bit_as_a_large_one():
                      "discharge_Wh": 0.4}
             few, many = Counters(**start), Counters(**start)
             got = few.accumulate(t, v, i, previous)
-            # the same poll padded past the small-poll size, so numpy sums it; cut back after
-            pad = np.arange(1, 40) * 1e3 + t[-1]
-            ref = many.accumulate(np.concatenate([t, pad]), np.concatenate([v, np.ones(39)]),
-                                  np.concatenate([i, np.zeros(39)]), previous)
+            ref = _summed_by_numpy(many, t, v, i, previous)
             for name, column in got.items():
-                assert column.tobytes() == ref[name][:n].tobytes(), (n, previous, name)
+                assert column.tobytes() == ref[name].tobytes(), (n, previous, name)
             assert few.as_dict() == {k: float(ref[k][n - 1]) for k in got}
+
+
+def _summed_by_numpy(counters: Counters, t: np.ndarray, v: np.ndarray, i: np.ndarray,
+                     previous: tuple[float, float, float] | None) -> dict[str, np.ndarray]:
+    """The counters of a poll as numpy sums them: the poll padded past the small-poll size
+    (later points change no earlier sum), cut back; ``counters`` then stand at its last
+    point."""
+    n, pad = len(t), SMALL_POLL + 1
+    later = np.arange(1, pad + 1) * 1e3 + t[-1]
+    before = counters.as_dict()
+    padded = Counters(**before).accumulate(np.concatenate([t, later]),
+                                           np.concatenate([v, np.ones(pad)]),
+                                           np.concatenate([i, np.zeros(pad)]), previous)
+    out = {name: column[:n] for name, column in padded.items()}
+    for name, column in out.items():
+        setattr(counters, name, float(column[-1]))
+    return out
+
+
+def test_the_plain_float_sums_are_numpys_to_the_bit_nan_and_infinity_included():
+    """accumulate_few against numpy's sums of the same points, for polls long and short: a
+    NaN or an infinite reading, a zero current and negative zeros included."""
+    rng = np.random.default_rng(11)
+    for n in (13, 20, 44, 90):
+        t = 100.0 + np.cumsum(rng.random(n) * 60)
+        v = 3.0 + rng.random(n)
+        i = (rng.random(n) - 0.5) * 2e-3
+        # no current at first (zero increments onto counters at -0.0), then a NaN current, a
+        # NaN voltage, an infinite current and a negative zero
+        i[0], i[1], i[5], v[7], i[9], i[10] = 0.0, 0.0, np.nan, np.nan, np.inf, -0.0
+        for previous, at in itertools.product((None, (t[0] - 7.0, 3.5, -4e-4)), (-0.0, 0.1)):
+            start = dict.fromkeys(("charge_Ah", "discharge_Ah", "charge_Wh", "discharge_Wh"), at)
+            few, many = Counters(**start), Counters(**start)
+            got = few.accumulate_few(t.tolist(), v.tolist(), i.tolist(), previous)
+            ref = _summed_by_numpy(many, t, v, i, previous)
+            for name, column in got.items():
+                assert np.array(column).tobytes() == ref[name].tobytes(), (n, previous, name)
+            assert np.array(list(few.as_dict().values())).tobytes() == \
+                np.array(list(many.as_dict().values())).tobytes()
 
 
 def test_a_step_written_and_ended_in_one_commit_is_one_row_with_its_ids_in_order(tmp_path):
