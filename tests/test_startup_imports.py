@@ -59,15 +59,7 @@ def test_help_loads_no_numpy_and_nothing_heavy():
 
 def test_status_reads_a_run_without_numpy_units_or_the_event_loop(tmp_path):
     protocol = tmp_path / "p.yaml"
-    protocol.write_text("""campaign: t
-cells:
-  - {id: s1, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm}
-experiments:
-  - name: e
-    cells: [s1]
-    steps:
-      - {kind: rest, duration: 1 min}
-""", encoding="utf-8")
+    protocol.write_text(ONE_STEP, encoding="utf-8")
     run_simulated(protocol, tmp_path / "run", seed=1)
     modules = loaded("status", str(tmp_path / "run"))
     assert modules & (HEAVY | {"numpy", "pint", "protocols", "simulators"}) == set()

@@ -125,11 +125,12 @@ def serve_local_runs(run_dirs: Sequence[Path], runs: Path | None, host: str,
 def announce(count: int, host: str, sock: socket.socket, token: str,
              note: Callable[[str], None]) -> None:
     """Say where the dashboard serves ``count`` runs, and the token its controls need."""
+    from core.text import counted
     from sequencer.dashboard.serve import is_loopback
 
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     port = sock.getsockname()[1]
-    print(f"cellseq dashboard: {count} run{'s' if count != 1 else ''} at"
+    print(f"cellseq dashboard: {counted(count, 'run')} at"
           f" http://{shown}:{port}/?token={token}", flush=True)
     print(f"token: {token} (pause, continue and stop need it"
           f"{'' if is_loopback(host) else '; so does every page'})", flush=True)
