@@ -49,8 +49,11 @@ def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]]
             set_point = float(params["target_K"]) - KELVIN_OFFSET
         amounts = passed.get(count, {})
         measured = temperatures.get(count)
+        # a constant-current technique's set current; an imported file's constant-current
+        # segment (its vendor's technique name: "cycling", "GCPL") its median measured one
         current = params.get("current_A") if params.get("technique", "ConstantCurrent") == \
-            "ConstantCurrent" else None
+            "ConstantCurrent" or (params.get("imported") and s["kind"] == "constant_current") \
+            else None
         out.append(StepOutcome(
             step_count=count, kind=str(s["kind"]),
             current_A=float(current) if isinstance(current, int | float) else None,

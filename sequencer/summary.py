@@ -11,7 +11,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sequencer.breakable import Breakable
+
 MAX_LISTED = 8
+#: The widest the results' quantity column grows: "diffusion_coefficient" stays one line.
+QUANTITY_WIDTH = 22
 
 
 def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
@@ -23,7 +27,7 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
     cycles = cycles_in_results(summary.get("results", []))
     for c in status["cells"]:
         hours = (c["last"] or {}).get("t", 0.0) / 3600
-        table.add_row(c["cell"], c["state"], str(c["step_count"]),
+        table.add_row(Breakable(c["cell"]), c["state"], str(c["step_count"]),
                       str(cycles.get(c["cell"], "-")), str(c["points"]), f"{hours:.2f}")
     console.print(table)
     for c in run.get("cells", []):
@@ -35,7 +39,11 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
     for r in summary.get("results", []):
         grouped[(r["cell"], r["quantity"], r["unit"])].append(r)
     if grouped:
-        results = Table("cell", "quantity", "values", title="derived from the raw data")
+        results = Table(title="derived from the raw data")
+        results.add_column("cell")
+        # a quantity's name wraps at its underscores, leaving the values the room they need
+        results.add_column("quantity", max_width=QUANTITY_WIDTH)
+        results.add_column("values")
         for (cell, quantity, unit), rows in grouped.items():
             if len(rows) > MAX_LISTED:   # pulses, GITT, long cycling: what they span
                 shown = [_span(kind, members) for kind, members in _kinds(rows)]
@@ -46,7 +54,7 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
             else:
                 text = "; ".join(_value(r) + (f" ({_conditions(r['conditions'])})"
                                               if r["conditions"] else "") for r in rows)
-            results.add_row(cell, f"{quantity} / {unit}", text)
+            results.add_row(Breakable(cell), Breakable(f"{quantity} / {unit}"), text)
         console.print(results)
         if any(len(rows) > MAX_LISTED for rows in grouped.values()):
             console.print("every value with its conditions: the report's summary.json (`cellseq"
