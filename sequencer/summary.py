@@ -14,15 +14,17 @@ from rich.table import Table
 from sequencer.breakable import Breakable
 
 MAX_LISTED = 8
-#: The widest the results' quantity column grows: "diffusion_coefficient" stays one line.
-QUANTITY_WIDTH = 22
+#: Below this many columns the results' cell and quantity columns are held to these widths
+#: ("diffusion_coefficient" stays one line; a longer cell id wraps after a hyphen).
+WIDE, QUANTITY_WIDTH, CELL_WIDTH = 100, 22, 20
 
 
 def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
     """``status``: :func:`sequencer.status.run_status`; ``summary``: the report's summary
     record (``summary.json``, or :func:`analysis.summary_record.summary_of`)."""
     run = summary.get("run") or {}
-    table = Table("cell", "state", "steps", "cycles", "points", "test time (h)",
+    # numbers' headers on two lines: the room goes to the cell ids
+    table = Table("cell", "state", "steps", "cycles", "points", "test time\n(h)",
                   title=f"{status['campaign']}: {run.get('status') or status['status']}")
     cycles = cycles_in_results(summary.get("results", []))
     for c in status["cells"]:
@@ -40,9 +42,11 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
         grouped[(r["cell"], r["quantity"], r["unit"])].append(r)
     if grouped:
         results = Table(title="derived from the raw data")
-        results.add_column("cell")
-        # a quantity's name wraps at its underscores, leaving the values the room they need
-        results.add_column("quantity", max_width=QUANTITY_WIDTH)
+        # in a narrow terminal a cell id and a quantity's name wrap after a hyphen or an
+        # underscore, leaving the values the room they need
+        narrow = console.width < WIDE
+        results.add_column("cell", max_width=CELL_WIDTH if narrow else None)
+        results.add_column("quantity", max_width=QUANTITY_WIDTH if narrow else None)
         results.add_column("values")
         for (cell, quantity, unit), rows in grouped.items():
             if len(rows) > MAX_LISTED:   # pulses, GITT, long cycling: what they span
