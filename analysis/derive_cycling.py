@@ -30,6 +30,9 @@ MIN_C_RATE = 0.005
 MIN_DISCHARGE_FRACTION = 1e-3
 #: Coulombic efficiencies outside this band (percent) are not physical: null, with a note.
 CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
+#: Above this a plausible efficiency (percent) says the charge began on a cell that was not
+#: empty: a note names the cycles (measurement noise and lithium inventory effects stay below).
+CE_TOPPED_UP_PERCENT = 101.0
 FARADAY_C_PER_MOL = 96485.33212
 
 
@@ -88,7 +91,9 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         percent = 100 * ratio
         if problem is None and CE_PLAUSIBLE_PERCENT[0] <= percent <= CE_PLAUSIBLE_PERCENT[1]:
             efficiency[c.number] = percent
-            out.results.append(result(ce, "coulombic_efficiency", percent, "%", **conditions))
+            out.results.append(result(ce, "coulombic_efficiency", percent, "%",
+                                      note=checks.ce_above_one(c.number, percent),
+                                      **conditions))
         else:
             note = problem or checks.ce_problem(c.number, percent)
             out.results.append(result(ce, "coulombic_efficiency", None, "%", note=note,
@@ -197,6 +202,7 @@ class _CapacityChecks:
         self.no_discharge: list[str] = []
         self.above: list[str] = []
         self.bad_ce: list[str] = []
+        self.topped_up: list[str] = []
 
     def capacity_problem(self, cycle: int, q: float) -> str | None:
         if q < MIN_DISCHARGE_FRACTION * self.nominal:
@@ -209,6 +215,15 @@ class _CapacityChecks:
             return (f"{q:.4g} mAh/g is above the theoretical capacity of"
                     f" {self.ce.info.get('cathode')} ({self.theoretical:.4g} mAh/g)")
         return None
+
+    def ce_above_one(self, cycle: int, ce_percent: float) -> str:
+        """Why a plausible efficiency above :data:`CE_TOPPED_UP_PERCENT` is not the cell's: kept
+        (a lab may have meant it), with a note on the record and one for the experiment."""
+        if ce_percent <= CE_TOPPED_UP_PERCENT:
+            return ""
+        self.topped_up.append(f"{cycle} ({ce_percent:.4g} %)")
+        return (f"{ce_percent:.4g} %: more charge came out than went in, so the charge began"
+                " on a cell that was not empty; not the cell's efficiency")
 
     def ce_problem(self, cycle: int, ce_percent: float) -> str:
         self.bad_ce.append(f"{cycle} ({ce_percent:.4g} %)")
@@ -231,6 +246,12 @@ class _CapacityChecks:
             if cycles:
                 note_once(self.out, f"{where}: {_cycles_text(cycles)}: {what} reported as"
                           " null, left out of the plots and of the retention")
+        if self.topped_up:
+            note_once(self.out, f"{where}: {_cycles_text(self.topped_up)}: coulombic efficiency"
+                      f" above {CE_TOPPED_UP_PERCENT:g} %: more charge came out than went in, so"
+                      " the cycle's charge began on a cell that was not empty (a top-up charge"
+                      " before the first discharge, a cell stored or started part-charged, a"
+                      " charge cut short): kept, but it is not the cell's efficiency")
 
 
 def _cycles_text(cycles: list[str]) -> str:
