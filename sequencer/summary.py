@@ -15,8 +15,9 @@ from sequencer.breakable import Breakable
 
 MAX_LISTED = 8
 #: Below this many columns the results' cell and quantity columns are held to these widths
-#: ("diffusion_coefficient" stays one line; a longer cell id wraps after a hyphen).
-WIDE, QUANTITY_WIDTH, CELL_WIDTH = 100, 22, 20
+#: ("discharge_capacity / mAh/g" stays one line, "diffusion_coefficient / cm2/s" wraps after
+#: its name; a longer cell id wraps after a hyphen).
+WIDE, QUANTITY_WIDTH, CELL_WIDTH = 100, 26, 20
 
 
 def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
