@@ -10,13 +10,17 @@ it, where the experiment soaked; else the mean of its measured temperature.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analysis.cycles import Cycle, StepOutcome, cycles_of, ended_at_once
 from analysis.errors import AnalysisError
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 STEP = "Step Count / 1"
 TIME = "Test Time / s"
@@ -49,8 +53,11 @@ def outcomes_of(steps: list[dict[str, Any]], passed: dict[int, dict[str, float]]
             set_point = float(params["target_K"]) - KELVIN_OFFSET
         amounts = passed.get(count, {})
         measured = temperatures.get(count)
+        # a constant-current technique's set current; an imported file's constant-current
+        # segment (its vendor's technique name: "cycling", "GCPL") its median measured one
         current = params.get("current_A") if params.get("technique", "ConstantCurrent") == \
-            "ConstantCurrent" else None
+            "ConstantCurrent" or (params.get("imported") and s["kind"] == "constant_current") \
+            else None
         out.append(StepOutcome(
             step_count=count, kind=str(s["kind"]),
             current_A=float(current) if isinstance(current, int | float) else None,
@@ -189,6 +196,8 @@ class StepFold:
 
 
 def _passed_per_step(series: pd.DataFrame) -> dict[int, dict[str, float]]:
+    import pandas as pd
+
     needed = (STEP, COUNTERS["charge_Ah"], COUNTERS["discharge_Ah"])
     if series.empty or any(c not in series.columns for c in needed):
         return {}

@@ -8,10 +8,16 @@ are split or sampled.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from analysis.errors import AnalysisError
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEST_TIME = "Test Time / s"
 CYCLE = "Cycle Count / 1"
@@ -39,6 +45,8 @@ def cycle_table(df: pd.DataFrame, active_mass_kg: float | None = None) -> pd.Dat
     Raises :class:`AnalysisError` on missing columns, NaN, or a cumulative column that decreases
     (the counters never go down; a drop means the data was spliced or reset).
     """
+    import pandas as pd
+
     missing = [c for c in (CYCLE, CHARGE_CAPACITY, DISCHARGE_CAPACITY) if c not in df.columns]
     if missing:
         raise AnalysisError(f"the time series lacks the columns {missing}")

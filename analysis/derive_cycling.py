@@ -30,6 +30,9 @@ MIN_C_RATE = 0.005
 MIN_DISCHARGE_FRACTION = 1e-3
 #: Coulombic efficiencies outside this band (percent) are not physical: null, with a note.
 CE_PLAUSIBLE_PERCENT = (0.0, 150.0)
+#: Above this a plausible efficiency (percent) says the charge began on a cell that was not
+#: empty: a note names the cycles (measurement noise and lithium inventory effects stay below).
+CE_TOPPED_UP_PERCENT = 101.0
 FARADAY_C_PER_MOL = 96485.33212
 
 
@@ -47,33 +50,40 @@ def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]
     return cycles
 
 
+#: A cell known by its nominal capacity alone (an imported commercial cell): its capacities
+#: are the cell's own, in mAh (the charge in Ah over this divisor), not per gram of cathode.
+PER_CELL_DIVISOR, PER_CELL_UNIT = 1e-3, "mAh"
+
+
 def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> None:
     mass = ce.info.get("active_mass_kg")
-    if ce.kind == "full_cell" and not mass and ce.steps_of("constant_current"):
-        out.notes.append(f"{ce.experiment}/{ce.cell}: no capacities: the cathode's mass and"
-                         " capacity are not known (cellseq import --cathode, --loading,"
-                         " --cathode-diameter, --specific-capacity)")
-    if ce.kind != "full_cell" or not mass or not ce.has_points:
-        return
     one_c = ce.info.get("capacity_Ah")
+    if ce.kind == "full_cell" and not mass and not one_c and ce.steps_of("constant_current"):
+        out.notes.append(f"{ce.experiment}/{ce.cell}: no capacities: the cathode's mass and"
+                         " capacity are not known (cellseq import --nominal-capacity, or"
+                         " --cathode, --loading, --cathode-diameter, --specific-capacity)")
+    if ce.kind != "full_cell" or not (mass or one_c) or not ce.has_points:
+        return
+    # per gram of cathode where its mass is known, else the whole cell's (nominal capacity)
+    divisor, unit = (mass, "mAh/g") if mass else (PER_CELL_DIVISOR, PER_CELL_UNIT)
     _note_ended_at_once(ce, out)
     cycles = [c for c in cell_cycles(ce, shared) if c.discharges]
     if not cycles:
         return
     series = series_of(cycles, one_c)
     series_of_cycle = {c.number: s for s in series for c in s.cycles}
-    checks = _CapacityChecks(ce, (one_c or 0.0) / mass, out)
+    checks = _CapacityChecks(ce, (one_c or 0.0) / divisor, out, unit, per_gram=bool(mass))
     capacity, efficiency, valid = {}, {}, {}
     for c in cycles:
         conditions = _conditions(c, series_of_cycle[c.number], one_c)
-        q = c.discharge_Ah / mass
+        q = c.discharge_Ah / divisor
         problem = checks.capacity_problem(c.number, q) if one_c else None
         valid[c.number] = problem is None
         if problem is None:
             capacity[c.number] = q
-            out.results.append(result(ce, "discharge_capacity", q, "mAh/g", **conditions))
+            out.results.append(result(ce, "discharge_capacity", q, unit, **conditions))
         else:
-            out.results.append(result(ce, "discharge_capacity", None, "mAh/g", note=problem,
+            out.results.append(result(ce, "discharge_capacity", None, unit, note=problem,
                                       **conditions))
         ratio = c.coulombic_efficiency
         if ratio is None:
@@ -81,7 +91,9 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
         percent = 100 * ratio
         if problem is None and CE_PLAUSIBLE_PERCENT[0] <= percent <= CE_PLAUSIBLE_PERCENT[1]:
             efficiency[c.number] = percent
-            out.results.append(result(ce, "coulombic_efficiency", percent, "%", **conditions))
+            out.results.append(result(ce, "coulombic_efficiency", percent, "%",
+                                      note=checks.ce_above_one(c.number, percent),
+                                      **conditions))
         else:
             note = problem or checks.ce_problem(c.number, percent)
             out.results.append(result(ce, "coulombic_efficiency", None, "%", note=note,
@@ -90,7 +102,7 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
     for s in series:
         _retention(ce, out, s, [c for c in s.cycles if valid[c.number]], one_c)
     if figures:
-        _figures(ce, out, series, capacity, efficiency, mass, one_c)
+        _figures(ce, out, series, capacity, efficiency, divisor, unit)
 
 
 def _note_ended_at_once(ce: CellExperiment, out: Derived) -> None:
@@ -137,8 +149,8 @@ def _retention(ce: CellExperiment, out: Derived, s: Series, valid: list[Cycle],
 
 
 def _figures(ce: CellExperiment, out: Derived, series: list[Series],
-             capacity: dict[int, float], efficiency: dict[int, float], mass: float,
-             one_c: float | None) -> None:
+             capacity: dict[int, float], efficiency: dict[int, float], divisor: float,
+             unit: str) -> None:
     from analysis import plots, plots_series  # matplotlib: only to draw
 
     # only physical numbers are drawn: a left-out cycle is a gap, said in the notes
@@ -149,16 +161,18 @@ def _figures(ce: CellExperiment, out: Derived, series: list[Series],
                        np.array([capacity.get(int(n), np.nan) for n in numbers]),
                        np.array([efficiency.get(int(n), np.nan) for n in numbers])))
     out.figures.append((ce.experiment, f"{ce.cell}: capacity and coulombic efficiency",
-                        plots_series.capacity_and_ce_series(traces, title=ce.cell)))
-    curves = _discharge_curves(ce, series, mass)
+                        plots_series.capacity_and_ce_series(traces, title=ce.cell,
+                                                            unit=unit)))
+    curves = _discharge_curves(ce, series, divisor)
     if curves:
         out.figures.append((ce.experiment, f"{ce.cell}: voltage against capacity",
-                            plots.voltage_vs_capacity(curves, title=ce.cell)))
+                            plots.voltage_vs_capacity(curves, title=ce.cell, unit=unit)))
 
 
-def _discharge_curves(ce: CellExperiment, series: list[Series], mass: float
+def _discharge_curves(ce: CellExperiment, series: list[Series], divisor: float
                       ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """The first discharge of each series, capacity counted from its start."""
+    """The first discharge of each series, capacity counted from its start (Ah over
+    ``divisor``: the cathode's mass, or :data:`PER_CELL_DIVISOR`)."""
     curves = []
     for s in series[:12]:
         first = s.cycles[0]
@@ -168,7 +182,7 @@ def _discharge_curves(ce: CellExperiment, series: list[Series], mass: float
         if len(rows) < 3:
             continue
         q = (rows["Discharging Capacity / Ah"] - rows["Discharging Capacity / Ah"].iloc[0]) \
-            / mass
+            / divisor
         curves.append((str(s.key), q.to_numpy(), rows["Voltage / V"].to_numpy()))
     return curves
 
@@ -178,23 +192,38 @@ class _CapacityChecks:
     nor a rest's noise counted as one), no more than the cathode's theoretical capacity, a
     coulombic efficiency within 0-150 %. Each failure is collected for one note per kind."""
 
-    def __init__(self, ce: CellExperiment, nominal_mAh_g: float, out: Derived) -> None:
-        self.ce, self.nominal, self.out = ce, nominal_mAh_g, out
-        self.theoretical = _theoretical_capacity_mAh_g(str(ce.info.get("cathode", "")))
+    def __init__(self, ce: CellExperiment, nominal: float, out: Derived, unit: str = "mAh/g",
+                 per_gram: bool = True) -> None:
+        """``nominal`` in ``unit``: mAh/g of cathode, or (``per_gram`` false: a cell known by
+        its nominal capacity) the cell's mAh, with no theoretical capacity to hold it to."""
+        self.ce, self.nominal, self.out, self.unit = ce, nominal, out, unit
+        self.theoretical = _theoretical_capacity_mAh_g(str(ce.info.get("cathode", ""))) \
+            if per_gram else None
         self.no_discharge: list[str] = []
         self.above: list[str] = []
         self.bad_ce: list[str] = []
+        self.topped_up: list[str] = []
 
     def capacity_problem(self, cycle: int, q: float) -> str | None:
         if q < MIN_DISCHARGE_FRACTION * self.nominal:
-            self.no_discharge.append(f"{cycle} ({q:.3g} mAh/g)")
-            return (f"no real discharge: {q:.3g} mAh/g is under {MIN_DISCHARGE_FRACTION:.1%}"
-                    f" of the nominal {self.nominal:.4g} mAh/g (the discharge ended at once)")
+            self.no_discharge.append(f"{cycle} ({q:.3g} {self.unit})")
+            return (f"no real discharge: {q:.3g} {self.unit} is under"
+                    f" {MIN_DISCHARGE_FRACTION:.1%} of the nominal {self.nominal:.4g}"
+                    f" {self.unit} (the discharge ended at once)")
         if self.theoretical is not None and q > self.theoretical:
             self.above.append(f"{cycle} ({q:.4g} mAh/g)")
             return (f"{q:.4g} mAh/g is above the theoretical capacity of"
                     f" {self.ce.info.get('cathode')} ({self.theoretical:.4g} mAh/g)")
         return None
+
+    def ce_above_one(self, cycle: int, ce_percent: float) -> str:
+        """Why a plausible efficiency above :data:`CE_TOPPED_UP_PERCENT` is not the cell's: kept
+        (a lab may have meant it), with a note on the record and one for the experiment."""
+        if ce_percent <= CE_TOPPED_UP_PERCENT:
+            return ""
+        self.topped_up.append(f"{cycle} ({ce_percent:.4g} %)")
+        return (f"{ce_percent:.4g} %: more charge came out than went in, so the charge began"
+                " on a cell that was not empty; not the cell's efficiency")
 
     def ce_problem(self, cycle: int, ce_percent: float) -> str:
         self.bad_ce.append(f"{cycle} ({ce_percent:.4g} %)")
@@ -205,7 +234,8 @@ class _CapacityChecks:
         where = f"{self.ce.experiment}/{self.ce.cell}"
         for cycles, what in (
                 (self.no_discharge, "no real discharge (under"
-                 f" {MIN_DISCHARGE_FRACTION:.1%} of the nominal {self.nominal:.4g} mAh/g):"
+                 f" {MIN_DISCHARGE_FRACTION:.1%} of the nominal {self.nominal:.4g}"
+                 f" {self.unit}):"
                  " discharge capacity and coulombic efficiency"),
                 (self.above, "discharge capacity above the cathode's theoretical"
                  f" {self.theoretical or 0:.4g} mAh/g: discharge capacity and coulombic"
@@ -216,6 +246,12 @@ class _CapacityChecks:
             if cycles:
                 note_once(self.out, f"{where}: {_cycles_text(cycles)}: {what} reported as"
                           " null, left out of the plots and of the retention")
+        if self.topped_up:
+            note_once(self.out, f"{where}: {_cycles_text(self.topped_up)}: coulombic efficiency"
+                      f" above {CE_TOPPED_UP_PERCENT:g} %: more charge came out than went in, so"
+                      " the cycle's charge began on a cell that was not empty (a top-up charge"
+                      " before the first discharge, a cell stored or started part-charged, a"
+                      " charge cut short): kept, but it is not the cell's efficiency")
 
 
 def _cycles_text(cycles: list[str]) -> str:

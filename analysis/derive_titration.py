@@ -10,10 +10,9 @@ discharges, 0 % for one that charges (charge the cell fully, or empty it, before
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analysis.derived import Derived, Shared, note_once, result
 from analysis.errors import AnalysisError
@@ -21,6 +20,11 @@ from analysis.gitt import gitt_diffusion, gitt_length_scale
 from analysis.hppc import Pulse, pulse_readings, state_of_charge_percent
 from analysis.materials import molar_properties, particle_radius_m
 from analysis.run_data import CellExperiment
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 M2_S_TO_CM2_S = 1e4
 M2_TO_CM2 = 1e4

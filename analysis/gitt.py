@@ -30,14 +30,18 @@ pulses separated by rests. Pulses and rests are found from the current alone
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
 from analysis.errors import AnalysisError
 from analysis.symmetric import _series, current_segments
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 GITT_COLUMNS = (
     "pulse", "start_s", "tau_s", "current_A", "e_rest_before_V", "e_rest_after_V", "dE_s_V",
@@ -112,6 +116,8 @@ def gitt_diffusion(
 
     dE_s and dE_tau are signed (both negative on discharge); D uses their squared ratio.
     """
+    import pandas as pd
+
     t, v, i = _series(t_s, voltage_V, current_A)
     length_m = _length(length_m, active_mass_kg, molar_volume_m3_per_mol, molar_mass_kg_per_mol,
                        area_m2)

@@ -10,15 +10,19 @@ spectra.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike
 
 from analysis.eis import _as_1d_finite
 from analysis.errors import AnalysisError
 from analysis.transference import interfacial_resistance
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 DAY_S = 86400.0
 SPECTRUM_COLUMNS = ("frequency_Hz", "z_real_ohm", "z_imag_ohm", "test_time_s", "step_count")
@@ -45,6 +49,8 @@ def interfacial_resistance_over_time(
       ``on_error="skip"`` is left out (a report should still show the others).
     - The arc options are passed to :func:`~analysis.transference.interfacial_resistance`.
     """
+    import pandas as pd
+
     if on_error not in ("raise", "skip"):
         raise AnalysisError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     missing = [c for c in SPECTRUM_COLUMNS if c not in spectra]

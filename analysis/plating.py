@@ -16,11 +16,17 @@ Two definitions, and reports must say which (``physics.md``, "Coulombic efficien
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from analysis.cycling import cycle_table
 from analysis.errors import AnalysisError
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 PLATING_COLUMNS = ("cycle", "plated_Ah", "stripped_Ah", "coulombic_efficiency")
 
@@ -34,6 +40,8 @@ def plating_table(df: pd.DataFrame) -> pd.DataFrame:
     cumulative counters within the cycle, cycle 0 (outside any loop) left out, exactly as in
     :func:`~analysis.cycling.cycle_table`; only the names and the ratio are Li||Cu's.
     """
+    import pandas as pd
+
     table = cycle_table(df)
     plated = table["discharge_capacity_Ah"].to_numpy()
     stripped = table["charge_capacity_Ah"].to_numpy()

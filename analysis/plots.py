@@ -249,11 +249,19 @@ def voltage_vs_time(
     return fig
 
 
+def capacity_label(unit: str, specific: str, whole: str) -> str:
+    """An axis label for a capacity in ``unit``: "mAh/g" (per gram of cathode) or "mAh" (a
+    cell known by its nominal capacity)."""
+    return f"{specific} / mAh g⁻¹" if unit == "mAh/g" else f"{whole} / {unit}"
+
+
 def voltage_vs_capacity(
     curves: Sequence[tuple[str, ArrayLike, ArrayLike]],
     title: str = "Voltage profiles",
+    unit: str = "mAh/g",
 ) -> Figure:
-    """Voltage against specific capacity, one trace per ``(label, capacity_mAh_g, v)``.
+    """Voltage against specific capacity, one trace per ``(label, capacity_mAh_g, v)``
+    (``unit`` "mAh": a cell's own capacity in mAh instead).
 
     A trace usually holds a charge and a discharge, each counted from zero; where capacity jumps
     back by more than half its range a new segment starts, so no line joins the end of the
@@ -263,7 +271,7 @@ def voltage_vs_capacity(
     for color, (label, capacity, volts) in zip(_colors(len(curves)), curves, strict=True):
         q, u = decimate_minmax(*_pair(capacity, volts, f"capacity of {label!r}", f"v of {label!r}"))
         ax.plot(*_break_at_resets(q, u), color=color, linewidth=1.2, label=label)
-    ax.set_xlabel("Specific capacity / mAh g⁻¹")
+    ax.set_xlabel(capacity_label(unit, "Specific capacity", "Capacity"))
     ax.set_ylabel("Voltage / V")
     _legend(ax)
     return fig

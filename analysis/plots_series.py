@@ -10,14 +10,24 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
-from analysis.plots import TWIN_RIGHT_IN, _colors, _pair, _single, decimate_minmax, fixed_layout
+from analysis.plots import (
+    TWIN_RIGHT_IN,
+    _colors,
+    _pair,
+    _single,
+    capacity_label,
+    decimate_minmax,
+    fixed_layout,
+)
 
 
 def capacity_and_ce_series(
     series: Sequence[tuple[str, ArrayLike, ArrayLike, ArrayLike]],
     title: str = "Cycling",
+    unit: str = "mAh/g",
 ) -> Figure:
-    """Discharge capacity (left axis, filled) and coulombic efficiency (right axis, open)
+    """Discharge capacity (left axis, filled; in ``unit``, mAh/g or a cell's own mAh) and
+    coulombic efficiency (right axis, open)
     against cycle, one colour per ``(label, cycles, capacity_mAh_g, ce_percent)`` series. A
     NaN is not drawn (the caller says why elsewhere); a series with nothing to draw is left
     out of the legend."""
@@ -39,7 +49,8 @@ def capacity_and_ce_series(
     q, c = np.concatenate(q_all or [np.empty(0)]), np.concatenate(ce_all or [np.empty(0)])
     ax.set_xlabel("Cycle")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no cycle 2.5
-    ax.set_ylabel("Discharge capacity / mAh g⁻¹ (filled)")
+    ax.set_ylabel(capacity_label(unit, "Discharge capacity", "Discharge capacity")
+                  + " (filled)")
     ce_ax.set_ylabel("Coulombic efficiency / % (open)")
     if q.size:
         ax.set_ylim(0.0, max(float(q.max()), 0.0) * 1.08 or 1.0)

@@ -13,16 +13,20 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analysis.cycle_steps import StepFold, outcomes_of, step_outcomes
 from analysis.cycles import StepOutcome
 from store import RunStore
 from store.frames import BDF_NAMES, frame_of
 from store.run_store import StoredChunk
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)

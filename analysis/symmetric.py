@@ -18,15 +18,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 from numpy.typing import ArrayLike
 
 from analysis.eis import _as_1d_finite
 from analysis.errors import AnalysisError
+
+# pandas is imported where a frame is made: a run's printed summary with nothing to derive
+# loads neither it nor pyarrow (tests/test_startup_imports.py)
+if TYPE_CHECKING:
+    import pandas as pd
 
 _FloatArray = npt.NDArray[np.float64]
 
@@ -104,6 +108,8 @@ def half_cycles(
     duration (by time, not by points, so a dV-triggered burst of samples does not weigh more): the
     first part is the rise from the ohmic drop to the plateau. ``overpotential_V`` = |plateau_V|.
     """
+    import pandas as pd
+
     t, v, i = _series(t_s, voltage_V, current_A)
     _check_fraction(plateau_fraction, "plateau_fraction")
     rows = []
@@ -164,6 +170,8 @@ def overpotential_by_current_density(
     point repeated, wherever it occurs in the run); the group's j is their mean. Half cycles after
     a short are left out as in :func:`overpotential`.
     """
+    import pandas as pd
+
     _check_positive(area_m2, "area_m2")
     if not 0 <= density_rtol < 1:
         raise AnalysisError(f"density_rtol must be in [0, 1), got {density_rtol}")

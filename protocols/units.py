@@ -247,8 +247,12 @@ def parse_quantity(text: object, dimension: str) -> float:
     if len(text) > MAX_VALUE_CHARS:
         raise UnitError(f"expected {word}; a value of {len(text)} characters is too long (the"
                         f" limit is {MAX_VALUE_CHARS})")
-    if dimension != "current" and _C_RATE.match(_normalise(text)):
-        raise UnitError(f"expected {word}, got the C-rate {text!r}")
+    rate = _C_RATE.match(_normalise(text)) if dimension != "current" else None
+    if rate:
+        # "25 C" meant as a temperature: pint's C is the coulomb, cellseq's a C-rate
+        hint = f" (degrees Celsius are written degC: '{rate['rate']} degC')" \
+            if dimension == "temperature" and rate["rate"] else ""
+        raise UnitError(f"expected {word}, got the C-rate {text!r}{hint}")
     if _NON_FINITE.match(text):
         raise UnitError(f"{text!r} is not a finite number")
     if any(ch.isdecimal() and not ch.isascii() for ch in text):

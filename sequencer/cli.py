@@ -19,6 +19,7 @@ from rich.table import Table
 from core.text import counted
 from drivers.errors import CellseqError
 from sequencer import IMPORTED_AT
+from sequencer.breakable import Breakable
 
 if TYPE_CHECKING:
     from sequencer.dashboard.source import RunSource
@@ -116,7 +117,8 @@ def plan(
     if as_json:
         out.print_json(json.dumps(p.to_json()))
         return
-    # names wrap rather than being cut (an 80-column terminal showed "characte…"); hours never
+    # names wrap after their hyphens rather than being cut (an 80-column terminal showed
+    # "characte…") or folded mid-word ("interfacial-im" / "pedance"); hours never
     table = Table(title=f"{p.campaign.campaign}: plan on station {p.station.station!r}",
                   box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     for name in ("experiment", "cells", "resources"):
@@ -124,7 +126,8 @@ def plan(
     for name in ("start\n(h)", "end\n(h)", "duration\n(h)", "at most\n(h)"):
         table.add_column(name, justify="right", no_wrap=True)
     for e in p.experiments:
-        table.add_row(e.name, ", ".join(e.cells), ", ".join(e.resources),
+        table.add_row(Breakable(e.name), Breakable(", ".join(e.cells)),
+                      Breakable(", ".join(e.resources)),
                       f"{e.start_s / 3600:.1f}", f"{e.end_s / 3600:.1f}",
                       f"{e.estimate_s / 3600:.1f}", f"{e.bound_s / 3600:.1f}")
     out.print(table)
@@ -341,9 +344,9 @@ def status(
 
 
 def _status_table(st: dict) -> Table:
-    """Each cell's row, readable at 80 columns: ids and experiments wrap rather than being
-    cut (two ids that differ only at the end stay two), step kinds wrap between words, states
-    and numbers never wrap."""
+    """Each cell's row, readable at 80 columns: ids and experiments wrap after their hyphens
+    rather than being cut (two ids that differ only at the end stay two), step kinds wrap
+    between words, states and numbers never wrap."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, collapse_padding=True)
     table.add_column("cell", overflow="fold")
     table.add_column("state", no_wrap=True, min_width=len("interrupted"))
@@ -358,9 +361,9 @@ def _status_table(st: dict) -> Table:
             f"{c['step']} {(c['step_kind'] or '').replace('_', ' ')}".strip()
         values = [f"{last['voltage_V']:.4f} V" if "voltage_V" in last else "",
                   f"{last['current_A'] * 1e3:.4g} mA" if "current_A" in last else ""]
-        table.add_row(c["cell"], c["state"], str(c["experiment"] or "-"), step,
-                      str(c["cycle"]), str(c["points"]), "\n".join(v for v in values if v)
-                      or "-")
+        table.add_row(Breakable(c["cell"]), c["state"], Breakable(str(c["experiment"] or "-")),
+                      step, str(c["cycle"]), str(c["points"]),
+                      "\n".join(v for v in values if v) or "-")
     return table
 
 
@@ -578,6 +581,10 @@ def import_(
                             ] = None,
     specific_capacity: Annotated[str | None, typer.Option(
         help="Cathode specific capacity defining 1C, e.g. 200mAh/g.")] = None,
+    nominal_capacity: Annotated[str | None, typer.Option(
+        "--nominal-capacity", help="A commercial cell's rated capacity, e.g. \"2.5 A h\" or"
+        " 2500mAh: 1C of its C-rates; its capacities (mAh) and retention are counted on it"
+        " (instead of the cathode options).", show_default=False)] = None,
 ) -> None:
     """Bring instrument files into a run directory that status, export, report and the
     analyses read like a cellseq run. Exit 2 (nothing written) for a file that is not what
@@ -594,7 +601,8 @@ def import_(
     given = {"kind": kind, "electrolyte": electrolyte,
              "thickness": _spaced(thickness) if thickness else None,
              "area": _spaced(area) if area else None,
-             "diameter": _spaced(diameter) if diameter else None}
+             "diameter": _spaced(diameter) if diameter else None,
+             "nominal_capacity": _spaced(nominal_capacity) if nominal_capacity else None}
     cathode_given = {"material": cathode, "loading": _spaced(loading) if loading else None,
                      "diameter": _spaced(cathode_diameter) if cathode_diameter else None,
                      "area": _spaced(cathode_area) if cathode_area else None,

@@ -25,7 +25,7 @@ import platform
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ from analysis.readers import ReadFile, Recording, read_recording
 from analysis.readers.steps import Segment, segments
 from drivers.errors import CellseqError
 from protocols.cells import Cathode, CellKind
-from protocols.types import FROZEN, Area, Identifier, Length
+from protocols.errors import Problem
+from protocols.types import FROZEN, HOUR_S, Area, Identifier, Length, PositiveCharge
 from store import SERIES_COLUMNS, SPECTRUM_COLUMNS, Chunk, RunStore
 
 MODE = "imported"
@@ -68,6 +69,9 @@ class ImportedCell(BaseModel):
     area: Area | None = None
     diameter: Length | None = None
     cathode: Cathode | None = None
+    #: A commercial cell's rated capacity (``2.5 A h``), the 1C of its C-rates and what its
+    #: capacities and retention are counted in when the cathode's mass is not known.
+    nominal_capacity: PositiveCharge | None = None
     notes: str = ""
 
     @model_validator(mode="after")
@@ -76,11 +80,40 @@ class ImportedCell(BaseModel):
             raise ValueError("give area or diameter, not both")
         if self.cathode is not None and self.kind not in (None, CellKind.FULL_CELL):
             raise ValueError(f"a {self.kind.value} cell has no cathode; remove the cathode")
+        if self.nominal_capacity is not None:
+            if self.kind not in (None, CellKind.FULL_CELL):
+                raise ValueError(f"a {self.kind.value} cell has no nominal capacity; give it"
+                                 " for a full_cell")
+            if self.cathode is not None:
+                raise ValueError("give the nominal capacity or the cathode (whose mass and"
+                                 " specific capacity define 1C), not both")
         return self
+
+    @property
+    def kind_taken(self) -> str:
+        """The kind given; a cell given only a nominal capacity is a full cell."""
+        if self.kind is not None:
+            return self.kind.value
+        return CellKind.FULL_CELL.value if self.nominal_capacity is not None else ""
+
+    def capacity_basis(self) -> str:
+        """What 1C is for the analyses, as the import says it."""
+        if self.nominal_capacity_Ah is not None:
+            taken = "" if self.kind else ", the cell taken as a full_cell"
+            return (f"1C = {self.nominal_capacity_Ah:.4g} A h (the nominal capacity given):"
+                    " C-rates, capacities (mAh) and retention are counted on it" + taken)
+        if self.cathode is not None:
+            return (f"1C = {self.cathode.capacity_Ah:.4g} A h (the cathode's mass times its"
+                    " specific capacity)")
+        return ""
+
+    @property
+    def nominal_capacity_Ah(self) -> float | None:
+        return None if self.nominal_capacity is None else self.nominal_capacity / HOUR_S
 
     def info(self) -> dict[str, Any]:
         """The cell as the run store keeps it for the analysis (only what is known)."""
-        out: dict[str, Any] = {"kind": self.kind.value if self.kind else ""}
+        out: dict[str, Any] = {"kind": self.kind_taken}
         if self.electrolyte:
             out["electrolyte"] = self.electrolyte
         if self.thickness is not None:
@@ -94,6 +127,8 @@ class ImportedCell(BaseModel):
             out.update(cathode=self.cathode.material, active_mass_kg=self.cathode.active_mass_kg,
                        capacity_Ah=self.cathode.capacity_Ah,
                        electrode_area_m2=self.cathode.area_m2)
+        if self.nominal_capacity_Ah is not None:
+            out.update(capacity_Ah=self.nominal_capacity_Ah)
         return out
 
 
@@ -200,7 +235,9 @@ class _Plan:
             names.add(unique)
             experiments.append(unique)
         notes = [order_note] if order_note else []
-        if not cell.kind:
+        if cell.capacity_basis():
+            notes.append(cell.capacity_basis())
+        if not cell.kind_taken:
             notes.append("the cell's kind was not given (--kind or --cell-file): analyses that"
                          " depend on it (conductivity, capacities, coulombic efficiency) are"
                          " not made")
@@ -359,12 +396,37 @@ def load_cell_file(path: Path) -> ImportedCell:
     return load_model(path, ImportedCell)
 
 
+#: The ``cellseq import`` option that gives each field of :class:`ImportedCell`.
+OPTION_OF = {"kind": "--kind", "electrolyte": "--electrolyte", "thickness": "--thickness",
+             "area": "--area", "diameter": "--diameter", "cathode": "--cathode",
+             "cathode.material": "--cathode", "cathode.loading": "--loading",
+             "cathode.diameter": "--cathode-diameter", "cathode.area": "--cathode-area",
+             "cathode.specific_capacity": "--specific-capacity",
+             "nominal_capacity": "--nominal-capacity"}
+
+
 def cell_from_options(options: dict[str, Any]) -> ImportedCell:
-    """The cell from command-line options (values as in a protocol: '300 um')."""
+    """The cell from command-line options (values as in a protocol: '300 um'); a problem
+    names the option that gave the value (``--nominal-capacity: expected a charge ...``)."""
+    from protocols.errors import ProtocolError
     from protocols.loader import validate
 
-    return validate({k: v for k, v in options.items() if v is not None}, None, ImportedCell,
-                    "the command line")
+    try:
+        return validate({k: v for k, v in options.items() if v is not None}, None,
+                        ImportedCell, "the command line")
+    except ProtocolError as exc:
+        raise ProtocolError([_on_the_command_line(p) for p in exc.problems]) from None
+
+
+def _on_the_command_line(problem: Problem) -> Problem:
+    """A problem of the cell given by options, located by option rather than by field."""
+    missing = re.fullmatch(r"missing required field '(\w+)'", problem.message)
+    option = OPTION_OF.get(f"{problem.path}.{missing[1]}" if missing else "")
+    if missing and option:
+        return replace(problem, path="", message=f"missing {option} (the cathode's options"
+                       " --cathode, --loading, --cathode-diameter or --cathode-area and"
+                       " --specific-capacity go together)")
+    return replace(problem, path=OPTION_OF.get(problem.path, problem.path))
 
 
 __all__ = ["MODE", "ImportOutcome", "ImportRefused", "ImportedCell", "cell_from_options",

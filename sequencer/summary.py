@@ -11,19 +11,26 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from sequencer.breakable import Breakable
+
 MAX_LISTED = 8
+#: Below this many columns the results' cell and quantity columns are held to these widths
+#: ("discharge_capacity / mAh/g" stays one line, "diffusion_coefficient / cm2/s" wraps after
+#: its name; a longer cell id wraps after a hyphen).
+WIDE, QUANTITY_WIDTH, CELL_WIDTH = 100, 26, 20
 
 
 def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
     """``status``: :func:`sequencer.status.run_status`; ``summary``: the report's summary
     record (``summary.json``, or :func:`analysis.summary_record.summary_of`)."""
     run = summary.get("run") or {}
-    table = Table("cell", "state", "steps", "cycles", "points", "test time (h)",
+    # numbers' headers on two lines: the room goes to the cell ids
+    table = Table("cell", "state", "steps", "cycles", "points", "test time\n(h)",
                   title=f"{status['campaign']}: {run.get('status') or status['status']}")
     cycles = cycles_in_results(summary.get("results", []))
     for c in status["cells"]:
         hours = (c["last"] or {}).get("t", 0.0) / 3600
-        table.add_row(c["cell"], c["state"], str(c["step_count"]),
+        table.add_row(Breakable(c["cell"]), c["state"], str(c["step_count"]),
                       str(cycles.get(c["cell"], "-")), str(c["points"]), f"{hours:.2f}")
     console.print(table)
     for c in run.get("cells", []):
@@ -35,7 +42,13 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
     for r in summary.get("results", []):
         grouped[(r["cell"], r["quantity"], r["unit"])].append(r)
     if grouped:
-        results = Table("cell", "quantity", "values", title="derived from the raw data")
+        results = Table(title="derived from the raw data")
+        # in a narrow terminal a cell id and a quantity's name wrap after a hyphen or an
+        # underscore, leaving the values the room they need
+        narrow = console.width < WIDE
+        results.add_column("cell", max_width=CELL_WIDTH if narrow else None)
+        results.add_column("quantity", max_width=QUANTITY_WIDTH if narrow else None)
+        results.add_column("values")
         for (cell, quantity, unit), rows in grouped.items():
             if len(rows) > MAX_LISTED:   # pulses, GITT, long cycling: what they span
                 shown = [_span(kind, members) for kind, members in _kinds(rows)]
@@ -46,7 +59,7 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
             else:
                 text = "; ".join(_value(r) + (f" ({_conditions(r['conditions'])})"
                                               if r["conditions"] else "") for r in rows)
-            results.add_row(cell, f"{quantity} / {unit}", text)
+            results.add_row(Breakable(cell), Breakable(f"{quantity} / {unit}"), text)
         console.print(results)
         if any(len(rows) > MAX_LISTED for rows in grouped.values()):
             console.print("every value with its conditions: the report's summary.json (`cellseq"

@@ -159,3 +159,20 @@ def test_an_average_li_cu_efficiency_outside_0_150_percent_is_null():
                    [(1, -current, plate), (1, current, 0.96 * plate)])
     (ce,) = [r for r in fine.results if r.quantity == "coulombic_efficiency"]
     assert ce.value == pytest.approx(96.0) and not fine.notes
+
+
+def test_an_efficiency_above_101_percent_is_kept_with_why_it_is_not_the_cells():
+    """A top-up charge from 30 % then a full discharge: 140 % came back. It is a plausible
+    ratio, kept, but its record and the notes say the charge began on a cell not empty."""
+    mass, current = 1e-6, 1e-3
+    seconds = {q: q * mass / current * 3600 for q in (100.0, 140.0, 139.0)}
+    out = analyse("full_cell", {"cathode": "NCM811", "active_mass_kg": mass,
+                                "capacity_Ah": 200.0 * mass},
+                  [(1, current, seconds[100.0]), (1, -current, seconds[140.0]),
+                   (2, current, seconds[140.0]), (2, -current, seconds[139.0])])
+    ce = {r.conditions["cycle"]: r for r in out.results if r.quantity == "coulombic_efficiency"}
+    assert ce[1].value == pytest.approx(140.0, rel=1e-6)
+    assert ce[1].note.startswith("140 %: more charge came out than went in")
+    assert ce[2].value == pytest.approx(100 * 139 / 140, rel=1e-6) and ce[2].note == ""
+    (note,) = out.notes
+    assert note.startswith("test/cell-1: cycle 1 (140 %): coulombic efficiency above 101 %")

@@ -405,3 +405,64 @@ def test_damaged_mpr_bytes_are_read_or_refused_never_a_traceback(tmp_path):
             assert str(exc).startswith(f"{path}"), exc
             outcomes.add("refused")
     assert outcomes == {"read", "refused"}
+
+
+def test_a_commercial_cell_imported_with_its_nominal_capacity_gives_mAh_and_c_rates(tmp_path):
+    """A bought cell's file states no cathode: --nominal-capacity is its 1C, its capacities
+    are the cell's own mAh (the file's own numbers) and each cycle's C-rate is its current
+    over that capacity; the import says so."""
+    run, result = imported(tmp_path, "bought", NDAX, options=("--nominal-capacity", "4.7 A h"))
+    assert "1C = 4.7 A h (the nominal capacity given)" in result.output
+    assert "taken as a full_cell" in result.output
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert any(n.startswith("1C = 4.7 A h") for n in manifest["notes"])
+    results = summary(run)["results"]
+    capacities = {r["conditions"]["cycle"]: r for r in results
+                  if r["quantity"] == "discharge_capacity"}
+    assert {r["unit"] for r in capacities.values()} == {"mAh"}
+    import NewareNDA
+
+    frame = NewareNDA.read(str(NDAX))
+    own = frame.groupby(["Cycle", "Step"])["Discharge_Capacity(mAh)"].max().groupby("Cycle").sum()
+    assert sorted(capacities) == sorted(own.index)
+    for cycle, mAh in own.items():
+        assert capacities[cycle]["value"] == pytest.approx(mAh, rel=1e-6)
+    store = RunStore.open(run)
+    try:
+        steps = store.steps()
+    finally:
+        store.close()
+    first_discharge = next(s for s in steps if s["cycle"] == 2 and s["params"]["current_A"] < 0
+                           and s["kind"] == "constant_current")
+    rate = abs(first_discharge["params"]["current_A"]) / 4.7
+    assert capacities[2]["conditions"]["c_rate"] == pytest.approx(rate, rel=0.02)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("3 V", "--nominal-capacity: expected a charge, got '3 V' (a voltage)"),
+    ("-2Ah", "--nominal-capacity: must be greater than zero, got '-2 Ah'"),
+    ("2.5", "--nominal-capacity: expected a charge written with its unit"),
+    ("nan A h", "--nominal-capacity: 'nan A h' is not a finite number"),
+])
+def test_a_bad_nominal_capacity_exits_2_naming_the_option(tmp_path, value, message):
+    result = cellseq("import", NDAX, "--out", tmp_path / "r", "--nominal-capacity", value)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_nominal_capacity_beside_a_cathode_or_on_a_blocking_cell_is_refused(tmp_path):
+    both = cellseq("import", NDAX, "--out", tmp_path / "r", *FULL_CELL,
+                   "--nominal-capacity", "4.7 A h")
+    assert both.exit_code == 2 and "not both" in both.output
+    blocking = cellseq("import", NDAX, "--out", tmp_path / "r", "--kind", "blocking",
+                       "--nominal-capacity", "4.7 A h")
+    assert blocking.exit_code == 2 and "a blocking cell has no nominal capacity" in blocking.output
+
+
+def test_a_cathode_option_left_out_is_named_as_an_option(tmp_path):
+    result = cellseq("import", NDAX, "--out", tmp_path / "r", "--kind", "full_cell",
+                     "--cathode", "NCM811", "--loading", "10mg/cm^2")
+    assert result.exit_code == 2
+    assert "missing --specific-capacity" in result.output
+    assert "missing --cathode-diameter" not in result.output   # diameter or area: not named

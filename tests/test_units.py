@@ -42,6 +42,10 @@ def test_values_resolve_to_si(text, dimension, expected):
     ("10 blorbs", "time", r"unknown unit 'blorbs'"),
     ("10 parsecs", "length", r"unknown unit 'parsecs'"),   # pint's, not a lab's
     ("0.1C", "time", r"got the C-rate"),
+    # a lab's "25 C" for 25 degrees Celsius: the rule, and how to write it
+    ("25 C", "temperature", r"^expected a temperature, got the C-rate '25 C' \(degrees Celsius"
+     r" are written degC: '25 degC'\)$"),
+    ("C/10", "temperature", r"^expected a temperature, got the C-rate 'C/10'$"),
 ])
 def test_bad_values_are_refused_with_the_rule(text, dimension, match):
     with pytest.raises(UnitError, match=match):
