@@ -22,11 +22,11 @@ from .test_executor import run as run_executor
 from .test_sim_cells import CAPACITY_AH, full_cell
 from .test_sim_chemistries import MASS_KG, coin
 
-LFP_ONE_C_A = MASS_KG * 170.0   # coin()'s capacity in Ah at 170 mAh/g: 1C in A
+COIN_ONE_C_A = MASS_KG * 170.0   # 1C (A) of coin(): its capacity in Ah at its 170 mAh/g
 #: (cell, 1C in A, hold voltage) for the CV holds: two cells of the materials' physics (CV
 #: integrated in time steps) and the paper's calibrated cell (CV in closed form)
-CV_CELLS = [(lambda: coin("NMC811", "graphite"), LFP_ONE_C_A, 4.2),
-            (lambda: coin("LFP", "Li"), LFP_ONE_C_A, 3.6),
+CV_CELLS = [(lambda: coin("NMC811", "graphite"), COIN_ONE_C_A, 4.2),
+            (lambda: coin("LFP", "Li"), COIN_ONE_C_A, 3.6),
             (full_cell, CAPACITY_AH, 4.3)]
 CV_IDS = ["nmc811-graphite", "lfp-li", "paper-ncm811-aiose-li"]
 
@@ -66,10 +66,10 @@ def test_a_safety_limit_on_a_steep_curve_faults_at_the_limit(
     cell = coin("LFP", "Li")
     if current_C < 0:   # charged first, to discharge it
         ch, clock = _channel(cell)
-        _run(ch, clock, ConstantCurrent(0.5 * LFP_ONE_C_A, 4e4, 10.0, until_voltage_V=3.8),
+        _run(ch, clock, ConstantCurrent(0.5 * COIN_ONE_C_A, 4e4, 10.0, until_voltage_V=3.8),
              1e5)
     ch, clock = _channel(cell, limits)
-    technique = ConstantCurrent(current_C * LFP_ONE_C_A, 4e4, 10.0, until_voltage_V=cut_off_V)
+    technique = ConstantCurrent(current_C * COIN_ONE_C_A, 4e4, 10.0, until_voltage_V=cut_off_V)
     points, state, reason = _run(ch, clock, technique, 1e5)
     assert (state, reason) == (ChannelState.FAULT, "safety_limit")
     v_end = float(points["voltage_V"][-1])
