@@ -297,13 +297,15 @@ class StepDriver:
                 previous, mark = self.store_points(cell, step_id, k, t0, step_t0, points,
                                                    previous, mark)
                 if trip is not None:
-                    self._store.end_step(step_id, self._clock.now(), "safety_limit",
-                                         r.counters.as_dict())
+                    # the output ran until the stop, unless the instrument had ended the step
+                    ended = self._clock.now() if readout.state is ChannelState.RUNNING \
+                        else _ended_at(previous, self._clock.now())
+                    self._store.end_step(step_id, ended, "safety_limit", r.counters.as_dict())
                     self._journal.event(r.cell.id, "safety_trip", str(trip),
                                         quantity=trip.quantity, value=trip.value,
                                         limit=trip.limit)
                 elif readout.state in (ChannelState.DONE, ChannelState.FAULT):
-                    self._store.end_step(step_id, self._clock.now(),
+                    self._store.end_step(step_id, _ended_at(previous, self._clock.now()),
                                          readout.end_reason or "done", r.counters.as_dict())
                     self._journal.log(r.cell.id, "step_ended", f"{exp.name} step {k}"
                                       f" {node.kind}: {readout.end_reason}")
@@ -478,6 +480,14 @@ def _few_in_order(points: Points, t0: float, step_t0: float, mark: Mark | None
     if mark is not None and not (test_time[0] > mark.t and step_time[0] > mark.step_t):
         return None
     return test_time, step_time, points.voltage_V.tolist(), points.current_A.tolist()
+
+
+def _ended_at(last: PointTVI | None, now: float) -> float:
+    """When a step the instrument ended by itself ended: at its last reading (``last``, the
+    step's last stored point), not when a poll found it over (a paced or hardware run polls
+    a while after). So a step's recorded duration does not depend on how often it was polled;
+    ``now`` where the step stored no point."""
+    return now if last is None else min(now, last[0])
 
 
 def _hint(trip: safety.Trip, first_reading: bool, points: Points) -> str:

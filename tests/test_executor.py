@@ -39,12 +39,12 @@ experiments:
 
 def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
         cells: dict | None = None, fail_at: float | None = None, overshoot: float = 0.0,
-        faults: tuple[tuple[str, float, float], ...] = ()):
+        faults: tuple[tuple[str, float, float], ...] = (), clock: TrioClock | None = None):
     campaign = load_campaign(write_yaml(HEAD + experiments))
     station = simulated_station(campaign)
     plan = build_plan(campaign, station, "t.yaml")
     store = RunStore.create(tmp_path, durable=False)
-    clock = TrioClock(virtual=True, origin_utc=1.7e9)
+    clock = clock or TrioClock(virtual=True, origin_utc=1.7e9)
     journal = Journal(store, tmp_path, clock)
     models = cells or {cid: ResistorCell() for cid in station.cells}
     holder = {}

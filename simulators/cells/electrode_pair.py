@@ -71,6 +71,10 @@ _EPS = 1e-6
 _VC_FIRST_S = 0.5
 _VC_GROWTH = 1.08
 _VC_MAX_STEPS = 4000
+#: A CV hold's end current lands within this share below its cut-off (at most this many
+#: bisections of its last step).
+_CUT_OFF_REL = 1e-4
+_CUT_OFF_STEPS = 40
 #: A sweep's steps move the voltage by at most this much.
 _SWEEP_DV_V = 2e-3
 
@@ -465,6 +469,11 @@ class ElectrodePairCell(CellModel):
                 return float(self._cc(i, temperature_C).voltage(np.array([h]))[0]) - v_t
 
             i = _solve_current(gap, i_guess, r)
+            if until_abs_current_A is not None and abs(i) <= until_abs_current_A:
+                end_reason = "current"
+                if currents:   # the cut-off is crossed within this step: end the step there
+                    h, i = self._to_cut_off(target, t, h, i, i_guess, until_abs_current_A,
+                                            states[-1], r, temperature_C)
             self._put(states[-1])
             self._cc(i, temperature_C).commit(h)
             currents.append(i)
@@ -472,8 +481,7 @@ class ElectrodePairCell(CellModel):
             times.append(t)
             states.append(self._snapshot())
             i_guess = i
-            if until_abs_current_A is not None and abs(i) <= until_abs_current_A:
-                end_reason = "current"
+            if end_reason == "current":
                 break
             h *= _VC_GROWTH
         self._put(saved)
@@ -496,6 +504,34 @@ class ElectrodePairCell(CellModel):
 
         return FunctionSegment(total, end_reason if total < duration_s else "duration",
                                sample, finish)
+
+    def _to_cut_off(self, target: Callable[[Array], Array], t: float, h: float, i: float,
+                    i_before: float, level_A: float, state: tuple[object, ...], r: float,
+                    temperature_C: float) -> tuple[float, float]:
+        """(length, current) of the step from ``t`` that ends where its current reaches the
+        cut-off ``level_A``: the step of length ``h`` (current ``i``, at or below the level)
+        overshoots it by up to a twelfth of the time held so far, as the steps grow (a CV
+        hold's end current then lands several percent below its cut-off). A shorter step's
+        current is larger (less relaxed), so the length is bisected between 0 (the previous
+        step's current ``i_before``, above the level) and ``h``, to :data:`_CUT_OFF_REL` of
+        the level."""
+        lo, hi, i_hi = 0.0, h, i
+        for _ in range(_CUT_OFF_STEPS):
+            if abs(i_hi) >= level_A * (1 - _CUT_OFF_REL):
+                break
+            mid = 0.5 * (lo + hi)
+            v_t = float(target(np.array([t + mid]))[0])
+
+            def gap(i: float, mid: float = mid, v_t: float = v_t) -> float:
+                self._put(state)
+                return float(self._cc(i, temperature_C).voltage(np.array([mid]))[0]) - v_t
+
+            i_mid = _solve_current(gap, i_before, r)
+            if abs(i_mid) <= level_A:
+                hi, i_hi = mid, i_mid
+            else:
+                lo = mid
+        return hi, i_hi
 
     def impedance(self, frequency_Hz: np.ndarray, temperature_C: float) -> np.ndarray:
         w = 2 * np.pi * np.asarray(frequency_Hz, dtype=float)

@@ -326,6 +326,8 @@ class SimChannel(Channel):
             v, i = self._noisy_ahead(lo, hi)
         else:
             v, i = self._noisy(t)
+        if hi == len(self._times) and self._end_reason in _TRIPS:
+            v, i = _tripped_at(self._segment, self._duration, v, i)
         temperature = np.full(len(t), self._constant_C) if self._constant_C is not None \
             else np.asarray(self._temperature(self._t_start + t), dtype=float)
         return Points(time_s=t, voltage_V=v, current_A=i, temperature_C=temperature)
@@ -359,6 +361,22 @@ class SimChannel(Channel):
             self._ahead, self._ahead_lo, self._ahead_hi = (v, i), lo, end
         part = slice(lo - self._ahead_lo, hi - self._ahead_lo)
         return self._ahead[0][part], self._ahead[1][part]
+
+
+#: End reasons where the firmware switched the output off on a reading beyond a limit.
+_TRIPS = ("compliance", "safety_limit")
+
+
+def _tripped_at(segment: Segment, end_s: float, v: np.ndarray, i: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``v`` and ``i`` with their last point, the reading a limit tripped on, as the segment
+    gives it at the step's end ``end_s``, where the firmware found it beyond the limit:
+    measurement noise must not put the reading that tripped the output back inside the
+    limit (the crossing is found to a hair, far less than the noise)."""
+    v_end, i_end = segment.sample(np.array([end_s]))
+    v, i = v.copy(), i.copy()
+    v[-1], i[-1] = v_end[0], i_end[0]
+    return v, i
 
 
 def _cut_off_at_once(technique: Technique, duration_s: float, end_reason: str) -> float | None:

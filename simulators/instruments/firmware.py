@@ -47,21 +47,21 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
             return None
     t = fine_grid(segment.duration_s, technique.record_dt_s)
     v, i = segment.sample(t)
-    out = (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
-        (np.abs(i) > caps.max_current_A * (1 + 1e-9))
+
+    def out_of_range(v: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return (v > caps.max_voltage_V) | (v < caps.min_voltage_V) | \
+            (np.abs(i) > caps.max_current_A * (1 + 1e-9))
+
     ends: list[tuple[float, str]] = []
+    out = out_of_range(v, i)
     if out.any():
-        ends.append((float(t[np.argmax(out)]), "compliance"))
+        ends.append((crossing_time(lambda tt: out_of_range(*segment.sample(tt)), t, out),
+                     "compliance"))
     if limits is not None:
-        broken = np.zeros(len(t), dtype=bool)
-        if limits.max_voltage_V is not None:
-            broken |= v > limits.max_voltage_V
-        if limits.min_voltage_V is not None:
-            broken |= v < limits.min_voltage_V
-        if limits.max_abs_current_A is not None:
-            broken |= np.abs(i) > limits.max_abs_current_A
+        broken = beyond(limits, v, i)
         if broken.any():
-            ends.append((float(t[np.argmax(broken)]), "safety_limit"))
+            ends.append((crossing_time(lambda tt: beyond(limits, *segment.sample(tt)), t,
+                                       broken), "safety_limit"))
     if short is not None:
         shorted_at = short.first(t, v)
         if shorted_at is not None:
@@ -78,10 +78,54 @@ def extra_end(technique: Technique, segment: Segment, caps: ChannelCapabilities,
                 ends.append((float(later[hit[0]]), "steady"))
     conditions = getattr(technique, "ends", None)
     if conditions is not None:
-        met = conditions_met(conditions, t, v, i, temperature_C)
+        met = conditions_met(conditions, t, v, i, temperature_C, segment)
         if met is not None:
             ends.append(met)
     return min(ends) if ends else None
+
+
+def beyond(limits: SafetyLimits, v: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Where a point breaks one of the cell's safety limits (strictly beyond, as the
+    sequencer's own check on the recorded points)."""
+    broken = np.zeros(len(v), dtype=bool)
+    if limits.max_voltage_V is not None:
+        broken |= v > limits.max_voltage_V
+    if limits.min_voltage_V is not None:
+        broken |= v < limits.min_voltage_V
+    if limits.max_abs_current_A is not None:
+        broken |= np.abs(i) > limits.max_abs_current_A
+    return broken
+
+
+#: Points of each refining grid and how many refinements: 256^4 narrows a grid interval
+#: (1 s at most, as a rule) to well under a nanosecond.
+_REFINE_POINTS, _REFINE_ROUNDS = 257, 4
+
+
+def crossing_time(reached: Callable[[np.ndarray], np.ndarray], t: np.ndarray,
+                  hit: np.ndarray) -> float:
+    """The first time ``reached`` holds (``reached(times)``: whether it holds at each of
+    some increasing times), to well under a nanosecond, where ``hit`` (its value on the grid
+    ``t``) first holds at a grid point.
+
+    A real channel checks its limits and end conditions every few milliseconds, so it stops
+    the step at the crossing; the grid point after it can be far past a limit where the
+    curve is steep (an LFP cell at the end of its plateau climbs tens of mV in its last
+    second). The bracket between the last grid point that did not hold and the first that
+    did is searched on finer grids, and the time returned is one where ``reached`` holds (so
+    the step's last recorded point shows the crossing, as the firmware's reading did)."""
+    k = int(np.argmax(hit))
+    if k == 0:
+        return float(t[0])
+    lo, hi = float(t[k - 1]), float(t[k])
+    for _ in range(_REFINE_ROUNDS):
+        fine = np.linspace(lo, hi, _REFINE_POINTS)[1:]
+        found = reached(fine)
+        j = int(np.argmax(found))
+        if not found[j]:
+            break   # rounding: the bracket's end is what holds
+        lo, hi = (lo if j == 0 else float(fine[j - 1])), float(fine[j])
+    return hi
 
 
 #: How far inside a limit a segment's extremes must stay for the grid to be skipped: volts (or
@@ -126,24 +170,35 @@ def _cannot_short(segment: Segment, watch: ShortWatch) -> bool:
 
 
 def conditions_met(ends: EndConditions, t: np.ndarray, v: np.ndarray, i: np.ndarray,
-                   temperature_C: Callable[[np.ndarray], np.ndarray] | None
-                   ) -> tuple[float, str] | None:
-    """The first time on the grid ``t`` one of ``ends`` holds, and its name (a tie goes to
-    the one listed first in :meth:`EndConditions.names`)."""
+                   temperature_C: Callable[[np.ndarray], np.ndarray] | None,
+                   segment: Segment | None = None) -> tuple[float, str] | None:
+    """The first time one of ``ends`` holds, and its name (a tie goes to the one listed
+    first in :meth:`EndConditions.names`): on the grid ``t``, and with ``segment`` (whose
+    samples ``v`` and ``i`` are), a level reached (charge, step time, temperature) between
+    grid points at the moment it is reached (:func:`crossing_time`). The slopes (dV/dt,
+    dI/dt), taken over a window, are watched on the grid."""
     found: list[tuple[float, int, str]] = []
 
-    def first(hit: np.ndarray, name: str) -> None:
+    def first(hit: np.ndarray, name: str,
+              reached: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         if hit.any():
-            found.append((float(t[np.argmax(hit)]), len(found), name))
+            at = float(t[np.argmax(hit)]) if reached is None else crossing_time(reached, t, hit)
+            found.append((at, len(found), name))
 
     if ends.charge_Ah is not None or ends.soc_charge_Ah is not None:
         passed = np.abs(np.concatenate(([0.0], np.cumsum(0.5 * (i[1:] + i[:-1])
                                                          * np.diff(t))))) / 3600.0
         for name, level in (("charge", ends.charge_Ah), ("soc", ends.soc_charge_Ah)):
             if level is not None:
-                first(passed >= level * (1 - 1e-9), name)
+                hit = passed >= level * (1 - 1e-9)
+                first(hit, name, _charge_reached(segment, t, i, hit, level * (1 - 1e-9)))
     if ends.step_time_s is not None:
-        first(t >= ends.step_time_s * (1 - 1e-12), "step_time")
+        hit = t >= ends.step_time_s * (1 - 1e-12)
+        if hit.any():   # the step time itself, where it falls between grid points
+            k = int(np.argmax(hit))
+            at = float(t[k]) if k == 0 else max(float(t[k - 1]),
+                                                min(float(t[k]), ends.step_time_s))
+            found.append((at, len(found), "step_time"))
     window = ends.slope_window_s
     for name, level, values in (("dV_dt", ends.dV_dt_V_s, v), ("dI_dt", ends.dI_dt_A_s, i)):
         if level is None:
@@ -155,19 +210,44 @@ def conditions_met(ends: EndConditions, t: np.ndarray, v: np.ndarray, i: np.ndar
     if temperature_C is not None and (ends.temperature_above_C is not None
                                       or ends.temperature_below_C is not None):
         temp = np.asarray(temperature_C(t), dtype=float)
+        env = temperature_C
         if ends.temperature_above_C is not None:
-            first(temp >= ends.temperature_above_C, "temperature_above")
+            above = ends.temperature_above_C
+            first(temp >= above, "temperature_above",
+                  lambda tt: np.asarray(env(tt), dtype=float) >= above)
         if ends.temperature_below_C is not None:
-            first(temp <= ends.temperature_below_C, "temperature_below")
+            below = ends.temperature_below_C
+            first(temp <= below, "temperature_below",
+                  lambda tt: np.asarray(env(tt), dtype=float) <= below)
     if not found:
         return None
     at, _, name = min(found)
     return at, name
 
 
+def _charge_reached(segment: Segment | None, t: np.ndarray, i: np.ndarray, hit: np.ndarray,
+                    level_Ah: float) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Whether |charge passed| has reached ``level_Ah`` at some times after the last grid
+    point before ``hit`` first holds: the grid's trapezoids up to that point, then the
+    segment's current integrated by trapezoids through the times asked about."""
+    k = int(np.argmax(hit))
+    if segment is None or k == 0:
+        return None
+    base_t = float(t[k - 1])
+    base_As = float(np.sum(0.5 * (i[1:k] + i[:k - 1]) * np.diff(t[:k])))
+
+    def reached(tt: np.ndarray) -> np.ndarray:
+        nodes = np.concatenate(([base_t], tt))
+        _, i_at = segment.sample(nodes)
+        q = base_As + np.cumsum(0.5 * (i_at[1:] + i_at[:-1]) * np.diff(nodes))
+        return np.abs(q) / 3600.0 >= level_Ah
+
+    return reached
+
+
 def record_times(technique: Technique, segment: Segment, duration_s: float) -> np.ndarray:
     """0, dt, 2 dt, ..., the end itself, and the moments V moved by dV or I by dI."""
-    dt = technique.record_dt_s
+    dt = float(technique.record_dt_s)   # an int dt would make the times ints, the end cut
     n = math.floor(duration_s / dt + 1e-9) + 1
     # (n - 1) * dt is the last multiple, as numpy's arange times dt gives it
     if duration_s - (n - 1) * dt > 1e-9:
