@@ -20,8 +20,12 @@ class Trip:
 
     def __str__(self) -> str:
         unit = {"voltage": "V", "current": "A", "temperature": "degC"}[self.quantity]
-        return (f"{self.quantity} {self.value:.5g} {unit} beyond the limit {self.limit:.5g} {unit}"
-                f" at {self.time_s:.1f} s into the step")
+        value, limit = f"{self.value:.5g}", f"{self.limit:.5g}"
+        # An instrument trips on the first reading past its limit, which is often past it by
+        # less than the digits shown: "3.8 V beyond the limit 3.8 V" would read as a contradiction.
+        where = (f"reached the limit {limit} {unit}" if value == limit
+                 else f"{value} {unit} beyond the limit {limit} {unit}")
+        return f"{self.quantity} {where} at {self.time_s:.1f} s into the step"
 
 
 def check(limits: Limits, points: Points) -> Trip | None:

@@ -77,8 +77,10 @@ def test_a_run_with_a_faulted_cell_says_so_everywhere(tmp_path):
     assert result.exit_code == CELL_FAULTED
     printed = result.output
     assert "limits: completed_with_faults" in printed
-    assert re.search(r"faulted: lfp-gr-cell-one in formation: safety limit: voltage 4\.2\d* V"
-                     r" beyond the limit 4\.2 V", printed)
+    # The tripping reading lies past 4.2 V by less than the digits shown: the message says the
+    # limit was reached rather than "4.2 V beyond the limit 4.2 V".
+    assert re.search(r"faulted: lfp-gr-cell-one in formation: safety limit: voltage reached the"
+                     r"\s+limit 4\.2 V", printed)
     assert "run completed_with_faults: cells that faulted: lfp-gr-cell-one" in printed
 
     status = json.loads(cellseq("status", out, "--json").output)
@@ -87,7 +89,7 @@ def test_a_run_with_a_faulted_cell_says_so_everywhere(tmp_path):
     assert states["lfp-gr-cell-two"] == ("completed", None)
     assert states["lfp-gr-cell-one"][0] == "faulted"
     fault = states["lfp-gr-cell-one"][1]
-    assert re.match(r"safety limit: voltage 4\.2\d* V beyond the limit 4\.2 V", fault)
+    assert re.match(r"safety limit: voltage reached the limit 4\.2 V at [\d.]+ s", fault)
 
     summary = json.loads((out / "report" / "summary.json").read_text())
     run = summary["run"]
@@ -356,3 +358,11 @@ def test_the_readmes_ci_snippets_validate_and_dry_run_a_protocol_folder(tmp_path
     assert "missed: conductivity/aiose-1: ionic_conductivity" in done.stderr
     assert f"{folder / 'misses.yaml'}: valid" in done.stdout
     assert (tmp_path / "runs" / "misses" / "report" / "index.html").is_file()
+
+
+def test_a_trip_names_its_reading_unless_it_rounds_to_the_limit():
+    from sequencer.safety import Trip
+    assert str(Trip("voltage", 4.5, 4.45, 12.0)) == (
+        "voltage 4.5 V beyond the limit 4.45 V at 12.0 s into the step")
+    assert str(Trip("voltage", 3.8 + 1e-10, 3.8, 7.25)) == (
+        "voltage reached the limit 3.8 V at 7.2 s into the step")
