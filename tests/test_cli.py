@@ -149,11 +149,20 @@ def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_p
     import signal
     import time
 
+    import yaml
+
     out = tmp_path / "run"
-    # paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
-    # running with points committed
-    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
-                             str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
+    # Paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
+    # running with points committed. At this pace a 30 ms stall of a loaded machine is 4 h of
+    # virtual time, a chamber soak's whole timeout, so the soaks here are given 1000 h.
+    doc = yaml.safe_load((ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml").read_text())
+    for experiment in doc["experiments"]:
+        for step in experiment["steps"]:
+            if step["kind"] == "set_temperature":
+                step["timeout"] = "1000 h"
+    protocol = tmp_path / "symmetric_cycling.yaml"
+    protocol.write_text(yaml.safe_dump(doc))
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol),
                              "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -209,11 +218,20 @@ def test_progress_bars_follow_run_time_and_stay_off_without_a_terminal(tmp_path)
 def test_status_reads_a_run_while_another_process_writes_it(tmp_path):
     import time
 
+    import yaml
+
     out = tmp_path / "run"
-    # paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
-    # running with points committed
-    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
-                             str(ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml"),
+    # Paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
+    # running with points committed. At this pace a 30 ms stall of a loaded machine is 4 h of
+    # virtual time, a chamber soak's whole timeout, so the soaks here are given 1000 h.
+    doc = yaml.safe_load((ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml").read_text())
+    for experiment in doc["experiments"]:
+        for step in experiment["steps"]:
+            if step["kind"] == "set_temperature":
+                step["timeout"] = "1000 h"
+    protocol = tmp_path / "symmetric_cycling.yaml"
+    protocol.write_text(yaml.safe_dump(doc))
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol),
                              "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen_running = False
