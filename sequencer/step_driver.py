@@ -285,6 +285,10 @@ class StepDriver:
         step_id, t0, step_t0 = running.step_id, running.t0, running.step_t0
         previous, mark = running.previous, running.mark
         suspended = False
+        if previous is None and mark is None:   # a technique just started: look before polling
+            wake = await self._quiet_until(cell)
+            if wake is not None:
+                suspended = await self._suspenders.sleep(watch, wake, cell.id)
         while True:
             readout = await self._poll(exp, k, cell)
             points = readout.points
@@ -336,12 +340,36 @@ class StepDriver:
                                             f" {elapsed:.0f} s while {watch.name} is"
                                             f" {watch.reason}")
                 return Suspended(mark, elapsed)
-            now = self._clock.now()
-            wake = now + self._poll_s
-            if readout.next_event_s is not None:
-                # never wait for a moment already past: that would poll without time moving
-                wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
-            suspended = await self._suspenders.sleep(watch, wake, cell.id)
+            suspended = await self._suspenders.sleep(watch, self._wake(readout.next_event_s),
+                                                     cell.id)
+
+    def _wake(self, next_event_s: float | None) -> float:
+        """When to poll a running technique next: after the poll interval, or at its next
+        news if that comes sooner."""
+        now = self._clock.now()
+        wake = now + self._poll_s
+        if next_event_s is not None:
+            # never wait for a moment already past: that would poll without time moving
+            wake = min(wake, max(next_event_s, now + MIN_POLL_S))
+        return wake
+
+    async def _quiet_until(self, cell: CellContext) -> float | None:
+        """When to poll a technique just started for the first time: at its next news, where
+        the channel can peek at it (:meth:`~drivers.interfaces.Channel.peek`) and what it shows
+        calls for nothing now (the technique runs on, every point so far is within the cell's
+        limits); None: poll now. The points peeked at come with that poll, checked again: a
+        step's points come in one poll, and a point beyond a limit is still acted on at the
+        time the first poll would have found it."""
+        r = cell.run
+        try:
+            peeked = await cell.call(r.channel.peek)
+        except CellseqError:
+            return None   # the poll reports it
+        if peeked is None or peeked.state is not ChannelState.RUNNING \
+                or peeked.next_event_s is None or peeked.next_event_s <= self._clock.now() \
+                or safety.check(r.cell.limits, peeked.points) is not None:
+            return None
+        return self._wake(peeked.next_event_s)
 
     async def _poll(self, exp: PlannedExperiment, k: int, cell: CellContext) -> Readout:
         """A poll, tried again after a garbled or refused reply (the link itself retries
