@@ -170,7 +170,7 @@ class StepDriver:
             attachment = await cell.call(r.channel.attachment)
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
-        await self._keep_attachment(cell, step_id, attachment)
+        self._store_attachment(step_id, attachment)
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return Running(step_id, started, 0.0, None, mark)
 
@@ -264,12 +264,13 @@ class StepDriver:
         # flowed while the output was off
         return Running(move.step_id, now, move.elapsed_s, None, move.mark)
 
-    async def _keep_attachment(self, cell: CellContext, step_id: int,
-                               attachment: dict[str, str] | None = None) -> None:
+    async def _keep_attachment(self, cell: CellContext, step_id: int) -> None:
         """Keep with the step what the instrument calls the technique just started, so a
         later run finds it there again, running or finished."""
-        if attachment is None:
-            attachment = await cell.call(cell.run.channel.attachment)
+        self._store_attachment(step_id, await cell.call(cell.run.channel.attachment))
+
+    def _store_attachment(self, step_id: int, attachment: dict[str, str] | None) -> None:
+        """:meth:`_keep_attachment` of what the channel was asked already (None: nothing)."""
         if attachment is not None:
             with self._store.transaction():
                 self._store.set_attachment(step_id, attachment)
