@@ -170,6 +170,15 @@ class Channel(ABC):
     def stop(self) -> None:
         """Output off (open circuit / high impedance). Safe to call at any time, repeatedly."""
 
+    def peek(self) -> Readout | None:
+        """What :meth:`poll` would bring now, without handing the points out (the next poll
+        brings them again, the same values), where the channel can look without polling (a
+        simulated one: it knows the whole technique from its start); None where it cannot.
+        The step driver peeks at a technique just started and, when nothing in it calls for
+        action (no end, no point beyond a limit), sleeps until the next news before its first
+        poll: a step's points then come in one poll instead of two."""
+        return None
+
     def set_safety_limits(self, limits: SafetyLimits) -> bool:
         """Have the instrument stop any technique that breaks ``limits`` (end reason
         ``safety_limit``). False where it cannot: the sequencer's checks on the recorded points

@@ -170,7 +170,7 @@ class StepDriver:
             attachment = await cell.call(r.channel.attachment)
         except CellseqError as exc:
             raise CellFault(f"{exp.name} step {k} ({node.kind}) refused: {exc}") from exc
-        await self._keep_attachment(cell, step_id, attachment)
+        self._store_attachment(step_id, attachment)
         mark = None if after_t is None else Mark(after_t, -math.inf)
         return Running(step_id, started, 0.0, None, mark)
 
@@ -264,12 +264,13 @@ class StepDriver:
         # flowed while the output was off
         return Running(move.step_id, now, move.elapsed_s, None, move.mark)
 
-    async def _keep_attachment(self, cell: CellContext, step_id: int,
-                               attachment: dict[str, str] | None = None) -> None:
+    async def _keep_attachment(self, cell: CellContext, step_id: int) -> None:
         """Keep with the step what the instrument calls the technique just started, so a
         later run finds it there again, running or finished."""
-        if attachment is None:
-            attachment = await cell.call(cell.run.channel.attachment)
+        self._store_attachment(step_id, await cell.call(cell.run.channel.attachment))
+
+    def _store_attachment(self, step_id: int, attachment: dict[str, str] | None) -> None:
+        """:meth:`_keep_attachment` of what the channel was asked already (None: nothing)."""
         if attachment is not None:
             with self._store.transaction():
                 self._store.set_attachment(step_id, attachment)
@@ -285,6 +286,10 @@ class StepDriver:
         step_id, t0, step_t0 = running.step_id, running.t0, running.step_t0
         previous, mark = running.previous, running.mark
         suspended = False
+        if previous is None and mark is None:   # a technique just started: look before polling
+            wake = await self._quiet_until(cell)
+            if wake is not None:
+                suspended = await self._suspenders.sleep(watch, wake, cell.id)
         while True:
             readout = await self._poll(exp, k, cell)
             points = readout.points
@@ -338,12 +343,36 @@ class StepDriver:
                                             f" {elapsed:.0f} s while {watch.name} is"
                                             f" {watch.reason}")
                 return Suspended(mark, elapsed)
-            now = self._clock.now()
-            wake = now + self._poll_s
-            if readout.next_event_s is not None:
-                # never wait for a moment already past: that would poll without time moving
-                wake = min(wake, max(readout.next_event_s, now + MIN_POLL_S))
-            suspended = await self._suspenders.sleep(watch, wake, cell.id)
+            suspended = await self._suspenders.sleep(watch, self._wake(readout.next_event_s),
+                                                     cell.id)
+
+    def _wake(self, next_event_s: float | None) -> float:
+        """When to poll a running technique next: after the poll interval, or at its next
+        news if that comes sooner."""
+        now = self._clock.now()
+        wake = now + self._poll_s
+        if next_event_s is not None:
+            # never wait for a moment already past: that would poll without time moving
+            wake = min(wake, max(next_event_s, now + MIN_POLL_S))
+        return wake
+
+    async def _quiet_until(self, cell: CellContext) -> float | None:
+        """When to poll a technique just started for the first time: at its next news, where
+        the channel can peek at it (:meth:`~drivers.interfaces.Channel.peek`) and what it shows
+        calls for nothing now (the technique runs on, every point so far is within the cell's
+        limits); None: poll now. The points peeked at come with that poll, checked again: a
+        step's points come in one poll, and a point beyond a limit is still acted on at the
+        time the first poll would have found it."""
+        r = cell.run
+        try:
+            peeked = await cell.call(r.channel.peek)
+        except CellseqError:
+            return None   # the poll reports it
+        if peeked is None or peeked.state is not ChannelState.RUNNING \
+                or peeked.next_event_s is None or peeked.next_event_s <= self._clock.now() \
+                or safety.check(r.cell.limits, peeked.points) is not None:
+            return None
+        return self._wake(peeked.next_event_s)
 
     async def _poll(self, exp: PlannedExperiment, k: int, cell: CellContext) -> Readout:
         """A poll, tried again after a garbled or refused reply (the link itself retries

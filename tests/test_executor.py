@@ -39,8 +39,9 @@ experiments:
 
 def run(tmp_path, write_yaml, experiments: str, chamber_tau_s: float = 300.0,
         cells: dict | None = None, fail_at: float | None = None, overshoot: float = 0.0,
-        faults: tuple[tuple[str, float, float], ...] = (), clock: TrioClock | None = None):
-    campaign = load_campaign(write_yaml(HEAD + experiments))
+        faults: tuple[tuple[str, float, float], ...] = (), clock: TrioClock | None = None,
+        head: str = HEAD):
+    campaign = load_campaign(write_yaml(head + experiments))
     station = simulated_station(campaign)
     plan = build_plan(campaign, station, "t.yaml")
     store = RunStore.create(tmp_path, durable=False)
@@ -342,3 +343,65 @@ def test_a_poll_of_one_point_is_checked_as_that_point_in_a_longer_poll(voltage_V
     within = safety.point_within(limits, voltage_V, current_A, temperature_C)
     assert within == (one is None and not any(
         x is not None and np.isnan(x) for x in (voltage_V, current_A, temperature_C)))
+
+
+class _PointwiseResistorCell(ResistorCell):
+    """A ResistorCell whose segments say they are pointwise (they are closed forms): its
+    channel evaluates points ahead and can peek at a step just started."""
+
+    def begin(self, technique, temperature_C: float):
+        segment = super().begin(technique, temperature_C)
+        segment.pointwise = True
+        return segment
+
+
+_ONE_HOUR_CHARGE = """
+  - name: e
+    cells: [b]
+    steps:
+      - kind: loop
+        count: 3
+        steps:
+          - {kind: constant_current, direction: charge, current: 0.1 mA, duration: 20 min,
+             record_every: 1 min}
+          - {kind: rest, duration: 10 min, record_every: 1 min}
+"""
+
+
+def test_a_step_the_channel_can_peek_at_stores_its_points_in_one_poll(tmp_path, write_yaml):
+    """A channel that can peek at a step just started is first polled at the step's end:
+    the same points, in one chunk per step instead of two (the point at the start and the
+    rest)."""
+    stores = {}
+    for name, cell in (("polled", ResistorCell()), ("peeked", _PointwiseResistorCell())):
+        (tmp_path / name).mkdir()
+        stores[name], _ = run(tmp_path / name, write_yaml, _ONE_HOUR_CHARGE,
+                              cells={"a": ResistorCell(), "b": cell})
+    chunks = {name: [c.step_count for c in store.chunks("b")] for name, store in stores.items()}
+    assert chunks["polled"] == [k for k in range(1, 7) for _ in range(2)]
+    assert chunks["peeked"] == list(range(1, 7))
+    polled, peeked = stores["polled"].read("b"), stores["peeked"].read("b")
+    assert polled.keys() == peeked.keys() and len(peeked["test_time_s"]) == 3 * (21 + 11)
+    for name in polled:
+        assert np.array_equal(polled[name], peeked[name], equal_nan=True), name
+
+
+def test_a_peeked_point_beyond_a_limit_is_acted_on_when_the_step_starts(tmp_path, write_yaml):
+    """A limit the instrument does not watch (temperature: the cell sits at 25 degC), broken
+    by a step's first point: the peek finds it, so the step is polled and stopped at its
+    start, as it is without a peek."""
+    store, _ = run(tmp_path, write_yaml, """
+  - name: e
+    cells: [b]
+    steps:
+      - {kind: constant_current, direction: charge, current: 0.1 mA, duration: 1 h,
+         record_every: 1 min}
+""", cells={"a": ResistorCell(), "b": _PointwiseResistorCell()},
+                   head=HEAD.replace("    diameter: 16 mm\nexperiments:",
+                                     "    diameter: 16 mm\n    limits: {max_temperature: 20 degC}"
+                                     "\nexperiments:"))
+    (step,) = store.steps("b")
+    assert step["end_reason"] == "safety_limit" and step["ended_t"] == step["started_t"]
+    assert store.read("b")["test_time_s"].tolist() == [step["started_t"]]
+    trip = next(e for e in store.events("b") if e["kind"] == "safety_trip")
+    assert trip["data"]["quantity"] == "temperature"

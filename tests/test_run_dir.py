@@ -139,7 +139,7 @@ def test_a_killed_campaign_resumes_from_its_copies_after_the_originals_moved_and
 
 def test_a_tampered_copy_is_refused_naming_it_and_nothing_changes(split, tmp_path, power_cut):
     run_dir = tmp_path / "run"
-    power_cut(30)
+    power_cut(15)   # of 25 commits
     crash(split, run_dir, SEED, allow_outside_includes=True)
     power_cut(None)
     copy = run_dir / "protocol" / "lab" / "parts" / "experiments" / "cycling.yaml"

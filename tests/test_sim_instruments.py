@@ -227,6 +227,39 @@ def test_a_step_resumed_from_a_snapshot_while_it_ran_gives_the_same_points():
                               getattr(expected, name)), name
 
 
+def test_a_peek_hands_nothing_out_and_the_next_poll_brings_the_same_points():
+    ref, cr = _full_cell_channel(seed=4)
+    ref.start(_CHARGE)
+    cr.advance(1e4)
+    expected = ref.poll().points
+    ch, clock = _full_cell_channel(seed=4)
+    ch.start(_CHARGE)
+    peeked = ch.peek()
+    assert peeked is not None and peeked.state is ChannelState.RUNNING
+    # the point at the start; the technique's end (its last point's time: it started at 0)
+    assert len(peeked.points) == 1 and peeked.next_event_s == expected.time_s[-1]
+    # nothing was handed out: a snapshot now is the one before any point
+    assert ch.snapshot()["emitted"] == 0
+    assert ch.snapshot()["rng"][:2] == _streams_after(4, 0)
+    clock.advance(1e4)
+    got = ch.poll().points
+    for name in ("time_s", "voltage_V", "current_A", "temperature_C"):
+        assert np.array_equal(getattr(got, name), getattr(expected, name)), name
+    assert np.array_equal(peeked.points.voltage_V, expected.voltage_V[:1])
+
+
+def test_a_peek_at_a_techniques_end_or_at_points_not_kept_ahead_is_refused():
+    ch, clock = _full_cell_channel(seed=4)
+    assert ch.peek() is None   # nothing runs
+    ch.start(_CHARGE)
+    clock.advance(1e5)
+    assert ch.peek() is None   # its end is news: the caller polls
+    assert ch.poll().state is ChannelState.DONE
+    ch, clock = channel()   # a resistor's segments are not evaluated ahead
+    ch.start(ConstantCurrent(current_A=1e-4, duration_s=10.0, record_dt_s=1.0))
+    assert ch.peek() is None
+
+
 def test_a_labs_channels_are_made_when_first_asked_for_each_with_the_same_noise():
     """A 16-channel cycler makes only the channels a run uses; a channel's noise streams
     come from its name, so it gives the same data whichever channels were made before it."""

@@ -300,6 +300,24 @@ class SimChannel(Channel):
         return Readout(points, ChannelState.RUNNING,
                        next_event_s=self._t_start + self._duration)
 
+    def peek(self) -> Readout | None:
+        """:meth:`poll` without handing the points out, for a running time series whose points
+        are evaluated ahead (:attr:`Segment.pointwise`): the points looked at stay in the
+        points evaluated ahead, their noise drawn once, and the next poll hands out the same
+        values. None for a technique at its end (the end is news: poll) or whose points are
+        not kept ahead (an impedance, a cut-off met at once, a segment not pointwise)."""
+        segment = self._segment
+        if self._state is not ChannelState.RUNNING or segment is None \
+                or not segment.pointwise or self._cut_off_V is not None:
+            return None
+        now = self._clock.now()
+        end = self._t_start + self._duration
+        if now >= end:
+            return None
+        upto = int(self._times.searchsorted(now - self._t_start, "right"))
+        return Readout(self._points(self._emitted, upto), ChannelState.RUNNING,
+                       next_event_s=end)
+
     def stop(self) -> None:
         if self._state is ChannelState.RUNNING:
             self._finish(min(self._clock.now() - self._t_start, self._duration))
