@@ -536,8 +536,19 @@ def _meta_text(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars and arrays, tuples, paths and datetimes converted; NaN
-    and inf become None (JSON has neither)."""
-    if value is None or isinstance(value, bool | str):
+    and inf become None (JSON has neither). The plain types are told by their exact type first:
+    a long run's summary has hundreds of thousands of values, and asking the abstract number
+    classes of each is most of this function's time."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k if type(k) is str else str(k): _jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -564,10 +575,20 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    """``json.dumps(value, indent=2)`` and a newline, written as it is encoded: the text of a
-    long run's summary never whole in memory (nor the million pieces it is joined from)."""
+    """``value`` (plain JSON types, see :func:`_jsonable`) indented by two spaces, non-ASCII
+    text as UTF-8, and a newline. Encoded by orjson, in C: the standard library's encoder
+    indents in Python, a few tenths of a second for a campaign's summary. The encoded text is
+    smaller than the plain value it comes from (a third of its memory for a campaign's
+    summary), so the report's peak memory stays what converting the results made it.
+    What orjson refuses though JSON allows it, an integer wider than 64 bits (a seed may be
+    one) or text with a lone surrogate, is encoded by the standard library instead, to the
+    same JSON values."""
+    import orjson
+
+    try:
+        encoded = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        encoded = (json.dumps(value, indent=2, allow_nan=False) + "\n").encode("ascii")
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, allow_nan=False)
-        f.write("\n")
+    tmp.write_bytes(encoded)
     os.replace(tmp, path)
