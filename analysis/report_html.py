@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from analysis.errors import AnalysisError
 from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
@@ -60,6 +62,10 @@ if TYPE_CHECKING:   # matplotlib to write figures: not to compare results with e
 _IDENTITY_KEYS = ("experiment", "cell", "material", "quantity")
 _RESERVED_KEYS = ("campaign", "results", "checks", "run", "notes")
 _FIGURE_NAME = re.compile(r"^fig\d{3}-[a-z0-9-]*\.png$")
+#: summary.json's encoding: indented, a final newline; dataclasses and datetimes are left to
+#: :func:`_jsonable` (orjson would write them its own way)
+_ORJSON_OPTIONS = (orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
+                   | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 @dataclass(frozen=True)
@@ -161,10 +167,8 @@ def write_report(
     summary["notes"] = list(notes)
     summary.update(meta)
     summary_path = report_dir / "summary.json"
-    plain = _jsonable(summary)
-    del summary   # one copy of the results' records at a time (a long run has tens of thousands)
-    _write_json_atomic(summary_path, plain)
-    del plain
+    _write_json_atomic(summary_path, summary)
+    del summary   # a long run has tens of thousands of records
 
     index_path = report_dir / "index.html"
     _write_atomic(index_path, _render(title, results, images, checks, meta, outcome,
@@ -536,8 +540,19 @@ def _meta_text(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars and arrays, tuples, paths and datetimes converted; NaN
-    and inf become None (JSON has neither)."""
-    if value is None or isinstance(value, bool | str):
+    and inf become None (JSON has neither). The plain types are told by their exact type first:
+    a long run's summary has hundreds of thousands of values, and asking the abstract number
+    classes of each is most of this function's time."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k if type(k) is str else str(k): _jsonable(v) for k, v in value.items()}
+    if kind is list:
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | str):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
@@ -564,10 +579,22 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _write_json_atomic(path: Path, value: Any) -> None:
-    """``json.dumps(value, indent=2)`` and a newline, written as it is encoded: the text of a
-    long run's summary never whole in memory (nor the million pieces it is joined from)."""
+    """``value`` as JSON, indented by two spaces, non-ASCII text as UTF-8, and a newline; what
+    is no plain JSON type made one by :func:`_jsonable` (NaN and inf are null). Encoded by
+    orjson, in C (the standard library's encoder indents in Python: a few tenths of a second
+    for a campaign's summary), straight from ``value``: no plain copy of a long run's records
+    is made beside them, only the encoded text, which is smaller. What orjson refuses though
+    JSON allows it (keys that are no strings, an integer wider than 64 bits such as a large
+    seed, text with a lone surrogate) is converted and encoded by the standard library
+    instead, to the same JSON values."""
+    try:
+        encoded = orjson.dumps(value, default=_jsonable, option=_ORJSON_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, AnalysisError):   # a value no JSON can hold
+            raise exc.__cause__ from None
+        encoded = (json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n"
+                   ).encode("ascii")
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, allow_nan=False)
-        f.write("\n")
+    tmp.write_bytes(encoded)
     os.replace(tmp, path)
+

@@ -22,10 +22,13 @@ Two measurements, each in a fresh process:
 
 - the critical path: ``cellseq report RUN_DIR`` as a user runs it, in one process tree, with
   the CPU time of each of its parts: the command's own process (start-up and imports, before
-  the cells are handed out, while it waits for them, after), and each worker process (the
-  cells it analysed and drew, the figures it drew). The idle-machine wall time is about the
-  main process's CPU before and after the workers plus the busiest worker's CPU: that
-  estimate holds under load, where wall time does not.
+  the cells are handed out, the imports it makes once for the workers before forking them,
+  forking and collecting while they run, after them), each worker process (the cells it
+  analysed and drew, the figures it drew, the pickling of its answers), and the exits (the
+  tree's CPU time no record holds). The idle-machine wall time is about the main process's
+  CPU until its first fork, plus the workers scheduled on the cores as they were started
+  (with the main process's own work in between sharing the cores), plus the main process's
+  CPU after them and its exit: that estimate holds under load, where wall time does not.
 
 The machine's load average is printed beside the figures: where other work shares the cores,
 wall time says little and CPU time is the figure to compare (A/B in one session).
@@ -148,13 +151,14 @@ print(json.dumps({"wall": wall, "cpu": cpu, "total_wall_s": total[0], "total_cpu
 """
 
 #: Runs ``cellseq report`` in this process, recording the CPU time of the main process at each
-#: stage and of every worker process at the end of each task (a forked worker's CPU time starts
-#: at 0, so its last record is its whole CPU time).
+#: stage (the imports made once before the workers are forked apart) and of every worker
+#: process at the end of each task and when it is done (a forked worker's CPU time starts at 0,
+#: so that last record is its whole CPU time, the pickling of its answers included).
 _CRITICAL = r"""
 import json, os, sys, time
 log = sys.argv[2]
 main = os.getpid()
-import sequencer.cli, analysis.derive, analysis.render
+import sequencer.cli, analysis.derive, analysis.forked, analysis.render
 marks = {"imports": time.process_time()}
 
 def record(entry):
@@ -178,17 +182,38 @@ def timed_task(original, what):
 analysis.derive._cell_in_worker = timed_task(analysis.derive._cell_in_worker,
                                              lambda a: a[0])
 analysis.render._png = timed_task(analysis.render._png, lambda a: "figure")
-parallel = analysis.derive._derive_in_parallel
-def staged(*args, **kwargs):
-    marks["before the workers"] = time.process_time()
+child = analysis.forked._child
+def whole_child(*args, **kwargs):
+    started = time.time()
     try:
-        return parallel(*args, **kwargs)
-    finally:
-        marks["with the workers"] = time.process_time()
-analysis.derive._derive_in_parallel = staged
+        return child(*args, **kwargs)
+    finally:   # after its last answer is pickled and sent
+        record({"pid": os.getpid(), "done_cpu_s": time.process_time(), "started": started,
+                "ended": time.time()})
+analysis.forked._child = whole_child
+
+def staged(original, before, after):
+    def stage(*args, **kwargs):
+        marks[before] = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            marks[after] = time.process_time()
+    return stage
+
+parallel = analysis.derive._derive_in_parallel
+preload, warm_up = analysis.derive._preload, analysis.derive.warm_up
+analysis.derive._derive_in_parallel = staged(parallel, "before the workers",
+                                             "with the workers")
+analysis.derive._preload = staged(preload, "preload", "preloaded")
+analysis.derive.warm_up = staged(warm_up, "warm up", "warmed up")
 sys.stdout = open(os.devnull, "w")
+sys.argv = ["cellseq", "report", sys.argv[1]]
 try:
-    sequencer.cli.app(["report", sys.argv[1]], standalone_mode=False)
+    sequencer.cli.main()   # as the command runs it, its way to the exit included
+except SystemExit as exc:
+    if exc.code:
+        raise
 finally:
     marks["end"] = time.process_time()
     record({"pid": main, "marks": marks})
@@ -267,46 +292,79 @@ def _phases(run_dir: Path) -> None:
 def _critical_path(run_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "tasks.jsonl"
-        out = subprocess.run([sys.executable, "-c", _CRITICAL, str(run_dir.resolve()), str(log)],
-                             capture_output=True, text=True, cwd=run_dir)
-        if out.returncode not in (0,):
-            raise SystemExit(f"the measurement failed:\n{out.stderr[-3000:]}")
+        tree_cpu_s = _cpu_of_tree([sys.executable, "-c", _CRITICAL, str(run_dir.resolve()),
+                                   str(log)], run_dir)
         entries = [json.loads(line) for line in log.read_text().splitlines()]
     marks = next(e["marks"] for e in entries if "marks" in e)
     workers: dict[int, list[dict]] = {}
+    whole: dict[int, dict] = {}
     for e in entries:
         if "task" in e:
             workers.setdefault(e["pid"], []).append(e)
+        elif "done_cpu_s" in e:
+            whole[e["pid"]] = e
     before = marks.get("before the workers", marks["end"])
-    waiting = marks.get("with the workers", before) - before
-    after = marks["end"] - marks.get("with the workers", before)
-    print(f"critical path, all cores, CPU time per process ({_load()}):")
-    print(f"  main process: start-up and imports {marks['imports']:.2f} s, then up to the"
-          f" workers {before - marks['imports']:.2f} s, while they run {waiting:.2f} s,"
-          f" after them {after:.2f} s")
+    with_workers = marks.get("with the workers", before)
+    # the imports made once before the first fork: serial, no worker runs yet
+    prefork = sum(marks[a] - marks[b] for b, a in (("preload", "preloaded"),
+                                                    ("warm up", "warmed up")) if b in marks)
+    waiting = with_workers - before - prefork   # forking, collecting the answers
+    after = marks["end"] - with_workers
     processes = []
-    for tasks in workers.values():
-        total = max(t["cpu_total_s"] for t in tasks)
+    for pid, tasks in workers.items():
+        total = whole[pid]["done_cpu_s"] if pid in whole else \
+            max(t["cpu_total_s"] for t in tasks)
         cells = [t for t in tasks if t["task"] != "figure"]
         figures = [t for t in tasks if t["task"] == "figure"]
         processes.append((min(t["started"] for t in tasks), total, cells, figures))
-    print(f"  {len(processes)} worker processes, {sum(p[1] for p in processes):.2f} s in all;"
-          " the longest:")
+    worker_cpu = sum(p[1] for p in processes)
+    # what the process tree spent that no record above holds: the main process's exit (its
+    # objects freed, its modules torn down) and the workers' (their memory unmapped)
+    exit_s = max(0.0, tree_cpu_s - marks["end"] - worker_cpu)
+    cores = len(os.sched_getaffinity(0))
+    print(f"critical path, all cores, CPU time per process ({_load()}):")
+    print(f"  main process: start-up and imports {marks['imports']:.2f} s, then up to the"
+          f" workers {before - marks['imports']:.2f} s, the imports made before forking"
+          f" {prefork:.2f} s, forking and collecting while the workers run {waiting:.2f} s,"
+          f" after them {after:.2f} s, exits (main's and the workers') {exit_s:.2f} s")
+    print(f"  {len(processes)} worker processes, {worker_cpu:.2f} s in all (their answers'"
+          " pickling included); the longest:")
     for _, total, cells, figures in sorted(processes, key=lambda p: -p[1])[:5]:
         names = ", ".join(t["task"] for t in cells)
         print(f"    {total:.2f} s: {names or '-'} ({len(figures)} figures,"
               f" {sum(t['cpu_s'] for t in figures):.2f} s of it)")
-    # the processes as started, each on the first core free (a process per cell, as many
-    # at a time as there are cores): the time until the last one ends
-    free = [0.0] * len(os.sched_getaffinity(0))
+    # serial: everything the main process does before the first fork (one core idle), then
+    # the workers as they were started, each on the first core free, and the main process's
+    # own work between them sharing the cores; then the main process alone again
+    serial_before = before + prefork
+    free = [0.0] * cores
     for _, total, _, _ in sorted(processes, key=lambda p: p[0]):
         k = free.index(min(free))
         free[k] += total
-    span = max(free)
-    estimate = before + max(span, waiting) + after
-    print(f"  estimated wall time on an idle machine: {estimate:.2f} s (main before the workers"
-          f" + the workers on {len(free)} cores, {span:.2f} s + main after them; target"
-          f" {WALL_TARGET_S:g} s: {'met' if estimate <= WALL_TARGET_S else 'NOT met'})")
+    span = max(max(free), (worker_cpu + waiting) / cores)
+    serial_after = after + exit_s
+    estimate = serial_before + span + serial_after
+    idle = cores * estimate - (serial_before + worker_cpu + waiting + serial_after)
+    print(f"  estimated wall time on an idle machine: {estimate:.2f} s = main alone before the"
+          f" first fork {serial_before:.2f} s + the workers on {cores} cores {span:.2f} s"
+          f" + main alone after them {serial_after:.2f} s; target {WALL_TARGET_S:g} s:"
+          f" {'met' if estimate <= WALL_TARGET_S else 'NOT met'}")
+    print(f"  idle core time in it: {idle:.2f} core-s ({(cores - 1) * serial_before:.2f} before"
+          f" the first fork, {(cores - 1) * serial_after:.2f} after the workers, the rest the"
+          " workers' uneven ends)")
+
+
+def _cpu_of_tree(command: list[str], cwd: Path) -> float:
+    """Run ``command``; the CPU time (user + system) of it and every process it waited for."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"the measurement failed:\n{stderr.decode()[-3000:]}")
+    return usage.ru_utime + usage.ru_stime
 
 if __name__ == "__main__":
     t0 = time.perf_counter()

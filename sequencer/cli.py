@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import sys
@@ -875,6 +876,11 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+    finally:
+        # the process ends: the interpreter's exit would otherwise run the cyclic collector
+        # over everything the command imported and made, a few times (0.2-0.5 s of CPU after
+        # a report, on the command's time); what it frees goes with the process anyway
+        gc.freeze()
 
 
 if __name__ == "__main__":

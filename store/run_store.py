@@ -977,6 +977,7 @@ class RunStore:
                 import numpy as np
 
                 width = len(names)
+                f8 = np.dtype("<f8")
                 for chunk_id, step_count, step_index, cycle, n, data, crc in rows:
                     last = chunk_id
                     # an intact chunk, checked in line (whole numbers, a blob of the size
@@ -985,8 +986,10 @@ class RunStore:
                     if type(step_count) is type(step_index) is type(cycle) is type(n) is int \
                             and type(data) is bytes and n > 0 and len(data) == 8 * width * n \
                             and (crc is None or (type(crc) is int and chunk_crc(data) == crc)):
+                        # one call, not frombuffer and reshape: a run has tens of
+                        # thousands of chunks (read-only, as the blob is)
                         yield (chunk_id, step_count, step_index, cycle,
-                               np.frombuffer(data, dtype="<f8").reshape(width, n))
+                               np.ndarray((width, n), f8, data))
                         continue
                     decoded = self._decoded(cell, chunk_id, (step_count, step_index, cycle),
                                             n, (data, crc), names, damage)

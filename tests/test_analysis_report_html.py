@@ -294,6 +294,40 @@ def test_meta_values_are_made_json_safe_and_may_not_shadow_the_contract(tmp_path
             write_report(tmp_path, "t", [], [], meta={key: []})
 
 
+def test_summary_json_is_indented_utf8_with_every_non_finite_number_null(tmp_path: Path):
+    meta = {"drift": -math.inf, "f64": np.float64(math.nan), "f32": np.float32(0.1),
+            "i64": np.int64(7), "flag": np.bool_(True), "pair": (1, math.inf),
+            "tags": {"Ω": "Li|Li – 25 °C"}}
+    results = [result(value=float(v)) for v in (0.58, 1e-300, 12345.678)]
+    summary, _ = write_report(tmp_path, "t", results, [], meta=meta)
+    raw = summary.read_bytes()
+    assert raw.endswith(b"}\n") and b'\n  "results": [\n' in raw   # plain, indented
+    assert "Li|Li – 25 °C".encode() in raw   # non-ASCII text as UTF-8, not escaped
+    data = json.loads(raw.decode("utf-8"))
+    assert data["drift"] is None and data["f64"] is None and data["pair"] == [1, None]
+    assert data["f32"] == float(np.float32(0.1)) and data["i64"] == 7 and data["flag"] is True
+    assert data["tags"] == {"Ω": "Li|Li – 25 °C"}
+    assert [r["value"] for r in data["results"]] == [0.58, 1e-300, 12345.678]
+
+
+def test_summary_json_holds_what_orjson_refuses_wide_integers_and_keys_no_strings(
+        tmp_path: Path):
+    meta = {"seed": 2**70, "small": -(2**63), "by": {3: "a number as key", "x": math.nan},
+            "text": "Li|Li – 25 °C"}
+    summary, _ = write_report(tmp_path, "t", [result()], [], meta=meta)
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert data["seed"] == 2**70 and data["small"] == -(2**63)
+    assert data["by"] == {"3": "a number as key", "x": None} and data["text"] == meta["text"]
+    assert data["results"][0]["value"] == 0.58
+
+
+def test_a_value_no_json_holds_is_refused_naming_it(tmp_path: Path):
+    with pytest.raises(AnalysisError, match=r"^cannot write object <object .*> to summary"):
+        write_report(tmp_path, "t", [], [], meta={"odd": object()})
+    assert not (tmp_path / "summary.json").exists()
+    assert not (tmp_path / "summary.json.tmp").exists()
+
+
 def test_compare_tolerances_subset_conditions_and_units():
     results = [result(conditions={"temperature_degC": 25.0, "cycle": 1}),
                result(value=0.56, conditions={"temperature_degC": 25.0, "cycle": 2})]
