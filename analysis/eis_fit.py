@@ -405,9 +405,16 @@ def _circuit_function(circuit: str):  # -> Callable[[freq, *params], NDArray], a
     fraction of the cost: impedance.py writes the parameters and frequencies into a Python
     expression as text and evaluates it anew on every call (most of a fit's time). Here the
     expression impedance.py builds is read once, as a syntax tree (nothing of it is run), into
-    nested calls of the same element functions on the same lists of floats."""
+    nested calls of the same element functions on the same lists of floats, or, for circuits
+    of R, C, L and CPE, of the same formulas on arrays (``analysis.eis_jacobian``)."""
     from impedance.models.circuits.fitting import wrapCircuit
 
+    from analysis.eis_jacobian import circuit_function
+
+    tree, length = _circuit_tree(circuit)
+    on_arrays = None if tree is None else circuit_function(tree, _SENTINEL, length)
+    if on_arrays is not None:   # R, C, L, CPE in series and parallel
+        return on_arrays
     node = _circuit_node_of(circuit)
     if node is None:
         return wrapCircuit(circuit, {})   # an expression of a shape not foreseen: as it was

@@ -25,9 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 _Complex = npt.NDArray[np.complex128]
-#: (parameters, angular frequencies) -> (Z, dZ/dparameters as columns)
-_Node = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64]],
-                 tuple[_Complex, _Complex]]
+#: (parameters, angular frequencies, whether the derivatives are wanted)
+#: -> (Z, dZ/dparameters as columns, or None)
+_Node = Callable[[npt.NDArray[np.float64], npt.NDArray[np.float64], bool],
+                 tuple[_Complex, _Complex | None]]
 #: The elements with a closed form here, and how many parameters each takes.
 _ELEMENTS = {"R": 1, "C": 1, "L": 1, "CPE": 2}
 
@@ -45,11 +46,30 @@ def circuit_jacobian(tree: ast.expr, sentinel: float, length: int
     def jacobian(frequencies: npt.ArrayLike, *parameters: float) -> npt.NDArray[np.float64]:
         omega = 2 * np.pi * np.asarray(frequencies, dtype=np.float64)
         with np.errstate(all="ignore"):
-            _, columns = node(np.asarray(parameters, dtype=np.float64), omega)
+            _, columns = node(np.asarray(parameters, dtype=np.float64), omega, True)
+        assert columns is not None
         out = np.vstack([columns.real, columns.imag])
         return np.where(np.isfinite(out), out, 0.0)
 
     return jacobian
+
+
+def circuit_function(tree: ast.expr, sentinel: float, length: int
+                     ) -> Callable[..., npt.NDArray[np.float64]] | None:
+    """``function(frequencies, *parameters)``: impedance.py's circuit function (real parts,
+    then imaginary parts) on arrays, by the same formulas in the same order as its element
+    functions (the same numbers), for the circuits :func:`circuit_jacobian` reads; else
+    None."""
+    node = _node(tree, sentinel, length)
+    if node is None:
+        return None
+
+    def function(frequencies: npt.ArrayLike, *parameters: float) -> npt.NDArray[np.float64]:
+        omega = 2 * np.pi * np.asarray(frequencies, dtype=np.float64)
+        z, _ = node(np.asarray(parameters, dtype=np.float64), omega, False)
+        return np.hstack([z.real, z.imag])
+
+    return function
 
 
 def _node(tree: ast.expr, sentinel: float, length: int) -> _Node | None:
@@ -78,55 +98,62 @@ def _node(tree: ast.expr, sentinel: float, length: int) -> _Node | None:
 
 
 def _element(name: str, at: list[int], length: int) -> _Node:
-    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64]
-             ) -> tuple[_Complex, _Complex]:
-        columns = np.zeros((omega.size, length), dtype=np.complex128)
+    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64], derive: bool
+             ) -> tuple[_Complex, _Complex | None]:
         if name == "R":
             z = np.full(omega.size, p[at[0]], dtype=np.complex128)
-            columns[:, at[0]] = 1.0
         elif name == "C":
             z = 1.0 / (p[at[0]] * 1j * omega)
-            columns[:, at[0]] = -z / p[at[0]]
         elif name == "L":
             z = p[at[0]] * 1j * omega
+        else:  # CPE
+            z = 1.0 / (p[at[0]] * (1j * omega) ** p[at[1]])
+        if not derive:
+            return z, None
+        columns = np.zeros((omega.size, length), dtype=np.complex128)
+        if name == "R":
+            columns[:, at[0]] = 1.0
+        elif name == "C":
+            columns[:, at[0]] = -z / p[at[0]]
+        elif name == "L":
             columns[:, at[0]] = 1j * omega
         else:  # CPE
-            jw = 1j * omega
-            z = 1.0 / (p[at[0]] * jw ** p[at[1]])
             columns[:, at[0]] = -z / p[at[0]]
-            columns[:, at[1]] = -z * np.log(jw)
+            columns[:, at[1]] = -z * np.log(1j * omega)
         return z, columns
 
     return node
 
 
 def _series(children: list[_Node], length: int) -> _Node:
-    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64]
-             ) -> tuple[_Complex, _Complex]:
+    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64], derive: bool
+             ) -> tuple[_Complex, _Complex | None]:
         z = np.zeros(omega.size, dtype=np.complex128)
-        columns = np.zeros((omega.size, length), dtype=np.complex128)
+        columns = np.zeros((omega.size, length), dtype=np.complex128) if derive else None
         for child in children:
-            zi, ci = child(p, omega)
-            z += zi
-            columns += ci
+            zi, ci = child(p, omega, derive)
+            z = z + zi
+            if columns is not None:
+                columns += ci
         return z, columns
 
     return node
 
 
 def _parallel(children: list[_Node], length: int) -> _Node:
-    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64]
-             ) -> tuple[_Complex, _Complex]:
+    def node(p: npt.NDArray[np.float64], omega: npt.NDArray[np.float64], derive: bool
+             ) -> tuple[_Complex, _Complex | None]:
         y = np.zeros(omega.size, dtype=np.complex128)
-        weighted = np.zeros((omega.size, length), dtype=np.complex128)
+        weighted = np.zeros((omega.size, length), dtype=np.complex128) if derive else None
         for child in children:
-            zi, ci = child(p, omega)
-            y += 1 / zi
-            weighted += ci / (zi * zi)[:, None]
+            zi, ci = child(p, omega, derive)
+            y = y + 1 / zi
+            if weighted is not None:
+                weighted += ci / (zi * zi)[:, None]
         z = 1 / y
-        return z, weighted * (z * z)[:, None]
+        return z, None if weighted is None else weighted * (z * z)[:, None]
 
     return node
 
 
-__all__ = ["circuit_jacobian"]
+__all__ = ["circuit_function", "circuit_jacobian"]
