@@ -10,12 +10,13 @@ it, where the experiment soaked; else the mean of its measured temperature.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from analysis.cycles import Cycle, StepOutcome, cycles_of, ended_at_once
 from analysis.errors import AnalysisError
+from store.schema import SERIES_COLUMNS
 
 # pandas is imported where a frame is made: a run's printed summary with nothing to derive
 # loads neither it nor pyarrow (tests/test_startup_imports.py)
@@ -112,31 +113,44 @@ class PassedPerStep:
 
 class StepFold:
     """What each step passed and its mean measured temperature, folded from a cell's chunks
-    in the order stored (store column names): :func:`step_outcomes`' inputs without every
-    point in memory. Chunks are gathered into batches of about ``BATCH`` points and each batch
-    is folded with array operations, as :func:`_passed_per_step` folds a whole series: a
-    run polled a point at a time costs no Python per point. The growth up to a step's first
-    point belongs to the step before it, as there."""
+    in the order stored: :func:`step_outcomes`' inputs without every point in memory. A chunk
+    comes as the store keeps it, its columns the rows of one array (``SERIES_COLUMNS``).
+    Chunks are gathered into batches of about ``BATCH`` points and each batch is folded with
+    array operations, as :func:`_passed_per_step` folds a whole series; each batch's sums per
+    step are kept as arrays and added up per step once, at :meth:`finish` (in batch order,
+    so to the same numbers as adding them batch by batch): a run polled a point at a time, or
+    of thousands of steps, costs no Python per point or per step and batch. The growth up to a
+    step's first point belongs to the step before it, as there."""
 
-    #: The store columns a fold reads.
-    COLUMNS = ("temperature_C", *COUNTERS)
     BATCH = 65_536
+    _ROWS: ClassVar[dict[str, int]] = {name: SERIES_COLUMNS.index(name)
+                                       for name in ("temperature_C", *COUNTERS)}
 
     def __init__(self) -> None:
         self.passed: dict[int, dict[str, float]] = {}
         self.points = 0
-        self._sums: dict[int, list[float]] = {}
+        self._sums: dict[int, tuple[float, int]] = {}
         self._last: dict[str, float] = {}
         self._step: int | None = None
-        self._pending: list[tuple[int, dict[str, np.ndarray]]] = []
+        self._pending: list[np.ndarray] = []
+        self._pending_steps: list[int] = []
         self._pending_n = 0
+        # per batch: the steps with points, the steps owning growth and their sums per
+        # counter, the steps with a finite temperature and their sums and counts
+        self._seen: list[np.ndarray] = []
+        self._owners: list[np.ndarray] = []
+        self._totals: dict[str, list[np.ndarray]] = {name: [] for name in COUNTERS}
+        self._warm: list[np.ndarray] = []
+        self._warm_totals: list[np.ndarray] = []
+        self._warm_counts: list[np.ndarray] = []
 
-    def add(self, step_count: int, columns: dict[str, np.ndarray]) -> None:
-        """One chunk of one step."""
-        n = len(next(iter(columns.values()))) if columns else 0
+    def add(self, step_count: int, block: np.ndarray) -> None:
+        """One chunk of one step: ``block`` holds its ``SERIES_COLUMNS`` as rows."""
+        n = block.shape[1]
         if n == 0:
             return
-        self._pending.append((step_count, columns))
+        self._pending.append(block)
+        self._pending_steps.append(step_count)
         self._pending_n += n
         if self._pending_n >= self.BATCH:
             self._flush()
@@ -144,6 +158,23 @@ class StepFold:
     def finish(self) -> StepFold:
         """Fold what is gathered; call once every chunk is added."""
         self._flush()
+        if self._seen:
+            for k in np.unique(np.concatenate(self._seen)).tolist():
+                self.passed.setdefault(k, {})
+        if self._owners:
+            keys, where = np.unique(np.concatenate(self._owners), return_inverse=True)
+            sums = [np.bincount(where, weights=np.concatenate(self._totals[name]),
+                                minlength=keys.size).tolist() for name in COUNTERS]
+            for k, *amounts in zip(keys.tolist(), *sums, strict=True):
+                self.passed.setdefault(k, {}).update(zip(COUNTERS, amounts, strict=True))
+        if self._warm:
+            keys, where = np.unique(np.concatenate(self._warm), return_inverse=True)
+            totals = np.bincount(where, weights=np.concatenate(self._warm_totals),
+                                 minlength=keys.size)
+            counts = np.bincount(where, weights=np.concatenate(self._warm_counts),
+                                 minlength=keys.size).astype(np.int64)
+            self._sums = dict(zip(keys.tolist(), zip(totals.tolist(), counts.tolist(),
+                                                     strict=True), strict=True))
         return self
 
     def temperatures(self) -> dict[int, float]:
@@ -153,21 +184,21 @@ class StepFold:
     def _flush(self) -> None:
         if not self._pending:
             return
-        parts, self._pending, self._pending_n = self._pending, [], 0
-        step = np.concatenate([np.full(len(next(iter(c.values()))), k, dtype=np.int64)
-                               for k, c in parts])
+        blocks, steps = self._pending, self._pending_steps
+        self._pending, self._pending_steps, self._pending_n = [], [], 0
+        data = np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
+        step = np.repeat(np.asarray(steps, dtype=np.int64),
+                         [block.shape[1] for block in blocks])
         self.points += step.size
         # the growth up to each point was passed by the step of the point before it
         owner = np.empty_like(step)
         owner[0] = self._step if self._step is not None else step[0]
         owner[1:] = step[:-1]
         owners, where = np.unique(owner, return_inverse=True)
-        for k in np.unique(step):
-            self.passed.setdefault(int(k), {})
+        self._seen.append(np.unique(step))
+        self._owners.append(owners)
         for name in COUNTERS:
-            if name not in parts[0][1]:
-                continue
-            values = np.concatenate([c[name] for _, c in parts])
+            values = data[self._ROWS[name]]
             bad = np.flatnonzero(~np.isfinite(values))
             if bad.size:
                 raise AnalysisError(f"{COUNTERS[name]!r} has NaN or inf in step"
@@ -178,20 +209,16 @@ class StepFold:
                 raise AnalysisError(f"{COUNTERS[name]!r} decreases in step"
                                     f" {int(step[down[0]])}; cumulative counters never go"
                                     " down")
-            for k, total in zip(owners, np.bincount(where, weights=growth), strict=True):
-                mine = self.passed.setdefault(int(k), {})
-                mine[name] = mine.get(name, 0.0) + float(total)
+            self._totals[name].append(np.bincount(where, weights=growth,
+                                                  minlength=owners.size))
             self._last[name] = float(values[-1])
-        if "temperature_C" in parts[0][1]:
-            temperature = np.concatenate([c["temperature_C"] for _, c in parts])
-            finite = np.isfinite(temperature)
-            steps, at = np.unique(step[finite], return_inverse=True)
-            totals = np.bincount(at, weights=temperature[finite])
-            counts = np.bincount(at)
-            for k, total, count in zip(steps, totals, counts, strict=True):
-                entry = self._sums.setdefault(int(k), [0.0, 0])
-                entry[0] += float(total)
-                entry[1] += int(count)
+        temperature = data[self._ROWS["temperature_C"]]
+        finite = np.isfinite(temperature)
+        warm, at = np.unique(step[finite], return_inverse=True)
+        self._warm.append(warm)
+        self._warm_totals.append(np.bincount(at, weights=temperature[finite],
+                                             minlength=warm.size))
+        self._warm_counts.append(np.bincount(at, minlength=warm.size).astype(np.float64))
         self._step = int(step[-1])
 
 

@@ -92,22 +92,26 @@ class _Problem:
         self.weight = 1.0 / np.abs(z)
         self.log_jw = np.log(w) + 0.5j * math.pi      # ln(j w)
         self.warburg = (1 - 1j) / np.sqrt(w)
-        self._x: np.ndarray | None = None
+        # the point last evaluated (its bytes: the solver asks for residuals and Jacobian at
+        # each point, and comparing bytes costs less than comparing arrays), its parameters
+        self._key: bytes | None = None
+        self._p = np.empty(0)
         self._parts: list[tuple[_Complex, _Complex]] = []   # per arc: (s, D)
 
     def _params(self, x: np.ndarray) -> np.ndarray:
         return np.where(self.linear, x, np.exp(x))
 
     def _update(self, x: np.ndarray) -> np.ndarray:
-        p = self._params(x)
-        if self._x is None or not np.array_equal(x, self._x):
+        key = np.asarray(x, dtype=np.float64).tobytes()
+        if key != self._key:
+            p = self._params(x)
             self._parts = []
             for k in range(self.arcs):
                 r, q, n = p[1 + 3 * k:4 + 3 * k]
                 s = np.exp(n * self.log_jw)
                 self._parts.append((s, 1 + r * q * s))
-            self._x = np.array(x)
-        return p
+            self._key, self._p = key, p
+        return self._p
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         p = self._update(x)

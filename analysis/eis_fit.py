@@ -26,7 +26,8 @@ Default circuits (``circuit=None``): a spectrum that starts inductive gets ``L0-
 being the bulk with its geometric capacitance (physics.md), which costs nothing when the bulk
 arc lies far above the window and is needed when its tail reaches into it. The circuit with the
 extra arc (grain boundary, interface, a low-frequency process) is kept only if it halves the
-weighted sum of squares (``ARC_GAIN``). Any impedance.py circuit containing ``R0`` may be passed.
+weighted sum of squares (``ARC_GAIN``) of a simpler fit that is not exact to rounding error
+(``EXACT_RMSE``). Any impedance.py circuit containing ``R0`` may be passed.
 
 ``R0`` is the bulk resistance in the model. It differs from the intercept when an arc is not
 complete above the crossing (a Li-ion cell's SEI arc overlapping the cable inductance: R0 below
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import logging
 import math
 import re
@@ -78,6 +80,10 @@ INDUCTIVE_CIRCUIT = "L0-R0-p(R1,CPE1)-CPE2"
 #: this fraction of the simpler one's (3 more parameters would otherwise fit noise, and an arc the
 #: data do not need makes R0 and R1 inseparable).
 ARC_GAIN = 0.5
+#: A simpler circuit that matches the spectrum to this modulus-weighted misfit is kept whatever
+#: the other's: that is rounding error of the data (noise-free, synthetic), far below any
+#: analyser's noise, and an extra arc can improve on it only by rounding.
+EXACT_RMSE = 1e-9
 
 #: Bounds on CPE exponents: below 0.3 a "CPE" is a resistor in disguise, above 1 not physical.
 CPE_N_BOUNDS = (0.3, 1.0)
@@ -184,6 +190,7 @@ def _fit(
             raise
     if (
         len(candidates) == 2
+        and candidates[0].rmse_rel > EXACT_RMSE
         and candidates[1].rmse_rel ** 2 < ARC_GAIN * candidates[0].rmse_rel ** 2
     ):
         return candidates[1]
@@ -302,13 +309,16 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
     parameters span 1e-11 F to 1e6 Ohm, and in linear coordinates the solver stops early on such
     spectra (a c-LLZTO cell with C_geo: 2 % off in R0 with a zero-residual answer available).
     Then impedance.py's own ``CustomCircuit.fit`` (bounded, ``weight_by_modulus``) polishes from
-    there; the better of the two is kept.
+    there; the better of the two is kept. Both stages take the circuit's Jacobian in closed
+    form where its elements have one (``analysis.eis_jacobian``: a finite-difference one costs
+    a model evaluation per parameter and iteration), else finite differences.
     """
     from scipy.optimize import curve_fit, least_squares
 
     target = np.hstack([z.real, z.imag])
     sigma = np.hstack([np.abs(z), np.abs(z)])
     function = _circuit_function(circuit)
+    model_jacobian = _circuit_jacobian(circuit)
     log = (lower >= 0) & (upper > 10 * lower)
     floor = np.where(lower > 0, lower, upper * 1e-12)
     lo = np.where(log, np.log(floor), lower)
@@ -326,6 +336,16 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
         progress.record(x, float(np.sum(r**2)))
         return r
 
+    def jacobian(x: _FloatArray) -> _FloatArray:
+        assert model_jacobian is not None
+        params = to_params(x)
+        # d params / d x is the parameter itself where x is its logarithm
+        scale = np.where(log, params, 1.0)
+        progress.spend(len(x))   # as many evaluations as a finite-difference Jacobian's
+        with np.errstate(all="ignore"):
+            j = model_jacobian(freq, *params) * scale[None, :] / sigma[:, None]
+        return np.where(np.isfinite(j), j, 0.0)
+
     x0 = np.where(log, np.log(np.maximum(start, floor)), start)
     margin = 1e-9 * (hi - lo)
     x0 = np.clip(x0, lo + margin, hi - margin)
@@ -335,6 +355,7 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
             least_squares(
                 residual,
                 x0,
+                jac="2-point" if model_jacobian is None else jacobian,
                 bounds=(lo, hi),
                 method="trf",
                 ftol=1e-12,
@@ -359,6 +380,7 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
                 p0=[float(v) for v in best],
                 bounds=(list(lower), list(upper)),
                 sigma=sigma,
+                jac=model_jacobian,
                 maxfev=MAX_EVALUATIONS,
                 ftol=1e-13,
             )
@@ -377,21 +399,24 @@ def _fit_once(custom_circuit, circuit, start, lower, upper, freq, z) -> _FloatAr
 _SENTINEL = 1000001.0
 
 
+@functools.lru_cache(maxsize=64)
 def _circuit_function(circuit: str):  # -> Callable[[freq, *params], NDArray], as wrapCircuit
     """impedance.py's ``wrapCircuit(circuit, {})``, the same numbers bit for bit, at a
     fraction of the cost: impedance.py writes the parameters and frequencies into a Python
     expression as text and evaluates it anew on every call (most of a fit's time). Here the
     expression impedance.py builds is read once, as a syntax tree (nothing of it is run), into
-    nested calls of the same element functions on the same lists of floats."""
-    from impedance.models.circuits.elements import circuit_elements
-    from impedance.models.circuits.fitting import buildCircuit, calculateCircuitLength, wrapCircuit
+    nested calls of the same element functions on the same lists of floats, or, for circuits
+    of R, C, L and CPE, of the same formulas on arrays (``analysis.eis_jacobian``)."""
+    from impedance.models.circuits.fitting import wrapCircuit
 
-    length = calculateCircuitLength(circuit)
-    text, _ = buildCircuit(circuit, [], *[_SENTINEL + i for i in range(length)],
-                           constants={}, eval_string="", index=0)
-    try:
-        node = _circuit_node(ast.parse(text, mode="eval").body, circuit_elements, length)
-    except (SyntaxError, _Unforeseen):
+    from analysis.eis_jacobian import circuit_function
+
+    tree, length = _circuit_tree(circuit)
+    on_arrays = None if tree is None else circuit_function(tree, _SENTINEL, length)
+    if on_arrays is not None:   # R, C, L, CPE in series and parallel
+        return on_arrays
+    node = _circuit_node_of(circuit)
+    if node is None:
         return wrapCircuit(circuit, {})   # an expression of a shape not foreseen: as it was
 
     def function(frequencies: npt.ArrayLike, *parameters: float) -> _FloatArray:
@@ -399,6 +424,44 @@ def _circuit_function(circuit: str):  # -> Callable[[freq, *params], NDArray], a
         return np.hstack([np.real(x), np.imag(x)])
 
     return function
+
+
+@functools.lru_cache(maxsize=64)
+def _circuit_node_of(circuit: str):  # -> Callable[[params, freqs], Z] | None
+    """:func:`_circuit_node` of the circuit's expression, None for a shape not foreseen."""
+    from impedance.models.circuits.elements import circuit_elements
+
+    tree, length = _circuit_tree(circuit)
+    if tree is None:
+        return None
+    try:
+        return _circuit_node(tree, circuit_elements, length)
+    except _Unforeseen:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _circuit_jacobian(circuit: str):  # -> Callable[[freq, *params], NDArray] | None
+    """The derivatives of :func:`_circuit_function`'s output by each parameter in closed form
+    (``analysis.eis_jacobian``), or None for a circuit of elements without one."""
+    from analysis.eis_jacobian import circuit_jacobian
+
+    tree, length = _circuit_tree(circuit)
+    return None if tree is None else circuit_jacobian(tree, _SENTINEL, length)
+
+
+def _circuit_tree(circuit: str) -> tuple[ast.expr | None, int]:
+    """impedance.py's expression of ``circuit`` with the stand-ins ``_SENTINEL + i`` for its
+    parameters, as a syntax tree (None where it does not parse), and the parameter count."""
+    from impedance.models.circuits.fitting import buildCircuit, calculateCircuitLength
+
+    length = calculateCircuitLength(circuit)
+    text, _ = buildCircuit(circuit, [], *[_SENTINEL + i for i in range(length)],
+                           constants={}, eval_string="", index=0)
+    try:
+        return ast.parse(text, mode="eval").body, length
+    except SyntaxError:
+        return None, length
 
 
 class _Unforeseen(Exception):
@@ -472,8 +535,19 @@ class _Progress:
         if self.evaluations - self.last_gain > self.patience:
             raise _Stalled
 
+    def spend(self, evaluations: int) -> None:
+        """Count work done without residuals (a closed-form Jacobian) as that many."""
+        self.evaluations += evaluations
+
 
 def _predict(custom_circuit, circuit, values, freq) -> npt.NDArray[np.complex128]:
+    """Z of the circuit: impedance.py's ``predict`` where its expression is one
+    :func:`_circuit_function` reads (the same numbers, without evaluating text per call)."""
+    frequencies = np.asarray(freq, dtype=np.float64)
+    if _circuit_node_of(circuit) is not None:
+        with np.errstate(all="ignore"):
+            parts = _circuit_function(circuit)(frequencies, *[float(v) for v in values])
+        return parts[:frequencies.size] + 1j * parts[frequencies.size:]
     model = custom_circuit(circuit, initial_guess=[float(v) for v in values])
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # "Simulating circuit based on initial parameters"

@@ -21,7 +21,6 @@ from analysis.cycle_steps import StepFold, outcomes_of, step_outcomes
 from analysis.cycles import StepOutcome
 from store import RunStore
 from store.frames import BDF_NAMES, frame_of
-from store.run_store import StoredChunk
 
 # pandas is imported where a frame is made: a run's printed summary with nothing to derive
 # loads neither it nor pyarrow (tests/test_startup_imports.py)
@@ -63,16 +62,17 @@ class PointSource:
             store.close()
         return frame_of(data)
 
-    def chunks(self, step_counts: set[int], columns: tuple[str, ...]
-               ) -> Iterator[StoredChunk]:
-        """These steps' chunks one at a time (store column names)."""
+    def blocks(self, step_counts: set[int]) -> Iterator[tuple[int, int, np.ndarray]]:
+        """These steps' chunks one at a time as ``(id, step_count, block)``, ``block`` the
+        chunk's columns as the rows of one array (``store.schema.SERIES_COLUMNS``): a fold
+        over every chunk of a long run costs no dict per chunk."""
         every = self.cell_steps is not None and step_counts >= self.cell_steps
         store = RunStore.open(self.run_dir, salvage=True)
         try:
-            for chunk in store.chunks(self.cell, "series", self.damage, columns,
-                                      None if every else step_counts):
-                if chunk.step_count in step_counts:   # as the store's own filter would
-                    yield chunk
+            for chunk_id, step_count, _, _, block in store.chunk_blocks(
+                    self.cell, "series", self.damage, None if every else step_counts):
+                if step_count in step_counts:   # as the store's own filter would
+                    yield chunk_id, step_count, block
         finally:
             store.close()
 
@@ -136,8 +136,8 @@ class CellExperiment:
                 self._has_points = not self.series.empty
             else:
                 fold = StepFold()
-                for chunk in self._source.chunks(self._counts(self.steps), StepFold.COLUMNS):
-                    fold.add(chunk.step_count, chunk.columns)
+                for _, step_count, block in self._source.blocks(self._counts(self.steps)):
+                    fold.add(step_count, block)
                 fold.finish()
                 self._outcomes = outcomes_of(self.steps, fold.passed,
                                              fold.temperatures(), self.experiment)

@@ -127,6 +127,7 @@ for name in ("open", "read", "steps", "meta", "cell_states", "step_owners", "chu
              "close"):
     timed(RS, name, "load")
 timed(RS, "chunks", "load", generator=True)
+timed(RS, "chunk_blocks", "load", generator=True)   # read directly by the step fold
 timed(analysis.derive_impedance, "fit_cell_spectrum", "fits")
 for name in ("nyquist", "arrhenius", "ca_decay", "voltage_vs_time", "voltage_vs_capacity",
              "capacity_and_ce", "generic_xy"):

@@ -152,6 +152,45 @@ def test_the_compiled_circuit_is_impedance_py_s_bit_for_bit(circuit: str):
                                   equal_nan=True)
 
 
+@pytest.mark.parametrize("circuit", [BULK_CIRCUIT, BLOCKING_CIRCUIT, "L0-R0-CPE1",
+                                     "L0-R0-p(R1,CPE1)-CPE2", "p(R0,CPE0)-C1-L2"])
+def test_the_closed_form_jacobian_is_the_circuit_functions_derivative(circuit):
+    """The solver's Jacobian (analysis.eis_jacobian) against central differences in log
+    coordinates (the parameters span 1e-11 to 1e3: linear steps would swamp a capacitance)."""
+    from impedance.models.circuits.fitting import calculateCircuitLength
+    from scipy.optimize._numdiff import approx_derivative
+
+    from analysis.eis_fit import _circuit_function, _circuit_jacobian
+
+    function, jacobian = _circuit_function(circuit), _circuit_jacobian(circuit)
+    assert jacobian is not None
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        params = np.exp(rng.normal(scale=3.0, size=calculateCircuitLength(circuit)))
+        params[[i for i, n in enumerate(circuit_param_names(circuit)) if n.endswith("_1")]] = 0.8
+        numeric = approx_derivative(lambda x: function(WINDOW_HZ, *np.exp(x)), np.log(params),
+                                    method="3-point")
+        closed = jacobian(WINDOW_HZ, *params) * params
+        # differences carry rounding error of the order of the function's own values
+        noise = 1e-7 * np.abs(function(WINDOW_HZ, *params)).max()
+        assert np.all(np.abs(closed - numeric) <= 1e-5 * np.abs(numeric).max(axis=0) + noise)
+
+
+def test_a_circuit_with_an_element_of_no_closed_form_keeps_finite_differences():
+    from analysis.eis_fit import _circuit_jacobian
+
+    assert _circuit_jacobian("R0-p(R1,CPE1)-W1") is None
+    z = blocking_cell(WINDOW_HZ, 25.72)
+    result = fit_bulk_resistance(spectrum_of(z), "p(R0,C0)-Wo1")   # fitted all the same
+    assert result.r_bulk_ohm > 0
+
+
+def circuit_param_names(circuit: str) -> list[str]:
+    from analysis.eis_fit import _param_names
+
+    return _param_names(circuit)
+
+
 def test_a_window_restricts_the_fit():
     z = blocking_cell(WINDOW_HZ, 25.72)
     result = fit_bulk_resistance(spectrum_of(z), f_min_Hz=10.0, f_max_Hz=1e6)
