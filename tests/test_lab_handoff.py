@@ -228,7 +228,9 @@ def test_a_worker_stopped_while_the_database_is_away_leaves_and_its_next_one_fin
     login = lab.login(f"{lab.name}_1", "station")
     worker = lab.start_worker("st-1", login)
     lab.wait(lambda: stations_up(lab, "st-1"), 60, "the station to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=40))
+    # long enough (a few seconds of dry run) that it is still going once the database has
+    # been taken away: 40 cycles could end, and be copied, in between
+    (tmp_path / "long.yaml").write_text(LONG.format(count=2000))
     job, run = submitted(cellseq("lab", "submit", tmp_path / "long.yaml", "--station", "st-1"))
     lab.wait(lambda: lab.points(run) > 0, 60, "the first points in the record")
     lab.sql(f"ALTER ROLE {login} NOLOGIN")
