@@ -67,7 +67,8 @@ def test_a_needs_job_goes_only_to_stations_that_can_run_it(lab, tmp_path):
     lab.start_worker("low", logins["low"], LOW)
     lab.start_worker("st-2", logins["st-2"])
     lab.wait(lambda: stations_up(lab, "low", "st-2"), 60, "both stations to join")
-    (tmp_path / "long.yaml").write_text(LONG.format(count=150))
+    # long enough that st-2 is still busy with it when the gentle job comes
+    (tmp_path / "long.yaml").write_text(LONG.format(count=1500))
     (tmp_path / "gentle.yaml").write_text(GENTLE.format(count=3))
 
     # both have a cycler; only st-2 reaches 4.3 V: the job is queued for st-2's class alone
