@@ -143,18 +143,13 @@ def test_analyze_eis_unreadable_file_exits_2(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_path):
-    """Real SIGINTs to a running `cellseq run`: the first holds every cell at its next step
-    boundary, the second stops: exit 130, no traceback, cells aborted."""
-    import signal
-    import time
-
+def _paced_cycling(tmp_path):
+    """The paper's symmetric cycling, to be run paced at 5e5 (its 1202 h in about 9 s):
+    unpaced, the dry run may end before a test sees it running with points committed. At that
+    pace a 30 ms stall of a loaded machine is 4 h of virtual time, a chamber soak's whole
+    timeout, so its soaks are given 1000 h."""
     import yaml
 
-    out = tmp_path / "run"
-    # Paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
-    # running with points committed. At this pace a 30 ms stall of a loaded machine is 4 h of
-    # virtual time, a chamber soak's whole timeout, so the soaks here are given 1000 h.
     doc = yaml.safe_load((ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml").read_text())
     for experiment in doc["experiments"]:
         for step in experiment["steps"]:
@@ -162,7 +157,18 @@ def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_p
                 step["timeout"] = "1000 h"
     protocol = tmp_path / "symmetric_cycling.yaml"
     protocol.write_text(yaml.safe_dump(doc))
-    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol),
+    return protocol
+
+
+def test_ctrl_c_once_pauses_between_steps_and_twice_stops_with_outputs_off(tmp_path):
+    """Real SIGINTs to a running `cellseq run`: the first holds every cell at its next step
+    boundary, the second stops: exit 130, no traceback, cells aborted."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
+                             str(_paced_cycling(tmp_path)),
                              "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -218,20 +224,9 @@ def test_progress_bars_follow_run_time_and_stay_off_without_a_terminal(tmp_path)
 def test_status_reads_a_run_while_another_process_writes_it(tmp_path):
     import time
 
-    import yaml
-
     out = tmp_path / "run"
-    # Paced (its 1202 h in about 9 s): unpaced, the dry run may end before a status sees it
-    # running with points committed. At this pace a 30 ms stall of a loaded machine is 4 h of
-    # virtual time, a chamber soak's whole timeout, so the soaks here are given 1000 h.
-    doc = yaml.safe_load((ROOT / "protocols" / "aiose" / "symmetric_cycling.yaml").read_text())
-    for experiment in doc["experiments"]:
-        for step in experiment["steps"]:
-            if step["kind"] == "set_temperature":
-                step["timeout"] = "1000 h"
-    protocol = tmp_path / "symmetric_cycling.yaml"
-    protocol.write_text(yaml.safe_dump(doc))
-    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run", str(protocol),
+    proc = subprocess.Popen([sys.executable, "-m", "sequencer", "run",
+                             str(_paced_cycling(tmp_path)),
                              "--sim", "--out", str(out), "--no-report", "--speed", "5e5"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen_running = False
