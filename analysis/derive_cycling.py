@@ -10,6 +10,7 @@ cycle with its first.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,6 +56,12 @@ def cell_cycles(ce: CellExperiment, shared: Shared | None = None) -> list[Cycle]
 PER_CELL_DIVISOR, PER_CELL_UNIT = 1e-3, "mAh"
 
 
+def capacity_unit(mass_kg: float | None) -> tuple[float, str]:
+    """(divisor of the charge in Ah, unit) of a full cell's capacities: per gram of cathode
+    where its mass is known, else the whole cell's (known by its nominal capacity)."""
+    return (mass_kg, "mAh/g") if mass_kg else (PER_CELL_DIVISOR, PER_CELL_UNIT)
+
+
 def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -> None:
     mass = ce.info.get("active_mass_kg")
     one_c = ce.info.get("capacity_Ah")
@@ -64,40 +71,32 @@ def full_cell(ce: CellExperiment, out: Derived, figures: bool, shared: Shared) -
                          " --cathode, --loading, --cathode-diameter, --specific-capacity)")
     if ce.kind != "full_cell" or not (mass or one_c) or not ce.has_points:
         return
-    # per gram of cathode where its mass is known, else the whole cell's (nominal capacity)
-    divisor, unit = (mass, "mAh/g") if mass else (PER_CELL_DIVISOR, PER_CELL_UNIT)
+    divisor, unit = capacity_unit(mass)
     _note_ended_at_once(ce, out)
     cycles = [c for c in cell_cycles(ce, shared) if c.discharges]
     if not cycles:
         return
     series = series_of(cycles, one_c)
     series_of_cycle = {c.number: s for s in series for c in s.cycles}
-    checks = _CapacityChecks(ce, (one_c or 0.0) / divisor, out, unit, per_gram=bool(mass))
+    checks = CapacityChecks(ce, (one_c or 0.0) / divisor, out, unit, per_gram=bool(mass))
     capacity, efficiency, valid = {}, {}, {}
     for c in cycles:
         conditions = _conditions(c, series_of_cycle[c.number], one_c)
         q = c.discharge_Ah / divisor
-        problem = checks.capacity_problem(c.number, q) if one_c else None
-        valid[c.number] = problem is None
-        if problem is None:
+        verdict = checks.judge(c, q, bool(one_c))
+        valid[c.number] = verdict.capacity_problem is None
+        if verdict.capacity_problem is None:
             capacity[c.number] = q
             out.results.append(result(ce, "discharge_capacity", q, unit, **conditions))
         else:
-            out.results.append(result(ce, "discharge_capacity", None, unit, note=problem,
-                                      **conditions))
-        ratio = c.coulombic_efficiency
-        if ratio is None:
+            out.results.append(result(ce, "discharge_capacity", None, unit,
+                                      note=verdict.capacity_problem, **conditions))
+        if c.coulombic_efficiency is None:
             continue   # nothing charged in this cycle (one that discharges first)
-        percent = 100 * ratio
-        if problem is None and CE_PLAUSIBLE_PERCENT[0] <= percent <= CE_PLAUSIBLE_PERCENT[1]:
-            efficiency[c.number] = percent
-            out.results.append(result(ce, "coulombic_efficiency", percent, "%",
-                                      note=checks.ce_above_one(c.number, percent),
-                                      **conditions))
-        else:
-            note = problem or checks.ce_problem(c.number, percent)
-            out.results.append(result(ce, "coulombic_efficiency", None, "%", note=note,
-                                      **conditions))
+        if verdict.ce_percent is not None:
+            efficiency[c.number] = verdict.ce_percent
+        out.results.append(result(ce, "coulombic_efficiency", verdict.ce_percent, "%",
+                                  note=verdict.ce_note, **conditions))
     checks.summarise()
     for s in series:
         _retention(ce, out, s, [c for c in s.cycles if valid[c.number]], one_c)
@@ -187,7 +186,16 @@ def _discharge_curves(ce: CellExperiment, series: list[Series], divisor: float
     return curves
 
 
-class _CapacityChecks:
+@dataclass(frozen=True)
+class CycleVerdict:
+    """:meth:`CapacityChecks.judge`'s answer for one cycle."""
+
+    capacity_problem: str | None   # why its discharge capacity is reported as null
+    ce_percent: float | None       # the coulombic efficiency reported, None where not physical
+    ce_note: str                   # the note on its coulombic efficiency's record ("" none)
+
+
+class CapacityChecks:
     """Whether a cycle's numbers are physical: a real discharge (not one that ended at once,
     nor a rest's noise counted as one), no more than the cathode's theoretical capacity, a
     coulombic efficiency within 0-150 %. Each failure is collected for one note per kind."""
@@ -229,6 +237,20 @@ class _CapacityChecks:
         self.bad_ce.append(f"{cycle} ({ce_percent:.4g} %)")
         return (f"coulombic efficiency {ce_percent:.4g} % is outside"
                 f" {CE_PLAUSIBLE_PERCENT[0]:g}-{CE_PLAUSIBLE_PERCENT[1]:g} %")
+
+    def judge(self, c: Cycle, q: float, check_capacity: bool) -> CycleVerdict:
+        """What the report makes of cycle ``c`` whose discharge is ``q`` (in the unit): the
+        capacity's problem (``check_capacity``: a nominal capacity to hold it to), the
+        coulombic efficiency it reports (None where it is not physical) and that record's
+        note. ``cellseq export --cycles`` gives the same notes beside its raw numbers."""
+        problem = self.capacity_problem(c.number, q) if check_capacity else None
+        ratio = c.coulombic_efficiency
+        if ratio is None:
+            return CycleVerdict(problem, None, "")
+        percent = 100 * ratio
+        if problem is None and CE_PLAUSIBLE_PERCENT[0] <= percent <= CE_PLAUSIBLE_PERCENT[1]:
+            return CycleVerdict(None, percent, self.ce_above_one(c.number, percent))
+        return CycleVerdict(problem, None, problem or self.ce_problem(c.number, percent))
 
     def summarise(self) -> None:
         where = f"{self.ce.experiment}/{self.ce.cell}"

@@ -205,7 +205,7 @@ def test_export_cycles_writes_one_row_per_cycle_with_bdf_names(aging_run, tmp_pa
         "Discharging Capacity / Ah", "Charging Energy / Wh", "Discharging Energy / Wh",
         "Coulombic Efficiency / %", "Mean Charge Voltage / V", "Mean Discharge Voltage / V",
         "Charge End Reason", "Discharge End Reason", "Temperature T1 / degC", "C-Rate / 1",
-        "Charge C-Rate / 1"]
+        "Charge C-Rate / 1", "Note"]
     assert table["Cycle Count / 1"].tolist() == list(range(1, 29))
     assert table["Tag"].tolist()[:10] == ["rpt"] + ["aging"] * 8 + ["rpt"]
     ce = table["Coulombic Efficiency / %"].astype(float)

@@ -87,6 +87,27 @@ def test_a_discharge_that_ended_at_once_is_null_with_a_note(rate_fails):
     assert '<h2 id="notes">Notes</h2>' in html and "no real discharge" in html
 
 
+
+def test_the_cycle_table_keeps_raw_numbers_with_the_reports_notes(rate_fails, tmp_path):
+    """`export --cycles` writes the measured numbers (the CE of cycle 3 is thousands of %),
+    each beside the note that says why the report takes it as null: the same note."""
+    import pandas as pd
+
+    run_dir, _ = rate_fails
+    result = CliRunner().invoke(app, ["export", str(run_dir), "--cycles", "--to",
+                                      str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "cycles.csv", keep_default_na=False)
+    notes = dict(zip(table["Cycle Count / 1"], table["Note"], strict=True))
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    efficiency = by_cycle(summary["results"], "coulombic_efficiency")
+    capacity = by_cycle(summary["results"], "discharge_capacity")
+    raw_ce = dict(zip(table["Cycle Count / 1"], table["Coulombic Efficiency / %"], strict=True))
+    assert float(raw_ce[3]) > 150 and "outside 0-150 %" in notes[3]
+    for cycle in (1, 2, 3):
+        assert notes[cycle] == (efficiency[cycle].get("note") or capacity[cycle]["note"])
+    assert notes[4] == ""
+
 def test_the_plot_draws_only_physical_numbers_on_whole_cycles(rate_fails):
     run_dir, _ = rate_fails
     (figure,) = [f for _, caption, f in derive(run_dir, figures=True).figures
