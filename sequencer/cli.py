@@ -23,6 +23,8 @@ from sequencer import IMPORTED_AT
 from sequencer.breakable import Breakable
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sequencer.dashboard.source import RunSource
     from sequencer.plan import Plan
     from sequencer.runner import RunOutcome
@@ -230,10 +232,14 @@ def run(
     from sequencer.progress import TerminalProgress
 
     bars = TerminalProgress(err) if err.is_terminal else None   # quiet when not a terminal
+    warned: list[str] = []
+
     def before_the_run(p: Plan) -> None:   # the plan's notes and warnings, before a long run
         if station is not None:
             _notes(p.notes)
         _warnings(p)
+        # the summary's notes repeat them, prefixed (analysis.derive): said once is enough
+        warned.extend(f"warning: {w}" for w in p.warnings)
 
     try:
         outcome = run_simulated(protocol, out_dir, seed, station, bars,
@@ -244,12 +250,13 @@ def run(
     except KeyboardInterrupt:
         err.print(f"interrupted; every output is off. Resume with: cellseq resume {out_dir}")
         raise typer.Exit(130) from None
-    _finish_run(outcome, report, check)
+    _finish_run(outcome, report, check, said=warned)
 
 
-def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
+def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
+                said: Collection[str] = ()) -> None:
     """Print how the run ended (from the same record the report writes), write the report,
-    and exit with the code the run earned."""
+    and exit with the code the run earned; ``said``: notes printed already, before the run."""
     from analysis.errors import AnalysisError
     from sequencer.status import run_status
     from sequencer.summary import misses, print_summary
@@ -268,7 +275,7 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False) -> None:
     except (CellseqError, AnalysisError) as exc:
         _fail(f"the run ended ({outcome.status}; {outcome.run_dir}), but its report was not"
               f" made: {exc}")
-    print_summary(out, run_status(outcome.run_dir), summary)
+    print_summary(out, run_status(outcome.run_dir), summary, said)
     missed = misses(summary) if check else []
     for line in missed:
         err.print(f"[bold red]missed:[/] {line}", markup=True, soft_wrap=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from rich.console import Console
@@ -20,9 +21,11 @@ MAX_LISTED = 8
 WIDE, QUANTITY_WIDTH, CELL_WIDTH = 100, 26, 20
 
 
-def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any]) -> None:
+def print_summary(console: Console, status: dict[str, Any], summary: dict[str, Any],
+                  said: Collection[str] = ()) -> None:
     """``status``: :func:`sequencer.status.run_status`; ``summary``: the report's summary
-    record (``summary.json``, or :func:`analysis.summary_record.summary_of`)."""
+    record (``summary.json``, or :func:`analysis.summary_record.summary_of`); ``said``: notes
+    this command printed already (a plan's warnings, before the run), not printed again."""
     run = summary.get("run") or {}
     # numbers' headers on two lines: the room goes to the cell ids
     table = Table("cell", "state", "steps", "cycles", "points", "test time\n(h)",
@@ -67,7 +70,8 @@ def print_summary(console: Console, status: dict[str, Any], summary: dict[str, A
     elif run.get("status") != "completed":
         console.print("no derived results")
     for note in summary.get("notes", []):
-        console.print(f"note: {note}")
+        if note not in said:
+            console.print(f"note: {note}")
 
 
 def cycles_in_results(results: list[dict[str, Any]]) -> dict[str, int]:

@@ -104,3 +104,8 @@ def test_a_run_prints_the_warning_and_keeps_it_in_run_log_and_summary(tmp_path):
     assert warning in (run_dir / "run.log").read_text(encoding="utf-8")
     summary = json.loads((run_dir / "report" / "summary.json").read_text(encoding="utf-8"))
     assert f"warning: {warning}" in summary["notes"]
+    # said once before the run: the printed summary's notes do not repeat it...
+    assert "note: warning:" not in result.output
+    # ...which `report`, that printed nothing before, does
+    reported = runner.invoke(app, ["report", str(run_dir)])
+    assert "note: warning: " + warning[:40] in " ".join(reported.output.split())
