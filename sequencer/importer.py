@@ -235,8 +235,8 @@ class _Plan:
             names.add(unique)
             experiments.append(unique)
         notes = [order_note] if order_note else []
-        if cell.capacity_basis():
-            notes.append(cell.capacity_basis())
+        if basis := cell.capacity_basis():
+            notes.append(basis)
         if not cell.kind_taken:
             notes.append("the cell's kind was not given (--kind or --cell-file): analyses that"
                          " depend on it (conductivity, capacities, coulombic efficiency) are"

@@ -86,15 +86,7 @@ def test_a_dry_run_loads_no_pytest_helpers(tmp_path):
 
     assert type(TrioClock(virtual=True).trio_clock()) is VirtualTime
     protocol = tmp_path / "p.yaml"
-    protocol.write_text("""campaign: t
-cells:
-  - {id: s1, kind: symmetric_li, electrolyte: AIOSE, thickness: 300 um, diameter: 16 mm}
-experiments:
-  - name: e
-    cells: [s1]
-    steps:
-      - {kind: rest, duration: 1 min}
-""", encoding="utf-8")
+    protocol.write_text(ONE_STEP, encoding="utf-8")
     code = ("import sys\nfrom pathlib import Path\nfrom sequencer.runner import run_simulated\n"
             "run_simulated(Path(sys.argv[1]), Path(sys.argv[2]), 0, None, None)\n"
             "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)")
