@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.cell_cache import CellCache, CellPart
 from analysis.derive_cycling import cell_cycles, full_cell
 from analysis.derive_impedance import dc_polarisation, has_geometry, impedance, transference
 from analysis.derive_titration import gitt, hppc
@@ -56,32 +57,66 @@ __all__ = ["ANALYSES", "Derived", "Shared", "derive"]
 
 
 def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
-           drawn: bool = False) -> Derived:
+           drawn: bool = False, kept: CellCache | None = None) -> Derived:
     """Every result of the run; ``data``: the run's :class:`RunData` where the caller has it
     already (read once, not twice). With ``drawn``, a figure may come back as its PNG (drawn
-    by the worker that made it: the report's way), else each is a ``Figure``."""
+    by the worker that made it: the report's way), else each is a ``Figure``. With ``kept``
+    (figures drawn, an intact store), a cell whose analysis is kept under its key now is not
+    analysed again (:mod:`analysis.cell_cache`; listed in ``Derived.reused``), and each cell
+    analysed here is kept."""
     data = data if data is not None else RunData(run_dir)
     out = Derived()
     if data.manifest.get("mode") == "imported":   # how the files were read (cellseq import)
         out.notes.extend(f"imported: {note}" for note in data.manifest.get("notes", []))
     # the plan's warnings (steps a cell's safety limit stops before their cut-off)
     out.notes.extend(f"warning: {w}" for w in data.manifest.get("warnings", []))
-    shared = Shared()
     cells = data.cells_with_points()
-    if can_fork() and cells:   # even on one core: each cell's memory goes with its process
-        _derive_in_parallel(data, cells, out, figures, shared, min(cores(), len(cells)), drawn)
+    if not (figures and drawn) or data.damage:
+        kept = None   # only whole analyses (figures drawn) of an intact store are kept
+    if figures:   # the run's own figures need them whatever is kept; imported meanwhile,
+        _import_plotting(drawn)   # the cells analysed beside a run that ended get finished
+    parts = _kept_parts(kept, cells) if kept is not None and kept.reuse else {}
+    todo = [cell for cell in cells if cell not in parts]
+    if can_fork() and todo:   # even on one core: each cell's memory goes with its process
+        parts.update(_derive_in_parallel(data, todo, figures, min(cores(), len(todo)), drawn,
+                                         kept))
     else:
-        for cell in cells:
-            drawn_before = len(out.figures)
-            _derive_cell(data, cell, out, figures, shared)
-            if drawn:   # cell by cell, as a worker does: never every figure in memory at once
-                _draw_from(out, drawn_before)
+        for cell in todo:
+            parts[cell] = _cell_part(data, cell, figures, drawn, kept)
+    shared = Shared()
+    for cell in cells:   # joined in the order one process would have made them
+        part = parts.pop(cell)
+        out.results.extend(part.derived.results)
+        out.notes.extend(part.derived.notes)
+        out.figures.extend(part.derived.figures)
+        shared.sigma_by_exp.update(part.sigma)
+        data.damage.extend(d for d in part.damage if d not in data.damage)
+    out.reused = [cell for cell in cells if cell not in todo]
     out.replicates = replicate_summary(data.experiments, data.cells, out.results)
     if figures:
         _arrhenius_figures(data, out, shared.sigma_by_exp)
         out.figures.extend(band_figures(out.replicates))
     out.damage = data.damage
     return out
+
+
+def analyse_and_keep(data: RunData, cell: str, kept: CellCache) -> None:
+    """Analyse ``cell`` as the report would (figures drawn, in a forked process where
+    processes fork) and keep it in ``kept``: the report will take it from there."""
+    if can_fork():
+        _derive_in_parallel(data, [cell], True, 1, True, kept)
+    else:
+        _cell_part(data, cell, True, True, kept)
+
+
+def _kept_parts(kept: CellCache, cells: list[str]) -> dict[str, CellPart]:
+    """The cells whose kept analysis holds for their data and the code now."""
+    parts = {}
+    for cell, key in kept.keys(cells).items():
+        part = kept.load(cell, key) if key is not None else None
+        if part is not None:
+            parts[cell] = part
+    return parts
 
 
 def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: Shared
@@ -103,6 +138,22 @@ def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: 
         shared.cycles.pop((ce.experiment, ce.cell), None)
 
 
+def _cell_part(data: RunData, cell: str, figures: bool, drawn: bool,
+               kept: CellCache | None) -> CellPart:
+    """One cell's analysis (its figures drawn to PNG with ``drawn``), kept in ``kept`` when
+    the cell's data did not change while it was analysed."""
+    key = kept.key(cell) if kept is not None else None
+    known = len(data.damage)   # this process may have analysed other cells before this one
+    part, shared = Derived(), Shared()
+    _derive_cell(data, cell, part, figures, shared)
+    if drawn:
+        _draw_from(part, 0)   # the process may take another cell: its figures are let go
+    done = CellPart(part, shared.sigma_by_exp, data.damage[known:])
+    if kept is not None and key is not None and not done.damage and kept.key(cell) == key:
+        kept.save(cell, key, done)
+    return done
+
+
 #: A worker process analyses cell after cell until it has grown by this much since it was
 #: forked (freed memory stays with the process), then ends and a fresh one takes the next
 #: cell: a process's memory is bounded by this and by its largest cell, however many cells
@@ -113,44 +164,43 @@ WORKER_GROWTH_LIMIT_MB = 64.0
 _WORKER_DATA: RunData | None = None
 
 
-def _derive_in_parallel(data: RunData, cells: list[str], out: Derived, figures: bool,
-                        shared: Shared, workers: int, drawn: bool) -> None:
-    """:func:`_derive_cell` of each cell in forked processes (:mod:`analysis.forked`; a
+def _derive_in_parallel(data: RunData, cells: list[str], figures: bool, workers: int,
+                        drawn: bool, kept: CellCache | None) -> dict[str, CellPart]:
+    """:func:`_cell_part` of each cell in forked processes (:mod:`analysis.forked`; a
     process takes cells until it has grown by :data:`WORKER_GROWTH_LIMIT_MB`), ``workers`` at
-    a time, the cells' outputs joined in the order one process would have made
-    them (cell by cell): each cell's analyses are its own, apart from what :class:`Shared`
-    gathers for the run, which is joined too. With ``drawn``, a cell's figures are drawn to
-    PNG in its process."""
+    a time: each cell's analyses are its own, apart from what :class:`Shared` gathers for the
+    run, which the caller joins. With ``drawn``, a cell's figures are drawn to PNG in its
+    process."""
     global _WORKER_DATA
-    _preload(data, figures)
-    if figures and drawn:   # once here, not once in every cell's process
-        warm_up()
+    _preload(data, figures, drawn)
     _WORKER_DATA = data
     try:
         # started longest first, so that no long cell starts last while the other cores have
-        # nothing left to do; joined in the cells' order
-        parts = run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn),
-                           sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
-                           what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
+        # nothing left to do
+        return run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn, kept=kept),
+                          sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
+                          what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
     finally:
         _WORKER_DATA = None
-    for cell in cells:
-        part, sigma, damage = parts.pop(cell)
-        out.results.extend(part.results)
-        out.notes.extend(part.notes)
-        out.figures.extend(part.figures)
-        shared.sigma_by_exp.update(sigma)
-        data.damage.extend(d for d in damage if d not in data.damage)
 
 
-def _preload(data: RunData, figures: bool) -> None:
+def _import_plotting(drawn: bool) -> None:
+    """The plotting modules (matplotlib) imported, and with ``drawn`` a first figure drawn
+    (:func:`~analysis.render.warm_up`): once in a process, and before the cells' processes
+    fork, not once in each."""
+    from analysis import plots, plots_series, plots_titration  # noqa: F401
+    if drawn:
+        warm_up()
+
+
+def _preload(data: RunData, figures: bool, drawn: bool) -> None:
     """Import and read here, once, what the cells' processes would otherwise each import or
     read again: the plotting modules (matplotlib) when figures are made, the circuit fits'
     scipy (cells with electrodes, blocking cells), impedance.py (the bulk-arc fit of a
     blocking cell) and the material library (a cathode's molar mass and particle size, for a
     full cell's theoretical capacity and GITT: some 35 files)."""
     if figures:
-        from analysis import plots, plots_series, plots_titration  # noqa: F401
+        _import_plotting(drawn)
     kinds = {info.get("kind") for info in data.cells.values()}
     if kinds & {"blocking", "full_cell"}:
         import scipy.optimize  # noqa: F401
@@ -172,17 +222,11 @@ def _expected_cost(data: RunData, cell: str) -> tuple[int, int]:
     return (0 if blocking else 1, -data.step_counts.get(cell, 0))
 
 
-def _cell_in_worker(cell: str, figures: bool, drawn: bool
-                    ) -> tuple[Derived, dict[tuple[str, str], list[tuple[float, float]]],
-                               list[str]]:
+def _cell_in_worker(cell: str, figures: bool, drawn: bool, kept: CellCache | None
+                    ) -> CellPart:
     data = _WORKER_DATA
     assert data is not None
-    known = len(data.damage)   # a worker may have analysed other cells before this one
-    part, shared = Derived(), Shared()
-    _derive_cell(data, cell, part, figures, shared)
-    if drawn:
-        _draw_from(part, 0)   # the process may take another cell: its figures are let go
-    return part, shared.sigma_by_exp, data.damage[known:]
+    return _cell_part(data, cell, figures, drawn, kept)
 
 
 def _draw_from(out: Derived, start: int) -> None:

@@ -21,6 +21,8 @@ class Derived:
     damage: list[str] = field(default_factory=list)   # what of a damaged store was not read
     #: mean and standard deviation of replicate cells (:mod:`analysis.replicates`)
     replicates: list[dict[str, Any]] = field(default_factory=list)
+    #: the cells whose analysis was kept from before, not made again (:mod:`analysis.cell_cache`)
+    reused: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -9,6 +9,7 @@ are drawn here.
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import multiprocessing
@@ -54,6 +55,7 @@ def render_png(figures: Sequence[Figure], dpi: float, workers: int | None = None
         return [job.result() for job in jobs]
 
 
+@functools.cache   # once a process: what it sets up stays
 def warm_up() -> None:
     """Draw a small figure once, so that processes forked after this call start with what the
     first drawing in a process sets up (matplotlib's lazily imported modules, the font lookup

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from analysis.cell_cache import CELLS_DIR, CellCache
 from analysis.derive import derive
 from analysis.errors import AnalysisError
 from analysis.outcome import run_outcome
@@ -34,14 +35,41 @@ class DamagedRunReport(AnalysisError):
         self.summary, self.index = summary, index
 
 
-def make_report(run_dir: Path, figures: bool = True, status: str | None = None
-                ) -> tuple[Path, Path, list[str]]:
-    """Write ``RUN_DIR/report/summary.json`` and ``index.html``; return their paths and the
-    notes on analyses that could not be made and numbers left out (each names the experiment,
-    cell and reason). ``status``: the run's status when the caller knows better than the
-    store (a run whose process died still says ``running`` there)."""
+class MadeReport(NamedTuple):
+    summary: Path
+    index: Path
+    #: on analyses that could not be made and numbers left out (experiment, cell, reason)
+    notes: list[str]
+    #: the cells whose analysis was kept from before (``report/cells``), not made again
+    reused: list[str]
+    #: how many cells had data to analyse
+    cells: int
+
+    def reuse_line(self, during_run: bool) -> str | None:
+        """What a command prints of the cells not analysed again (None if none was):
+        ``during_run``, as a run ends; else as a report of a run that ended before."""
+        if not self.reused:
+            return None
+        kept = self.summary.parent / CELLS_DIR
+        if during_run:
+            return (f"{len(self.reused)} of {self.cells} cells analysed while the run went on"
+                    f" (kept in {kept})")
+        return (f"{len(self.reused)} of {self.cells} cells' analyses taken from {kept}, made"
+                " before from the same data with the same code (--fresh makes them again)")
+
+
+def make_report(run_dir: Path, figures: bool = True, status: str | None = None,
+                fresh: bool = False, settle: Callable[[], object] | None = None
+                ) -> MadeReport:
+    """Write ``RUN_DIR/report/summary.json`` and ``index.html``; return their paths, the
+    notes, and which cells' analyses were kept from before. ``status``: the run's status when
+    the caller knows better than the store (a run whose process died still says ``running``
+    there). A cell's analysis kept in ``report/cells`` under its key now
+    (:mod:`analysis.cell_cache`) is used, unless ``fresh``; every cell analysed is kept.
+    ``settle``: called before the first kept analysis is read (to let the process that
+    analysed cells beside the run finish the one it is on)."""
     with _collector_skipping_the_long_lived():
-        return _make_report(Path(run_dir), figures, status)
+        return _make_report(Path(run_dir), figures, status, fresh, settle)
 
 
 @contextlib.contextmanager
@@ -59,11 +87,14 @@ def _collector_skipping_the_long_lived() -> Iterator[None]:
             gc.unfreeze()
 
 
-def _make_report(run_dir: Path, figures: bool, status: str | None
-                 ) -> tuple[Path, Path, list[str]]:
+def _make_report(run_dir: Path, figures: bool, status: str | None, fresh: bool,
+                 settle: Callable[[], object] | None) -> MadeReport:
+    report_dir = run_dir / REPORT_DIR
     try:
         data = RunData(run_dir)
-        derived = derive(run_dir, figures=figures, data=data, drawn=True)
+        kept = CellCache(run_dir, report_dir, data.cells, data.experiments, reuse=not fresh,
+                         settle=settle)
+        derived = derive(run_dir, figures=figures, data=data, drawn=True, kept=kept)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None
     except OSError as exc:   # a figure drawn where the analysis ran, as the report will be
@@ -79,7 +110,6 @@ def _make_report(run_dir: Path, figures: bool, status: str | None
         meta["replicates"] = derived.replicates
     if damage:
         meta["store_damage"] = damage
-    report_dir = run_dir / REPORT_DIR
     gc.freeze()   # the results, kept to the end (see _collector_skipping_the_long_lived)
     try:
         summary, index = write_report(report_dir, data.campaign, derived.results,
@@ -95,5 +125,6 @@ def _make_report(run_dir: Path, figures: bool, status: str | None
         readable = [f"{len(derived.results)} results derived from the intact rows"]
         raise DamagedRunReport(damage_message(run_dir, damage, readable)
                                + f". Report written: {summary}, {index}", summary, index)
-    return summary, index, derived.notes
+    return MadeReport(summary, index, derived.notes, derived.reused,
+                      len(data.cells_with_points()))
 

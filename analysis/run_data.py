@@ -163,11 +163,15 @@ _COUNT_COLUMNS = ("Cycle Count / 1", "Step Count / 1", "Step Index / 1")
 
 
 class RunData:
-    def __init__(self, run_dir: Path) -> None:
+    """A run's index (its cells, experiments, states and which cell ran which steps), read
+    once; ``integrity``: SQLite's check of every page of the store first (a read of the whole
+    file, for a report that reads it all anyway)."""
+
+    def __init__(self, run_dir: Path, integrity: bool = True) -> None:
         self.run_dir = Path(run_dir)
         #: What of a damaged store could not be read (empty for an intact one).
         self.damage: list[str] = []
-        store = RunStore.open(self.run_dir, integrity=True, salvage=True)
+        store = RunStore.open(self.run_dir, integrity=integrity, salvage=True)
         try:
             self.damage.extend(store.damage)
             meta = store.meta(self.damage)

@@ -32,7 +32,7 @@ def main() -> None:
         t = time.perf_counter()
         outcome = run_simulated(args.protocol, run_dir, args.seed)
         t_run = time.perf_counter() - t
-        summary_path, _, notes = make_report(run_dir)
+        summary_path, _, notes, *_ = make_report(run_dir)
         t_report = time.perf_counter() - t - t_run
         checks = json.loads(summary_path.read_text())["checks"]
     print(f"dry run {t_run:.1f} s, report {t_report:.1f} s, faulted cells: "

@@ -1,6 +1,7 @@
 """Wall time, CPU time and peak memory of ``cellseq report``, and where its time goes.
 
     python benchmarks/report_time.py RUN_DIR [--repeat N] [--no-phases] [--no-critical-path]
+                                     [--with-run PROTOCOL]
 
 (``--repeat 0``: the phases only.)
 
@@ -8,27 +9,38 @@ RUN_DIR is a finished run, e.g. the README's main job (``cellseq run
 protocols/aiose/campaign.yaml --sim --seed 1 --out RUN_DIR``). The report is rewritten in place
 (``RUN_DIR/report``).
 
-Two measurements, each in a fresh process:
+A report analyses each cell once: what it made of a cell is kept in ``report/cells`` and
+taken by the next report while the cell's data and the code are the same, and ``cellseq run``
+analyses each cell beside the run as soon as its experiments have finished
+(``analysis.while_running``). So the measurements are:
 
-- ``cellseq report RUN_DIR`` as a user runs it, ``--repeat`` times: wall time, CPU time (the
-  command and its worker processes, user + system) and the peak RSS of the largest single
-  process of the tree (the target is per process: 300 MB). Targets on 2 cores: 5 s wall.
-- the same report made on one core in one process, its time split into phases by wrapping the
-  functions that do each: ``load`` (opening the store, reading steps, chunks and spectra),
-  ``fits`` (equivalent-circuit fits of impedance spectra), ``derive`` (every other analysis),
-  ``figures: build`` (the plotting functions), ``figures: draw`` (``analysis.render._png``: layout,
-  rasterising, PNG), ``write`` (``summary.json``, ``index.html``, the PNG files). Wall and CPU
-  per phase; one core so that the CPU of every phase is in the one process.
-
-- the critical path: ``cellseq report RUN_DIR`` as a user runs it, in one process tree, with
-  the CPU time of each of its parts: the command's own process (start-up and imports, before
-  the cells are handed out, the imports it makes once for the workers before forking them,
-  forking and collecting while they run, after them), each worker process (the cells it
-  analysed and drew, the figures it drew, the pickling of its answers), and the exits (the
-  tree's CPU time no record holds). The idle-machine wall time is about the main process's
-  CPU until its first fork, plus the workers scheduled on the cores as they were started
-  (with the main process's own work in between sharing the cores), plus the main process's
-  CPU after them and its exit: that estimate holds under load, where wall time does not.
+- ``cellseq report RUN_DIR --fresh`` (every cell analysed again) and ``cellseq report RUN_DIR``
+  (every cell's analysis kept: a report of a run that ended, as a user runs it after
+  ``cellseq run``), ``--repeat`` times each, alternated, each in a fresh process: wall time,
+  CPU time (the command and its worker processes, user + system) and the peak RSS of the
+  largest single process of the tree (the target is per process: 300 MB). Target on 2 cores:
+  5 s wall.
+- with ``--with-run PROTOCOL``: ``cellseq run PROTOCOL --sim --seed 1`` ``--repeat`` times,
+  its wall time split into the run and what follows it (the report, the cells that finished
+  last analysed then) as the command prints them, and how many cells were analysed while the
+  run went on.
+- the same report, every cell analysed, made on one core in one process, its time split into
+  phases by wrapping the functions that do each: ``load`` (opening the store, reading steps,
+  chunks and spectra), ``fits`` (equivalent-circuit fits of impedance spectra), ``derive``
+  (every other analysis), ``figures: build`` (the plotting functions), ``figures: draw``
+  (``analysis.render._png``: layout, rasterising, PNG), ``write`` (``summary.json``,
+  ``index.html``, the PNG files). Wall and CPU per phase; one core so that the CPU of every
+  phase is in the one process.
+- the critical path of the report with every cell analysed: ``cellseq report RUN_DIR
+  --fresh`` as a user runs it, in one process tree, with the CPU time of each of its parts:
+  the command's own process (start-up and imports, before the cells are handed out, the
+  imports it makes once for the workers before forking them, forking and collecting while
+  they run, after them), each worker process (the cells it analysed and drew, the figures it
+  drew, the pickling of its answers), and the exits (the tree's CPU time no record holds). The
+  idle-machine wall time is about the main process's CPU until its first fork, plus the
+  workers scheduled on the cores as they were started (with the main process's own work in
+  between sharing the cores), plus the main process's CPU after them and its exit: that
+  estimate holds under load, where wall time does not.
 
 The machine's load average is printed beside the figures: where other work shares the cores,
 wall time says little and CPU time is the figure to compare (A/B in one session).
@@ -39,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,13 +66,26 @@ RSS_LIMIT_MB = 300.0
 _WHOLE = r"""
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
-done = subprocess.run([sys.executable, "-m", "sequencer.cli", "report", sys.argv[1]],
+done = subprocess.run([sys.executable, "-m", "sequencer.cli", "report", *sys.argv[1:]],
                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 wall = time.perf_counter() - t0
 use = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"wall_s": wall, "cpu_s": use.ru_utime + use.ru_stime,
                   "rss_mb": use.ru_maxrss / 1024, "code": done.returncode,
                   "stderr": done.stderr.decode()[-2000:]}))
+"""
+
+#: Runs ``cellseq run PROTOCOL --sim --seed 1 --out RUN`` and prints what it printed, its CPU
+#: time and the peak RSS of its largest process.
+_WHOLE_RUN = r"""
+import json, resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "sequencer.cli", "run", sys.argv[2], "--sim",
+                       "--seed", "1", "--out", sys.argv[3]], capture_output=True, text=True)
+if done.returncode != 0:
+    raise SystemExit(done.stderr[-3000:])
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"stdout": done.stdout, "cpu_s": use.ru_utime + use.ru_stime,
+                  "rss_mb": use.ru_maxrss / 1024}))
 """
 
 #: Makes the report on one core, timing each phase (see the module docstring).
@@ -144,7 +170,7 @@ timed(analysis.report, "derive", "derive")
 
 t, c = time.perf_counter(), time.process_time()
 _enter("other")
-analysis.report.make_report(Path(sys.argv[1]))
+analysis.report.make_report(Path(sys.argv[1]), fresh=True)
 _leave()
 total = (time.perf_counter() - t, time.process_time() - c)
 print(json.dumps({"wall": wall, "cpu": cpu, "total_wall_s": total[0], "total_cpu_s": total[1],
@@ -209,7 +235,7 @@ analysis.derive._derive_in_parallel = staged(parallel, "before the workers",
 analysis.derive._preload = staged(preload, "preload", "preloaded")
 analysis.derive.warm_up = staged(warm_up, "warm up", "warmed up")
 sys.stdout = open(os.devnull, "w")
-sys.argv = ["cellseq", "report", sys.argv[1]]
+sys.argv = ["cellseq", "report", sys.argv[1], "--fresh"]
 try:
     sequencer.cli.main()   # as the command runs it, its way to the exit included
 except SystemExit as exc:
@@ -223,10 +249,10 @@ finally:
 PHASE_ORDER = ("load", "fits", "derive", "figures: build", "figures: draw", "write", "other")
 
 
-def _run(code: str, run_dir: Path) -> dict:
+def _run(code: str, run_dir: Path, *options: str) -> dict:
     # in the run's folder: the code measured is the installed cellseq (or PYTHONPATH's), not
     # whatever checkout the current folder happens to be
-    out = subprocess.run([sys.executable, "-c", code, str(run_dir.resolve())],
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir.resolve()), *options],
                          capture_output=True, text=True, cwd=run_dir)
     if out.returncode != 0:
         raise SystemExit(f"the measurement failed:\n{out.stderr[-3000:]}")
@@ -245,6 +271,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-phases", action="store_true")
     parser.add_argument("--no-critical-path", action="store_true")
+    parser.add_argument("--with-run", type=Path, metavar="PROTOCOL",
+                        help="also time `cellseq run PROTOCOL --sim --seed 1`: the run and"
+                        " the report after it")
     args = parser.parse_args()
     if not (args.run_dir / "run.sqlite").is_file():
         raise SystemExit(f"{args.run_dir}: not a run directory (no run.sqlite)")
@@ -253,31 +282,59 @@ def main() -> None:
 
     print(f"cellseq report {args.run_dir} on {cores} cores, code from"
           f" {Path(analysis.__file__).parent.parent}; {_load()}")
-    runs = []
+    runs: dict[str, list[dict]] = {"every cell analysed (--fresh)": [],
+                                   "every cell's analysis kept": []}
     for k in range(args.repeat):
-        r = _run(_WHOLE, args.run_dir)
-        if r["code"] not in (0,):
-            print(f"  exit {r['code']}: {r['stderr']}")
-        runs.append(r)
-        print(f"  run {k + 1}: wall {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s,"
-              f" peak RSS {r['rss_mb']:.0f} MB (largest process); {_load()}")
-    if runs:
-        _summary(runs)
+        for (what, done), options in zip(runs.items(), (["--fresh"], []), strict=True):
+            r = _run(_WHOLE, args.run_dir, *options)
+            if r["code"] not in (0,):
+                print(f"  exit {r['code']}: {r['stderr']}")
+            done.append(r)
+            print(f"  {k + 1}, {what}: wall {r['wall_s']:.2f} s, CPU {r['cpu_s']:.2f} s,"
+                  f" peak RSS {r['rss_mb']:.0f} MB (largest process); {_load()}")
+    for what, done in runs.items():
+        if done:
+            _summary(what, done)
+    if args.with_run is not None:
+        _with_run(args.with_run, args.repeat)
     if not args.no_phases:
         _phases(args.run_dir)
     if not args.no_critical_path:
         _critical_path(args.run_dir)
 
 
-def _summary(runs: list[dict]) -> None:
+def _summary(what: str, runs: list[dict]) -> None:
     walls = [r["wall_s"] for r in runs]
     cpus = [r["cpu_s"] for r in runs]
     rss = max(r["rss_mb"] for r in runs)
-    print(f"report: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s"
+    print(f"report, {what}: wall min {min(walls):.2f} s, median {statistics.median(walls):.2f} s"
           f" (target {WALL_TARGET_S:g} s: {'met' if min(walls) <= WALL_TARGET_S else 'NOT met'});"
           f" CPU min {min(cpus):.2f} s, median {statistics.median(cpus):.2f} s;"
           f" peak RSS {rss:.0f} MB (limit {RSS_LIMIT_MB:g} MB:"
           f" {'met' if rss <= RSS_LIMIT_MB else 'NOT met'})")
+
+
+#: What ``cellseq run`` prints at its end (sequencer/cli.py).
+_WALL_LINE = re.compile(r"wall time ([\d.]+) s \(the run itself ([\d.]+) s\)")
+_BESIDE_LINE = re.compile(r"(\d+) of (\d+) cells analysed while the run went on")
+
+
+def _with_run(protocol: Path, repeat: int) -> None:
+    """``cellseq run PROTOCOL --sim --seed 1``: the run, then the report after it."""
+    print(f"cellseq run {protocol} --sim --seed 1, the run and the report after it:")
+    after = []
+    for k in range(max(repeat, 1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = _run(_WHOLE_RUN, Path(tmp), str(protocol.resolve()), str(Path(tmp) / "run"))
+        wall, run = map(float, _WALL_LINE.search(r["stdout"]).groups())   # type: ignore[union-attr]
+        beside = _BESIDE_LINE.search(r["stdout"])
+        after.append(wall - run)
+        print(f"  {k + 1}: {wall:.2f} s in all, the run {run:.2f} s, after it {wall - run:.2f} s"
+              f" (start-up, the report, the summary); cells analysed while the run went on:"
+              f" {f'{beside[1]} of {beside[2]}' if beside else 'none'}; CPU"
+              f" {r['cpu_s']:.2f} s; peak RSS {r['rss_mb']:.0f} MB; {_load()}")
+    print(f"  after the run: min {min(after):.2f} s, median {statistics.median(after):.2f} s"
+          f" (target {WALL_TARGET_S:g} s: {'met' if min(after) <= WALL_TARGET_S else 'NOT met'})")
 
 
 def _phases(run_dir: Path) -> None:

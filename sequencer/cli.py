@@ -24,7 +24,9 @@ from sequencer.breakable import Breakable
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+    from contextlib import AbstractContextManager
 
+    from analysis.while_running import AnalysisBeside
     from sequencer.dashboard.source import RunSource
     from sequencer.plan import Plan
     from sequencer.runner import RunOutcome
@@ -241,33 +243,51 @@ def run(
         # the summary's notes repeat them, prefixed (analysis.derive): said once is enough
         warned.extend(f"warning: {w}" for w in p.warnings)
 
-    try:
-        outcome = run_simulated(protocol, out_dir, seed, station, bars,
-                                allow_outside_includes=allow_outside_includes, speed=speed,
-                                on_plan=before_the_run)
-    except CellseqError as exc:
-        _user_errors(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted; every output is off. Resume with: cellseq resume {out_dir}")
-        raise typer.Exit(130) from None
-    _finish_run(outcome, report, check, said=warned)
+    with _analysis_beside(out_dir, report) as beside:
+        try:
+            outcome = run_simulated(protocol, out_dir, seed, station, bars,
+                                    allow_outside_includes=allow_outside_includes,
+                                    speed=speed, on_plan=before_the_run)
+        except CellseqError as exc:
+            _user_errors(exc)
+        except KeyboardInterrupt:
+            err.print("interrupted; every output is off. Resume with: cellseq resume"
+                      f" {out_dir}")
+            raise typer.Exit(130) from None
+        _finish_run(outcome, report, check, said=warned, beside=beside)
+
+
+def _analysis_beside(run_dir: Path, report: bool
+                     ) -> AbstractContextManager[AnalysisBeside | None]:
+    """While the run goes on, its finished cells analysed beside it for the report at its
+    end (:mod:`analysis.while_running`; stopped, if still going, when the context ends);
+    nothing without a report."""
+    if not report:
+        return contextlib.nullcontext()
+    from analysis.while_running import AnalysisBeside
+
+    return AnalysisBeside(run_dir)
 
 
 def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
-                said: Collection[str] = ()) -> None:
+                said: Collection[str] = (), beside: AnalysisBeside | None = None) -> None:
     """Print how the run ended (from the same record the report writes), write the report,
-    and exit with the code the run earned; ``said``: notes printed already, before the run."""
+    and exit with the code the run earned; ``said``: notes printed already, before the run;
+    ``beside``: what analysed the run's cells while it went on, stopped before the report
+    reads what it kept."""
     from analysis.errors import AnalysisError
     from sequencer.status import run_status
     from sequencer.summary import misses, print_summary
 
-    index = None
+    index = reuse = None
     try:
         if report:
             from analysis.report import make_report  # matplotlib: only with a report
 
-            summary_path, index, _ = make_report(outcome.run_dir)
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            made = make_report(outcome.run_dir,
+                               settle=beside.stop if beside is not None else None)
+            index, reuse = made.index, made.reuse_line(during_run=True)
+            summary = json.loads(made.summary.read_text(encoding="utf-8"))
         else:
             from analysis.summary_record import summary_of
 
@@ -285,6 +305,8 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
         out.print(f"every expected value met ({len(summary['checks'])} checks)")
     if index is not None:
         out.print(f"report: {index}")
+    if reuse is not None:
+        out.print(reuse)
     out.print(f"run directory: {outcome.run_dir}")
     out.print(f"wall time {time.perf_counter() - _started_at:.2f} s (the run itself"
               f" {outcome.wall_s:.2f} s)")
@@ -313,14 +335,16 @@ def resume(
     from sequencer.runner import resume_run
 
     bars = TerminalProgress(err) if err.is_terminal else None
-    try:
-        outcome = resume_run(run_dir, bars, station=station)
-    except CellseqError as exc:
-        _user_errors(exc)
-    except KeyboardInterrupt:
-        err.print(f"interrupted; every output is off. Resume with: cellseq resume {run_dir}")
-        raise typer.Exit(130) from None
-    _finish_run(outcome, report, check)
+    with _analysis_beside(run_dir, report) as beside:
+        try:
+            outcome = resume_run(run_dir, bars, station=station)
+        except CellseqError as exc:
+            _user_errors(exc)
+        except KeyboardInterrupt:
+            err.print("interrupted; every output is off. Resume with: cellseq resume"
+                      f" {run_dir}")
+            raise typer.Exit(130) from None
+        _finish_run(outcome, report, check, beside=beside)
 
 
 @app.command()
@@ -438,9 +462,14 @@ def report(
     db: LabDbOpt = None,
     lab: LabNameOpt = None,
     copy_dir: CopyDirOpt = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Analyse every cell again, even those whose analysis report/cells"
+        " keeps from the same data and code.")] = False,
 ) -> None:
     """Derive the campaign's results from the raw data; write report/summary.json and
-    report/index.html. With --db, RUN_DIR is the id of a run in the lab."""
+    report/index.html. A cell's analysis made before (while the run went on, or by an
+    earlier report) from the same data with the same code is taken from report/cells, not
+    made again. With --db, RUN_DIR is the id of a run in the lab."""
     from analysis.errors import AnalysisError
     from analysis.report import make_report
     from sequencer.status import run_status
@@ -454,9 +483,10 @@ def report(
         except CellseqError:   # damage, a lock that cannot be read: the report salvages what
             st = None          # it can and names what it could not read
         status = lab_status or (st["status"] if st else None)
-        summary, index, _ = make_report(run_dir, status=status)
+        made = make_report(run_dir, status=status, fresh=fresh)
     except (CellseqError, AnalysisError) as exc:
         _user_errors(exc)
+    summary, index = made.summary, made.index
     doc = json.loads(summary.read_text(encoding="utf-8"))
     run = doc.get("run", {})
     # what `run` prints at its end, from the summary just written (its notes included)
@@ -464,6 +494,9 @@ def report(
     if run.get("status") != "completed":
         err.print(f"run {run.get('status')}: see the banner at the top of the report")
     out.print(f"report: {index}\nsummary: {summary}")
+    reuse = made.reuse_line(during_run=False)
+    if reuse is not None:
+        out.print(reuse)
 
 
 analyze_app = typer.Typer(no_args_is_help=True, help="Analyse data a user brings.")

@@ -9,6 +9,7 @@ resume never duplicates or loses a committed point.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import json
 import logging
@@ -790,6 +791,29 @@ class RunStore:
         for cell, top in rows:
             decode_int(top, f"the steps of {cell!r}: step_count")
         return dict(rows)
+
+    @_reads
+    def cell_digest(self, cell: str) -> str | None:
+        """A digest of everything the store holds of ``cell``'s data: its step rows in full
+        and its chunks by id, step, kind, length and checksum (a chunk's CRC-32 covers its
+        points). Equal digests, equal data, as far as CRC-32 tells: what an analysis made of
+        the cell before still holds. None where a chunk has no checksum (a schema-2 store):
+        nothing then says its points are the same."""
+        digest = hashlib.blake2b(digest_size=16)
+        with self._scan.reading("steps"):
+            for row in self._conn.execute(
+                    "SELECT id, experiment, step_count, step_index, kind, cycle, started_t,"
+                    " ended_t, end_reason, params, end_counters FROM steps WHERE cell = ?"
+                    " ORDER BY id", (cell,)):
+                digest.update(repr(row).encode())
+        with self._scan.reading("chunks"):
+            chunks = self._conn.execute(
+                "SELECT id, step_id, kind, n, crc FROM chunks WHERE cell = ? ORDER BY id",
+                (cell,)).fetchall()
+        if any(crc is None for *_, crc in chunks):
+            return None
+        digest.update(repr(chunks).encode())
+        return digest.hexdigest()
 
     def _step_rows(self, where: str, args: tuple[Any, ...], damage: list[str] | None = None
                    ) -> list[dict[str, Any]]:

@@ -1,0 +1,170 @@
+"""Cells analysed while their run goes on, so that the report at the run's end has little
+left to do.
+
+A cell's analysis needs only its own data (:mod:`analysis.cell_cache`), and once every
+experiment the cell is in has finished, its data will not change: a process beside the run
+watches the store for experiments that finish and analyses each cell whose experiments have
+all finished, keeping what it makes in ``report/cells`` under the cell's key. The report at
+the run's end takes those, and analyses only the cells that finished last.
+
+What it may cost the run: nothing it needs. The process reads the store read-only (SQLite
+lets readers and the run's writer work at once, and it sees only committed rows), and starts
+only once the run has gone on for :data:`START_AFTER_S` (a run shorter than that is reported
+at its end, as before). Beside a run on instruments it runs at the lowest scheduling priority
+(``nice`` 19): on a busy machine the run's polling comes first. Beside a dry run, which waits
+on nothing real, it runs at the run's own priority: at the lowest, a busy machine would leave
+it nothing (a dry run keeps a core busy all along). It ends when the run closes its standard
+input (or the run's process dies), after the cell it is analysing. What it could not
+analyse, or analysed from data that changed after (a key that no longer matches), the report
+analyses again: a cell's results never depend on whether this process ran.
+
+Run as ``python -m analysis.while_running RUN_DIR`` by :class:`AnalysisBeside`; only where
+processes fork (the cells are analysed in forked processes, as the report's are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+from analysis.forked import can_fork
+
+#: A run shorter than this (wall time) gets no process beside it.
+START_AFTER_S = 2.0
+#: How often the process looks for experiments that finished (wall time): beside a dry run,
+#: where an experiment finishes every few tenths of a second, and beside a run on
+#: instruments, where one finishes every few hours or days.
+POLL_S = 0.5
+POLL_HARDWARE_S = 5.0
+#: The journal's events that mean an experiment will add nothing more to its cells.
+_FINISHED = frozenset({"experiment_finished", "experiment_skipped"})
+
+
+class AnalysisBeside:
+    """The run's end of it: starts the process once the run has gone on for
+    ``start_after_s``, and stops it when the run ends (:meth:`stop`)."""
+
+    def __init__(self, run_dir: Path, start_after_s: float = START_AFTER_S) -> None:
+        self.run_dir = Path(run_dir)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._timer = threading.Timer(start_after_s, self._start)
+        self._timer.daemon = True
+
+    def __enter__(self) -> AnalysisBeside:
+        if can_fork():
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            with contextlib.suppress(OSError):   # no process beside it: the report does all
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "analysis.while_running", str(self.run_dir)],
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        """Tell the process the run has ended and wait for it to finish the cell it is on
+        (whatever it keeps after this would be late for the report)."""
+        with self._lock:
+            self._stopped = True
+            self._timer.cancel()
+            process = self._process
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()
+        process.wait()
+
+
+def _finished_cells(run_dir: Path, after_id: int, finished: set[str],
+                    experiments: list[dict[str, Any]]) -> tuple[int, list[str]]:
+    """The events after ``after_id``: the experiments they finish join ``finished``; returns
+    the last event's id and the cells whose experiments have now all finished."""
+    from store import RunStore
+
+    store = RunStore.open(run_dir)
+    try:
+        while True:
+            events = store.events_after(after_id, 1000)
+            if not events:
+                break
+            after_id = events[-1]["id"]
+            finished.update(e["message"] for e in events if e["kind"] in _FINISHED)
+    finally:
+        store.close()
+    cells: dict[str, bool] = {}
+    for exp in experiments:
+        for cell in exp.get("cells", ()):
+            cells[cell] = cells.get(cell, True) and exp.get("name") in finished
+    return after_id, [cell for cell, done in cells.items() if done]
+
+
+def _ended(stdin: IO[bytes], timeout_s: float) -> bool:
+    """Whether the run has ended (its end of the pipe closed), waiting up to ``timeout_s``."""
+    readable, _, _ = select.select([stdin], [], [], timeout_s)
+    return bool(readable) and not os.read(stdin.fileno(), 4096)
+
+
+def main(run_dir: Path) -> None:
+    """Watch the run in ``run_dir``; analyse and keep each cell once it has finished."""
+    from analysis.cell_cache import CellCache
+    from analysis.derive import analyse_and_keep
+    from analysis.report import REPORT_DIR
+    from analysis.run_data import RunData
+    from store import RunStore
+
+    store = RunStore.open(run_dir)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    experiments = meta.get("experiments") or []
+    poll_s = POLL_S
+    if meta.get("manifest", {}).get("mode") != "simulated":   # instruments' polls come first
+        poll_s = POLL_HARDWARE_S
+        with contextlib.suppress(OSError):
+            os.nice(19)
+    after_id, finished, done = 0, set[str](), set[str]()
+    while not _ended(sys.stdin.buffer, poll_s):
+        after_id, ready = _finished_cells(run_dir, after_id, finished, experiments)
+        ready = [cell for cell in ready if cell not in done]
+        if not ready:
+            continue
+        # no integrity check of the whole file here, every few seconds: the report makes it,
+        # and takes nothing kept from a damaged store
+        data = RunData(run_dir, integrity=False)
+        if data.damage:
+            return   # a damaged store's analyses are not kept: the report makes them
+        kept = CellCache(run_dir, run_dir / REPORT_DIR, data.cells, data.experiments)
+        with_points = set(data.cells_with_points())
+        for cell in ready:
+            done.add(cell)
+            key = kept.key(cell) if cell in with_points else None
+            if key is not None and kept.load(cell, key) is None:   # not kept before (a
+                analyse_and_keep(data, cell, kept)                 # resumed run's cells)
+            if _ended(sys.stdin.buffer, 0.0):
+                return
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        main(Path(sys.argv[1]))

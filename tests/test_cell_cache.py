@@ -1,0 +1,158 @@
+"""A cell's analysis is made once: kept in report/cells under a key of its data, its
+description and the code, taken by the next report only while that key holds, and made while
+the run goes on by a process beside it (analysis.while_running)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.cell_cache import CELLS_DIR
+from analysis.report import make_report
+from analysis.while_running import AnalysisBeside
+from sequencer.cli import app
+from sequencer.runner import run_simulated
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "protocols" / "examples" / "quickstart.yaml"
+CELLS = ["aiose-blocking-1", "ncm811-1"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("kept") / "run"
+    run_simulated(QUICKSTART, run_dir, seed=3)
+    return run_dir
+
+
+@pytest.fixture
+def run(finished_run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run with no report yet."""
+    return Path(shutil.copytree(finished_run, tmp_path / "run"))
+
+
+def _written(run_dir: Path) -> dict[str, bytes]:
+    report = run_dir / "report"
+    files = [report / "summary.json", report / "index.html",
+             *sorted((report / "figures").iterdir())]
+    return {p.name: p.read_bytes() for p in files}
+
+
+def _entry(run_dir: Path, cell: str) -> Path:
+    return run_dir / "report" / CELLS_DIR / cell / "entry.json"
+
+
+def _ohmic_values(run_dir: Path) -> list[float]:
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    return [r["value"] for r in summary["results"] if r["cell"] == "aiose-blocking-1"]
+
+
+def test_a_second_report_takes_every_cell_kept_and_writes_the_same_files(run: Path):
+    first = make_report(run)
+    assert first.reused == [] and first.cells == len(CELLS)
+    cold = _written(run)
+    assert all(_entry(run, cell).is_file() for cell in CELLS)
+    again = make_report(run)
+    assert sorted(again.reused) == sorted(CELLS)
+    assert _written(run) == cold   # summary.json, index.html and every PNG, byte for byte
+    fresh = make_report(run, fresh=True)
+    assert fresh.reused == [] and _written(run) == cold
+
+
+def test_a_kept_analysis_is_what_the_report_takes_until_the_cells_data_changes(run: Path):
+    make_report(run)
+    entry = _entry(run, "aiose-blocking-1")
+    kept = json.loads(entry.read_text())
+    for r in kept["results"]:
+        r["value"] = 12345.0   # what only the kept entry says
+    entry.write_text(json.dumps(kept))
+    assert set(_ohmic_values(run)) != {12345.0}
+    assert make_report(run).reused == CELLS and set(_ohmic_values(run)) == {12345.0}
+
+    # the cell's data changes (one of its steps ends otherwise): its kept analysis is stale
+    with sqlite3.connect(run / "run.sqlite") as db:
+        db.execute("UPDATE steps SET ended_t = ended_t + 1 WHERE id = (SELECT MAX(id) FROM"
+                   " steps WHERE cell = 'aiose-blocking-1')")
+    again = make_report(run)
+    assert again.reused == ["ncm811-1"]
+    assert 12345.0 not in _ohmic_values(run)
+
+
+@pytest.mark.parametrize("damage", ["not json", "other key", "figure missing", "bad result"])
+def test_a_kept_analysis_that_does_not_hold_is_made_again(run: Path, damage: str):
+    make_report(run)
+    cold = _written(run)
+    entry = _entry(run, "ncm811-1")
+    kept = json.loads(entry.read_text())
+    if damage == "not json":
+        entry.write_text("{\"format\": 1, \"key\"")
+    elif damage == "other key":
+        entry.write_text(json.dumps(kept | {"key": "0" * 32}))
+    elif damage == "figure missing":
+        (entry.parent / kept["figures"][0][2]).unlink()
+    else:
+        kept["results"][0]["quantity"] = "no_such_quantity"
+        entry.write_text(json.dumps(kept))
+    again = make_report(run)
+    assert again.reused == ["aiose-blocking-1"]
+    assert _written(run) == cold
+    assert json.loads(entry.read_text())["key"] == json.loads(
+        _entry(run, "ncm811-1").read_text())["key"]   # kept anew
+
+
+def test_report_says_which_cells_it_took_and_fresh_takes_none(run: Path):
+    runner = CliRunner()
+    first = runner.invoke(app, ["report", str(run)])
+    assert first.exit_code == 0, first.output
+    assert "taken from" not in first.output
+    second = runner.invoke(app, ["report", str(run)])
+    assert second.exit_code == 0, second.output
+    assert "2 of 2 cells' analyses taken from" in second.output
+    assert "--fresh makes them again" in second.output
+    fresh = runner.invoke(app, ["report", str(run), "--fresh"])
+    assert fresh.exit_code == 0 and "taken from" not in fresh.output
+
+
+def test_cells_are_analysed_beside_a_run_once_their_experiments_have_finished(run: Path):
+    # the cycling experiment looks unfinished: its finishing event is not in the store yet
+    with sqlite3.connect(run / "run.sqlite") as db:
+        db.execute("DELETE FROM events WHERE kind = 'experiment_finished' AND message ="
+                   " 'formation'")
+    with AnalysisBeside(run, start_after_s=0.0) as beside:
+        entry = _entry(run, "aiose-blocking-1")
+        deadline = time.monotonic() + 120
+        while not entry.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert beside.started
+    assert entry.is_file()
+    assert not _entry(run, "ncm811-1").exists()   # its experiment has not finished
+    made = make_report(run)
+    assert made.reused == ["aiose-blocking-1"]
+
+
+def test_the_report_settles_what_is_analysed_beside_the_run_before_it_reads(run: Path):
+    settled: list[bool] = []
+
+    def settle() -> None:   # the process beside the run finishing its cells
+        with AnalysisBeside(run, start_after_s=0.0):
+            deadline = time.monotonic() + 120
+            while not all(_entry(run, c).is_file() for c in CELLS) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+        settled.append(True)
+
+    made = make_report(run, settle=settle)
+    assert settled == [True]
+    assert sorted(made.reused) == sorted(CELLS)
+
+
+def test_a_short_run_gets_no_process_beside_it(tmp_path: Path):
+    with AnalysisBeside(tmp_path / "run", start_after_s=60.0) as beside:
+        run_simulated(QUICKSTART, tmp_path / "run", seed=3)
+    assert not beside.started
