@@ -51,6 +51,8 @@ CODE_PACKAGES = ("analysis", "store", "materials", "core")
 LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "impedance.py", "pillow")
 #: A cell name that is safe as a directory name (protocol identifiers all are).
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+#: How much of the key a figure's file name carries.
+_KEY_IN_NAME = 12
 
 #: What one cell's analysis gives the report: its part of the results, notes and figures (as
 #: PNG), the conductivities it found for the Arrhenius figures, and what of the store it could
@@ -145,11 +147,15 @@ class CellCache:
             entry = json.loads((folder / _ENTRY).read_text(encoding="utf-8"))
             if entry.get("format") != FORMAT or entry.get("key") != key:
                 return None
+            names = [str(name) for _, _, name in entry["figures"]]
+            if not all(_figure_name(key).match(name) for name in names):
+                return None   # a figure kept under another key, or no figure of this cache
             derived = Derived(
                 results=[Result(**r) for r in entry["results"]],
                 notes=[str(n) for n in entry["notes"]],
                 figures=[(str(section), str(caption), (folder / name).read_bytes())
-                         for section, caption, name in entry["figures"]])
+                         for (section, caption, _), name in zip(entry["figures"], names,
+                                                                 strict=True)])
             sigma = {(str(exp), str(owner)): [(float(t), float(s)) for t, s in points]
                      for exp, owner, points in entry["sigma"]}
             return CellPart(derived, sigma, [str(d) for d in entry["damage"]])
@@ -158,18 +164,20 @@ class CellCache:
 
     def save(self, cell: str, key: str, part: CellPart) -> None:
         """Keep ``part`` (its figures already PNG) under ``key``. A disk that refuses it costs
-        only the keeping: the report is written all the same."""
+        only the keeping: the report is written all the same. The figures' file names carry
+        the key: an entry never shows the figures of another key, even where two processes
+        keep the same cell at once."""
+        if not all(isinstance(png, bytes) for *_, png in part.derived.figures):
+            return   # figures not drawn: nothing to keep
         folder = self.dir / cell
-        figures = []
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):   # an entry of another key goes first
                 (folder / _ENTRY).unlink()
+            figures = []
             for k, (section, caption, png) in enumerate(part.derived.figures):
-                if not isinstance(png, bytes):
-                    return   # figures not drawn: nothing to keep
-                name = f"figure{k:03d}.png"
-                _write_whole(folder / name, png)
+                name = f"figure{k:03d}-{key[:_KEY_IN_NAME]}.png"
+                _write_whole(folder / name, png)   # type: ignore[arg-type]
                 figures.append((section, caption, name))
             entry = {"format": FORMAT, "key": key, "cell": cell,
                      "results": [_result_fields(r) for r in part.derived.results],
@@ -178,8 +186,16 @@ class CellCache:
                                for (exp, owner), points in part.sigma.items()],
                      "damage": part.damage}
             _write_whole(folder / _ENTRY, json.dumps(entry, allow_nan=False).encode())
+            mine = {name for _, _, name in figures}
+            for old in folder.glob("figure*.png"):   # the figures of earlier keys
+                if old.name not in mine:
+                    old.unlink(missing_ok=True)
         except (OSError, TypeError, ValueError):   # a disk that refuses it; a value JSON has
             return                                   # no exact form for: not kept
+
+
+def _figure_name(key: str) -> re.Pattern[str]:
+    return re.compile(rf"^figure\d{{3}}-{re.escape(key[:_KEY_IN_NAME])}\.png$")
 
 
 def _result_fields(r: Result) -> dict[str, Any]:
@@ -189,6 +205,8 @@ def _result_fields(r: Result) -> dict[str, Any]:
 
 
 def _write_whole(path: Path, content: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
+    """``content`` into ``path`` whole or not at all (a temporary file of this process's own,
+    renamed)."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_bytes(content)
     os.replace(temporary, path)

@@ -84,7 +84,8 @@ def test_a_kept_analysis_is_what_the_report_takes_until_the_cells_data_changes(r
     assert 12345.0 not in _ohmic_values(run)
 
 
-@pytest.mark.parametrize("damage", ["not json", "other key", "figure missing", "bad result"])
+@pytest.mark.parametrize("damage", ["not json", "other key", "figure missing",
+                                    "figure elsewhere", "bad result"])
 def test_a_kept_analysis_that_does_not_hold_is_made_again(run: Path, damage: str):
     make_report(run)
     cold = _written(run)
@@ -96,6 +97,9 @@ def test_a_kept_analysis_that_does_not_hold_is_made_again(run: Path, damage: str
         entry.write_text(json.dumps(kept | {"key": "0" * 32}))
     elif damage == "figure missing":
         (entry.parent / kept["figures"][0][2]).unlink()
+    elif damage == "figure elsewhere":   # an entry names only its own figures
+        kept["figures"][0][2] = "../../../run.sqlite"
+        entry.write_text(json.dumps(kept))
     else:
         kept["results"][0]["quantity"] = "no_such_quantity"
         entry.write_text(json.dumps(kept))
