@@ -28,12 +28,11 @@ import json
 import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from analysis.derived import Derived
 from analysis.errors import AnalysisError
@@ -67,6 +66,17 @@ class CellPart:
     damage: list[str]
 
 
+class Elsewhere(Protocol):
+    """Another process analysing cells and keeping them here (beside a run that just ended:
+    :class:`analysis.while_running.AnalysisBeside`)."""
+
+    def settle(self) -> set[str]:
+        """Take no more cells; return those still being analysed."""
+
+    def join(self) -> None:
+        """Wait until those are kept (or given up)."""
+
+
 @lru_cache(maxsize=1)
 def code_key() -> str:
     """The key of the code that analyses a cell (see the module's docstring)."""
@@ -95,12 +105,19 @@ class CellCache:
 
     def __init__(self, run_dir: Path, report_dir: Path, cells: dict[str, dict[str, Any]],
                  experiments: list[dict[str, Any]], reuse: bool = True,
-                 settle: Callable[[], object] | None = None) -> None:
+                 elsewhere: Elsewhere | None = None) -> None:
         self.run_dir, self.dir = Path(run_dir), Path(report_dir) / CELLS_DIR
         self._cells, self._experiments, self.reuse = cells, experiments, reuse
-        #: called once before the first kept analysis is looked for: what analyses cells
-        #: elsewhere (beside the run that just ended) finishes first
-        self._settle = settle
+        self._elsewhere = elsewhere
+
+    def settle(self) -> set[str]:
+        """What keeps cells elsewhere (beside the run that just ended) takes no more: the
+        cells it is still analysing, which :meth:`join` waits for."""
+        return self._elsewhere.settle() if self._elsewhere is not None else set()
+
+    def join(self) -> None:
+        if self._elsewhere is not None:
+            self._elsewhere.join()
 
     def key(self, cell: str, store: RunStore | None = None) -> str | None:
         """The cell's key now; None when it cannot be kept (a name unfit for a directory, a
@@ -127,11 +144,7 @@ class CellCache:
         return digest.hexdigest()
 
     def keys(self, cells: list[str]) -> dict[str, str | None]:
-        """:meth:`key` of each of ``cells``, the store opened once (once the analyses made
-        elsewhere are settled)."""
-        settle, self._settle = self._settle, None
-        if settle is not None:
-            settle()
+        """:meth:`key` of each of ``cells``, the store opened once."""
         store = RunStore.open(self.run_dir, salvage=True)
         try:
             return {cell: self.key(cell, store) for cell in cells}

@@ -75,14 +75,19 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         kept = None   # only whole analyses (figures drawn) of an intact store are kept
     if figures:   # the run's own figures need them whatever is kept; imported meanwhile,
         _import_plotting(drawn)   # the cells analysed beside a run that ended get finished
-    parts = _kept_parts(kept, cells) if kept is not None and kept.reuse else {}
-    todo = [cell for cell in cells if cell not in parts]
-    if can_fork() and todo:   # even on one core: each cell's memory goes with its process
-        parts.update(_derive_in_parallel(data, todo, figures, min(cores(), len(todo)), drawn,
-                                         kept))
-    else:
-        for cell in todo:
-            parts[cell] = _cell_part(data, cell, figures, drawn, kept)
+    # the cells still being analysed beside the run that just ended are left to it meanwhile
+    busy = kept.settle() if kept is not None else set()
+    parts = _kept_parts(kept, [c for c in cells if c not in busy]) \
+        if kept is not None and kept.reuse else {}
+    made = _analyse(data, [c for c in cells if c not in parts and c not in busy], figures,
+                    drawn, kept)
+    if kept is not None and busy:
+        kept.join()
+        parts.update(_kept_parts(kept, [c for c in cells if c in busy]))
+        made.update(_analyse(data, [c for c in cells if c not in parts and c not in made],
+                             figures, drawn, kept))
+    out.reused = [cell for cell in cells if cell not in made]
+    parts.update(made)
     shared = Shared()
     for cell in cells:   # joined in the order one process would have made them
         part = parts.pop(cell)
@@ -91,13 +96,22 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         out.figures.extend(part.derived.figures)
         shared.sigma_by_exp.update(part.sigma)
         data.damage.extend(d for d in part.damage if d not in data.damage)
-    out.reused = [cell for cell in cells if cell not in todo]
     out.replicates = replicate_summary(data.experiments, data.cells, out.results)
     if figures:
         _arrhenius_figures(data, out, shared.sigma_by_exp)
         out.figures.extend(band_figures(out.replicates))
     out.damage = data.damage
     return out
+
+
+def _analyse(data: RunData, cells: list[str], figures: bool, drawn: bool,
+             kept: CellCache | None) -> dict[str, CellPart]:
+    """:func:`_cell_part` of each cell, in forked processes where processes fork (even on one
+    core: each cell's memory goes with its process)."""
+    if can_fork() and cells:
+        return _derive_in_parallel(data, cells, figures, min(cores(), len(cells)), drawn,
+                                   kept)
+    return {cell: _cell_part(data, cell, figures, drawn, kept) for cell in cells}
 
 
 def analyse_and_keep(data: RunData, cell: str, kept: CellCache) -> None:
@@ -178,7 +192,7 @@ def _derive_in_parallel(data: RunData, cells: list[str], figures: bool, workers:
         # started longest first, so that no long cell starts last while the other cores have
         # nothing left to do
         return run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn, kept=kept),
-                          sorted(cells, key=lambda c: _expected_cost(data, c)), workers,
+                          sorted(cells, key=lambda c: expected_cost(data, c)), workers,
                           what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
     finally:
         _WORKER_DATA = None
@@ -213,7 +227,7 @@ def _preload(data: RunData, figures: bool, drawn: bool) -> None:
             builtin()
 
 
-def _expected_cost(data: RunData, cell: str) -> tuple[int, int]:
+def expected_cost(data: RunData, cell: str) -> tuple[int, int]:
     """A sort key, smallest first for the cell expected to take longest. An electrolyte
     between blocking electrodes comes first: its bulk-arc fits may take seconds, a cost no
     count of rows shows in advance; then the more steps, the longer (the steps are folded

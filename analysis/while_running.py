@@ -48,13 +48,16 @@ _FINISHED = frozenset({"experiment_finished", "experiment_skipped"})
 
 class AnalysisBeside:
     """The run's end of it: starts the process once the run has gone on for
-    ``start_after_s``, and stops it when the run ends (:meth:`stop`)."""
+    ``start_after_s``; when the run has ended (:meth:`run_ended`), the process takes every
+    cell left while the report's own process starts up, until the report takes over
+    (:meth:`settle`, then :meth:`join`). Leaving the context stops it, whatever happened."""
 
     def __init__(self, run_dir: Path, start_after_s: float = START_AFTER_S) -> None:
         self.run_dir = Path(run_dir)
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._busy: set[str] = set()   # the cells the process is analysing now
         self._timer = threading.Timer(start_after_s, self._start)
         self._timer.daemon = True
 
@@ -64,7 +67,8 @@ class AnalysisBeside:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stop()
+        self.settle()
+        self.join()
 
     @property
     def started(self) -> bool:
@@ -74,25 +78,55 @@ class AnalysisBeside:
         with self._lock:
             if self._stopped:
                 return
-            with contextlib.suppress(OSError):   # no process beside it: the report does all
+            try:
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "analysis.while_running", str(self.run_dir)],
-                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL)
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            except OSError:   # no process beside the run: the report analyses every cell
+                return
+        threading.Thread(target=self._follow, args=(self._process,), daemon=True).start()
 
-    def stop(self) -> None:
-        """Tell the process the run has ended and wait for it to finish the cell it is on
-        (whatever it keeps after this would be late for the report)."""
+    def _follow(self, process: subprocess.Popen[bytes]) -> None:
+        """Which cell the process is on, from what it says (``analysing CELL``, ``done
+        CELL``)."""
+        assert process.stdout is not None
+        for line in process.stdout:
+            what, _, cell = line.decode(errors="replace").strip().partition(" ")
+            with self._lock:
+                if what == "analysing":
+                    self._busy.add(cell)
+                elif what == "done":
+                    self._busy.discard(cell)
+
+    def run_ended(self) -> None:
+        """The run has ended: every cell is ready, and the process takes them one after
+        another until :meth:`settle` (it looks at once, not at its next poll)."""
+        with self._lock:
+            self._timer.cancel()
+            process = self._process
+        if process is not None:
+            with contextlib.suppress(OSError, ValueError):
+                assert process.stdin is not None
+                process.stdin.write(b"ended\n")
+                process.stdin.flush()
+
+    def settle(self) -> set[str]:
+        """The process takes no more cells (it finishes the one it is on and ends); returns
+        the cells it is still analysing, which :meth:`join` waits for."""
         with self._lock:
             self._stopped = True
             self._timer.cancel()
-            process = self._process
-        if process is None:
-            return
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()
-        process.wait()
+            process, busy = self._process, set(self._busy)
+        if process is not None:
+            with contextlib.suppress(OSError, ValueError):
+                assert process.stdin is not None
+                process.stdin.close()
+        return busy
+
+    def join(self) -> None:
+        """Wait for the process to end (after :meth:`settle`)."""
+        if self._process is not None:
+            self._process.wait()
 
 
 def _finished_cells(run_dir: Path, after_id: int, finished: set[str],
@@ -124,10 +158,16 @@ def _ended(stdin: IO[bytes], timeout_s: float) -> bool:
     return bool(readable) and not os.read(stdin.fileno(), 4096)
 
 
+def _say(line: str) -> None:
+    """Tell the run which cell this process is on (:class:`AnalysisBeside` follows it)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(run_dir: Path) -> None:
     """Watch the run in ``run_dir``; analyse and keep each cell once it has finished."""
     from analysis.cell_cache import CellCache
-    from analysis.derive import analyse_and_keep
+    from analysis.derive import analyse_and_keep, expected_cost
     from analysis.report import REPORT_DIR
     from analysis.run_data import RunData
     from store import RunStore
@@ -156,11 +196,14 @@ def main(run_dir: Path) -> None:
             return   # a damaged store's analyses are not kept: the report makes them
         kept = CellCache(run_dir, run_dir / REPORT_DIR, data.cells, data.experiments)
         with_points = set(data.cells_with_points())
-        for cell in ready:
+        # the longest first: at the run's end, the report takes what is left
+        for cell in sorted(ready, key=lambda c: expected_cost(data, c)):
             done.add(cell)
             key = kept.key(cell) if cell in with_points else None
             if key is not None and kept.load(cell, key) is None:   # not kept before (a
-                analyse_and_keep(data, cell, kept)                 # resumed run's cells)
+                _say(f"analysing {cell}")                          # resumed run's cells)
+                analyse_and_keep(data, cell, kept)
+                _say(f"done {cell}")
             if _ended(sys.stdin.buffer, 0.0):
                 return
 

@@ -273,8 +273,11 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
                 said: Collection[str] = (), beside: AnalysisBeside | None = None) -> None:
     """Print how the run ended (from the same record the report writes), write the report,
     and exit with the code the run earned; ``said``: notes printed already, before the run;
-    ``beside``: what analysed the run's cells while it went on, stopped before the report
-    reads what it kept."""
+    ``beside``: what analyses the run's cells beside it: told at once that the run has
+    ended (it takes the cells left while this process loads the report's modules), then
+    handed over to the report."""
+    if beside is not None:
+        beside.run_ended()
     from analysis.errors import AnalysisError
     from sequencer.status import run_status
     from sequencer.summary import misses, print_summary
@@ -284,8 +287,7 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
         if report:
             from analysis.report import make_report  # matplotlib: only with a report
 
-            made = make_report(outcome.run_dir,
-                               settle=beside.stop if beside is not None else None)
+            made = make_report(outcome.run_dir, elsewhere=beside)
             index, reuse = made.index, made.reuse_line(during_run=True)
             summary = json.loads(made.summary.read_text(encoding="utf-8"))
         else:
