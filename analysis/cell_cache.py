@@ -28,11 +28,12 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from analysis.derived import Derived
 from analysis.errors import AnalysisError
@@ -66,17 +67,6 @@ class CellPart:
     damage: list[str]
 
 
-class Elsewhere(Protocol):
-    """Another process analysing cells and keeping them here (beside a run that just ended:
-    :class:`analysis.while_running.AnalysisBeside`)."""
-
-    def settle(self) -> set[str]:
-        """Take no more cells; return those still being analysed."""
-
-    def join(self) -> None:
-        """Wait until those are kept (or given up)."""
-
-
 @lru_cache(maxsize=1)
 def code_key() -> str:
     """The key of the code that analyses a cell (see the module's docstring)."""
@@ -105,19 +95,17 @@ class CellCache:
 
     def __init__(self, run_dir: Path, report_dir: Path, cells: dict[str, dict[str, Any]],
                  experiments: list[dict[str, Any]], reuse: bool = True,
-                 elsewhere: Elsewhere | None = None) -> None:
+                 settle: Callable[[], object] | None = None) -> None:
         self.run_dir, self.dir = Path(run_dir), Path(report_dir) / CELLS_DIR
         self._cells, self._experiments, self.reuse = cells, experiments, reuse
-        self._elsewhere = elsewhere
+        self._settle = settle
 
-    def settle(self) -> set[str]:
-        """What keeps cells elsewhere (beside the run that just ended) takes no more: the
-        cells it is still analysing, which :meth:`join` waits for."""
-        return self._elsewhere.settle() if self._elsewhere is not None else set()
-
-    def join(self) -> None:
-        if self._elsewhere is not None:
-            self._elsewhere.join()
+    def settle(self) -> None:
+        """Stop what keeps cells here beside a run that just ended, before anything kept is
+        read (once)."""
+        settle, self._settle = self._settle, None
+        if settle is not None:
+            settle()
 
     def key(self, cell: str, store: RunStore | None = None) -> str | None:
         """The cell's key now; None when it cannot be kept (a name unfit for a directory, a
@@ -203,6 +191,9 @@ class CellCache:
             for old in folder.glob("figure*.png"):   # the figures of earlier keys
                 if old.name not in mine:
                     old.unlink(missing_ok=True)
+            for left in folder.glob("*.tmp"):   # of a process stopped while it wrote
+                if not left.name.endswith(f".{os.getpid()}.tmp"):
+                    left.unlink(missing_ok=True)
         except (OSError, TypeError, ValueError):   # a disk that refuses it; a value JSON has
             return                                   # no exact form for: not kept
 

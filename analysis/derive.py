@@ -75,19 +75,12 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         kept = None   # only whole analyses (figures drawn) of an intact store are kept
     if figures:   # the run's own figures need them whatever is kept; imported meanwhile,
         _import_plotting(drawn)   # the cells analysed beside a run that ended get finished
-    # the cells still being analysed beside the run that just ended are left to it meanwhile
-    busy = kept.settle() if kept is not None else set()
-    parts = _kept_parts(kept, [c for c in cells if c not in busy]) \
-        if kept is not None and kept.reuse else {}
-    made = _analyse(data, [c for c in cells if c not in parts and c not in busy], figures,
-                    drawn, kept)
-    if kept is not None and busy:
-        kept.join()
-        parts.update(_kept_parts(kept, [c for c in cells if c in busy]))
-        made.update(_analyse(data, [c for c in cells if c not in parts and c not in made],
-                             figures, drawn, kept))
-    out.reused = [cell for cell in cells if cell not in made]
-    parts.update(made)
+    if kept is not None:
+        kept.settle()   # what analysed cells beside the run that just ended stops now
+    parts = _kept_parts(kept, cells) if kept is not None and kept.reuse else {}
+    todo = [cell for cell in cells if cell not in parts]
+    parts.update(_analyse(data, todo, figures, drawn, kept))
+    out.reused = [cell for cell in cells if cell not in todo]
     shared = Shared()
     for cell in cells:   # joined in the order one process would have made them
         part = parts.pop(cell)

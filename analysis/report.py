@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from analysis.cell_cache import CELLS_DIR, CellCache, Elsewhere
+from analysis.cell_cache import CELLS_DIR, CellCache
 from analysis.derive import derive
 from analysis.errors import AnalysisError
 from analysis.outcome import run_outcome
@@ -59,16 +59,17 @@ class MadeReport(NamedTuple):
 
 
 def make_report(run_dir: Path, figures: bool = True, status: str | None = None,
-                fresh: bool = False, elsewhere: Elsewhere | None = None) -> MadeReport:
+                fresh: bool = False, settle: Callable[[], object] | None = None
+                ) -> MadeReport:
     """Write ``RUN_DIR/report/summary.json`` and ``index.html``; return their paths, the
     notes, and which cells' analyses were kept from before. ``status``: the run's status when
     the caller knows better than the store (a run whose process died still says ``running``
     there). A cell's analysis kept in ``report/cells`` under its key now
     (:mod:`analysis.cell_cache`) is used, unless ``fresh``; every cell analysed is kept.
-    ``elsewhere``: the process that analysed cells beside the run that just ended (the cells
-    it is still on are left to it, and taken once it has kept them)."""
+    ``settle``: stops what analysed cells beside the run that just ended, called once the
+    report's modules are loaded and before anything kept is read."""
     with _collector_skipping_the_long_lived():
-        return _make_report(Path(run_dir), figures, status, fresh, elsewhere)
+        return _make_report(Path(run_dir), figures, status, fresh, settle)
 
 
 @contextlib.contextmanager
@@ -87,12 +88,12 @@ def _collector_skipping_the_long_lived() -> Iterator[None]:
 
 
 def _make_report(run_dir: Path, figures: bool, status: str | None, fresh: bool,
-                 elsewhere: Elsewhere | None) -> MadeReport:
+                 settle: Callable[[], object] | None) -> MadeReport:
     report_dir = run_dir / REPORT_DIR
     try:
         data = RunData(run_dir)
         kept = CellCache(run_dir, report_dir, data.cells, data.experiments, reuse=not fresh,
-                         elsewhere=elsewhere)
+                         settle=settle)
         derived = derive(run_dir, figures=figures, data=data, drawn=True, kept=kept)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None

@@ -8,15 +8,16 @@ all finished, keeping what it makes in ``report/cells`` under the cell's key. Th
 the run's end takes those, and analyses only the cells that finished last.
 
 What it may cost the run: nothing it needs. The process reads the store read-only (SQLite
-lets readers and the run's writer work at once, and it sees only committed rows), and starts
-only once the run has gone on for :data:`START_AFTER_S` (a run shorter than that is reported
-at its end, as before). Beside a run on instruments it runs at the lowest scheduling priority
-(``nice`` 19): on a busy machine the run's polling comes first. Beside a dry run, which waits
-on nothing real, it runs at the run's own priority: at the lowest, a busy machine would leave
-it nothing (a dry run keeps a core busy all along). It ends when the run closes its standard
-input (or the run's process dies), after the cell it is analysing. What it could not
-analyse, or analysed from data that changed after (a key that no longer matches), the report
-analyses again: a cell's results never depend on whether this process ran.
+lets readers and the run's writer work at once, and it sees only committed rows), starts only
+once the run has gone on for :data:`START_AFTER_S` (a run shorter than that is reported at
+its end, as before), and runs at the lowest scheduling priority (``nice`` 19): it takes a
+core nothing else wants, and on a busy machine the run (its polls of instruments, or a dry
+run's steps) and then the report come first, so that it does less, never that they wait.
+When the run has ended it takes the cells left while the report's process starts up, then
+the report stops it at once (the cell it was on, the report analyses); if the run's process
+dies it ends after its cell (its standard input closes). What it could not analyse, or
+analysed from data that changed after (a key that no longer matches), the report analyses
+again: a cell's results never depend on whether this process ran.
 
 Run as ``python -m analysis.while_running RUN_DIR`` by :class:`AnalysisBeside`; only where
 processes fork (the cells are analysed in forked processes, as the report's are).
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -48,16 +50,15 @@ _FINISHED = frozenset({"experiment_finished", "experiment_skipped"})
 
 class AnalysisBeside:
     """The run's end of it: starts the process once the run has gone on for
-    ``start_after_s``; when the run has ended (:meth:`run_ended`), the process takes every
-    cell left while the report's own process starts up, until the report takes over
-    (:meth:`settle`, then :meth:`join`). Leaving the context stops it, whatever happened."""
+    ``start_after_s``; when the run has ended (:meth:`run_ended`) the process takes every cell
+    left, while the report's own process starts up, until the report stops it
+    (:meth:`stop`). Leaving the context stops it, whatever happened."""
 
     def __init__(self, run_dir: Path, start_after_s: float = START_AFTER_S) -> None:
         self.run_dir = Path(run_dir)
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopped = False
-        self._busy: set[str] = set()   # the cells the process is analysing now
         self._timer = threading.Timer(start_after_s, self._start)
         self._timer.daemon = True
 
@@ -67,8 +68,7 @@ class AnalysisBeside:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.settle()
-        self.join()
+        self.stop()
 
     @property
     def started(self) -> bool:
@@ -78,29 +78,16 @@ class AnalysisBeside:
         with self._lock:
             if self._stopped:
                 return
-            try:
+            with contextlib.suppress(OSError):   # no process beside it: the report does all
+                # a session of its own: stopped with the processes it forks, as one group
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "analysis.while_running", str(self.run_dir)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            except OSError:   # no process beside the run: the report analyses every cell
-                return
-        threading.Thread(target=self._follow, args=(self._process,), daemon=True).start()
-
-    def _follow(self, process: subprocess.Popen[bytes]) -> None:
-        """Which cell the process is on, from what it says (``analysing CELL``, ``done
-        CELL``)."""
-        assert process.stdout is not None
-        for line in process.stdout:
-            what, _, cell = line.decode(errors="replace").strip().partition(" ")
-            with self._lock:
-                if what == "analysing":
-                    self._busy.add(cell)
-                elif what == "done":
-                    self._busy.discard(cell)
+                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=True)
 
     def run_ended(self) -> None:
         """The run has ended: every cell is ready, and the process takes them one after
-        another until :meth:`settle` (it looks at once, not at its next poll)."""
+        another (it looks at once, not at its next poll) until :meth:`stop`."""
         with self._lock:
             self._timer.cancel()
             process = self._process
@@ -110,23 +97,21 @@ class AnalysisBeside:
                 process.stdin.write(b"ended\n")
                 process.stdin.flush()
 
-    def settle(self) -> set[str]:
-        """The process takes no more cells (it finishes the one it is on and ends); returns
-        the cells it is still analysing, which :meth:`join` waits for."""
+    def stop(self) -> None:
+        """Stop the process and the one it forked for the cell it is on, at once: the report
+        analyses that cell itself (whatever the process had kept, it wrote whole)."""
         with self._lock:
             self._stopped = True
             self._timer.cancel()
-            process, busy = self._process, set(self._busy)
-        if process is not None:
-            with contextlib.suppress(OSError, ValueError):
-                assert process.stdin is not None
-                process.stdin.close()
-        return busy
-
-    def join(self) -> None:
-        """Wait for the process to end (after :meth:`settle`)."""
-        if self._process is not None:
-            self._process.wait()
+            process = self._process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(OSError, ValueError):
+            assert process.stdin is not None
+            process.stdin.close()
+        process.wait()
 
 
 def _finished_cells(run_dir: Path, after_id: int, finished: set[str],
@@ -158,12 +143,6 @@ def _ended(stdin: IO[bytes], timeout_s: float) -> bool:
     return bool(readable) and not os.read(stdin.fileno(), 4096)
 
 
-def _say(line: str) -> None:
-    """Tell the run which cell this process is on (:class:`AnalysisBeside` follows it)."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
 def main(run_dir: Path) -> None:
     """Watch the run in ``run_dir``; analyse and keep each cell once it has finished."""
     from analysis.cell_cache import CellCache
@@ -178,11 +157,10 @@ def main(run_dir: Path) -> None:
     finally:
         store.close()
     experiments = meta.get("experiments") or []
-    poll_s = POLL_S
-    if meta.get("manifest", {}).get("mode") != "simulated":   # instruments' polls come first
-        poll_s = POLL_HARDWARE_S
-        with contextlib.suppress(OSError):
-            os.nice(19)
+    simulated = meta.get("manifest", {}).get("mode") == "simulated"
+    poll_s = POLL_S if simulated else POLL_HARDWARE_S
+    with contextlib.suppress(OSError):   # the run comes first, and the report after it
+        os.nice(19)
     after_id, finished, done = 0, set[str](), set[str]()
     while not _ended(sys.stdin.buffer, poll_s):
         after_id, ready = _finished_cells(run_dir, after_id, finished, experiments)
@@ -201,9 +179,7 @@ def main(run_dir: Path) -> None:
             done.add(cell)
             key = kept.key(cell) if cell in with_points else None
             if key is not None and kept.load(cell, key) is None:   # not kept before (a
-                _say(f"analysing {cell}")                          # resumed run's cells)
-                analyse_and_keep(data, cell, kept)
-                _say(f"done {cell}")
+                analyse_and_keep(data, cell, kept)                 # resumed run's cells)
             if _ended(sys.stdin.buffer, 0.0):
                 return
 

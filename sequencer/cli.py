@@ -275,7 +275,7 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
     and exit with the code the run earned; ``said``: notes printed already, before the run;
     ``beside``: what analyses the run's cells beside it: told at once that the run has
     ended (it takes the cells left while this process loads the report's modules), then
-    handed over to the report."""
+    stopped by the report before it reads what was kept."""
     if beside is not None:
         beside.run_ended()
     from analysis.errors import AnalysisError
@@ -287,7 +287,8 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
         if report:
             from analysis.report import make_report  # matplotlib: only with a report
 
-            made = make_report(outcome.run_dir, elsewhere=beside)
+            made = make_report(outcome.run_dir,
+                               settle=beside.stop if beside is not None else None)
             index, reuse = made.index, made.reuse_line(during_run=True)
             summary = json.loads(made.summary.read_text(encoding="utf-8"))
         else:

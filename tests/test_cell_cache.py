@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cell_cache import CELLS_DIR, CellCache
-from analysis.derive import analyse_and_keep
+from analysis.cell_cache import CELLS_DIR
 from analysis.report import make_report
-from analysis.run_data import RunData
 from analysis.while_running import AnalysisBeside
 from sequencer.cli import app
 from sequencer.runner import run_simulated
@@ -142,36 +140,20 @@ def test_cells_are_analysed_beside_a_run_once_their_experiments_have_finished(ru
     assert made.reused == ["aiose-blocking-1"]
 
 
-class _Beside:
-    """Another process on ``busy`` when the report takes over; ``join`` keeps it if
-    ``keeps``, as the process beside a run does when it finishes the cell."""
+def test_the_report_stops_the_process_beside_the_run_before_it_reads(run: Path):
+    stopped: list[bool] = []
 
-    def __init__(self, run_dir: Path, busy: str, keeps: bool) -> None:
-        self.run_dir, self.busy, self.keeps, self.calls = run_dir, busy, keeps, []
+    def settle() -> None:   # the process beside the run keeps every cell, then stops
+        with AnalysisBeside(run, start_after_s=0.0):
+            deadline = time.monotonic() + 120
+            while not all(_entry(run, c).is_file() for c in CELLS) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.1)
+        stopped.append(True)
 
-    def settle(self) -> set[str]:
-        self.calls.append("settle")
-        return {self.busy}
-
-    def join(self) -> None:
-        self.calls.append("join")
-        if self.keeps:
-            data = RunData(self.run_dir)
-            analyse_and_keep(data, self.busy, CellCache(
-                self.run_dir, self.run_dir / "report", data.cells, data.experiments))
-
-
-@pytest.mark.parametrize("keeps", [True, False])
-def test_the_report_leaves_a_cell_to_the_process_beside_the_run_until_it_is_kept(
-        run: Path, finished_run: Path, tmp_path: Path, keeps: bool):
-    cold_run = Path(shutil.copytree(finished_run, tmp_path / "cold"))
-    make_report(cold_run)
-    beside = _Beside(run, "ncm811-1", keeps)
-    made = make_report(run, elsewhere=beside)
-    assert beside.calls == ["settle", "join"]
-    # kept by the other process: taken, not made again; else made here after all
-    assert made.reused == (["ncm811-1"] if keeps else [])
-    assert _written(run) == _written(cold_run)
+    made = make_report(run, settle=settle)
+    assert stopped == [True]
+    assert sorted(made.reused) == sorted(CELLS)
 
 
 def test_a_run_that_ended_hands_its_cells_over_to_the_report(run: Path, finished_run: Path,
@@ -182,10 +164,11 @@ def test_a_run_that_ended_hands_its_cells_over_to_the_report(run: Path, finished
         deadline = time.monotonic() + 60
         while not beside.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        beside.run_ended()   # it takes every cell now, until the report takes over
-        made = make_report(run, elsewhere=beside)
-    assert beside._process is not None and beside._process.poll() is not None   # joined
+        beside.run_ended()   # it takes every cell now, until the report stops it
+        made = make_report(run, settle=beside.stop)
+        assert beside._process is not None and beside._process.poll() is not None
     assert made.cells == len(CELLS)
+    assert not list((run / "report" / CELLS_DIR).rglob("*.tmp"))
     assert _written(run) == _written(cold_run)
 
 
