@@ -79,11 +79,13 @@ class AnalysisBeside:
             if self._stopped:
                 return
             with contextlib.suppress(OSError):   # no process beside it: the report does all
-                # a session of its own: stopped with the processes it forks, as one group
+                # a process group of its own, stopped with the processes it forks as one
+                # (not a session of its own: where the kernel schedules sessions as groups,
+                # its priority would count only within its session, against nothing)
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "analysis.while_running", str(self.run_dir)],
                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL, start_new_session=True)
+                    stderr=subprocess.DEVNULL, process_group=0)
 
     def run_ended(self) -> None:
         """The run has ended: every cell is ready, and the process takes them one after
