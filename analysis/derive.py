@@ -73,10 +73,10 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
     cells = data.cells_with_points()
     if not (figures and drawn) or data.damage:
         kept = None   # only whole analyses (figures drawn) of an intact store are kept
-    if figures:   # the run's own figures need them whatever is kept; imported meanwhile,
-        _import_plotting(drawn)   # the cells analysed beside a run that ended get finished
-    if kept is not None:
-        kept.settle()   # what analysed cells beside the run that just ended stops now
+    if figures:   # the run's own figures need them, whatever is kept
+        _import_plotting(drawn)
+    if kept is not None:   # what analysed cells beside the run that just ended went on taking
+        kept.settle()      # them while this process got here; it stops now
     parts = _kept_parts(kept, cells) if kept is not None and kept.reuse else {}
     todo = [cell for cell in cells if cell not in parts]
     parts.update(_analyse(data, todo, figures, drawn, kept))

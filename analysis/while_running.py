@@ -151,18 +151,24 @@ def main(run_dir: Path) -> None:
     from analysis.derive import analyse_and_keep, expected_cost
     from analysis.report import REPORT_DIR
     from analysis.run_data import RunData
+    from core.errors import CellseqError
     from store import RunStore
 
-    store = RunStore.open(run_dir)
-    try:
-        meta = store.meta()
-    finally:
-        store.close()
-    experiments = meta.get("experiments") or []
-    simulated = meta.get("manifest", {}).get("mode") == "simulated"
-    poll_s = POLL_S if simulated else POLL_HARDWARE_S
     with contextlib.suppress(OSError):   # the run comes first, and the report after it
         os.nice(19)
+    meta: dict[str, Any] = {}
+    while not meta.get("experiments"):   # a run on instruments may take a while to begin
+        if _ended(sys.stdin.buffer, POLL_S):
+            return
+        with contextlib.suppress(CellseqError):
+            store = RunStore.open(run_dir)
+            try:
+                meta = store.meta()
+            finally:
+                store.close()
+    experiments = meta["experiments"]
+    simulated = meta.get("manifest", {}).get("mode") == "simulated"
+    poll_s = POLL_S if simulated else POLL_HARDWARE_S
     after_id, finished, done = 0, set[str](), set[str]()
     while not _ended(sys.stdin.buffer, poll_s):
         after_id, ready = _finished_cells(run_dir, after_id, finished, experiments)
