@@ -10,8 +10,10 @@ in ``report/cells/<cell>/`` under a key of those three:
 - its description (kind, materials, geometry) and the experiments it is in, as the store has
   them;
 - the code: every file of the packages the analysis runs (``analysis``, ``store``,
-  ``materials`` with its data, ``core``), and the versions of Python and of the libraries that
-  compute or draw (numpy, scipy, pandas, matplotlib, impedance.py, Pillow).
+  ``materials`` with its data, ``core``), the versions of Python and of the libraries that
+  compute or draw (numpy, scipy, pandas, matplotlib, impedance.py, Pillow), and the
+  matplotlibrc in use. (Fonts installed or removed since are not in it: ``cellseq report
+  --fresh`` draws every figure again.)
 
 A report takes a kept cell only when its key is the one computed now; anything else (no entry,
 another key, an entry that cannot be read or is incomplete) and the cell is analysed again.
@@ -48,7 +50,7 @@ FORMAT = 1
 #: The packages whose files a cell's analysis runs or reads (the material library's data).
 CODE_PACKAGES = ("analysis", "store", "materials", "core")
 #: The libraries whose version can change a number or a pixel.
-LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "impedance.py", "pillow")
+LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "impedance", "pillow")
 #: A cell name that is safe as a directory name (protocol identifiers all are).
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 #: How much of the key a figure's file name carries.
@@ -80,6 +82,9 @@ def code_key() -> str:
                     continue
                 digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
                 digest.update(path.read_bytes())
+    import matplotlib  # its settings file (matplotlibrc) styles every figure
+
+    digest.update(Path(matplotlib.matplotlib_fname()).read_bytes())
     digest.update(sys.version.encode())
     for library in LIBRARIES:
         try:

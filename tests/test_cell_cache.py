@@ -5,15 +5,19 @@ the run goes on by a process beside it (analysis.while_running)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from analysis.cell_cache import CELLS_DIR
+from analysis.cell_cache import CELLS_DIR, LIBRARIES
 from analysis.report import make_report
 from analysis.while_running import AnalysisBeside
 from sequencer.cli import app
@@ -176,3 +180,15 @@ def test_a_short_run_gets_no_process_beside_it(tmp_path: Path):
     with AnalysisBeside(tmp_path / "run", start_after_s=60.0) as beside:
         run_simulated(QUICKSTART, tmp_path / "run", seed=3)
     assert not beside.started
+
+
+def test_the_code_key_names_installed_libraries_and_follows_matplotlibrc(tmp_path: Path):
+    for library in LIBRARIES:   # a name no distribution has would leave its version out
+        assert version(library)
+    rc = tmp_path / "matplotlibrc"
+    rc.write_text("lines.linewidth: 3\n")
+    keys = [subprocess.run([sys.executable, "-c", "from analysis.cell_cache import code_key;"
+                            " print(code_key())"], capture_output=True, text=True, check=True,
+                           env={**os.environ, **extra}).stdout
+            for extra in ({}, {"MATPLOTLIBRC": str(rc)})]
+    assert keys[0] != keys[1]
