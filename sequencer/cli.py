@@ -23,7 +23,7 @@ from sequencer import IMPORTED_AT
 from sequencer.breakable import Breakable
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Iterator
     from contextlib import AbstractContextManager
 
     from analysis.while_running import AnalysisBeside
@@ -244,17 +244,24 @@ def run(
         warned.extend(f"warning: {w}" for w in p.warnings)
 
     with _analysis_beside(out_dir, report) as beside:
-        try:
+        with _run_stopped_said(out_dir):
             outcome = run_simulated(protocol, out_dir, seed, station, bars,
                                     allow_outside_includes=allow_outside_includes,
                                     speed=speed, on_plan=before_the_run)
-        except CellseqError as exc:
-            _user_errors(exc)
-        except KeyboardInterrupt:
-            err.print("interrupted; every output is off. Resume with: cellseq resume"
-                      f" {out_dir}")
-            raise typer.Exit(130) from None
         _finish_run(outcome, report, check, said=warned, beside=beside)
+
+
+@contextlib.contextmanager
+def _run_stopped_said(run_dir: Path) -> Iterator[None]:
+    """A run that a user error stops exits 2 naming it; one that Ctrl-C stops exits 130,
+    saying how to resume it."""
+    try:
+        yield
+    except CellseqError as exc:
+        _user_errors(exc)
+    except KeyboardInterrupt:
+        err.print(f"interrupted; every output is off. Resume with: cellseq resume {run_dir}")
+        raise typer.Exit(130) from None
 
 
 def _analysis_beside(run_dir: Path, report: bool
@@ -339,14 +346,8 @@ def resume(
 
     bars = TerminalProgress(err) if err.is_terminal else None
     with _analysis_beside(run_dir, report) as beside:
-        try:
+        with _run_stopped_said(run_dir):
             outcome = resume_run(run_dir, bars, station=station)
-        except CellseqError as exc:
-            _user_errors(exc)
-        except KeyboardInterrupt:
-            err.print("interrupted; every output is off. Resume with: cellseq resume"
-                      f" {run_dir}")
-            raise typer.Exit(130) from None
         _finish_run(outcome, report, check, beside=beside)
 
 
