@@ -21,7 +21,8 @@ from analysis.cell_cache import CELLS_DIR, LIBRARIES
 from analysis.report import make_report
 from analysis.while_running import AnalysisBeside
 from sequencer.cli import app
-from sequencer.runner import run_simulated
+from sequencer.runner import resume_run, run_simulated
+from tests.runs import arm_power_cut, crash, data
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "protocols" / "examples" / "quickstart.yaml"
@@ -192,3 +193,35 @@ def test_the_code_key_names_installed_libraries_and_follows_matplotlibrc(tmp_pat
                            env={**os.environ, **extra}).stdout
             for extra in ({}, {"MATPLOTLIBRC": str(rc)})]
     assert keys[0] != keys[1]
+
+
+def test_what_was_kept_before_a_power_cut_holds_after_the_resume(tmp_path: Path, monkeypatch,
+                                                                 finished_run: Path):
+    cut = arm_power_cut(monkeypatch)
+    counter = cut(None)
+    run_simulated(QUICKSTART, tmp_path / "count", seed=3)
+    run_dir = tmp_path / "run"
+    for n in range(counter["count"] - 1, 1, -1):   # the last cut with one experiment done
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cut(n)
+        crash(QUICKSTART, run_dir, seed=3)
+        finished = {e["message"] for e in data(run_dir)["events"]
+                    if e["kind"] == "experiment_finished"}
+        if finished == {"conductivity"}:
+            break
+    assert finished == {"conductivity"}
+    cut(None)
+    with AnalysisBeside(run_dir, start_after_s=0.0):   # beside the run that was cut
+        entry = _entry(run_dir, "aiose-blocking-1")
+        deadline = time.monotonic() + 120
+        while not entry.is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert entry.is_file() and not _entry(run_dir, "ncm811-1").exists()
+    resume_run(run_dir)
+    made = make_report(run_dir)
+    assert made.reused == ["aiose-blocking-1"]   # the resume did not touch its data
+    cold_run = Path(shutil.copytree(finished_run, tmp_path / "cold"))
+    make_report(cold_run)
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    cold = json.loads((cold_run / "report" / "summary.json").read_text())
+    assert summary["results"] == cold["results"]
