@@ -107,13 +107,15 @@ def _analyse(data: RunData, cells: list[str], figures: bool, drawn: bool,
     return {cell: _cell_part(data, cell, figures, drawn, kept) for cell in cells}
 
 
-def analyse_and_keep(data: RunData, cell: str, kept: CellCache) -> None:
-    """Analyse ``cell`` as the report would (figures drawn, in a forked process where
-    processes fork) and keep it in ``kept``: the report will take it from there."""
+def analyse_and_keep(data: RunData, cells: list[str], kept: CellCache) -> None:
+    """Analyse ``cells`` one after another as the report would (figures drawn, in forked
+    processes that each take cells until they have grown, where processes fork) and keep
+    each in ``kept``: the report will take them from there."""
     if can_fork():
-        _derive_in_parallel(data, [cell], True, 1, True, kept)
+        _derive_in_parallel(data, cells, True, 1, True, kept)
     else:
-        _cell_part(data, cell, True, True, kept)
+        for cell in cells:
+            _cell_part(data, cell, True, True, kept)
 
 
 def _kept_parts(kept: CellCache, cells: list[str]) -> dict[str, CellPart]:

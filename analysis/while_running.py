@@ -182,14 +182,14 @@ def main(run_dir: Path) -> None:
             return   # a damaged store's analyses are not kept: the report makes them
         kept = CellCache(run_dir, run_dir / REPORT_DIR, data.cells, data.experiments)
         with_points = set(data.cells_with_points())
-        # the longest first: at the run's end, the report takes what is left
-        for cell in sorted(ready, key=lambda c: expected_cost(data, c)):
-            done.add(cell)
-            key = kept.key(cell) if cell in with_points else None
-            if key is not None and kept.load(cell, key) is None:   # not kept before (a
-                analyse_and_keep(data, cell, kept)                 # resumed run's cells)
-            if _ended(sys.stdin.buffer, 0.0):
-                return
+        done.update(ready)
+        keys = kept.keys([cell for cell in ready if cell in with_points])
+        todo = [cell for cell, key in keys.items()   # not kept before (a resumed run's)
+                if key is not None and kept.load(cell, key) is None]
+        # in one process while it has not grown much (what it has measured of the figures'
+        # texts it measures no more), the longest first: at the run's end the report takes
+        # what is left
+        analyse_and_keep(data, sorted(todo, key=lambda c: expected_cost(data, c)), kept)
 
 
 if __name__ == "__main__":
