@@ -46,15 +46,18 @@ class Counters:
         # another from the last value (a cumulative sum runs along each row in order), so
         # however the points were split into polls (a resumed run splits them elsewhere) the
         # sums are the same to the last bit. Each increment is max(+-dq or +-de, 0), worked
-        # out in place: one array operation for all four rows.
-        series = np.empty((4, len(dt) + 1))
-        series[:, 0] = (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh)
+        # out in place: one array operation for all four rows, over the whole array (numpy
+        # works through a contiguous one several times faster than through a view that skips
+        # the first column), before the last values, which may be below 0 (a Wh counter at a
+        # negative voltage), go into that first column.
+        series = np.zeros((4, len(dt) + 1))
         np.multiply(0.5 * (i[1:] + i[:-1]), dt, out=series[0, 1:])
         np.negative(series[0, 1:], out=series[1, 1:])
         np.multiply(0.5 * (power[1:] + power[:-1]), dt, out=series[2, 1:])
         np.negative(series[2, 1:], out=series[3, 1:])
-        np.maximum(series[:, 1:], 0, out=series[:, 1:])
-        np.cumsum(series, axis=1, out=series)
+        np.maximum(series, 0.0, out=series)
+        series[:, 0] = (self.charge_Ah, self.discharge_Ah, self.charge_Wh, self.discharge_Wh)
+        np.add.accumulate(series, axis=1, out=series)   # np.cumsum's own sum, called directly
         if previous is not None:
             series = series[:, 1:]
         if series.shape[1]:

@@ -14,6 +14,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+#: How much write-ahead log a writer lets grow before copying it into the database: SQLite's
+#: default, 1000 pages of its default 4 KiB.
+WAL_CHECKPOINT_BYTES = 1000 * 4096
+
 
 def reason(exc: BaseException) -> str:
     """What went wrong, in a few words (an OSError's text without its number)."""
@@ -33,16 +37,25 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect(path: Path, readonly: bool, durable: bool = True) -> sqlite3.Connection:
+def connect(path: Path, readonly: bool, durable: bool = True,
+            page_bytes: int | None = None) -> sqlite3.Connection:
     """A connection by file name (never an SQLite URI, so '#', '?' and '%' in the path are
-    just characters)."""
+    just characters). ``page_bytes``: the page size of a database not yet written (SQLite
+    fixes it with the first table, and cannot change it in WAL mode, which is set here)."""
     if readonly:
         return connect_readonly(path)[0]
     conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA busy_timeout = 5000")
+        if page_bytes is not None:
+            conn.execute(f"PRAGMA page_size = {int(page_bytes)}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        # the log is copied into the database after as many bytes as SQLite's default does
+        # with its default pages, whatever the store's page size: large pages keep the log
+        # as short as small ones (SQLite counts the threshold in pages)
+        (page,) = conn.execute("PRAGMA page_size").fetchone()
+        conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, WAL_CHECKPOINT_BYTES // page)}")
     except BaseException:
         conn.close()
         raise

@@ -60,6 +60,14 @@ _STATE_FIELDS = ("experiment", "step_count", "step_index", "step_kind", "cycle",
 _STATE_FIELD_SET = frozenset(_STATE_FIELDS)
 #: A dry run commits at most this often (wall time); see :meth:`RunStore.transaction`.
 GROUP_COMMIT_S = 0.5
+#: The page size of a dry run's store (SQLite's default, 4 KiB, for one that commits every
+#: block). A dry run writes megabytes per grouped commit, mostly chunks of a few KiB: in
+#: 64 KiB pages a chunk sits in its row instead of a chain of overflow pages, and SQLite
+#: writes (to the log, then to the database) a sixteenth as many pages, which halves the
+#: system time of its writes (the paper campaign's 0.85 s to 0.41 s) for a little more
+#: copying inside SQLite. A store that commits every block keeps small pages, so that a
+#: commit writes and syncs a few KiB, not a few 64 KiB pages.
+GROUPED_PAGE_BYTES = 65536
 
 
 @dataclass(frozen=True)
@@ -270,14 +278,16 @@ class RunStore:
         under another name, then renamed into place: a store a reader or a resume finds always
         has its tables and the run's metadata, whenever the process was killed. ``durable``
         syncs every later commit to disk too (hardware runs: a power cut loses nothing
-        committed); dry runs may skip it."""
+        committed); dry runs may skip it, and their store gets larger pages
+        (:data:`GROUPED_PAGE_BYTES`)."""
         path = Path(run_dir) / DB_NAME
         if path.exists():
             raise StoreError(f"{path} already exists; a run directory holds one run")
         fresh = path.with_name(path.name + ".new")
         store_files.remove_store_files(fresh)   # what a process killed while creating it left
         try:
-            conn = store_files.connect(fresh, readonly=False, durable=True)
+            conn = store_files.connect(fresh, readonly=False, durable=True,
+                                       page_bytes=None if durable else GROUPED_PAGE_BYTES)
             try:
                 conn.executescript("BEGIN IMMEDIATE;" + SCHEMA)
                 rows = [("schema_version", SCHEMA_VERSION), *(meta or {}).items()]

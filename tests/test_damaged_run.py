@@ -75,6 +75,7 @@ def flip_bits(run_dir: Path) -> int:
 def zero_page(run_dir: Path) -> int:
     _, _, blob = _a_chunk(run_dir)
     page = int.from_bytes((run_dir / DB_NAME).read_bytes()[16:18], "big")
+    page = 65536 if page == 1 else page   # SQLite's header writes its largest page size as 1
 
     def zero(raw: bytearray, at: int) -> None:
         start = at // page * page

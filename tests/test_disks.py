@@ -48,8 +48,8 @@ def test_a_store_that_cannot_be_created_exits_2_and_the_run_resumes_from_the_beg
         tmp_path, monkeypatch):
     connect = store_files.connect
     monkeypatch.setattr(store_files, "connect",
-                        lambda path, readonly, durable=True: _FullDisk(connect(path, readonly,
-                                                                               durable)))
+                        lambda path, readonly, durable=True, **kw: _FullDisk(
+                            connect(path, readonly, durable, **kw)))
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(app, ["run", str(QUICKSTART), "--sim", "--out", str(run_dir),
                                       "--no-report"])

@@ -7,6 +7,8 @@ import pytest
 
 from sequencer.counters import SMALL_POLL, Counters
 from store import SERIES_COLUMNS, Chunk, RunStore, StoreError
+from store import files as store_files
+from store.run_store import GROUPED_PAGE_BYTES
 
 
 def series(n: int, t0: float = 0.0) -> dict[str, np.ndarray]:
@@ -48,6 +50,33 @@ def test_a_reader_sees_only_committed_data(tmp_path):
         writer.append(sid, Chunk("c1", 1, 0, 0, "series", series(4)))
         assert reader.point_count() == 0
     assert reader.point_count() == 4
+
+
+def test_a_dry_run_store_has_large_pages_and_the_same_log_threshold_in_bytes(tmp_path):
+    """A store that groups its commits gets 64 KiB pages, and a chunk of a few KiB sits in its
+    row; one that commits every block keeps SQLite's 4 KiB. Either copies its log into the
+    database after about 4 MB of it."""
+    for durable, page in ((True, 4096), (False, GROUPED_PAGE_BYTES)):
+        run_dir = tmp_path / f"durable-{durable}"
+        run_dir.mkdir()
+        store = RunStore.create(run_dir, durable=durable)
+        with store.transaction():
+            sid = store.begin_step("c1", "e", 1, 0, "rest", 0, 0.0, {})
+            store.append(sid, Chunk("c1", 1, 0, 0, "series", series(60)))
+        store.close()
+        conn = store_files.connect(run_dir / "run.sqlite", readonly=False)
+        try:
+            assert conn.execute("PRAGMA page_size").fetchone() == (page,)
+            (threshold,) = conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+            assert abs(threshold * page - 4_096_000) < page
+            (overflow,) = conn.execute("SELECT count(*) FROM dbstat WHERE name = 'chunks'"
+                                       " AND pagetype = 'overflow'").fetchone()
+        finally:
+            conn.close()
+        assert (overflow == 0) == (not durable)   # 60 points are 4800 bytes
+        reader = RunStore.open(run_dir)
+        assert list(reader.read("c1")["test_time_s"]) == list(range(60))
+        reader.close()
 
 
 def test_not_a_run_directory(tmp_path):
