@@ -104,6 +104,7 @@ class CellCache:
         self.run_dir, self.dir = Path(run_dir), Path(report_dir) / CELLS_DIR
         self._cells, self._experiments, self.reuse = cells, experiments, reuse
         self._settle = settle
+        code_key()   # here, once, not in each process forked to analyse cells
 
     def settle(self) -> None:
         """Stop what keeps cells here beside a run that just ended, before anything kept is

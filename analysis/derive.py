@@ -149,8 +149,9 @@ def _derive_cell(data: RunData, cell: str, out: Derived, figures: bool, shared: 
 
 def _cell_part(data: RunData, cell: str, figures: bool, drawn: bool,
                kept: CellCache | None) -> CellPart:
-    """One cell's analysis (its figures drawn to PNG with ``drawn``), kept in ``kept`` when
-    the cell's data did not change while it was analysed."""
+    """One cell's analysis (its figures drawn to PNG with ``drawn``), kept in ``kept`` under
+    the key of the data it was made from. (Were that data to grow while it is analysed, the
+    key, taken before, would be that of less data than any later key: never taken.)"""
     key = kept.key(cell) if kept is not None else None
     known = len(data.damage)   # this process may have analysed other cells before this one
     part, shared = Derived(), Shared()
@@ -158,7 +159,7 @@ def _cell_part(data: RunData, cell: str, figures: bool, drawn: bool,
     if drawn:
         _draw_from(part, 0)   # the process may take another cell: its figures are let go
     done = CellPart(part, shared.sigma_by_exp, data.damage[known:])
-    if kept is not None and key is not None and not done.damage and kept.key(cell) == key:
+    if kept is not None and key is not None and not done.damage:
         kept.save(cell, key, done)
     return done
 
