@@ -40,6 +40,8 @@ from typing import Any
 from analysis.derived import Derived
 from analysis.errors import AnalysisError
 from analysis.results import Result
+from analysis.run_data import RunData
+from core.atomic_write import write_atomic
 from store import RunStore
 
 #: Under the report's directory.
@@ -98,11 +100,10 @@ class CellCache:
     """The kept analyses of a run's cells, in ``report_dir/cells``; with ``reuse`` False,
     none is taken (:meth:`load` finds nothing) but every cell analysed is kept anew."""
 
-    def __init__(self, run_dir: Path, report_dir: Path, cells: dict[str, dict[str, Any]],
-                 experiments: list[dict[str, Any]], reuse: bool = True,
+    def __init__(self, data: RunData, report_dir: Path, reuse: bool = True,
                  settle: Callable[[], object] | None = None) -> None:
-        self.run_dir, self.dir = Path(run_dir), Path(report_dir) / CELLS_DIR
-        self._cells, self._experiments, self.reuse = cells, experiments, reuse
+        self.run_dir, self.dir = data.run_dir, Path(report_dir) / CELLS_DIR
+        self._cells, self._experiments, self.reuse = data.cells, data.experiments, reuse
         self._settle = settle
         code_key()   # here, once, not in each process forked to analyse cells
 
@@ -184,7 +185,7 @@ class CellCache:
             figures = []
             for k, (section, caption, png) in enumerate(part.derived.figures):
                 name = f"figure{k:03d}-{key[:_KEY_IN_NAME]}.png"
-                _write_whole(folder / name, png)   # type: ignore[arg-type]
+                write_atomic(folder / name, png)   # type: ignore[arg-type]
                 figures.append((section, caption, name))
             entry = {"format": FORMAT, "key": key, "cell": cell,
                      "results": [_result_fields(r) for r in part.derived.results],
@@ -192,12 +193,12 @@ class CellCache:
                      "sigma": [[exp, owner, points]
                                for (exp, owner), points in part.sigma.items()],
                      "damage": part.damage}
-            _write_whole(folder / _ENTRY, json.dumps(entry, allow_nan=False).encode())
+            write_atomic(folder / _ENTRY, json.dumps(entry, allow_nan=False).encode())
             mine = {name for _, _, name in figures}
             for old in folder.glob("figure*.png"):   # the figures of earlier keys
                 if old.name not in mine:
                     old.unlink(missing_ok=True)
-            for left in folder.glob("*.tmp"):   # of a process stopped while it wrote
+            for left in folder.glob(".*.tmp"):   # of a process stopped while it wrote
                 if not left.name.endswith(f".{os.getpid()}.tmp"):
                     left.unlink(missing_ok=True)
         except (OSError, TypeError, ValueError):   # a disk that refuses it; a value JSON has
@@ -212,11 +213,3 @@ def _result_fields(r: Result) -> dict[str, Any]:
     return {"experiment": r.experiment, "cell": r.cell, "material": r.material,
             "quantity": r.quantity, "value": r.value, "unit": r.unit,
             "conditions": r.conditions, "note": r.note}
-
-
-def _write_whole(path: Path, content: bytes) -> None:
-    """``content`` into ``path`` whole or not at all (a temporary file of this process's own,
-    renamed)."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(content)
-    os.replace(temporary, path)

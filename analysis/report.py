@@ -92,8 +92,7 @@ def _make_report(run_dir: Path, figures: bool, status: str | None, fresh: bool,
     report_dir = run_dir / REPORT_DIR
     try:
         data = RunData(run_dir)
-        kept = CellCache(run_dir, report_dir, data.cells, data.experiments, reuse=not fresh,
-                         settle=settle)
+        kept = CellCache(data, report_dir, reuse=not fresh, settle=settle)
         derived = derive(run_dir, figures=figures, data=data, drawn=True, kept=kept)
     except StoreDamaged:   # not even the tables can be listed
         raise StoreDamaged(survey(run_dir).message(run_dir)) from None
@@ -115,10 +114,7 @@ def _make_report(run_dir: Path, figures: bool, status: str | None, fresh: bool,
         summary, index = write_report(report_dir, data.campaign, derived.results,
                                       derived.figures, expected=data.expected or None,
                                       meta=meta, outcome=outcome, notes=notes)
-    except OSError as exc:
-        for name in ("summary.json.tmp", "index.html.tmp"):   # half a file helps nobody
-            with contextlib.suppress(OSError):
-                (report_dir / name).unlink()
+    except OSError as exc:   # half a file is left of neither (core.atomic_write)
         raise AnalysisError(f"cannot write the report into {report_dir}:"
                             f" {exc.strerror or exc}") from None
     if damage:

@@ -38,7 +38,6 @@ import html
 import json
 import math
 import numbers
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -51,6 +50,7 @@ import orjson
 from analysis.errors import AnalysisError
 from analysis.render import FIGURE_DPI, render_png
 from analysis.results import DEFAULT_RELATIVE_TOLERANCE, Result
+from core.atomic_write import write_atomic
 from core.text import plural
 from protocols.units import UnitError, convert
 
@@ -171,8 +171,8 @@ def write_report(
     del summary   # a long run has tens of thousands of records
 
     index_path = report_dir / "index.html"
-    _write_atomic(index_path, _render(title, results, images, checks, meta, outcome,
-                                      list(notes)))
+    write_atomic(index_path, _render(title, results, images, checks, meta, outcome,
+                                     list(notes)).encode("utf-8"))
     return summary_path, index_path
 
 
@@ -572,12 +572,6 @@ def _jsonable(value: Any) -> Any:
     raise AnalysisError(f"cannot write {type(value).__name__} {value!r} to summary.json")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _write_json_atomic(path: Path, value: Any) -> None:
     """``value`` as JSON, indented by two spaces, non-ASCII text as UTF-8, and a newline; what
     is no plain JSON type made one by :func:`_jsonable` (NaN and inf are null). Encoded by
@@ -594,7 +588,5 @@ def _write_json_atomic(path: Path, value: Any) -> None:
             raise exc.__cause__ from None
         encoded = (json.dumps(_jsonable(value), indent=2, allow_nan=False) + "\n"
                    ).encode("ascii")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(encoded)
-    os.replace(tmp, path)
+    write_atomic(path, encoded)
 

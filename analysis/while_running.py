@@ -180,7 +180,7 @@ def main(run_dir: Path) -> None:
         data = RunData(run_dir, integrity=False)
         if data.damage:
             return   # a damaged store's analyses are not kept: the report makes them
-        kept = CellCache(run_dir, run_dir / REPORT_DIR, data.cells, data.experiments)
+        kept = CellCache(data, run_dir / REPORT_DIR)
         with_points = set(data.cells_with_points())
         done.update(ready)
         keys = kept.keys([cell for cell in ready if cell in with_points])

@@ -20,12 +20,12 @@ way. ``resume`` reads only these copies, each checked against the manifest's SHA
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from core.atomic_write import write_atomic
 from drivers.errors import CellseqError
 from sequencer.journal import LOG_NAME
 from sequencer.locks import RUN_LOCK
@@ -150,19 +150,6 @@ def check_loaded(run_dir: Path, campaign: Campaign,
         if sha256(f.data) != known[where]:
             raise RunDirError(f"{f.path} changed while it was read; it is not the file the"
                               " run started with")
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file whole or not at all (a temporary name, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _resolved(f: SourceFile) -> Path:

@@ -27,6 +27,7 @@ from typing import TypeVar
 import trio
 import yaml
 
+from core.atomic_write import write_atomic
 from drivers.clock import Clock, TrioClock, WallClock
 from drivers.errors import CellseqError
 from protocols.cells import Cell
@@ -49,7 +50,6 @@ from sequencer.run_files import (
     manifest_files,
     sha256,
     verify_copies,
-    write_atomic,
     write_copies,
 )
 from sequencer.station import Station, load_station

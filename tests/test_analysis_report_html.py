@@ -326,6 +326,7 @@ def test_a_value_no_json_holds_is_refused_naming_it(tmp_path: Path):
         write_report(tmp_path, "t", [], [], meta={"odd": object()})
     assert not (tmp_path / "summary.json").exists()
     assert not (tmp_path / "summary.json.tmp").exists()
+    assert not list(tmp_path.glob(".*.tmp"))   # nor the writer's own temporary file
 
 
 def test_compare_tolerances_subset_conditions_and_units():
