@@ -105,6 +105,8 @@ class CellCache:
         self.run_dir, self.dir = data.run_dir, Path(report_dir) / CELLS_DIR
         self._cells, self._experiments, self.reuse = data.cells, data.experiments, reuse
         self._settle = settle
+        #: the keys taken by :meth:`keys`: a process forked after takes them from here
+        self._keys: dict[str, str | None] = {}
         code_key()   # here, once, not in each process forked to analyse cells
 
     def settle(self) -> None:
@@ -116,7 +118,9 @@ class CellCache:
 
     def key(self, cell: str, store: RunStore | None = None) -> str | None:
         """The cell's key now; None when it cannot be kept (a name unfit for a directory, a
-        store without chunk checksums)."""
+        store without chunk checksums); as :meth:`keys` took it, where it did."""
+        if cell in self._keys:
+            return self._keys[cell]
         if not _SAFE_NAME.match(cell):
             return None
         if store is None:
@@ -139,12 +143,16 @@ class CellCache:
         return digest.hexdigest()
 
     def keys(self, cells: list[str]) -> dict[str, str | None]:
-        """:meth:`key` of each of ``cells``, the store opened once."""
+        """:meth:`key` of each of ``cells``, the store opened once; kept, so that the cells'
+        analyses (here or in processes forked after) do not take them again. The data must
+        have stopped growing (a run that ended), or a later key would not be seen."""
         store = RunStore.open(self.run_dir, salvage=True)
         try:
-            return {cell: self.key(cell, store) for cell in cells}
+            keys = {cell: self.key(cell, store) for cell in cells}
         finally:
             store.close()
+        self._keys.update(keys)
+        return keys
 
     def load(self, cell: str, key: str) -> CellPart | None:
         """The kept analysis of ``cell`` if it was made under ``key``, else None."""

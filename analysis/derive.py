@@ -75,9 +75,13 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
         kept = None   # only whole analyses (figures drawn) of an intact store are kept
     if figures:   # the run's own figures need them, whatever is kept
         _import_plotting(drawn)
-    if kept is not None:   # what analysed cells beside the run that just ended went on taking
-        kept.settle()      # them while this process got here; it stops now
-    parts = _kept_parts(kept, cells) if kept is not None and kept.reuse else {}
+    parts: dict[str, CellPart] = {}
+    if kept is not None:
+        keys = kept.keys(cells)
+        # what analysed cells beside the run that just ended went on taking them while this
+        # process got here; it stops now, before anything kept is read
+        kept.settle()
+        parts = _kept_parts(kept, keys) if kept.reuse else {}
     todo = [cell for cell in cells if cell not in parts]
     parts.update(_analyse(data, todo, figures, drawn, kept))
     out.reused = [cell for cell in cells if cell not in todo]
@@ -118,10 +122,10 @@ def analyse_and_keep(data: RunData, cells: list[str], kept: CellCache) -> None:
             _cell_part(data, cell, True, True, kept)
 
 
-def _kept_parts(kept: CellCache, cells: list[str]) -> dict[str, CellPart]:
-    """The cells whose kept analysis holds for their data and the code now."""
+def _kept_parts(kept: CellCache, keys: dict[str, str | None]) -> dict[str, CellPart]:
+    """The cells whose kept analysis holds for their data and the code now (``keys``)."""
     parts = {}
-    for cell, key in kept.keys(cells).items():
+    for cell, key in keys.items():
         part = kept.load(cell, key) if key is not None else None
         if part is not None:
             parts[cell] = part
@@ -205,11 +209,14 @@ def _import_plotting(drawn: bool) -> None:
 
 def _preload(data: RunData, figures: bool, drawn: bool) -> None:
     """Import and read here, once, what the cells' processes would otherwise each import or
-    read again: the plotting modules (matplotlib) when figures are made, the circuit fits'
-    scipy (cells with electrodes, blocking cells), impedance.py (the bulk-arc fit of a
-    blocking cell) and the material library (a cathode's molar mass and particle size, for a
-    full cell's theoretical capacity and GITT: some 35 files)."""
+    read again: when figures are made, the plotting modules (matplotlib) and the tables
+    (pandas) the figures' points are read into; the circuit fits' scipy (cells with
+    electrodes, blocking cells), impedance.py (the bulk-arc fit of a blocking cell) and the
+    material library (a cathode's molar mass and particle size, for a full cell's
+    theoretical capacity and GITT: some 35 files). (Each process importing pandas for itself
+    cost it 0.3 s and 50 MB, and as a process that grew takes no more cells, a fork.)"""
     if figures:
+        import pandas  # noqa: F401
         _import_plotting(drawn)
     kinds = {info.get("kind") for info in data.cells.values()}
     if kinds & {"blocking", "full_cell"}:
@@ -221,6 +228,19 @@ def _preload(data: RunData, figures: bool, drawn: bool) -> None:
         from materials import builtin
         with contextlib.suppress(Exception):   # a cell's analysis reads it again, says why
             builtin()
+
+
+def preload_everything() -> None:
+    """What :func:`_preload` may load, all of it, for a process that will analyse the cells of
+    a run it has yet to read (:mod:`analysis.while_running`, which loads it while the run's
+    first cells are still going)."""
+    import pandas  # noqa: F401
+    _import_plotting(True)
+    from analysis.eis_fit import preload_circuit_fit
+    preload_circuit_fit()
+    from materials import builtin
+    with contextlib.suppress(Exception):   # a cell's analysis reads it again, says why
+        builtin()
 
 
 def expected_cost(data: RunData, cell: str) -> tuple[int, int]:

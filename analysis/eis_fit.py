@@ -41,11 +41,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import functools
+import importlib
 import logging
 import math
 import re
+import sys
+import types
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -271,7 +274,8 @@ def predict_impedance(
 
 def _impedance_circuit_class():  # -> type[CustomCircuit], untyped upstream
     try:
-        from impedance.models.circuits import CustomCircuit, elements
+        with _plotting_imported_on_first_use():
+            from impedance.models.circuits import CustomCircuit, elements
     except ImportError as exc:  # pragma: no cover - a dependency of the package
         raise AnalysisError(
             "the circuit fit needs impedance.py: pip install 'impedance>=1.7,<1.8'"
@@ -280,6 +284,39 @@ def _impedance_circuit_class():  # -> type[CustomCircuit], untyped upstream
     # may print as np.float64(...), which needs the name "np" there (fixed upstream, unreleased).
     elements.circuit_elements.setdefault("np", np)
     return CustomCircuit
+
+
+#: What impedance.py's circuits module takes from its plotting module.
+_IMPEDANCE_PLOTS = ("plot_altair", "plot_bode", "plot_nyquist")
+
+
+@contextlib.contextmanager
+def _plotting_imported_on_first_use() -> Iterator[None]:
+    """impedance.py's circuits module imports its plotting module, which imports altair and
+    pyplot: 0.3 s of a report's start, for plots the fit never draws. While the circuits
+    module is first imported, a stand-in takes the plotting module's place; each of the
+    three functions it lends imports the real module when called, so a ``CustomCircuit``'s
+    ``plot`` still works. The stand-in leaves ``sys.modules`` once the import is done."""
+    name = "impedance.visualization"
+    if name in sys.modules or "impedance.models.circuits" in sys.modules:
+        yield
+        return
+    stand_in = types.ModuleType(name, "stands in while impedance.py's circuits import")
+
+    def lend(function: str) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            return getattr(importlib.import_module(name), function)(*args, **kwargs)
+        call.__name__ = function
+        return call
+
+    for function in _IMPEDANCE_PLOTS:
+        setattr(stand_in, function, lend(function))
+    sys.modules[name] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
 
 
 def preload_circuit_fit() -> None:

@@ -37,8 +37,10 @@ from typing import IO, Any
 
 from analysis.forked import can_fork
 
-#: A run shorter than this (wall time) gets no process beside it.
-START_AFTER_S = 2.0
+#: A run shorter than this (wall time) gets no process beside it. A dry run's first cells
+#: finish within a second or two, and the process spends a second loading what it draws with
+#: before it can take them.
+START_AFTER_S = 1.0
 #: How often the process looks for experiments that finished (wall time): beside a dry run,
 #: where an experiment finishes every few tenths of a second, and beside a run on
 #: instruments, where one finishes every few hours or days.
@@ -148,7 +150,7 @@ def _ended(stdin: IO[bytes], timeout_s: float) -> bool:
 def main(run_dir: Path) -> None:
     """Watch the run in ``run_dir``; analyse and keep each cell once it has finished."""
     from analysis.cell_cache import CellCache
-    from analysis.derive import analyse_and_keep, expected_cost
+    from analysis.derive import analyse_and_keep, expected_cost, preload_everything
     from analysis.report import REPORT_DIR
     from analysis.run_data import RunData
     from core.errors import CellseqError
@@ -156,6 +158,7 @@ def main(run_dir: Path) -> None:
 
     with contextlib.suppress(OSError):   # the run comes first, and the report after it
         os.nice(19)
+    preload_everything()   # while the run's first cells have yet to finish
     meta: dict[str, Any] = {}
     while not meta.get("experiments"):   # a run on instruments may take a while to begin
         if _ended(sys.stdin.buffer, POLL_S):
