@@ -76,12 +76,14 @@ def derive(run_dir: Path, figures: bool = False, data: RunData | None = None,
     if figures:   # the run's own figures need them, whatever is kept
         _import_plotting(drawn)
     parts: dict[str, CellPart] = {}
-    if kept is not None:
+    if kept is not None and kept.reuse:
         keys = kept.keys(cells)
         # what analysed cells beside the run that just ended went on taking them while this
         # process got here; it stops now, before anything kept is read
         kept.settle()
-        parts = _kept_parts(kept, keys) if kept.reuse else {}
+        parts = _kept_parts(kept, keys)
+    elif kept is not None:   # nothing kept is taken: each cell's process takes its key
+        kept.settle()
     todo = [cell for cell in cells if cell not in parts]
     parts.update(_analyse(data, todo, figures, drawn, kept))
     out.reused = [cell for cell in cells if cell not in todo]
