@@ -113,14 +113,18 @@ def _analyse(data: RunData, cells: list[str], figures: bool, drawn: bool,
     return {cell: _cell_part(data, cell, figures, drawn, kept) for cell in cells}
 
 
-def analyse_and_keep(data: RunData, cells: list[str], kept: CellCache) -> None:
+def analyse_and_keep(data: RunData, cells: list[str], kept: CellCache,
+                     more_cells: Callable[[], bool] | None = None) -> None:
     """Analyse ``cells`` one after another as the report would (figures drawn, in forked
     processes that each take cells until they have grown, where processes fork) and keep
-    each in ``kept``: the report will take them from there."""
+    each in ``kept``: the report will take them from there. ``more_cells``: asked before
+    each cell; once it says False, the cells not begun are left."""
     if can_fork():
-        _derive_in_parallel(data, cells, True, 1, True, kept)
+        _derive_in_parallel(data, cells, True, 1, True, kept, more_cells)
     else:
         for cell in cells:
+            if more_cells is not None and not more_cells():
+                break
             _cell_part(data, cell, True, True, kept)
 
 
@@ -181,7 +185,8 @@ _WORKER_DATA: RunData | None = None
 
 
 def _derive_in_parallel(data: RunData, cells: list[str], figures: bool, workers: int,
-                        drawn: bool, kept: CellCache | None) -> dict[str, CellPart]:
+                        drawn: bool, kept: CellCache | None,
+                        more_cells: Callable[[], bool] | None = None) -> dict[str, CellPart]:
     """:func:`_cell_part` of each cell in forked processes (:mod:`analysis.forked`; a
     process takes cells until it has grown by :data:`WORKER_GROWTH_LIMIT_MB`), ``workers`` at
     a time: each cell's analyses are its own, apart from what :class:`Shared` gathers for the
@@ -195,7 +200,8 @@ def _derive_in_parallel(data: RunData, cells: list[str], figures: bool, workers:
         # nothing left to do
         return run_forked(partial(_cell_in_worker, figures=figures, drawn=drawn, kept=kept),
                           sorted(cells, key=lambda c: expected_cost(data, c)), workers,
-                          what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB)
+                          what="cell", grow_limit_mb=WORKER_GROWTH_LIMIT_MB,
+                          more_items=more_cells)
     finally:
         _WORKER_DATA = None
 

@@ -37,15 +37,17 @@ def can_fork() -> bool:
 
 
 def run_forked(function: Callable[[Any], Any], items: Sequence[Hashable], processes: int,
-               what: str = "item", grow_limit_mb: float | None = None
-               ) -> dict[Hashable, Any]:
+               what: str = "item", grow_limit_mb: float | None = None,
+               more_items: Callable[[], bool] | None = None) -> dict[Hashable, Any]:
     """``{item: function(item)}``, in at most ``processes`` forked processes at a time, the
     items handed out in the order of ``items`` (put the longest first) to whichever process
     is free. A process takes another item while its resident memory has grown by less than
     ``grow_limit_mb`` since it was forked (None: one item per process). An exception in a
     call is raised here; a process that ends without an answer (killed, out of memory) is an
     :class:`AnalysisError` naming its ``what`` and item. ``function`` runs in the child and
-    must return something picklable."""
+    must return something picklable. ``more_items``: asked before each item is handed out;
+    once it says False, no item is (the processes finish the items they have, and those not
+    handed out are not in the answer)."""
     context = multiprocessing.get_context("fork")
     waiting = list(items)
     running: dict[Connection, tuple[Any, Hashable]] = {}
@@ -58,6 +60,9 @@ def run_forked(function: Callable[[Any], Any], items: Sequence[Hashable], proces
     try:
         while waiting or running:
             while waiting and len(running) < max(1, processes):
+                if more_items is not None and not more_items():
+                    waiting.clear()
+                    break
                 item = waiting.pop(0)
                 parent_end, child_end = context.Pipe(duplex=True)
                 process = context.Process(target=_child,
@@ -66,6 +71,8 @@ def run_forked(function: Callable[[Any], Any], items: Sequence[Hashable], proces
                 process.start()
                 child_end.close()
                 running[parent_end] = (process, item)
+            if not running:   # nothing more was handed out
+                break
             for connection in wait(list(running)):
                 process, item = running.pop(connection)   # type: ignore[index]
                 try:
@@ -80,6 +87,8 @@ def run_forked(function: Callable[[Any], Any], items: Sequence[Hashable], proces
                     running[connection] = (process, item)   # stopped with the others below
                     raise answer
                 done[item] = answer
+                if more and waiting and more_items is not None and not more_items():
+                    waiting.clear()
                 if more and waiting:   # the same process takes the next item
                     item = waiting.pop(0)
                     connection.send(item)   # type: ignore[union-attr]

@@ -281,8 +281,8 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
     """Print how the run ended (from the same record the report writes), write the report,
     and exit with the code the run earned; ``said``: notes printed already, before the run;
     ``beside``: what analyses the run's cells beside it: told at once that the run has
-    ended (it takes the cells left while this process loads the report's modules), then
-    stopped by the report before it reads what was kept."""
+    ended (it finishes the cell it is on while this process loads the report's modules),
+    then waited for by the report before it reads what was kept."""
     if beside is not None:
         beside.run_ended()
     from analysis.errors import AnalysisError
@@ -295,7 +295,7 @@ def _finish_run(outcome: RunOutcome, report: bool, check: bool = False,
             from analysis.report import make_report  # matplotlib: only with a report
 
             made = make_report(outcome.run_dir,
-                               settle=beside.stop if beside is not None else None)
+                               settle=beside.finish if beside is not None else None)
             index, reuse = made.index, made.reuse_line(during_run=True)
             summary = json.loads(made.summary.read_text(encoding="utf-8"))
         else:

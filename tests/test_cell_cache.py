@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from analysis.cell_cache import CELLS_DIR, LIBRARIES
 from analysis.report import make_report
-from analysis.while_running import AnalysisBeside
+from analysis.while_running import AnalysisBeside, _RunSide
 from sequencer.cli import app
 from sequencer.runner import resume_run, run_simulated
 from tests.runs import arm_power_cut, crash, data
@@ -169,9 +169,10 @@ def test_a_run_that_ended_hands_its_cells_over_to_the_report(run: Path, finished
         deadline = time.monotonic() + 60
         while not beside.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        beside.run_ended()   # it takes every cell now, until the report stops it
-        made = make_report(run, settle=beside.stop)
-        assert beside._process is not None and beside._process.poll() is not None
+        beside.run_ended()   # it finishes the cell it is on, if any, and ends
+        made = make_report(run, settle=lambda: beside.finish(timeout_s=120))
+        assert beside._process is not None
+        assert beside._process.returncode == 0   # it ended by itself: not stopped
     assert made.cells == len(CELLS)
     assert not list((run / "report" / CELLS_DIR).rglob("*.tmp"))
     assert _written(run) == _written(cold_run)
@@ -225,3 +226,16 @@ def test_what_was_kept_before_a_power_cut_holds_after_the_resume(tmp_path: Path,
     summary = json.loads((run_dir / "report" / "summary.json").read_text())
     cold = json.loads((cold_run / "report" / "summary.json").read_text())
     assert summary["results"] == cold["results"]
+
+
+def test_the_process_beside_the_run_hears_that_the_run_ended_or_that_its_process_went():
+    for said in (b"ended\n", b""):
+        read_end, write_end = os.pipe()
+        with os.fdopen(read_end, "rb", buffering=0) as stdin:
+            side = _RunSide(stdin)
+            assert side.going_on() and not side.wait(0.05)   # nothing said yet
+            if said:
+                os.write(write_end, said)
+            os.close(write_end)   # the run's process went: end of file
+            assert side.wait(5.0) and not side.going_on()
+            assert side.wait(0.0)   # and stays so

@@ -78,3 +78,16 @@ def test_an_item_failing_in_a_process_that_took_others_before_is_raised_and_name
     with pytest.raises(AnalysisError, match=r"^the analysis of cell 3 ended without an answer"
                        r" \(its process exited with code 9\)$"):
         run_forked(_dies_on_three, [1, 2, 3, 4], processes=2, grow_limit_mb=1000, what="cell")
+
+
+@pytest.mark.parametrize("grow_limit_mb", [None, 1e6])   # a process per item, or one for all
+def test_once_more_items_says_no_no_item_is_handed_out_and_those_begun_finish(grow_limit_mb):
+    asked: list[int] = []
+
+    def more() -> bool:   # asked before each item: yes for the first two only
+        asked.append(1)
+        return len(asked) <= 2
+
+    answers = run_forked(_pid_and_square, [5, 6, 7, 8], processes=1,
+                         grow_limit_mb=grow_limit_mb, more_items=more)
+    assert {k: v[1] for k, v in answers.items()} == {5: 25, 6: 36}
