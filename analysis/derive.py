@@ -238,19 +238,6 @@ def _preload(data: RunData, figures: bool, drawn: bool) -> None:
             builtin()
 
 
-def preload_everything() -> None:
-    """What :func:`_preload` may load, all of it, for a process that will analyse the cells of
-    a run it has yet to read (:mod:`analysis.while_running`, which loads it while the run's
-    first cells are still going)."""
-    import pandas  # noqa: F401
-    _import_plotting(True)
-    from analysis.eis_fit import preload_circuit_fit
-    preload_circuit_fit()
-    from materials import builtin
-    with contextlib.suppress(Exception):   # a cell's analysis reads it again, says why
-        builtin()
-
-
 def expected_cost(data: RunData, cell: str) -> tuple[int, int]:
     """A sort key, smallest first for the cell expected to take longest. An electrolyte
     between blocking electrodes comes first: its bulk-arc fits may take seconds, a cost no

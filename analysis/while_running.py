@@ -14,8 +14,9 @@ its end, as before), and runs at the lowest scheduling priority (``nice`` 19): i
 core nothing else wants, and on a busy machine the run (its polls of instruments, or a dry
 run's steps) and then the report come first, so that it does less, never that they wait.
 When the run has ended it finishes the cell it is on and takes no other: the report's process,
-loading meanwhile, waits for it to end (for at most :data:`FINISH_WAIT_S`, then stops it and
-analyses that cell itself) and analyses the cells left on every core. (It stopped the process
+loading meanwhile, waits for it to end if it is on a cell (for at most :data:`FINISH_WAIT_S`,
+then stops it and analyses that cell itself; if it is on none, it stops it at once) and
+analyses the cells left on every core. (It stopped the process
 at once before, and analysed again the cell it was on: on average half of one of the run's
 longest cells, those that finish last.) If the run's process dies, it ends after its cell
 (its standard input closes). What it could not analyse, or
@@ -53,6 +54,9 @@ POLL_HARDWARE_S = 5.0
 #: How long the report waits for the process to finish the cell it was on when the run ended,
 #: before it stops it (at the lowest priority on a busy machine, a cell may take long).
 FINISH_WAIT_S = 5.0
+#: What the process says on its standard output as it begins a cell, and once it has finished
+#: the cells it took: whether the report, at the run's end, has a cell to wait for.
+BUSY, IDLE = b"busy", b"idle"
 #: The journal's events that mean an experiment will add nothing more to its cells.
 _FINISHED = frozenset({"experiment_finished", "experiment_skipped"})
 
@@ -68,6 +72,7 @@ class AnalysisBeside:
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stopped = False
+        self._busy = False   # on a cell, as the process last said
         self._timer = threading.Timer(start_after_s, self._start)
         self._timer.daemon = True
 
@@ -83,6 +88,11 @@ class AnalysisBeside:
     def started(self) -> bool:
         return self._process is not None
 
+    @property
+    def on_a_cell(self) -> bool:
+        """Whether the process is analysing a cell, as it last said."""
+        return self._busy
+
     def _start(self) -> None:
         with self._lock:
             if self._stopped:
@@ -93,8 +103,19 @@ class AnalysisBeside:
                 # its priority would count only within its session, against nothing)
                 self._process = subprocess.Popen(
                     [sys.executable, "-m", "analysis.while_running", str(self.run_dir)],
-                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL, process_group=0)
+                threading.Thread(target=self._listen, args=(self._process.stdout,),
+                                 daemon=True).start()
+
+    def _listen(self, said: IO[bytes]) -> None:
+        """Whether the process is on a cell, from what it says (read to its end, so that
+        it never waits on a full pipe)."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in said:
+                word = line.strip()
+                if word in (BUSY, IDLE):
+                    self._busy = word == BUSY
 
     def run_ended(self) -> None:
         """The run has ended: the process finishes the cell it is on and takes no other (the
@@ -109,12 +130,14 @@ class AnalysisBeside:
                 process.stdin.flush()
 
     def finish(self, timeout_s: float = FINISH_WAIT_S) -> None:
-        """Wait for the process to end, the run having ended (:meth:`run_ended`): what it
-        kept is then all there, and the report takes it. Past ``timeout_s``, :meth:`stop`."""
+        """The run having ended (:meth:`run_ended`): wait for the process to finish the cell
+        it is on and end, then what it kept is all there and the report takes it; past
+        ``timeout_s``, or if it is on no cell (still loading, or between cells), :meth:`stop`
+        it at once."""
         with self._lock:
             self._timer.cancel()
             process = self._process
-        if process is not None:
+        if process is not None and self.on_a_cell:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout_s)
         self.stop()
@@ -184,7 +207,7 @@ class _RunSide:
 def main(run_dir: Path) -> None:
     """Watch the run in ``run_dir``; analyse and keep each cell once it has finished."""
     from analysis.cell_cache import CellCache
-    from analysis.derive import analyse_and_keep, expected_cost, preload_everything
+    from analysis.derive import analyse_and_keep, expected_cost
     from analysis.report import REPORT_DIR
     from analysis.run_data import RunData
     from core.errors import CellseqError
@@ -192,7 +215,6 @@ def main(run_dir: Path) -> None:
 
     with contextlib.suppress(OSError):   # the run comes first, and the report after it
         os.nice(19)
-    preload_everything()   # while the run's first cells have yet to finish
     side = _RunSide(sys.stdin.buffer)
     meta: dict[str, Any] = {}
     while not meta.get("experiments"):   # a run on instruments may take a while to begin
@@ -228,7 +250,16 @@ def main(run_dir: Path) -> None:
         # texts it measures no more), the longest first, until the run ends: the report
         # takes what is left
         analyse_and_keep(data, sorted(todo, key=lambda c: expected_cost(data, c)), kept,
-                         more_cells=side.going_on)
+                         more_cells=lambda: side.going_on() and _say(BUSY))
+        _say(IDLE)
+
+
+def _say(word: bytes) -> bool:
+    """Tell the run's process (:class:`AnalysisBeside`) ``word``; True, to go on."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.buffer.write(word + b"\n")
+        sys.stdout.buffer.flush()
+    return True
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -166,16 +167,30 @@ def test_a_run_that_ended_hands_its_cells_over_to_the_report(run: Path, finished
     cold_run = Path(shutil.copytree(finished_run, tmp_path / "cold"))
     make_report(cold_run)
     with AnalysisBeside(run, start_after_s=0.0) as beside:
-        deadline = time.monotonic() + 60
-        while not beside.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        beside.run_ended()   # it finishes the cell it is on, if any, and ends
+        deadline = time.monotonic() + 120
+        while not beside.on_a_cell and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert beside.on_a_cell
+        beside.run_ended()   # it finishes the cell it is on, takes no other, and ends
         made = make_report(run, settle=lambda: beside.finish(timeout_s=120))
         assert beside._process is not None
         assert beside._process.returncode == 0   # it ended by itself: not stopped
+    assert made.reused   # the cell it was on, kept whole and taken
     assert made.cells == len(CELLS)
     assert not list((run / "report" / CELLS_DIR).rglob("*.tmp"))
     assert _written(run) == _written(cold_run)
+
+
+def test_a_process_beside_the_run_on_no_cell_when_the_run_ends_is_stopped_at_once(run: Path):
+    with AnalysisBeside(run, start_after_s=0.0) as beside:
+        deadline = time.monotonic() + 60
+        while not beside.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        beside.run_ended()   # while it is still loading: nothing to wait for
+        made = make_report(run, settle=lambda: beside.finish(timeout_s=600))
+        assert beside._process is not None
+        assert beside._process.returncode == -signal.SIGTERM
+    assert made.reused == [] and made.cells == len(CELLS)
 
 
 def test_a_short_run_gets_no_process_beside_it(tmp_path: Path):
