@@ -117,12 +117,17 @@ class AnalysisBeside:
                 if word in (BUSY, IDLE):
                     self._busy = word == BUSY
 
+    def _start_no_more(self, stopped: bool = False) -> subprocess.Popen[bytes] | None:
+        """The process, if it was started; it will not be now (nor at all, ``stopped``)."""
+        with self._lock:
+            self._stopped = self._stopped or stopped
+            self._timer.cancel()
+            return self._process
+
     def run_ended(self) -> None:
         """The run has ended: the process finishes the cell it is on and takes no other (the
         report analyses the cells left; :meth:`finish` waits for it)."""
-        with self._lock:
-            self._timer.cancel()
-            process = self._process
+        process = self._start_no_more()
         if process is not None:
             with contextlib.suppress(OSError, ValueError):
                 assert process.stdin is not None
@@ -134,9 +139,7 @@ class AnalysisBeside:
         it is on and end, then what it kept is all there and the report takes it; past
         ``timeout_s``, or if it is on no cell (still loading, or between cells), :meth:`stop`
         it at once."""
-        with self._lock:
-            self._timer.cancel()
-            process = self._process
+        process = self._start_no_more()
         if process is not None and self.on_a_cell:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout_s)
@@ -145,10 +148,7 @@ class AnalysisBeside:
     def stop(self) -> None:
         """Stop the process and the one it forked for the cell it is on, at once: the report
         analyses that cell itself (whatever the process had kept, it wrote whole)."""
-        with self._lock:
-            self._stopped = True
-            self._timer.cancel()
-            process = self._process
+        process = self._start_no_more(stopped=True)
         if process is None or process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -249,17 +249,22 @@ def main(run_dir: Path) -> None:
         # in one process while it has not grown much (what it has measured of the figures'
         # texts it measures no more), the longest first, until the run ends: the report
         # takes what is left
+        def next_cell() -> bool:   # asked before each cell: none is begun once the run ended
+            if not side.going_on():
+                return False
+            _say(BUSY)
+            return True
+
         analyse_and_keep(data, sorted(todo, key=lambda c: expected_cost(data, c)), kept,
-                         more_cells=lambda: side.going_on() and _say(BUSY))
+                         more_cells=next_cell)
         _say(IDLE)
 
 
-def _say(word: bytes) -> bool:
-    """Tell the run's process (:class:`AnalysisBeside`) ``word``; True, to go on."""
+def _say(word: bytes) -> None:
+    """Tell the run's process (:class:`AnalysisBeside`) ``word``."""
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.buffer.write(word + b"\n")
         sys.stdout.buffer.flush()
-    return True
 
 
 if __name__ == "__main__":
